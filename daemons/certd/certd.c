@@ -1,0 +1,120 @@
+#include "certd.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
+#include "crypto.h"
+#include "log.h"
+
+static const char *const state_names[] = {"unknown", "valid", "invalid"};
+
+/* Everything that must hold for this device to speak for the home; on failure say which file and
+ * why in reason. */
+static int certd_verify(struct certd *c, char *reason, size_t len)
+{
+	const struct iotsec_config *cfg = c->cfg;
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
+	const char *what;
+	int r;
+
+	what = cfg->device.ca;
+	if (c->store == NULL)
+		r = cert_store_load(cfg->device.ca, cfg->device.crl, &c->store);
+	else
+		r = cert_store_refresh(c->store, NULL);
+	if (r == -IOTSEC_ECRL)
+		what = cfg->device.crl;
+	if (r < 0)
+		goto out;
+	what = cfg->device.cert;
+	if ((r = cert_load(cfg->device.cert, &cert)) < 0)
+		goto out;
+	c->have_info = cert_info_get(cert, &c->info) == 0;
+	/* SPEC 5.2: the device's own certificate start is part of the last-known-good time, so a Pi
+	 * that booted in 1970 does not reject the certificate it was enrolled with. */
+	if (c->have_info)
+		clock_raise_floor(c->info.not_before);
+	what = cfg->device.key;
+	if ((r = crypto_load_private_key(cfg->device.key, &key)) < 0 ||
+	    (r = cert_key_matches(cert, key)) < 0)
+		goto out;
+	what = cfg->device.cert;
+	if ((r = cert_verify(c->store, cert, CERT_ROLES_ANY, &c->info)) < 0)
+		goto out;
+	if (cfg->device.name[0] != '\0' && strcmp(cfg->device.name, c->info.name) != 0) {
+		r = -IOTSEC_EIDENTITY;
+		goto out;
+	}
+out:
+	if (r < 0)
+		snprintf(reason, len, "%s: %s", what, iotsec_strerror(r));
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return r;
+}
+
+void certd_check(struct certd *c)
+{
+	char reason[sizeof(c->reason)] = "", clock_path[PATH_MAX];
+	enum certd_state old = c->state;
+	int r = certd_verify(c, reason, sizeof(reason));
+	json_t *ev;
+
+	c->checked_at = clock_now();
+	c->state = r < 0 ? CERTD_INVALID : CERTD_VALID;
+	c->error = r;
+	/* Save the time we trust, so a reboot without a clock does not start from 1970. */
+	if (r == 0 && snprintf(clock_path, sizeof(clock_path), "%s/clock", c->cfg->device.state_dir) <
+			      (int)sizeof(clock_path) &&
+	    (r = clock_save(clock_path)) < 0)
+		log_warnx("cannot save the clock to %s: %s", clock_path, iotsec_strerror(r));
+
+	if (old == c->state && strcmp(reason, c->reason) == 0)
+		return;
+	memcpy(c->reason, reason, sizeof(reason));
+	if (c->state == CERTD_INVALID)
+		log_warnx("device out of the home: %s", c->reason);
+	else
+		log_info("certificate valid: device %s, role %s, home %s", c->info.name,
+			 cert_role_name(c->info.role), c->info.home);
+	if (c->ctl == NULL)
+		return;
+	ev = certd_status(c);
+	if (ev && (r = ctl_server_publish(c->ctl,
+					  c->state == CERTD_VALID ? "certificate-valid"
+								  : "certificate-invalid",
+					  ev)) < 0)
+		log_warnx("cannot publish the certificate state: %s", iotsec_strerror(r));
+	json_decref(ev);
+}
+
+json_t *certd_status(const struct certd *c)
+{
+	json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "daemon", "certd", "certificate",
+			      state_names[c->state], "checked_at", (json_int_t)c->checked_at,
+			      "interval", (json_int_t)c->cfg->certd.interval);
+
+	if (o == NULL)
+		return NULL;
+	if (c->state == CERTD_INVALID)
+		json_object_set_new(o, "reason", json_string(c->reason));
+	if (c->have_info) {
+		json_object_set_new(o, "device", json_string(c->info.name));
+		json_object_set_new(o, "home", json_string(c->info.home));
+		json_object_set_new(o, "role", json_string(cert_role_name(c->info.role)));
+		json_object_set_new(o, "serial", json_string(c->info.serial));
+		json_object_set_new(o, "not_before", json_integer(c->info.not_before));
+		json_object_set_new(o, "not_after", json_integer(c->info.not_after));
+	}
+	return o;
+}
+
+void certd_release(struct certd *c)
+{
+	cert_store_free(c->store);
+	c->store = NULL;
+}

@@ -1,0 +1,131 @@
+/* iotsec-certd: the certificate watchdog (SPEC 5.2). Checks this device's certificate, key, CA and
+ * CRL every certd.interval seconds and whenever one of their files changes, and announces on its
+ * control socket when the device falls out of the home or comes back. */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+
+#include "certd.h"
+#include "clock.h"
+#include "daemon.h"
+#include "file.h"
+#include "log.h"
+
+/* Editors and iotsec-pki replace files in several steps: check once the burst is over. */
+#define CERTD_SETTLE_USEC (200 * 1000)
+
+static struct certd certd;
+static sd_event_source *settle;
+
+static int on_settled(sd_event_source *s, uint64_t usec, void *ud)
+{
+	(void)s, (void)usec, (void)ud;
+	certd_check(&certd);
+	return 0;
+}
+
+static int on_file_change(sd_event_source *s, const struct inotify_event *ev, void *ud)
+{
+	(void)s, (void)ev, (void)ud;
+	return sd_event_source_set_time_relative(settle, CERTD_SETTLE_USEC) < 0
+		       ? 0
+		       : sd_event_source_set_enabled(settle, SD_EVENT_ONESHOT);
+}
+
+static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
+{
+	(void)s, (void)usec, (void)ud;
+	certd_check(&certd);
+	return 0;
+}
+
+static int verb_status(json_t *req, json_t **ret, void *ud)
+{
+	(void)req, (void)ud;
+	*ret = certd_status(&certd);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int verb_check(json_t *req, json_t **ret, void *ud)
+{
+	certd_check(&certd);
+	return verb_status(req, ret, ud);
+}
+
+static const struct ctl_verb verbs[] = {
+	{"status", 0, verb_status},
+	{"check", CTL_MUTATES, verb_check},
+	{NULL, 0, NULL},
+};
+
+/* Watch the directories, not the files: a certificate is replaced by rename. */
+static void watch_dirs(sd_event *e)
+{
+	const char *files[] = {certd.cfg->device.cert, certd.cfg->device.key, certd.cfg->device.ca,
+			       certd.cfg->device.crl};
+	char dirs[4][PATH_MAX];
+	int r;
+
+	for (size_t i = 0; i < 4; i++) {
+		bool seen = false;
+
+		snprintf(dirs[i], sizeof(dirs[i]), "%s", files[i]);
+		snprintf(dirs[i], sizeof(dirs[i]), "%s", dirname(dirs[i]));
+		for (size_t j = 0; j < i; j++)
+			seen = seen || strcmp(dirs[i], dirs[j]) == 0;
+		if (seen)
+			continue;
+		r = sd_event_add_inotify(e, NULL, dirs[i],
+					 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+						 IN_DELETE | IN_ATTRIB,
+					 on_file_change, NULL);
+		if (r < 0)
+			log_warnx("not watching %s (%s): changes are seen at the next check",
+				  dirs[i], iotsec_strerror(r));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct iotsec_config cfg;
+	char path[PATH_MAX];
+	sd_event *e = NULL;
+	int r;
+
+	daemon_setup(argc, argv, "iotsec-certd",
+		     "watch this device's certificate and take it out of the home when it fails", &cfg);
+	certd.cfg = &cfg;
+
+	if ((r = file_mkdirs(cfg.device.state_dir, 0700)) < 0 ||
+	    (r = file_mkdirs(cfg.device.run_dir, 0755)) < 0)
+		fatalx("cannot create %s or %s: %s", cfg.device.state_dir, cfg.device.run_dir,
+		       iotsec_strerror(r));
+	snprintf(path, sizeof(path), "%s/clock", cfg.device.state_dir);
+	if ((r = clock_load(path)) < 0)
+		log_warnx("ignoring saved clock %s: %s", path, iotsec_strerror(r));
+	if ((r = daemon_loop_new(&e)) < 0)
+		fatalx("event loop: %s", iotsec_strerror(r));
+	if ((r = daemon_socket_path(cfg.device.run_dir, "certd", path, sizeof(path))) < 0 ||
+	    (r = ctl_server_new(e, path, verbs, NULL, &certd.ctl)) < 0)
+		fatalx("control socket %s: %s", path, iotsec_strerror(r));
+	if ((r = sd_event_add_time_relative(e, &settle, CLOCK_MONOTONIC, CERTD_SETTLE_USEC, 0,
+					    on_settled, NULL)) < 0 ||
+	    (r = sd_event_source_set_enabled(settle, SD_EVENT_OFF)) < 0 ||
+	    (r = daemon_add_periodic(e, (uint64_t)cfg.certd.interval * 1000000, on_tick, NULL,
+				     NULL)) < 0)
+		fatalx("timers: %s", iotsec_strerror(r));
+	watch_dirs(e);
+
+	certd_check(&certd);
+	r = daemon_run(e, certd.state == CERTD_VALID ? "certificate valid" : certd.reason);
+
+	ctl_server_free(certd.ctl);
+	certd_release(&certd);
+	sd_event_source_unref(settle);
+	sd_event_unref(e);
+	config_free(&cfg);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,31 @@
+/* iotsec-dictd's state: the key dictionary in memory, its file, and the lock that follows certd. */
+#ifndef IOTSEC_DICTD_H
+#define IOTSEC_DICTD_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "keydict.h"
+
+struct dictd {
+	const struct iotsec_config *cfg;
+	struct keydict *dict;
+	bool locked;        /* every lookup refused */
+	char lock_why[256]; /* for status: "waiting for certd", certd's reason, "by request" */
+	unsigned long lookups, refused;
+};
+
+/* Read the dictionary key (a systemd credential "dict.key", else dictd.key_file, created with
+ * fresh random bytes on first start) and the dictionary. A dictionary that exists but cannot be
+ * trusted is an error: it is never replaced by an empty one. */
+int dictd_open(struct dictd *d, const struct iotsec_config *cfg);
+void dictd_close(struct dictd *d);
+
+extern const struct ctl_verb dictd_verbs[];
+/* Follow certd: lock on certificate-invalid (or while certd's state is unknown), unlock on valid. */
+void dictd_on_certd(json_t *event, void *userdata);
+
+#endif

@@ -1,0 +1,48 @@
+/* iotsec-dictd: the key dictionary (SPEC 5.4). The only process that reads or writes the key file;
+ * other daemons reach keys through its control verbs, and only while certd says the device's
+ * certificate is valid. */
+#include <limits.h>
+
+#include "daemon.h"
+#include "dictd.h"
+#include "file.h"
+#include "log.h"
+
+int main(int argc, char **argv)
+{
+	static const char *const certd_events[] = {"certificate-invalid", "certificate-valid", NULL};
+	static struct dictd dictd;
+	struct iotsec_config cfg;
+	struct ctl_server *ctl = NULL;
+	struct ctl_watch *certd = NULL;
+	char path[PATH_MAX];
+	sd_event *e = NULL;
+	int r;
+
+	daemon_setup(argc, argv, "iotsec-dictd", "keep this device's keys, sealed, for the others",
+		     &cfg);
+	if ((r = file_mkdirs(cfg.device.run_dir, 0755)) < 0 ||
+	    (r = file_mkdirs(cfg.device.state_dir, 0700)) < 0)
+		fatalx("cannot create %s or %s: %s", cfg.device.run_dir, cfg.device.state_dir,
+		       iotsec_strerror(r));
+	if (dictd_open(&dictd, &cfg) < 0)
+		return 1;
+	if ((r = daemon_loop_new(&e)) < 0)
+		fatalx("event loop: %s", iotsec_strerror(r));
+	if ((r = daemon_socket_path(cfg.device.run_dir, "dictd", path, sizeof(path))) < 0 ||
+	    (r = ctl_server_new(e, path, dictd_verbs, &dictd, &ctl)) < 0)
+		fatalx("control socket %s: %s", path, iotsec_strerror(r));
+	if ((r = daemon_socket_path(cfg.device.run_dir, "certd", path, sizeof(path))) < 0 ||
+	    (r = ctl_watch_new(e, path, certd_events, 1000, dictd_on_certd, &dictd, &certd)) < 0)
+		fatalx("cannot follow iotsec-certd at %s: %s", path, iotsec_strerror(r));
+	log_info("%zu records in %s; locked until iotsec-certd reports the certificate valid",
+		 keydict_count(dictd.dict), cfg.dictd.path);
+	r = daemon_run(e, "serving keys");
+
+	ctl_watch_free(certd);
+	ctl_server_free(ctl);
+	dictd_close(&dictd);
+	sd_event_unref(e);
+	config_free(&cfg);
+	return r < 0 ? 1 : 0;
+}

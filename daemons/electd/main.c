@@ -1,0 +1,49 @@
+/* iotsec-electd: controller election among the home's devices (SPEC 5.1). */
+#include <errno.h>
+#include <limits.h>
+
+#include "daemon.h"
+#include "electd.h"
+#include "file.h"
+#include "log.h"
+
+static struct electd electd;
+
+static int verb_status(json_t *req, json_t **ret, void *ud)
+{
+	(void)req, (void)ud;
+	*ret = electd_status(&electd);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static const struct ctl_verb verbs[] = {
+	{"status", 0, verb_status},
+	{NULL, 0, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	struct iotsec_config cfg;
+	char path[PATH_MAX];
+	sd_event *e = NULL;
+	int r;
+
+	daemon_setup(argc, argv, "iotsec-electd", "elect the home's controller among its devices",
+		     &cfg);
+	if ((r = file_mkdirs(cfg.device.run_dir, 0755)) < 0)
+		fatalx("cannot create %s: %s", cfg.device.run_dir, iotsec_strerror(r));
+	if ((r = daemon_loop_new(&e)) < 0)
+		fatalx("event loop: %s", iotsec_strerror(r));
+	if ((r = daemon_socket_path(cfg.device.run_dir, "electd", path, sizeof(path))) < 0 ||
+	    (r = ctl_server_new(e, path, verbs, NULL, &electd.ctl)) < 0)
+		fatalx("control socket %s: %s", path, iotsec_strerror(r));
+	if (electd_start(&electd, &cfg, e) < 0)
+		return 1;
+	r = daemon_run(e, "electing");
+
+	electd_stop(&electd);
+	ctl_server_free(electd.ctl);
+	sd_event_unref(e);
+	config_free(&cfg);
+	return r < 0 ? 1 : 0;
+}

@@ -1,0 +1,46 @@
+/* The home certificate authority behind iotsec-pki.
+ *
+ * A CA directory holds ca.crt, ca.key (0600), crl.pem and index.json, the issuance database:
+ * one record per certificate issued (serial, device, role, validity, revocation). Every file
+ * is written atomically. */
+#ifndef IOTSEC_CA_H
+#define IOTSEC_CA_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
+
+#include "cert.h"
+
+#define CA_KEY_BITS     3072
+#define DEVICE_KEY_BITS 2048
+/* The CRL is re-signed on every change; between changes it stays valid this long. */
+#define CA_CRL_DAYS 365
+
+/* Create the CA in dir (created if needed). -EEXIST if dir already holds a CA. */
+int ca_init(const char *dir, const char *home, int days);
+
+struct ca_enrol_req {
+	const char *device;
+	enum cert_role role;
+	int64_t not_before, not_after; /* seconds since the epoch */
+	const char *csr_path;          /* NULL: generate the device key */
+	const char *out_dir;           /* NAME.crt, NAME.key (0600, not with a CSR), ca.crt */
+};
+/* Issue a certificate. -EEXIST when the device already holds a valid one (revoke it first),
+ * -EINVAL for a bad name, -EBADMSG for a CSR that does not parse or is not self-signed. */
+int ca_enrol(const char *dir, const struct ca_enrol_req *req);
+
+/* Revoke every unrevoked certificate of device and rewrite the CRL. -ENOENT: none. */
+int ca_revoke(const char *dir, const char *device);
+/* Re-sign the CRL (for example before it expires). */
+int ca_write_crl(const char *dir);
+/* The issuance database as a JSON array of records
+ * {"serial","device","role","not_before","not_after","revoked"(bool),"revoked_at"}. */
+int ca_list(const char *dir, json_t **ret);
+
+/* A device name is 1-63 of [A-Za-z0-9._-], not starting with '.' or '-'. */
+bool ca_name_valid(const char *name);
+
+#endif

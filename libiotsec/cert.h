@@ -1,0 +1,71 @@
+/* Device certificates of one home, and their verification against the home CA and its CRL.
+ *
+ * A device certificate names the device in CN, the home in O and the device's role in OU
+ * ("node", "controller"). It is valid when it chains to the home CA, is not on the CRL, is
+ * inside its validity at clock_now(), belongs to this home and has an allowed role. */
+#ifndef IOTSEC_CERT_H
+#define IOTSEC_CERT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#define CERT_NAME_MAX 64 /* device and home names, including the NUL */
+#define CERT_FP_LEN   32 /* SHA-256 of the DER certificate */
+
+enum cert_role {
+	CERT_ROLE_NODE = 1 << 0,
+	CERT_ROLE_CONTROLLER = 1 << 1,
+};
+#define CERT_ROLES_ANY (CERT_ROLE_NODE | CERT_ROLE_CONTROLLER)
+
+/* "node" / "controller"; NULL for anything else. */
+const char *cert_role_name(enum cert_role role);
+/* 0 and *ret on a known name, -EINVAL otherwise. */
+int cert_role_parse(const char *name, enum cert_role *ret);
+
+/* What a verified (or merely parsed) certificate says. */
+struct cert_info {
+	char name[CERT_NAME_MAX];
+	char home[CERT_NAME_MAX];
+	enum cert_role role;
+	int64_t not_before, not_after;
+	char serial[2 * 20 + 1]; /* hex */
+	uint8_t fp[CERT_FP_LEN];
+};
+
+/* Fill info from the certificate's fields, without judging them. -EBADMSG when a field we need
+ * (CN, O, OU with a known role) is missing or too long. */
+int cert_info_get(X509 *cert, struct cert_info *ret);
+
+int cert_load(const char *path, X509 **ret);
+int cert_from_pem(const void *pem, size_t len, X509 **ret);
+int cert_from_der(const void *der, size_t len, X509 **ret);
+/* *ret is malloc'd. */
+int cert_to_der(X509 *cert, uint8_t **ret, size_t *ret_len);
+/* 0 when key is the private key of cert's public key, -IOTSEC_EKEYMISMATCH otherwise. */
+int cert_key_matches(X509 *cert, EVP_PKEY *key);
+
+/* The trust anchor: the home CA certificate and its CRL, re-read when either file changes. */
+struct cert_store;
+/* Loads both files now; a missing or unusable CRL is an error (-IOTSEC_ECRL): without it a
+ * revoked device would be accepted. */
+int cert_store_load(const char *ca_path, const char *crl_path, struct cert_store **ret);
+void cert_store_free(struct cert_store *s);
+/* Re-read the CA or CRL if their files changed since the last load (mtime, size, inode). Keeps
+ * the previous state and returns an error when the new files are unusable. *ret_changed tells
+ * whether anything was reloaded (may be NULL). */
+int cert_store_refresh(struct cert_store *s, bool *ret_changed);
+/* The home named by the CA certificate (its O). */
+const char *cert_store_home(const struct cert_store *s);
+X509 *cert_store_ca(const struct cert_store *s);
+
+/* Verify cert at clock_now(): chain and CRL, validity, home, then role (roles is a mask of
+ * enum cert_role). Distinct codes: -EKEYEXPIRED, -IOTSEC_ENOTYETVALID, -EKEYREVOKED,
+ * -IOTSEC_EUNKNOWNCA, -IOTSEC_ESELFSIGNED, -IOTSEC_EHOME, -IOTSEC_EROLE, -IOTSEC_ECRL,
+ * -IOTSEC_ECERT. ret_info may be NULL; it is filled only on success. */
+int cert_verify(struct cert_store *s, X509 *cert, unsigned roles, struct cert_info *ret_info);
+
+#endif

@@ -1,0 +1,514 @@
+/* config: the table-driven loader of iotsec.conf over libconfig 1.5.
+ *
+ * libconfig parses; this file decides what is allowed. Two gaps of libconfig 1.5 are closed by a
+ * small scan of the text before parsing: it keeps an integer that does not fit an int by silently
+ * truncating it (4294967596 reads as 300), and it follows @include to any file. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libconfig.h>
+
+#include "file.h"
+#include "keypool.h"
+#include "log.h"
+
+#define CONFIG_FILE_MAX	   (1024 * 1024)
+#define CONFIG_LINES_MAX   USHRT_MAX /* libconfig keeps a setting's line in an unsigned short */
+#define CONFIG_PATH_MAX	   256	     /* longest dotted name compared with the table */
+#define CONFIG_DEPTH_MAX   8	     /* group nesting the scan follows; deeper than any row */
+#define CONFIG_LITERAL_MAX 24	     /* an oversized integer as quoted in a message */
+
+/* A row's value while parsing: the caller's struct sees nothing until the whole file passed. */
+struct config_value {
+	bool seen;
+	bool overflow; /* written as an integer that does not fit an int */
+	char literal[CONFIG_LITERAL_MAX];
+	int i;
+	char *s;
+};
+
+struct config_ctx {
+	const char *name;
+	const struct config_def *table;
+	size_t n;
+	struct config_value *v;
+	char *err;
+	size_t errlen;
+};
+
+static void config_err(struct config_ctx *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void config_err(struct config_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err == NULL || c->errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->err, c->errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* "FILE:LINE: setting 'PATH': PROBLEM"; returns -EINVAL for the caller to pass on. */
+static int setting_err(struct config_ctx *c, unsigned line, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int setting_err(struct config_ctx *c, unsigned line, const char *path, const char *fmt, ...)
+{
+	char problem[CONFIG_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(problem, sizeof(problem), fmt, ap);
+	va_end(ap);
+	config_err(c, "%s:%u: setting '%s': %s", c->name, line, path, problem);
+	return -EINVAL;
+}
+
+static ssize_t find_row(const struct config_ctx *c, const char *path)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->table[i].name, path) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* True when path names a group: some row lies below it. */
+static bool is_group(const struct config_ctx *c, const char *path)
+{
+	size_t len = strlen(path);
+
+	for (size_t i = 0; i < c->n; i++)
+		if (strncmp(c->table[i].name, path, len) == 0 && c->table[i].name[len] == '.')
+			return true;
+	return false;
+}
+
+/* "prefix.name" (or "name" at the top) into out; false when it does not fit, and then it cannot
+ * be a row either. */
+static bool join_path(char *out, size_t outlen, const char *prefix, const char *name, size_t len)
+{
+	int n = prefix[0] != '\0' ? snprintf(out, outlen, "%s.%.*s", prefix, (int)len, name)
+				  : snprintf(out, outlen, "%.*s", (int)len, name);
+
+	return n >= 0 && (size_t)n < outlen;
+}
+
+/* "e5", "E+5", "e-5": what turns digits into a float for libconfig. */
+static bool is_exponent(const char *p)
+{
+	return (p[0] == 'e' || p[0] == 'E') &&
+	       (isdigit((unsigned char)p[1]) ||
+		((p[1] == '+' || p[1] == '-') && isdigit((unsigned char)p[2])));
+}
+
+/* Skip one numeric literal as libconfig 1.5 reads it (decimal or hex integer with an optional L
+ * or LL, or a float) and, when an integer does not fit an int and is the value of the row at
+ * path, mark that row: libconfig would hand us a truncated value. */
+static const char *scan_number(struct config_ctx *c, const char *p, const char *path)
+{
+	const char *start = p;
+	unsigned long long v = 0;
+	unsigned base = 10;
+	bool neg = false;
+	ssize_t row;
+
+	if (*p == '+' || *p == '-')
+		neg = *p++ == '-';
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && isxdigit((unsigned char)p[2])) {
+		base = 16;
+		p += 2;
+	}
+	for (; base == 16 ? isxdigit((unsigned char)*p) : isdigit((unsigned char)*p); p++) {
+		unsigned d = isdigit((unsigned char)*p)
+				 ? (unsigned)(*p - '0')
+				 : (unsigned)(tolower((unsigned char)*p) - 'a' + 10);
+		v = v > (ULLONG_MAX - d) / base ? ULLONG_MAX : v * base + d;
+	}
+	if (base == 10 && (*p == '.' || is_exponent(p))) {
+		/* A float: the walk refuses it by type wherever an integer is expected. */
+		if (*p == '.')
+			for (p++; isdigit((unsigned char)*p); p++)
+				;
+		if (is_exponent(p))
+			for (p += 2; isdigit((unsigned char)*p); p++)
+				;
+		return p;
+	}
+	if (*p == 'L')
+		p += p[1] == 'L' ? 2 : 1;
+
+	if ((neg ? v <= (unsigned long long)INT_MAX + 1 : v <= INT_MAX) || path == NULL)
+		return p;
+	row = find_row(c, path);
+	if (row >= 0 && c->table[row].type == CONFIG_INT) {
+		struct config_value *val = &c->v[row];
+		int len = (int)(p - start);
+
+		val->overflow = true;
+		if (len < CONFIG_LITERAL_MAX)
+			snprintf(val->literal, sizeof(val->literal), "%.*s", len, start);
+		else
+			snprintf(val->literal, sizeof(val->literal), "%.*s...",
+				 CONFIG_LITERAL_MAX - 4, start);
+	}
+	return p;
+}
+
+static unsigned line_at(const char *text, const char *p)
+{
+	unsigned line = 1;
+
+	for (; text < p; text++)
+		line += *text == '\n';
+	return line;
+}
+
+/* Follow the tokens of libconfig 1.5 that matter here (comments, strings, names, groups, numbers)
+ * to refuse @include and oversized integers, and refuse files libconfig would number wrongly. */
+static int scan_text(struct config_ctx *c, const char *text)
+{
+	enum { SEEN_OTHER, SEEN_NAME, SEEN_ASSIGN } seen = SEEN_OTHER;
+	char path[CONFIG_PATH_MAX] = "", value[CONFIG_PATH_MAX];
+	size_t lens[CONFIG_DEPTH_MAX], name_len = 0;
+	unsigned depth = 0, tracked = 0; /* tracked: the outer groups path names */
+	const char *p = text, *name = NULL;
+
+	if (line_at(text, text + strlen(text)) > CONFIG_LINES_MAX) {
+		config_err(c, "%s: more than %u lines", c->name, CONFIG_LINES_MAX);
+		return -EINVAL;
+	}
+	while (*p != '\0') {
+		unsigned char ch = (unsigned char)*p;
+
+		if (isspace(ch)) {
+			p++;
+			continue;
+		}
+		if (ch == '#' || (ch == '/' && p[1] == '/')) {
+			p += strcspn(p, "\n");
+			continue;
+		}
+		if (ch == '/' && p[1] == '*') {
+			const char *end = strstr(p + 2, "*/");
+			p = end != NULL ? end + 2 : p + strlen(p);
+			continue;
+		}
+		if (ch == '=' || ch == ':') {
+			seen = seen == SEEN_NAME ? SEEN_ASSIGN : SEEN_OTHER;
+			p++;
+			continue;
+		}
+		if (isalpha(ch) || ch == '*') {
+			for (name = p++; isalnum((unsigned char)*p) ||
+					 (*p != '\0' && strchr("-_*", *p) != NULL);
+			     p++)
+				;
+			name_len = (size_t)(p - name);
+			seen = SEEN_NAME;
+			continue;
+		}
+		if (isdigit(ch) || ch == '.' ||
+		    ((ch == '-' || ch == '+') && (isdigit((unsigned char)p[1]) || p[1] == '.'))) {
+			bool named = seen == SEEN_ASSIGN && depth == tracked &&
+				     join_path(value, sizeof(value), path, name, name_len);
+
+			p = scan_number(c, p, named ? value : NULL);
+			seen = SEEN_OTHER;
+			continue;
+		}
+		if (ch == '"') {
+			for (p++; *p != '\0' && *p != '"'; p++)
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+			p += *p == '"';
+		} else if (ch == '{' || ch == '(' || ch == '[') {
+			if (ch == '{' && seen == SEEN_ASSIGN && depth == tracked &&
+			    tracked < CONFIG_DEPTH_MAX &&
+			    join_path(value, sizeof(value), path, name, name_len)) {
+				lens[tracked++] = strlen(path);
+				memcpy(path, value, sizeof(path));
+			}
+			depth++;
+			p++;
+		} else if (ch == '}' || ch == ')' || ch == ']') {
+			if (depth > 0 && depth-- == tracked)
+				path[lens[--tracked]] = '\0';
+			p++;
+		} else if (ch == '@' && strncmp(p, "@include", 8) == 0) {
+			/* One file for every daemon (SPEC 5): nothing else is read. */
+			config_err(c, "%s:%u: @include is not supported", c->name,
+				   line_at(text, p));
+			return -EINVAL;
+		} else {
+			p++;
+		}
+		seen = SEEN_OTHER;
+	}
+	return 0;
+}
+
+/* Check one setting against its row and keep its value in c->v. */
+static int take(struct config_ctx *c, size_t row, const config_setting_t *s, const char *path)
+{
+	const struct config_def *def = &c->table[row];
+	struct config_value *v = &c->v[row];
+	unsigned line = config_setting_source_line(s);
+	int type = config_setting_type(s);
+	long long ll;
+	size_t len;
+
+	switch (def->type) {
+	case CONFIG_INT:
+		if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+			return setting_err(c, line, path, "expected an integer");
+		if (v->overflow)
+			return setting_err(c, line, path, "%s is out of range %lld..%lld",
+					   v->literal, def->min, def->max);
+		ll = config_setting_get_int64(s);
+		if (ll < def->min || ll > def->max || ll < INT_MIN || ll > INT_MAX)
+			return setting_err(c, line, path, "%lld is out of range %lld..%lld", ll,
+					   def->min, def->max);
+		v->i = (int)ll;
+		break;
+	case CONFIG_BOOL:
+		if (type != CONFIG_TYPE_BOOL)
+			return setting_err(c, line, path, "expected true or false");
+		v->i = config_setting_get_bool(s) != 0;
+		break;
+	case CONFIG_STRING:
+		if (type != CONFIG_TYPE_STRING)
+			return setting_err(c, line, path, "expected a string");
+		len = strlen(config_setting_get_string(s));
+		if ((long long)len > def->max)
+			return setting_err(c, line, path, "string longer than %lld", def->max);
+		if ((long long)len < def->min)
+			return len == 0 ? setting_err(c, line, path, "must not be empty")
+					: setting_err(c, line, path, "string shorter than %lld",
+						      def->min);
+		if ((v->s = strdup(config_setting_get_string(s))) == NULL)
+			return -ENOMEM;
+		break;
+	}
+	v->seen = true;
+	return 0;
+}
+
+/* Every member of group must be a row or a group of rows; recursion ends with the table's depth. */
+static int walk(struct config_ctx *c, const config_setting_t *group, const char *prefix)
+{
+	int count = config_setting_length(group);
+
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+		const char *name = config_setting_name(s) ? config_setting_name(s) : "";
+		unsigned line = config_setting_source_line(s);
+		char path[CONFIG_PATH_MAX];
+		ssize_t row;
+		int r;
+
+		join_path(path, sizeof(path), prefix, name, strlen(name));
+		if ((row = find_row(c, path)) >= 0)
+			r = take(c, (size_t)row, s, path);
+		else if (is_group(c, path))
+			r = config_setting_is_group(s)
+				? walk(c, s, path)
+				: setting_err(c, line, path, "expected a group");
+		else
+			r = setting_err(c, line, path,
+					config_setting_is_group(s) ? "unknown group"
+								   : "unknown setting");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void values_free(struct config_value *v, size_t n)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(v[i].s);
+	free(v);
+}
+
+int config_parse(const char *text, const char *name, const struct config_def *table, size_t n,
+		 void *dst, char *err, size_t errlen)
+{
+	struct config_ctx c = {
+	    .name = name ? name : "-", .table = table, .n = n, .err = err, .errlen = errlen};
+	config_t cf;
+	int r;
+
+	config_init(&cf);
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (text == NULL || (table == NULL && n > 0) || dst == NULL) {
+		config_err(&c, "%s: nothing to parse", c.name);
+		r = -EINVAL;
+		goto out;
+	}
+	if ((c.v = calloc(n ? n : 1, sizeof(*c.v))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = scan_text(&c, text)) < 0)
+		goto out;
+	if (config_read_string(&cf, text) != CONFIG_TRUE) {
+		const char *why = config_error_text(&cf) ? config_error_text(&cf) : "unknown";
+
+		/* libconfig's own word for most problems is already "syntax error". */
+		if (strcmp(why, "syntax error") == 0)
+			config_err(&c, "%s:%d: syntax error", c.name, config_error_line(&cf));
+		else
+			config_err(&c, "%s:%d: syntax error: %s", c.name, config_error_line(&cf),
+				   why);
+		r = -EINVAL;
+		goto out;
+	}
+	if ((r = walk(&c, config_root_setting(&cf), "")) < 0)
+		goto out;
+
+	for (size_t i = 0; i < n; i++) {
+		if (c.v[i].seen)
+			continue;
+		c.v[i].i = (int)table[i].def_int;
+		if (table[i].type == CONFIG_STRING &&
+		    (c.v[i].s = strdup(table[i].def_str ? table[i].def_str : "")) == NULL) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	/* Everything passed: only now does dst change. */
+	for (size_t i = 0; i < n; i++) {
+		char *field = (char *)dst + table[i].offset;
+
+		if (table[i].type == CONFIG_STRING) {
+			memcpy(field, &c.v[i].s, sizeof(char *));
+			c.v[i].s = NULL;
+		} else {
+			memcpy(field, &c.v[i].i, sizeof(int));
+		}
+	}
+	r = 0;
+out:
+	if (r == -ENOMEM)
+		config_err(&c, "%s: %s", c.name, strerror(ENOMEM));
+	values_free(c.v, n);
+	config_destroy(&cf);
+	return r;
+}
+
+void config_release(const struct config_def *table, size_t n, void *dst)
+{
+	if (table == NULL || dst == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char **field = (char **)((char *)dst + table[i].offset);
+
+		if (table[i].type != CONFIG_STRING)
+			continue;
+		free(*field);
+		*field = NULL;
+	}
+}
+
+#define ROW_STR(n, f, lo, hi, d, h)                                                                \
+	{                                                                                          \
+		n, CONFIG_STRING, lo, hi, 0, d, offsetof(struct iotsec_config, f), h               \
+	}
+#define ROW_INT(n, f, lo, hi, d, h)                                                                \
+	{                                                                                          \
+		n, CONFIG_INT, lo, hi, d, NULL, offsetof(struct iotsec_config, f), h               \
+	}
+
+const struct config_def iotsec_config_table[] = {
+    ROW_STR("device.name", device.name, 0, 63, "",
+	    "this device's name; empty: the name in its certificate"),
+    ROW_STR("device.cert", device.cert, 1, 4095, "/etc/iotsec/device.crt",
+	    "this device's certificate (PEM)"),
+    ROW_STR("device.key", device.key, 1, 4095, "/etc/iotsec/device.key",
+	    "this device's private key (PEM, mode 0600)"),
+    ROW_STR("device.ca", device.ca, 1, 4095, "/etc/iotsec/ca.crt", "the home CA's certificate"),
+    ROW_STR("device.crl", device.crl, 1, 4095, "/etc/iotsec/crl.pem",
+	    "the home CA's revocation list"),
+    ROW_STR("device.state_dir", device.state_dir, 1, 4095, "/var/lib/iotsec",
+	    "persistent state: the saved clock, the key dictionary"),
+    ROW_STR("device.run_dir", device.run_dir, 1, 4095, "/run/iotsec",
+	    "the daemons' control sockets"),
+    ROW_INT("certd.interval", certd.interval, 1, 86400, 300,
+	    "seconds between two checks of the certificate, key, CA and CRL"),
+    ROW_INT("net.port", net.port, 1, 65535, 7450,
+	    "UDP port of broadcasts and TCP port of exchanges between devices"),
+    ROW_INT("net.delta_t", net.delta_t, 1, 3600, 30,
+	    "freshness window of signed messages, seconds"),
+    ROW_STR("net.broadcast", net.broadcast, 7, 15, "255.255.255.255",
+	    "IPv4 broadcast address of the home network"),
+    ROW_INT("electd.tries", electd.tries, 1, 100, 3,
+	    "IS_THERE_CONTROLLER queries before a device declares itself controller"),
+    ROW_INT("electd.try_ms", electd.try_ms, 10, 60000, 1000, "milliseconds between two queries"),
+    ROW_INT("electd.heartbeat_ms", electd.heartbeat_ms, 10, 600000, 5000,
+	    "milliseconds between two announcements of the controller"),
+    ROW_INT("electd.timeout_ms", electd.timeout_ms, 10, 3600000, 15000,
+	    "milliseconds of silence after which nodes elect again"),
+    ROW_INT("keyd.ring_size", keyd.ring_size, 1, KEYPOOL_RING_MAX, KEYPOOL_RING_DEFAULT,
+	    "keys in each device's ring (k)"),
+    ROW_INT("keyd.pool_size", keyd.pool_size, 0, KEYPOOL_POOL_MAX, 0,
+	    "keys in the pool (P); 0: the largest that meets the target"),
+    ROW_INT("keyd.target_permille", keyd.target_permille, 1, 1000, 900,
+	    "wanted probability, x 1000, that two rings share a key"),
+    ROW_INT("keyd.collect_ms", keyd.collect_ms, 10, 600000, 3000,
+	    "milliseconds the controller waits for contributed keys"),
+    ROW_STR("dictd.path", dictd.path, 1, 4095, "/var/lib/iotsec/keys.dict",
+	    "the key dictionary (only iotsec-dictd opens it)"),
+    ROW_STR("dictd.key_file", dictd.key_file, 1, 4095, "/etc/iotsec/dict.key",
+	    "the dictionary key, 32 bytes, root-only; a systemd credential dict.key wins"),
+};
+
+const size_t iotsec_config_table_len = sizeof(iotsec_config_table) / sizeof(iotsec_config_table[0]);
+
+int config_load(const char *path, struct iotsec_config *cfg, char *err, size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((r = file_read(path, CONFIG_FILE_MAX, &text, &len)) < 0) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s: cannot read: %s", path, iotsec_strerror(r));
+		goto out;
+	}
+	if (strlen(text) != len) {
+		/* libconfig would stop at the NUL and ignore the rest without a word. */
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s:%u: NUL byte in the file", path,
+				 line_at(text, text + strlen(text)));
+		r = -EINVAL;
+		goto out;
+	}
+	r = config_load_string(text, path, cfg, err, errlen);
+out:
+	free(text);
+	return r;
+}
+
+int config_load_string(const char *text, const char *name, struct iotsec_config *cfg, char *err,
+		       size_t errlen)
+{
+	return config_parse(text, name, iotsec_config_table, iotsec_config_table_len, cfg, err,
+			    errlen);
+}
+
+void config_free(struct iotsec_config *cfg)
+{
+	config_release(iotsec_config_table, iotsec_config_table_len, cfg);
+}

@@ -1,0 +1,81 @@
+/* The configuration file every iotsec program reads (libconfig syntax), driven by a table.
+ *
+ * Each setting is a row: dotted name, type, range, default and where the value goes. The loader
+ * refuses unknown keys, wrong types and out-of-range values with file, line and setting name,
+ * and fills every setting the file leaves out with its default. */
+#ifndef IOTSEC_CONFIG_H
+#define IOTSEC_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/iotsec/iotsec.conf"
+#define CONFIG_ERR_MAX      512
+
+enum config_type {
+	CONFIG_INT,    /* int; min..max */
+	CONFIG_BOOL,   /* int 0/1 */
+	CONFIG_STRING, /* char *, malloc'd; length min..max */
+};
+
+struct config_def {
+	const char *name; /* "group.setting" */
+	enum config_type type;
+	long long min, max;
+	long long def_int;
+	const char *def_str;
+	size_t offset; /* into the destination struct */
+	const char *help;
+};
+
+/* Load text (name is used in messages) into dst according to table[0..n). On failure returns
+ * -EINVAL, writes "FILE:LINE: setting 'x.y': problem" to err and leaves dst untouched. */
+int config_parse(const char *text, const char *name, const struct config_def *table, size_t n,
+		 void *dst, char *err, size_t errlen);
+/* Free the strings config_parse allocated in dst. */
+void config_release(const struct config_def *table, size_t n, void *dst);
+
+/* The settings of iotsec itself: one file for every daemon. */
+struct iotsec_config {
+	struct {
+		char *name;      /* this device; empty: take it from the certificate */
+		char *cert, *key;/* this device's certificate and private key */
+		char *ca, *crl;  /* the home CA certificate and its revocation list */
+		char *state_dir; /* persistent state (saved clock, dictionary) */
+		char *run_dir;   /* control sockets */
+	} device;
+	struct {
+		int interval; /* seconds between certificate checks */
+	} certd;
+	struct {
+		int port;        /* UDP broadcasts and TCP exchanges between devices */
+		int delta_t;     /* freshness window of signed messages, seconds */
+		char *broadcast; /* IPv4 broadcast address of the home network */
+	} net;
+	struct {
+		int tries;        /* IS_THERE_CONTROLLER queries before declaring */
+		int try_ms;       /* between queries */
+		int heartbeat_ms; /* between the controller's announcements */
+		int timeout_ms;   /* silence after which nodes elect again */
+	} electd;
+	struct {
+		int ring_size;      /* keys in each device's ring (k) */
+		int pool_size;      /* keys in the pool (P); 0: the largest meeting target */
+		int target_permille; /* wanted probability that two rings share a key, x 1000 */
+		int collect_ms;     /* how long the controller waits for contributed keys */
+	} keyd;
+	struct {
+		char *path;     /* the dictionary file (only dictd touches it) */
+		char *key_file; /* the dictionary key, 32 random bytes, root-only (0600) */
+	} dictd;
+};
+
+extern const struct config_def iotsec_config_table[];
+extern const size_t iotsec_config_table_len;
+
+/* Read path into cfg; on failure err explains (see config_parse). */
+int config_load(const char *path, struct iotsec_config *cfg, char *err, size_t errlen);
+int config_load_string(const char *text, const char *name, struct iotsec_config *cfg, char *err,
+		       size_t errlen);
+void config_free(struct iotsec_config *cfg);
+
+#endif

@@ -1,0 +1,77 @@
+/* The control socket: how iotsecctl and the daemons on one Pi talk to a daemon.
+ *
+ * A Unix stream socket carrying one JSON object per line, each way. A request is
+ *   {"v":1,"verb":"status", ...arguments}
+ * and its reply {"v":1,"ok":true, ...fields} or {"v":1,"ok":false,"error":"reason"}.
+ * The built-in verb "subscribe" {"events":["certificate-invalid",...]} (or ["*"]) turns the
+ * connection into an event stream: after its reply the server pushes
+ *   {"v":1,"event":"certificate-invalid", ...fields}
+ * Verbs flagged CTL_MUTATES are refused unless the peer (SO_PEERCRED) is root or the daemon's
+ * own uid. Lines are bounded (CTL_LINE_MAX) and so are connections (CTL_MAX_CLIENTS). */
+#ifndef IOTSEC_CTL_H
+#define IOTSEC_CTL_H
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#define CTL_PROTO_VERSION 1
+#define CTL_LINE_MAX      65536
+#define CTL_MAX_CLIENTS   32
+
+enum ctl_flags {
+	CTL_MUTATES = 1 << 0,
+};
+
+/* A verb handler gets the whole request object. It returns 0 and sets *ret_reply to an object
+ * whose fields are added to the reply (or leaves it NULL), or a negative code whose
+ * iotsec_strerror() becomes the error. */
+typedef int (*ctl_handler)(json_t *request, json_t **ret_reply, void *userdata);
+
+struct ctl_verb {
+	const char *name;
+	unsigned flags;
+	ctl_handler fn;
+};
+
+struct ctl_server;
+/* Listen on path (replacing a stale socket) with mode 0666: reading is open to local users,
+ * changes are checked per verb. verbs ends with a {NULL} row. */
+int ctl_server_new(sd_event *e, const char *path, const struct ctl_verb *verbs, void *userdata,
+		   struct ctl_server **ret);
+/* Closes every connection and removes the socket file. */
+void ctl_server_free(struct ctl_server *s);
+/* Push an event to every connection subscribed to it; data (borrowed, may be NULL) holds its
+ * fields. A subscriber that cannot keep up is disconnected rather than blocking the daemon. */
+int ctl_server_publish(struct ctl_server *s, const char *event, json_t *data);
+
+/* The server's decoding of one request line (without its newline), public for fuzzing: 0 and a
+ * request with "v" == CTL_PROTO_VERSION and a string "verb" in *ret_request, or -EBADMSG /
+ * -EPROTONOSUPPORT and the refusal to send back (echoing any "id") in *ret_refusal. */
+int ctl_request_parse(const char *line, size_t len, json_t **ret_request, json_t **ret_refusal);
+
+/* Blocking client, for tools and tests. */
+struct ctl_client;
+/* -ENOENT or -ECONNREFUSED mean the daemon is not running. */
+int ctl_client_connect(const char *path, struct ctl_client **ret);
+void ctl_client_free(struct ctl_client *c);
+/* Send a request (args borrowed, may be NULL) and wait up to timeout_ms for its reply. Returns 0
+ * when a reply arrived, whatever its "ok"; -ETIMEDOUT, -EBADMSG, -ECONNRESET otherwise. */
+int ctl_client_call(struct ctl_client *c, const char *verb, json_t *args, int timeout_ms,
+		    json_t **ret_reply);
+/* The error text of a reply with "ok": false, NULL when it is ok. */
+const char *ctl_reply_error(json_t *reply);
+/* Subscribe to events (NULL-terminated names, or {"*", NULL}). */
+int ctl_client_subscribe(struct ctl_client *c, const char *const *events, int timeout_ms);
+/* Wait up to timeout_ms for the next pushed event. */
+int ctl_client_next_event(struct ctl_client *c, int timeout_ms, json_t **ret_event);
+
+/* Asynchronous subscription for daemons: keeps a subscription to another daemon's socket on the
+ * loop, calling fn for every event, and reconnects every retry_ms while that daemon is away.
+ * fn also gets a synthetic {"event":"disconnected"} when the connection drops. */
+typedef void (*ctl_event_fn)(json_t *event, void *userdata);
+struct ctl_watch;
+int ctl_watch_new(sd_event *e, const char *path, const char *const *events, int retry_ms,
+		  ctl_event_fn fn, void *userdata, struct ctl_watch **ret);
+void ctl_watch_free(struct ctl_watch *w);
+
+#endif

@@ -1,0 +1,21 @@
+/* Files that must never be left half-written or readable by others. */
+#ifndef IOTSEC_FILE_H
+#define IOTSEC_FILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Write data to a temporary file beside path, fsync it, rename it over path and fsync the
+ * directory: a power cut leaves the old or the new file, never a mix. mode applies to the new
+ * file from its creation (a secret is never briefly readable). */
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* Read a whole regular file of at most max bytes; -EFBIG past that. *ret is malloc'd with a NUL
+ * after the data (so text can be parsed in place); *ret_len excludes it. */
+int file_read(const char *path, size_t max, char **ret, size_t *ret_len);
+/* -EPERM when path is group- or world-accessible or not owned by us or root (as ssh's
+ * sshkey_perm_ok()), -errno when it cannot be examined. */
+int file_check_secret(const char *path);
+/* mkdir -p with the given mode for the directories it creates. */
+int file_mkdirs(const char *path, mode_t mode);
+
+#endif

@@ -1,0 +1,93 @@
+#!/bin/sh
+# iotsec-certd takes the device out of the home when its certificate is deleted, replaced,
+# revoked or expires, says why within one check interval, and brings it back once restored.
+. "$(dirname "$0")/common.sh"
+
+INTERVAL=2
+CA=$T/ca
+DEV=$T/pi1
+iotsec-pki init --dir "$CA" --home smith >/dev/null 2>&1
+iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1
+iotsec-pki enrol --dir "$CA" --device pi2 --role node --out "$T/pi2" >/dev/null 2>&1
+write_config "$DEV/iotsec.conf" "$DEV" "$CA" "certd = { interval = $INTERVAL; };"
+cp "$DEV/pi1.crt" "$T/good.crt"
+
+state() { iotsecctl -c "$DEV/iotsec.conf" status --json | json_get '["certificate"]["state"]'; }
+reason() { iotsecctl -c "$DEV/iotsec.conf" status --json | json_get '["certificate"]["reason"]'; }
+is_state() { [ "$(state)" = "$1" ]; }
+
+# expect STATE [REASON-SUBSTRING]: the status reaches STATE within one interval (plus the
+# settle delay and process start-up) and names the reason.
+expect() {
+	wait_until $((INTERVAL + 2)) is_state "$1" || fail "state is $(state), want $1"
+	if [ $# -gt 1 ]; then
+		case "$(reason)" in *"$2"*) ;; *) fail "reason '$(reason)' lacks '$2'" ;; esac
+	fi
+	say "$1${2:+: $(reason)}"
+}
+
+say "a bad configuration is refused with file, line and setting"
+printf 'certd = { interval = 0; };\n' >"$T/bad.conf"
+if iotsec-certd -c "$T/bad.conf" --check-config 2>"$T/bad.err"; then fail "bad config accepted"; fi
+grep -q "bad.conf:1: setting 'certd.interval'" "$T/bad.err" || fail "$(cat "$T/bad.err")"
+iotsec-certd -c "$DEV/iotsec.conf" --check-config | grep -q "configuration OK"
+
+say "start the watchdog"
+start certd "$DEV/iotsec.conf"
+wait_until 5 test -S "$DEV/run/certd.sock" || fail "no control socket"
+expect valid
+iotsecctl -c "$DEV/iotsec.conf" watch certd >"$T/events" 2>&1 &
+PIDS="$PIDS $!"
+sleep 0.3
+
+say "delete the certificate"
+rm "$DEV/pi1.crt"
+expect invalid "No such file"
+cp "$T/good.crt" "$DEV/pi1.crt"
+expect valid
+
+say "replace it with another device's certificate"
+cp "$T/pi2/pi2.crt" "$DEV/pi1.crt"
+expect invalid "does not match"
+cp "$T/good.crt" "$DEV/pi1.crt"
+expect valid
+
+say "revoke it (only the CRL changes)"
+iotsec-pki revoke --dir "$CA" --device pi1 >/dev/null 2>&1
+expect invalid "revoked"
+
+say "a new certificate that expires in a few seconds"
+iotsec-pki enrol --dir "$CA" --device pi1 --role node --not-before "@$(($(date +%s) - 60))" \
+	--not-after "@$(($(date +%s) + 4))" --out "$DEV" >/dev/null 2>&1
+expect valid
+sleep 4
+expect invalid "expired"
+
+say "restore a good certificate: the device is back"
+iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1
+expect valid
+
+say "every transition was pushed to subscribers, with its reason"
+sleep 0.3
+inv=$(grep -c '"event":"certificate-invalid"' "$T/events" || true)
+val=$(grep -c '"event":"certificate-valid"' "$T/events" || true)
+[ "$inv" -eq 4 ] || fail "$inv certificate-invalid events, want 4: $(cat "$T/events")"
+[ "$val" -eq 4 ] || fail "$val certificate-valid events, want 4"
+grep '"event":"certificate-invalid"' "$T/events" | grep -q revoked || fail "no revoked reason"
+
+say "each failure was logged once, not at every check"
+logged=$(grep -c "device out of the home" "$DEV/certd.log" || true)
+[ "$logged" -eq 4 ] || fail "logged $logged times, want 4"
+
+say "iotsecctl status shows the other daemons as not running"
+iotsecctl -c "$DEV/iotsec.conf" status | tee "$T/status"
+grep -q "certd    running" "$T/status" || fail "certd not shown running"
+grep -q "electd   not running" "$T/status" || fail "electd not shown as not running"
+
+say "SIGTERM stops it cleanly and removes its socket"
+kill "$LAST_PID"
+wait "$LAST_PID" || fail "certd exited non-zero"
+[ ! -e "$DEV/run/certd.sock" ] || fail "socket left behind"
+iotsecctl -c "$DEV/iotsec.conf" status --json | json_get '["daemons"]["certd"]["running"]' |
+	grep -q False || fail "certd still shown running"
+echo "ok"

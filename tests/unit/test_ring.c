@@ -1,0 +1,526 @@
+/* ring: key-distribution bodies round-trip, every malformed body is refused with the output
+ * untouched, and rings are drawn uniformly. Templates in the tables stand for real wrapped keys:
+ *   $W a key wrapped to us     $O wrapped to another key   $T $W's blob cut short
+ *   $S a 31-byte secret        $L a 33-byte secret         $P a key in base64, not wrapped */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "encoding.h"
+#include "ring.h"
+
+static EVP_PKEY *ours, *other;
+static char *wrapped[6]; /* W O T S L P */
+static const char subst[] = "WOTSLP";
+
+static char *wrap_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
+{
+	uint8_t *blob = NULL;
+	size_t blen = 0;
+	char *text;
+
+	assert_int_equal(crypto_rsa_wrap(to, secret, len, &blob, &blen), 0);
+	text = b64_encode(blob, blen - cut);
+	assert_non_null(text);
+	free(blob);
+	return text;
+}
+
+static int setup(void **state)
+{
+	uint8_t k[CRYPTO_KEY_LEN + 1];
+
+	(void)state;
+	memset(k, 0x42, sizeof(k));
+	if (crypto_rsa_generate(2048, &ours) < 0 || crypto_rsa_generate(2048, &other) < 0)
+		return -1;
+	wrapped[0] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 0);
+	wrapped[1] = wrap_b64(other, k, CRYPTO_KEY_LEN, 0);
+	wrapped[2] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 1);
+	wrapped[3] = wrap_b64(ours, k, CRYPTO_KEY_LEN - 1, 0);
+	wrapped[4] = wrap_b64(ours, k, CRYPTO_KEY_LEN + 1, 0);
+	wrapped[5] = b64_encode(k, CRYPTO_KEY_LEN);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < 6; i++)
+		free(wrapped[i]);
+	EVP_PKEY_free(ours);
+	EVP_PKEY_free(other);
+	return 0;
+}
+
+/* The template with each $X replaced, parsed as JSON (NUL escapes allowed, so the parser sees
+ * them). */
+static json_t *body_of(const char *tmpl)
+{
+	char *text = malloc(strlen(tmpl) * 400 + 1), *o = text;
+	json_t *j;
+
+	assert_non_null(text);
+	for (const char *p = tmpl; *p; p++) {
+		const char *w = p[0] == '$' && p[1] ? strchr(subst, p[1]) : NULL;
+
+		if (w != NULL) {
+			strcpy(o, wrapped[w - subst]);
+			o += strlen(o), p++;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = 0;
+	j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	free(text);
+	assert_non_null(j);
+	return j;
+}
+
+enum kind { NEEDS, CLIENT_KEYS, RING_KEYS, END, START, COMMON };
+
+union out {
+	struct ring_needs needs;
+	struct ring_keys keys;
+	struct ring_end end;
+	struct ring_indices idx;
+};
+
+/* Bounds used by every table: pool 100, at most 4 keys or indices, rings of at most 75. */
+static int parse(enum kind kind, json_t *body, union out *o)
+{
+	switch (kind) {
+	case NEEDS:
+		return ring_needs_parse(body, &o->needs);
+	case CLIENT_KEYS:
+		return ring_client_keys_parse(body, ours, 4, &o->keys);
+	case RING_KEYS:
+		return ring_ring_keys_parse(body, ours, 100, 4, &o->keys);
+	case END:
+		return ring_end_parse(body, 75, &o->end);
+	case START:
+		return ring_start_parse(body, 100, 4, &o->idx);
+	case COMMON:
+		return ring_common_index_parse(body, 100, 4, &o->idx);
+	}
+	return -1;
+}
+
+static const struct {
+	enum kind kind;
+	const char *tmpl;
+	int want;
+} cases[] = {
+    {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":10,\"share\":25}", 0},
+    {NEEDS, "{\"epoch\":4294967295,\"pool\":1000000,\"ring\":1024,\"share\":1}", 0},
+    {NEEDS, "{\"epoch\":1,\"pool\":5,\"ring\":5,\"share\":5}", 0},
+    {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":10}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":10,\"share\":25,\"x\":0}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":101,\"share\":25}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":2000,\"ring\":1025,\"share\":25}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":0,\"share\":25}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":0,\"ring\":0,\"share\":0}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":1000001,\"ring\":10,\"share\":25}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":10,\"share\":0}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":10,\"share\":101}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":\"100\",\"ring\":10,\"share\":25}", -EBADMSG},
+    {NEEDS, "{\"epoch\":1,\"pool\":100.0,\"ring\":10,\"share\":25}", -EBADMSG},
+    {NEEDS, "[1,100,10,25]", -EBADMSG},
+
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$W\"]}", 0},
+    {CLIENT_KEYS, "{\"epoch\":4294967295,\"keys\":[\"$W\",\"$W\",\"$W\",\"$W\"]}", 0},
+    {CLIENT_KEYS, "{\"keys\":[\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$W\"],\"count\":1}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":0,\"keys\":[\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":-1,\"keys\":[\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":4294967296,\"keys\":[\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1.0,\"keys\":[\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":\"1\",\"keys\":[\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":true,\"keys\":[\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":null,\"keys\":[\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":\"$W\"}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[1]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":1,\"k\":\"$W\"}]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$W\",\"$W\",\"$W\",\"$W\",\"$W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$W\",\"$O\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$T\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$S\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$L\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$P\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"!!!!\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\" $W\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$W\\u0000\"]}", -EBADMSG},
+    {CLIENT_KEYS, "{\"epoch\":1,\"keys\":[\"$W$W$W$W\"]}", -EBADMSG}, /* over the size cap */
+
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":0,\"k\":\"$W\"},{\"i\":99,\"k\":\"$W\"}]}", 0},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"k\":\"$W\",\"i\":7}]}", 0},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":100,\"k\":\"$W\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":-1,\"k\":\"$W\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":1.5,\"k\":\"$W\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":\"1\",\"k\":\"$W\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":5,\"k\":\"$W\"},{\"i\":5,\"k\":\"$W\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":6,\"k\":\"$W\"},{\"i\":5,\"k\":\"$W\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"k\":\"$W\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":1}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":1,\"k\":\"$W\",\"e\":1}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":1,\"k\":1}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[[1,\"$W\"]]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[\"$W\"]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":0,\"keys\":[{\"i\":1,\"k\":\"$W\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":1,\"k\":\"$O\"}]}", -EBADMSG},
+    {RING_KEYS, "{\"epoch\":1,\"keys\":[{\"i\":1,\"k\":\"$W\"},{\"i\":2,\"k\":\"$T\"}]}", -EBADMSG},
+    {RING_KEYS,
+     "{\"epoch\":1,\"keys\":[{\"i\":1,\"k\":\"$W\"},{\"i\":2,\"k\":\"$W\"},{\"i\":3,\"k\":\"$W\"},"
+     "{\"i\":4,\"k\":\"$W\"},{\"i\":5,\"k\":\"$W\"}]}",
+     -EBADMSG},
+
+    {END, "{\"epoch\":1,\"count\":75}", 0},
+    {END, "{\"epoch\":1,\"count\":1}", 0},
+    {END, "{\"epoch\":1,\"count\":76}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":0}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":-75}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":\"75\"}", -EBADMSG},
+    {END, "{\"epoch\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"keys\":[]}", -EBADMSG},
+    {END, "{\"epoch\":99999999999,\"count\":75}", -EBADMSG},
+
+    {START, "{\"epoch\":3,\"indices\":[0,1,50,99]}", 0},
+    {START, "{\"epoch\":3,\"indices\":[]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[3,2]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[2,2]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[100]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[-1,5]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[1,2,3,4,5]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[\"1\"]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[1.0]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[null]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":{}}", -EBADMSG},
+    {START, "{\"indices\":[1]}", -EBADMSG},
+    {START, "{\"epoch\":3,\"indices\":[1],\"from\":\"pi1\"}", -EBADMSG},
+    {COMMON, "{\"epoch\":3,\"indices\":[]}", 0},
+    {COMMON, "{\"epoch\":3,\"indices\":[42]}", 0},
+    {COMMON, "{\"epoch\":3,\"indices\":[42,42]}", -EBADMSG},
+    {COMMON, "{\"epoch\":3,\"indices\":[43,42]}", -EBADMSG},
+    {COMMON, "{\"epoch\":3,\"indices\":[1000]}", -EBADMSG},
+    {COMMON, "{\"epoch\":3,\"indices\":[1,2,3,4,5]}", -EBADMSG},
+    {COMMON, "{\"epoch\":3}", -EBADMSG},
+    {COMMON, "{\"epoch\":3,\"indices\":null}", -EBADMSG},
+};
+
+static void test_body_table(void **state)
+{
+	union out *o = malloc(sizeof(*o)), *before = malloc(sizeof(*o));
+
+	(void)state;
+	assert_non_null(o);
+	assert_non_null(before);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *body = body_of(cases[i].tmpl);
+		int r;
+
+		memset(o, 0xa5, sizeof(*o));
+		memcpy(before, o, sizeof(*o));
+		r = parse(cases[i].kind, body, o);
+		if (r != cases[i].want)
+			fail_msg("case %zu (%s): %d, want %d", i, cases[i].tmpl, r, cases[i].want);
+		if (r < 0)
+			assert_memory_equal(o, before, sizeof(*o));
+		json_decref(body);
+	}
+	ring_keys_wipe(&o->keys);
+	free(o), free(before);
+}
+
+static void test_unwrapped_values(void **state)
+{
+	static const char *tmpl =
+	    "{\"epoch\":9,\"keys\":[{\"i\":3,\"k\":\"$W\"},{\"i\":8,\"k\":\"$W\"}]}";
+	json_t *body = body_of(tmpl);
+	struct ring_keys k;
+	uint8_t want[CRYPTO_KEY_LEN];
+
+	(void)state;
+	memset(want, 0x42, sizeof(want));
+	assert_int_equal(ring_ring_keys_parse(body, ours, 100, 2, &k), 0);
+	assert_int_equal(k.epoch, 9);
+	assert_int_equal(k.n, 2);
+	assert_int_equal(k.index[0], 3);
+	assert_int_equal(k.index[1], 8);
+	assert_memory_equal(k.key[1], want, sizeof(want));
+	/* The caller's bounds are honoured: a smaller pool or count refuses the same body. */
+	assert_int_equal(ring_ring_keys_parse(body, ours, 8, 2, &k), -EBADMSG);
+	assert_int_equal(ring_ring_keys_parse(body, ours, 100, 1, &k), -EBADMSG);
+	assert_int_equal(ring_ring_keys_parse(body, ours, 100, 0, &k), -EINVAL);
+	assert_int_equal(ring_ring_keys_parse(body, ours, 0, 2, &k), -EINVAL);
+	assert_int_equal(ring_ring_keys_parse(body, ours, 100, RING_KEYS_PER_MSG + 1, &k), -EINVAL);
+	/* Keys from another message type's parser: indices are not in CLIENT_KEYS. */
+	assert_int_equal(ring_client_keys_parse(body, ours, 2, &k), -EBADMSG);
+	ring_keys_wipe(&k);
+	json_decref(body);
+}
+
+static void test_oversized_blob(void **state)
+{
+	char text[64 + 1400];
+	json_t *body;
+	struct ring_keys k;
+
+	(void)state;
+	/* Valid base64 of 1029 bytes: refused by size before any RSA work. */
+	strcpy(text, "{\"epoch\":1,\"keys\":[\"");
+	memset(text + strlen(text), 'A', 1372);
+	strcpy(text + 20 + 1372, "\"]}");
+	body = json_loads(text, 0, NULL);
+	assert_non_null(body);
+	assert_int_equal(ring_client_keys_parse(body, ours, 1, &k), -EBADMSG);
+	json_decref(body);
+}
+
+static void fill_keys(struct ring_keys *k, size_t n, uint32_t first_index)
+{
+	memset(k, 0, sizeof(*k));
+	k->epoch = 77;
+	k->n = n;
+	for (size_t i = 0; i < n; i++) {
+		k->index[i] = first_index + (uint32_t)(3 * i);
+		for (size_t j = 0; j < CRYPTO_KEY_LEN; j++)
+			k->key[i][j] = (uint8_t)(i * 7 + j);
+	}
+}
+
+static void test_keys_round_trip(void **state)
+{
+	size_t per = ring_keys_per_msg(ours);
+	struct ring_keys in, out;
+	json_t *body = NULL;
+	char *text, *plain;
+
+	(void)state;
+	/* 2048-bit recipient: 30 keys at the worst-case indices fit RING_BODY_MAX, so a ring of
+	 * 75 takes three messages. */
+	assert_int_equal(per, 30);
+	fill_keys(&in, per + 1, 999999 - 3 * (uint32_t)per);
+	assert_int_equal(ring_ring_keys_build(&in, 1000000, ours, &body), -EMSGSIZE);
+	assert_int_equal(ring_client_keys_build(&in, ours, &body), -EMSGSIZE);
+	in.n = per;
+	assert_int_equal(ring_ring_keys_build(&in, 1000000, ours, &body), 0);
+	text = json_dumps(body, JSON_COMPACT);
+	assert_non_null(text);
+	assert_true(strlen(text) <= RING_BODY_MAX);
+	assert_true(strlen(text) > RING_BODY_MAX - 400); /* the estimate is not loose either */
+	assert_int_equal(ring_ring_keys_parse(body, ours, 1000000, RING_KEYS_PER_MSG, &out), 0);
+	assert_int_equal(out.epoch, 77);
+	assert_int_equal(out.n, per);
+	assert_memory_equal(out.index, in.index, per * sizeof(in.index[0]));
+	assert_memory_equal(out.key, in.key, per * CRYPTO_KEY_LEN);
+	/* Only the recipient can unwrap, and no key is in the clear. */
+	assert_int_equal(ring_ring_keys_parse(body, other, 1000000, RING_KEYS_PER_MSG, &out),
+			 -EBADMSG);
+	plain = b64_encode(in.key[0], CRYPTO_KEY_LEN);
+	assert_non_null(plain);
+	assert_null(strstr(text, plain));
+	free(text), free(plain);
+	json_decref(body);
+
+	fill_keys(&in, 1, 0);
+	assert_int_equal(ring_client_keys_build(&in, other, &body), 0);
+	assert_int_equal(ring_client_keys_parse(body, other, 1, &out), 0);
+	assert_int_equal(out.n, 1);
+	assert_memory_equal(out.key[0], in.key[0], CRYPTO_KEY_LEN);
+	assert_int_equal(ring_client_keys_parse(body, ours, 1, &out), -EBADMSG);
+	json_decref(body);
+	ring_keys_wipe(&out);
+	ring_keys_wipe(&in);
+}
+
+/* Parsing accepts up to RING_KEYS_PER_MSG whatever the key size, and not one more. */
+static void test_parse_count_limit(void **state)
+{
+	char tmpl[64 + (RING_KEYS_PER_MSG + 1) * 5];
+	struct ring_keys k;
+	json_t *body;
+
+	(void)state;
+	for (size_t n = RING_KEYS_PER_MSG; n <= RING_KEYS_PER_MSG + 1; n++) {
+		strcpy(tmpl, "{\"epoch\":1,\"keys\":[\"$W\"");
+		for (size_t i = 1; i < n; i++)
+			strcat(tmpl, ",\"$W\"");
+		strcat(tmpl, "]}");
+		body = body_of(tmpl);
+		assert_int_equal(ring_client_keys_parse(body, ours, RING_KEYS_PER_MSG, &k),
+				 n == RING_KEYS_PER_MSG ? 0 : -EBADMSG);
+		json_decref(body);
+	}
+	assert_int_equal(k.n, RING_KEYS_PER_MSG);
+	ring_keys_wipe(&k);
+	assert_int_equal(ring_keys_per_msg(NULL), 0);
+}
+
+static void test_small_bodies_round_trip(void **state)
+{
+	struct ring_needs n = {.epoch = 5, .pool = 10000, .ring = 75, .share = 2500}, n2;
+	struct ring_end e = {.epoch = 5, .count = 75}, e2;
+	struct ring_indices *x = calloc(1, sizeof(*x)), *y = calloc(1, sizeof(*y));
+	json_t *body = NULL;
+
+	(void)state;
+	assert_int_equal(ring_needs_build(&n, &body), 0);
+	assert_int_equal(ring_needs_parse(body, &n2), 0);
+	assert_memory_equal(&n, &n2, sizeof(n));
+	json_decref(body);
+	assert_int_equal(ring_end_build(&e, &body), 0);
+	assert_int_equal(ring_end_parse(body, 75, &e2), 0);
+	assert_memory_equal(&e, &e2, sizeof(e));
+	assert_int_equal(ring_end_parse(body, 74, &e2), -EBADMSG);
+	json_decref(body);
+
+	x->epoch = 5;
+	x->n = RING_SIZE_MAX;
+	for (size_t i = 0; i < x->n; i++)
+		x->index[i] = (uint32_t)(i * 900);
+	assert_int_equal(ring_start_build(x, RING_POOL_MAX, &body), 0);
+	assert_int_equal(ring_start_parse(body, RING_POOL_MAX, RING_SIZE_MAX, y), 0);
+	assert_int_equal(y->epoch, 5);
+	assert_int_equal(y->n, RING_SIZE_MAX);
+	assert_memory_equal(y->index, x->index, sizeof(x->index));
+	assert_int_equal(ring_start_parse(body, RING_POOL_MAX, RING_SIZE_MAX - 1, y), -EBADMSG);
+	json_decref(body);
+	x->n = 0;
+	assert_int_equal(ring_common_index_build(x, 100, &body), 0);
+	y->n = 99;
+	assert_int_equal(ring_common_index_parse(body, 100, 1, y), 0);
+	assert_int_equal(y->n, 0);
+	assert_int_equal(ring_start_parse(body, 100, 1, y), -EBADMSG);
+	json_decref(body);
+	free(x), free(y);
+}
+
+static void test_build_refuses(void **state)
+{
+	struct ring_keys k;
+	struct ring_indices *x = calloc(1, sizeof(*x));
+	json_t *body = (json_t *)&body;
+
+	(void)state;
+	fill_keys(&k, 2, 10);
+	k.epoch = 0;
+	assert_int_equal(ring_client_keys_build(&k, ours, &body), -EINVAL);
+	k.epoch = 1, k.n = 0;
+	assert_int_equal(ring_client_keys_build(&k, ours, &body), -EINVAL);
+	k.n = RING_KEYS_PER_MSG + 1;
+	assert_int_equal(ring_ring_keys_build(&k, 1000, ours, &body), -EINVAL);
+	k.n = 2;
+	assert_int_equal(ring_ring_keys_build(&k, 13, ours, &body), -EINVAL); /* index 13 */
+	k.index[1] = 10;
+	assert_int_equal(ring_ring_keys_build(&k, 1000, ours, &body), -EINVAL); /* duplicate */
+	assert_int_equal(ring_needs_build(&(struct ring_needs){1, 10, 11, 1}, &body), -EINVAL);
+	assert_int_equal(ring_needs_build(&(struct ring_needs){0, 10, 5, 1}, &body), -EINVAL);
+	assert_int_equal(ring_needs_build(&(struct ring_needs){1, 10, 5, 0}, &body), -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 0}, &body), -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, RING_SIZE_MAX + 1}, &body), -EINVAL);
+	x->epoch = 1;
+	assert_int_equal(ring_start_build(x, 100, &body), -EINVAL); /* empty */
+	x->n = 2, x->index[0] = 5, x->index[1] = 4;
+	assert_int_equal(ring_start_build(x, 100, &body), -EINVAL);
+	assert_int_equal(ring_common_index_build(x, 100, &body), -EINVAL);
+	x->index[1] = 100;
+	assert_int_equal(ring_common_index_build(x, 100, &body), -EINVAL);
+	assert_ptr_equal(body, (json_t *)&body);
+	ring_keys_wipe(&k);
+	free(x);
+}
+
+static void test_pick_properties(void **state)
+{
+	static uint32_t idx[RING_SIZE_MAX];
+	unsigned seen[10] = {0}, once[8] = {0};
+
+	(void)state;
+	for (int run = 0; run < 300; run++) {
+		assert_int_equal(ring_pick(10, 3, idx), 0);
+		for (size_t i = 0; i < 3; i++) {
+			assert_true(idx[i] < 10);
+			if (i > 0)
+				assert_true(idx[i] > idx[i - 1]); /* sorted, so distinct */
+			seen[idx[i]]++;
+		}
+	}
+	for (size_t i = 0; i < 10; i++)
+		assert_true(seen[i] > 0);
+	/* k == pool: everything, in order. */
+	assert_int_equal(ring_pick(RING_SIZE_MAX, RING_SIZE_MAX, idx), 0);
+	for (uint32_t i = 0; i < RING_SIZE_MAX; i++)
+		assert_int_equal(idx[i], i);
+	assert_int_equal(ring_pick(RING_POOL_MAX, RING_SIZE_MAX, idx), 0);
+	for (size_t i = 1; i < RING_SIZE_MAX; i++)
+		assert_true(idx[i] > idx[i - 1] && idx[i] < RING_POOL_MAX);
+	/* One of 8, 8000 times: each about 1000 (sd 30); 700..1300 fails only if biased. */
+	for (int run = 0; run < 8000; run++) {
+		assert_int_equal(ring_pick(8, 1, idx), 0);
+		once[idx[0]]++;
+	}
+	for (size_t i = 0; i < 8; i++)
+		assert_true(once[i] > 700 && once[i] < 1300);
+}
+
+static void test_pick_refuses(void **state)
+{
+	uint32_t idx[4] = {7, 7, 7, 7};
+
+	(void)state;
+	assert_int_equal(ring_pick(10, 0, idx), -EINVAL);
+	assert_int_equal(ring_pick(3, 4, idx), -EINVAL);
+	assert_int_equal(ring_pick(0, 1, idx), -EINVAL);
+	assert_int_equal(ring_pick(RING_POOL_MAX + 1, 1, idx), -EINVAL);
+	assert_int_equal(ring_pick(RING_POOL_MAX, RING_SIZE_MAX + 1, idx), -EINVAL);
+	assert_int_equal(idx[0], 7);
+}
+
+static void test_common(void **state)
+{
+	static const uint32_t a[] = {1, 4, 9, 16, 25, 36}, b[] = {0, 4, 5, 16, 36, 40},
+			      c[] = {2, 3};
+	uint32_t out[6];
+
+	(void)state;
+	assert_int_equal(ring_common(a, 6, b, 6, out), 3);
+	assert_int_equal(out[0], 4);
+	assert_int_equal(out[1], 16);
+	assert_int_equal(out[2], 36);
+	assert_int_equal(ring_common(b, 6, a, 6, out), 3);
+	assert_int_equal(out[2], 36);
+	assert_int_equal(ring_common(a, 6, c, 2, out), 0);
+	assert_int_equal(ring_common(a, 6, a, 0, out), 0);
+	assert_int_equal(ring_common(a, 6, a, 6, out), 6);
+	assert_memory_equal(out, a, sizeof(a));
+	assert_int_equal(ring_common(a, 1, b + 1, 1, out), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_body_table),
+	    cmocka_unit_test(test_unwrapped_values),
+	    cmocka_unit_test(test_oversized_blob),
+	    cmocka_unit_test(test_keys_round_trip),
+	    cmocka_unit_test(test_parse_count_limit),
+	    cmocka_unit_test(test_small_bodies_round_trip),
+	    cmocka_unit_test(test_build_refuses),
+	    cmocka_unit_test(test_pick_properties),
+	    cmocka_unit_test(test_pick_refuses),
+	    cmocka_unit_test(test_common),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
