@@ -1030,6 +1030,7 @@ struct ctl_watch {
 	struct ctl_out out;
 	bool connecting; /* connect() still in progress */
 	bool subscribed; /* the server accepted the subscription */
+	json_t *status_id; /* the id of our status request after subscribing */
 };
 
 /* Close the connection, tell fn if a subscription was lost, and try again in retry_usec. */
@@ -1058,10 +1059,19 @@ static void watch_line(struct ctl_watch *w, const char *line, size_t len)
 {
 	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
 
-	if (is_event(o))
+	if (is_event(o)) {
 		w->fn(o, w->userdata);
-	else if (json_is_true(json_object_get(o, "ok")))
+	} else if (json_is_true(json_object_get(o, "ok")) &&
+		   json_equal(json_object_get(o, "id"), w->status_id)) {
+		/* The daemon's state when we (re)connected, for a watcher that missed the event
+		 * that set it: delivered as a "status" event. */
+		json_object_del(o, "ok");
+		json_object_del(o, "id");
+		json_object_set_new(o, "event", json_string("status"));
+		w->fn(o, w->userdata);
+	} else if (json_is_true(json_object_get(o, "ok"))) {
 		w->subscribed = true;
+	}
 	else
 		log_debug("ctl: %s: ignoring a line that is not an event (%s)", w->path,
 			  json_is_object(o) ? ctl_reply_error(o) : "not an object");
@@ -1146,7 +1156,9 @@ int ctl_watch_new(sd_event *e, const char *path, const char *const *events, int 
 {
 	struct ctl_watch *w = NULL;
 	struct sockaddr_un sa;
-	json_t *args = NULL, *sub = NULL;
+	json_t *args = NULL, *sub = NULL, *status = NULL;
+	char *status_line = NULL, *grown;
+	size_t status_len;
 	socklen_t salen;
 	int r;
 
@@ -1168,7 +1180,22 @@ int ctl_watch_new(sd_event *e, const char *path, const char *const *events, int 
 	    (sub = json_pack("{s:i, s:s}", "v", CTL_PROTO_VERSION, "verb", "subscribe")) == NULL ||
 	    json_object_update(sub, args) < 0)
 		goto out;
+	/* Subscribe, then ask for the status on the same connection: events after the status reply
+	 * are news to us, so nothing falls between the two. */
+	if ((w->status_id = json_string("watch-status")) == NULL ||
+	    (status = json_pack("{s:i, s:s, s:O}", "v", CTL_PROTO_VERSION, "verb", "status", "id",
+				w->status_id)) == NULL)
+		goto out;
 	if ((r = line_dump(sub, &w->request, &w->request_len)) < 0 ||
+	    (r = line_dump(status, &status_line, &status_len)) < 0)
+		goto out;
+	r = -ENOMEM;
+	if ((grown = realloc(w->request, w->request_len + status_len + 1)) == NULL)
+		goto out;
+	memcpy(grown + w->request_len, status_line, status_len + 1);
+	w->request = grown;
+	w->request_len += status_len;
+	if (
 	    (r = sd_event_add_time_relative(e, &w->timer, CLOCK_MONOTONIC, 0, CTL_TIMER_ACCURACY,
 					    on_watch_timer, w)) < 0)
 		goto out;
@@ -1176,6 +1203,8 @@ int ctl_watch_new(sd_event *e, const char *path, const char *const *events, int 
 	w = NULL;
 	r = 0;
 out:
+	free(status_line);
+	json_decref(status);
 	json_decref(args);
 	json_decref(sub);
 	ctl_watch_free(w);
@@ -1195,5 +1224,6 @@ void ctl_watch_free(struct ctl_watch *w)
 	free(w->out.buf);
 	free(w->request);
 	free(w->path);
+	json_decref(w->status_id);
 	free(w);
 }

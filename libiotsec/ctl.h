@@ -67,7 +67,10 @@ int ctl_client_next_event(struct ctl_client *c, int timeout_ms, json_t **ret_eve
 
 /* Asynchronous subscription for daemons: keeps a subscription to another daemon's socket on the
  * loop, calling fn for every event, and reconnects every retry_ms while that daemon is away.
- * fn also gets a synthetic {"event":"disconnected"} when the connection drops. */
+ * On every (re)connection fn first gets the daemon's current state as {"event":"status", ...the
+ * fields of its status reply}, so a watcher started after an event still knows where things
+ * stand; fn also gets a synthetic {"event":"disconnected"} when the connection drops. fn must not
+ * free the watch. */
 typedef void (*ctl_event_fn)(json_t *event, void *userdata);
 struct ctl_watch;
 int ctl_watch_new(sd_event *e, const char *path, const char *const *events, int retry_ms,

@@ -72,8 +72,11 @@ static void watch_dirs(sd_event *e)
 	for (size_t i = 0; i < 4; i++) {
 		bool seen = false;
 
-		snprintf(dirs[i], sizeof(dirs[i]), "%s", files[i]);
-		snprintf(dirs[i], sizeof(dirs[i]), "%s", dirname(dirs[i]));
+		char copy[PATH_MAX];
+
+		/* dirname() may return a pointer into its argument: never copy it onto itself. */
+		snprintf(copy, sizeof(copy), "%s", files[i]);
+		snprintf(dirs[i], sizeof(dirs[i]), "%s", dirname(copy));
 		for (size_t j = 0; j < i; j++)
 			seen = seen || strcmp(dirs[i], dirs[j]) == 0;
 		if (seen)

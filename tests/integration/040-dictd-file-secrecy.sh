@@ -18,7 +18,8 @@ start certd "$DEV/iotsec.conf"
 start dictd "$DEV/iotsec.conf"
 DICTD=$LAST_PID
 wait_until 5 test -S "$SOCK" || fail "dictd did not start: $(cat "$DEV/dictd.log")"
-wait_until 5 sh -c "ctl '$SOCK' '{\"v\":1,\"verb\":\"status\"}' | grep -q '\"locked\":false'" ||
+unlocked() { ctl "$SOCK" '{"v":1,"verb":"status"}' | grep -q '"locked":false'; }
+wait_until 5 unlocked ||
 	fail "dictd did not unlock after certd: $(ctl "$SOCK" '{"v":1,"verb":"status"}')"
 
 say "store a known key"

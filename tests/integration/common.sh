@@ -16,8 +16,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say() { printf '== %s\n' "$*"; }
+# fail MESSAGE: stop the test, showing the end of every daemon's log.
 fail() {
 	printf 'FAIL: %s\n' "$*" >&2
+	for _f in "$T"/*/*.log; do
+		[ -f "$_f" ] || continue
+		printf -- '--- %s\n' "${_f#"$T"/}" >&2
+		tail -n 12 "$_f" >&2
+	done
 	exit 1
 }
 
@@ -142,3 +148,44 @@ cleanup_hosts_then_files() {
 	cleanup
 }
 trap cleanup_hosts_then_files EXIT
+
+# --- A home of devices on hosts -----------------------------------------------------------------
+# Timings short enough for tests that run in seconds; every one is a configuration setting.
+TEST_TIMINGS='certd = { interval = 2; };
+electd = { tries = 2; try_ms = 200; heartbeat_ms = 300; timeout_ms = 1500; };'
+DELTA_T=3
+
+# make_home [HOME]: the home CA in $T/ca.
+make_home() {
+	iotsec-pki init --dir "$T/ca" --home "${1:-testhome}" >/dev/null 2>&1 || fail "pki init"
+}
+
+# device I NAME ROLE: enrol NAME, make host I for it with a configuration in $T/NAME/iotsec.conf.
+device() {
+	iotsec-pki enrol --dir "$T/ca" --device "$2" --role "$3" --out "$T/$2" >/dev/null 2>&1 ||
+		fail "enrol $2"
+	host_config "$1" "$2"
+}
+
+# host_config I NAME: host I and a configuration for the files already in $T/NAME.
+host_config() {
+	add_host "$1"
+	write_config "$T/$2/iotsec.conf" "$T/$2" "$T/ca" "net = { broadcast = \"$NET.255\"; delta_t = $DELTA_T; };
+dictd = { path = \"$T/$2/state/keys.dict\"; key_file = \"$T/$2/dict.key\"; };
+$TEST_TIMINGS"
+	eval "HOST_$(echo "$2" | tr -c 'a-zA-Z0-9\n' _)=$1"
+}
+
+# host_of NAME: the host number of device NAME.
+host_of() { eval "echo \$HOST_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)"; }
+
+# run NAME DAEMON: start iotsec-DAEMON for device NAME on its host.
+run() { start_on "$(host_of "$1")" "$2" "$T/$1/iotsec.conf"; }
+
+# field NAME DAEMON KEY: one field of a daemon's status, "" when it does not answer.
+field() {
+	ctl "$T/$1/run/$2.sock" '{"v":1,"verb":"status"}' 2>/dev/null | json_get "[\"$3\"]" 2>/dev/null || true
+}
+
+# follows NAME CONTROLLER: NAME's electd names CONTROLLER.
+follows() { [ "$(field "$1" electd controller)" = "$2" ]; }
