@@ -468,6 +468,8 @@ const struct config_def iotsec_config_table[] = {
 	    "wanted probability, x 1000, that two rings share a key"),
     ROW_INT("keyd.collect_ms", keyd.collect_ms, 10, 600000, 3000,
 	    "milliseconds the controller waits for contributed keys"),
+    ROW_INT("keyd.announce_ms", keyd.announce_ms, 100, 600000, 5000,
+	    "milliseconds between I_AM_ON_THE_NETWORK broadcasts"),
     ROW_STR("dictd.path", dictd.path, 1, 4095, "/var/lib/iotsec/keys.dict",
 	    "the key dictionary (only iotsec-dictd opens it)"),
     ROW_STR("dictd.key_file", dictd.key_file, 1, 4095, "/etc/iotsec/dict.key",

@@ -62,6 +62,7 @@ struct iotsec_config {
 		int pool_size;      /* keys in the pool (P); 0: the largest meeting target */
 		int target_permille; /* wanted probability that two rings share a key, x 1000 */
 		int collect_ms;     /* how long the controller waits for contributed keys */
+		int announce_ms;    /* between I_AM_ON_THE_NETWORK broadcasts */
 	} keyd;
 	struct {
 		char *path;     /* the dictionary file (only dictd touches it) */

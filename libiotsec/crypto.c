@@ -104,8 +104,8 @@ int crypto_hmac_sha256(const void *key, size_t keylen, const void *data, size_t 
 {
 	static const uint8_t empty;
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+	    OSSL_PARAM_construct_end(),
 	};
 	EVP_MAC_CTX *ctx = NULL;
 	size_t outlen = 0;
@@ -146,13 +146,13 @@ int crypto_hkdf_sha256(const void *salt, size_t saltlen, const void *ikm, size_t
 	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
 	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, ikmlen ? (void *)ikm : &empty,
 						 ikmlen);
-	/* An absent salt is HashLen zeros (RFC 5869 2.2), which is what OpenSSL does without one. */
+	/* No salt means HashLen zeros (RFC 5869 2.2), as OpenSSL does when none is given. */
 	if (saltlen > 0)
-		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt,
-							 saltlen);
+		*p++ =
+		    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen);
 	if (infolen > 0)
-		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info,
-							 infolen);
+		*p++ =
+		    OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, infolen);
 	*p = OSSL_PARAM_construct_end();
 	if ((ctx = EVP_KDF_CTX_new(crypto_hkdf)) == NULL) {
 		r = crypto_fail(-ENOMEM, "EVP_KDF_CTX_new");
@@ -203,8 +203,8 @@ void crypto_aead_free(struct crypto_aead *a)
 }
 
 /* The hot path: the key schedule is already in the context, so only the IV is set. */
-int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN],
-		     const void *aad, size_t aadlen, const void *pt, size_t ptlen, uint8_t *out)
+int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN], const void *aad,
+		     size_t aadlen, const void *pt, size_t ptlen, uint8_t *out)
 {
 	OSSL_PARAM params[2];
 	int n, fin;
@@ -223,8 +223,8 @@ int crypto_aead_seal(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN
 	return 0;
 }
 
-int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN],
-		     const void *aad, size_t aadlen, const uint8_t *in, size_t inlen, uint8_t *out)
+int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN], const void *aad,
+		     size_t aadlen, const uint8_t *in, size_t inlen, uint8_t *out)
 {
 	size_t ctlen;
 	OSSL_PARAM params[2];
@@ -260,7 +260,8 @@ int crypto_rsa_generate(unsigned bits, EVP_PKEY **ret)
 	if (bits < CRYPTO_RSA_MIN_BITS || bits > 16384)
 		return -EINVAL;
 	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
-	    EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) != 1 ||
+	    EVP_PKEY_keygen_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) != 1 ||
 	    EVP_PKEY_generate(ctx, &key) != 1) {
 		r = crypto_fail(-EIO, "RSA key generation");
 		goto out;
@@ -350,11 +351,11 @@ out:
 static EVP_PKEY_CTX *crypto_oaep_ctx(EVP_PKEY *key, int encrypt)
 {
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
-						 OSSL_PKEY_RSA_PAD_MODE_OAEP, 0),
-		OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 0),
-		OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA256", 0),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE,
+					     OSSL_PKEY_RSA_PAD_MODE_OAEP, 0),
+	    OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST, "SHA256", 0),
+	    OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST, "SHA256", 0),
+	    OSSL_PARAM_construct_end(),
 	};
 	EVP_PKEY_CTX *ctx;
 
@@ -445,12 +446,11 @@ out:
 static EVP_MD_CTX *crypto_pss_ctx(EVP_PKEY *key, int sign)
 {
 	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE,
-						 OSSL_PKEY_RSA_PAD_MODE_PSS, 0),
-		OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, "SHA256", 0),
-		OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN,
-					 &(int){CRYPTO_PSS_SALT_LEN}),
-		OSSL_PARAM_construct_end(),
+	    OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE,
+					     OSSL_PKEY_RSA_PAD_MODE_PSS, 0),
+	    OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, "SHA256", 0),
+	    OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &(int){CRYPTO_PSS_SALT_LEN}),
+	    OSSL_PARAM_construct_end(),
 	};
 	EVP_MD_CTX *ctx;
 	int ok;

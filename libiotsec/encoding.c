@@ -64,7 +64,7 @@ static int b64_check(const char *text, size_t n)
 	for (size_t i = 0; i < n - pad; i++)
 		if (b64_value((unsigned char)text[i]) < 0)
 			return -EBADMSG;
-	/* Canonical: the bits below the last whole byte are zero, so each input has one encoding. */
+	/* Canonical: bits past the last whole byte are zero, so each input has one encoding. */
 	last = b64_value((unsigned char)text[n - pad - 1]);
 	if ((pad == 2 && (last & 0x0f) != 0) || (pad == 1 && (last & 0x03) != 0))
 		return -EBADMSG;
@@ -84,8 +84,8 @@ int b64_decode(const char *text, uint8_t **ret, size_t *ret_len)
 		return -ENOMEM;
 	while (done < n) {
 		size_t chunk = n - done < B64_CHUNK_OUT ? n - done : B64_CHUNK_OUT;
-		int got = EVP_DecodeBlock(out + outlen, (const unsigned char *)text + done,
-					  (int)chunk);
+		int got =
+		    EVP_DecodeBlock(out + outlen, (const unsigned char *)text + done, (int)chunk);
 
 		if (got < 0 || (size_t)got != chunk / 4 * 3) {
 			explicit_bzero(out, n / 4 * 3 + 1);

@@ -347,6 +347,8 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 	memcpy(ret->type, in.type, strlen(in.type) + 1);
 	ret->ts = in.ts;
 	ret->sender = info;
+	ret->cert = cert;
+	cert = NULL;
 	ret->body = json_incref(in.body);
 	r = 0;
 out:
@@ -362,5 +364,7 @@ out:
 void envelope_msg_clear(struct envelope_msg *m)
 {
 	json_decref(m->body);
+	X509_free(m->cert);
 	m->body = NULL;
+	m->cert = NULL;
 }

@@ -54,7 +54,8 @@ struct envelope_msg {
 	char type[ENVELOPE_TYPE_MAX];
 	int64_t ts;
 	struct cert_info sender; /* name, home, role, fingerprint of the verified sender */
-	json_t *body;            /* owned: release with envelope_msg_clear() */
+	X509 *cert;              /* the verified sender's certificate (to wrap keys to it) */
+	json_t *body;            /* owned, like cert: release with envelope_msg_clear() */
 };
 /* Parse and verify one received envelope. Every rejection has its own code: -EMSGSIZE,
  * -EBADMSG, the cert_verify() codes, -IOTSEC_EUNKNOWNCERT, -IOTSEC_ETYPE, -IOTSEC_EROLE,

@@ -429,3 +429,44 @@ size_t ring_common(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, u
 	}
 	return n;
 }
+
+int ring_path_key_build(const struct ring_path_key *p, EVP_PKEY *pub, json_t **ret)
+{
+	json_t *o, *k;
+
+	if (p->epoch == 0 || p->peer[0] == '\0' || strnlen(p->peer, CERT_NAME_MAX) == CERT_NAME_MAX)
+		return -EINVAL;
+	if ((k = wrap_key(pub, p->key)) == NULL)
+		return -ENOMEM;
+	if ((o = object2("epoch", json_integer(p->epoch), "peer", json_string(p->peer))) == NULL) {
+		json_decref(k);
+		return -ENOMEM;
+	}
+	if (json_object_set_new(o, "k", k) < 0) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	*ret = o;
+	return 0;
+}
+
+int ring_path_key_parse(json_t *body, EVP_PKEY *priv, struct ring_path_key *ret)
+{
+	struct ring_path_key p = {0};
+	json_t *peer = json_object_get(body, "peer");
+	int r = -EBADMSG;
+
+	/* The length check refuses an embedded NUL, which would shorten the name. */
+	if (!has_fields(body, 3) || !get_epoch(body, &p.epoch) || !json_is_string(peer) ||
+	    json_string_length(peer) == 0 || json_string_length(peer) >= CERT_NAME_MAX ||
+	    strlen(json_string_value(peer)) != json_string_length(peer))
+		goto out;
+	memcpy(p.peer, json_string_value(peer), json_string_length(peer) + 1);
+	if ((r = unwrap_key(priv, json_object_get(body, "k"), p.key)) < 0)
+		goto out;
+	*ret = p;
+	r = 0;
+out:
+	crypto_wipe(&p, sizeof(p));
+	return r;
+}

@@ -34,6 +34,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "cert.h"
 #include "crypto.h"
 #include "keypool.h"
 
@@ -43,6 +44,7 @@
 #define RING_MSG_RING_END      "CLIENT_RING_END"
 #define RING_MSG_START_SESSION "CLIENT_START_SESSION"
 #define RING_MSG_COMMON_INDEX  "CLIENT_COMMON_INDEX"
+#define RING_MSG_PATH_KEY      "CONTROLLER_PATH_KEY"
 
 #define RING_EPOCH_MAX	  UINT32_MAX
 #define RING_POOL_MAX	  KEYPOOL_POOL_MAX
@@ -101,6 +103,17 @@ int ring_start_build(const struct ring_indices *x, uint32_t pool, json_t **ret);
 int ring_start_parse(json_t *body, uint32_t pool, size_t max, struct ring_indices *ret);
 int ring_common_index_build(const struct ring_indices *x, uint32_t pool, json_t **ret);
 int ring_common_index_parse(json_t *body, uint32_t pool, size_t max, struct ring_indices *ret);
+
+/* CONTROLLER_PATH_KEY {"epoch":E,"peer":"name","k":"<b64 wrapped>"}: the key the controller
+ * gives two devices whose rings share no index (SPEC 5.3: they must still get one), one message
+ * per peer. The peer name is 1..CERT_NAME_MAX-1 bytes. Holds a secret: wipe it when done. */
+struct ring_path_key {
+	uint32_t epoch;
+	char peer[CERT_NAME_MAX];
+	uint8_t key[CRYPTO_KEY_LEN];
+};
+int ring_path_key_build(const struct ring_path_key *p, EVP_PKEY *pub, json_t **ret);
+int ring_path_key_parse(json_t *body, EVP_PKEY *priv, struct ring_path_key *ret);
 
 /* k distinct indices < pool, uniformly at random (crypto_random, no modulo bias), written to
  * ret_index in ascending order. -EINVAL unless 1 <= k <= pool <= RING_POOL_MAX and

@@ -80,18 +80,6 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 	return 0;
 }
 
-/* Log a refusal once per (peer, reason): a rogue repeating itself must not flood the journal. */
-static void refuse(struct electd *d, const struct sockaddr_in *from, int code)
-{
-	d->refused++;
-	for (size_t i = 0; i < d->n_logged; i++)
-		if (d->logged[i].addr.s_addr == from->sin_addr.s_addr && d->logged[i].code == code)
-			return;
-	if (d->n_logged < ELECTD_REFUSALS_LOGGED)
-		d->logged[d->n_logged++] = (struct electd_refusal){from->sin_addr, code};
-	log_warnx("refused a message from %s: %s", inet_ntoa(from->sin_addr), iotsec_strerror(code));
-}
-
 static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
 	struct electd *d = ud;
@@ -110,7 +98,9 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	if ((r = cert_store_refresh(d->store, NULL)) < 0)
 		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
 	if ((r = envelope_open(d->env, buf, (size_t)n, &m)) < 0) {
-		refuse(d, &from, r);
+		if (refusals_note(&d->refused, from.sin_addr.s_addr, r))
+			log_warnx("refused a message from %s: %s", inet_ntoa(from.sin_addr),
+				  iotsec_strerror(r));
 		return 0;
 	}
 	if (strcmp(m.sender.name, d->self.name) != 0) {
@@ -228,5 +218,5 @@ json_t *electd_status(const struct electd *d)
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "daemon", "electd", "device",
 			 d->self.name, "role", cert_role_name(d->self.role), "state",
 			 election_state_name(d->el.state), "controller", d->el.controller,
-			 "received", (json_int_t)d->received, "refused", (json_int_t)d->refused);
+			 "received", (json_int_t)d->received, "refused", (json_int_t)d->refused.total);
 }

@@ -10,13 +10,8 @@
 #include "ctl.h"
 #include "election.h"
 #include "envelope.h"
+#include "refusals.h"
 
-#define ELECTD_REFUSALS_LOGGED 64 /* distinct (peer, reason) pairs logged; later ones only counted */
-
-struct electd_refusal {
-	struct in_addr addr;
-	int code;
-};
 
 struct electd {
 	const struct iotsec_config *cfg;
@@ -30,9 +25,8 @@ struct electd {
 	sd_event_source *timer;
 	struct ctl_server *ctl;
 	struct ctl_watch *certd;
-	unsigned long received, refused;
-	struct electd_refusal logged[ELECTD_REFUSALS_LOGGED];
-	size_t n_logged;
+	unsigned long received;
+	struct refusals refused;
 };
 
 /* Load identity and trust, bind the socket, register everything on loop. */

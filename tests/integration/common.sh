@@ -152,7 +152,8 @@ trap cleanup_hosts_then_files EXIT
 # --- A home of devices on hosts -----------------------------------------------------------------
 # Timings short enough for tests that run in seconds; every one is a configuration setting.
 TEST_TIMINGS='certd = { interval = 2; };
-electd = { tries = 2; try_ms = 200; heartbeat_ms = 300; timeout_ms = 1500; };'
+electd = { tries = 2; try_ms = 200; heartbeat_ms = 300; timeout_ms = 1500; };
+keyd = { collect_ms = 1500; announce_ms = 500; };'
 DELTA_T=3
 
 # make_home [HOME]: the home CA in $T/ca.
@@ -189,3 +190,21 @@ field() {
 
 # follows NAME CONTROLLER: NAME's electd names CONTROLLER.
 follows() { [ "$(field "$1" electd controller)" = "$2" ]; }
+
+# run_all NAME: every daemon of device NAME, in the order systemd would start them.
+run_all() {
+	for _d in certd dictd electd keyd; do run "$1" "$_d"; done
+}
+
+# epoch NAME: the pool epoch of NAME's keyd (0 before its first ring, "" when not answering).
+epoch() { field "$1" keyd epoch; }
+
+# send FROM TO TEXT: FROM's keyd sends TEXT to TO under their pairwise key.
+send_msg() {
+	ctl "$T/$1/run/keyd.sock" "{\"v\":1,\"verb\":\"send\",\"peer\":\"$2\",\"text\":\"$3\"}"
+}
+
+# received TO TEXT: TO's keyd has received TEXT.
+received() {
+	ctl "$T/$1/run/keyd.sock" '{"v":1,"verb":"inbox"}' | grep -qF "\"text\":\"$2\""
+}

@@ -68,22 +68,22 @@ static void test_hmac_rfc4231(void **state)
 		size_t datalen; /* 0: strlen(data) */
 		const char *mac;
 	} v[] = {
-		{"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "Hi There", 0,
-		 "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
-		{"4a656665", "what do ya want for nothing?", 0,
-		 "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
-		{"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "\xdd", 50,
-		 "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"},
-		{"0102030405060708090a0b0c0d0e0f10111213141516171819", "\xcd", 50,
-		 "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
-		{"0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c", "Test With Truncation", 0,
-		 "a3b6167473100ee06e0c796c2955552b"},
-		{NULL, "Test Using Larger Than Block-Size Key - Hash Key First", 0,
-		 "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
-		{NULL,
-		 "This is a test using a larger than block-size key and a larger than block-size "
-		 "data. The key needs to be hashed before being used by the HMAC algorithm.",
-		 0, "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+	    {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "Hi There", 0,
+	     "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+	    {"4a656665", "what do ya want for nothing?", 0,
+	     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+	    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "\xdd", 50,
+	     "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"},
+	    {"0102030405060708090a0b0c0d0e0f10111213141516171819", "\xcd", 50,
+	     "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"},
+	    {"0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c", "Test With Truncation", 0,
+	     "a3b6167473100ee06e0c796c2955552b"},
+	    {NULL, "Test Using Larger Than Block-Size Key - Hash Key First", 0,
+	     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+	    {NULL,
+	     "This is a test using a larger than block-size key and a larger than block-size "
+	     "data. The key needs to be hashed before being used by the HMAC algorithm.",
+	     0, "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
 	};
 
 	(void)state;
@@ -126,25 +126,25 @@ static void test_hkdf_rfc5869(void **state)
 	static const struct {
 		const char *ikm, *salt, *info, *okm;
 	} v[] = {
-		{"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
-		 "f0f1f2f3f4f5f6f7f8f9",
-		 "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b88718"
-		 "5865"},
-		{"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-		 "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-		 "404142434445464748494a4b4c4d4e4f",
-		 "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-		 "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-		 "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
-		 "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
-		 "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"
-		 "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
-		 "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c"
-		 "59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71"
-		 "cc30c58179ec3e87c14c01d5c1f3434f1d87"},
-		{"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
-		 "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
-		 "9d201395faa4b61a96c8"},
+	    {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "000102030405060708090a0b0c",
+	     "f0f1f2f3f4f5f6f7f8f9",
+	     "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b88718"
+	     "5865"},
+	    {"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	     "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+	     "404142434445464748494a4b4c4d4e4f",
+	     "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+	     "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+	     "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf",
+	     "b0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+	     "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+	     "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+	     "b11e398dc80327a1c8e7f78c596a49344f012eda2d4efad8a050cc4c19afa97c"
+	     "59045a99cac7827271cb41c65e590e09da3275600c2f09b8367793a9aca3db71"
+	     "cc30c58179ec3e87c14c01d5c1f3434f1d87"},
+	    {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "", "",
+	     "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+	     "9d201395faa4b61a96c8"},
 	};
 
 	(void)state;
@@ -203,27 +203,25 @@ static void test_helpers(void **state)
 static const struct {
 	const char *key, *iv, *pt, *aad, *ct, *tag;
 } gcm[] = {
-	{"0000000000000000000000000000000000000000000000000000000000000000",
-	 "000000000000000000000000", "", "", "", "530f8afbc74536b9a963b4f1c4cb738b"},
-	{"0000000000000000000000000000000000000000000000000000000000000000",
-	 "000000000000000000000000", "00000000000000000000000000000000", "",
-	 "cea7403d4d606b6e074ec5d3baf39d18", "d0d1c8a799996bf0265b98b5d48ab919"},
-	{"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
-	 "cafebabefacedbaddecaf888",
-	 "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-	 "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
-	 "",
-	 "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
-	 "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad",
-	 "b094dac5d93471bdec1a502270e3cc6c"},
-	{"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
-	 "cafebabefacedbaddecaf888",
-	 "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
-	 "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
-	 "feedfacedeadbeeffeedfacedeadbeefabaddad2",
-	 "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
-	 "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
-	 "76fc6ece0f4e1768cddf8853bb2d551b"},
+    {"0000000000000000000000000000000000000000000000000000000000000000", "000000000000000000000000",
+     "", "", "", "530f8afbc74536b9a963b4f1c4cb738b"},
+    {"0000000000000000000000000000000000000000000000000000000000000000", "000000000000000000000000",
+     "00000000000000000000000000000000", "", "cea7403d4d606b6e074ec5d3baf39d18",
+     "d0d1c8a799996bf0265b98b5d48ab919"},
+    {"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255",
+     "",
+     "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+     "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad",
+     "b094dac5d93471bdec1a502270e3cc6c"},
+    {"feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", "cafebabefacedbaddecaf888",
+     "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+     "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+     "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+     "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+     "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+     "76fc6ece0f4e1768cddf8853bb2d551b"},
 };
 
 static void test_aead_gcm_vectors(void **state)
@@ -242,9 +240,8 @@ static void test_aead_gcm_vectors(void **state)
 		assert_int_equal(crypto_aead_new(key, &a), 0);
 		assert_int_equal(crypto_aead_seal(a, iv, aad, aadlen, pt, ptlen, got), 0);
 		assert_memory_equal(got, want, ptlen + CRYPTO_TAG_LEN);
-		assert_int_equal(crypto_aead_open(a, iv, aad, aadlen, want, ptlen + CRYPTO_TAG_LEN,
-						  back),
-				 0);
+		assert_int_equal(
+		    crypto_aead_open(a, iv, aad, aadlen, want, ptlen + CRYPTO_TAG_LEN, back), 0);
 		assert_memory_equal(back, pt, ptlen);
 		crypto_aead_free(a);
 	}
@@ -324,15 +321,33 @@ static void test_aead_tamper_refused(void **state)
 		memcpy(n, nonce, sizeof(n));
 		memcpy(ad, aad, sizeof(ad));
 		switch (t) {
-		case T_TAG: in[64 + 15] ^= 0x80; break;
-		case T_CT: in[0] ^= 0x01; break;
-		case T_AAD: ad[7] ^= 0x01; break;
-		case T_NONCE: n[0] ^= 0x01; break;
-		case T_KEY: c = b; break;
-		case T_SHORT: inlen = CRYPTO_TAG_LEN - 1; break;
-		case T_EMPTY: inlen = 0; break;
-		case T_NOAAD: adlen = 0; break;
-		case T_EXTRA: inlen += 1; break; /* a stray byte makes the last 16 a wrong tag */
+		case T_TAG:
+			in[64 + 15] ^= 0x80;
+			break;
+		case T_CT:
+			in[0] ^= 0x01;
+			break;
+		case T_AAD:
+			ad[7] ^= 0x01;
+			break;
+		case T_NONCE:
+			n[0] ^= 0x01;
+			break;
+		case T_KEY:
+			c = b;
+			break;
+		case T_SHORT:
+			inlen = CRYPTO_TAG_LEN - 1;
+			break;
+		case T_EMPTY:
+			inlen = 0;
+			break;
+		case T_NOAAD:
+			adlen = 0;
+			break;
+		case T_EXTRA: /* a stray byte makes the last 16 a wrong tag */
+			inlen += 1;
+			break;
 		}
 		memset(out, 0xee, sizeof(out));
 		assert_int_equal(crypto_aead_open(c, n, ad, adlen, in, inlen, out), -EBADMSG);
@@ -427,10 +442,10 @@ static void test_rsa_wrap_round_trip(void **state)
 	free(w1);
 }
 
-/* A blob made with OpenSSL's own OAEP-SHA256 opens; the default OAEP-SHA1 does not, so the
- * parameters really are SHA-256 and MGF1-SHA256. */
-static uint8_t *oaep_by_hand(EVP_PKEY *pub, const char *md, const uint8_t *secret, size_t len,
-			     size_t *ret_len)
+/* A blob made with OpenSSL's own OAEP-SHA256/MGF1-SHA256 opens; the default OAEP-SHA1 and
+ * OAEP-SHA256 with MGF1-SHA1 do not, so the parameters really are the ones promised. */
+static uint8_t *oaep_by_hand(EVP_PKEY *pub, const char *md, const char *mgf1, const uint8_t *secret,
+			     size_t len, size_t *ret_len)
 {
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
 	uint8_t *blob = malloc(256);
@@ -439,10 +454,10 @@ static uint8_t *oaep_by_hand(EVP_PKEY *pub, const char *md, const uint8_t *secre
 	assert_non_null(ctx);
 	assert_int_equal(EVP_PKEY_encrypt_init(ctx), 1);
 	assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING), 1);
-	if (md != NULL) {
+	if (md != NULL)
 		assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md_name(ctx, md, NULL), 1);
-		assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, md, NULL), 1);
-	}
+	if (mgf1 != NULL)
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md_name(ctx, mgf1, NULL), 1);
 	assert_int_equal(EVP_PKEY_encrypt(ctx, blob, ret_len, secret, len), 1);
 	EVP_PKEY_CTX_free(ctx);
 	return blob;
@@ -455,11 +470,14 @@ static void test_rsa_wrap_parameters(void **state)
 	size_t len, got = 0;
 
 	memset(secret, 0x5e, sizeof(secret));
-	blob = oaep_by_hand(k->a, "SHA256", secret, sizeof(secret), &len);
+	blob = oaep_by_hand(k->a, "SHA256", "SHA256", secret, sizeof(secret), &len);
 	assert_int_equal(crypto_rsa_unwrap(k->a, blob, len, out, sizeof(out), &got), 0);
 	assert_memory_equal(out, secret, sizeof(secret));
 	free(blob);
-	blob = oaep_by_hand(k->a, NULL, secret, sizeof(secret), &len);
+	blob = oaep_by_hand(k->a, NULL, NULL, secret, sizeof(secret), &len);
+	assert_int_equal(crypto_rsa_unwrap(k->a, blob, len, out, sizeof(out), &got), -EBADMSG);
+	free(blob);
+	blob = oaep_by_hand(k->a, "SHA256", "SHA1", secret, sizeof(secret), &len);
 	assert_int_equal(crypto_rsa_unwrap(k->a, blob, len, out, sizeof(out), &got), -EBADMSG);
 	free(blob);
 }
@@ -490,8 +508,7 @@ static void test_rsa_unwrap_refuses(void **state)
 	memset(bad, 0xff, len); /* larger than the modulus */
 	assert_int_equal(crypto_rsa_unwrap(k->a, bad, len, out, sizeof(out), &got), -EBADMSG);
 	memset(small, 0xaa, sizeof(small));
-	assert_int_equal(crypto_rsa_unwrap(k->a, blob, len, small, sizeof(small), &got),
-			 -EMSGSIZE);
+	assert_int_equal(crypto_rsa_unwrap(k->a, blob, len, small, sizeof(small), &got), -EMSGSIZE);
 	for (size_t i = 0; i < sizeof(small); i++)
 		assert_int_equal(small[i], 0xaa);
 	assert_int_equal(got, 99);
@@ -664,9 +681,9 @@ static void test_key_load_refuses(void **state)
 		assert_int_equal(crypto_load_private_key(k->path, &key), -EPERM);
 	}
 	assert_int_equal(crypto_load_private_key(at(k, "missing.key"), &key), -ENOENT);
-	assert_int_equal(file_write_atomic(at(k, "garbage.key"), "-----BEGIN PRIVATE KEY-----\nxx",
-					   31, 0600),
-			 0);
+	assert_int_equal(
+	    file_write_atomic(at(k, "garbage.key"), "-----BEGIN PRIVATE KEY-----\nxx", 31, 0600),
+	    0);
 	assert_int_equal(crypto_load_private_key(k->path, &key), -EBADMSG);
 	assert_int_equal(file_write_atomic(at(k, "empty.key"), "", 0, 0600), 0);
 	assert_int_equal(crypto_load_private_key(k->path, &key), -EBADMSG);
@@ -715,28 +732,28 @@ static void test_key_save_refuses(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sha256_vectors),
-		cmocka_unit_test(test_hmac_rfc4231),
-		cmocka_unit_test(test_hmac_empty_key_and_data),
-		cmocka_unit_test(test_hkdf_rfc5869),
-		cmocka_unit_test(test_hkdf_length_limits),
-		cmocka_unit_test(test_helpers),
-		cmocka_unit_test(test_aead_gcm_vectors),
-		cmocka_unit_test(test_aead_round_trips_reuse_context),
-		cmocka_unit_test(test_aead_nonce_changes_output),
-		cmocka_unit_test(test_aead_tamper_refused),
-		cmocka_unit_test(test_rsa_generate),
-		cmocka_unit_test(test_rsa_wrap_round_trip),
-		cmocka_unit_test(test_rsa_wrap_parameters),
-		cmocka_unit_test(test_rsa_unwrap_refuses),
-		cmocka_unit_test(test_rsa_wrap_refuses),
-		cmocka_unit_test(test_sign_verify),
-		cmocka_unit_test(test_verify_refuses),
-		cmocka_unit_test(test_sign_parameters),
-		cmocka_unit_test(test_sign_refuses_non_rsa),
-		cmocka_unit_test(test_key_save_load),
-		cmocka_unit_test(test_key_load_refuses),
-		cmocka_unit_test(test_key_save_refuses),
+	    cmocka_unit_test(test_sha256_vectors),
+	    cmocka_unit_test(test_hmac_rfc4231),
+	    cmocka_unit_test(test_hmac_empty_key_and_data),
+	    cmocka_unit_test(test_hkdf_rfc5869),
+	    cmocka_unit_test(test_hkdf_length_limits),
+	    cmocka_unit_test(test_helpers),
+	    cmocka_unit_test(test_aead_gcm_vectors),
+	    cmocka_unit_test(test_aead_round_trips_reuse_context),
+	    cmocka_unit_test(test_aead_nonce_changes_output),
+	    cmocka_unit_test(test_aead_tamper_refused),
+	    cmocka_unit_test(test_rsa_generate),
+	    cmocka_unit_test(test_rsa_wrap_round_trip),
+	    cmocka_unit_test(test_rsa_wrap_parameters),
+	    cmocka_unit_test(test_rsa_unwrap_refuses),
+	    cmocka_unit_test(test_rsa_wrap_refuses),
+	    cmocka_unit_test(test_sign_verify),
+	    cmocka_unit_test(test_verify_refuses),
+	    cmocka_unit_test(test_sign_parameters),
+	    cmocka_unit_test(test_sign_refuses_non_rsa),
+	    cmocka_unit_test(test_key_save_load),
+	    cmocka_unit_test(test_key_load_refuses),
+	    cmocka_unit_test(test_key_save_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

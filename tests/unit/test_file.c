@@ -223,8 +223,10 @@ static void test_read_refuses_non_files(void **state)
 	assert_int_equal(file_read(t->dir, 1024, &got, &len), -EISDIR);
 	assert_int_equal(file_read(at(t, "missing"), 1024, &got, &len), -ENOENT);
 	assert_int_equal(mkfifo(at(t, "fifo"), 0600), 0);
-	/* Would block forever if the open waited for a writer. */
+	/* An open that waited for a writer would block forever: let SIGALRM fail the test. */
+	alarm(10);
 	assert_int_equal(file_read(t->path, 1024, &got, &len), -EINVAL);
+	alarm(0);
 	assert_int_equal(file_read("/dev/null", 1024, &got, &len), -EINVAL);
 	assert_int_equal(symlink("missing", at(t, "dangling")), 0);
 	assert_int_equal(file_read(t->path, 1024, &got, &len), -ENOENT);
@@ -321,21 +323,21 @@ static void test_mkdirs_refuses(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_write_read_round_trip),
-		T(test_write_mode_exact_whatever_the_umask),
-		T(test_overwrite_replaces_atomically),
-		T(test_no_temporaries_left),
-		T(test_write_into_missing_dir_fails_cleanly),
-		T(test_write_over_directory_leaves_nothing),
-		T(test_read_bounded),
-		T(test_read_file_with_unknown_size),
-		T(test_read_refuses_non_files),
-		T(test_read_follows_symlink),
-		T(test_secret_tight_modes_accepted),
-		T(test_secret_loose_modes_refused),
-		T(test_secret_other_owner_refused),
-		T(test_mkdirs),
-		T(test_mkdirs_refuses),
+	    T(test_write_read_round_trip),
+	    T(test_write_mode_exact_whatever_the_umask),
+	    T(test_overwrite_replaces_atomically),
+	    T(test_no_temporaries_left),
+	    T(test_write_into_missing_dir_fails_cleanly),
+	    T(test_write_over_directory_leaves_nothing),
+	    T(test_read_bounded),
+	    T(test_read_file_with_unknown_size),
+	    T(test_read_refuses_non_files),
+	    T(test_read_follows_symlink),
+	    T(test_secret_tight_modes_accepted),
+	    T(test_secret_loose_modes_refused),
+	    T(test_secret_other_owner_refused),
+	    T(test_mkdirs),
+	    T(test_mkdirs_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,7 @@ static void usage(FILE *f)
 		   "\n"
 		   "commands:\n"
 		   "  status [--json]    device, home, role, certificate and which daemons answer\n"
+		   "  peers [--json]     the devices this one knows, and the key shared with each\n"
 		   "  watch DAEMON [--count N] [--timeout SECONDS]\n"
 		   "                     print the events DAEMON pushes, one JSON object a line\n"
 		   "  pool plan --nodes N --probability P [--ring K] [--pool S] [--json]\n"
@@ -40,7 +41,8 @@ static void usage(FILE *f)
 }
 
 /* Ask one daemon for its status: NULL reply and a reason when it does not answer. */
-static json_t *ask_status(const char *run_dir, const char *daemon, const char **ret_why)
+static json_t *ask(const char *run_dir, const char *daemon, const char *verb,
+		   const char **ret_why)
 {
 	struct ctl_client *c = NULL;
 	json_t *reply = NULL;
@@ -49,11 +51,14 @@ static json_t *ask_status(const char *run_dir, const char *daemon, const char **
 
 	if ((r = daemon_socket_path(run_dir, daemon, path, sizeof(path))) < 0 ||
 	    (r = ctl_client_connect(path, &c)) < 0 ||
-	    (r = ctl_client_call(c, "status", NULL, CALL_TIMEOUT_MS, &reply)) < 0) {
+	    (r = ctl_client_call(c, verb, NULL, CALL_TIMEOUT_MS, &reply)) < 0) {
 		/* No socket, or nobody behind it: the daemon is simply not running. */
 		*ret_why = r == -ENOENT || r == -ECONNREFUSED ? "not running" : iotsec_strerror(r);
 	} else if (ctl_reply_error(reply)) {
-		*ret_why = "refused status";
+		static char refused[256];
+
+		snprintf(refused, sizeof(refused), "refused: %s", ctl_reply_error(reply));
+		*ret_why = refused;
 		json_decref(reply);
 		reply = NULL;
 	}
@@ -81,6 +86,19 @@ static void print_human(json_t *doc)
 	printf("device       %s\n", json_string_value(json_object_get(doc, "device")) ?: "-");
 	printf("home         %s\n", json_string_value(json_object_get(doc, "home")) ?: "-");
 	printf("role         %s\n", json_string_value(json_object_get(doc, "role")) ?: "-");
+	if (json_is_string(json_object_get(doc, "controller"))) {
+		const char *c = json_string_value(json_object_get(doc, "controller"));
+
+		printf("controller   %s\n", c[0] ? c : "none (electing)");
+	}
+	if (json_is_integer(json_object_get(doc, "epoch"))) {
+		if (json_integer_value(json_object_get(doc, "epoch")) == 0)
+			printf("key pool     no ring yet\n");
+		else
+			printf("key pool     epoch %lld, ring of %lld keys\n",
+			       (long long)json_integer_value(json_object_get(doc, "epoch")),
+			       (long long)json_integer_value(json_object_get(doc, "ring_size")));
+	}
 	if (state == NULL) {
 		printf("certificate  unknown (iotsec-certd not running)\n");
 	} else if (strcmp(state, "invalid") == 0) {
@@ -125,7 +143,7 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 	json_object_set_new(doc, "daemons", ds);
 	for (size_t i = 0; i < N_DAEMONS; i++) {
 		const char *why = NULL;
-		json_t *st = ask_status(cfg->device.run_dir, daemons[i], &why);
+		json_t *st = ask(cfg->device.run_dir, daemons[i], "status", &why);
 
 		if (st == NULL) {
 			json_object_set_new(ds, daemons[i],
@@ -148,6 +166,13 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			if (json_object_get(st, "not_after"))
 				json_object_set(cert, "not_after", json_object_get(st, "not_after"));
 		}
+		/* electd knows the controller, keyd the pool epoch and our ring. */
+		if (strcmp(daemons[i], "electd") == 0)
+			json_object_set(doc, "controller", json_object_get(st, "controller"));
+		if (strcmp(daemons[i], "keyd") == 0) {
+			json_object_set(doc, "epoch", json_object_get(st, "epoch"));
+			json_object_set(doc, "ring_size", json_object_get(st, "ring_size"));
+		}
 		json_object_set_new(ds, daemons[i], st);
 	}
 	if (as_json) {
@@ -157,6 +182,46 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 		print_human(doc);
 	}
 	json_decref(doc);
+	return 0;
+}
+
+/* The devices keyd knows and whether a pairwise key exists with each; never a key. */
+static int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv)
+{
+	bool as_json = argc > 1 && strcmp(argv[1], "--json") == 0;
+	const char *why = NULL;
+	json_t *reply, *p;
+	size_t i;
+
+	if (argc > 1 && !as_json) {
+		printf("usage: iotsecctl peers [--json]\n"
+		       "List the devices this one knows and the key it shares with each.\n");
+		return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
+	}
+	if ((reply = ask(cfg->device.run_dir, "keyd", "peers", &why)) == NULL) {
+		fprintf(stderr, "iotsecctl peers: iotsec-keyd: %s\n", why);
+		return 1;
+	}
+	if (as_json) {
+		json_dumpf(json_object_get(reply, "peers"), stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		printf("%-16s %-11s %6s %7s  %s\n", "DEVICE", "ROLE", "EPOCH", "SHARED", "PAIRWISE KEY");
+		json_array_foreach(json_object_get(reply, "peers"), i, p)
+		{
+			const char *kind = json_string_value(json_object_get(p, "pairwise"));
+
+			printf("%-16s %-11s %6lld %7lld  %s\n",
+			       json_string_value(json_object_get(p, "name")),
+			       json_string_value(json_object_get(p, "role")),
+			       (long long)json_integer_value(json_object_get(p, "epoch")),
+			       (long long)json_integer_value(json_object_get(p, "shared")),
+			       strcmp(kind, "ring") == 0   ? "yes, from shared ring keys"
+			       : strcmp(kind, "path") == 0 ? "yes, a path key from the controller"
+							   : "none");
+		}
+	}
+	json_decref(reply);
 	return 0;
 }
 
@@ -265,6 +330,8 @@ int main(int argc, char **argv)
 	argc -= optind, argv += optind;
 	if (strcmp(argv[0], "status") == 0)
 		r = cmd_status(&cfg, argc, argv);
+	else if (strcmp(argv[0], "peers") == 0)
+		r = cmd_peers(&cfg, argc, argv);
 	else if (strcmp(argv[0], "watch") == 0)
 		r = cmd_watch(&cfg, argc, argv);
 	else {
