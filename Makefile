@@ -134,6 +134,9 @@ install: all
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
 		install -m 0644 etc/iotsec.conf $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf
+	# The dictionary key, made once (the daemon runs with /etc read-only).
+	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/dict.key ] || \
+		(umask 077 && head -c 32 /dev/urandom > $(DESTDIR)$(SYSCONFDIR)/iotsec/dict.key)
 
 format:
 	clang-format -i $(wildcard libiotsec/*.[ch] daemons/*/*.[ch] pki/*.[ch] tools/*/*.[ch] \

@@ -65,4 +65,13 @@ grep "out of the home" "$D/kitchen/certd.log" | sed 's/^/    /'
 run iotsecctl -c "$D/kitchen/iotsec.conf" status
 run iotsec-pki verify --dir "$D/ca" "$D/kitchen/kitchen.crt" || true
 
-step "Done. Files are in $D"
+echo "(files of steps 1-5 are in $D)"
+
+kill $CERTD_PID 2>/dev/null || true
+CERTD_PID=""
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
+	"$(dirname "$0")/demo-home.sh"
+else
+	step "6-10. The home network story needs root (network namespaces): run 'sudo make demo'"
+fi
+step "Done."

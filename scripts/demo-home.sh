@@ -1,0 +1,49 @@
+#!/bin/sh
+# make demo, part two: three Pis on their own network (namespaces on a bridge) elect a controller,
+# receive key rings, find pairwise keys and exchange an encrypted message; a rogue Pi plugged into
+# the same network is ignored. Uses the integration tests' host helpers.
+. "$(dirname "$0")/../tests/integration/common.sh"
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+show() {
+	printf '$ %s\n' "$*"
+	"$@"
+}
+
+step "6. Three Pis and a rogue on one network (namespaces joined by a bridge)"
+need_netns
+make_home smith-family
+device 1 hub controller
+device 2 kitchen node
+device 3 garage node
+echo "hub, kitchen and garage are enrolled; the rogue makes its own CA with the same home name"
+iotsec-pki init --dir "$T/rogue-ca" --home smith-family >/dev/null 2>&1
+iotsec-pki enrol --dir "$T/rogue-ca" --device hub0 --role controller --out "$T/hub0" >/dev/null 2>&1
+host_config 4 hub0
+sed -i "s|$T/ca/|$T/rogue-ca/|g" "$T/hub0/iotsec.conf"
+
+step "7. Every Pi starts certd, dictd, electd and keyd"
+for n in hub kitchen garage hub0; do run_all "$n"; done
+ready() { for n in hub kitchen garage; do [ "$(field $n keyd ring_size)" -gt 0 ] 2>/dev/null || return 1; done; }
+wait_until 20 ready || fail "the rings did not arrive"
+for n in kitchen garage hub; do
+	echo "--- $n"
+	iotsecctl -c "$T/$n/iotsec.conf" status | grep -E "device|role|controller|certificate|key pool"
+done
+
+step "8. The rogue 'hub0' declared itself controller of its own CA's home; nobody believed it"
+echo "hub0 thinks the controller is: $(field hub0 electd controller)"
+echo "kitchen follows: $(field kitchen electd controller)"
+grep -h "refused a message from $NET.4" "$T/kitchen/electd.log" | head -n 2
+echo "hub0 built a pool of its own (it is its own controller); no device of the home lists it:"
+ctl "$T/kitchen/run/keyd.sock" '{"v":1,"verb":"peers"}' | grep -q '"hub0"' && fail "kitchen lists hub0"
+echo "    kitchen's peers: $(ctl "$T/kitchen/run/keyd.sock" '{"v":1,"verb":"peers"}' | json_get '["peers"]' | tr -d "{}'" | sed 's/, role[^]]*//g')"
+
+step "9. The kitchen Pi knows its peers and the keys it shares with each"
+show iotsecctl -c "$T/kitchen/iotsec.conf" peers
+
+step "10. kitchen sends garage an encrypted message (AES-256-GCM under their pairwise key)"
+send_msg kitchen garage "the freezer door is open" >/dev/null
+wait_until 5 received garage "the freezer door is open" || fail "garage did not receive it"
+grep -h "sent\|received" "$T/kitchen/keyd.log" "$T/garage/keyd.log"
+echo "garage's inbox: $(ctl "$T/garage/run/keyd.sock" '{"v":1,"verb":"inbox"}' | json_get '["messages"][0]["text"]')"
