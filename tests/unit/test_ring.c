@@ -507,6 +507,57 @@ static void test_common(void **state)
 	assert_int_equal(ring_common(a, 1, b + 1, 1, out), 0);
 }
 
+/* CONTROLLER_PATH_KEY: a round trip, then every way the body can be wrong. */
+static void test_path_key(void **state)
+{
+	struct ring_path_key in = {.epoch = 7, .peer = "pi3"}, out = {.epoch = 99};
+	json_t *body = NULL, *bad;
+
+	(void)state;
+	memset(in.key, 0x5c, sizeof(in.key));
+	assert_int_equal(ring_path_key_build(&in, ours, &body), 0);
+	assert_int_equal(ring_path_key_parse(body, ours, &out), 0);
+	assert_int_equal(out.epoch, 7);
+	assert_string_equal(out.peer, "pi3");
+	assert_memory_equal(out.key, in.key, sizeof(in.key));
+
+	out.epoch = 99;
+	/* Wrapped to another device: it does not unwrap with our key. */
+	assert_int_equal(ring_path_key_parse(body, other, &out), -EBADMSG);
+	bad = json_copy(body);
+	json_object_set_new(bad, "extra", json_true());
+	assert_int_equal(ring_path_key_parse(bad, ours, &out), -EBADMSG);
+	json_decref(bad);
+	bad = json_copy(body);
+	json_object_del(bad, "peer");
+	assert_int_equal(ring_path_key_parse(bad, ours, &out), -EBADMSG);
+	json_decref(bad);
+	bad = json_copy(body);
+	json_object_set_new(bad, "peer", json_string(""));
+	assert_int_equal(ring_path_key_parse(bad, ours, &out), -EBADMSG);
+	json_decref(bad);
+	bad = json_copy(body);
+	json_object_set_new(bad, "peer", json_stringn("pi\0x", 4)); /* embedded NUL */
+	assert_int_equal(ring_path_key_parse(bad, ours, &out), -EBADMSG);
+	json_decref(bad);
+	bad = json_copy(body);
+	json_object_set_new(bad, "epoch", json_integer(0));
+	assert_int_equal(ring_path_key_parse(bad, ours, &out), -EBADMSG);
+	json_decref(bad);
+	bad = json_copy(body);
+	json_object_set_new(bad, "k", json_string("not base64!"));
+	assert_int_equal(ring_path_key_parse(bad, ours, &out), -EBADMSG);
+	json_decref(bad);
+	assert_int_equal(out.epoch, 99); /* untouched by every failure */
+
+	in.peer[0] = '\0';
+	assert_int_equal(ring_path_key_build(&in, ours, &bad), -EINVAL);
+	in.epoch = 0;
+	snprintf(in.peer, sizeof(in.peer), "pi3");
+	assert_int_equal(ring_path_key_build(&in, ours, &bad), -EINVAL);
+	json_decref(body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +571,7 @@ int main(void)
 	    cmocka_unit_test(test_pick_properties),
 	    cmocka_unit_test(test_pick_refuses),
 	    cmocka_unit_test(test_common),
+	    cmocka_unit_test(test_path_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
