@@ -369,36 +369,32 @@ static EVP_PKEY_CTX *crypto_oaep_ctx(EVP_PKEY *key, int encrypt)
 	return ctx;
 }
 
-int crypto_rsa_wrap(EVP_PKEY *pub, const void *secret, size_t len, uint8_t **ret, size_t *ret_len)
+EVP_PKEY_CTX *crypto_rsa_wrap_ctx(EVP_PKEY *pub)
 {
-	EVP_PKEY_CTX *ctx = NULL;
+	return crypto_oaep_ctx(pub, 1);
+}
+
+int crypto_rsa_wrap(EVP_PKEY_CTX *ctx, const void *secret, size_t len, uint8_t **ret,
+		    size_t *ret_len)
+{
 	uint8_t *blob = NULL;
 	size_t bloblen = 0;
-	int r;
 
-	if ((ctx = crypto_oaep_ctx(pub, 1)) == NULL) {
-		r = crypto_fail(-EINVAL, "RSA-OAEP setup");
-		goto out;
-	}
 	/* OAEP with SHA-256 carries at most k - 2 * 32 - 2 bytes. */
-	if (len + 2 * CRYPTO_SHA256_LEN + 2 > (size_t)EVP_PKEY_get_size(pub)) {
-		r = -EMSGSIZE;
-		goto out;
-	}
+	if (len + 2 * CRYPTO_SHA256_LEN + 2 >
+	    (size_t)EVP_PKEY_get_size(EVP_PKEY_CTX_get0_pkey(ctx)))
+		return -EMSGSIZE;
 	if (EVP_PKEY_encrypt(ctx, NULL, &bloblen, secret, len) != 1 ||
 	    (blob = malloc(bloblen)) == NULL ||
 	    EVP_PKEY_encrypt(ctx, blob, &bloblen, secret, len) != 1) {
-		r = crypto_fail(blob == NULL ? -ENOMEM : -EIO, "RSA-OAEP wrap");
-		goto out;
+		int r = crypto_fail(blob == NULL ? -ENOMEM : -EIO, "RSA-OAEP wrap");
+
+		free(blob);
+		return r;
 	}
 	*ret = blob;
 	*ret_len = bloblen;
-	blob = NULL;
-	r = 0;
-out:
-	free(blob);
-	EVP_PKEY_CTX_free(ctx);
-	return r;
+	return 0;
 }
 
 int crypto_rsa_unwrap(EVP_PKEY *priv, const uint8_t *in, size_t inlen, void *out, size_t outcap,

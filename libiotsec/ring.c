@@ -71,14 +71,14 @@ static json_t *object2(const char *k1, json_t *v1, const char *k2, json_t *v2)
 	return o;
 }
 
-static json_t *wrap_key(EVP_PKEY *pub, const uint8_t key[CRYPTO_KEY_LEN])
+static json_t *wrap_key(EVP_PKEY_CTX *wrap, const uint8_t key[CRYPTO_KEY_LEN])
 {
 	uint8_t *blob = NULL;
 	size_t len;
 	char *text = NULL;
 	json_t *s = NULL;
 
-	if (crypto_rsa_wrap(pub, key, CRYPTO_KEY_LEN, &blob, &len) < 0)
+	if (wrap == NULL || crypto_rsa_wrap(wrap, key, CRYPTO_KEY_LEN, &blob, &len) < 0)
 		goto out;
 	if ((text = b64_encode(blob, len)) != NULL)
 		s = json_string(text);
@@ -158,13 +158,14 @@ void ring_keys_wipe(struct ring_keys *k)
 /* The "keys" array of CLIENT_KEYS (with_index false) or CLIENT_RING_KEYS. */
 static int keys_build(const struct ring_keys *k, bool with_index, EVP_PKEY *pub, json_t **ret)
 {
+	EVP_PKEY_CTX *wrap = crypto_rsa_wrap_ctx(pub);
 	json_t *arr = json_array(), *o = NULL;
 	int r = -ENOMEM;
 
 	if (arr == NULL)
 		goto out;
 	for (size_t i = 0; i < k->n; i++) {
-		json_t *item = wrap_key(pub, k->key[i]);
+		json_t *item = wrap_key(wrap, k->key[i]);
 
 		if (item != NULL && with_index)
 			item = object2("i", json_integer(k->index[i]), "k", item);
@@ -178,6 +179,7 @@ static int keys_build(const struct ring_keys *k, bool with_index, EVP_PKEY *pub,
 	*ret = o;
 	r = 0;
 out:
+	EVP_PKEY_CTX_free(wrap);
 	json_decref(arr);
 	return r;
 }
@@ -432,11 +434,15 @@ size_t ring_common(const uint32_t *a, size_t na, const uint32_t *b, size_t nb, u
 
 int ring_path_key_build(const struct ring_path_key *p, EVP_PKEY *pub, json_t **ret)
 {
+	EVP_PKEY_CTX *wrap;
 	json_t *o, *k;
 
 	if (p->epoch == 0 || p->peer[0] == '\0' || strnlen(p->peer, CERT_NAME_MAX) == CERT_NAME_MAX)
 		return -EINVAL;
-	if ((k = wrap_key(pub, p->key)) == NULL)
+	wrap = crypto_rsa_wrap_ctx(pub);
+	k = wrap_key(wrap, p->key);
+	EVP_PKEY_CTX_free(wrap);
+	if (k == NULL)
 		return -ENOMEM;
 	if ((o = object2("epoch", json_integer(p->epoch), "peer", json_string(p->peer))) == NULL) {
 		json_decref(k);

@@ -13,16 +13,43 @@ gcm=$(openssl speed -seconds 2 -bytes 64 -evp aes-256-gcm 2>/dev/null |
 echo "rsa2048 sign: $rsa_sign/s  verify: $rsa_verify/s"
 echo "aes-256-gcm 64B (encrypt only): $gcm blocks/s"
 
-echo "== AES-256-GCM, 64-byte reading"
-"$BENCH_DIR/bench_crypto"
-ours=$("$BENCH_DIR/bench_crypto" | awk '/^aead seal\+open 64B:/ {print $4; exit}')
-awk -v o="$ours" -v c="$gcm" 'BEGIN {
-	if (c > 0) printf "aead seal+open 64B vs openssl speed (seal+open = 2 blocks): %.0f pairs/s of %.0f: %.0f%%\n", o, c / 2, 100 * o / (c / 2) }'
+echo "== AES-256-GCM, 64-byte reading; RSA-OAEP key wrap"
+crypto_out=$("$BENCH_DIR/bench_crypto")
+echo "$crypto_out"
+# At 64 bytes openssl speed is no tight ceiling (seal+open through EVP can beat its encrypt-only
+# rate): the bare EVP loop above is the ceiling; this line is for reference.
+echo "$crypto_out" | awk -v c="$gcm" '/^aead seal\+open 64B:/ && c > 0 {
+	printf "aead seal+open 64B vs openssl speed (seal+open = 2 blocks): %.0f pairs/s of %.0f: %.0f%%\n", $4, c / 2, 100 * $4 / (c / 2) }'
 
 echo "== envelope sign+verify"
 env_out=$("$BENCH_DIR/bench_envelope")
 echo "$env_out"
-ours=$(echo "$env_out" | awk '/^envelope sign\+verify:/ {print $3}')
-awk -v o="$ours" -v s="$rsa_sign" -v v="$rsa_verify" 'BEGIN {
-	c = 1 / (1 / s + 1 / v)
-	printf "envelope sign+verify: %.0f msgs/s  ceiling (one rsa2048 sign + verify): %.0f/s  ratio %.0f%%\n", o, c, 100 * o / c }'
+# with-cert: the sender's certificate in the message (first contact, broadcasts), so its chain
+# and the CRL are checked too; fp-only: just its fingerprint, as peers that know each other send.
+echo "$env_out" | awk -v s="$rsa_sign" -v v="$rsa_verify" '
+	/^envelope sign\+verify / {
+		c = 1 / (1 / s + 1 / v)
+		printf "envelope sign+verify %s %.0f msgs/s  ceiling (one rsa2048 sign + verify): %.0f/s  ratio %.0f%%\n",
+			$3, $4, c, 100 * $4 / c
+	}'
+
+echo "== rings: the controller gives every device its ring; a device takes one in"
+rings_out=$("$BENCH_DIR/bench_rings")
+echo "$rings_out"
+# The ceiling is the same RSA operations at openssl speed's rates: public (wrap, verify) at its
+# verify rate, private (sign, unwrap) at its sign rate.
+echo "$rings_out" | awk -v s="$rsa_sign" -v v="$rsa_verify" '
+	/^rings / {
+		for (i = 1; i <= NF; i++) {
+			if ($i == "rsa_public") pub = $(i + 1)
+			if ($i == "rsa_private") priv = $(i + 1)
+			if ($i == "s") t = $(i - 1)
+		}
+		c = pub / v + priv / s
+		what = $2 == "device" ? "one device takes its ring" : sprintf("controller, %s devices", $3)
+		printf "%s: %.3f s  ceiling (openssl speed rsa2048, same operations): %.3f s  ratio %.0f%%\n",
+			what, t, c, 100 * c / t
+	}'
+
+echo "== election convergence"
+"$(dirname "$0")/election.sh"

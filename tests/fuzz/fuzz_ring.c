@@ -31,13 +31,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
 	uint8_t secret[CRYPTO_KEY_LEN] = {1, 2, 3}, *blob = NULL;
+	EVP_PKEY_CTX *wrap = NULL;
 	size_t len;
 
-	if (crypto_rsa_generate(2048, &key) < 0 ||
-	    crypto_rsa_wrap(key, secret, sizeof(secret), &blob, &len) < 0 ||
+	if (crypto_rsa_generate(2048, &key) < 0 || (wrap = crypto_rsa_wrap_ctx(key)) == NULL ||
+	    crypto_rsa_wrap(wrap, secret, sizeof(secret), &blob, &len) < 0 ||
 	    (wrapped = b64_encode(blob, len)) == NULL)
 		abort();
 	wrapped_len = strlen(wrapped);
+	EVP_PKEY_CTX_free(wrap);
 	free(blob);
 	return 0;
 }

@@ -21,11 +21,14 @@ static const char subst[] = "WOTSLP";
 
 static char *wrap_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
 {
+	EVP_PKEY_CTX *wrap = crypto_rsa_wrap_ctx(to);
 	uint8_t *blob = NULL;
 	size_t blen = 0;
 	char *text;
 
-	assert_int_equal(crypto_rsa_wrap(to, secret, len, &blob, &blen), 0);
+	assert_non_null(wrap);
+	assert_int_equal(crypto_rsa_wrap(wrap, secret, len, &blob, &blen), 0);
+	EVP_PKEY_CTX_free(wrap);
 	text = b64_encode(blob, blen - cut);
 	assert_non_null(text);
 	free(blob);
