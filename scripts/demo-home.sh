@@ -2,7 +2,8 @@
 # make demo, part two: three Pis on their own network (namespaces on a bridge) elect a controller,
 # receive key rings, find pairwise keys and exchange an encrypted message; a rogue Pi plugged into
 # the same network is ignored. Uses the integration tests' host helpers.
-. "$(dirname "$0")/../tests/integration/common.sh"
+IT_DIR=$(dirname "$0")/../tests/integration
+. "$IT_DIR/common.sh"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 show() {

@@ -71,7 +71,7 @@ static int give_ring(struct envelope_ctx *ctl, EVP_PKEY *pub, const struct keypo
 	json_t *body = NULL;
 	int r = ring_pick(plan->pool, plan->ring, ring);
 
-	if (r == 0 && ring_needs_build(&needs, &body) == 0)
+	if (r == 0 && (r = ring_needs_build(&needs, &body)) == 0)
 		r = seal(ctl, RING_MSG_NEEDS_KEYS, body, true, out);
 	for (size_t off = 0; r == 0 && off < plan->ring; off += per) {
 		batch.epoch = 1;
@@ -102,7 +102,9 @@ static int take_ring(struct envelope_ctx *dev, EVP_PKEY *priv, const struct keyp
 		struct envelope_msg m;
 		int r = envelope_open(dev, in->buf[i], in->len[i], &m);
 
-		if (r == 0 && strcmp(m.type, RING_MSG_RING_KEYS) == 0 &&
+		if (r < 0)
+			return r;
+		if (strcmp(m.type, RING_MSG_RING_KEYS) == 0 &&
 		    (r = ring_ring_keys_parse(m.body, priv, plan->pool, RING_KEYS_PER_MSG,
 					      &keys)) == 0)
 			got += (uint32_t)keys.n;

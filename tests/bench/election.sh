@@ -8,7 +8,8 @@ if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
 	echo "election: skipped (needs root and ip netns)"
 	exit 0
 fi
-. "$(dirname "$0")/../integration/common.sh"
+IT_DIR=$(dirname "$0")/../integration
+. "$IT_DIR/common.sh"
 ROUNDS=5
 # The hosts run with the test timings; the floor comes from the same text.
 TRIES=$(echo "$TEST_TIMINGS" | sed -n 's/.*electd = {.* tries = \([0-9]*\);.*/\1/p')
@@ -27,23 +28,14 @@ converge() {
 	_t0=$(date +%s.%N)
 	for _i in $(seq 1 "$1"); do run "hub$_i" electd; done
 	# One poller for every socket: a python start per poll would be slower than the election.
-	python3 - "$_t0" $_socks >>"$T/ms" <<'PY' || fail "$1 hosts did not agree within 10 s"
-import json, socket, sys, time
-t0, socks = float(sys.argv[1]), sys.argv[2:]
+	python3 - "$IT_DIR" "$_t0" $_socks >>"$T/ms" <<'PY' || fail "$1 hosts did not agree within 10 s"
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from ctl import call
+t0, socks = float(sys.argv[2]), sys.argv[3:]
 def status(path):
     try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(1)
-        s.connect(path)
-        s.sendall(b'{"v":1,"verb":"status"}\n')
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-        s.close()
-        return json.loads(buf)
+        return json.loads(call(path, '{"v":1,"verb":"status"}', timeout=1))
     except (OSError, ValueError):
         return {}
 while time.time() - t0 < 10:

@@ -4,6 +4,8 @@ set -eu
 
 : "${IOTSEC_BIN:?run integration tests through 'make check' (IOTSEC_BIN unset)}"
 PATH="$IOTSEC_BIN:$PATH"
+# This folder: scripts that source us from elsewhere set it first.
+IT_DIR=${IT_DIR:-$(dirname "$0")}
 T=$(mktemp -d /tmp/iotsec-it.XXXXXX)
 PIDS=""
 
@@ -69,24 +71,8 @@ json_get() {
 	python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"
 }
 
-# ctl SOCKET JSON: send one control request, print the one-line reply (any daemon, any verb,
-# including those iotsecctl does not offer, such as dictd's store and lookup).
-ctl() {
-	python3 - "$1" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    buf += chunk
-sys.stdout.write(buf.decode())
-PY
-}
+# ctl SOCKET JSON: send one control request, print the one-line reply (see ctl.py).
+ctl() { python3 "$IT_DIR/ctl.py" "$1" "$2"; }
 
 # --- Hosts: network namespaces on one bridge (SPEC 10, "local containers") ---------------------
 # The bridge lives in a namespace of its own, so no packet ever reaches a real interface. Host i
