@@ -91,7 +91,7 @@ $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(UNIT_LIB) $(LIB)
 
 $(B)/obj/tests/unit/%.o: ALL_CFLAGS += $(shell pkg-config --cflags cmocka)
 
-$(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(UNIT_LIB) $(LIB)
+$(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/unit/fixture.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 

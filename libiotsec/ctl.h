@@ -15,8 +15,11 @@
 #include <systemd/sd-event.h>
 
 #define CTL_PROTO_VERSION 1
-#define CTL_LINE_MAX      65536
-#define CTL_MAX_CLIENTS   32
+#define CTL_LINE_MAX	  65536
+#define CTL_MAX_CLIENTS	  32
+#define CTL_CLIENT_EVENTS_MAX                                                                      \
+	1024 /* events a blocking client holds while in a call; then the                           \
+		oldest are dropped */
 
 enum ctl_flags {
 	CTL_MUTATES = 1 << 0,
@@ -69,8 +72,9 @@ int ctl_client_next_event(struct ctl_client *c, int timeout_ms, json_t **ret_eve
  * loop, calling fn for every event, and reconnects every retry_ms while that daemon is away.
  * On every (re)connection fn first gets the daemon's current state as {"event":"status", ...the
  * fields of its status reply}, so a watcher started after an event still knows where things
- * stand; fn also gets a synthetic {"event":"disconnected"} when the connection drops. fn must not
- * free the watch. */
+ * stand; fn also gets a synthetic {"event":"disconnected"} when the connection drops. A daemon
+ * that refuses the subscription is asked again every retry_ms (the refusal is logged once) and fn
+ * hears nothing from it meanwhile. fn must not free the watch. */
 typedef void (*ctl_event_fn)(json_t *event, void *userdata);
 struct ctl_watch;
 int ctl_watch_new(sd_event *e, const char *path, const char *const *events, int retry_ms,

@@ -18,8 +18,6 @@
 #include "ctl_internal.h"
 #include "log.h"
 
-#define CTL_CLIENT_EVENTS_MAX 1024 /* events a blocking client holds while in a call */
-
 /* {"events":[...]} from a NULL-terminated list, checked as the server will check it. */
 static int events_args(const char *const *events, json_t **ret)
 {
@@ -346,9 +344,11 @@ struct ctl_watch {
 	int fd;
 	struct ctl_in in;
 	struct ctl_out out;
-	bool connecting;   /* connect() still in progress */
-	bool subscribed;   /* the server accepted the subscription */
-	json_t *status_id; /* the id of our status request after subscribing */
+	bool connecting;      /* connect() still in progress */
+	bool subscribed;      /* the server accepted the subscription */
+	bool warned;	      /* a refusal was logged: once per watch is enough */
+	json_t *subscribe_id; /* the ids of our two requests, to tell their replies apart */
+	json_t *status_id;
 };
 
 /* Close the connection, tell fn if a subscription was lost, and try again in retry_usec. */
@@ -373,26 +373,38 @@ static void watch_reset(struct ctl_watch *w)
 	}
 }
 
-static void watch_line(struct ctl_watch *w, const char *line, size_t len)
+/* One line from the daemon: an event, or the reply to our subscribe or status request.
+ * -EPROTO when the subscription is refused: then we start again after retry_usec. */
+static int watch_line(struct ctl_watch *w, const char *line, size_t len)
 {
-	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL), *id;
+	bool ok = json_is_true(json_object_get(o, "ok"));
+	int r = 0;
 
-	if (is_event(o)) {
+	id = json_object_get(o, "id");
+	if (is_event(o) && w->subscribed) {
 		w->fn(o, w->userdata);
-	} else if (json_is_true(json_object_get(o, "ok")) &&
-		   json_equal(json_object_get(o, "id"), w->status_id)) {
+	} else if (id && json_equal(id, w->subscribe_id) && ok) {
+		w->subscribed = true;
+	} else if (id && json_equal(id, w->subscribe_id)) {
+		if (!w->warned)
+			log_warnx("ctl: %s refused our subscription: %s; retrying", w->path,
+				  ctl_reply_error(o));
+		w->warned = true;
+		r = -EPROTO;
+	} else if (id && json_equal(id, w->status_id) && ok && w->subscribed) {
 		/* The daemon's state when we (re)connected, for a watcher that missed the event
 		 * that set it: delivered as a "status" event. */
 		json_object_del(o, "ok");
 		json_object_del(o, "id");
 		json_object_set_new(o, "event", json_string("status"));
 		w->fn(o, w->userdata);
-	} else if (json_is_true(json_object_get(o, "ok"))) {
-		w->subscribed = true;
-	} else
+	} else {
 		log_debug("ctl: %s: ignoring a line that is not an event (%s)", w->path,
 			  json_is_object(o) ? ctl_reply_error(o) : "not an object");
+	}
 	json_decref(o);
+	return r;
 }
 
 static int on_watch_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
@@ -421,7 +433,7 @@ static int on_watch_io(sd_event_source *src, int fd, uint32_t revents, void *use
 			r = 0;
 		/* fn must not free the watch: see ctl_watch_new(). */
 		while (r == 0 && ctl_in_line(&w->in, &line, &n))
-			watch_line(w, line, n);
+			r = watch_line(w, line, n);
 		if (r == 0 && ctl_in_overflow(&w->in))
 			r = -EBADMSG;
 	}
@@ -494,7 +506,9 @@ int ctl_watch_new(sd_event *e, const char *path, const char *const *events, int 
 	w->e = sd_event_ref(e);
 	r = -ENOMEM;
 	if ((w->path = strdup(path)) == NULL || ctl_in_init(&w->in) < 0 ||
-	    (sub = json_pack("{s:i, s:s}", "v", CTL_PROTO_VERSION, "verb", "subscribe")) == NULL ||
+	    (w->subscribe_id = json_string("watch-subscribe")) == NULL ||
+	    (sub = json_pack("{s:i, s:s, s:O}", "v", CTL_PROTO_VERSION, "verb", "subscribe", "id",
+			     w->subscribe_id)) == NULL ||
 	    json_object_update(sub, args) < 0)
 		goto out;
 	/* Subscribe, then ask for the status on the same connection: events after the status reply
@@ -540,6 +554,7 @@ void ctl_watch_free(struct ctl_watch *w)
 	free(w->out.buf);
 	free(w->request);
 	free(w->path);
+	json_decref(w->subscribe_id);
 	json_decref(w->status_id);
 	free(w);
 }
