@@ -230,7 +230,7 @@ int ctl_client_call(struct ctl_client *c, const char *verb, json_t *args, int ti
 		return -EINVAL;
 	if (c->error < 0)
 		return c->error;
-	serial = ++c->serial;
+	serial = c->serial + 1;
 	r = -ENOMEM;
 	if ((req = json_pack("{s:i, s:s}", "v", CTL_PROTO_VERSION, "verb", verb)) == NULL ||
 	    (args && json_object_update_missing(req, args) < 0) ||
@@ -238,6 +238,7 @@ int ctl_client_call(struct ctl_client *c, const char *verb, json_t *args, int ti
 		goto out;
 	if ((r = ctl_line_dump(req, &line, &len)) < 0)
 		goto out;
+	c->serial = serial; /* a request refused here uses up no id */
 	/* After a reset, read on: the server may have said why ("too many connections"). */
 	if ((r = client_send(c, line, len, deadline)) < 0 && r != -ECONNRESET)
 		goto out;

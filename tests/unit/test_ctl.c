@@ -811,37 +811,6 @@ static void test_max_clients(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
-static void test_client_errors(void **state)
-{
-	json_t *reply = (json_t *)&reply, *args;
-	struct ctl_client *c = client(sock);
-	char *pad;
-
-	(void)state;
-	/* Too large to send: refused here, and the connection is still good. */
-	assert_non_null(pad = calloc(1, CTL_LINE_MAX));
-	memset(pad, 'q', CTL_LINE_MAX - 1);
-	args = json_pack("{s:s}", "arg", pad);
-	assert_int_equal(ctl_client_call(c, "echo", args, WAIT_MS, &reply), -EMSGSIZE);
-	json_decref(args);
-	args = json_array();
-	assert_int_equal(ctl_client_call(c, "echo", args, WAIT_MS, &reply), -EINVAL);
-	assert_ptr_equal(reply, (json_t *)&reply);
-	json_decref(args);
-	free(pad);
-	/* A reply that comes after its call gave up is not taken for the next call's. */
-	args = json_pack("{s:i}", "ms", 300);
-	assert_int_equal(ctl_client_call(c, "sleep", args, 50, &reply), -ETIMEDOUT);
-	assert_ptr_equal(reply, (json_t *)&reply);
-	json_decref(args);
-	reply = call(c, "echo", json_pack("{s:s}", "arg", "second"));
-	assert_string_equal(json_string_value(json_object_get(reply, "arg")), "second");
-	json_decref(reply);
-	assert_int_equal(ctl_client_next_event(c, 0, &reply), -ETIMEDOUT);
-	ctl_client_free(c);
-	ctl_client_free(NULL);
-}
-
 /* In this process: what ctl_server_new() does to the path, and publish's own checks. */
 static void test_server_path(void **state)
 {
@@ -1025,7 +994,6 @@ int main(void)
 	    cmocka_unit_test(test_slow_subscriber_dropped),
 	    cmocka_unit_test(test_mutating_verb_unprivileged),
 	    cmocka_unit_test(test_max_clients),
-	    cmocka_unit_test(test_client_errors),
 	    cmocka_unit_test(test_server_path),
 	    cmocka_unit_test(test_watch),
 	};

@@ -181,7 +181,8 @@ static void test_call_request(void **state)
 /* Refused before anything is sent, and without using up an id. */
 static void test_call_bad_args(void **state)
 {
-	json_t *reply = (json_t *)&reply;
+	json_t *reply = (json_t *)&reply, *args;
+	char *pad = calloc(1, CTL_LINE_MAX);
 	int fd;
 	struct ctl_client *c = pair(&fd);
 
@@ -189,6 +190,16 @@ static void test_call_bad_args(void **state)
 	assert_int_equal(ctl_client_call(NULL, "x", NULL, WAIT_MS, &reply), -EINVAL);
 	assert_int_equal(ctl_client_call(c, NULL, NULL, WAIT_MS, &reply), -EINVAL);
 	assert_int_equal(ctl_client_call(c, "x", NULL, WAIT_MS, NULL), -EINVAL);
+	/* Arguments that are not an object, or a request too long for one line. */
+	args = json_array();
+	assert_int_equal(ctl_client_call(c, "x", args, WAIT_MS, &reply), -EINVAL);
+	json_decref(args);
+	assert_non_null(pad);
+	memset(pad, 'q', CTL_LINE_MAX - 1);
+	args = json_pack("{s:s}", "arg", pad);
+	assert_int_equal(ctl_client_call(c, "x", args, WAIT_MS, &reply), -EMSGSIZE);
+	json_decref(args);
+	free(pad);
 	assert_ptr_equal(reply, (json_t *)&reply);
 	assert_int_equal(ctl_client_next_event(NULL, 0, &reply), -EINVAL);
 	assert_int_equal(ctl_client_next_event(c, 0, NULL), -EINVAL);
