@@ -13,7 +13,7 @@
 
 #include "cert.h"
 
-#define CA_KEY_BITS     3072
+#define CA_KEY_BITS	3072
 #define DEVICE_KEY_BITS 2048
 /* The CRL is re-signed on every change; between changes it stays valid this long. */
 #define CA_CRL_DAYS 365
@@ -25,8 +25,8 @@ struct ca_enrol_req {
 	const char *device;
 	enum cert_role role;
 	int64_t not_before, not_after; /* seconds since the epoch */
-	const char *csr_path;          /* NULL: generate the device key */
-	const char *out_dir;           /* NAME.crt, NAME.key (0600, not with a CSR), ca.crt */
+	const char *csr_path;	       /* NULL: generate the device key */
+	const char *out_dir;	       /* NAME.crt, NAME.key (0600, not with a CSR), ca.crt */
 };
 /* Issue a certificate. -EEXIST when the device already holds a valid one (revoke it first),
  * -EINVAL for a bad name, -EBADMSG for a CSR that does not parse or is not self-signed. */

@@ -97,7 +97,8 @@ int cert_info_get(X509 *cert, struct cert_info *ret)
 		goto out;
 	}
 	for (size_t i = 0; hex[i]; i++)
-		info.serial[i] = (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] - 'A' + 'a' : hex[i]);
+		info.serial[i] =
+		    (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] - 'A' + 'a' : hex[i]);
 	if (X509_digest(cert, EVP_sha256(), info.fp, &fplen) != 1 || fplen != CERT_FP_LEN) {
 		r = -EBADMSG;
 		goto out;
@@ -252,7 +253,8 @@ static int store_reload(struct cert_store *s)
 		r = -IOTSEC_ECERT;
 		goto out;
 	}
-	if ((r = file_id_get(s->crl_path, &crl_id)) < 0 || (r = crl_load(s->crl_path, ca, &crl)) < 0) {
+	if ((r = file_id_get(s->crl_path, &crl_id)) < 0 ||
+	    (r = crl_load(s->crl_path, ca, &crl)) < 0) {
 		r = r == -ENOENT ? -IOTSEC_ECRL : r;
 		goto out;
 	}
@@ -311,7 +313,8 @@ int cert_store_refresh(struct cert_store *s, bool *ret_changed)
 	struct file_id ca_id = {0}, crl_id = {0};
 	int r;
 
-	if ((r = file_id_get(s->ca_path, &ca_id)) < 0 || (r = file_id_get(s->crl_path, &crl_id)) < 0)
+	if ((r = file_id_get(s->ca_path, &ca_id)) < 0 ||
+	    (r = file_id_get(s->crl_path, &crl_id)) < 0)
 		return r == -ENOENT ? -IOTSEC_ECRL : r;
 	if (file_id_eq(&ca_id, &s->ca_id) && file_id_eq(&crl_id, &s->crl_id)) {
 		if (ret_changed)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/iotsec/iotsec.conf"
-#define CONFIG_ERR_MAX      512
+#define CONFIG_ERR_MAX	    512
 
 enum config_type {
 	CONFIG_INT,    /* int; min..max */
@@ -37,35 +37,35 @@ void config_release(const struct config_def *table, size_t n, void *dst);
 /* The settings of iotsec itself: one file for every daemon. */
 struct iotsec_config {
 	struct {
-		char *name;      /* this device; empty: take it from the certificate */
-		char *cert, *key;/* this device's certificate and private key */
-		char *ca, *crl;  /* the home CA certificate and its revocation list */
-		char *state_dir; /* persistent state (saved clock, dictionary) */
-		char *run_dir;   /* control sockets */
+		char *name;	  /* this device; empty: take it from the certificate */
+		char *cert, *key; /* this device's certificate and private key */
+		char *ca, *crl;	  /* the home CA certificate and its revocation list */
+		char *state_dir;  /* persistent state (saved clock, dictionary) */
+		char *run_dir;	  /* control sockets */
 	} device;
 	struct {
 		int interval; /* seconds between certificate checks */
 	} certd;
 	struct {
-		int port;        /* UDP broadcasts and TCP exchanges between devices */
-		int delta_t;     /* freshness window of signed messages, seconds */
+		int port;	 /* UDP broadcasts and TCP exchanges between devices */
+		int delta_t;	 /* freshness window of signed messages, seconds */
 		char *broadcast; /* IPv4 broadcast address of the home network */
 	} net;
 	struct {
-		int tries;        /* IS_THERE_CONTROLLER queries before declaring */
-		int try_ms;       /* between queries */
+		int tries;	  /* IS_THERE_CONTROLLER queries before declaring */
+		int try_ms;	  /* between queries */
 		int heartbeat_ms; /* between the controller's announcements */
-		int timeout_ms;   /* silence after which nodes elect again */
+		int timeout_ms;	  /* silence after which nodes elect again */
 	} electd;
 	struct {
-		int ring_size;      /* keys in each device's ring (k) */
-		int pool_size;      /* keys in the pool (P); 0: the largest meeting target */
+		int ring_size;	     /* keys in each device's ring (k) */
+		int pool_size;	     /* keys in the pool (P); 0: the largest meeting target */
 		int target_permille; /* wanted probability that two rings share a key, x 1000 */
-		int collect_ms;     /* how long the controller waits for contributed keys */
-		int announce_ms;    /* between I_AM_ON_THE_NETWORK broadcasts */
+		int collect_ms;	     /* how long the controller waits for contributed keys */
+		int announce_ms;     /* between I_AM_ON_THE_NETWORK broadcasts */
 	} keyd;
 	struct {
-		char *path;     /* the dictionary file (only dictd touches it) */
+		char *path;	/* the dictionary file (only dictd touches it) */
 		char *key_file; /* the dictionary key, 32 random bytes, root-only (0600) */
 	} dictd;
 };

@@ -91,7 +91,8 @@ unsigned election_step(struct election *e, enum election_event_type ev, const ch
 	case ELECTION_CONTROLLER:
 		if (ev == ELECTION_EV_ANNOUNCE)
 			/* Step down for a smaller name; otherwise remind the other one at once. */
-			return strcmp(peer, e->self) < 0 ? follow(e, peer, now) : ELECTION_SEND_ANNOUNCE;
+			return strcmp(peer, e->self) < 0 ? follow(e, peer, now)
+							 : ELECTION_SEND_ANNOUNCE;
 		if (ev == ELECTION_EV_QUERY)
 			return ELECTION_SEND_ANNOUNCE;
 		if (ev == ELECTION_EV_TIMER && now >= e->deadline_ms) {

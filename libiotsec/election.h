@@ -26,10 +26,10 @@ enum election_state {
 };
 
 enum election_event_type {
-	ELECTION_EV_START,        /* also: the certificate is valid again */
-	ELECTION_EV_TIMER,        /* the deadline passed */
-	ELECTION_EV_QUERY,        /* IS_THERE_CONTROLLER from a peer */
-	ELECTION_EV_ANNOUNCE,     /* I_AM_CONTROLLER from a peer */
+	ELECTION_EV_START,	  /* also: the certificate is valid again */
+	ELECTION_EV_TIMER,	  /* the deadline passed */
+	ELECTION_EV_QUERY,	  /* IS_THERE_CONTROLLER from a peer */
+	ELECTION_EV_ANNOUNCE,	  /* I_AM_CONTROLLER from a peer */
 	ELECTION_EV_CERT_INVALID, /* certd took us out of the home */
 };
 

@@ -16,7 +16,7 @@
 
 struct replay_slot {
 	uint8_t key[REPLAY_KEY]; /* SHA-256(sender fingerprint || nonce), truncated */
-	int64_t expiry;          /* 0: empty */
+	int64_t expiry;		 /* 0: empty */
 };
 
 struct known_cert {
@@ -112,8 +112,9 @@ int envelope_seal(struct envelope_ctx *ctx, const char *type, json_t *body, bool
 	if ((msg_b64 = b64_encode(text, strlen(text))) == NULL ||
 	    (sig_b64 = b64_encode(sig, siglen)) == NULL)
 		goto out;
-	outer = json_pack("{s:i, s:s, s:s, s:s}", "v", ENVELOPE_VERSION, "msg", msg_b64, "sig",
-			  sig_b64, with_cert ? "cert" : "fp", with_cert ? ctx->cert_b64 : ctx->fp_hex);
+	outer =
+	    json_pack("{s:i, s:s, s:s, s:s}", "v", ENVELOPE_VERSION, "msg", msg_b64, "sig", sig_b64,
+		      with_cert ? "cert" : "fp", with_cert ? ctx->cert_b64 : ctx->fp_hex);
 	if (outer == NULL || (out = json_dumps(outer, JSON_COMPACT)) == NULL)
 		goto out;
 	len = strlen(out);
@@ -298,7 +299,8 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 	if ((outer = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
 	    wire_parse(outer, &w) < 0 || b64_decode(w.msg, &text, &textlen) < 0 ||
 	    b64_decode(w.sig, &sig, &siglen) < 0 ||
-	    (signed_obj = json_loadb((char *)text, textlen, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+	    (signed_obj = json_loadb((char *)text, textlen, JSON_REJECT_DUPLICATES, NULL)) ==
+		NULL ||
 	    inner_parse(signed_obj, &in) < 0)
 		goto out;
 

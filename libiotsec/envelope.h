@@ -1,9 +1,9 @@
 /* The one signed message format between devices (SPEC section 4).
  *
  * On the wire an envelope is a JSON object:
- *   {"v":1,"msg":"<base64 of the signed JSON text>","sig":"<base64 RSA-PSS-SHA256 over msg's bytes>",
- *    "cert":"<base64 DER of the sender certificate>"  or  "fp":"<hex SHA-256 of it>"}
- * and the signed text is
+ *   {"v":1,"msg":"<base64 of the signed JSON text>","sig":"<base64 RSA-PSS-SHA256 over msg's
+ * bytes>", "cert":"<base64 DER of the sender certificate>"  or  "fp":"<hex SHA-256 of it>"} and the
+ * signed text is
  *   {"type":"I_AM_CONTROLLER","from":"pi1","home":"h","ts":1700000000,"nonce":"<base64 16 bytes>",
  *    "body":{...}}
  * The signature covers the exact bytes carried, so no canonical JSON form is needed.
@@ -25,11 +25,11 @@
 
 #include "cert.h"
 
-#define ENVELOPE_MAX        16384 /* bytes on the wire */
+#define ENVELOPE_MAX	    16384 /* bytes on the wire */
 #define ENVELOPE_TYPE_MAX   32
 #define ENVELOPE_NONCE_LEN  16
 #define ENVELOPE_REPLAY_MAX 4096 /* entries in the replay cache */
-#define ENVELOPE_CERTS_MAX  256  /* certificates remembered by fingerprint */
+#define ENVELOPE_CERTS_MAX  256	 /* certificates remembered by fingerprint */
 
 /* Which roles may send a message type. The table ends with a {NULL} row. */
 struct envelope_rule {
@@ -54,8 +54,8 @@ struct envelope_msg {
 	char type[ENVELOPE_TYPE_MAX];
 	int64_t ts;
 	struct cert_info sender; /* name, home, role, fingerprint of the verified sender */
-	X509 *cert;              /* the verified sender's certificate (to wrap keys to it) */
-	json_t *body;            /* owned, like cert: release with envelope_msg_clear() */
+	X509 *cert;		 /* the verified sender's certificate (to wrap keys to it) */
+	json_t *body;		 /* owned, like cert: release with envelope_msg_clear() */
 };
 /* Parse and verify one received envelope. Every rejection has its own code: -EMSGSIZE,
  * -EBADMSG, the cert_verify() codes, -IOTSEC_EUNKNOWNCERT, -IOTSEC_ETYPE, -IOTSEC_EROLE,

@@ -11,9 +11,9 @@
 #include "file.h"
 
 #define KEYDICT_VERSION 1
-#define SALT_LEN        16
-#define SEALED_LEN      (CRYPTO_NONCE_LEN + 4 + CRYPTO_KEY_LEN + CRYPTO_TAG_LEN)
-#define MAC_LINE_LEN    (5 + 2 * CRYPTO_SHA256_LEN + 1) /* "hmac " hex "\n" */
+#define SALT_LEN	16
+#define SEALED_LEN	(CRYPTO_NONCE_LEN + 4 + CRYPTO_KEY_LEN + CRYPTO_TAG_LEN)
+#define MAC_LINE_LEN	(5 + 2 * CRYPTO_SHA256_LEN + 1) /* "hmac " hex "\n" */
 
 struct rec {
 	struct keydict_record r;
@@ -83,7 +83,8 @@ static size_t record_aad(const struct rec *x, const uint8_t mac[CRYPTO_SHA256_LE
 {
 	size_t namelen = strlen(x->r.name) + 1, off = 0;
 	uint32_t epoch = htobe32(x->r.epoch);
-	uint64_t changed = htobe64((uint64_t)x->r.changed), expires = htobe64((uint64_t)x->r.expires);
+	uint64_t changed = htobe64((uint64_t)x->r.changed),
+		 expires = htobe64((uint64_t)x->r.expires);
 
 	memcpy(out + off, x->r.name, namelen), off += namelen;
 	memcpy(out + off, &epoch, 4), off += 4;
@@ -115,8 +116,8 @@ static json_t *record_to_json(struct keydict *d, const struct rec *x)
 	mac64 = b64_encode(mac, sizeof(mac));
 	sealed64 = b64_encode(sealed, sizeof(sealed));
 	if (salt64 && mac64 && sealed64)
-		o = json_pack("{s:s, s:I, s:I, s:I, s:b, s:s, s:s, s:s}", "name", x->r.name, "epoch",
-			      (json_int_t)x->r.epoch, "changed", (json_int_t)x->r.changed,
+		o = json_pack("{s:s, s:I, s:I, s:I, s:b, s:s, s:s, s:s}", "name", x->r.name,
+			      "epoch", (json_int_t)x->r.epoch, "changed", (json_int_t)x->r.changed,
 			      "expires", (json_int_t)x->r.expires, "cancelled", x->r.cancelled,
 			      "salt", salt64, "index", mac64, "key", sealed64);
 out:
@@ -170,13 +171,14 @@ static int record_from_json(struct keydict *d, json_t *o, struct rec *x)
 	uint8_t plain[4 + CRYPTO_KEY_LEN];
 	const char *name = json_string_value(json_object_get(o, "name"));
 	json_t *epoch = json_object_get(o, "epoch"), *changed = json_object_get(o, "changed"),
-	       *expires = json_object_get(o, "expires"), *cancelled = json_object_get(o, "cancelled");
+	       *expires = json_object_get(o, "expires"),
+	       *cancelled = json_object_get(o, "cancelled");
 	uint32_t be;
 	int r = -EBADMSG;
 
-	if (!json_is_object(o) || json_object_size(o) != 8 || name == NULL ||
-	    strlen(name) == 0 || strlen(name) >= CERT_NAME_MAX || !json_is_integer(epoch) ||
-	    !json_is_integer(changed) || !json_is_integer(expires) || !json_is_boolean(cancelled) ||
+	if (!json_is_object(o) || json_object_size(o) != 8 || name == NULL || strlen(name) == 0 ||
+	    strlen(name) >= CERT_NAME_MAX || !json_is_integer(epoch) || !json_is_integer(changed) ||
+	    !json_is_integer(expires) || !json_is_boolean(cancelled) ||
 	    json_integer_value(epoch) < 0 || json_integer_value(epoch) > UINT32_MAX ||
 	    b64_decode_exact(json_string_value(json_object_get(o, "salt")) ?: "", x->salt,
 			     SALT_LEN) < 0 ||
@@ -192,7 +194,8 @@ static int record_from_json(struct keydict *d, json_t *o, struct rec *x)
 	x->r.expires = json_integer_value(expires);
 	x->r.cancelled = json_is_true(cancelled);
 	if (crypto_aead_open(d->aead, sealed, aad, record_aad(x, mac, aad),
-			     sealed + CRYPTO_NONCE_LEN, sizeof(sealed) - CRYPTO_NONCE_LEN, plain) < 0)
+			     sealed + CRYPTO_NONCE_LEN, sizeof(sealed) - CRYPTO_NONCE_LEN,
+			     plain) < 0)
 		goto out;
 	memcpy(&be, plain, 4);
 	x->r.index = be32toh(be);
@@ -227,8 +230,8 @@ int keydict_parse(const uint8_t dict_key[CRYPTO_KEY_LEN], const void *buf, size_
 	if ((r = keydict_new(dict_key, &d)) < 0)
 		return r;
 	r = -EBADMSG;
-	/* Authenticate before parsing: nothing unauthenticated reaches the JSON parser. The MAC line
-	 * is compared as the exact text we write, so no byte of the file is free to change. */
+	/* Authenticate before parsing: nothing unauthenticated reaches the JSON parser. The MAC
+	 * line is compared as the exact text we write, so no byte of the file is free to change. */
 	if (crypto_hmac_sha256(d->file_key, CRYPTO_KEY_LEN, text, body_len, want) < 0)
 		goto out;
 	hex_encode(want, sizeof(want), hex);
@@ -266,7 +269,8 @@ int keydict_load(const uint8_t dict_key[CRYPTO_KEY_LEN], const char *path, struc
 	size_t len = 0;
 	int r;
 
-	if ((r = file_check_secret(path)) < 0 || (r = file_read(path, KEYDICT_FILE_MAX, &buf, &len)) < 0)
+	if ((r = file_check_secret(path)) < 0 ||
+	    (r = file_read(path, KEYDICT_FILE_MAX, &buf, &len)) < 0)
 		return r;
 	r = keydict_parse(dict_key, buf, len, ret);
 	crypto_wipe(buf, len);

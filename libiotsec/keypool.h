@@ -7,10 +7,10 @@
 #ifndef IOTSEC_KEYPOOL_H
 #define IOTSEC_KEYPOOL_H
 
-#define KEYPOOL_RING_DEFAULT 75      /* keys a Pi keeps: 75 x 32 bytes, plus indices */
+#define KEYPOOL_RING_DEFAULT 75 /* keys a Pi keeps: 75 x 32 bytes, plus indices */
 #define KEYPOOL_RING_MAX     1024
 #define KEYPOOL_POOL_MAX     1000000
-#define KEYPOOL_NODES_MAX    4096    /* the recurrence is O(n^2) */
+#define KEYPOOL_NODES_MAX    4096 /* the recurrence is O(n^2) */
 
 /* Probability that two rings of ring keys from a pool of pool keys share one; 0 <= p <= 1. */
 double keypool_p_share(unsigned pool, unsigned ring);

@@ -11,20 +11,20 @@ static int log_level = LOG_INFO;
 static int log_journal = -1; /* -1: not yet known */
 
 static const char *const iotsec_errors[IOTSEC_E_END - IOTSEC_E_BASE] = {
-	[IOTSEC_ENOTYETVALID - IOTSEC_E_BASE] = "certificate not yet valid",
-	[IOTSEC_EUNKNOWNCA - IOTSEC_E_BASE] = "certificate not issued by this home's CA",
-	[IOTSEC_ESELFSIGNED - IOTSEC_E_BASE] = "self-signed certificate",
-	[IOTSEC_EKEYMISMATCH - IOTSEC_E_BASE] = "private key does not match the certificate",
-	[IOTSEC_EROLE - IOTSEC_E_BASE] = "certificate role not allowed",
-	[IOTSEC_EHOME - IOTSEC_E_BASE] = "certificate belongs to another home",
-	[IOTSEC_ECRL - IOTSEC_E_BASE] = "revocation list unusable",
-	[IOTSEC_ECERT - IOTSEC_E_BASE] = "certificate unusable",
-	[IOTSEC_EBADSIG - IOTSEC_E_BASE] = "bad signature",
-	[IOTSEC_ESTALE - IOTSEC_E_BASE] = "timestamp outside the freshness window",
-	[IOTSEC_EREPLAY - IOTSEC_E_BASE] = "replayed message",
-	[IOTSEC_EIDENTITY - IOTSEC_E_BASE] = "sender does not match its certificate",
-	[IOTSEC_EUNKNOWNCERT - IOTSEC_E_BASE] = "unknown certificate fingerprint",
-	[IOTSEC_ETYPE - IOTSEC_E_BASE] = "unknown message type",
+    [IOTSEC_ENOTYETVALID - IOTSEC_E_BASE] = "certificate not yet valid",
+    [IOTSEC_EUNKNOWNCA - IOTSEC_E_BASE] = "certificate not issued by this home's CA",
+    [IOTSEC_ESELFSIGNED - IOTSEC_E_BASE] = "self-signed certificate",
+    [IOTSEC_EKEYMISMATCH - IOTSEC_E_BASE] = "private key does not match the certificate",
+    [IOTSEC_EROLE - IOTSEC_E_BASE] = "certificate role not allowed",
+    [IOTSEC_EHOME - IOTSEC_E_BASE] = "certificate belongs to another home",
+    [IOTSEC_ECRL - IOTSEC_E_BASE] = "revocation list unusable",
+    [IOTSEC_ECERT - IOTSEC_E_BASE] = "certificate unusable",
+    [IOTSEC_EBADSIG - IOTSEC_E_BASE] = "bad signature",
+    [IOTSEC_ESTALE - IOTSEC_E_BASE] = "timestamp outside the freshness window",
+    [IOTSEC_EREPLAY - IOTSEC_E_BASE] = "replayed message",
+    [IOTSEC_EIDENTITY - IOTSEC_E_BASE] = "sender does not match its certificate",
+    [IOTSEC_EUNKNOWNCERT - IOTSEC_E_BASE] = "unknown certificate fingerprint",
+    [IOTSEC_ETYPE - IOTSEC_E_BASE] = "unknown message type",
 };
 
 const char *iotsec_strerror(int r)

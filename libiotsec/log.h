@@ -18,16 +18,16 @@ enum iotsec_error {
 	IOTSEC_EUNKNOWNCA,   /* certificate not issued by this home's CA */
 	IOTSEC_ESELFSIGNED,  /* self-signed certificate that is not our CA */
 	IOTSEC_EKEYMISMATCH, /* private key does not match the certificate */
-	IOTSEC_EROLE,        /* certificate role not allowed for this use */
-	IOTSEC_EHOME,        /* certificate belongs to another home */
-	IOTSEC_ECRL,         /* CRL missing, expired or not signed by the CA */
-	IOTSEC_ECERT,        /* certificate unusable for another reason */
-	IOTSEC_EBADSIG,      /* signature does not verify */
-	IOTSEC_ESTALE,       /* timestamp outside the freshness window */
-	IOTSEC_EREPLAY,      /* nonce already seen */
+	IOTSEC_EROLE,	     /* certificate role not allowed for this use */
+	IOTSEC_EHOME,	     /* certificate belongs to another home */
+	IOTSEC_ECRL,	     /* CRL missing, expired or not signed by the CA */
+	IOTSEC_ECERT,	     /* certificate unusable for another reason */
+	IOTSEC_EBADSIG,	     /* signature does not verify */
+	IOTSEC_ESTALE,	     /* timestamp outside the freshness window */
+	IOTSEC_EREPLAY,	     /* nonce already seen */
 	IOTSEC_EIDENTITY,    /* claimed sender differs from the certificate */
 	IOTSEC_EUNKNOWNCERT, /* fingerprint of a certificate we have not seen */
-	IOTSEC_ETYPE,        /* unknown message type */
+	IOTSEC_ETYPE,	     /* unknown message type */
 	IOTSEC_E_END,
 };
 

@@ -68,8 +68,9 @@ void certd_check(struct certd *c)
 	c->state = r < 0 ? CERTD_INVALID : CERTD_VALID;
 	c->error = r;
 	/* Save the time we trust, so a reboot without a clock does not start from 1970. */
-	if (r == 0 && snprintf(clock_path, sizeof(clock_path), "%s/clock", c->cfg->device.state_dir) <
-			      (int)sizeof(clock_path) &&
+	if (r == 0 &&
+	    snprintf(clock_path, sizeof(clock_path), "%s/clock", c->cfg->device.state_dir) <
+		(int)sizeof(clock_path) &&
 	    (r = clock_save(clock_path)) < 0)
 		log_warnx("cannot save the clock to %s: %s", clock_path, iotsec_strerror(r));
 
@@ -84,10 +85,10 @@ void certd_check(struct certd *c)
 	if (c->ctl == NULL)
 		return;
 	ev = certd_status(c);
-	if (ev && (r = ctl_server_publish(c->ctl,
-					  c->state == CERTD_VALID ? "certificate-valid"
-								  : "certificate-invalid",
-					  ev)) < 0)
+	if (ev &&
+	    (r = ctl_server_publish(
+		 c->ctl, c->state == CERTD_VALID ? "certificate-valid" : "certificate-invalid",
+		 ev)) < 0)
 		log_warnx("cannot publish the certificate state: %s", iotsec_strerror(r));
 	json_decref(ev);
 }

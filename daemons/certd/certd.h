@@ -22,8 +22,8 @@ struct certd {
 	struct ctl_server *ctl; /* where transitions are announced; may be NULL */
 	struct cert_store *store;
 	enum certd_state state;
-	int error;            /* why it is invalid (negative code) */
-	char reason[256];     /* the same, for people: "certificate /x.crt: certificate revoked" */
+	int error;	       /* why it is invalid (negative code) */
+	char reason[256];      /* the same, for people: "certificate /x.crt: certificate revoked" */
 	struct cert_info info; /* of the last certificate that parsed */
 	bool have_info;
 	int64_t checked_at;

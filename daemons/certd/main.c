@@ -31,8 +31,8 @@ static int on_file_change(sd_event_source *s, const struct inotify_event *ev, vo
 {
 	(void)s, (void)ev, (void)ud;
 	return sd_event_source_set_time_relative(settle, CERTD_SETTLE_USEC) < 0
-		       ? 0
-		       : sd_event_source_set_enabled(settle, SD_EVENT_ONESHOT);
+		   ? 0
+		   : sd_event_source_set_enabled(settle, SD_EVENT_ONESHOT);
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
@@ -56,9 +56,9 @@ static int verb_check(json_t *req, json_t **ret, void *ud)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"status", 0, verb_status},
-	{"check", CTL_MUTATES, verb_check},
-	{NULL, 0, NULL},
+    {"status", 0, verb_status},
+    {"check", CTL_MUTATES, verb_check},
+    {NULL, 0, NULL},
 };
 
 /* Watch the directories, not the files: a certificate is replaced by rename. */
@@ -83,7 +83,7 @@ static void watch_dirs(sd_event *e)
 			continue;
 		r = sd_event_add_inotify(e, NULL, dirs[i],
 					 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-						 IN_DELETE | IN_ATTRIB,
+					     IN_DELETE | IN_ATTRIB,
 					 on_file_change, NULL);
 		if (r < 0)
 			log_warnx("not watching %s (%s): changes are seen at the next check",
@@ -99,7 +99,8 @@ int main(int argc, char **argv)
 	int r;
 
 	daemon_setup(argc, argv, "iotsec-certd",
-		     "watch this device's certificate and take it out of the home when it fails", &cfg);
+		     "watch this device's certificate and take it out of the home when it fails",
+		     &cfg);
 	certd.cfg = &cfg;
 
 	if ((r = file_mkdirs(cfg.device.state_dir, 0700)) < 0 ||

@@ -33,7 +33,8 @@ static int load_key(const struct iotsec_config *cfg, uint8_t key[CRYPTO_KEY_LEN]
 		/* First start: make the key. Nothing is encrypted under a missing key yet. */
 		if ((r = crypto_random(key, CRYPTO_KEY_LEN)) < 0 ||
 		    (r = file_write_atomic(path, key, CRYPTO_KEY_LEN, 0600)) < 0) {
-			log_errx("cannot create the dictionary key %s: %s", path, iotsec_strerror(r));
+			log_errx("cannot create the dictionary key %s: %s", path,
+				 iotsec_strerror(r));
 			return r;
 		}
 		log_notice("created a new dictionary key in %s", path);
@@ -111,8 +112,8 @@ static int verb_status(json_t *req, json_t **ret, void *ud)
 		usable += !rec->cancelled && (rec->expires == 0 || now < rec->expires);
 	}
 	*ret = json_pack("{s:s, s:I, s:I, s:b, s:I, s:I}", "daemon", "dictd", "records",
-			 (json_int_t)n, "usable", (json_int_t)usable, "locked", d->locked, "lookups",
-			 (json_int_t)d->lookups, "refused", (json_int_t)d->refused);
+			 (json_int_t)n, "usable", (json_int_t)usable, "locked", d->locked,
+			 "lookups", (json_int_t)d->lookups, "refused", (json_int_t)d->refused);
 	if (*ret && d->locked)
 		json_object_set_new(*ret, "lock_reason", json_string(d->lock_why));
 	return *ret ? 0 : -ENOMEM;
@@ -177,7 +178,8 @@ static int verb_lookup(json_t *req, json_t **ret, void *ud)
 		key64 = b64_encode(key, sizeof(key));
 		crypto_wipe(key, sizeof(key));
 		if (key64)
-			json_array_append_new(keys, json_pack("{s:O, s:s}", "index", v, "key", key64));
+			json_array_append_new(keys,
+					      json_pack("{s:O, s:s}", "index", v, "key", key64));
 		if (key64)
 			crypto_wipe(key64, strlen(key64));
 		free(key64);
@@ -233,13 +235,13 @@ static int verb_unlock(json_t *req, json_t **ret, void *ud)
 
 /* Reading a key is as privileged as changing one. */
 const struct ctl_verb dictd_verbs[] = {
-	{"status", 0, verb_status},
-	{"store", CTL_MUTATES, verb_store},
-	{"lookup", CTL_MUTATES, verb_lookup},
-	{"cancel", CTL_MUTATES, verb_cancel},
-	{"lock", CTL_MUTATES, verb_lock},
-	{"unlock", CTL_MUTATES, verb_unlock},
-	{NULL, 0, NULL},
+    {"status", 0, verb_status},
+    {"store", CTL_MUTATES, verb_store},
+    {"lookup", CTL_MUTATES, verb_lookup},
+    {"cancel", CTL_MUTATES, verb_cancel},
+    {"lock", CTL_MUTATES, verb_lock},
+    {"unlock", CTL_MUTATES, verb_unlock},
+    {NULL, 0, NULL},
 };
 
 void dictd_on_certd(json_t *ev, void *ud)

@@ -13,7 +13,7 @@
 struct dictd {
 	const struct iotsec_config *cfg;
 	struct keydict *dict;
-	bool locked;        /* every lookup refused */
+	bool locked;	    /* every lookup refused */
 	char lock_why[256]; /* for status: "waiting for certd", certd's reason, "by request" */
 	unsigned long lookups, refused;
 };
@@ -25,7 +25,8 @@ int dictd_open(struct dictd *d, const struct iotsec_config *cfg);
 void dictd_close(struct dictd *d);
 
 extern const struct ctl_verb dictd_verbs[];
-/* Follow certd: lock on certificate-invalid (or while certd's state is unknown), unlock on valid. */
+/* Follow certd: lock on certificate-invalid (or while certd's state is unknown), unlock on valid.
+ */
 void dictd_on_certd(json_t *event, void *userdata);
 
 #endif

@@ -10,7 +10,8 @@
 
 int main(int argc, char **argv)
 {
-	static const char *const certd_events[] = {"certificate-invalid", "certificate-valid", NULL};
+	static const char *const certd_events[] = {"certificate-invalid", "certificate-valid",
+						   NULL};
 	static struct dictd dictd;
 	struct iotsec_config cfg;
 	struct ctl_server *ctl = NULL;

@@ -15,9 +15,9 @@
 #define MSG_ANNOUNCE "I_AM_CONTROLLER"
 
 static const struct envelope_rule rules[] = {
-	{MSG_QUERY, CERT_ROLES_ANY},
-	{MSG_ANNOUNCE, CERT_ROLE_CONTROLLER},
-	{NULL, 0},
+    {MSG_QUERY, CERT_ROLES_ANY},
+    {MSG_ANNOUNCE, CERT_ROLE_CONTROLLER},
+    {NULL, 0},
 };
 
 static uint64_t now_ms(void)
@@ -155,10 +155,10 @@ int electd_start(struct electd *d, const struct iotsec_config *cfg, sd_event *lo
 	static const char *const certd_events[] = {"certificate-invalid", "certificate-valid",
 						   NULL};
 	const struct election_params p = {
-		.tries = (unsigned)cfg->electd.tries,
-		.try_ms = (uint64_t)cfg->electd.try_ms,
-		.heartbeat_ms = (uint64_t)cfg->electd.heartbeat_ms,
-		.timeout_ms = (uint64_t)cfg->electd.timeout_ms,
+	    .tries = (unsigned)cfg->electd.tries,
+	    .try_ms = (uint64_t)cfg->electd.try_ms,
+	    .heartbeat_ms = (uint64_t)cfg->electd.heartbeat_ms,
+	    .timeout_ms = (uint64_t)cfg->electd.timeout_ms,
 	};
 	char path[256];
 	X509 *cert = NULL;
@@ -218,5 +218,6 @@ json_t *electd_status(const struct electd *d)
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "daemon", "electd", "device",
 			 d->self.name, "role", cert_role_name(d->self.role), "state",
 			 election_state_name(d->el.state), "controller", d->el.controller,
-			 "received", (json_int_t)d->received, "refused", (json_int_t)d->refused.total);
+			 "received", (json_int_t)d->received, "refused",
+			 (json_int_t)d->refused.total);
 }

@@ -12,7 +12,6 @@
 #include "envelope.h"
 #include "refusals.h"
 
-
 struct electd {
 	const struct iotsec_config *cfg;
 	sd_event *loop;

@@ -17,8 +17,8 @@ static int verb_status(json_t *req, json_t **ret, void *ud)
 }
 
 static const struct ctl_verb verbs[] = {
-	{"status", 0, verb_status},
-	{NULL, 0, NULL},
+    {"status", 0, verb_status},
+    {NULL, 0, NULL},
 };
 
 int main(int argc, char **argv)

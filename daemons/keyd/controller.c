@@ -194,7 +194,8 @@ void keyd_controller_begin(struct keyd *k)
 	ps->epoch = epoch + 1, ps->size = plan.pool, ps->ring = plan.ring;
 	k->pool_state = ps;
 	if (sd_event_add_time_relative(k->loop, &ps->collect, CLOCK_MONOTONIC,
-				       (uint64_t)cfg->keyd.collect_ms * 1000, 0, on_collected, k) < 0) {
+				       (uint64_t)cfg->keyd.collect_ms * 1000, 0, on_collected,
+				       k) < 0) {
 		keyd_controller_end(k);
 		return;
 	}

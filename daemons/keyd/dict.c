@@ -20,9 +20,9 @@ static int call(struct keyd *k, const char *verb, json_t *args, json_t **ret)
 	int r = 0;
 
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (k->dict == NULL &&
-		    ((r = daemon_socket_path(k->cfg->device.run_dir, "dictd", path, sizeof(path))) < 0 ||
-		     (r = ctl_client_connect(path, &k->dict)) < 0))
+		if (k->dict == NULL && ((r = daemon_socket_path(k->cfg->device.run_dir, "dictd",
+								path, sizeof(path))) < 0 ||
+					(r = ctl_client_connect(path, &k->dict)) < 0))
 			return r;
 		if ((r = ctl_client_call(k->dict, verb, args, DICT_TIMEOUT_MS, &reply)) == 0)
 			break;
@@ -47,9 +47,9 @@ int keyd_dict_store(struct keyd *k, const char *name, uint32_t index, uint32_t e
 	json_t *args = NULL, *reply = NULL;
 	int r = -ENOMEM;
 
-	if (key64 && (args = json_pack("{s:s, s:I, s:I, s:s}", "name", name, "index",
-				       (json_int_t)index, "epoch", (json_int_t)epoch, "key",
-				       key64)) != NULL)
+	if (key64 &&
+	    (args = json_pack("{s:s, s:I, s:I, s:s}", "name", name, "index", (json_int_t)index,
+			      "epoch", (json_int_t)epoch, "key", key64)) != NULL)
 		r = call(k, "store", args, &reply);
 	if (key64)
 		crypto_wipe(key64, strlen(key64));

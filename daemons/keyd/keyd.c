@@ -12,16 +12,16 @@
 
 /* Which roles may send what: the controller's messages need a controller certificate. */
 static const struct envelope_rule rules[] = {
-	{KEYD_MSG_ANNOUNCE, CERT_ROLES_ANY},
-	{RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER},
-	{RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER},
-	{RING_MSG_RING_END, CERT_ROLE_CONTROLLER},
-	{RING_MSG_PATH_KEY, CERT_ROLE_CONTROLLER},
-	{RING_MSG_CLIENT_KEYS, CERT_ROLES_ANY},
-	{RING_MSG_START_SESSION, CERT_ROLES_ANY},
-	{RING_MSG_COMMON_INDEX, CERT_ROLES_ANY},
-	{KEYD_MSG_DATA, CERT_ROLES_ANY},
-	{NULL, 0},
+    {KEYD_MSG_ANNOUNCE, CERT_ROLES_ANY},
+    {RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER},
+    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER},
+    {RING_MSG_RING_END, CERT_ROLE_CONTROLLER},
+    {RING_MSG_PATH_KEY, CERT_ROLE_CONTROLLER},
+    {RING_MSG_CLIENT_KEYS, CERT_ROLES_ANY},
+    {RING_MSG_START_SESSION, CERT_ROLES_ANY},
+    {RING_MSG_COMMON_INDEX, CERT_ROLES_ANY},
+    {KEYD_MSG_DATA, CERT_ROLES_ANY},
+    {NULL, 0},
 };
 
 json_t *keyd_status(struct keyd *k)
@@ -54,12 +54,12 @@ static int verb_peers(json_t *req, json_t **ret, void *ud)
 		uint32_t scratch[RING_SIZE_MAX];
 
 		json_array_append_new(
-			list, json_pack("{s:s, s:s, s:I, s:I, s:s}", "name", p->name, "role",
-					cert_role_name(p->role), "epoch",
-					(json_int_t)p->epoch, "shared",
-					(json_int_t)ring_common(k->index, k->n_index, p->index,
-								p->n_index, scratch),
-					"pairwise", keyd_pairwise_kind(k, p)));
+		    list,
+		    json_pack("{s:s, s:s, s:I, s:I, s:s}", "name", p->name, "role",
+			      cert_role_name(p->role), "epoch", (json_int_t)p->epoch, "shared",
+			      (json_int_t)ring_common(k->index, k->n_index, p->index, p->n_index,
+						      scratch),
+			      "pairwise", keyd_pairwise_kind(k, p)));
 	}
 	*ret = json_pack("{s:o}", "peers", list);
 	return *ret ? 0 : -ENOMEM;
@@ -96,11 +96,8 @@ static int verb_inbox(json_t *req, json_t **ret, void *ud)
 }
 
 const struct ctl_verb keyd_verbs[] = {
-	{"status", 0, verb_status},
-	{"peers", 0, verb_peers},
-	{"send", CTL_MUTATES, verb_send},
-	{"inbox", CTL_MUTATES, verb_inbox},
-	{NULL, 0, NULL},
+    {"status", 0, verb_status},		{"peers", 0, verb_peers}, {"send", CTL_MUTATES, verb_send},
+    {"inbox", CTL_MUTATES, verb_inbox}, {NULL, 0, NULL},
 };
 
 /* Our role follows electd, and only while certd says the certificate is valid. */
@@ -166,7 +163,8 @@ int keyd_start(struct keyd *k, const struct iotsec_config *cfg, sd_event *loop)
 		return r;
 	}
 	if ((r = cert_store_load(cfg->device.ca, cfg->device.crl, &k->store)) < 0 ||
-	    (r = envelope_ctx_new(k->store, k->cert, k->key, rules, cfg->net.delta_t, &k->env)) < 0) {
+	    (r = envelope_ctx_new(k->store, k->cert, k->key, rules, cfg->net.delta_t, &k->env)) <
+		0) {
 		log_errx("cannot load the home CA (%s, %s): %s", cfg->device.ca, cfg->device.crl,
 			 iotsec_strerror(r));
 		return r;
@@ -203,4 +201,3 @@ void keyd_stop(struct keyd *k)
 	EVP_PKEY_free(k->key);
 	crypto_wipe(&k->incoming, sizeof(k->incoming));
 }
-

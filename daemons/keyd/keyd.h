@@ -21,24 +21,24 @@
 #include "refusals.h"
 #include "ring.h"
 
-#define KEYD_PEERS_MAX   256
-#define KEYD_CONNS_MAX   64
-#define KEYD_INBOX_MAX   16
-#define KEYD_TEXT_MAX    1024 /* bytes of one MESSAGE_ENC_DATA plaintext */
-#define KEYD_IDLE_USEC   (10 * 1000000ULL) /* a TCP exchange that stalls this long is dropped */
+#define KEYD_PEERS_MAX	  256
+#define KEYD_CONNS_MAX	  64
+#define KEYD_INBOX_MAX	  16
+#define KEYD_TEXT_MAX	  1024		    /* bytes of one MESSAGE_ENC_DATA plaintext */
+#define KEYD_IDLE_USEC	  (10 * 1000000ULL) /* a TCP exchange that stalls this long is dropped */
 #define KEYD_MSG_ANNOUNCE "I_AM_ON_THE_NETWORK"
-#define KEYD_MSG_DATA     "MESSAGE_ENC_DATA"
+#define KEYD_MSG_DATA	  "MESSAGE_ENC_DATA"
 
 struct keyd_peer {
 	char name[CERT_NAME_MAX];
 	struct sockaddr_in addr; /* where its keyd listens */
-	X509 *cert;              /* verified; keys for it are wrapped to this */
+	X509 *cert;		 /* verified; keys for it are wrapped to this */
 	enum cert_role role;
-	uint32_t epoch;          /* as it announced; 0 before its first ring */
+	uint32_t epoch; /* as it announced; 0 before its first ring */
 	uint32_t index[RING_SIZE_MAX];
 	size_t n_index;
 	/* Controller side. */
-	uint32_t asked;     /* epoch of the CONTROLLER_NEEDS_KEYS we sent it */
+	uint32_t asked;	    /* epoch of the CONTROLLER_NEEDS_KEYS we sent it */
 	uint32_t delivered; /* epoch of the ring we gave it */
 	uint32_t ring[RING_SIZE_MAX];
 	size_t n_ring;
@@ -57,7 +57,7 @@ struct keyd {
 	X509 *cert;
 	EVP_PKEY *key;
 	struct cert_info self;
-	bool cert_ok;                   /* certd's verdict; unknown counts as not ok */
+	bool cert_ok;			/* certd's verdict; unknown counts as not ok */
 	char controller[CERT_NAME_MAX]; /* from electd; "" when none */
 
 	/* Our own ring: indices here, keys in dictd. */

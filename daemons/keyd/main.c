@@ -14,7 +14,8 @@ int main(int argc, char **argv)
 	sd_event *e = NULL;
 	int r;
 
-	daemon_setup(argc, argv, "iotsec-keyd", "share the home's key pool and pairwise keys", &cfg);
+	daemon_setup(argc, argv, "iotsec-keyd", "share the home's key pool and pairwise keys",
+		     &cfg);
 	if ((r = file_mkdirs(cfg.device.run_dir, 0755)) < 0)
 		fatalx("cannot create %s: %s", cfg.device.run_dir, iotsec_strerror(r));
 	if ((r = daemon_loop_new(&e)) < 0)

@@ -34,7 +34,8 @@ static uint16_t keyd_port(const struct keyd *k)
 static void refuse(struct keyd *k, const struct sockaddr_in *from, const char *how, int r)
 {
 	if (refusals_note(&k->refused, from->sin_addr.s_addr, r))
-		log_warnx("refused %s from %s: %s", how, inet_ntoa(from->sin_addr), iotsec_strerror(r));
+		log_warnx("refused %s from %s: %s", how, inet_ntoa(from->sin_addr),
+			  iotsec_strerror(r));
 }
 
 static void conn_free(struct keyd_conn *c)
@@ -83,7 +84,8 @@ static int flush(struct keyd_conn *c)
 
 static void update_events(struct keyd_conn *c)
 {
-	sd_event_source_set_io_events(c->io, EPOLLIN | (c->out_len || c->connecting ? EPOLLOUT : 0));
+	sd_event_source_set_io_events(c->io,
+				      EPOLLIN | (c->out_len || c->connecting ? EPOLLOUT : 0));
 }
 
 /* Returns false when the connection was freed. */
@@ -136,7 +138,8 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 	(void)s, (void)fd;
 	if (c->connecting && (revents & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
 		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-			log_debug("cannot reach %s: %s", inet_ntoa(c->addr.sin_addr), strerror(err));
+			log_debug("cannot reach %s: %s", inet_ntoa(c->addr.sin_addr),
+				  strerror(err));
 			conn_free(c);
 			return 0;
 		}
@@ -315,7 +318,8 @@ void keyd_announce(struct keyd *k)
 		if (ring_start_build(x, k->pool, &body) < 0)
 			body = NULL;
 	}
-	if (body == NULL || (r = envelope_seal(k->env, KEYD_MSG_ANNOUNCE, body, true, &buf, &len)) < 0)
+	if (body == NULL ||
+	    (r = envelope_seal(k->env, KEYD_MSG_ANNOUNCE, body, true, &buf, &len)) < 0)
 		log_warnx("cannot build %s", KEYD_MSG_ANNOUNCE);
 	else if (sendto(k->udp, buf, len, 0, (struct sockaddr *)&k->bcast, sizeof(k->bcast)) < 0)
 		log_warn("cannot broadcast %s", KEYD_MSG_ANNOUNCE);

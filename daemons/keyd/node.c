@@ -54,7 +54,8 @@ static void on_ring_keys(struct keyd *k, struct keyd_conn *c, struct envelope_ms
 	    ring_ring_keys_parse(m->body, k->key, k->pool, RING_KEYS_PER_MSG, &keys) < 0 ||
 	    keys.epoch != k->incoming.epoch || n + keys.n > RING_SIZE_MAX ||
 	    (n > 0 && keys.index[0] <= k->incoming.index[n - 1])) {
-		log_warnx("refused a ring piece from %s: malformed or out of order", m->sender.name);
+		log_warnx("refused a ring piece from %s: malformed or out of order",
+			  m->sender.name);
 		crypto_wipe(&k->incoming, sizeof(k->incoming));
 		keyd_conn_finish(c);
 		return;

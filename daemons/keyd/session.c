@@ -63,7 +63,7 @@ static int derive(struct keyd *k, const char *peer, const uint32_t *common, size
 		  uint8_t out[CRYPTO_KEY_LEN])
 {
 	static const uint32_t path_index = 0;
-	uint8_t (*keys)[CRYPTO_KEY_LEN] = calloc(n ? n : 1, CRYPTO_KEY_LEN);
+	uint8_t(*keys)[CRYPTO_KEY_LEN] = calloc(n ? n : 1, CRYPTO_KEY_LEN);
 	int r = -ENOMEM;
 
 	if (keys == NULL)
@@ -79,8 +79,8 @@ static int derive(struct keyd *k, const char *peer, const uint32_t *common, size
 	return r;
 }
 
-static int open_session(struct keyd *k, struct session *s, const char *peer,
-			const uint32_t *common, size_t n)
+static int open_session(struct keyd *k, struct session *s, const char *peer, const uint32_t *common,
+			size_t n)
 {
 	uint8_t key[CRYPTO_KEY_LEN];
 	int r = derive(k, peer, common, n, key);
@@ -104,8 +104,8 @@ int keyd_session_send(struct keyd *k, const char *peer, const char *text)
 	if (k->epoch == 0)
 		return -ENOKEY; /* no ring yet */
 	if (p == NULL || p->epoch != k->epoch) {
-		log_debug("send to %s: peer %s, its epoch %u, ours %u", peer, p ? "known" : "unknown",
-			  p ? p->epoch : 0, k->epoch);
+		log_debug("send to %s: peer %s, its epoch %u, ours %u", peer,
+			  p ? "known" : "unknown", p ? p->epoch : 0, k->epoch);
 		return -EHOSTUNREACH; /* unknown, or not on our epoch yet */
 	}
 	if (strlen(text) > KEYD_TEXT_MAX)
@@ -145,7 +145,8 @@ static void give_up(struct keyd_conn *c, const char *peer, const char *why)
 /* Responder: answer with the shared indices, our challenge and our proof. */
 void keyd_session_on_start(struct keyd *k, struct keyd_conn *c, struct envelope_msg *m)
 {
-	struct ring_indices *theirs = calloc(1, sizeof(*theirs)), *common = calloc(1, sizeof(*common));
+	struct ring_indices *theirs = calloc(1, sizeof(*theirs)),
+			    *common = calloc(1, sizeof(*common));
 	uint8_t mac[PAIRWISE_MAC_LEN];
 	struct session *s = calloc(1, sizeof(*s));
 	json_t *core = NULL, *body = NULL;
@@ -153,7 +154,8 @@ void keyd_session_on_start(struct keyd *k, struct keyd_conn *c, struct envelope_
 	if (!theirs || !common || !s)
 		goto out;
 	if ((core = take_extras(m->body, s->theirs, NULL, NULL)) == NULL || k->epoch == 0 ||
-	    ring_start_parse(core, k->pool, RING_SIZE_MAX, theirs) < 0 || theirs->epoch != k->epoch) {
+	    ring_start_parse(core, k->pool, RING_SIZE_MAX, theirs) < 0 ||
+	    theirs->epoch != k->epoch) {
 		give_up(c, m->sender.name, "malformed start, or another epoch");
 		goto out;
 	}

@@ -13,9 +13,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct envelope_rule rules[] = {
-	{"IS_THERE_CONTROLLER", CERT_ROLES_ANY},
-	{"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER},
-	{NULL, 0},
+    {"IS_THERE_CONTROLLER", CERT_ROLES_ANY},
+    {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER},
+    {NULL, 0},
 };
 static struct envelope_ctx *ctx;
 

@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 
 	/* The same bytes as the body of a correctly authenticated file. */
-	if (crypto_hkdf_sha256(NULL, 0, dict_key, sizeof(dict_key), "iotsec dict file", 16, file_key,
-			       sizeof(file_key)) < 0 ||
+	if (crypto_hkdf_sha256(NULL, 0, dict_key, sizeof(dict_key), "iotsec dict file", 16,
+			       file_key, sizeof(file_key)) < 0 ||
 	    crypto_hmac_sha256(file_key, sizeof(file_key), data, size, mac) < 0)
 		return 0;
 	hex_encode(mac, sizeof(mac), hex);

@@ -16,7 +16,7 @@ static int enrol(struct fixture *f, const char *ca_dir, const char *name, enum c
 {
 	char out[PATH_MAX + 8];
 	struct ca_enrol_req req = {
-		.device = name, .role = role, .not_before = from, .not_after = to, .out_dir = out};
+	    .device = name, .role = role, .not_before = from, .not_after = to, .out_dir = out};
 
 	snprintf(out, sizeof(out), "%s/out", f->dir);
 	return ca_enrol(ca_dir, &req);

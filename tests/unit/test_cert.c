@@ -96,12 +96,12 @@ static void test_rejections(void **state)
 		unsigned roles;
 		int code;
 	} rows[] = {
-		{"pi1", CERT_ROLE_CONTROLLER, -IOTSEC_EROLE},
-		{"expired", CERT_ROLES_ANY, -EKEYEXPIRED},
-		{"future", CERT_ROLES_ANY, -IOTSEC_ENOTYETVALID},
-		{"revoked", CERT_ROLES_ANY, -EKEYREVOKED},
-		{"pi9", CERT_ROLES_ANY, -IOTSEC_EUNKNOWNCA},
-		{"selfsigned", CERT_ROLES_ANY, -IOTSEC_ESELFSIGNED},
+	    {"pi1", CERT_ROLE_CONTROLLER, -IOTSEC_EROLE},
+	    {"expired", CERT_ROLES_ANY, -EKEYEXPIRED},
+	    {"future", CERT_ROLES_ANY, -IOTSEC_ENOTYETVALID},
+	    {"revoked", CERT_ROLES_ANY, -EKEYREVOKED},
+	    {"pi9", CERT_ROLES_ANY, -IOTSEC_EUNKNOWNCA},
+	    {"selfsigned", CERT_ROLES_ANY, -IOTSEC_ESELFSIGNED},
 	};
 	struct cert_info info = {.name = "untouched"};
 
@@ -130,7 +130,8 @@ static void test_ca_cert_is_no_device(void **state)
 static void test_booted_in_1970(void **state)
 {
 	(void)state;
-	/* At the build time, below a fresh certificate's start (and the CRL's), nothing verifies... */
+	/* At the build time, below a fresh certificate's start (and the CRL's), nothing verifies...
+	 */
 	clock_set_fake(0);
 	assert_int_not_equal(verify_name("pi1", CERT_ROLES_ANY, NULL), 0);
 	/* ...until the last-known-good time is known: then valid is valid and expired expired. */
@@ -179,7 +180,7 @@ static void test_der_round_trip_and_bad_der(void **state)
 	X509_free(y);
 	y = NULL;
 	assert_int_equal(cert_from_der(der, len - 1, &y), -EBADMSG); /* truncated */
-	assert_int_equal(cert_from_der(der, 0, &y), -EBADMSG);       /* empty */
+	assert_int_equal(cert_from_der(der, 0, &y), -EBADMSG);	     /* empty */
 	longer = malloc(len + 1);
 	memcpy(longer, der, len);
 	longer[len] = 0;
@@ -273,19 +274,19 @@ static void test_role_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_valid_node, reset_clock),
-		cmocka_unit_test_setup(test_valid_controller, reset_clock),
-		cmocka_unit_test_setup(test_fingerprints_differ, reset_clock),
-		cmocka_unit_test_setup(test_rejections, reset_clock),
-		cmocka_unit_test_setup(test_ca_cert_is_no_device, reset_clock),
-		cmocka_unit_test_setup_teardown(test_booted_in_1970, reset_clock, reset_clock),
-		cmocka_unit_test_setup_teardown(test_clock_moves_validity, reset_clock, reset_clock),
-		cmocka_unit_test_setup(test_key_match, reset_clock),
-		cmocka_unit_test_setup(test_der_round_trip_and_bad_der, reset_clock),
-		cmocka_unit_test_setup(test_bad_pem, reset_clock),
-		cmocka_unit_test_setup(test_store_load_failures, reset_clock),
-		cmocka_unit_test_setup(test_store_refresh_sees_new_revocation, reset_clock),
-		cmocka_unit_test_setup(test_role_names, reset_clock),
+	    cmocka_unit_test_setup(test_valid_node, reset_clock),
+	    cmocka_unit_test_setup(test_valid_controller, reset_clock),
+	    cmocka_unit_test_setup(test_fingerprints_differ, reset_clock),
+	    cmocka_unit_test_setup(test_rejections, reset_clock),
+	    cmocka_unit_test_setup(test_ca_cert_is_no_device, reset_clock),
+	    cmocka_unit_test_setup_teardown(test_booted_in_1970, reset_clock, reset_clock),
+	    cmocka_unit_test_setup_teardown(test_clock_moves_validity, reset_clock, reset_clock),
+	    cmocka_unit_test_setup(test_key_match, reset_clock),
+	    cmocka_unit_test_setup(test_der_round_trip_and_bad_der, reset_clock),
+	    cmocka_unit_test_setup(test_bad_pem, reset_clock),
+	    cmocka_unit_test_setup(test_store_load_failures, reset_clock),
+	    cmocka_unit_test_setup(test_store_refresh_sees_new_revocation, reset_clock),
+	    cmocka_unit_test_setup(test_role_names, reset_clock),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -88,8 +88,8 @@ static void test_missing_file_is_not_an_error(void **state)
 
 static void test_malformed_files_refused(void **state)
 {
-	static const char *const bad[] = {"", "abc\n", "12x\n", "-5\n", "1 2\n",
-					  "99999999999999999999999\n"};
+	static const char *const bad[] = {"",	  "abc\n", "12x\n",
+					  "-5\n", "1 2\n", "99999999999999999999999\n"};
 	int64_t before = clock_floor();
 
 	(void)state;
@@ -113,14 +113,14 @@ static void test_oversize_file_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_wall_clock_by_default, setup),
-		cmocka_unit_test_setup(test_build_time_is_the_first_floor, setup),
-		cmocka_unit_test_setup(test_floor_only_rises, setup),
-		cmocka_unit_test_setup(test_fake_time_above_floor_wins, setup),
-		cmocka_unit_test_setup(test_save_then_load_raises_floor, setup),
-		cmocka_unit_test_setup(test_missing_file_is_not_an_error, setup),
-		cmocka_unit_test_setup(test_malformed_files_refused, setup),
-		cmocka_unit_test_setup(test_oversize_file_refused, setup),
+	    cmocka_unit_test_setup(test_wall_clock_by_default, setup),
+	    cmocka_unit_test_setup(test_build_time_is_the_first_floor, setup),
+	    cmocka_unit_test_setup(test_floor_only_rises, setup),
+	    cmocka_unit_test_setup(test_fake_time_above_floor_wins, setup),
+	    cmocka_unit_test_setup(test_save_then_load_raises_floor, setup),
+	    cmocka_unit_test_setup(test_missing_file_is_not_an_error, setup),
+	    cmocka_unit_test_setup(test_malformed_files_refused, setup),
+	    cmocka_unit_test_setup(test_oversize_file_refused, setup),
 	};
 	int r;
 

@@ -10,8 +10,8 @@
 
 #include "election.h"
 
-static const struct election_params P = {.tries = 3, .try_ms = 100, .heartbeat_ms = 200,
-					 .timeout_ms = 700};
+static const struct election_params P = {
+    .tries = 3, .try_ms = 100, .heartbeat_ms = 200, .timeout_ms = 700};
 
 static void test_capable_device_alone_leads(void **state)
 {
@@ -224,14 +224,14 @@ static void test_simultaneous_start_agrees(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_capable_device_alone_leads),
-		cmocka_unit_test(test_node_role_never_leads),
-		cmocka_unit_test(test_announcement_makes_a_node),
-		cmocka_unit_test(test_two_controllers_converge),
-		cmocka_unit_test(test_out_is_silent),
-		cmocka_unit_test(test_own_messages_ignored),
-		cmocka_unit_test(test_random_start_orders_agree),
-		cmocka_unit_test(test_simultaneous_start_agrees),
+	    cmocka_unit_test(test_capable_device_alone_leads),
+	    cmocka_unit_test(test_node_role_never_leads),
+	    cmocka_unit_test(test_announcement_makes_a_node),
+	    cmocka_unit_test(test_two_controllers_converge),
+	    cmocka_unit_test(test_out_is_silent),
+	    cmocka_unit_test(test_own_messages_ignored),
+	    cmocka_unit_test(test_random_start_orders_agree),
+	    cmocka_unit_test(test_simultaneous_start_agrees),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,9 +22,9 @@
 #define DELTA_T 30
 
 static const struct envelope_rule rules[] = {
-	{"HELLO", CERT_ROLES_ANY},
-	{"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER},
-	{NULL, 0},
+    {"HELLO", CERT_ROLES_ANY},
+    {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER},
+    {NULL, 0},
 };
 
 static struct fixture fx;
@@ -238,14 +238,14 @@ static void test_sender_rejections(void **state)
 		const char *sender, *type;
 		int code;
 	} rows[] = {
-		{"pi9", "HELLO", -IOTSEC_EUNKNOWNCA},
-		{"revoked", "HELLO", -EKEYREVOKED},
-		{"expired", "HELLO", -EKEYEXPIRED},
-		{"future", "HELLO", -IOTSEC_ENOTYETVALID},
-		{"selfsigned", "HELLO", -IOTSEC_ESELFSIGNED},
-		{"selfsigned", "I_AM_CONTROLLER", -IOTSEC_ESELFSIGNED},
-		{"pi1", "I_AM_CONTROLLER", -IOTSEC_EROLE},
-		{"pi1", "NO_SUCH_TYPE", -IOTSEC_ETYPE},
+	    {"pi9", "HELLO", -IOTSEC_EUNKNOWNCA},
+	    {"revoked", "HELLO", -EKEYREVOKED},
+	    {"expired", "HELLO", -EKEYEXPIRED},
+	    {"future", "HELLO", -IOTSEC_ENOTYETVALID},
+	    {"selfsigned", "HELLO", -IOTSEC_ESELFSIGNED},
+	    {"selfsigned", "I_AM_CONTROLLER", -IOTSEC_ESELFSIGNED},
+	    {"pi1", "I_AM_CONTROLLER", -IOTSEC_EROLE},
+	    {"pi1", "NO_SUCH_TYPE", -IOTSEC_ETYPE},
 	};
 	struct envelope_msg m = {.type = "untouched"};
 
@@ -274,40 +274,40 @@ static void test_wire_rejections(void **state)
 		char *buf;
 		int code;
 	} rows[] = {
-		{"not json", strdup("hello"), -EBADMSG},
-		{"empty", strdup(""), -EBADMSG},
-		{"array", strdup("[1,2,3]"), -EBADMSG},
-		{"empty object", strdup("{}"), -EBADMSG},
-		{"extra outer field", craft("pi1", good_inner, ",\"x\":1"), -EBADMSG},
-		{"duplicate key", craft("pi1", good_inner, ",\"v\":1"), -EBADMSG},
-		{"cert and fp", craft("pi1", good_inner, ",\"fp\":\"00\""), -EBADMSG},
-		{"sender lies about its name", craft("pi1", liar, ""), -IOTSEC_EIDENTITY},
-		{"sender lies about its home", craft("pi1", wrong_home, ""), -IOTSEC_EIDENTITY},
-		{"ts not a number",
-		 craft("pi1",
-		       "{\"type\":\"HELLO\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":\"now\","
-		       "\"nonce\":\"AAECAwQFBgcICQoLDA0ODw==\",\"body\":{}}",
-		       ""),
-		 -EBADMSG},
-		{"short nonce",
-		 craft("pi1",
-		       "{\"type\":\"HELLO\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":1,"
-		       "\"nonce\":\"AAEC\",\"body\":{}}",
-		       ""),
-		 -EBADMSG},
-		{"body not an object",
-		 craft("pi1",
-		       "{\"type\":\"HELLO\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":1,"
-		       "\"nonce\":\"AAECAwQFBgcICQoLDA0ODw==\",\"body\":[]}",
-		       ""),
-		 -EBADMSG},
-		{"missing body",
-		 craft("pi1",
-		       "{\"type\":\"HELLO\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":1,"
-		       "\"nonce\":\"AAECAwQFBgcICQoLDA0ODw==\"}",
-		       ""),
-		 -EBADMSG},
-		{"signed text not json", craft("pi1", "not json", ""), -EBADMSG},
+	    {"not json", strdup("hello"), -EBADMSG},
+	    {"empty", strdup(""), -EBADMSG},
+	    {"array", strdup("[1,2,3]"), -EBADMSG},
+	    {"empty object", strdup("{}"), -EBADMSG},
+	    {"extra outer field", craft("pi1", good_inner, ",\"x\":1"), -EBADMSG},
+	    {"duplicate key", craft("pi1", good_inner, ",\"v\":1"), -EBADMSG},
+	    {"cert and fp", craft("pi1", good_inner, ",\"fp\":\"00\""), -EBADMSG},
+	    {"sender lies about its name", craft("pi1", liar, ""), -IOTSEC_EIDENTITY},
+	    {"sender lies about its home", craft("pi1", wrong_home, ""), -IOTSEC_EIDENTITY},
+	    {"ts not a number",
+	     craft("pi1",
+		   "{\"type\":\"HELLO\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":\"now\","
+		   "\"nonce\":\"AAECAwQFBgcICQoLDA0ODw==\",\"body\":{}}",
+		   ""),
+	     -EBADMSG},
+	    {"short nonce",
+	     craft("pi1",
+		   "{\"type\":\"HELLO\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":1,"
+		   "\"nonce\":\"AAEC\",\"body\":{}}",
+		   ""),
+	     -EBADMSG},
+	    {"body not an object",
+	     craft("pi1",
+		   "{\"type\":\"HELLO\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":1,"
+		   "\"nonce\":\"AAECAwQFBgcICQoLDA0ODw==\",\"body\":[]}",
+		   ""),
+	     -EBADMSG},
+	    {"missing body",
+	     craft("pi1",
+		   "{\"type\":\"HELLO\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":1,"
+		   "\"nonce\":\"AAECAwQFBgcICQoLDA0ODw==\"}",
+		   ""),
+	     -EBADMSG},
+	    {"signed text not json", craft("pi1", "not json", ""), -EBADMSG},
 	};
 	struct envelope_msg m;
 
@@ -427,8 +427,7 @@ static void test_ctx_refuses_mismatched_key(void **state)
 	struct envelope_ctx *ctx = NULL;
 
 	(void)state;
-	assert_int_equal(envelope_ctx_new(store, x, k, rules, DELTA_T, &ctx),
-			 -IOTSEC_EKEYMISMATCH);
+	assert_int_equal(envelope_ctx_new(store, x, k, rules, DELTA_T, &ctx), -IOTSEC_EKEYMISMATCH);
 	assert_null(ctx);
 	X509_free(x);
 	EVP_PKEY_free(k);
@@ -437,19 +436,19 @@ static void test_ctx_refuses_mismatched_key(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup(test_good_message, reset_clock),
-		cmocka_unit_test_setup(test_controller_message, reset_clock),
-		cmocka_unit_test_setup(test_empty_body, reset_clock),
-		cmocka_unit_test_setup(test_fingerprint_after_certificate, reset_clock),
-		cmocka_unit_test_setup_teardown(test_replay_refused, reset_clock, reset_clock),
-		cmocka_unit_test_setup_teardown(test_stale_and_future, reset_clock, reset_clock),
-		cmocka_unit_test_setup(test_sender_rejections, reset_clock),
-		cmocka_unit_test_setup(test_wire_rejections, reset_clock),
-		cmocka_unit_test_setup(test_truncated_and_oversize, reset_clock),
-		cmocka_unit_test_setup(test_tampered_signature, reset_clock),
-		cmocka_unit_test_setup_teardown(test_replay_cache_bounded, reset_clock, reset_clock),
-		cmocka_unit_test_setup(test_seal_refuses_bad_type, reset_clock),
-		cmocka_unit_test_setup(test_ctx_refuses_mismatched_key, reset_clock),
+	    cmocka_unit_test_setup(test_good_message, reset_clock),
+	    cmocka_unit_test_setup(test_controller_message, reset_clock),
+	    cmocka_unit_test_setup(test_empty_body, reset_clock),
+	    cmocka_unit_test_setup(test_fingerprint_after_certificate, reset_clock),
+	    cmocka_unit_test_setup_teardown(test_replay_refused, reset_clock, reset_clock),
+	    cmocka_unit_test_setup_teardown(test_stale_and_future, reset_clock, reset_clock),
+	    cmocka_unit_test_setup(test_sender_rejections, reset_clock),
+	    cmocka_unit_test_setup(test_wire_rejections, reset_clock),
+	    cmocka_unit_test_setup(test_truncated_and_oversize, reset_clock),
+	    cmocka_unit_test_setup(test_tampered_signature, reset_clock),
+	    cmocka_unit_test_setup_teardown(test_replay_cache_bounded, reset_clock, reset_clock),
+	    cmocka_unit_test_setup(test_seal_refuses_bad_type, reset_clock),
+	    cmocka_unit_test_setup(test_ctx_refuses_mismatched_key, reset_clock),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -192,8 +192,8 @@ static void test_bad_files(void **state)
 	(void)state;
 	assert_int_equal(keydict_save(d, path), 0);
 	assert_int_equal(file_read(path, 1 << 20, &buf, &len), 0);
-	assert_int_equal(keydict_parse(other_key, buf, len, &e), -EBADMSG); /* wrong key */
-	assert_int_equal(keydict_parse(dict_key, buf, len - 1, &e), -EBADMSG);  /* truncated */
+	assert_int_equal(keydict_parse(other_key, buf, len, &e), -EBADMSG);    /* wrong key */
+	assert_int_equal(keydict_parse(dict_key, buf, len - 1, &e), -EBADMSG); /* truncated */
 	assert_int_equal(keydict_parse(dict_key, buf, 10, &e), -EBADMSG);
 	assert_int_equal(keydict_parse(dict_key, "", 0, &e), -EBADMSG);
 	assert_int_equal(keydict_parse(dict_key, buf, KEYDICT_FILE_MAX + 1, &e), -EFBIG);
@@ -231,15 +231,15 @@ static void test_put_refuses_bad_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_put_get),
-		cmocka_unit_test(test_absent_expired_cancelled),
-		cmocka_unit_test(test_new_epoch_cancels_old),
-		cmocka_unit_test(test_save_load_round_trip),
-		cmocka_unit_test(test_empty_dictionary),
-		cmocka_unit_test(test_file_holds_nothing_in_clear),
-		cmocka_unit_test(test_every_flipped_byte_refused),
-		cmocka_unit_test(test_bad_files),
-		cmocka_unit_test(test_put_refuses_bad_names),
+	    cmocka_unit_test(test_put_get),
+	    cmocka_unit_test(test_absent_expired_cancelled),
+	    cmocka_unit_test(test_new_epoch_cancels_old),
+	    cmocka_unit_test(test_save_load_round_trip),
+	    cmocka_unit_test(test_empty_dictionary),
+	    cmocka_unit_test(test_file_holds_nothing_in_clear),
+	    cmocka_unit_test(test_every_flipped_byte_refused),
+	    cmocka_unit_test(test_bad_files),
+	    cmocka_unit_test(test_put_refuses_bad_names),
 	};
 	int r;
 

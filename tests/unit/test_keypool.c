@@ -24,7 +24,7 @@ static void test_share_edges(void **state)
 {
 	(void)state;
 	assert_near(keypool_p_share(10, 5), 1.0 - 1.0 / 252.0, 1e-12); /* C(5,5)/C(10,5) */
-	assert_near(keypool_p_share(10, 6), 1.0, 0.0);                 /* must overlap */
+	assert_near(keypool_p_share(10, 6), 1.0, 0.0);		       /* must overlap */
 	assert_near(keypool_p_share(100, 1), 0.01, 1e-12);
 	assert_true(keypool_p_share(100000, 10) < keypool_p_share(1000, 10));
 }
@@ -42,7 +42,8 @@ static void test_connected_exact(void **state)
 	assert_near(keypool_p_connected(4, 0.5), 38.0 / 64.0, 1e-12);
 	assert_near(keypool_p_connected(50, 1.0), 1.0, 1e-12);
 	assert_near(keypool_p_connected(50, 0.0), 0.0, 1e-12);
-	assert_true(keypool_p_connected(1000, 0.01) > 0.0); /* no overflow at the top of the range */
+	assert_true(keypool_p_connected(1000, 0.01) >
+		    0.0); /* no overflow at the top of the range */
 }
 
 static void test_plan_picks_largest_pool(void **state)
@@ -90,12 +91,12 @@ static void test_plan_refuses_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_published_figures),
-		cmocka_unit_test(test_share_edges),
-		cmocka_unit_test(test_connected_exact),
-		cmocka_unit_test(test_plan_picks_largest_pool),
-		cmocka_unit_test(test_plan_given_pool),
-		cmocka_unit_test(test_plan_refuses_bad_input),
+	    cmocka_unit_test(test_published_figures),
+	    cmocka_unit_test(test_share_edges),
+	    cmocka_unit_test(test_connected_exact),
+	    cmocka_unit_test(test_plan_picks_largest_pool),
+	    cmocka_unit_test(test_plan_given_pool),
+	    cmocka_unit_test(test_plan_refuses_bad_input),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -138,11 +138,11 @@ static void test_strerror(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_levels_filter),
-		cmocka_unit_test(test_errno_variants),
-		cmocka_unit_test(test_journal_prefix),
-		cmocka_unit_test(test_long_line_truncated_not_overflowed),
-		cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_levels_filter),
+	    cmocka_unit_test(test_errno_variants),
+	    cmocka_unit_test(test_journal_prefix),
+	    cmocka_unit_test(test_long_line_truncated_not_overflowed),
+	    cmocka_unit_test(test_strerror),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,8 +38,8 @@ static void test_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_first_of_each_pair_is_logged),
-		cmocka_unit_test(test_bounded),
+	    cmocka_unit_test(test_first_of_each_pair_is_logged),
+	    cmocka_unit_test(test_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

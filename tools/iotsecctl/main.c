@@ -22,27 +22,27 @@ static const char *const daemons[] = {"certd", "electd", "keyd", "dictd", "pingd
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: iotsecctl [-c FILE] COMMAND [ARGS]\n"
-		   "\n"
-		   "Show the state of iotsec on this device.\n"
-		   "\n"
-		   "commands:\n"
-		   "  status [--json]    device, home, role, certificate and which daemons answer\n"
-		   "  peers [--json]     the devices this one knows, and the key shared with each\n"
-		   "  watch DAEMON [--count N] [--timeout SECONDS]\n"
-		   "                     print the events DAEMON pushes, one JSON object a line\n"
-		   "  pool plan --nodes N --probability P [--ring K] [--pool S] [--json]\n"
-		   "                     size a key pool without changing anything\n"
-		   "\n"
-		   "options:\n"
-		   "  -c, --config FILE  configuration (default %s)\n"
-		   "  -h, --help         this text\n",
-		   CONFIG_DEFAULT_PATH);
+	fprintf(f,
+		"usage: iotsecctl [-c FILE] COMMAND [ARGS]\n"
+		"\n"
+		"Show the state of iotsec on this device.\n"
+		"\n"
+		"commands:\n"
+		"  status [--json]    device, home, role, certificate and which daemons answer\n"
+		"  peers [--json]     the devices this one knows, and the key shared with each\n"
+		"  watch DAEMON [--count N] [--timeout SECONDS]\n"
+		"                     print the events DAEMON pushes, one JSON object a line\n"
+		"  pool plan --nodes N --probability P [--ring K] [--pool S] [--json]\n"
+		"                     size a key pool without changing anything\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE  configuration (default %s)\n"
+		"  -h, --help         this text\n",
+		CONFIG_DEFAULT_PATH);
 }
 
 /* Ask one daemon for its status: NULL reply and a reason when it does not answer. */
-static json_t *ask(const char *run_dir, const char *daemon, const char *verb,
-		   const char **ret_why)
+static json_t *ask(const char *run_dir, const char *daemon, const char *verb, const char **ret_why)
 {
 	struct ctl_client *c = NULL;
 	json_t *reply = NULL;
@@ -164,7 +164,8 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			if (json_object_get(st, "reason"))
 				json_object_set(cert, "reason", json_object_get(st, "reason"));
 			if (json_object_get(st, "not_after"))
-				json_object_set(cert, "not_after", json_object_get(st, "not_after"));
+				json_object_set(cert, "not_after",
+						json_object_get(st, "not_after"));
 		}
 		/* electd knows the controller, keyd the pool epoch and our ring. */
 		if (strcmp(daemons[i], "electd") == 0)
@@ -206,7 +207,8 @@ static int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv)
 		json_dumpf(json_object_get(reply, "peers"), stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else {
-		printf("%-16s %-11s %6s %7s  %s\n", "DEVICE", "ROLE", "EPOCH", "SHARED", "PAIRWISE KEY");
+		printf("%-16s %-11s %6s %7s  %s\n", "DEVICE", "ROLE", "EPOCH", "SHARED",
+		       "PAIRWISE KEY");
 		json_array_foreach(json_object_get(reply, "peers"), i, p)
 		{
 			const char *kind = json_string_value(json_object_get(p, "pairwise"));
@@ -287,9 +289,9 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL;
 	struct iotsec_config cfg;

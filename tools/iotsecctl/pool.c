@@ -13,13 +13,15 @@
 
 static void pool_usage(FILE *f)
 {
-	fprintf(f, "usage: iotsecctl pool plan --nodes N --probability P [--ring K] [--pool S] "
-		   "[--json]\n"
-		   "\n"
-		   "Choose the largest key pool whose rings of K keys (default %d) give two devices at\n"
-		   "least probability P of sharing a key, or evaluate pool S; report the exact\n"
-		   "probability and that of the whole home's key graph being connected.\n",
-		   KEYPOOL_RING_DEFAULT);
+	fprintf(
+	    f,
+	    "usage: iotsecctl pool plan --nodes N --probability P [--ring K] [--pool S] "
+	    "[--json]\n"
+	    "\n"
+	    "Choose the largest key pool whose rings of K keys (default %d) give two devices at\n"
+	    "least probability P of sharing a key, or evaluate pool S; report the exact\n"
+	    "probability and that of the whole home's key graph being connected.\n",
+	    KEYPOOL_RING_DEFAULT);
 }
 
 static int parse_uint(const char *s, unsigned long max, unsigned *ret)
@@ -38,10 +40,13 @@ static int parse_uint(const char *s, unsigned long max, unsigned *ret)
 int cmd_pool(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"nodes", required_argument, NULL, 'n'}, {"probability", required_argument, NULL, 'p'},
-		{"ring", required_argument, NULL, 'k'},  {"pool", required_argument, NULL, 's'},
-		{"json", no_argument, NULL, 'j'},        {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"nodes", required_argument, NULL, 'n'},
+	    {"probability", required_argument, NULL, 'p'},
+	    {"ring", required_argument, NULL, 'k'},
+	    {"pool", required_argument, NULL, 's'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	unsigned nodes = 0, ring = 0, pool = 0;
 	double target = 0;
@@ -85,7 +90,11 @@ int cmd_pool(int argc, char **argv)
 		}
 		if (bad) {
 			fprintf(stderr, "iotsecctl pool plan: bad value '%s' for --%s\n", optarg,
-				opts[c == 'n' ? 0 : c == 'p' ? 1 : c == 'k' ? 2 : 3].name);
+				opts[c == 'n'	? 0
+				     : c == 'p' ? 1
+				     : c == 'k' ? 2
+						: 3]
+				    .name);
 			return 2;
 		}
 	}
@@ -94,7 +103,8 @@ int cmd_pool(int argc, char **argv)
 		return 2;
 	}
 	if (keypool_plan(nodes, target, ring, pool, &plan) < 0) {
-		fprintf(stderr, "iotsecctl pool plan: the pool must hold at least the ring (%u keys)\n",
+		fprintf(stderr,
+			"iotsecctl pool plan: the pool must hold at least the ring (%u keys)\n",
 			ring ? ring : KEYPOOL_RING_DEFAULT);
 		return 2;
 	}
@@ -103,7 +113,8 @@ int cmd_pool(int argc, char **argv)
 				      (int)plan.ring, "pool", (int)plan.pool, "p_share",
 				      plan.p_share, "p_connected", plan.p_connected);
 
-		json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+		json_dumpf(o, stdout,
+			   JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 		putchar('\n');
 		json_decref(o);
 		return 0;
