@@ -13,6 +13,7 @@
  *
  * Each line gives the time and how many RSA operations of each kind it did, so tests/bench/run.sh
  * can set it beside the time `openssl speed rsa2048` needs for the same operations in this run. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 
 #define TARGET	       0.9 /* keyd.target_permille's default */
 #define DEVICE_SAMPLES 3   /* devices whose receiving side is timed */
+#define ROUNDS	       3
 
 struct sent {
 	char *buf[2 + RING_SIZE_MAX];
@@ -123,29 +125,40 @@ static int bench_home(struct envelope_ctx *ctl, struct envelope_ctx *dev, EVP_PK
 	uint8_t(*pool)[CRYPTO_KEY_LEN] = NULL;
 	struct sent *out = calloc(devices, sizeof(*out));
 	size_t msgs = 0;
-	double t0, t_ctl, t_dev;
+	double t0, t, t_ctl = 0, t_dev = 0;
 	int r = keypool_plan(devices, TARGET, KEYPOOL_RING_DEFAULT, 0, &plan);
 
-	if (r < 0 || out == NULL || (pool = calloc(plan.pool, CRYPTO_KEY_LEN)) == NULL ||
-	    crypto_random(pool, (size_t)plan.pool * CRYPTO_KEY_LEN) < 0)
-		goto out;
+	if (r == 0 && (out == NULL || (pool = calloc(plan.pool, CRYPTO_KEY_LEN)) == NULL))
+		r = -ENOMEM;
+	if (r == 0)
+		r = crypto_random(pool, (size_t)plan.pool * CRYPTO_KEY_LEN);
 
-	t0 = now_s();
-	for (unsigned d = 0; d < devices && r == 0; d++)
-		r = give_ring(ctl, dev_key, &plan, pool, &out[d]);
-	t_ctl = now_s() - t0;
-	for (unsigned d = 0; d < devices; d++)
-		msgs += out[d].n;
+	/* Best of ROUNDS: a shared machine only ever makes a run slower. */
+	for (int round = 0; round < ROUNDS && r == 0; round++) {
+		for (unsigned d = 0; d < devices; d++)
+			sent_clear(&out[d]);
+		t0 = now_s();
+		for (unsigned d = 0; d < devices && r == 0; d++)
+			r = give_ring(ctl, dev_key, &plan, pool, &out[d]);
+		t = now_s() - t0;
+		t_ctl = round == 0 || t < t_ctl ? t : t_ctl;
+	}
 	if (r < 0)
 		goto out;
+	for (unsigned d = 0; d < devices; d++)
+		msgs += out[d].n;
 	printf("rings controller %u devices: %.3f s  pool %u ring %u  rsa_public %lu rsa_private "
 	       "%zu\n",
 	       devices, t_ctl, plan.pool, plan.ring, (unsigned long)devices * plan.ring, msgs);
 
-	t0 = now_s();
-	for (unsigned d = 0; d < DEVICE_SAMPLES && d < devices && r == 0; d++)
+	/* A device takes only its own ring, and only once (a second time would be a replay):
+	 * the best of DEVICE_SAMPLES devices. */
+	for (unsigned d = 0; d < DEVICE_SAMPLES && d < devices && r == 0; d++) {
+		t0 = now_s();
 		r = take_ring(dev, dev_key, &plan, &out[d]);
-	t_dev = (now_s() - t0) / DEVICE_SAMPLES;
+		t = now_s() - t0;
+		t_dev = d == 0 || t < t_dev ? t : t_dev;
+	}
 	if (r == 0 && devices == 10)
 		printf("rings device (one ring): %.4f s  rsa_public %zu rsa_private %u\n", t_dev,
 		       out[0].n, plan.ring);
