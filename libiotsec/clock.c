@@ -14,11 +14,21 @@
 static int64_t clock_floor_value = IOTSEC_BUILD_TIME;
 static int64_t clock_fake = -1;
 
+static int64_t clock_wall(void)
+{
+	return clock_fake >= 0 ? clock_fake : (int64_t)time(NULL);
+}
+
 int64_t clock_now(void)
 {
-	int64_t now = clock_fake >= 0 ? clock_fake : (int64_t)time(NULL);
+	int64_t now = clock_wall();
 
 	return now > clock_floor_value ? now : clock_floor_value;
+}
+
+bool clock_unset(void)
+{
+	return clock_wall() < IOTSEC_BUILD_TIME;
 }
 
 int64_t clock_floor(void)

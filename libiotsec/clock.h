@@ -7,11 +7,16 @@
 #ifndef IOTSEC_CLOCK_H
 #define IOTSEC_CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Seconds since the epoch: max(wall clock or fake time, floor). */
 int64_t clock_now(void);
 int64_t clock_floor(void);
+/* The wall clock (or fake time) reads earlier than the build time: a Pi that booted without a
+ * real-time clock and has no network time yet. Only then may a certificate's start, vouched for
+ * by the home CA, raise the floor; a running clock is trusted to say "not yet valid". */
+bool clock_unset(void);
 /* Raise the floor to t if t is newer; it never goes down. */
 void clock_raise_floor(int64_t t);
 /* Replace the wall clock (t >= 0), or restore it (t < 0). For tests. */

@@ -34,16 +34,22 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 	if ((r = cert_load(cfg->device.cert, &cert)) < 0)
 		goto out;
 	c->have_info = cert_info_get(cert, &c->info) == 0;
-	/* SPEC 5.2: the device's own certificate start is part of the last-known-good time, so a Pi
-	 * that booted in 1970 does not reject the certificate it was enrolled with. */
-	if (c->have_info)
-		clock_raise_floor(c->info.not_before);
 	what = cfg->device.key;
 	if ((r = crypto_load_private_key(cfg->device.key, &key)) < 0 ||
 	    (r = cert_key_matches(cert, key)) < 0)
 		goto out;
 	what = cfg->device.cert;
-	if ((r = cert_verify(c->store, cert, CERT_ROLES_ANY, &c->info)) < 0)
+	r = cert_verify(c->store, cert, CERT_ROLES_ANY, &c->info);
+	/* SPEC 5.2: a Pi that booted without a clock takes the start of its certificate as the
+	 * earliest "now", so it does not reject the certificate it was enrolled with. Only a
+	 * certificate that chains to the home CA and is not revoked gets this far (OpenSSL checks
+	 * the CRL and the signature before the dates), and only while the clock is unset: a
+	 * running clock is trusted to say "not yet valid". */
+	if (r == -IOTSEC_ENOTYETVALID && c->have_info && clock_unset()) {
+		clock_raise_floor(c->info.not_before);
+		r = cert_verify(c->store, cert, CERT_ROLES_ANY, &c->info);
+	}
+	if (r < 0)
 		goto out;
 	if (cfg->device.name[0] != '\0' && strcmp(cfg->device.name, c->info.name) != 0) {
 		r = -IOTSEC_EIDENTITY;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # iotsec-certd takes the device out of the home when its certificate is deleted, replaced,
-# revoked or expires, says why within one check interval, and brings it back once restored.
+# revoked, expires or is not yet valid, says why within one check interval, and brings it back
+# once restored.
 . "$(dirname "$0")/common.sh"
 
 INTERVAL=2
@@ -14,15 +15,13 @@ cp "$DEV/pi1.crt" "$T/good.crt"
 
 state() { iotsecctl -c "$DEV/iotsec.conf" status --json | json_get '["certificate"]["state"]'; }
 reason() { iotsecctl -c "$DEV/iotsec.conf" status --json | json_get '["certificate"]["reason"]'; }
-is_state() { [ "$(state)" = "$1" ]; }
 
 # expect STATE [REASON-SUBSTRING]: the status reaches STATE within one interval (plus the
 # settle delay and process start-up) and names the reason.
+is_state_why() { [ "$(state)" = "$1" ] && case "$(reason)" in *"$2"*) ;; *) false ;; esac; }
 expect() {
-	wait_until $((INTERVAL + 2)) is_state "$1" || fail "state is $(state), want $1"
-	if [ $# -gt 1 ]; then
-		case "$(reason)" in *"$2"*) ;; *) fail "reason '$(reason)' lacks '$2'" ;; esac
-	fi
+	wait_until $((INTERVAL + 2)) is_state_why "$1" "${2:-}" ||
+		fail "state is $(state) ($(reason)), want $1${2:+ ($2)}"
 	say "$1${2:+: $(reason)}"
 }
 
@@ -63,6 +62,15 @@ expect valid
 sleep 4
 expect invalid "expired"
 
+say "a certificate that starts in 30 days: not yet valid, and the saved clock stays put"
+iotsec-pki enrol --dir "$CA" --device pi1 --role node \
+	--not-before "@$(($(date +%s) + 30 * 86400))" --out "$DEV" >/dev/null 2>&1
+expect invalid "not yet valid"
+saved=$(cat "$DEV/state/clock")
+[ "$saved" -le $(($(date +%s) + 5)) ] || fail "the saved clock moved to $saved"
+iotsec-pki revoke --dir "$CA" --device pi1 >/dev/null 2>&1 # so that pi1 may be enrolled again
+expect invalid "revoked"
+
 say "restore a good certificate: the device is back"
 iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1
 expect valid
@@ -71,13 +79,13 @@ say "every transition was pushed to subscribers, with its reason"
 sleep 0.3
 inv=$(grep -c '"event":"certificate-invalid"' "$T/events" || true)
 val=$(grep -c '"event":"certificate-valid"' "$T/events" || true)
-[ "$inv" -eq 4 ] || fail "$inv certificate-invalid events, want 4: $(cat "$T/events")"
+[ "$inv" -eq 6 ] || fail "$inv certificate-invalid events, want 6: $(cat "$T/events")"
 [ "$val" -eq 4 ] || fail "$val certificate-valid events, want 4"
 grep '"event":"certificate-invalid"' "$T/events" | grep -q revoked || fail "no revoked reason"
 
 say "each failure was logged once, not at every check"
 logged=$(grep -c "device out of the home" "$DEV/certd.log" || true)
-[ "$logged" -eq 4 ] || fail "logged $logged times, want 4"
+[ "$logged" -eq 6 ] || fail "logged $logged times, want 6"
 
 say "iotsecctl status shows the other daemons as not running"
 iotsecctl -c "$DEV/iotsec.conf" status | tee "$T/status"

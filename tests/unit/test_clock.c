@@ -55,6 +55,23 @@ static void test_floor_only_rises(void **state)
 	assert_int_equal(clock_now(), base);
 }
 
+static void test_unset_only_before_build_time(void **state)
+{
+	int64_t build = clock_floor();
+
+	(void)state;
+	assert_false(clock_unset()); /* this machine's clock runs */
+	clock_set_fake(0);
+	assert_true(clock_unset());
+	clock_set_fake(build - 1);
+	assert_true(clock_unset());
+	/* A raised floor does not make a stopped clock look set. */
+	clock_raise_floor(build + 100);
+	assert_true(clock_unset());
+	clock_set_fake(build);
+	assert_false(clock_unset());
+}
+
 static void test_fake_time_above_floor_wins(void **state)
 {
 	(void)state;
@@ -116,6 +133,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_wall_clock_by_default, setup),
 	    cmocka_unit_test_setup(test_build_time_is_the_first_floor, setup),
 	    cmocka_unit_test_setup(test_floor_only_rises, setup),
+	    cmocka_unit_test_setup(test_unset_only_before_build_time, setup),
 	    cmocka_unit_test_setup(test_fake_time_above_floor_wins, setup),
 	    cmocka_unit_test_setup(test_save_then_load_raises_floor, setup),
 	    cmocka_unit_test_setup(test_missing_file_is_not_an_error, setup),
