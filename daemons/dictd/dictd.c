@@ -62,8 +62,8 @@ int dictd_open(struct dictd *d, const struct iotsec_config *cfg)
 	int r;
 
 	d->cfg = cfg;
-	d->locked = true;
-	snprintf(d->lock_why, sizeof(d->lock_why), "waiting for iotsec-certd");
+	d->cert_locked = true;
+	snprintf(d->cert_why, sizeof(d->cert_why), "waiting for iotsec-certd");
 	if ((r = load_key(cfg, key)) < 0)
 		goto out;
 	r = keydict_load(key, cfg->dictd.path, &d->dict);
@@ -99,6 +99,11 @@ static int save(struct dictd *d)
 	return r;
 }
 
+static bool locked(const struct dictd *d)
+{
+	return d->cert_locked || d->held;
+}
+
 static int verb_status(json_t *req, json_t **ret, void *ud)
 {
 	struct dictd *d = self(ud);
@@ -112,10 +117,12 @@ static int verb_status(json_t *req, json_t **ret, void *ud)
 		usable += !rec->cancelled && (rec->expires == 0 || now < rec->expires);
 	}
 	*ret = json_pack("{s:s, s:I, s:I, s:b, s:I, s:I}", "daemon", "dictd", "records",
-			 (json_int_t)n, "usable", (json_int_t)usable, "locked", d->locked,
+			 (json_int_t)n, "usable", (json_int_t)usable, "locked", locked(d),
 			 "lookups", (json_int_t)d->lookups, "refused", (json_int_t)d->refused);
-	if (*ret && d->locked)
-		json_object_set_new(*ret, "lock_reason", json_string(d->lock_why));
+	if (*ret && locked(d))
+		json_object_set_new(
+		    *ret, "lock_reason",
+		    json_string(d->cert_locked ? d->cert_why : "locked by request"));
 	return *ret ? 0 : -ENOMEM;
 }
 
@@ -154,7 +161,7 @@ static int verb_lookup(json_t *req, json_t **ret, void *ud)
 	int64_t now = clock_now();
 	size_t i;
 
-	if (d->locked) {
+	if (locked(d)) {
 		d->refused++;
 		return -EACCES;
 	}
@@ -211,25 +218,33 @@ static int verb_cancel(json_t *req, json_t **ret, void *ud)
 	return 0;
 }
 
-static void set_lock(struct dictd *d, bool locked, const char *why)
+/* Change one of the two locks, logging when the dictionary as a whole changes. */
+static void set_lock(struct dictd *d, bool *which, bool on, const char *why)
 {
-	if (d->locked != locked)
-		log_notice("dictionary %s: %s", locked ? "locked" : "unlocked", why);
-	d->locked = locked;
-	snprintf(d->lock_why, sizeof(d->lock_why), "%s", why);
+	bool was = locked(d);
+
+	*which = on;
+	if (locked(d) != was)
+		log_notice("dictionary %s: %s", locked(d) ? "locked" : "unlocked", why);
 }
 
 static int verb_lock(json_t *req, json_t **ret, void *ud)
 {
+	struct dictd *d = self(ud);
+
 	(void)req, (void)ret;
-	set_lock(self(ud), true, "locked by request");
+	set_lock(d, &d->held, true, "locked by request");
 	return 0;
 }
 
+/* Lifts only a lock asked for here: certd's lock stays until certd says the certificate is
+ * valid. */
 static int verb_unlock(json_t *req, json_t **ret, void *ud)
 {
+	struct dictd *d = self(ud);
+
 	(void)req, (void)ret;
-	set_lock(self(ud), false, "unlocked by request");
+	set_lock(d, &d->held, false, "unlocked by request");
 	return 0;
 }
 
@@ -250,19 +265,19 @@ void dictd_on_certd(json_t *ev, void *ud)
 	const char *name = json_string_value(json_object_get(ev, "event"));
 	const char *cert = json_string_value(json_object_get(ev, "certificate"));
 	const char *reason = json_string_value(json_object_get(ev, "reason"));
-	char why[256];
 
 	if (name && strcmp(name, "disconnected") == 0) {
-		set_lock(d, true, "iotsec-certd stopped answering");
+		snprintf(d->cert_why, sizeof(d->cert_why), "iotsec-certd stopped answering");
+		set_lock(d, &d->cert_locked, true, d->cert_why);
 		return;
 	}
 	if (cert == NULL)
 		return;
 	if (strcmp(cert, "valid") == 0) {
-		set_lock(d, false, "certificate valid");
+		set_lock(d, &d->cert_locked, false, "certificate valid");
 	} else {
-		snprintf(why, sizeof(why), "certificate %s%s%s", cert, reason ? ": " : "",
-			 reason ? reason : "");
-		set_lock(d, true, why);
+		snprintf(d->cert_why, sizeof(d->cert_why), "certificate %s%s%s", cert,
+			 reason ? ": " : "", reason ? reason : "");
+		set_lock(d, &d->cert_locked, true, d->cert_why);
 	}
 }

@@ -13,8 +13,11 @@
 struct dictd {
 	const struct iotsec_config *cfg;
 	struct keydict *dict;
-	bool locked;	    /* every lookup refused */
-	char lock_why[256]; /* for status: "waiting for certd", certd's reason, "by request" */
+	/* Lookups are refused while either holds: certd's word on the certificate, which only certd
+	 * lifts, and a lock asked for on the control socket, which only "unlock" lifts. */
+	bool cert_locked;
+	bool held;
+	char cert_why[256]; /* for status: "waiting for iotsec-certd", or certd's reason */
 	unsigned long lookups, refused;
 };
 
