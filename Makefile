@@ -61,9 +61,11 @@ all: $(PROGS)
 deps:
 	@scripts/deps.sh
 
-$(B)/obj/%.o: %.c $(wildcard libiotsec/*.h) | deps
+# -MMD -MP: each object also depends on the headers it includes (the .d files read below).
+$(B)/obj/%.o: %.c | deps
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -DIOTSEC_BUILD_TIME=$(BUILD_TIME) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -DIOTSEC_BUILD_TIME=$(BUILD_TIME) -c -o $@ $<
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

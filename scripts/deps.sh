@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config libssl-dev openssl libmosquitto-dev mosquitto mosquitto-clients
 libsqlite3-dev libconfig-dev libjansson-dev libcmocka-dev libsystemd-dev iproute2
-python3 xxd"
+python3 xxd procps"
 # libFuzzer and the sanitizer runtimes come with clang's runtime package.
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
 

@@ -138,6 +138,7 @@ static void test_file_holds_nothing_in_clear(void **state)
 	struct keydict *d = sample();
 	char *buf, hex[2 * CRYPTO_KEY_LEN + 1], *b64 = b64_encode(secret, sizeof(secret));
 	uint8_t be[4] = {0, 0, 0x10, 0x92}; /* 4242 */
+	char *be64 = b64_encode(be, sizeof(be)), behex[9];
 	size_t len;
 
 	(void)state;
@@ -149,9 +150,15 @@ static void test_file_holds_nothing_in_clear(void **state)
 	assert_null(memmem(buf, len, secret, sizeof(secret)));
 	assert_null(strstr(buf, "4242"));
 	assert_null(memmem(buf, len, be, sizeof(be)));
+	/* The text is ASCII: the index could only hide in it encoded. */
+	hex_encode(be, sizeof(be), behex);
+	assert_non_null(be64);
+	assert_null(strstr(buf, be64));
+	assert_null(strstr(buf, behex));
 	assert_non_null(strstr(buf, "\"pi2\"")); /* names are in the clear, as SPEC says */
 	free(buf);
 	free(b64);
+	free(be64);
 	keydict_free(d);
 }
 
