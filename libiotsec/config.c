@@ -5,6 +5,7 @@
  * truncating it (4294967596 reads as 300), and it follows @include to any file. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -265,6 +266,7 @@ static int take(struct config_ctx *c, size_t row, const config_setting_t *s, con
 	int type = config_setting_type(s);
 	long long ll;
 	size_t len;
+	const char *why;
 
 	switch (def->type) {
 	case CONFIG_INT:
@@ -294,6 +296,8 @@ static int take(struct config_ctx *c, size_t row, const config_setting_t *s, con
 			return len == 0 ? setting_err(c, line, path, "must not be empty")
 					: setting_err(c, line, path, "string shorter than %lld",
 						      def->min);
+		if (def->check && (why = def->check(config_setting_get_string(s))) != NULL)
+			return setting_err(c, line, path, "%s", why);
 		if ((v->s = strdup(config_setting_get_string(s))) == NULL)
 			return -ENOMEM;
 		break;
@@ -422,13 +426,24 @@ void config_release(const struct config_def *table, size_t n, void *dst)
 	}
 }
 
+static const char *check_ipv4(const char *value)
+{
+	struct in_addr a;
+
+	return inet_pton(AF_INET, value, &a) == 1 ? NULL : "not an IPv4 address";
+}
+
+#define ROW_IPV4(n, f, d, h)                                                                       \
+	{                                                                                          \
+		n, CONFIG_STRING, 7, 15, 0, d, offsetof(struct iotsec_config, f), h, check_ipv4    \
+	}
 #define ROW_STR(n, f, lo, hi, d, h)                                                                \
 	{                                                                                          \
-		n, CONFIG_STRING, lo, hi, 0, d, offsetof(struct iotsec_config, f), h               \
+		n, CONFIG_STRING, lo, hi, 0, d, offsetof(struct iotsec_config, f), h, NULL         \
 	}
 #define ROW_INT(n, f, lo, hi, d, h)                                                                \
 	{                                                                                          \
-		n, CONFIG_INT, lo, hi, d, NULL, offsetof(struct iotsec_config, f), h               \
+		n, CONFIG_INT, lo, hi, d, NULL, offsetof(struct iotsec_config, f), h, NULL         \
 	}
 
 const struct config_def iotsec_config_table[] = {
@@ -447,12 +462,12 @@ const struct config_def iotsec_config_table[] = {
 	    "the daemons' control sockets"),
     ROW_INT("certd.interval", certd.interval, 1, 86400, 300,
 	    "seconds between two checks of the certificate, key, CA and CRL"),
-    ROW_INT("net.port", net.port, 1, 65535, 7450,
-	    "UDP port of broadcasts and TCP port of exchanges between devices"),
+    ROW_INT("net.port", net.port, 1, 65534, 7450,
+	    "UDP port of electd's broadcasts; keyd uses this port + 1"),
     ROW_INT("net.delta_t", net.delta_t, 1, 3600, 30,
 	    "freshness window of signed messages, seconds"),
-    ROW_STR("net.broadcast", net.broadcast, 7, 15, "255.255.255.255",
-	    "IPv4 broadcast address of the home network"),
+    ROW_IPV4("net.broadcast", net.broadcast, "255.255.255.255",
+	     "IPv4 broadcast address of the home network"),
     ROW_INT("electd.tries", electd.tries, 1, 100, 3,
 	    "IS_THERE_CONTROLLER queries before a device declares itself controller"),
     ROW_INT("electd.try_ms", electd.try_ms, 10, 60000, 1000, "milliseconds between two queries"),

@@ -25,6 +25,8 @@ struct config_def {
 	const char *def_str;
 	size_t offset; /* into the destination struct */
 	const char *help;
+	/* Strings only, may be NULL: NULL when the value is acceptable, else what is wrong. */
+	const char *(*check)(const char *value);
 };
 
 /* Load text (name is used in messages) into dst according to table[0..n). On failure returns

@@ -28,11 +28,12 @@ struct small {
 };
 
 static const struct config_def small_table[] = {
-    {"a.n", CONFIG_INT, 1, 10, 5, NULL, offsetof(struct small, n), "a number"},
-    {"a.flag", CONFIG_BOOL, 0, 1, 0, NULL, offsetof(struct small, flag), "a switch"},
-    {"a.s", CONFIG_STRING, 2, 32, 0, "dflt", offsetof(struct small, s), "a string"},
-    {"a.wide", CONFIG_INT, INT_MIN, INT_MAX, 0, NULL, offsetof(struct small, wide), "any int"},
-    {"b.c.deep", CONFIG_INT, -100, 100, 7, NULL, offsetof(struct small, deep), "nested"},
+    {"a.n", CONFIG_INT, 1, 10, 5, NULL, offsetof(struct small, n), "a number", NULL},
+    {"a.flag", CONFIG_BOOL, 0, 1, 0, NULL, offsetof(struct small, flag), "a switch", NULL},
+    {"a.s", CONFIG_STRING, 2, 32, 0, "dflt", offsetof(struct small, s), "a string", NULL},
+    {"a.wide", CONFIG_INT, INT_MIN, INT_MAX, 0, NULL, offsetof(struct small, wide), "any int",
+     NULL},
+    {"b.c.deep", CONFIG_INT, -100, 100, 7, NULL, offsetof(struct small, deep), "nested", NULL},
 };
 #define SMALL_LEN (sizeof(small_table) / sizeof(small_table[0]))
 
@@ -295,6 +296,14 @@ static const struct bad real_bad[] = {
      "bad.conf:1: setting 'certd.interval': 4294967596 is out of range 1..86400"},
     {"port as a string", "net = { port = \"7450\"; };",
      "bad.conf:1: setting 'net.port': expected an integer"},
+    {"port leaves no room for keyd's", "net = { port = 65535; };",
+     "bad.conf:1: setting 'net.port': 65535 is out of range 1..65534"},
+    {"broadcast not an address", "net = { broadcast = \"abcdefgh\"; };",
+     "bad.conf:1: setting 'net.broadcast': not an IPv4 address"},
+    {"broadcast out of range", "net = { broadcast = \"10.0.0.256\"; };",
+     "bad.conf:1: setting 'net.broadcast': not an IPv4 address"},
+    {"broadcast too short", "net = { broadcast = \"1.2.3\"; };",
+     "bad.conf:1: setting 'net.broadcast': string shorter than 7"},
     {"empty cert path", "device = { cert = \"\"; };",
      "bad.conf:1: setting 'device.cert': must not be empty"},
     {"name too long",
