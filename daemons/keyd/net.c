@@ -117,6 +117,16 @@ static bool read_frames(struct keyd_conn *c)
 			conn_free(c);
 			return false;
 		}
+		/* One connection, one peer: the device we dialled, or the first to speak on a
+		 * connection it opened. Anyone else answering (a device that took the address)
+		 * would otherwise be handed what was meant for the other. */
+		if (c->peer[0] != '\0' && strcmp(c->peer, m.sender.name) != 0) {
+			refuse(c->k, &c->addr, "a message by another device than the one dialled",
+			       -IOTSEC_EIDENTITY);
+			envelope_msg_clear(&m);
+			conn_free(c);
+			return false;
+		}
 		snprintf(c->peer, sizeof(c->peer), "%s", m.sender.name);
 		keyd_on_message(c->k, c, &m);
 		envelope_msg_clear(&m);

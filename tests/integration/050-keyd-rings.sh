@@ -12,14 +12,7 @@ for i in 2 3 4 5; do
 done
 for n in $NAMES; do run_all "$n"; done
 
-same_epoch() {
-	e=$(epoch hub)
-	[ -n "$e" ] && [ "$e" -gt 0 ] || return 1
-	for n in $NAMES; do
-		[ "$(epoch $n)" = "$e" ] && [ "$(field $n keyd ring_size)" -gt 0 ] || return 1
-	done
-}
-wait_until 20 same_epoch || fail "rings not delivered: $(for n in $NAMES; do printf '%s=%s ' $n "$(epoch $n)"; done)"
+wait_until 20 same_epoch $NAMES || fail "rings not delivered: $(for n in $NAMES; do printf '%s=%s ' $n "$(epoch $n)"; done)"
 say "every device holds a ring of epoch $(epoch hub), size $(field pi2 keyd ring_size)"
 [ "$(field hub keyd role)" = controller ] || fail "hub is not the keyd controller"
 

@@ -185,6 +185,15 @@ run_all() {
 # epoch NAME: the pool epoch of NAME's keyd (0 before its first ring, "" when not answering).
 epoch() { field "$1" keyd epoch; }
 
+# same_epoch NAME...: all of them hold a ring of the first one's epoch (and it is not 0).
+same_epoch() {
+	_e=$(epoch "$1")
+	[ -n "$_e" ] && [ "$_e" -gt 0 ] || return 1
+	for _n in "$@"; do
+		[ "$(epoch "$_n")" = "$_e" ] && [ "$(field "$_n" keyd ring_size)" -gt 0 ] || return 1
+	done
+}
+
 # send FROM TO TEXT: FROM's keyd sends TEXT to TO under their pairwise key.
 send_msg() {
 	ctl "$T/$1/run/keyd.sock" "{\"v\":1,\"verb\":\"send\",\"peer\":\"$2\",\"text\":\"$3\"}"
