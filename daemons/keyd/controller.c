@@ -13,8 +13,9 @@ struct keyd_pool {
 	bool ready;
 	sd_event_source *collect;
 	uint8_t (*keys)[CRYPTO_KEY_LEN]; /* the pool: wiped when we stop being controller */
-	size_t contributed;
+	size_t contributed, share;
 	uint8_t path_secret[CRYPTO_KEY_LEN]; /* path keys of this epoch derive from it */
+	uint8_t mix_secret[CRYPTO_KEY_LEN];  /* mixed into every contributed key */
 };
 
 static void send_needs(struct keyd *k, struct keyd_conn *c, struct keyd_peer *p)
@@ -25,6 +26,7 @@ static void send_needs(struct keyd *k, struct keyd_conn *c, struct keyd_peer *p)
 	json_t *body = NULL;
 
 	needs.share = (uint32_t)(ps->size / devices ? ps->size / devices : 1);
+	ps->share = needs.share;
 	/* The controller's certificate travels here: the ring pieces after it carry only its
 	 * fingerprint, to fit an envelope. */
 	if (ring_needs_build(&needs, &body) == 0)
@@ -137,7 +139,23 @@ static int on_collected(sd_event_source *s, uint64_t usec, void *ud)
 	int r = 0;
 
 	(void)s, (void)usec;
-	if (ps->contributed < ps->size)
+	keyd_peers_prune(k);
+	/* A contributor knows the key it sent: what enters the pool is that key mixed with our
+	 * secret, as unpredictable as the better of the two random sources. */
+	if (ps->contributed > 0)
+		r = crypto_random(ps->mix_secret, sizeof(ps->mix_secret));
+	for (size_t i = 0; r == 0 && i < ps->contributed; i++) {
+		uint8_t mixed[CRYPTO_KEY_LEN];
+		char info[48];
+		int n = snprintf(info, sizeof(info), "iotsec pool %u %zu", ps->epoch, i);
+
+		r = crypto_hkdf_sha256(ps->mix_secret, sizeof(ps->mix_secret), ps->keys[i],
+				       CRYPTO_KEY_LEN, info, (size_t)n, mixed, sizeof(mixed));
+		memcpy(ps->keys[i], mixed, sizeof(mixed));
+		crypto_wipe(mixed, sizeof(mixed));
+	}
+	crypto_wipe(ps->mix_secret, sizeof(ps->mix_secret));
+	if (r == 0 && ps->contributed < ps->size)
 		r = crypto_random(ps->keys[ps->contributed],
 				  (ps->size - ps->contributed) * CRYPTO_KEY_LEN);
 	if (r == 0)
@@ -176,6 +194,7 @@ void keyd_controller_begin(struct keyd *k)
 
 	if (k->pool_state)
 		return;
+	keyd_peers_prune(k);
 	for (size_t i = 0; i < k->n_peers; i++)
 		if (k->peers[i]->epoch > epoch)
 			epoch = k->peers[i]->epoch;
@@ -236,18 +255,29 @@ void keyd_controller_on_keys(struct keyd *k, struct keyd_conn *c, struct envelop
 	struct keyd_pool *ps = k->pool_state;
 	struct ring_keys keys;
 
+	struct keyd_peer *p = keyd_peer_find(k, m->sender.name);
+	size_t n;
+
 	keyd_conn_finish(c);
-	/* Late or unasked contributions are not an error: the pool is already whole. */
+	/* Late contributions are not an error: the pool is already whole. */
 	if (ps == NULL || ps->ready)
 		return;
+	/* One contribution per device asked, of at most its share: no device fills the pool. */
+	if (p == NULL || p->asked != ps->epoch || p->contributed == ps->epoch) {
+		log_warnx("refused the keys %s contributed: not asked for, or sent twice",
+			  m->sender.name);
+		return;
+	}
 	if (ring_client_keys_parse(m->body, k->key, RING_KEYS_PER_MSG, &keys) < 0 ||
 	    keys.epoch != ps->epoch) {
 		log_warnx("refused the keys %s contributed: malformed or of another epoch",
 			  m->sender.name);
 		return;
 	}
-	for (size_t i = 0; i < keys.n && ps->contributed < ps->size; i++)
+	p->contributed = ps->epoch;
+	n = keys.n < ps->share ? keys.n : ps->share;
+	for (size_t i = 0; i < n && ps->contributed < ps->size; i++)
 		memcpy(ps->keys[ps->contributed++], keys.key[i], CRYPTO_KEY_LEN);
-	log_debug("%s contributed %zu keys", m->sender.name, keys.n);
+	log_debug("%s contributed %zu keys", m->sender.name, n);
 	ring_keys_wipe(&keys);
 }

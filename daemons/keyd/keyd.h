@@ -38,8 +38,9 @@ struct keyd_peer {
 	uint32_t index[RING_SIZE_MAX];
 	size_t n_index;
 	/* Controller side. */
-	uint32_t asked;	    /* epoch of the CONTROLLER_NEEDS_KEYS we sent it */
-	uint32_t delivered; /* epoch of the ring we gave it */
+	uint32_t asked;	      /* epoch of the CONTROLLER_NEEDS_KEYS we sent it */
+	uint32_t contributed; /* epoch of the CLIENT_KEYS we took from it: one per epoch */
+	uint32_t delivered;   /* epoch of the ring we gave it */
 	uint32_t ring[RING_SIZE_MAX];
 	size_t n_ring;
 };
@@ -117,6 +118,9 @@ struct keyd_peer *keyd_peer_find(struct keyd *k, const char *name);
 /* Record what an I_AM_ON_THE_NETWORK says; NULL when the table is full. */
 struct keyd_peer *keyd_peer_update(struct keyd *k, const struct envelope_msg *m,
 				   const struct sockaddr_in *from);
+/* Forget every device whose certificate no longer verifies (revoked, expired): keys are
+ * wrapped only to devices still in the home. Not while iterating over k->peers. */
+void keyd_peers_prune(struct keyd *k);
 void keyd_peers_free(struct keyd *k);
 
 /* dict.c: the only way keyd reaches keys (dictd's control verbs). */

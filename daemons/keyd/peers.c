@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "keyd.h"
+#include "log.h"
 
 struct keyd_peer *keyd_peer_find(struct keyd *k, const char *name)
 {
@@ -48,6 +49,27 @@ struct keyd_peer *keyd_peer_update(struct keyd *k, const struct envelope_msg *m,
 		memcpy(p->index, x->index, x->n * sizeof(x->index[0]));
 	free(x);
 	return p;
+}
+
+void keyd_peers_prune(struct keyd *k)
+{
+	size_t kept = 0;
+
+	/* A CRL that cannot be read keeps the last good one: pruning goes on with it. */
+	cert_store_refresh(k->store, NULL);
+	for (size_t i = 0; i < k->n_peers; i++) {
+		struct keyd_peer *p = k->peers[i];
+		int r = cert_verify(k->store, p->cert, CERT_ROLES_ANY, NULL);
+
+		if (r == 0) {
+			k->peers[kept++] = p;
+			continue;
+		}
+		log_warnx("forgot %s: %s", p->name, iotsec_strerror(r));
+		X509_free(p->cert);
+		free(p);
+	}
+	k->n_peers = kept;
 }
 
 void keyd_peers_free(struct keyd *k)
