@@ -195,9 +195,15 @@ void keyd_controller_begin(struct keyd *k)
 	if (k->pool_state)
 		return;
 	keyd_peers_prune(k);
+	/* The next epoch follows the newest we know of from devices that may lead: a node could
+	 * announce any number, and one near the top would stop all keying. */
 	for (size_t i = 0; i < k->n_peers; i++)
-		if (k->peers[i]->epoch > epoch)
+		if ((k->peers[i]->role & CERT_ROLE_CONTROLLER) && k->peers[i]->epoch > epoch)
 			epoch = k->peers[i]->epoch;
+	if (epoch == RING_EPOCH_MAX) {
+		log_errx("no pool: the epoch counter is exhausted");
+		return;
+	}
 	if ((r = keypool_plan((unsigned)(k->n_peers + 1 < 2 ? 2 : k->n_peers + 1),
 			      cfg->keyd.target_permille / 1000.0, (unsigned)cfg->keyd.ring_size,
 			      (unsigned)cfg->keyd.pool_size, &plan)) < 0) {

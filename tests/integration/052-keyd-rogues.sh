@@ -26,26 +26,8 @@ mkdir -p "$T/rogue"
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=pi3/O=testhome/OU=node" \
 	-addext basicConstraints=CA:FALSE -keyout "$T/rogue/key.pem" -out "$T/rogue/cert.pem" 2>/dev/null
 add_host 4
-on 4 python3 - "$T/rogue" "$NET.255" >"$T/rogue/rogue.log" 2>&1 <<'PY' &
-import base64, json, os, socket, subprocess, sys, time
-d, bcast = sys.argv[1], sys.argv[2]
-der = subprocess.run(["openssl", "x509", "-in", d + "/cert.pem", "-outform", "DER"],
-                     capture_output=True, check=True).stdout
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-end = time.time() + 30
-while time.time() < end:
-    msg = json.dumps({"type": "I_AM_ON_THE_NETWORK", "from": "pi3", "home": "testhome",
-                      "ts": int(time.time()), "nonce": base64.b64encode(os.urandom(16)).decode(),
-                      "body": {}}, separators=(",", ":")).encode()
-    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", d + "/key.pem", "-sigopt",
-                          "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"],
-                         input=msg, capture_output=True, check=True).stdout
-    env = {"v": 1, "msg": base64.b64encode(msg).decode(), "sig": base64.b64encode(sig).decode(),
-           "cert": base64.b64encode(der).decode()}
-    s.sendto(json.dumps(env).encode(), (bcast, 7451))
-    time.sleep(0.3)
-PY
+on 4 python3 "$IT_DIR/announce.py" "$T/rogue/cert.pem" "$T/rogue/key.pem" pi3 testhome \
+	"$NET.255" '{}' 30 >"$T/rogue/rogue.log" 2>&1 &
 PIDS="$PIDS $!"
 
 for n in hub pi2 pi5 pi9; do run_all "$n"; done
