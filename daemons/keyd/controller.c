@@ -163,7 +163,8 @@ static int on_collected(sd_event_source *s, uint64_t usec, void *ud)
 	if (r == 0)
 		r = ring_pick(ps->size, ps->ring, k->index);
 	for (size_t i = 0; r == 0 && i < ps->ring; i++)
-		r = keyd_dict_store(k, "ring", k->index[i], ps->epoch, ps->keys[k->index[i]]);
+		r = keyd_dict_store(k, KEYD_RING_RECORD, k->index[i], ps->epoch,
+				    ps->keys[k->index[i]]);
 	if (r == 0)
 		r = keyd_dict_cancel_before(k, ps->epoch);
 	if (r < 0) {

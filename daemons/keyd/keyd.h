@@ -21,6 +21,9 @@
 #include "refusals.h"
 #include "ring.h"
 
+/* dictd's name for ring keys; path keys go under the peer's name. No device can be called this
+ * (a name cannot start with '-', ca_name_valid()), so a device named "ring" shadows nothing. */
+#define KEYD_RING_RECORD  "-ring"
 #define KEYD_PEERS_MAX	  256
 #define KEYD_CONNS_MAX	  64
 #define KEYD_INBOX_MAX	  16

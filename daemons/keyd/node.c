@@ -81,7 +81,8 @@ static void on_ring_end(struct keyd *k, struct keyd_conn *c, struct envelope_msg
 		return;
 	}
 	for (size_t i = 0; i < k->incoming.n && r == 0; i++)
-		r = keyd_dict_store(k, "ring", k->incoming.index[i], end.epoch, k->incoming.key[i]);
+		r = keyd_dict_store(k, KEYD_RING_RECORD, k->incoming.index[i], end.epoch,
+				    k->incoming.key[i]);
 	if (r == 0)
 		r = keyd_dict_cancel_before(k, end.epoch);
 	if (r < 0) {

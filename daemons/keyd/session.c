@@ -69,7 +69,7 @@ static int derive(struct keyd *k, const char *peer, const uint32_t *common, size
 	if (keys == NULL)
 		return r;
 	if (n > 0)
-		r = keyd_dict_lookup(k, "ring", common, n, keys);
+		r = keyd_dict_lookup(k, KEYD_RING_RECORD, common, n, keys);
 	else
 		r = keyd_dict_lookup(k, peer, &path_index, 1, keys);
 	if (r == 0)

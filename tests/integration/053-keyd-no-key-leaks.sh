@@ -42,7 +42,7 @@ for n in names:
     pool = call(f"{t}/{n}/run/keyd.sock", {"v": 1, "verb": "status"})["pool"]
     dict_sock = f"{t}/{n}/run/dictd.sock"
     for lo in range(0, pool, 1024):
-        r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "ring",
+        r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-ring",
                              "indices": list(range(lo, min(pool, lo + 1024)))})
         keys.update(base64.b64decode(k["key"]) for k in r["keys"])
     for peer in names:
