@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "clock.h"
 #include "log.h"
 
 #ifndef IOTSEC_VERSION
@@ -88,7 +90,8 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary,
 		  struct iotsec_config *cfg)
 {
 	struct daemon_opts o;
-	char err[CONFIG_ERR_MAX];
+	char err[CONFIG_ERR_MAX], clock_path[PATH_MAX];
+	int r;
 
 	daemon_parse_args(argc, argv, name, summary, &o);
 	log_init(name, o.verbose ? LOG_DEBUG : LOG_INFO);
@@ -102,6 +105,11 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary,
 		exit(0);
 	}
 	log_debug("configuration from %s", o.config_path);
+	/* SPEC 5.2: every daemon judges time by the same floor, not only certd, which saves it. */
+	if (snprintf(clock_path, sizeof(clock_path), "%s/clock", cfg->device.state_dir) <
+		(int)sizeof(clock_path) &&
+	    (r = clock_load(clock_path)) < 0)
+		log_warnx("ignoring the saved clock %s: %s", clock_path, iotsec_strerror(r));
 }
 
 int daemon_loop_new(sd_event **ret)

@@ -21,7 +21,7 @@ void daemon_parse_args(int argc, char **argv, const char *name, const char *summ
 
 /* Parse the arguments, start logging, load the configuration and, for --check-config, report
  * and exit. A bad configuration is reported with file, line and setting and exits 1 before any
- * state is touched. */
+ * state is touched. Then raise the clock floor from the time certd saved (state_dir/clock). */
 void daemon_setup(int argc, char **argv, const char *name, const char *summary,
 		  struct iotsec_config *cfg);
 

@@ -9,7 +9,6 @@
 #include <sys/inotify.h>
 
 #include "certd.h"
-#include "clock.h"
 #include "daemon.h"
 #include "file.h"
 #include "log.h"
@@ -107,9 +106,6 @@ int main(int argc, char **argv)
 	    (r = file_mkdirs(cfg.device.run_dir, 0755)) < 0)
 		fatalx("cannot create %s or %s: %s", cfg.device.state_dir, cfg.device.run_dir,
 		       iotsec_strerror(r));
-	snprintf(path, sizeof(path), "%s/clock", cfg.device.state_dir);
-	if ((r = clock_load(path)) < 0)
-		log_warnx("ignoring saved clock %s: %s", path, iotsec_strerror(r));
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	if ((r = daemon_socket_path(cfg.device.run_dir, "certd", path, sizeof(path))) < 0 ||
