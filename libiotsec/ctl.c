@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "ctl_internal.h"
 #include "log.h"
 
@@ -86,8 +87,12 @@ int ctl_out_add(struct ctl_out *o, const char *p, size_t n)
 		cap = o->cap ? o->cap : 4096;
 		while (cap < o->len + n)
 			cap *= 2;
-		if ((buf = realloc(o->buf, cap)) == NULL)
+		/* Not realloc(): the old block may hold a key on its way to a peer. */
+		if ((buf = malloc(cap)) == NULL)
 			return -ENOMEM;
+		if (o->len > 0)
+			memcpy(buf, o->buf, o->len);
+		ctl_wipe_free(o->buf, o->cap);
 		o->buf = buf;
 		o->cap = cap;
 	}
@@ -111,11 +116,18 @@ int ctl_out_flush(struct ctl_out *o, int fd)
 	o->start = o->len = 0;
 	/* A burst for a slow subscriber should not pin its memory for the connection's life. */
 	if (o->cap > CTL_QUEUE_SOFT) {
-		free(o->buf);
+		ctl_wipe_free(o->buf, o->cap);
 		o->buf = NULL;
 		o->cap = 0;
 	}
 	return 0;
+}
+
+void ctl_wipe_free(void *p, size_t len)
+{
+	if (p != NULL)
+		crypto_wipe(p, len);
+	free(p);
 }
 
 int ctl_line_dump(const json_t *o, char **ret, size_t *ret_len)
@@ -131,17 +143,17 @@ int ctl_line_dump(const json_t *o, char **ret, size_t *ret_len)
 		r = -EMSGSIZE;
 		goto out;
 	}
-	if ((line = realloc(s, len + 2)) == NULL)
+	if ((line = malloc(len + 2)) == NULL)
 		goto out;
-	s = line;
-	s[len] = '\n';
-	s[len + 1] = '\0';
-	*ret = s;
+	memcpy(line, s, len);
+	line[len] = '\n';
+	line[len + 1] = '\0';
+	*ret = line;
 	*ret_len = len + 1;
-	s = NULL;
 	r = 0;
 out:
-	free(s);
+	if (s)
+		ctl_wipe_free(s, strlen(s));
 	return r;
 }
 
@@ -282,8 +294,8 @@ static void conn_free(struct ctl_conn *c)
 	c->s->n_conns--;
 	sd_event_source_disable_unref(c->io);
 	close(c->fd);
-	free(c->in.buf);
-	free(c->out.buf);
+	ctl_wipe_free(c->in.buf, CTL_LINE_MAX);
+	ctl_wipe_free(c->out.buf, c->out.cap);
 	json_decref(c->events);
 	free(c);
 }
@@ -348,7 +360,8 @@ static void conn_reply(struct ctl_conn *c, json_t *request, json_t *reply)
 		conn_drop(c);
 	else
 		conn_queue(c, line, len);
-	free(line);
+	if (line)
+		ctl_wipe_free(line, len);
 	json_decref(small);
 }
 

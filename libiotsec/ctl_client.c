@@ -211,7 +211,7 @@ void ctl_client_free(struct ctl_client *c)
 		return;
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c->in.buf);
+	ctl_wipe_free(c->in.buf, CTL_LINE_MAX);
 	json_decref(c->events);
 	free(c);
 }
@@ -265,7 +265,8 @@ int ctl_client_call(struct ctl_client *c, const char *verb, json_t *args, int ti
 	o = NULL;
 	r = 0;
 out:
-	free(line);
+	if (line)
+		ctl_wipe_free(line, len); /* a store request carries a key */
 	json_decref(req);
 	json_decref(o);
 	return r;
@@ -551,8 +552,8 @@ void ctl_watch_free(struct ctl_watch *w)
 	if (w->fd >= 0)
 		close(w->fd);
 	sd_event_unref(w->e);
-	free(w->in.buf);
-	free(w->out.buf);
+	ctl_wipe_free(w->in.buf, CTL_LINE_MAX);
+	ctl_wipe_free(w->out.buf, w->out.cap);
 	free(w->request);
 	free(w->path);
 	json_decref(w->subscribe_id);

@@ -41,6 +41,8 @@ int ctl_out_add(struct ctl_out *o, const char *p, size_t n);
 /* Send without blocking: 0 when all went or the socket is full, else a negative errno. */
 int ctl_out_flush(struct ctl_out *o, int fd);
 
+/* Wipe then free: the lines through the control socket carry dictd's keys. p may be NULL. */
+void ctl_wipe_free(void *p, size_t len);
 /* o as one compact line ending in '\n'; -EMSGSIZE when the peer could not take it whole. */
 int ctl_line_dump(const json_t *o, char **ret, size_t *ret_len);
 int ctl_sockaddr_make(const char *path, struct sockaddr_un *sa, socklen_t *ret_len);
