@@ -277,9 +277,15 @@ struct ctl_server {
 	const struct ctl_verb *verbs;
 	void *userdata;
 	struct ctl_conn *conns;
-	unsigned n_conns;
+	unsigned n_conns, n_unprivileged;
 	struct ctl_conn *dispatching;
 };
+
+/* Root and the daemon's own user: they may change state, and some slots are kept for them. */
+static bool cred_privileged(const struct ucred *cred)
+{
+	return cred->uid == 0 || cred->uid == geteuid();
+}
 
 static void conn_free(struct ctl_conn *c)
 {
@@ -292,6 +298,7 @@ static void conn_free(struct ctl_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->s->n_conns--;
+	c->s->n_unprivileged -= !cred_privileged(&c->cred);
 	sd_event_source_disable_unref(c->io);
 	close(c->fd);
 	ctl_wipe_free(c->in.buf, CTL_LINE_MAX);
@@ -441,7 +448,7 @@ static void conn_handle(struct ctl_conn *c, const char *line, size_t len)
 		reply = refusal_new(req, unknown);
 		goto send;
 	}
-	if ((v->flags & CTL_MUTATES) && c->cred.uid != 0 && c->cred.uid != geteuid()) {
+	if ((v->flags & CTL_MUTATES) && !cred_privileged(&c->cred)) {
 		reply = refusal_new(req, "permission denied");
 		goto send;
 	}
@@ -515,18 +522,14 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
 	return 0;
 }
 
-static int conn_new(struct ctl_server *s, int fd)
+static int conn_new(struct ctl_server *s, int fd, const struct ucred *cred)
 {
 	struct ctl_conn *c = calloc(1, sizeof(*c));
-	socklen_t len = sizeof(c->cred);
 	int r = -ENOMEM;
 
 	if (c == NULL || ctl_in_init(&c->in) < 0)
 		goto out;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &len) < 0) {
-		r = -errno;
-		goto out;
-	}
+	c->cred = *cred;
 	if ((r = sd_event_add_io(sd_event_source_get_event(s->accept_io), &c->io, fd, EPOLLIN,
 				 on_conn_io, c)) < 0)
 		goto out;
@@ -537,6 +540,7 @@ static int conn_new(struct ctl_server *s, int fd)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
+	s->n_unprivileged += !cred_privileged(cred);
 	c = NULL;
 	r = 0;
 out:
@@ -559,10 +563,13 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 {
 	static const char busy[] = "{\"v\":1,\"ok\":false,\"error\":\"too many connections\"}\n";
 	struct ctl_server *s = userdata;
+	struct ucred cred;
+	socklen_t len;
 	int cfd;
 
 	(void)revents;
 	for (;;) {
+		len = sizeof(cred);
 		cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0 && (errno == EINTR || errno == ECONNABORTED))
 			continue;
@@ -576,11 +583,19 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 		}
 		if (cfd < 0)
 			return 0;
-		if (s->n_conns >= CTL_MAX_CLIENTS) {
+		if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+			close(cfd);
+			continue;
+		}
+		/* Any local user may connect, so some slots are kept for root and our own user:
+		 * idle connections of others cannot lock the daemons out of each other. */
+		if (s->n_conns >= CTL_MAX_CLIENTS ||
+		    (!cred_privileged(&cred) &&
+		     s->n_unprivileged >= CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS)) {
 			/* Best effort, so iotsecctl can say why rather than "connection reset". */
 			(void)send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(cfd);
-		} else if (conn_new(s, cfd) < 0) {
+		} else if (conn_new(s, cfd, &cred) < 0) {
 			close(cfd);
 		}
 	}

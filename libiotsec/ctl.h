@@ -7,19 +7,20 @@
  * connection into an event stream: after its reply the server pushes
  *   {"v":1,"event":"certificate-invalid", ...fields}
  * Verbs flagged CTL_MUTATES are refused unless the peer (SO_PEERCRED) is root or the daemon's
- * own uid. Lines are bounded (CTL_LINE_MAX) and so are connections (CTL_MAX_CLIENTS). */
+ * own uid. Lines are bounded (CTL_LINE_MAX) and so are connections (CTL_MAX_CLIENTS, of which
+ * other users may hold all but CTL_PRIVILEGED_SLOTS). */
 #ifndef IOTSEC_CTL_H
 #define IOTSEC_CTL_H
 
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
-#define CTL_PROTO_VERSION 1
-#define CTL_LINE_MAX	  65536
-#define CTL_MAX_CLIENTS	  32
-#define CTL_CLIENT_EVENTS_MAX                                                                      \
-	1024 /* events a blocking client holds while in a call; then the                           \
-		oldest are dropped */
+#define CTL_PROTO_VERSION    1
+#define CTL_LINE_MAX	     65536
+#define CTL_MAX_CLIENTS	     32
+#define CTL_PRIVILEGED_SLOTS 8 /* of those, kept for root and the daemon's own user */
+/* Events a blocking client holds while in a call; beyond it drops the oldest. */
+#define CTL_CLIENT_EVENTS_MAX 1024
 
 enum ctl_flags {
 	CTL_MUTATES = 1 << 0,

@@ -770,6 +770,61 @@ static void test_mutating_verb_unprivileged(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Another user's connections fill all but CTL_PRIVILEGED_SLOTS; root still gets in. */
+static void test_privileged_slots(void **state)
+{
+	const char *path = in_dir("slots.sock");
+	int ready[2], done[2], status = -1;
+	struct ctl_client *c;
+	pid_t server, child;
+	char b = 0;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	server = server_start(path);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(done), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		struct ctl_client *held[CTL_MAX_CLIENTS];
+		int n;
+
+		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(10);
+		for (n = 0; n < CTL_MAX_CLIENTS; n++) {
+			json_t *reply = NULL;
+			int r;
+
+			if (ctl_client_connect(path, &held[n]) < 0)
+				_exit(11);
+			r = ctl_client_call(held[n], "echo", NULL, WAIT_MS, &reply);
+			if (r < 0 || ctl_reply_error(reply) != NULL)
+				break;
+		}
+		/* Bounded: should the parent fail an assertion, nobody says done. */
+		struct pollfd p = {.fd = done[0], .events = POLLIN};
+
+		if (write(ready[1], &b, 1) != 1 || poll(&p, 1, 2 * WAIT_MS) != 1)
+			_exit(12);
+		/* _exit: the held connections stay open to the end, on purpose. */
+		_exit(n == CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS ? 0 : 13);
+	}
+	assert_int_equal(read(ready[0], &b, 1), 1);
+	c = client(path);
+	json_decref(call(c, "echo", NULL));
+	ctl_client_free(c);
+	assert_int_equal(write(done[1], &b, 1), 1);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	for (int i = 0; i < 2; i++)
+		close(ready[i]), close(done[i]);
+	status = server_stop(server, SIGTERM);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void test_max_clients(void **state)
 {
 	const char *path = in_dir("max.sock");
@@ -993,6 +1048,7 @@ int main(void)
 	    cmocka_unit_test(test_publish_refusals),
 	    cmocka_unit_test(test_slow_subscriber_dropped),
 	    cmocka_unit_test(test_mutating_verb_unprivileged),
+	    cmocka_unit_test(test_privileged_slots),
 	    cmocka_unit_test(test_max_clients),
 	    cmocka_unit_test(test_server_path),
 	    cmocka_unit_test(test_watch),
