@@ -27,12 +27,19 @@ static void test_bounded(void **state)
 	(void)state;
 	for (uint32_t a = 0; a < REFUSALS_MAX; a++)
 		assert_true(refusals_note(&r, a, -1));
-	/* Full: a new pair is counted but neither remembered nor logged. */
-	assert_false(refusals_note(&r, 9999, -1));
+	/* Full: a new pair is logged and takes the oldest one's place. */
+	assert_true(refusals_note(&r, 9999, -1));
 	assert_false(refusals_note(&r, 9999, -1));
 	assert_int_equal(r.n, REFUSALS_MAX);
 	assert_int_equal(r.total, REFUSALS_MAX + 2);
-	assert_false(refusals_note(&r, 0, -1)); /* old pairs still known */
+	assert_false(refusals_note(&r, 1, -1)); /* the others are still known */
+	assert_true(refusals_note(&r, 0, -1));	/* the oldest was forgotten */
+	/* Junk from many addresses cannot silence what comes after it. */
+	for (uint32_t a = 100000; a < 100000 + 3 * REFUSALS_MAX; a++)
+		assert_true(refusals_note(&r, a, -2));
+	assert_true(refusals_note(&r, 7, -3));
+	assert_false(refusals_note(&r, 7, -3));
+	assert_int_equal(r.n, REFUSALS_MAX);
 }
 
 int main(void)
