@@ -3,12 +3,7 @@
 # key index in the clear.
 . "$(dirname "$0")/common.sh"
 
-CA=$T/ca
-DEV=$T/pi1
-iotsec-pki init --dir "$CA" --home smith >/dev/null 2>&1
-iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1
-write_config "$DEV/iotsec.conf" "$DEV" "$CA" "dictd = { path = \"$DEV/keys.dict\"; key_file = \"$DEV/dict.key\"; };"
-SOCK=$DEV/run/dictd.sock
+one_device
 # A key and an index nobody could guess by accident.
 KEY_HEX=8f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0
 KEY_B64=$(printf '%s' "$KEY_HEX" | xxd -r -p | base64 -w0)
@@ -18,7 +13,6 @@ start certd "$DEV/iotsec.conf"
 start dictd "$DEV/iotsec.conf"
 DICTD=$LAST_PID
 wait_until 5 test -S "$SOCK" || fail "dictd did not start: $(cat "$DEV/dictd.log")"
-unlocked() { ctl "$SOCK" '{"v":1,"verb":"status"}' | grep -q '"locked":false'; }
 wait_until 5 unlocked ||
 	fail "dictd did not unlock after certd: $(ctl "$SOCK" '{"v":1,"verb":"status"}')"
 

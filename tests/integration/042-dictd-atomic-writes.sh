@@ -3,12 +3,7 @@
 # never a broken one.
 . "$(dirname "$0")/common.sh"
 
-CA=$T/ca
-DEV=$T/pi1
-iotsec-pki init --dir "$CA" --home smith >/dev/null 2>&1
-iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1
-write_config "$DEV/iotsec.conf" "$DEV" "$CA" "dictd = { path = \"$DEV/keys.dict\"; key_file = \"$DEV/dict.key\"; };"
-SOCK=$DEV/run/dictd.sock
+one_device
 
 # Pad the dictionary so each rewrite takes long enough to be interrupted part-way.
 start dictd "$DEV/iotsec.conf"

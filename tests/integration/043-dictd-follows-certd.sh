@@ -4,13 +4,7 @@
 # are separate: neither lifts the other.
 . "$(dirname "$0")/common.sh"
 
-CA=$T/ca
-DEV=$T/pi1
-iotsec-pki init --dir "$CA" --home smith >/dev/null 2>&1
-iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1
-write_config "$DEV/iotsec.conf" "$DEV" "$CA" "certd = { interval = 2; };
-dictd = { path = \"$DEV/keys.dict\"; key_file = \"$DEV/dict.key\"; };"
-SOCK=$DEV/run/dictd.sock
+one_device "certd = { interval = 2; };"
 KEY=$(head -c 32 /dev/urandom | base64 -w0)
 lookup() { ctl "$SOCK" '{"v":1,"verb":"lookup","name":"ring","indices":[7]}'; }
 works() { lookup | grep -q "$KEY"; }

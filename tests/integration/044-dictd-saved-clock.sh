@@ -4,19 +4,13 @@
 # expired, and one that expires in twenty days as good.
 . "$(dirname "$0")/common.sh"
 
-CA=$T/ca
-DEV=$T/pi1
-iotsec-pki init --dir "$CA" --home smith >/dev/null 2>&1
-iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1
-write_config "$DEV/iotsec.conf" "$DEV" "$CA" "dictd = { path = \"$DEV/keys.dict\"; key_file = \"$DEV/dict.key\"; };"
-SOCK=$DEV/run/dictd.sock
+one_device
 NOW=$(date +%s)
 mkdir -p "$DEV/state"
 echo $((NOW + 10 * 86400)) >"$DEV/state/clock"
 
 start certd "$DEV/iotsec.conf"
 start dictd "$DEV/iotsec.conf"
-unlocked() { ctl "$SOCK" '{"v":1,"verb":"status"}' | grep -q '"locked":false'; }
 wait_until 5 unlocked || fail "dictd did not unlock: $(ctl "$SOCK" '{"v":1,"verb":"status"}')"
 
 store() {

@@ -74,6 +74,23 @@ json_get() {
 # ctl SOCKET JSON: send one control request, print the one-line reply (see ctl.py).
 ctl() { python3 "$IT_DIR/ctl.py" "$1" "$2"; }
 
+# one_device [EXTRA]: home "smith" in $CA with one node, pi1, in $DEV: the daemons of one Pi,
+# which talk over Unix sockets only. Its configuration keeps dictd's files in $DEV, plus the
+# libconfig text EXTRA. SOCK is its dictd socket.
+one_device() {
+	CA=$T/ca
+	DEV=$T/pi1
+	SOCK=$DEV/run/dictd.sock
+	iotsec-pki init --dir "$CA" --home smith >/dev/null 2>&1 || fail "pki init"
+	iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1 ||
+		fail "enrol pi1"
+	write_config "$DEV/iotsec.conf" "$DEV" "$CA" "dictd = { path = \"$DEV/keys.dict\"; key_file = \"$DEV/dict.key\"; };
+${1:-}"
+}
+
+# unlocked: pi1's dictd serves lookups (certd has said the certificate is valid).
+unlocked() { ctl "$SOCK" '{"v":1,"verb":"status"}' | grep -q '"locked":false'; }
+
 # --- Hosts: network namespaces on one bridge (SPEC 10, "local containers") ---------------------
 # The bridge lives in a namespace of its own, so no packet ever reaches a real interface. Host i
 # is namespace $NS_PREFIX-hi with address $NET.i on interface eth0.
