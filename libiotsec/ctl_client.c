@@ -386,15 +386,15 @@ static int watch_line(struct ctl_watch *w, const char *line, size_t len)
 	id = json_object_get(o, "id");
 	if (is_event(o) && w->subscribed) {
 		w->fn(o, w->userdata);
-	} else if (id && json_equal(id, w->subscribe_id) && ok) {
+	} else if (json_equal(id, w->subscribe_id) && ok) {
 		w->subscribed = true;
-	} else if (id && json_equal(id, w->subscribe_id)) {
+	} else if (json_equal(id, w->subscribe_id)) {
 		if (!w->warned)
 			log_warnx("ctl: %s refused our subscription: %s; retrying", w->path,
 				  ctl_reply_error(o));
 		w->warned = true;
 		r = -EPROTO;
-	} else if (id && json_equal(id, w->status_id) && ok && w->subscribed) {
+	} else if (json_equal(id, w->status_id) && ok && w->subscribed) {
 		/* The daemon's state when we (re)connected, for a watcher that missed the event
 		 * that set it: delivered as a "status" event. */
 		json_object_del(o, "ok");

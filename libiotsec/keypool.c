@@ -54,8 +54,8 @@ int keypool_plan(unsigned nodes, double target, unsigned ring, unsigned pool,
 	    ring > KEYPOOL_RING_MAX || (pool != 0 && (pool < ring || pool > KEYPOOL_POOL_MAX)))
 		return -EINVAL;
 	if (pool == 0) {
-		/* p_share falls as the pool grows: binary search the largest pool meeting target.
-		 */
+		/* p_share falls as the pool grows: binary search the largest pool meeting
+		 * target. */
 		unsigned lo = ring, hi = KEYPOOL_POOL_MAX;
 
 		while (lo < hi) {

@@ -95,10 +95,16 @@ static int verb_inbox(json_t *req, json_t **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* One verb a line: clang-format would pack these short rows into columns. */
+/* clang-format off */
 const struct ctl_verb keyd_verbs[] = {
-    {"status", 0, verb_status},		{"peers", 0, verb_peers}, {"send", CTL_MUTATES, verb_send},
-    {"inbox", CTL_MUTATES, verb_inbox}, {NULL, 0, NULL},
+    {"status", 0, verb_status},
+    {"peers", 0, verb_peers},
+    {"send", CTL_MUTATES, verb_send},
+    {"inbox", CTL_MUTATES, verb_inbox},
+    {NULL, 0, NULL},
 };
+/* clang-format on */
 
 /* Our role follows electd, and only while certd says the certificate is valid. */
 static void update_role(struct keyd *k)

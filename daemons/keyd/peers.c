@@ -21,8 +21,8 @@ struct keyd_peer *keyd_peer_update(struct keyd *k, const struct envelope_msg *m,
 	struct ring_indices *x = NULL;
 	bool fresh = p == NULL;
 
-	/* An announcement with a ring says its epoch and indices; an empty one says "no ring yet".
-	 */
+	/* An announcement with a ring says its epoch and indices; an empty one says "no ring
+	 * yet". */
 	if (json_object_size(m->body) != 0) {
 		if ((x = malloc(sizeof(*x))) == NULL ||
 		    ring_start_parse(m->body, RING_POOL_MAX, RING_SIZE_MAX, x) < 0) {

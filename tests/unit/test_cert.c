@@ -130,8 +130,8 @@ static void test_ca_cert_is_no_device(void **state)
 static void test_booted_in_1970(void **state)
 {
 	(void)state;
-	/* At the build time, below a fresh certificate's start (and the CRL's), nothing verifies...
-	 */
+	/* At the build time, below a fresh certificate's start (and the CRL's), nothing
+	 * verifies... */
 	clock_set_fake(0);
 	assert_int_not_equal(verify_name("pi1", CERT_ROLES_ANY, NULL), 0);
 	/* ...until the last-known-good time is known: then valid is valid and expired expired. */
