@@ -6,6 +6,7 @@
 #   make fuzz FUZZ_SECONDS=N   every libFuzzer target for N seconds
 #   make bench           benchmarks, each beside this machine's ceiling
 #   make install DESTDIR=... PREFIX=...
+#   make uninstall DESTDIR=... PREFIX=...   programs and units; the configuration and key stay
 
 PREFIX      ?= /usr/local
 SYSCONFDIR  ?= /etc
@@ -25,16 +26,26 @@ SANFLAGS :=
 endif
 
 # The clock never runs below the build time (SPEC 5.2): take it from the commit, so it is
-# reproducible, and fall back to now outside a git checkout.
-BUILD_TIME = $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),$(shell date +%s))
+# reproducible. Outside a git checkout, the time of the first build stays until `make clean`
+# (now at every run would rebuild clock.o, the library and every program each time).
+BUILD_TIME_SEEN := $(file <$(B)/build-time)
+BUILD_TIME := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),\
+	$(BUILD_TIME_SEEN),$(shell date +%s))
+
+# pkg-config runs once per make, when a recipe first needs its answer: every object waits for
+# deps, so scripts/deps.sh has installed the packages by then. Each variable replaces itself
+# with its value on first use.
+PKG_CFLAGS    = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $$(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS      = $(eval PKG_LIBS := $$(shell pkg-config --libs $$(PKGS)))$(PKG_LIBS)
+CMOCKA_CFLAGS = $(eval CMOCKA_CFLAGS := $$(shell pkg-config --cflags cmocka))$(CMOCKA_CFLAGS)
+CMOCKA_LIBS   = $(eval CMOCKA_LIBS := $$(shell pkg-config --libs cmocka))$(CMOCKA_LIBS)
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-# Recursively expanded on purpose: pkg-config runs only once scripts/deps.sh has installed things.
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -Ilibiotsec $(SANFLAGS) $(CFLAGS) $(shell pkg-config --cflags $(PKGS))
+	-Wmissing-prototypes -Ilibiotsec $(SANFLAGS) $(CFLAGS) $(PKG_CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
-LIBS     = $(shell pkg-config --libs $(PKGS)) -lm
+LIBS     = $(PKG_LIBS) -lm
 
 LIB_SRC  := $(wildcard libiotsec/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -51,7 +62,7 @@ INTEG    := $(sort $(wildcard tests/integration/[0-9]*.sh))
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps check unit demo fuzz bench install clean format
+.PHONY: all deps check unit demo fuzz bench install uninstall clean format FORCE
 .DEFAULT_GOAL := all
 # Keep objects: they are not throw-away intermediates.
 .SECONDARY:
@@ -64,8 +75,21 @@ deps:
 # -MMD -MP: each object also depends on the headers it includes (the .d files read below).
 $(B)/obj/%.o: %.c | deps
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -DIOTSEC_BUILD_TIME=$(BUILD_TIME) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# Only clock.c reads the build time. Its stamp is rewritten only when the value changes, so a
+# new commit (or SOURCE_DATE_EPOCH) recompiles clock.o, and no other object, exactly then. Comparing
+# here rather than in the recipe keeps `make -n` truthful.
+$(B)/obj/libiotsec/clock.o: $(B)/build-time
+$(B)/obj/libiotsec/clock.o: ALL_CFLAGS += -DIOTSEC_BUILD_TIME=$(BUILD_TIME)
+ifneq ($(BUILD_TIME),$(BUILD_TIME_SEEN))
+$(B)/build-time: FORCE
+endif
+$(B)/build-time:
+	@mkdir -p $(@D)
+	echo $(BUILD_TIME) > $@
+FORCE:
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -89,9 +113,25 @@ $(B)/bin/iotsecctl: $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/iotsecctl/*.c))
 
 $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(UNIT_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
-$(B)/obj/tests/unit/%.o: ALL_CFLAGS += $(shell pkg-config --cflags cmocka)
+$(B)/obj/tests/unit/%.o: ALL_CFLAGS += $(CMOCKA_CFLAGS)
+
+# Daemon code under test: tests/unit/test_<daemon>_<what>.c links every object of
+# daemons/<daemon>/ but main.o (main stays thin for this) and sees the daemon's headers. A test
+# named after a library module (test_certd_client, for libiotsec/certd_client.c) stays a library
+# test.
+LIB_TESTS := $(LIB_SRC:libiotsec/%.c=$(B)/tests/test_%)
+define daemon_test_rule
+$(1)_TESTS := $$(filter-out $$(LIB_TESTS),$$(filter $(B)/tests/test_$(1)_%,$$(UNIT_BIN)))
+$$($(1)_TESTS): $(B)/tests/%: $(B)/obj/tests/unit/%.o \
+		$(patsubst %.c,$(B)/obj/%.o,$(filter-out daemons/$(1)/main.c,$(wildcard daemons/$(1)/*.c))) \
+		$$(UNIT_LIB) $$(LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LIBS) $$(CMOCKA_LIBS)
+$$($(1)_TESTS:$(B)/tests/%=$(B)/obj/tests/unit/%.o): ALL_CFLAGS += -Idaemons/$(1)
+endef
+$(foreach d,$(DAEMONS),$(eval $(call daemon_test_rule,$(d))))
 
 $(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/unit/fixture.o $(LIB)
 	@mkdir -p $(@D)
@@ -139,6 +179,13 @@ install: all
 	# The dictionary key, made once (the daemon runs with /etc read-only).
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/dict.key ] || \
 		(umask 077 && head -c 32 /dev/urandom > $(DESTDIR)$(SYSCONFDIR)/iotsec/dict.key)
+
+# What install put there, except the configuration and the dictionary key: they are the
+# household's (edited by hand, and the key opens the saved dictionary), so they stay.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(PROGS)))
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard systemd/*)))
+	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf and dict.key (the household's)"
 
 format:
 	clang-format -i $(wildcard libiotsec/*.[ch] daemons/*/*.[ch] pki/*.[ch] tools/*/*.[ch] \

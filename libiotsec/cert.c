@@ -189,6 +189,8 @@ struct cert_store {
 	X509_CRL *crl;
 	X509_STORE *store;
 	char home[CERT_NAME_MAX];
+	uint64_t generation;
+	int64_t valid_from, valid_until; /* when CA and CRL both hold */
 };
 
 static int file_id_get(const char *path, struct file_id *ret)
@@ -244,6 +246,7 @@ static int store_reload(struct cert_store *s)
 	X509_CRL *crl = NULL;
 	X509_STORE *store = NULL;
 	char home[CERT_NAME_MAX];
+	int64_t from, until, t;
 	int r;
 
 	if ((r = file_id_get(s->ca_path, &ca_id)) < 0 || (r = cert_load(s->ca_path, &ca)) < 0)
@@ -258,6 +261,17 @@ static int store_reload(struct cert_store *s)
 		r = r == -ENOENT ? -IOTSEC_ECRL : r;
 		goto out;
 	}
+	if ((r = asn1_time_epoch(X509_get0_notBefore(ca), &from)) < 0 ||
+	    (r = asn1_time_epoch(X509_get0_notAfter(ca), &until)) < 0 ||
+	    (r = asn1_time_epoch(X509_CRL_get0_lastUpdate(crl), &t)) < 0) {
+		r = r == -EBADMSG ? -IOTSEC_ECRL : r;
+		goto out;
+	}
+	from = t > from ? t : from;
+	/* A CRL without nextUpdate never ages out. */
+	if (X509_CRL_get0_nextUpdate(crl) != NULL &&
+	    asn1_time_epoch(X509_CRL_get0_nextUpdate(crl), &t) == 0 && t < until)
+		until = t;
 	r = -ENOMEM;
 	if ((store = X509_STORE_new()) == NULL || X509_STORE_add_cert(store, ca) != 1 ||
 	    X509_STORE_add_crl(store, crl) != 1 ||
@@ -269,6 +283,8 @@ static int store_reload(struct cert_store *s)
 	X509_STORE_free(s->store);
 	s->ca = ca, s->crl = crl, s->store = store;
 	s->ca_id = ca_id, s->crl_id = crl_id;
+	s->valid_from = from, s->valid_until = until;
+	s->generation++;
 	memcpy(s->home, home, sizeof(home));
 	ca = NULL, crl = NULL, store = NULL;
 	r = 0;
@@ -336,6 +352,17 @@ const char *cert_store_home(const struct cert_store *s)
 X509 *cert_store_ca(const struct cert_store *s)
 {
 	return s->ca;
+}
+
+uint64_t cert_store_generation(const struct cert_store *s)
+{
+	return s->generation;
+}
+
+void cert_store_window(const struct cert_store *s, int64_t *ret_from, int64_t *ret_until)
+{
+	*ret_from = s->valid_from;
+	*ret_until = s->valid_until;
 }
 
 static int verify_error(int err)

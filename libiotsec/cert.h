@@ -61,6 +61,13 @@ int cert_store_refresh(struct cert_store *s, bool *ret_changed);
 /* The home named by the CA certificate (its O). */
 const char *cert_store_home(const struct cert_store *s);
 X509 *cert_store_ca(const struct cert_store *s);
+/* Moves on at every reload: a verification made under another generation must be made again
+ * (the CRL may now revoke the certificate). */
+uint64_t cert_store_generation(const struct cert_store *s);
+/* When the store can vouch for anything: the CA certificate's validity and the CRL's
+ * lastUpdate..nextUpdate. A verification cached from this generation holds at a time t only
+ * within this window and the certificate's own. */
+void cert_store_window(const struct cert_store *s, int64_t *ret_from, int64_t *ret_until);
 
 /* Verify cert at clock_now(): chain and CRL, validity, home, then role (roles is a mask of
  * enum cert_role). Distinct codes: -EKEYEXPIRED, -IOTSEC_ENOTYETVALID, -EKEYREVOKED,

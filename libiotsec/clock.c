@@ -26,6 +26,20 @@ int64_t clock_now(void)
 	return now > clock_floor_value ? now : clock_floor_value;
 }
 
+int64_t clock_now_us(void)
+{
+	struct timespec ts;
+	int64_t us, floor_us = clock_floor_value * 1000000;
+
+	if (clock_fake >= 0) {
+		us = clock_fake * 1000000;
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	}
+	return us > floor_us ? us : floor_us;
+}
+
 bool clock_unset(void)
 {
 	return clock_wall() < IOTSEC_BUILD_TIME;

@@ -13,6 +13,8 @@
 /* Seconds since the epoch: max(wall clock or fake time, floor). */
 int64_t clock_now(void);
 int64_t clock_floor(void);
+/* The same in microseconds (a fake time has whole seconds). */
+int64_t clock_now_us(void);
 /* The wall clock (or fake time) reads earlier than the build time: a Pi that booted without a
  * real-time clock and has no network time yet. Only then may a certificate's start, vouched for
  * by the home CA, raise the floor; a running clock is trusted to say "not yet valid". */

@@ -475,6 +475,8 @@ const struct config_def iotsec_config_table[] = {
 	    "milliseconds between two announcements of the controller"),
     ROW_INT("electd.timeout_ms", electd.timeout_ms, 10, 3600000, 15000,
 	    "milliseconds of silence after which nodes elect again"),
+    ROW_INT("electd.hold_ms", electd.hold_ms, 0, 3600000, 60000,
+	    "milliseconds a device keeps its controller after changing to it"),
     ROW_INT("keyd.ring_size", keyd.ring_size, 1, KEYPOOL_RING_MAX, KEYPOOL_RING_DEFAULT,
 	    "keys in each device's ring (k)"),
     ROW_INT("keyd.pool_size", keyd.pool_size, 0, KEYPOOL_POOL_MAX, 0,

@@ -58,6 +58,7 @@ struct iotsec_config {
 		int try_ms;	  /* between queries */
 		int heartbeat_ms; /* between the controller's announcements */
 		int timeout_ms;	  /* silence after which nodes elect again */
+		int hold_ms;	  /* least time between two changes of controller */
 	} electd;
 	struct {
 		int ring_size;	     /* keys in each device's ring (k) */

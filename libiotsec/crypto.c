@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+
+#include <jansson.h>
 
 #include "file.h"
 #include "log.h"
@@ -81,6 +84,19 @@ void crypto_wipe(void *buf, size_t len)
 {
 	if (buf != NULL)
 		OPENSSL_cleanse(buf, len);
+}
+
+void crypto_wipe_free(void *p)
+{
+	/* The allocator knows the block's size: free() callers like jansson's do not. */
+	if (p != NULL)
+		OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+void crypto_wipe_json(void)
+{
+	json_set_alloc_funcs(malloc, crypto_wipe_free);
 }
 
 int crypto_memcmp(const void *a, const void *b, size_t len)

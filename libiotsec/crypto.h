@@ -19,6 +19,11 @@
 int crypto_random(void *buf, size_t len);
 /* Overwrite a secret; the compiler may not drop it. */
 void crypto_wipe(void *buf, size_t len);
+/* Wipe a malloc'd block of any size, then free it. NULL is allowed. */
+void crypto_wipe_free(void *p);
+/* Make jansson wipe every block it frees: keys travel to and from dictd as base64 strings inside
+ * JSON objects, and jansson copies strings. Every program calls it first thing. */
+void crypto_wipe_json(void);
 /* Constant-time comparison: 0 when equal. */
 int crypto_memcmp(const void *a, const void *b, size_t len);
 

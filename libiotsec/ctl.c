@@ -34,7 +34,9 @@ int ctl_in_read(struct ctl_in *in, int fd)
 	ssize_t n;
 
 	if (in->start > 0) {
+		/* What moves down leaves its old place; lines carry dictd's keys: wipe the tail. */
 		memmove(in->buf, in->buf + in->start, in->len - in->start);
+		crypto_wipe(in->buf + in->len - in->start, in->start);
 		in->len -= in->start;
 		in->scan -= in->start;
 		in->start = 0;
@@ -80,6 +82,7 @@ int ctl_out_add(struct ctl_out *o, const char *p, size_t n)
 
 	if (o->start > 0) {
 		memmove(o->buf, o->buf + o->start, o->len - o->start);
+		crypto_wipe(o->buf + o->len - o->start, o->start);
 		o->len -= o->start;
 		o->start = 0;
 	}
@@ -113,6 +116,8 @@ int ctl_out_flush(struct ctl_out *o, int fd)
 			return errno == EAGAIN ? 0 : -errno;
 		o->start += (size_t)n;
 	}
+	/* Sent lines may have carried keys. */
+	crypto_wipe(o->buf, o->len);
 	o->start = o->len = 0;
 	/* A burst for a slow subscriber should not pin its memory for the connection's life. */
 	if (o->cap > CTL_QUEUE_SOFT) {
@@ -686,7 +691,9 @@ int ctl_server_publish(struct ctl_server *s, const char *event, json_t *data)
 	/* "*" and "disconnected" mean something else to subscribers. */
 	if (s == NULL || event == NULL || event[0] == '\0' || strlen(event) > CTL_EVENT_NAME_MAX ||
 	    strcmp(event, "*") == 0 || strcmp(event, "disconnected") == 0 ||
-	    (data && !json_is_object(data)) || (name = json_string(event)) == NULL)
+	    (data && (!json_is_object(data) || json_object_get(data, "ok") ||
+		      json_object_get(data, "id"))) ||
+	    (name = json_string(event)) == NULL)
 		return -EINVAL;
 	r = -ENOMEM;
 	if ((o = json_pack("{s:i, s:o}", "v", CTL_PROTO_VERSION, "event", name)) == NULL ||

@@ -12,11 +12,13 @@
 #ifndef IOTSEC_CTL_H
 #define IOTSEC_CTL_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
 #define CTL_PROTO_VERSION    1
-#define CTL_LINE_MAX	     65536
+#define CTL_LINE_MAX	     (256 * 1024) /* a store of a whole ring of 1024 keys is one line */
 #define CTL_MAX_CLIENTS	     32
 #define CTL_PRIVILEGED_SLOTS 8 /* of those, kept for root and the daemon's own user */
 /* Events a blocking client holds while in a call; beyond it drops the oldest. */
@@ -45,7 +47,8 @@ int ctl_server_new(sd_event *e, const char *path, const struct ctl_verb *verbs, 
 /* Closes every connection and removes the socket file. */
 void ctl_server_free(struct ctl_server *s);
 /* Push an event to every connection subscribed to it; data (borrowed, may be NULL) holds its
- * fields. A subscriber that cannot keep up is disconnected rather than blocking the daemon. */
+ * fields, which may not be "ok" or "id" (a reply's: -EINVAL). A subscriber that cannot keep up
+ * is disconnected rather than blocking the daemon. */
 int ctl_server_publish(struct ctl_server *s, const char *event, json_t *data);
 
 /* The server's decoding of one request line (without its newline), public for fuzzing: 0 and a
@@ -69,17 +72,38 @@ int ctl_client_subscribe(struct ctl_client *c, const char *const *events, int ti
 /* Wait up to timeout_ms for the next pushed event. */
 int ctl_client_next_event(struct ctl_client *c, int timeout_ms, json_t **ret_event);
 
-/* Asynchronous subscription for daemons: keeps a subscription to another daemon's socket on the
- * loop, calling fn for every event, and reconnects every retry_ms while that daemon is away.
- * On every (re)connection fn first gets the daemon's current state as {"event":"status", ...the
- * fields of its status reply}, so a watcher started after an event still knows where things
- * stand; fn also gets a synthetic {"event":"disconnected"} when the connection drops. A daemon
- * that refuses the subscription is asked again every retry_ms (the refusal is logged once) and fn
- * hears nothing from it meanwhile. fn must not free the watch. */
+/* The asynchronous peer, for daemons: one connection to another daemon's control socket, kept on
+ * the caller's sd-event loop and reconnected every retry_ms while that daemon is away. Daemons
+ * never wait on one another (SPEC 5): a call's reply, its timeout and a lost connection all come
+ * back through the loop.
+ *
+ * With events (NULL-terminated names, or {"*", NULL}) the peer also holds a subscription: on every
+ * (re)connection fn first gets the daemon's current state as {"event":"status", ...the fields of
+ * its status reply}, then each event; a dropped connection gives a synthetic
+ * {"event":"disconnected"}. A daemon that refuses the subscription is asked again every retry_ms
+ * (the refusal is logged once), and fn hears nothing from it meanwhile.
+ *
+ * Callbacks must not free the peer. */
 typedef void (*ctl_event_fn)(json_t *event, void *userdata);
-struct ctl_watch;
-int ctl_watch_new(sd_event *e, const char *path, const char *const *events, int retry_ms,
-		  ctl_event_fn fn, void *userdata, struct ctl_watch **ret);
-void ctl_watch_free(struct ctl_watch *w);
+/* How a call ended: 0 and the daemon's reply {"ok":true,...}; -EPROTO and its refusal
+ * {"ok":false,"error":...}; or, with reply NULL, -ETIMEDOUT, -ECONNRESET (the connection was
+ * lost) or -ECANCELED (ctl_call_cancel() or ctl_peer_free(): only release what the call held).
+ * reply is borrowed. */
+typedef void (*ctl_reply_fn)(int r, json_t *reply, void *userdata);
+struct ctl_peer;
+struct ctl_call;
+int ctl_peer_new(sd_event *e, const char *path, int retry_ms, const char *const *events,
+		 ctl_event_fn fn, void *userdata, struct ctl_peer **ret);
+/* Ends every call with -ECANCELED. */
+void ctl_peer_free(struct ctl_peer *p);
+/* Connected, so a call can be sent. */
+bool ctl_peer_connected(const struct ctl_peer *p);
+/* Send {"verb":verb, ...args (borrowed, may be NULL)}; fn is called exactly once, from the loop,
+ * with its outcome. -ENOTCONN while the daemon is away (fn is not called: try again later);
+ * ret_call (may be NULL) is for ctl_call_cancel(), valid until fn is called. */
+int ctl_peer_call(struct ctl_peer *p, const char *verb, json_t *args, int timeout_ms,
+		  ctl_reply_fn fn, void *userdata, struct ctl_call **ret_call);
+/* End a call now: fn gets -ECANCELED. */
+void ctl_call_cancel(struct ctl_call *c);
 
 #endif

@@ -1,4 +1,4 @@
-/* What ctl.c (the server) and ctl_client.c (the blocking client and ctl_watch) share: line
+/* What ctl.c (the server), ctl_client.c (the blocking client) and ctl_peer.c share: line
  * buffers, line encoding and socket addresses. Not part of the library's interface. */
 #ifndef IOTSEC_CTL_INTERNAL_H
 #define IOTSEC_CTL_INTERNAL_H
@@ -45,6 +45,11 @@ int ctl_out_flush(struct ctl_out *o, int fd);
 void ctl_wipe_free(void *p, size_t len);
 /* o as one compact line ending in '\n'; -EMSGSIZE when the peer could not take it whole. */
 int ctl_line_dump(const json_t *o, char **ret, size_t *ret_len);
+/* {"events":[...]} from a NULL-terminated list, checked as the server will check it: -EINVAL
+ * for an empty or over-long list or a bad name. */
+int ctl_events_args(const char *const *events, json_t **ret);
+/* A line the server pushed on its own: {"event":...} without "ok". */
+bool ctl_is_event(const json_t *o);
 int ctl_sockaddr_make(const char *path, struct sockaddr_un *sa, socklen_t *ret_len);
 
 #endif

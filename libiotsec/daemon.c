@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "clock.h"
+#include "crypto.h"
 #include "log.h"
 
 #ifndef IOTSEC_VERSION
@@ -93,6 +94,7 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary,
 	char err[CONFIG_ERR_MAX], clock_path[PATH_MAX];
 	int r;
 
+	crypto_wipe_json();
 	daemon_parse_args(argc, argv, name, summary, &o);
 	log_init(name, o.verbose ? LOG_DEBUG : LOG_INFO);
 	if (config_load(o.config_path, cfg, err, sizeof(err)) < 0) {

@@ -8,20 +8,17 @@
 #include "crypto.h"
 #include "encoding.h"
 #include "log.h"
+#include "replay.h"
 
-#define ENVELOPE_VERSION 1
-/* Open addressing stays short with the table at most half full. */
-#define REPLAY_SLOTS (2 * ENVELOPE_REPLAY_MAX)
-#define REPLAY_KEY   16
+#define ENVELOPE_VERSION 2
 
-struct replay_slot {
-	uint8_t key[REPLAY_KEY]; /* SHA-256(sender fingerprint || nonce), truncated */
-	int64_t expiry;		 /* 0: empty */
-};
-
+/* A certificate that verified, and the conditions under which that still holds. */
 struct known_cert {
 	uint8_t fp[CERT_FP_LEN];
-	X509 *cert;
+	X509 *cert; /* NULL: empty slot */
+	struct cert_info info;
+	uint64_t generation;		 /* of the store it verified under */
+	int64_t valid_from, valid_until; /* certificate, CA and CRL all hold */
 };
 
 struct envelope_ctx {
@@ -33,9 +30,8 @@ struct envelope_ctx {
 	char fp_hex[2 * CERT_FP_LEN + 1];
 	const struct envelope_rule *rules;
 	int delta_t;
-
-	struct replay_slot replay[REPLAY_SLOTS];
-	size_t replay_count;
+	uint64_t last_seq;
+	struct replay *replay;
 
 	struct known_cert known[ENVELOPE_CERTS_MAX];
 	size_t known_next; /* round-robin victim once full */
@@ -53,7 +49,8 @@ int envelope_ctx_new(struct cert_store *store, X509 *own_cert, EVP_PKEY *own_key
 		goto out;
 	if ((r = cert_info_get(own_cert, &ctx->self)) < 0 ||
 	    (r = cert_key_matches(own_cert, own_key)) < 0 ||
-	    (r = cert_to_der(own_cert, &der, &derlen)) < 0)
+	    (r = cert_to_der(own_cert, &der, &derlen)) < 0 ||
+	    (r = replay_new(delta_t, &ctx->replay)) < 0)
 		goto out;
 	if ((ctx->cert_b64 = b64_encode(der, derlen)) == NULL) {
 		r = -ENOMEM;
@@ -81,30 +78,86 @@ void envelope_ctx_free(struct envelope_ctx *ctx)
 		X509_free(ctx->known[i].cert);
 	X509_free(ctx->cert);
 	EVP_PKEY_free(ctx->key);
+	replay_free(ctx->replay);
 	free(ctx->cert_b64);
 	free(ctx);
 }
 
-int envelope_seal(struct envelope_ctx *ctx, const char *type, json_t *body, bool with_cert,
-		  char **ret, size_t *ret_len)
+const struct cert_info *envelope_self(const struct envelope_ctx *ctx)
+{
+	return &ctx->self;
+}
+
+static const struct envelope_rule *rule_find(const struct envelope_rule *rules, const char *type)
+{
+	for (; rules->type != NULL; rules++)
+		if (strcmp(rules->type, type) == 0)
+			return rules;
+	return NULL;
+}
+
+/* A delivery id: 1..ENVELOPE_ID_MAX characters from [A-Za-z0-9_-]. */
+static bool id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > ENVELOPE_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+		      (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_'))
+			return false;
+	return true;
+}
+
+int envelope_new_id(char out[ENVELOPE_ID_MAX + 1])
+{
+	uint8_t raw[8];
+	int r = crypto_random(raw, sizeof(raw));
+
+	if (r == 0)
+		hex_encode(raw, sizeof(raw), out);
+	return r;
+}
+
+/* Strictly increasing, and above anything an earlier run of ours can have sent while the
+ * clock moved forward. */
+static uint64_t next_seq(struct envelope_ctx *ctx)
+{
+	uint64_t now = (uint64_t)clock_now_us();
+
+	ctx->last_seq = now > ctx->last_seq ? now : ctx->last_seq + 1;
+	return ctx->last_seq;
+}
+
+int envelope_seal(struct envelope_ctx *ctx, const char *type, const char *to, const char *id,
+		  json_t *body, bool with_cert, char **ret, size_t *ret_len)
 {
 	uint8_t nonce[ENVELOPE_NONCE_LEN], *sig = NULL;
 	char *nonce_b64 = NULL, *text = NULL, *msg_b64 = NULL, *sig_b64 = NULL, *out = NULL;
+	const struct envelope_rule *rule = rule_find(ctx->rules, type);
 	json_t *inner = NULL, *outer = NULL;
 	size_t siglen, len;
 	int r;
 
-	if (strlen(type) == 0 || strlen(type) >= ENVELOPE_TYPE_MAX)
+	/* We never send what a peer of ours would refuse. */
+	if (rule == NULL || strlen(type) >= ENVELOPE_TYPE_MAX || (to == NULL) != (id == NULL) ||
+	    rule->unicast != (to != NULL) ||
+	    (to && (to[0] == '\0' || strlen(to) >= CERT_NAME_MAX || !id_valid(id))))
 		return -EINVAL;
 	if ((r = crypto_random(nonce, sizeof(nonce))) < 0)
 		return r;
 	r = -ENOMEM;
 	if ((nonce_b64 = b64_encode(nonce, sizeof(nonce))) == NULL)
 		goto out;
-	inner = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "type", type, "from", ctx->self.name,
-			  "home", ctx->self.home, "ts", (json_int_t)clock_now(), "nonce", nonce_b64,
-			  "body", body ? json_incref(body) : json_object());
-	if (inner == NULL || (text = json_dumps(inner, JSON_COMPACT)) == NULL)
+	inner = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:o}", "type", type, "from",
+			  ctx->self.name, "home", ctx->self.home, "ts", (json_int_t)clock_now(),
+			  "seq", (json_int_t)next_seq(ctx), "nonce", nonce_b64, "body",
+			  body ? json_incref(body) : json_object());
+	if (inner == NULL || (to && (json_object_set_new(inner, "to", json_string(to)) < 0 ||
+				     json_object_set_new(inner, "id", json_string(id)) < 0)))
+		goto out;
+	if ((text = json_dumps(inner, JSON_COMPACT)) == NULL)
 		goto out;
 	if ((r = crypto_sign(ctx->key, text, strlen(text), &sig, &siglen)) < 0)
 		goto out;
@@ -137,96 +190,52 @@ out:
 	return r;
 }
 
-static const struct envelope_rule *rule_find(const struct envelope_rule *rules, const char *type)
-{
-	for (; rules->type != NULL; rules++)
-		if (strcmp(rules->type, type) == 0)
-			return rules;
-	return NULL;
-}
-
-static X509 *known_find(struct envelope_ctx *ctx, const uint8_t fp[CERT_FP_LEN])
+static struct known_cert *known_find(struct envelope_ctx *ctx, const uint8_t fp[CERT_FP_LEN])
 {
 	for (size_t i = 0; i < ENVELOPE_CERTS_MAX; i++)
 		if (ctx->known[i].cert && memcmp(ctx->known[i].fp, fp, CERT_FP_LEN) == 0)
-			return ctx->known[i].cert;
+			return &ctx->known[i];
 	return NULL;
 }
 
-static void known_add(struct envelope_ctx *ctx, const uint8_t fp[CERT_FP_LEN], X509 *cert)
+/* The cached verdict on k still stands at now. */
+static bool known_current(const struct envelope_ctx *ctx, const struct known_cert *k, int64_t now)
 {
-	struct known_cert *k;
-
-	if (known_find(ctx, fp))
-		return;
-	k = &ctx->known[ctx->known_next];
-	ctx->known_next = (ctx->known_next + 1) % ENVELOPE_CERTS_MAX;
-	X509_free(k->cert);
-	X509_up_ref(cert);
-	memcpy(k->fp, fp, CERT_FP_LEN);
-	k->cert = cert;
+	return k->generation == cert_store_generation(ctx->store) && now >= k->valid_from &&
+	       now <= k->valid_until;
 }
 
-static size_t replay_home(const uint8_t key[REPLAY_KEY])
+/* Verify cert (a reference is taken on success) into the slot k, a new one when k is NULL. */
+static int known_verify(struct envelope_ctx *ctx, struct known_cert *k, X509 *cert,
+			const uint8_t fp[CERT_FP_LEN], struct known_cert **ret)
 {
-	size_t h;
-
-	memcpy(&h, key, sizeof(h)); /* the key is already a hash */
-	return h % REPLAY_SLOTS;
-}
-
-static void replay_place(struct replay_slot *table, const struct replay_slot *e)
-{
-	size_t i = replay_home(e->key);
-
-	while (table[i].expiry != 0)
-		i = (i + 1) % REPLAY_SLOTS;
-	table[i] = *e;
-}
-
-/* Drop every entry whose message could no longer pass the freshness check anyway. */
-static int replay_purge(struct envelope_ctx *ctx, int64_t now)
-{
-	struct replay_slot *fresh = calloc(REPLAY_SLOTS, sizeof(*fresh));
-	size_t count = 0;
-
-	if (fresh == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < REPLAY_SLOTS; i++)
-		if (ctx->replay[i].expiry != 0 && ctx->replay[i].expiry >= now) {
-			replay_place(fresh, &ctx->replay[i]);
-			count++;
-		}
-	memcpy(ctx->replay, fresh, sizeof(ctx->replay));
-	free(fresh);
-	ctx->replay_count = count;
-	return 0;
-}
-
-/* Record (sender, nonce) until expiry; -IOTSEC_EREPLAY if it is already there. */
-static int replay_check(struct envelope_ctx *ctx, const uint8_t fp[CERT_FP_LEN],
-			const uint8_t nonce[ENVELOPE_NONCE_LEN], int64_t expiry, int64_t now)
-{
-	uint8_t buf[CERT_FP_LEN + ENVELOPE_NONCE_LEN], digest[CRYPTO_SHA256_LEN];
-	struct replay_slot e = {.expiry = expiry};
+	struct cert_info info;
+	int64_t from, until;
 	int r;
 
-	memcpy(buf, fp, CERT_FP_LEN);
-	memcpy(buf + CERT_FP_LEN, nonce, ENVELOPE_NONCE_LEN);
-	if ((r = crypto_sha256(buf, sizeof(buf), digest)) < 0)
+	if ((r = cert_verify(ctx->store, cert, CERT_ROLES_ANY, &info)) < 0) {
+		if (k) { /* revoked or expired since: forget it */
+			X509_free(k->cert);
+			k->cert = NULL;
+		}
 		return r;
-	memcpy(e.key, digest, REPLAY_KEY);
-	for (size_t i = replay_home(e.key); ctx->replay[i].expiry != 0; i = (i + 1) % REPLAY_SLOTS)
-		if (memcmp(ctx->replay[i].key, e.key, REPLAY_KEY) == 0 &&
-		    ctx->replay[i].expiry >= now)
-			return -IOTSEC_EREPLAY;
-	if (ctx->replay_count >= ENVELOPE_REPLAY_MAX && (r = replay_purge(ctx, now)) < 0)
-		return r;
-	/* Full of entries still inside the window: forgetting one would let its replay through. */
-	if (ctx->replay_count >= ENVELOPE_REPLAY_MAX)
-		return -ENOBUFS;
-	replay_place(ctx->replay, &e);
-	ctx->replay_count++;
+	}
+	if (k == NULL) {
+		k = &ctx->known[ctx->known_next];
+		ctx->known_next = (ctx->known_next + 1) % ENVELOPE_CERTS_MAX;
+	}
+	if (k->cert != cert) {
+		X509_up_ref(cert);
+		X509_free(k->cert);
+		k->cert = cert;
+	}
+	cert_store_window(ctx->store, &from, &until);
+	memcpy(k->fp, fp, CERT_FP_LEN);
+	k->info = info;
+	k->generation = cert_store_generation(ctx->store);
+	k->valid_from = info.not_before > from ? info.not_before : from;
+	k->valid_until = info.not_after < until ? info.not_after : until;
+	*ret = k;
 	return 0;
 }
 
@@ -252,47 +261,93 @@ static int wire_parse(json_t *o, struct wire *w)
 	return 0;
 }
 
-/* The signed object: exactly type, from, home, ts, nonce and an object body. */
+/* The signed object: exactly type, from, home, ts, seq, nonce, an object body, and either both
+ * or neither of to and id. */
 struct inner {
-	const char *type, *from, *home;
-	json_int_t ts;
-	uint8_t nonce[ENVELOPE_NONCE_LEN];
+	const char *type, *from, *home, *to, *id;
+	json_int_t ts, seq;
 	json_t *body;
 };
 
 static int inner_parse(json_t *o, struct inner *in)
 {
 	const char *nonce;
+	uint8_t raw[ENVELOPE_NONCE_LEN];
+	size_t fields;
 
-	if (!json_is_object(o) || json_object_size(o) != 6 ||
-	    !json_is_integer(json_object_get(o, "ts")) ||
+	if (!json_is_object(o) || !json_is_integer(json_object_get(o, "ts")) ||
+	    !json_is_integer(json_object_get(o, "seq")) ||
 	    !json_is_object(json_object_get(o, "body")))
 		return -EBADMSG;
 	in->type = json_string_value(json_object_get(o, "type"));
 	in->from = json_string_value(json_object_get(o, "from"));
 	in->home = json_string_value(json_object_get(o, "home"));
+	in->to = json_string_value(json_object_get(o, "to"));
+	in->id = json_string_value(json_object_get(o, "id"));
 	nonce = json_string_value(json_object_get(o, "nonce"));
 	in->ts = json_integer_value(json_object_get(o, "ts"));
+	in->seq = json_integer_value(json_object_get(o, "seq"));
 	in->body = json_object_get(o, "body");
-	if (!in->type || !in->from || !in->home || !nonce || strlen(in->type) == 0 ||
-	    strlen(in->type) >= ENVELOPE_TYPE_MAX)
+	fields = in->to ? 9 : 7;
+	if (json_object_size(o) != fields || !in->type || !in->from || !in->home || !nonce ||
+	    (in->to == NULL) != (in->id == NULL) || (in->id && !id_valid(in->id)) ||
+	    strlen(in->type) == 0 || strlen(in->type) >= ENVELOPE_TYPE_MAX || in->seq < 1)
 		return -EBADMSG;
-	return b64_decode_exact(nonce, in->nonce, ENVELOPE_NONCE_LEN) < 0 ? -EBADMSG : 0;
+	return b64_decode_exact(nonce, raw, sizeof(raw)) < 0 ? -EBADMSG : 0;
 }
 
-int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct envelope_msg *ret)
+/* Step 1: the sender's certificate, from the cache when its verdict still stands. */
+static int sender_cert(struct envelope_ctx *ctx, const struct wire *w, int64_t now,
+		       struct known_cert **ret)
+{
+	uint8_t *der = NULL, fp[CERT_FP_LEN];
+	size_t derlen;
+	struct known_cert *k;
+	X509 *cert = NULL;
+	int r = -EBADMSG;
+
+	if (w->cert) {
+		if (b64_decode(w->cert, &der, &derlen) < 0 || derlen == 0 ||
+		    crypto_sha256(der, derlen, fp) < 0)
+			goto out;
+	} else if (hex_decode(w->fp, fp, sizeof(fp)) < 0) {
+		goto out;
+	}
+	k = known_find(ctx, fp);
+	if (k && known_current(ctx, k, now)) {
+		*ret = k;
+		r = 0;
+		goto out;
+	}
+	if (k == NULL && w->fp) {
+		r = -IOTSEC_EUNKNOWNCERT;
+		goto out;
+	}
+	if (k == NULL && (r = cert_from_der(der, derlen, &cert)) < 0)
+		goto out;
+	r = known_verify(ctx, k, k ? k->cert : cert, fp, ret);
+out:
+	X509_free(cert);
+	free(der);
+	return r;
+}
+
+int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct envelope_msg *ret,
+		  char ret_sender[CERT_NAME_MAX])
 {
 	json_t *outer = NULL, *signed_obj = NULL;
-	uint8_t *text = NULL, *sig = NULL, *der = NULL, fp[CERT_FP_LEN];
-	size_t textlen, siglen, derlen;
+	uint8_t *text = NULL, *sig = NULL;
+	size_t textlen, siglen;
 	const struct envelope_rule *rule;
-	struct cert_info info;
+	const struct cert_info *info;
+	struct known_cert *k;
 	struct inner in;
 	struct wire w;
-	X509 *cert = NULL;
-	int64_t now;
+	int64_t now = clock_now();
 	int r;
 
+	if (ret_sender)
+		ret_sender[0] = '\0';
 	if (len > ENVELOPE_MAX)
 		return -EMSGSIZE;
 	r = -EBADMSG;
@@ -305,57 +360,53 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 		goto out;
 
 	/* 1. the sender's certificate: chain to our CA, CRL, validity, home. */
-	if (w.cert) {
-		if (b64_decode(w.cert, &der, &derlen) < 0 || cert_from_der(der, derlen, &cert) < 0)
-			goto out;
-	} else {
-		if (hex_decode(w.fp, fp, sizeof(fp)) < 0)
-			goto out;
-		if ((cert = known_find(ctx, fp)) == NULL) {
-			r = -IOTSEC_EUNKNOWNCERT;
-			goto out;
-		}
-		X509_up_ref(cert);
-	}
-	if ((r = cert_verify(ctx->store, cert, CERT_ROLES_ANY, &info)) < 0)
+	if ((r = sender_cert(ctx, &w, now, &k)) < 0)
 		goto out;
-	/* 2. the role this message type needs. */
-	if ((rule = rule_find(ctx->rules, in.type)) == NULL) {
+	info = &k->info;
+	/* 2. the role this message type needs, the sender's identity and the recipient. */
+	if ((rule = rule_find(ctx->rules, in.type)) == NULL)
 		r = -IOTSEC_ETYPE;
-		goto out;
-	}
-	if ((info.role & rule->roles) == 0) {
+	else if ((info->role & rule->roles) == 0)
 		r = -IOTSEC_EROLE;
-		goto out;
-	}
-	if (strcmp(in.from, info.name) != 0 || strcmp(in.home, info.home) != 0) {
+	else if (strcmp(in.from, info->name) != 0 || strcmp(in.home, info->home) != 0)
 		r = -IOTSEC_EIDENTITY;
+	else if (rule->unicast != (in.to != NULL))
+		r = -EBADMSG;
+	else if (in.to && strcmp(in.to, ctx->self.name) != 0)
+		r = -IOTSEC_ENOTFORUS;
+	/* 3. the signature over the exact bytes carried. Certificates are public: a refusal is
+	 * counted against the sender only once it is known to come from the sender, so a message
+	 * refused at step 2 is verified before it is blamed on anyone. */
+	if (r < 0) {
+		if (ret_sender && crypto_verify(X509_get0_pubkey(k->cert), text, textlen, sig,
+						siglen) == 0)
+			memcpy(ret_sender, info->name, sizeof(info->name));
 		goto out;
 	}
-	/* 3. the signature over the exact bytes carried. */
-	if ((r = crypto_verify(X509_get0_pubkey(cert), text, textlen, sig, siglen)) < 0)
+	if ((r = crypto_verify(X509_get0_pubkey(k->cert), text, textlen, sig, siglen)) < 0)
 		goto out;
-	/* 4. freshness, then 5. replay: only authenticated messages may occupy the cache. */
-	now = clock_now();
+	if (ret_sender)
+		memcpy(ret_sender, info->name, sizeof(info->name));
+	/* 4. freshness, then 5. replay: only authenticated messages reach the sender's window. */
 	if (in.ts < now - ctx->delta_t || in.ts > now + ctx->delta_t) {
 		r = -IOTSEC_ESTALE;
 		goto out;
 	}
-	if ((r = replay_check(ctx, info.fp, in.nonce, in.ts + ctx->delta_t, now)) < 0)
+	if ((r = replay_check(ctx->replay, info->name, (uint64_t)in.seq, in.ts, now)) < 0)
 		goto out;
 
-	known_add(ctx, info.fp, cert);
 	memset(ret, 0, sizeof(*ret));
 	memcpy(ret->type, in.type, strlen(in.type) + 1);
+	if (in.id)
+		memcpy(ret->id, in.id, strlen(in.id) + 1);
 	ret->ts = in.ts;
-	ret->sender = info;
-	ret->cert = cert;
-	cert = NULL;
+	ret->seq = (uint64_t)in.seq;
+	ret->sender = *info;
+	X509_up_ref(k->cert);
+	ret->cert = k->cert;
 	ret->body = json_incref(in.body);
 	r = 0;
 out:
-	X509_free(cert);
-	free(der);
 	free(sig);
 	free(text);
 	json_decref(signed_obj);

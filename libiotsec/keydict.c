@@ -286,6 +286,29 @@ static struct rec *find(const struct keydict *d, const char *name, uint32_t inde
 	return NULL;
 }
 
+int keydict_reserve(struct keydict *d, size_t n)
+{
+	size_t cap = d->cap ? d->cap : 64;
+	struct rec *grown;
+
+	if (n > KEYDICT_RECORDS_MAX - d->n)
+		return -ENOSPC;
+	while (cap < d->n + n)
+		cap *= 2;
+	if (cap == d->cap)
+		return 0;
+	/* Not realloc(): the old block holds keys, and must be wiped before it goes. */
+	if ((grown = calloc(cap, sizeof(*grown))) == NULL)
+		return -ENOMEM;
+	if (d->n)
+		memcpy(grown, d->recs, d->n * sizeof(*grown));
+	if (d->recs)
+		crypto_wipe(d->recs, d->cap * sizeof(*d->recs));
+	free(d->recs);
+	d->recs = grown, d->cap = cap;
+	return 0;
+}
+
 int keydict_put(struct keydict *d, const char *name, uint32_t index, uint32_t epoch,
 		const uint8_t key[CRYPTO_KEY_LEN], int64_t expires, int64_t now)
 {
@@ -295,21 +318,8 @@ int keydict_put(struct keydict *d, const char *name, uint32_t index, uint32_t ep
 	if (strlen(name) == 0 || strlen(name) >= CERT_NAME_MAX)
 		return -EINVAL;
 	if ((x = find(d, name, index)) == NULL) {
-		if (d->n >= KEYDICT_RECORDS_MAX)
-			return -ENOSPC;
-		if (d->n == d->cap) {
-			size_t cap = d->cap ? 2 * d->cap : 64;
-			struct rec *grown = calloc(cap, sizeof(*grown));
-
-			if (grown == NULL)
-				return -ENOMEM;
-			if (d->n)
-				memcpy(grown, d->recs, d->n * sizeof(*grown));
-			if (d->recs)
-				crypto_wipe(d->recs, d->cap * sizeof(*d->recs));
-			free(d->recs);
-			d->recs = grown, d->cap = cap;
-		}
+		if ((r = keydict_reserve(d, 1)) < 0)
+			return r;
 		x = &d->recs[d->n++];
 		memset(x, 0, sizeof(*x));
 	}
@@ -338,12 +348,12 @@ int keydict_get(const struct keydict *d, const char *name, uint32_t index, int64
 	return 0;
 }
 
-int keydict_cancel_before(struct keydict *d, uint32_t epoch, int64_t now)
+int keydict_cancel_others(struct keydict *d, uint32_t keep_epoch, int64_t now)
 {
 	int n = 0;
 
 	for (size_t i = 0; i < d->n; i++)
-		if (d->recs[i].r.epoch < epoch && !d->recs[i].r.cancelled) {
+		if (d->recs[i].r.epoch != keep_epoch && !d->recs[i].r.cancelled) {
 			d->recs[i].r.cancelled = true, d->recs[i].r.changed = now;
 			n++;
 		}

@@ -50,12 +50,15 @@ int keydict_save(struct keydict *d, const char *path);
 /* Insert or replace the record (name, index). -ENOSPC past KEYDICT_RECORDS_MAX. */
 int keydict_put(struct keydict *d, const char *name, uint32_t index, uint32_t epoch,
 		const uint8_t key[CRYPTO_KEY_LEN], int64_t expires, int64_t now);
+/* Make room for n more records now, so that n puts cannot fail for want of it: -ENOSPC when
+ * they would pass KEYDICT_RECORDS_MAX. */
+int keydict_reserve(struct keydict *d, size_t n);
 /* The key of (name, index) into out; -ENOKEY when absent, expired at now or cancelled. */
 int keydict_get(const struct keydict *d, const char *name, uint32_t index, int64_t now,
 		uint8_t out[CRYPTO_KEY_LEN]);
-/* Cancel every record of an epoch below epoch (a new pool cancels the old one). Returns how many
- * were cancelled. */
-int keydict_cancel_before(struct keydict *d, uint32_t epoch, int64_t now);
+/* Cancel every record of an epoch other than keep_epoch (a new pool cancels every other one,
+ * older or, after a restart that lost count, newer). Returns how many were cancelled. */
+int keydict_cancel_others(struct keydict *d, uint32_t keep_epoch, int64_t now);
 /* Cancel every record of name. Returns how many. */
 int keydict_cancel_name(struct keydict *d, const char *name, int64_t now);
 /* Drop cancelled and expired records for good (their keys wiped). Returns how many. */

@@ -25,6 +25,9 @@ static const char *const iotsec_errors[IOTSEC_E_END - IOTSEC_E_BASE] = {
     [IOTSEC_EIDENTITY - IOTSEC_E_BASE] = "sender does not match its certificate",
     [IOTSEC_EUNKNOWNCERT - IOTSEC_E_BASE] = "unknown certificate fingerprint",
     [IOTSEC_ETYPE - IOTSEC_E_BASE] = "unknown message type",
+    [IOTSEC_ENOTFORUS - IOTSEC_E_BASE] = "addressed to another device",
+    [IOTSEC_ENOTBCAST - IOTSEC_E_BASE] = "sent to this device alone, not broadcast",
+    [IOTSEC_EDELIVERY - IOTSEC_E_BASE] = "part of another delivery",
 };
 
 const char *iotsec_strerror(int r)

@@ -28,6 +28,9 @@ enum iotsec_error {
 	IOTSEC_EIDENTITY,    /* claimed sender differs from the certificate */
 	IOTSEC_EUNKNOWNCERT, /* fingerprint of a certificate we have not seen */
 	IOTSEC_ETYPE,	     /* unknown message type */
+	IOTSEC_ENOTFORUS,    /* unicast message addressed to another device */
+	IOTSEC_ENOTBCAST,    /* a message that must be broadcast came to us alone */
+	IOTSEC_EDELIVERY,    /* part of another delivery than the one under way */
 	IOTSEC_E_END,
 };
 

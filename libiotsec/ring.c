@@ -215,15 +215,22 @@ out:
 	return r;
 }
 
-size_t ring_keys_per_msg(EVP_PKEY *pub)
+size_t ring_keys_per_msg(EVP_PKEY *pub, size_t cert_len)
 {
 	int size = pub != NULL ? EVP_PKEY_get_size(pub) : 0;
-	size_t entry, n;
+	size_t entry, n, budget = RING_BODY_MAX - KEYS_HEAD_LEN, cert_b64 = 4 * ((cert_len + 2) / 3);
+	size_t cost = 0;
 
 	if (size <= 0 || size > RING_WRAPPED_MAX)
 		return 0;
+	/* The certificate's base64 takes the place of a 64-character fingerprint, and every byte it
+	 * takes is a byte less of the body's base64 (4/3 of the body). */
+	if (cert_len > 0 && cert_b64 > 64)
+		cost = (cert_b64 - 64) * 3 / 4 + 1;
+	if (cost >= budget)
+		return 0;
 	entry = KEYS_ENTRY_LEN + 4 * (((size_t)size + 2) / 3);
-	n = (RING_BODY_MAX - KEYS_HEAD_LEN) / entry;
+	n = (budget - cost) / entry;
 	return n < RING_KEYS_PER_MSG ? n : RING_KEYS_PER_MSG;
 }
 
@@ -231,7 +238,7 @@ int ring_client_keys_build(const struct ring_keys *k, EVP_PKEY *pub, json_t **re
 {
 	if (k->epoch == 0 || k->n == 0 || k->n > RING_KEYS_PER_MSG)
 		return -EINVAL;
-	if (k->n > ring_keys_per_msg(pub))
+	if (k->n > ring_keys_per_msg(pub, 0))
 		return -EMSGSIZE;
 	return keys_build(k, false, pub, ret);
 }
@@ -248,7 +255,7 @@ int ring_ring_keys_build(const struct ring_keys *k, uint32_t pool, EVP_PKEY *pub
 	if (k->epoch == 0 || k->n == 0 || k->n > RING_KEYS_PER_MSG || pool > RING_POOL_MAX ||
 	    !indices_ok(k->index, k->n, pool))
 		return -EINVAL;
-	if (k->n > ring_keys_per_msg(pub))
+	if (k->n > ring_keys_per_msg(pub, 0))
 		return -EMSGSIZE;
 	return keys_build(k, true, pub, ret);
 }
@@ -265,9 +272,11 @@ int ring_end_build(const struct ring_end *e, json_t **ret)
 {
 	json_t *o;
 
-	if (e->epoch == 0 || e->count == 0 || e->count > RING_SIZE_MAX)
+	if (e->epoch == 0 || e->count == 0 || e->count > RING_SIZE_MAX || e->pool == 0 ||
+	    e->pool > RING_POOL_MAX || e->count > e->pool)
 		return -EINVAL;
-	o = json_pack("{s:I, s:I}", "epoch", (json_int_t)e->epoch, "count", (json_int_t)e->count);
+	o = json_pack("{s:I, s:I, s:I}", "epoch", (json_int_t)e->epoch, "count",
+		      (json_int_t)e->count, "pool", (json_int_t)e->pool);
 	if (o == NULL)
 		return -ENOMEM;
 	*ret = o;
@@ -280,10 +289,33 @@ int ring_end_parse(json_t *body, uint32_t max, struct ring_end *ret)
 
 	if (max == 0 || max > RING_SIZE_MAX)
 		return -EINVAL;
-	if (!has_fields(body, 2) || !get_epoch(body, &e.epoch) ||
-	    !get_u32(json_object_get(body, "count"), 1, max, &e.count))
+	if (!has_fields(body, 3) || !get_epoch(body, &e.epoch) ||
+	    !get_u32(json_object_get(body, "count"), 1, max, &e.count) ||
+	    !get_u32(json_object_get(body, "pool"), e.count, RING_POOL_MAX, &e.pool))
 		return -EBADMSG;
 	*ret = e;
+	return 0;
+}
+
+int ring_ack_build(uint32_t epoch, json_t **ret)
+{
+	json_t *o;
+
+	if (epoch == 0)
+		return -EINVAL;
+	if ((o = json_pack("{s:I}", "epoch", (json_int_t)epoch)) == NULL)
+		return -ENOMEM;
+	*ret = o;
+	return 0;
+}
+
+int ring_ack_parse(json_t *body, uint32_t *ret_epoch)
+{
+	uint32_t epoch;
+
+	if (!has_fields(body, 1) || !get_epoch(body, &epoch))
+		return -EBADMSG;
+	*ret_epoch = epoch;
 	return 0;
 }
 

@@ -5,9 +5,13 @@
  *   CONTROLLER_NEEDS_KEYS {"epoch":E,"pool":P,"ring":k,"share":n}
  *   CLIENT_KEYS           {"epoch":E,"keys":["<b64 wrapped>",...]}            node -> controller
  *   CLIENT_RING_KEYS      {"epoch":E,"keys":[{"i":index,"k":"<b64 wrapped>"},...]}
- *   CLIENT_RING_END       {"epoch":E,"count":N}         N: keys in all CLIENT_RING_KEYS of the ring
- *   CLIENT_START_SESSION  {"epoch":E,"indices":[sorted unique, at least one]}
- *   CLIENT_COMMON_INDEX   {"epoch":E,"indices":[the intersection, sorted, maybe empty]}
+ *   CLIENT_RING_END       {"epoch":E,"count":N,"pool":P}  N: keys in all CLIENT_RING_KEYS of the
+ *                         ring, P: the pool's size (every index is below it)
+ *   CLIENT_RING_ACK       {"epoch":E}                   node -> controller: the ring is stored
+ *   I_AM_ON_THE_NETWORK   {"epoch":E,"indices":[sorted unique, at least one]}, or {} before a ring
+ *   CLIENT_START_SESSION  the same, plus a challenge (session.h)
+ *   CLIENT_COMMON_INDEX   {"epoch":E,"indices":[the intersection, sorted, maybe empty]}, plus a
+ *                         challenge and a confirmation (session.h)
  * Every key is wrapped with RSA-OAEP-SHA256 (crypto_rsa_wrap) to the recipient's certificate key
  * and base64-encoded: key material never travels in the clear, even inside a signed envelope.
  *
@@ -23,8 +27,9 @@
  * Size: a body must leave room in an ENVELOPE_MAX envelope for base64 (4/3), the signed header
  * and the signature. RING_BODY_MAX is what is left with the sender sending its fingerprint (not
  * its whole certificate), 63-byte names and a signature of up to 4096 bits. A wrapped key is as
- * long as the recipient's RSA modulus, so how many keys fit depends on it: ask
- * ring_keys_per_msg() (30 for RSA-2048, 20 for RSA-3072, 15 for RSA-4096). */
+ * long as the recipient's RSA modulus, so how many keys fit depends on it, and on whether the
+ * sender's certificate travels too: ask ring_keys_per_msg() (30 for RSA-2048, 20 for RSA-3072,
+ * 15 for RSA-4096, a few less beside a certificate). */
 #ifndef IOTSEC_RING_H
 #define IOTSEC_RING_H
 
@@ -42,6 +47,7 @@
 #define RING_MSG_CLIENT_KEYS   "CLIENT_KEYS"
 #define RING_MSG_RING_KEYS     "CLIENT_RING_KEYS"
 #define RING_MSG_RING_END      "CLIENT_RING_END"
+#define RING_MSG_RING_ACK      "CLIENT_RING_ACK"
 #define RING_MSG_START_SESSION "CLIENT_START_SESSION"
 #define RING_MSG_COMMON_INDEX  "CLIENT_COMMON_INDEX"
 #define RING_MSG_PATH_KEY      "CONTROLLER_PATH_KEY"
@@ -71,29 +77,36 @@ struct ring_keys {
 void ring_keys_wipe(struct ring_keys *k);
 
 /* How many keys wrapped to pub one CLIENT_KEYS or CLIENT_RING_KEYS body may carry within
- * RING_BODY_MAX (at most RING_KEYS_PER_MSG; 0 for a key too big for even one). */
-size_t ring_keys_per_msg(EVP_PKEY *pub);
+ * RING_BODY_MAX (at most RING_KEYS_PER_MSG; 0 for a key too big for even one), in an envelope
+ * that carries the sender's certificate of cert_len DER bytes, or only its fingerprint (0). */
+size_t ring_keys_per_msg(EVP_PKEY *pub, size_t cert_len);
 
-/* CLIENT_KEYS: k->n in 1..ring_keys_per_msg(pub) (-EMSGSIZE beyond), each key wrapped to pub. */
+/* CLIENT_KEYS: k->n in 1..ring_keys_per_msg(pub, 0) (-EMSGSIZE beyond), each key wrapped to
+ * pub. */
 int ring_client_keys_build(const struct ring_keys *k, EVP_PKEY *pub, json_t **ret);
 /* max (1..RING_KEYS_PER_MSG, else -EINVAL) bounds how many keys the body may hold. */
 int ring_client_keys_parse(json_t *body, EVP_PKEY *priv, size_t max, struct ring_keys *ret);
 
-/* CLIENT_RING_KEYS: k->n in 1..ring_keys_per_msg(pub), indices strictly ascending and < pool. */
+/* CLIENT_RING_KEYS: k->n in 1..ring_keys_per_msg(pub, 0), indices strictly ascending and < pool. */
 int ring_ring_keys_build(const struct ring_keys *k, uint32_t pool, EVP_PKEY *pub, json_t **ret);
 /* pool (1..RING_POOL_MAX) bounds the indices, max (1..RING_KEYS_PER_MSG) the count. */
 int ring_ring_keys_parse(json_t *body, EVP_PKEY *priv, uint32_t pool, size_t max,
 			 struct ring_keys *ret);
 
-/* CLIENT_RING_END: count 1..max, max at most RING_SIZE_MAX. */
+/* CLIENT_RING_END: count 1..max, max at most RING_SIZE_MAX; pool 1..RING_POOL_MAX. */
 struct ring_end {
-	uint32_t epoch, count;
+	uint32_t epoch, count, pool;
 };
 int ring_end_build(const struct ring_end *e, json_t **ret);
 int ring_end_parse(json_t *body, uint32_t max, struct ring_end *ret);
 
-/* CLIENT_START_SESSION (n >= 1) and CLIENT_COMMON_INDEX (n may be 0: no shared key). Indices
- * strictly ascending, < pool, at most max (1..RING_SIZE_MAX). */
+/* CLIENT_RING_ACK: the epoch of the ring stored. */
+int ring_ack_build(uint32_t epoch, json_t **ret);
+int ring_ack_parse(json_t *body, uint32_t *ret_epoch);
+
+/* A device's ring indices (I_AM_ON_THE_NETWORK, CLIENT_START_SESSION: n >= 1) and the
+ * intersection of two rings (CLIENT_COMMON_INDEX: n may be 0, no shared key). Indices strictly
+ * ascending, < pool, at most max (1..RING_SIZE_MAX). */
 struct ring_indices {
 	uint32_t epoch;
 	size_t n;

@@ -3,9 +3,10 @@
 # As root, install what is missing; otherwise print the exact apt-get line and fail.
 set -eu
 
+# python3-cryptography: the integration tests sign envelopes in Python, with Debian's python3.
 PKGS="build-essential pkg-config libssl-dev openssl libmosquitto-dev mosquitto mosquitto-clients
 libsqlite3-dev libconfig-dev libjansson-dev libcmocka-dev libsystemd-dev iproute2
-python3 xxd procps"
+python3 python3-cryptography xxd procps"
 # libFuzzer and the sanitizer runtimes come with clang's runtime package.
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
 

@@ -11,8 +11,7 @@
 #include "encoding.h"
 #include "file.h"
 #include "log.h"
-
-#define LOOKUP_MAX 1024 /* indices in one lookup */
+#include "proto.h"
 
 static int load_key(const struct iotsec_config *cfg, uint8_t key[CRYPTO_KEY_LEN])
 {
@@ -126,47 +125,100 @@ static int verb_status(json_t *req, json_t **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* {"name","index","epoch","key":b64,"expires"?} */
+/* One record of a store request, checked whole before anything is changed. */
+struct record_in {
+	const char *name;
+	uint32_t index, epoch;
+	int64_t expires;
+	uint8_t key[CRYPTO_KEY_LEN];
+};
+
+static bool get_u32(json_t *v, uint32_t *ret)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
+		return false;
+	*ret = (uint32_t)json_integer_value(v);
+	return true;
+}
+
+static int record_parse(json_t *o, struct record_in *ret)
+{
+	const char *key64 = json_string_value(json_object_get(o, "key"));
+	json_t *expires = json_object_get(o, "expires");
+
+	ret->name = json_string_value(json_object_get(o, "name"));
+	if (!json_is_object(o) || json_object_size(o) != (expires ? 5u : 4u) || !ret->name ||
+	    ret->name[0] == '\0' || strlen(ret->name) >= CERT_NAME_MAX || !key64 ||
+	    !get_u32(json_object_get(o, "index"), &ret->index) ||
+	    !get_u32(json_object_get(o, "epoch"), &ret->epoch) ||
+	    (expires && (!json_is_integer(expires) || json_integer_value(expires) < 0)) ||
+	    b64_decode_exact(key64, ret->key, sizeof(ret->key)) < 0)
+		return -EINVAL;
+	ret->expires = expires ? json_integer_value(expires) : 0;
+	return 0;
+}
+
+/* {"records":[...]}: all or none, with one save (a ring is one write, not one per key). */
 static int verb_store(json_t *req, json_t **ret, void *ud)
 {
 	struct dictd *d = self(ud);
-	const char *name = json_string_value(json_object_get(req, "name"));
-	const char *key64 = json_string_value(json_object_get(req, "key"));
-	json_t *index = json_object_get(req, "index"), *epoch = json_object_get(req, "epoch");
-	json_t *expires = json_object_get(req, "expires");
-	uint8_t key[CRYPTO_KEY_LEN];
-	int r;
+	json_t *list = json_object_get(req, "records"), *o;
+	size_t n = json_array_size(list), i;
+	struct record_in *in = NULL;
+	int64_t now = clock_now();
+	int r = -EINVAL;
 
-	(void)ret;
-	if (!name || !key64 || !json_is_integer(index) || !json_is_integer(epoch) ||
-	    (expires && !json_is_integer(expires)) || json_integer_value(index) < 0 ||
-	    json_integer_value(index) > UINT32_MAX || json_integer_value(epoch) < 0 ||
-	    json_integer_value(epoch) > UINT32_MAX)
+	if (!json_is_array(list) || n == 0 || n > PROTO_DICT_BATCH_MAX)
 		return -EINVAL;
-	if ((r = b64_decode_exact(key64, key, sizeof(key))) < 0)
-		return -EINVAL;
-	r = keydict_put(d->dict, name, (uint32_t)json_integer_value(index),
-			(uint32_t)json_integer_value(epoch), key,
-			expires ? json_integer_value(expires) : 0, clock_now());
-	crypto_wipe(key, sizeof(key));
-	return r < 0 ? r : save(d);
+	if ((in = calloc(n, sizeof(*in))) == NULL)
+		return -ENOMEM;
+	json_array_foreach(list, i, o) if ((r = record_parse(o, &in[i])) < 0) goto out;
+	if ((r = keydict_reserve(d->dict, n)) < 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if ((r = keydict_put(d->dict, in[i].name, in[i].index, in[i].epoch, in[i].key,
+				     in[i].expires, now)) < 0)
+			goto out; /* cannot happen after the reserve; the save below is not made */
+	if ((r = save(d)) == 0 && (*ret = json_pack("{s:I}", "stored", (json_int_t)n)) == NULL)
+		r = -ENOMEM;
+out:
+	crypto_wipe(in, n * sizeof(*in));
+	free(in);
+	return r;
 }
 
-/* {"name","indices":[...]} -> {"keys":[{"index","key"}...]}: only usable keys are returned. */
-static int verb_lookup(json_t *req, json_t **ret, void *ud)
+/* The name and indices of a lookup or has; -EACCES while locked. */
+static int indices_parse(struct dictd *d, json_t *req, const char **ret_name, json_t **ret_list)
 {
-	struct dictd *d = self(ud);
 	const char *name = json_string_value(json_object_get(req, "name"));
-	json_t *indices = json_object_get(req, "indices"), *v, *keys;
-	int64_t now = clock_now();
+	json_t *indices = json_object_get(req, "indices"), *v;
+	uint32_t x;
 	size_t i;
 
 	if (locked(d)) {
 		d->refused++;
 		return -EACCES;
 	}
-	if (!name || !json_is_array(indices) || json_array_size(indices) > LOOKUP_MAX)
+	if (!name || !json_is_array(indices) || json_array_size(indices) > PROTO_DICT_INDEX_MAX)
 		return -EINVAL;
+	json_array_foreach(indices, i, v) if (!get_u32(v, &x)) return -EINVAL;
+	*ret_name = name;
+	*ret_list = indices;
+	return 0;
+}
+
+/* {"name","indices":[...]} -> {"keys":[{"index","key"}...]}: only usable keys are returned. */
+static int verb_lookup(json_t *req, json_t **ret, void *ud)
+{
+	struct dictd *d = self(ud);
+	json_t *indices, *v, *keys;
+	int64_t now = clock_now();
+	const char *name;
+	size_t i;
+	int r;
+
+	if ((r = indices_parse(d, req, &name, &indices)) < 0)
+		return r;
 	if ((keys = json_array()) == NULL)
 		return -ENOMEM;
 	d->lookups++;
@@ -175,11 +227,6 @@ static int verb_lookup(json_t *req, json_t **ret, void *ud)
 		uint8_t key[CRYPTO_KEY_LEN];
 		char *key64;
 
-		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		    json_integer_value(v) > UINT32_MAX) {
-			json_decref(keys);
-			return -EINVAL;
-		}
 		if (keydict_get(d->dict, name, (uint32_t)json_integer_value(v), now, key) < 0)
 			continue;
 		key64 = b64_encode(key, sizeof(key));
@@ -195,18 +242,41 @@ static int verb_lookup(json_t *req, json_t **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* {"epoch_below":E} or {"name":N}: cancel, then forget for good. */
+/* {"name","indices":[...]} -> {"present":[...]}: which usable keys exist, without them. */
+static int verb_has(json_t *req, json_t **ret, void *ud)
+{
+	struct dictd *d = self(ud);
+	json_t *indices, *v, *present;
+	int64_t now = clock_now();
+	uint8_t key[CRYPTO_KEY_LEN];
+	const char *name;
+	size_t i;
+	int r;
+
+	if ((r = indices_parse(d, req, &name, &indices)) < 0)
+		return r;
+	if ((present = json_array()) == NULL)
+		return -ENOMEM;
+	json_array_foreach(indices, i, v) if (keydict_get(d->dict, name,
+							 (uint32_t)json_integer_value(v), now,
+							 key) == 0) json_array_append(present, v);
+	crypto_wipe(key, sizeof(key));
+	*ret = json_pack("{s:o}", "present", present);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* {"keep_epoch":E} or {"name":N}: cancel, then forget for good. */
 static int verb_cancel(json_t *req, json_t **ret, void *ud)
 {
 	struct dictd *d = self(ud);
-	json_t *epoch = json_object_get(req, "epoch_below");
+	json_t *epoch = json_object_get(req, "keep_epoch");
 	const char *name = json_string_value(json_object_get(req, "name"));
 	int64_t now = clock_now();
+	uint32_t keep;
 	int n, r;
 
-	if (json_is_integer(epoch) && json_integer_value(epoch) >= 0 &&
-	    json_integer_value(epoch) <= UINT32_MAX)
-		n = keydict_cancel_before(d->dict, (uint32_t)json_integer_value(epoch), now);
+	if (epoch && get_u32(epoch, &keep) && !name)
+		n = keydict_cancel_others(d->dict, keep, now);
 	else if (name && !epoch)
 		n = keydict_cancel_name(d->dict, name, now);
 	else
@@ -215,7 +285,7 @@ static int verb_cancel(json_t *req, json_t **ret, void *ud)
 	if ((r = save(d)) < 0)
 		return r;
 	*ret = json_pack("{s:i}", "cancelled", n);
-	return 0;
+	return *ret ? 0 : -ENOMEM;
 }
 
 /* Change one of the two locks, logging when the dictionary as a whole changes. */
@@ -249,35 +319,23 @@ static int verb_unlock(json_t *req, json_t **ret, void *ud)
 }
 
 /* Reading a key is as privileged as changing one. */
+/* clang-format off */
 const struct ctl_verb dictd_verbs[] = {
-    {"status", 0, verb_status},
-    {"store", CTL_MUTATES, verb_store},
-    {"lookup", CTL_MUTATES, verb_lookup},
-    {"cancel", CTL_MUTATES, verb_cancel},
-    {"lock", CTL_MUTATES, verb_lock},
-    {"unlock", CTL_MUTATES, verb_unlock},
+    {PROTO_STATUS, 0, verb_status},
+    {PROTO_DICT_STORE, CTL_MUTATES, verb_store},
+    {PROTO_DICT_LOOKUP, CTL_MUTATES, verb_lookup},
+    {PROTO_DICT_HAS, CTL_MUTATES, verb_has},
+    {PROTO_DICT_CANCEL, CTL_MUTATES, verb_cancel},
+    {PROTO_DICT_LOCK, CTL_MUTATES, verb_lock},
+    {PROTO_DICT_UNLOCK, CTL_MUTATES, verb_unlock},
     {NULL, 0, NULL},
 };
+/* clang-format on */
 
-void dictd_on_certd(json_t *ev, void *ud)
+void dictd_on_certd(bool member, const char *why, void *ud)
 {
 	struct dictd *d = ud;
-	const char *name = json_string_value(json_object_get(ev, "event"));
-	const char *cert = json_string_value(json_object_get(ev, "certificate"));
-	const char *reason = json_string_value(json_object_get(ev, "reason"));
 
-	if (name && strcmp(name, "disconnected") == 0) {
-		snprintf(d->cert_why, sizeof(d->cert_why), "iotsec-certd stopped answering");
-		set_lock(d, &d->cert_locked, true, d->cert_why);
-		return;
-	}
-	if (cert == NULL)
-		return;
-	if (strcmp(cert, "valid") == 0) {
-		set_lock(d, &d->cert_locked, false, "certificate valid");
-	} else {
-		snprintf(d->cert_why, sizeof(d->cert_why), "certificate %s%s%s", cert,
-			 reason ? ": " : "", reason ? reason : "");
-		set_lock(d, &d->cert_locked, true, d->cert_why);
-	}
+	snprintf(d->cert_why, sizeof(d->cert_why), "%s", why);
+	set_lock(d, &d->cert_locked, !member, why);
 }

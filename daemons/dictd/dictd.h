@@ -28,8 +28,7 @@ int dictd_open(struct dictd *d, const struct iotsec_config *cfg);
 void dictd_close(struct dictd *d);
 
 extern const struct ctl_verb dictd_verbs[];
-/* Follow certd: lock on certificate-invalid (or while certd's state is unknown), unlock on
- * valid. */
-void dictd_on_certd(json_t *event, void *userdata);
+/* Follow certd (certd_client.h): locked while the device is out of the home. */
+void dictd_on_certd(bool member, const char *why, void *userdata);
 
 #endif

@@ -3,6 +3,7 @@
  * certificate is valid. */
 #include <limits.h>
 
+#include "certd_client.h"
 #include "daemon.h"
 #include "dictd.h"
 #include "file.h"
@@ -10,12 +11,10 @@
 
 int main(int argc, char **argv)
 {
-	static const char *const certd_events[] = {"certificate-invalid", "certificate-valid",
-						   NULL};
 	static struct dictd dictd;
 	struct iotsec_config cfg;
 	struct ctl_server *ctl = NULL;
-	struct ctl_watch *certd = NULL;
+	struct certd_client *certd = NULL;
 	char path[PATH_MAX];
 	sd_event *e = NULL;
 	int r;
@@ -33,14 +32,14 @@ int main(int argc, char **argv)
 	if ((r = daemon_socket_path(cfg.device.run_dir, "dictd", path, sizeof(path))) < 0 ||
 	    (r = ctl_server_new(e, path, dictd_verbs, &dictd, &ctl)) < 0)
 		fatalx("control socket %s: %s", path, iotsec_strerror(r));
-	if ((r = daemon_socket_path(cfg.device.run_dir, "certd", path, sizeof(path))) < 0 ||
-	    (r = ctl_watch_new(e, path, certd_events, 1000, dictd_on_certd, &dictd, &certd)) < 0)
-		fatalx("cannot follow iotsec-certd at %s: %s", path, iotsec_strerror(r));
+	if ((r = certd_client_new(e, cfg.device.run_dir, dictd_on_certd, &dictd, &certd)) < 0)
+		fatalx("cannot follow iotsec-certd in %s: %s", cfg.device.run_dir,
+		       iotsec_strerror(r));
 	log_info("%zu records in %s; locked until iotsec-certd reports the certificate valid",
 		 keydict_count(dictd.dict), cfg.dictd.path);
 	r = daemon_run(e, "serving keys");
 
-	ctl_watch_free(certd);
+	certd_client_free(certd);
 	ctl_server_free(ctl);
 	dictd_close(&dictd);
 	sd_event_unref(e);

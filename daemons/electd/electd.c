@@ -1,23 +1,19 @@
 #include "electd.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "crypto.h"
+#include "encoding.h"
 #include "log.h"
-
-#define MSG_QUERY    "IS_THERE_CONTROLLER"
-#define MSG_ANNOUNCE "I_AM_CONTROLLER"
+#include "proto.h"
 
 static const struct envelope_rule rules[] = {
-    {MSG_QUERY, CERT_ROLES_ANY},
-    {MSG_ANNOUNCE, CERT_ROLE_CONTROLLER},
-    {NULL, 0},
+    {ELECTD_MSG_QUERY, CERT_ROLES_ANY, false},
+    {ELECTD_MSG_ANNOUNCE, CERT_ROLE_CONTROLLER, false},
+    {NULL, 0, false},
 };
 
 static uint64_t now_ms(void)
@@ -28,37 +24,45 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void broadcast(struct electd *d, const char *type)
+/* {"challenge":b64} for a query, {"answer":b64} for an announcement answering one, {} for a
+ * heartbeat. */
+static void send_msg(struct electd *d, const char *type, const char *field,
+		     const uint8_t *challenge)
 {
-	char *buf = NULL;
-	size_t len;
-	int r;
+	json_t *body = json_object();
+	char *b64 = challenge ? b64_encode(challenge, ELECTD_CHALLENGE_LEN) : NULL;
+	int r = -ENOMEM;
 
-	/* The certificate always travels: a device that just started knows no fingerprint. */
-	if ((r = envelope_seal(d->env, type, NULL, true, &buf, &len)) < 0) {
-		log_warnx("cannot sign %s: %s", type, iotsec_strerror(r));
-		return;
-	}
-	if (sendto(d->sock, buf, len, 0, (struct sockaddr *)&d->bcast, sizeof(d->bcast)) < 0)
-		log_warn("send %s to %s", type, inet_ntoa(d->bcast.sin_addr));
-	free(buf);
+	if (body && (challenge == NULL || (b64 && json_object_set_new(body, field,
+								      json_string(b64)) == 0)))
+		r = lan_udp_broadcast(d->udp, type, body);
+	if (r < 0)
+		log_warnx("cannot broadcast %s: %s", type, iotsec_strerror(r));
+	free(b64);
+	json_decref(body);
 }
 
-static void apply(struct electd *d, unsigned actions)
+/* Carry out what the election asked for; answer is the challenge of the query being handled. */
+static void apply(struct electd *d, unsigned actions, const uint8_t *answer)
 {
 	uint64_t now = now_ms();
 
-	if (actions & ELECTION_SEND_QUERY)
-		broadcast(d, MSG_QUERY);
+	if (actions & ELECTION_SEND_QUERY) {
+		/* A fresh challenge each time: only an answer to it shows the controller is there. */
+		if (crypto_random(d->challenge, sizeof(d->challenge)) < 0)
+			log_warnx("no randomness for a challenge");
+		else
+			send_msg(d, ELECTD_MSG_QUERY, "challenge", d->challenge);
+	}
 	if (actions & ELECTION_SEND_ANNOUNCE)
-		broadcast(d, MSG_ANNOUNCE);
+		send_msg(d, ELECTD_MSG_ANNOUNCE, "answer", answer);
 	if (actions & ELECTION_CHANGED) {
 		json_t *ev = electd_status(d);
 
-		log_info("%s%s%s", election_state_name(d->el.state),
-			 d->el.controller[0] ? ", controller " : "", d->el.controller);
+		log_notice("%s%s%s", election_state_name(d->el.state),
+			   d->el.controller[0] ? ", controller " : "", d->el.controller);
 		if (ev && d->ctl)
-			ctl_server_publish(d->ctl, "controller-changed", ev);
+			ctl_server_publish(d->ctl, PROTO_EV_CONTROLLER, ev);
 		json_decref(ev);
 	}
 	if (d->el.state != ELECTION_OUT) {
@@ -76,148 +80,131 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 	struct electd *d = ud;
 
 	(void)s, (void)usec;
-	apply(d, election_step(&d->el, ELECTION_EV_TIMER, NULL, now_ms()));
+	apply(d, election_step(&d->el, ELECTION_EV_TIMER, NULL, now_ms()), NULL);
 	return 0;
 }
 
-static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *ud)
+/* The challenge a body carries in field, exactly ELECTD_CHALLENGE_LEN bytes; or none. */
+static int body_challenge(json_t *body, const char *field, uint8_t out[ELECTD_CHALLENGE_LEN])
 {
-	struct electd *d = ud;
-	static char buf[ENVELOPE_MAX + 1];
-	struct sockaddr_in from;
-	socklen_t fromlen = sizeof(from);
-	struct envelope_msg m;
-	ssize_t n;
+	const char *b64 = json_string_value(json_object_get(body, field));
+
+	if (json_object_size(body) == 0)
+		return -ENOENT;
+	if (json_object_size(body) != 1 || b64 == NULL ||
+	    b64_decode_exact(b64, out, ELECTD_CHALLENGE_LEN) < 0)
+		return -EBADMSG;
+	return 0;
+}
+
+void electd_on_message(struct envelope_msg *m, const struct sockaddr_in *from, bool broadcast,
+		       void *userdata)
+{
+	struct electd *d = userdata;
+	uint8_t ch[ELECTD_CHALLENGE_LEN];
+	enum election_event_type ev;
 	int r;
 
-	(void)s, (void)revents;
-	n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 	d->received++;
-	if ((r = cert_store_refresh(d->store, NULL)) < 0)
-		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
-	if ((r = envelope_open(d->env, buf, (size_t)n, &m)) < 0) {
-		if (refusals_note(&d->refused, from.sin_addr.s_addr, r))
-			log_warnx("refused a message from %s: %s", inet_ntoa(from.sin_addr),
-				  iotsec_strerror(r));
-		return 0;
-	}
-	if (strcmp(m.sender.name, d->self.name) != 0) {
-		log_debug("%s from %s", m.type, m.sender.name);
-		apply(d, election_step(&d->el,
-				       strcmp(m.type, MSG_QUERY) == 0 ? ELECTION_EV_QUERY
-								      : ELECTION_EV_ANNOUNCE,
-				       m.sender.name, now_ms()));
-	}
-	envelope_msg_clear(&m);
-	return 0;
-}
-
-/* certd speaks for our certificate: while it is invalid we take no part. */
-static void on_certd(json_t *ev, void *ud)
-{
-	struct electd *d = ud;
-	const char *name = json_string_value(json_object_get(ev, "event"));
-	const char *cert = json_string_value(json_object_get(ev, "certificate"));
-
-	if (name == NULL || cert == NULL)
+	if (strcmp(m->sender.name, d->member->self.name) == 0)
+		return; /* our own broadcast, back to us */
+	/* Every device must hear the same controllers: one that speaks to some devices alone could
+	 * split the home. */
+	if (!broadcast) {
+		lan_member_refuse(d->member, from, m->sender.name, -IOTSEC_ENOTBCAST);
 		return;
-	if (strcmp(cert, "invalid") == 0 && d->el.state != ELECTION_OUT) {
-		log_warnx("certificate invalid: leaving the election");
-		apply(d, election_step(&d->el, ELECTION_EV_CERT_INVALID, NULL, now_ms()));
-	} else if (strcmp(cert, "valid") == 0 && d->el.state == ELECTION_OUT) {
-		log_info("certificate valid again: rejoining the election");
-		apply(d, election_step(&d->el, ELECTION_EV_START, NULL, now_ms()));
 	}
+	if (strcmp(m->type, ELECTD_MSG_QUERY) == 0) {
+		if ((r = body_challenge(m->body, "challenge", ch)) < 0) {
+			lan_member_refuse(d->member, from, m->sender.name, -EBADMSG);
+			return;
+		}
+		apply(d, election_step(&d->el, ELECTION_EV_QUERY, m->sender.name, now_ms()), ch);
+		return;
+	}
+	r = body_challenge(m->body, "answer", ch);
+	if (r == -EBADMSG) {
+		lan_member_refuse(d->member, from, m->sender.name, r);
+		return;
+	}
+	ev = r == 0 && crypto_memcmp(ch, d->challenge, sizeof(ch)) == 0 ? ELECTION_EV_ANSWER
+									 : ELECTION_EV_HEARTBEAT;
+	log_debug("%s from %s (%s)", m->type, m->sender.name,
+		  ev == ELECTION_EV_ANSWER ? "answering us" : "heartbeat");
+	apply(d, election_step(&d->el, ev, m->sender.name, now_ms()), NULL);
 }
 
-static int open_socket(struct electd *d)
+/* certd speaks for our certificate: out of the home (certd gone or not heard from yet
+ * included), we take no part. */
+void electd_on_certd(bool member, const char *why, void *userdata)
 {
-	const struct iotsec_config *cfg = d->cfg;
-	struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(cfg->net.port)};
-	int one = 1;
+	struct electd *d = userdata;
 
-	d->bcast = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(cfg->net.port)};
-	if (inet_pton(AF_INET, cfg->net.broadcast, &d->bcast.sin_addr) != 1)
-		return -EINVAL;
-	d->sock = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	/* keyd listens for broadcasts on the same port: both sockets get every datagram. */
-	if (d->sock < 0 || setsockopt(d->sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(d->sock, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) < 0 ||
-	    bind(d->sock, (struct sockaddr *)&any, sizeof(any)) < 0)
-		return -errno;
-	return 0;
+	if (!member && d->el.state != ELECTION_OUT) {
+		log_warnx("leaving the election: %s", why);
+		apply(d, election_step(&d->el, ELECTION_EV_CERT_INVALID, NULL, now_ms()), NULL);
+	} else if (member && d->el.state == ELECTION_OUT) {
+		log_info("%s: joining the election", why);
+		apply(d, election_step(&d->el, ELECTION_EV_START, NULL, now_ms()), NULL);
+	}
 }
 
 int electd_start(struct electd *d, const struct iotsec_config *cfg, sd_event *loop)
 {
-	static const char *const certd_events[] = {"certificate-invalid", "certificate-valid",
-						   NULL};
 	const struct election_params p = {
 	    .tries = (unsigned)cfg->electd.tries,
 	    .try_ms = (uint64_t)cfg->electd.try_ms,
 	    .heartbeat_ms = (uint64_t)cfg->electd.heartbeat_ms,
 	    .timeout_ms = (uint64_t)cfg->electd.timeout_ms,
+	    .hold_ms = (uint64_t)cfg->electd.hold_ms,
 	};
-	char path[256];
-	X509 *cert = NULL;
-	EVP_PKEY *key = NULL;
+	const char *what = NULL;
 	int r;
 
-	d->cfg = cfg, d->loop = loop, d->sock = -1;
-	if ((r = cert_load(cfg->device.cert, &cert)) < 0 ||
-	    (r = crypto_load_private_key(cfg->device.key, &key)) < 0 ||
-	    (r = cert_info_get(cert, &d->self)) < 0) {
-		log_errx("cannot load this device's identity (%s, %s): %s", cfg->device.cert,
-			 cfg->device.key, iotsec_strerror(r));
-		goto out;
+	d->cfg = cfg;
+	if ((r = lan_member_load(cfg, rules, &d->member, &what)) < 0) {
+		log_errx("%s: %s", what, iotsec_strerror(r));
+		return r;
 	}
-	if ((r = cert_store_load(cfg->device.ca, cfg->device.crl, &d->store)) < 0 ||
-	    (r = envelope_ctx_new(d->store, cert, key, rules, cfg->net.delta_t, &d->env)) < 0) {
-		log_errx("cannot load the home CA (%s, %s): %s", cfg->device.ca, cfg->device.crl,
-			 iotsec_strerror(r));
-		goto out;
+	if ((r = lan_udp_open(loop, d->member, (uint16_t)cfg->net.port, cfg->net.broadcast,
+			      electd_on_message, d, &d->udp)) < 0) {
+		log_errx("UDP port %d: %s", cfg->net.port, iotsec_strerror(r));
+		return r;
 	}
-	if ((r = open_socket(d)) < 0) {
-		log_errx("UDP port %d, broadcast %s: %s", cfg->net.port, cfg->net.broadcast,
-			 iotsec_strerror(r));
-		goto out;
+	if ((r = sd_event_add_time_relative(loop, &d->timer, CLOCK_MONOTONIC, 0, 1000, on_timer,
+					    d)) < 0 ||
+	    (r = sd_event_source_set_enabled(d->timer, SD_EVENT_OFF)) < 0 ||
+	    (r = certd_client_new(loop, cfg->device.run_dir, electd_on_certd, d, &d->certd)) < 0) {
+		log_errx("cannot start: %s", iotsec_strerror(r));
+		return r;
 	}
-	if ((r = sd_event_add_io(loop, NULL, d->sock, EPOLLIN, on_datagram, d)) < 0 ||
-	    (r = sd_event_add_time_relative(loop, &d->timer, CLOCK_MONOTONIC, 0, 1000, on_timer,
-					    d)) < 0)
-		goto out;
-	sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
-	snprintf(path, sizeof(path), "%s/certd.sock", cfg->device.run_dir);
-	if ((r = ctl_watch_new(loop, path, certd_events, 1000, on_certd, d, &d->certd)) < 0)
-		goto out;
-	election_init(&d->el, &p, d->self.name, d->self.role == CERT_ROLE_CONTROLLER);
-	log_info("device %s (%s) joining home %s on port %d", d->self.name,
-		 cert_role_name(d->self.role), d->self.home, cfg->net.port);
-	apply(d, election_step(&d->el, ELECTION_EV_START, NULL, now_ms()));
-	r = 0;
-out:
-	X509_free(cert);
-	EVP_PKEY_free(key);
-	return r;
+	election_init(&d->el, &p, d->member->self.name,
+		      d->member->self.role == CERT_ROLE_CONTROLLER);
+	log_info("device %s (%s) of home %s on port %d; waiting for iotsec-certd",
+		 d->member->self.name, cert_role_name(d->member->self.role), d->member->self.home,
+		 cfg->net.port);
+	return 0;
 }
 
 void electd_stop(struct electd *d)
 {
-	ctl_watch_free(d->certd);
-	sd_event_source_unref(d->timer);
-	envelope_ctx_free(d->env);
-	cert_store_free(d->store);
-	if (d->sock >= 0)
-		close(d->sock);
+	certd_client_free(d->certd);
+	sd_event_source_disable_unref(d->timer);
+	lan_udp_free(d->udp);
+	lan_member_free(d->member);
 }
 
 json_t *electd_status(const struct electd *d)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "daemon", "electd", "device",
-			 d->self.name, "role", cert_role_name(d->self.role), "state",
-			 election_state_name(d->el.state), "controller", d->el.controller,
-			 "received", (json_int_t)d->received, "refused",
-			 (json_int_t)d->refused.total);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "daemon", "electd", "device",
+			      d->member->self.name, "role", cert_role_name(d->member->self.role),
+			      "state", election_state_name(d->el.state), "controller",
+			      d->el.controller, "changes", (json_int_t)d->el.changes, "received",
+			      (json_int_t)d->received);
+
+	if (o && lan_member_status(d->member, o) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
 }

@@ -1,36 +1,40 @@
-/* iotsec-electd's glue: the election state machine (election.h) on a UDP broadcast socket. */
+/* iotsec-electd's glue: the election state machine (election.h) on the home's broadcasts. */
 #ifndef IOTSEC_ELECTD_H
 #define IOTSEC_ELECTD_H
 
-#include <netinet/in.h>
 #include <systemd/sd-event.h>
 
-#include "cert.h"
+#include "certd_client.h"
 #include "config.h"
 #include "ctl.h"
 #include "election.h"
-#include "envelope.h"
-#include "refusals.h"
+#include "lan.h"
+
+#define ELECTD_CHALLENGE_LEN 16
+#define ELECTD_MSG_QUERY     "IS_THERE_CONTROLLER"
+#define ELECTD_MSG_ANNOUNCE  "I_AM_CONTROLLER"
 
 struct electd {
 	const struct iotsec_config *cfg;
-	sd_event *loop;
-	int sock;
-	struct sockaddr_in bcast;
-	struct cert_store *store;
-	struct envelope_ctx *env;
-	struct cert_info self;
+	struct lan_member *member;
+	struct lan_udp *udp;
 	struct election el;
+	uint8_t challenge[ELECTD_CHALLENGE_LEN]; /* of our latest query */
 	sd_event_source *timer;
-	struct ctl_server *ctl;
-	struct ctl_watch *certd;
+	struct ctl_server *ctl; /* where changes are published; may be NULL */
+	struct certd_client *certd;
 	unsigned long received;
-	struct refusals refused;
 };
 
-/* Load identity and trust, bind the socket, register everything on loop. */
+/* Load identity and trust, open the port, follow certd; the election starts once certd says the
+ * certificate is valid. Logs why it fails. */
 int electd_start(struct electd *d, const struct iotsec_config *cfg, sd_event *loop);
 void electd_stop(struct electd *d);
 json_t *electd_status(const struct electd *d);
+/* What a verified message means to the election (lan_udp_fn). */
+void electd_on_message(struct envelope_msg *m, const struct sockaddr_in *from, bool broadcast,
+		       void *userdata);
+/* certd's word (certd_client_fn). */
+void electd_on_certd(bool member, const char *why, void *userdata);
 
 #endif

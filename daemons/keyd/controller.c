@@ -1,290 +1,419 @@
-/* The controller's side of keyd: size the pool, collect the devices' contributions, consolidate
- * the pool, and give every device its ring and the path keys it needs (SPEC 5.3, 6). */
+/* The controller's side of keyd: the cycle of keyshare.h on links and timers, with dictd. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keyd.h"
 #include "keypool.h"
 #include "log.h"
 
-struct keyd_pool {
-	uint32_t epoch, size, ring;
-	bool ready;
+struct keyd_controller {
+	struct keyshare *ks;
 	sd_event_source *collect;
-	uint8_t (*keys)[CRYPTO_KEY_LEN]; /* the pool: wiped when we stop being controller */
-	size_t contributed, share;
-	uint8_t path_secret[CRYPTO_KEY_LEN]; /* path keys of this epoch derive from it */
-	uint8_t mix_secret[CRYPTO_KEY_LEN];  /* mixed into every contributed key */
+	struct ctl_call *call; /* storing our ring, or cancelling the other epochs */
+	size_t devices;	       /* the home's size the pool was planned for */
 };
 
-static void send_needs(struct keyd *k, struct keyd_conn *c, struct keyd_peer *p)
+/* A ring on its way to a device (the link's data), until it confirms. */
+struct keyd_delivery {
+	struct keyd_link h;
+	char name[CERT_NAME_MAX];
+	uint64_t started_us; /* the round trip is logged: it is what a ring costs end to end */
+};
+
+static uint64_t now_us(void)
 {
-	struct keyd_pool *ps = k->pool_state;
-	size_t devices = k->n_peers + 1;
-	struct ring_needs needs = {.epoch = ps->epoch, .pool = ps->size, .ring = ps->ring};
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000;
+}
+
+static void ask(struct keyd *k, struct keyd_peer *p)
+{
+	struct keyshare *ks = k->ctl_state->ks;
+	struct ring_needs needs = {.epoch = ks->epoch, .pool = ks->pool, .ring = ks->ring};
+	char id[ENVELOPE_ID_MAX + 1];
+	struct lan_link *l;
 	json_t *body = NULL;
+	int r;
 
-	needs.share = (uint32_t)(ps->size / devices ? ps->size / devices : 1);
-	ps->share = needs.share;
-	/* The controller's certificate travels here: the ring pieces after it carry only its
-	 * fingerprint, to fit an envelope. */
-	if (ring_needs_build(&needs, &body) == 0)
-		keyd_conn_send(c, RING_MSG_NEEDS_KEYS, body, true);
-	json_decref(body);
-	p->asked = ps->epoch;
-}
-
-/* The key two devices with disjoint rings share, from this epoch's path secret. */
-static int path_key(struct keyd_pool *ps, const char *a, const char *b, uint8_t out[CRYPTO_KEY_LEN])
-{
-	char info[2 * CERT_NAME_MAX + 16];
-	int n = strcmp(a, b) < 0 ? snprintf(info, sizeof(info), "iotsec path %s %s", a, b)
-				 : snprintf(info, sizeof(info), "iotsec path %s %s", b, a);
-
-	return crypto_hkdf_sha256(NULL, 0, ps->path_secret, sizeof(ps->path_secret), info,
-				  (size_t)n, out, CRYPTO_KEY_LEN);
-}
-
-static void send_path_key(struct keyd_conn *c, struct keyd_pool *ps, X509 *to, const char *peer,
-			  const uint8_t key[CRYPTO_KEY_LEN])
-{
-	struct ring_path_key p = {.epoch = ps->epoch};
-	json_t *body = NULL;
-
-	snprintf(p.peer, sizeof(p.peer), "%s", peer);
-	memcpy(p.key, key, CRYPTO_KEY_LEN);
-	if (ring_path_key_build(&p, X509_get0_pubkey(to), &body) == 0)
-		keyd_conn_send(c, RING_MSG_PATH_KEY, body, true);
-	crypto_wipe(&p, sizeof(p));
-	json_decref(body);
-}
-
-/* For every holder of this epoch's ring that shares no index with p, a path key to both. */
-static void give_path_keys(struct keyd *k, struct keyd_conn *c, struct keyd_peer *p)
-{
-	struct keyd_pool *ps = k->pool_state;
-	uint32_t scratch[RING_SIZE_MAX];
-	uint8_t key[CRYPTO_KEY_LEN];
-
-	if (ring_common(p->ring, p->n_ring, k->index, k->n_index, scratch) == 0 &&
-	    path_key(ps, p->name, k->self.name, key) == 0) {
-		send_path_key(c, ps, p->cert, k->self.name, key);
-		keyd_dict_store(k, p->name, 0, ps->epoch, key);
-	}
-	for (size_t i = 0; i < k->n_peers; i++) {
-		struct keyd_peer *q = k->peers[i];
-		struct keyd_conn *qc;
-
-		if (q == p || q->delivered != ps->epoch ||
-		    ring_common(p->ring, p->n_ring, q->ring, q->n_ring, scratch) > 0 ||
-		    path_key(ps, p->name, q->name, key) < 0)
-			continue;
-		send_path_key(c, ps, p->cert, q->name, key);
-		if ((qc = keyd_conn_to(k, q)) != NULL) {
-			send_path_key(qc, ps, q->cert, p->name, key);
-			keyd_conn_finish(qc);
-		}
-	}
-	crypto_wipe(key, sizeof(key));
-}
-
-static void deliver(struct keyd *k, struct keyd_peer *p)
-{
-	struct keyd_pool *ps = k->pool_state;
-	EVP_PKEY *pub = X509_get0_pubkey(p->cert);
-	size_t per = ring_keys_per_msg(pub);
-	struct ring_end end = {.epoch = ps->epoch};
-	struct ring_keys *batch = NULL;
-	struct keyd_conn *c;
-	json_t *body = NULL;
-
-	if (per == 0 || ring_pick(ps->size, ps->ring, p->ring) < 0 ||
-	    (batch = calloc(1, sizeof(*batch))) == NULL || (c = keyd_conn_to(k, p)) == NULL) {
-		log_warnx("cannot give %s its ring", p->name);
-		free(batch);
+	needs.share = keyshare_share(ks, k->ctl_state->devices);
+	if ((l = keyd_link_to(k, p)) == NULL)
 		return;
+	/* The device answers on this link; the link closes once it has. */
+	if ((r = envelope_new_id(id)) < 0 || (r = ring_needs_build(&needs, &body)) < 0 ||
+	    (r = lan_link_send(l, RING_MSG_NEEDS_KEYS, id, body, true)) < 0) {
+		log_warnx("cannot ask %s for keys: %s", p->name, iotsec_strerror(r));
+		lan_link_close(l);
 	}
-	p->n_ring = ps->ring;
-	send_needs(k, c, p);
-	for (size_t off = 0; off < p->n_ring; off += per) {
-		batch->epoch = ps->epoch;
-		batch->n = p->n_ring - off < per ? p->n_ring - off : per;
+	json_decref(body);
+}
+
+/* The ring of d to p: its keys in batches, wrapped to p's certificate, then the end. The link
+ * stays open for the confirmation. */
+static void deliver(struct keyd *k, struct keyd_peer *p, struct keyshare_device *d)
+{
+	struct keyshare *ks = k->ctl_state->ks;
+	EVP_PKEY *pub = X509_get0_pubkey(p->cert);
+	struct ring_end end = {.epoch = ks->epoch, .pool = ks->pool};
+	size_t per = ring_keys_per_msg(pub, 0), first = ring_keys_per_msg(pub, k->member->cert_len), n;
+	struct keyd_delivery *dl = NULL;
+	struct ring_keys *batch = NULL;
+	struct lan_link *l = NULL;
+	json_t *body = NULL;
+	int r = -ENOMEM;
+
+	if (first == 0 || (r = keyshare_deliver(ks, d, now_ms())) < 0 ||
+	    (batch = calloc(1, sizeof(*batch))) == NULL || (dl = calloc(1, sizeof(*dl))) == NULL ||
+	    (l = keyd_link_to(k, p)) == NULL)
+		goto out;
+	dl->h.kind = KEYD_LINK_DELIVERY;
+	dl->started_us = now_us();
+	memcpy(dl->name, p->name, sizeof(dl->name));
+	lan_link_set_data(l, dl, free);
+	dl = NULL;
+	/* The first piece carries our certificate, so fewer keys: the device may not know us yet. */
+	for (size_t off = 0; r == 0 && off < d->n_ring; off += n) {
+		n = off == 0 ? first : per;
+		batch->epoch = ks->epoch;
+		batch->n = n = d->n_ring - off < n ? d->n_ring - off : n;
 		for (size_t i = 0; i < batch->n; i++) {
-			batch->index[i] = p->ring[off + i];
-			memcpy(batch->key[i], ps->keys[p->ring[off + i]], CRYPTO_KEY_LEN);
+			batch->index[i] = d->ring[off + i];
+			memcpy(batch->key[i], keyshare_key(ks, d->ring[off + i]), CRYPTO_KEY_LEN);
 		}
-		if (ring_ring_keys_build(batch, ps->size, pub, &body) == 0)
-			keyd_conn_send(c, RING_MSG_RING_KEYS, body, false);
+		if ((r = ring_ring_keys_build(batch, ks->pool, pub, &body)) == 0)
+			r = lan_link_send(l, RING_MSG_RING_KEYS, d->delivery, body, off == 0);
 		json_decref(body);
 		body = NULL;
 	}
+	end.count = (uint32_t)d->n_ring;
+	if (r == 0 && (r = ring_end_build(&end, &body)) == 0)
+		r = lan_link_send(l, RING_MSG_RING_END, d->delivery, body, false);
+out:
+	if (r < 0 || l == NULL) {
+		log_warnx("cannot give %s its ring: %s", p->name,
+			  iotsec_strerror(r < 0 ? r : -EHOSTUNREACH));
+		if (l)
+			lan_link_close(l);
+	} else {
+		log_info("gave %s a ring of %zu keys (epoch %u); waiting for its confirmation",
+			 p->name, d->n_ring, ks->epoch);
+	}
 	ring_keys_wipe(batch);
 	free(batch);
-	end.count = (uint32_t)p->n_ring;
-	if (ring_end_build(&end, &body) == 0)
-		keyd_conn_send(c, RING_MSG_RING_END, body, false);
+	free(dl);
 	json_decref(body);
-	p->delivered = ps->epoch;
-	give_path_keys(k, c, p);
-	keyd_conn_finish(c);
-	log_info("gave %s a ring of %zu keys (epoch %u)", p->name, p->n_ring, ps->epoch);
 }
 
-/* The collection window closed: consolidate the pool, take our own ring, give out the rest. */
+void keyd_controller_on_seen(struct keyd *k, struct keyd_peer *p)
+{
+	struct keyshare_device *d = keyshare_device(k->ctl_state->ks, p->name);
+
+	if (d == NULL)
+		return;
+	switch (keyshare_on_seen(k->ctl_state->ks, d, p->n_index ? p->epoch : 0, now_ms())) {
+	case KEYSHARE_ASK:
+		ask(k, p);
+		break;
+	case KEYSHARE_DELIVER:
+		deliver(k, p, d);
+		break;
+	case KEYSHARE_NOTHING:
+		break;
+	}
+}
+
+static void every_device(struct keyd *k)
+{
+	for (size_t i = 0; k->ctl_state && i < k->n_peers; i++)
+		keyd_controller_on_seen(k, k->peers[i]);
+}
+
+void keyd_controller_on_keys(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
+{
+	struct keyd_controller *c = k->ctl_state;
+	struct keyshare_device *d;
+	struct ring_keys keys;
+	int r;
+
+	lan_link_finish(l);
+	/* Late contributions are not an error: the pool is already whole. */
+	if (c == NULL || c->ks->state != KEYSHARE_COLLECTING)
+		return;
+	if ((d = keyshare_device(c->ks, m->sender.name)) == NULL ||
+	    (r = ring_client_keys_parse(m->body, k->member->key, RING_KEYS_PER_MSG, &keys)) < 0) {
+		keyd_link_refuse(k, l, m, -EBADMSG);
+		return;
+	}
+	if ((r = keyshare_on_keys(c->ks, d, &keys, keyshare_share(c->ks, c->devices))) < 0)
+		log_warnx("refused the keys %s contributed: %s", m->sender.name,
+			  r == -EPERM ? "not asked for, or sent twice" : iotsec_strerror(r));
+	ring_keys_wipe(&keys);
+}
+
+static void arm_collect(struct keyd *k)
+{
+	struct keyd_controller *c = k->ctl_state;
+
+	sd_event_source_set_time_relative(c->collect, (uint64_t)k->cfg->keyd.collect_ms * 1000);
+	sd_event_source_set_enabled(c->collect, SD_EVENT_ONESHOT);
+}
+
+/* Our ring could not be kept: collect again (keyshare_stored() forgot the contributions). */
+static void build_failed(struct keyd *k, int r)
+{
+	struct keyd_controller *c = k->ctl_state;
+
+	log_errx("cannot build the pool of epoch %u: %s; trying again", c->ks->epoch,
+		 iotsec_strerror(r));
+	keyshare_stored(c->ks, r);
+	arm_collect(k);
+	every_device(k);
+}
+
+static void on_cancelled(int r, void *userdata)
+{
+	struct keyd *k = userdata;
+	struct keyd_controller *c = k->ctl_state;
+	struct keyshare *ks;
+
+	if (r == -ECANCELED)
+		return;
+	c->call = NULL;
+	if (r < 0) {
+		build_failed(k, r);
+		return;
+	}
+	ks = c->ks;
+	keyshare_stored(ks, 0);
+	k->epoch = ks->epoch, k->pool = ks->pool, k->n_index = ks->ring;
+	memcpy(k->index, ks->own, ks->ring * sizeof(ks->own[0]));
+	k->n_path = 0;
+	log_notice("pool of epoch %u: %u keys (%zu contributed), rings of %u", ks->epoch, ks->pool,
+		   ks->contributed, ks->ring);
+	keyd_ring_changed(k);
+	every_device(k);
+}
+
+static void on_stored(int r, void *userdata)
+{
+	struct keyd *k = userdata;
+	struct keyd_controller *c = k->ctl_state;
+
+	if (r == -ECANCELED)
+		return;
+	c->call = NULL;
+	if (r == 0)
+		r = dictd_client_cancel_others(k->dict, c->ks->epoch, on_cancelled, k, &c->call);
+	if (r < 0) {
+		c->call = NULL;
+		build_failed(k, r);
+	}
+}
+
+/* The collection window closed: build the pool and keep our own ring in dictd. */
 static int on_collected(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct keyd *k = ud;
-	struct keyd_pool *ps = k->pool_state;
-	int r = 0;
+	struct keyd_controller *c = k->ctl_state;
+	struct keyshare *ks = c->ks;
+	struct dictd_record *rec = NULL;
+	int r;
 
 	(void)s, (void)usec;
 	keyd_peers_prune(k);
-	/* A contributor knows the key it sent: what enters the pool is that key mixed with our
-	 * secret, as unpredictable as the better of the two random sources. */
-	if (ps->contributed > 0)
-		r = crypto_random(ps->mix_secret, sizeof(ps->mix_secret));
-	for (size_t i = 0; r == 0 && i < ps->contributed; i++) {
-		uint8_t mixed[CRYPTO_KEY_LEN];
-		char info[48];
-		int n = snprintf(info, sizeof(info), "iotsec pool %u %zu", ps->epoch, i);
-
-		r = crypto_hkdf_sha256(ps->mix_secret, sizeof(ps->mix_secret), ps->keys[i],
-				       CRYPTO_KEY_LEN, info, (size_t)n, mixed, sizeof(mixed));
-		memcpy(ps->keys[i], mixed, sizeof(mixed));
-		crypto_wipe(mixed, sizeof(mixed));
-	}
-	crypto_wipe(ps->mix_secret, sizeof(ps->mix_secret));
-	if (r == 0 && ps->contributed < ps->size)
-		r = crypto_random(ps->keys[ps->contributed],
-				  (ps->size - ps->contributed) * CRYPTO_KEY_LEN);
-	if (r == 0)
-		r = crypto_random(ps->path_secret, sizeof(ps->path_secret));
-	if (r == 0)
-		r = ring_pick(ps->size, ps->ring, k->index);
-	for (size_t i = 0; r == 0 && i < ps->ring; i++)
-		r = keyd_dict_store(k, KEYD_RING_RECORD, k->index[i], ps->epoch,
-				    ps->keys[k->index[i]]);
-	if (r == 0)
-		r = keyd_dict_cancel_before(k, ps->epoch);
+	if ((r = keyshare_build(ks)) < 0)
+		goto out;
+	r = -ENOMEM;
+	if ((rec = calloc(ks->ring, sizeof(*rec))) == NULL)
+		goto out;
+	for (size_t i = 0; i < ks->ring; i++)
+		rec[i] = (struct dictd_record){KEYD_RING_RECORD, ks->own[i], ks->epoch,
+					       keyshare_key(ks, ks->own[i]), 0};
+	r = dictd_client_store(k->dict, rec, ks->ring, on_stored, k, &c->call);
+out:
+	free(rec);
 	if (r < 0) {
-		log_errx("cannot build the pool of epoch %u: %s", ps->epoch, iotsec_strerror(r));
-		return 0;
+		c->call = NULL;
+		if (ks->state == KEYSHARE_STORING)
+			build_failed(k, r);
+		else {
+			log_errx("cannot build the pool of epoch %u: %s", ks->epoch,
+				 iotsec_strerror(r));
+			arm_collect(k);
+		}
 	}
-	k->epoch = ps->epoch, k->pool = ps->size, k->n_index = ps->ring;
-	ps->ready = true;
-	log_notice("pool of epoch %u: %u keys (%zu contributed), rings of %u", ps->epoch, ps->size,
-		   ps->contributed, ps->ring);
-	for (size_t i = 0; i < k->n_peers; i++)
-		deliver(k, k->peers[i]);
-	keyd_announce(k);
-	json_t *ev = keyd_status(k);
-	if (ev)
-		ctl_server_publish(k->ctl, "epoch-changed", ev);
-	json_decref(ev);
 	return 0;
 }
 
-void keyd_controller_begin(struct keyd *k)
+int keyd_controller_begin(struct keyd *k, const char *const *exclude, size_t n)
 {
 	const struct iotsec_config *cfg = k->cfg;
-	struct keyd_pool *ps;
+	struct keyd_controller *c = NULL;
 	struct keypool_plan plan;
-	uint32_t epoch = k->epoch;
+	uint32_t announced = 0, epoch;
 	int r;
 
-	if (k->pool_state)
-		return;
 	keyd_peers_prune(k);
-	/* The next epoch follows the newest we know of from devices that may lead: a node could
-	 * announce any number, and one near the top would stop all keying. */
+	/* Above every epoch we used, and every credible one a device of the home announces. */
 	for (size_t i = 0; i < k->n_peers; i++)
-		if ((k->peers[i]->role & CERT_ROLE_CONTROLLER) && k->peers[i]->epoch > epoch)
-			epoch = k->peers[i]->epoch;
-	if (epoch == RING_EPOCH_MAX) {
+		if (keyshare_credible(k->floor, k->peers[i]->epoch) &&
+		    k->peers[i]->epoch > announced)
+			announced = k->peers[i]->epoch;
+	if ((epoch = keyshare_next_epoch(k->floor, announced)) == 0) {
 		log_errx("no pool: the epoch counter is exhausted");
-		return;
+		return -EOVERFLOW;
 	}
 	if ((r = keypool_plan((unsigned)(k->n_peers + 1 < 2 ? 2 : k->n_peers + 1),
 			      cfg->keyd.target_permille / 1000.0, (unsigned)cfg->keyd.ring_size,
 			      (unsigned)cfg->keyd.pool_size, &plan)) < 0) {
 		log_errx("cannot size the pool (ring %d, pool %d): %s", cfg->keyd.ring_size,
 			 cfg->keyd.pool_size, iotsec_strerror(r));
-		return;
+		return r;
 	}
-	if ((ps = calloc(1, sizeof(*ps))) == NULL ||
-	    (ps->keys = calloc(plan.pool, CRYPTO_KEY_LEN)) == NULL) {
-		free(ps);
-		return;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (r = keyshare_new(epoch, plan.pool, plan.ring, KEYD_DELIVER_MS, &c->ks)) < 0 ||
+	    (r = sd_event_add_time_relative(k->loop, &c->collect, CLOCK_MONOTONIC, 0, 0,
+					    on_collected, k)) < 0) {
+		r = c ? r : -ENOMEM;
+		if (c)
+			keyshare_free(c->ks);
+		free(c);
+		return r;
 	}
-	ps->epoch = epoch + 1, ps->size = plan.pool, ps->ring = plan.ring;
-	k->pool_state = ps;
-	if (sd_event_add_time_relative(k->loop, &ps->collect, CLOCK_MONOTONIC,
-				       (uint64_t)cfg->keyd.collect_ms * 1000, 0, on_collected,
-				       k) < 0) {
-		keyd_controller_end(k);
-		return;
+	c->devices = k->n_peers + 1;
+	for (size_t i = 0; i < n; i++) {
+		struct keyshare_device *d = keyshare_device(c->ks, exclude[i]);
+
+		if (d)
+			d->excluded = true;
 	}
-	log_notice("controller: pool of epoch %u, %u keys, rings of %u (p_share %.3f); collecting",
-		   ps->epoch, ps->size, ps->ring, plan.p_share);
-	for (size_t i = 0; i < k->n_peers; i++)
-		keyd_controller_on_announce(k, k->peers[i]);
+	k->ctl_state = c;
+	/* Before anything of this epoch goes out: a restart must go on above it. */
+	k->floor = epoch;
+	keyd_state_save(k);
+	arm_collect(k);
+	log_notice("controller: pool of epoch %u, %u keys, rings of %u (p_share %.3f), %zu "
+		   "devices left out; collecting",
+		   epoch, plan.pool, plan.ring, plan.p_share, n);
+	every_device(k);
+	return 0;
 }
 
 void keyd_controller_end(struct keyd *k)
 {
-	struct keyd_pool *ps = k->pool_state;
+	struct keyd_controller *c = k->ctl_state;
 
-	if (ps == NULL)
+	if (c == NULL)
 		return;
-	sd_event_source_disable_unref(ps->collect);
-	if (ps->keys)
-		crypto_wipe(ps->keys, (size_t)ps->size * CRYPTO_KEY_LEN);
-	free(ps->keys);
-	crypto_wipe(ps, sizeof(*ps));
-	free(ps);
-	k->pool_state = NULL;
+	ctl_call_cancel(c->call);
+	sd_event_source_disable_unref(c->collect);
+	keyshare_free(c->ks);
+	free(c);
+	k->ctl_state = NULL;
 }
 
-void keyd_controller_on_announce(struct keyd *k, struct keyd_peer *p)
+/* The path key of a and b, to device `to` (wrapped to its certificate) on link l. */
+static int send_path_key(struct keyd *k, struct lan_link *l, X509 *to, const char *peer,
+			 const char *id, const uint8_t key[CRYPTO_KEY_LEN])
 {
-	struct keyd_pool *ps = k->pool_state;
-	struct keyd_conn *c;
+	struct ring_path_key p = {.epoch = k->ctl_state->ks->epoch};
+	json_t *body = NULL;
+	int r;
 
-	if (!ps->ready && p->asked != ps->epoch && (c = keyd_conn_to(k, p)) != NULL)
-		send_needs(k, c, p); /* the reply comes back on this connection */
-	else if (ps->ready && p->delivered != ps->epoch)
-		deliver(k, p);
+	snprintf(p.peer, sizeof(p.peer), "%s", peer);
+	memcpy(p.key, key, CRYPTO_KEY_LEN);
+	if ((r = ring_path_key_build(&p, X509_get0_pubkey(to), &body)) == 0)
+		r = lan_link_send(l, RING_MSG_PATH_KEY, id, body, false);
+	crypto_wipe(&p, sizeof(p));
+	json_decref(body);
+	return r;
 }
 
-void keyd_controller_on_keys(struct keyd *k, struct keyd_conn *c, struct envelope_msg *m)
+static void on_own_path_stored(int r, void *userdata)
 {
-	struct keyd_pool *ps = k->pool_state;
-	struct ring_keys keys;
+	char *peer = userdata;
 
-	struct keyd_peer *p = keyd_peer_find(k, m->sender.name);
-	size_t n;
+	if (r < 0 && r != -ECANCELED)
+		log_warnx("cannot keep our path key for %s: %s", peer, iotsec_strerror(r));
+	free(peer);
+}
 
-	keyd_conn_finish(c);
-	/* Late contributions are not an error: the pool is already whole. */
-	if (ps == NULL || ps->ready)
-		return;
-	/* One contribution per device asked, of at most its share: no device fills the pool. */
-	if (p == NULL || p->asked != ps->epoch || p->contributed == ps->epoch) {
-		log_warnx("refused the keys %s contributed: not asked for, or sent twice",
-			  m->sender.name);
+/* d confirmed its ring: give it, and every confirmed device its ring shares no index with, the
+ * key of the pair. We are one of those devices too. */
+static void give_path_keys(struct keyd *k, struct lan_link *l, struct keyd_peer *p,
+			   const struct keyshare_device *d)
+{
+	struct keyshare *ks = k->ctl_state->ks;
+	uint32_t scratch[RING_SIZE_MAX];
+	uint8_t key[CRYPTO_KEY_LEN];
+	char id[ENVELOPE_ID_MAX + 1], *name;
+
+	if (ring_common(d->ring, d->n_ring, ks->own, ks->ring, scratch) == 0 &&
+	    keyshare_path_key(ks->path_secret, ks->epoch, p->name, k->member->self.name, key) ==
+		0 &&
+	    send_path_key(k, l, p->cert, k->member->self.name, d->delivery, key) == 0 &&
+	    (name = strdup(p->name)) != NULL) {
+		if (dictd_client_store(k->dict,
+				       &(struct dictd_record){p->name, KEYD_PATH_INDEX, ks->epoch,
+							      key, 0},
+				       1, on_own_path_stored, name, NULL) < 0)
+			free(name);
+		else
+			keyd_add_path(k, p->name);
+	}
+	for (size_t i = 0; i < ks->n_dev; i++) {
+		const struct keyshare_device *e = &ks->dev[i];
+		struct keyd_peer *q = keyd_peer_find(k, e->name);
+		struct lan_link *ql;
+
+		if (e == d || !e->confirmed || q == NULL ||
+		    ring_common(d->ring, d->n_ring, e->ring, e->n_ring, scratch) > 0 ||
+		    keyshare_path_key(ks->path_secret, ks->epoch, p->name, q->name, key) < 0)
+			continue;
+		send_path_key(k, l, p->cert, q->name, d->delivery, key);
+		if ((ql = keyd_link_to(k, q)) != NULL) {
+			if (envelope_new_id(id) < 0 ||
+			    send_path_key(k, ql, q->cert, p->name, id, key) < 0)
+				lan_link_close(ql);
+			else
+				lan_link_finish(ql);
+		}
+	}
+	crypto_wipe(key, sizeof(key));
+}
+
+/* CLIENT_RING_ACK: the device holds its ring. */
+void keyd_controller_on_ack(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
+{
+	struct keyd_delivery *dl = lan_link_data(l);
+	struct keyd_controller *c = k->ctl_state;
+	struct keyshare_device *d;
+	struct keyd_peer *p;
+	uint32_t epoch;
+	int r;
+
+	if (c == NULL || dl == NULL || dl->h.kind != KEYD_LINK_DELIVERY ||
+	    strcmp(dl->name, m->sender.name) != 0 || (d = keyshare_device(c->ks, dl->name)) == NULL ||
+	    (p = keyd_peer_find(k, dl->name)) == NULL) {
+		keyd_link_refuse(k, l, m, -EPROTO);
 		return;
 	}
-	if (ring_client_keys_parse(m->body, k->key, RING_KEYS_PER_MSG, &keys) < 0 ||
-	    keys.epoch != ps->epoch) {
-		log_warnx("refused the keys %s contributed: malformed or of another epoch",
-			  m->sender.name);
+	if ((r = ring_ack_parse(m->body, &epoch)) < 0 ||
+	    (r = keyshare_on_ack(c->ks, d, epoch, m->id)) < 0) {
+		keyd_link_refuse(k, l, m, r);
 		return;
 	}
-	p->contributed = ps->epoch;
-	n = keys.n < ps->share ? keys.n : ps->share;
-	for (size_t i = 0; i < n && ps->contributed < ps->size; i++)
-		memcpy(ps->keys[ps->contributed++], keys.key[i], CRYPTO_KEY_LEN);
-	log_debug("%s contributed %zu keys", m->sender.name, n);
-	ring_keys_wipe(&keys);
+	/* From the first key wrapped to the ring stored (with its fsyncs) and confirmed. */
+	log_info("%s confirmed its ring of epoch %u (%zu keys) in %.1f ms", p->name, epoch,
+		 d->n_ring, (double)(now_us() - dl->started_us) / 1000);
+	give_path_keys(k, l, p, d);
+	lan_link_finish(l);
 }

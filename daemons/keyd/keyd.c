@@ -1,39 +1,166 @@
-/* keyd's state, its control verbs, and the two daemons it follows (electd, certd). */
+/* keyd's state, its control verbs, and the two daemons it follows (certd, electd). */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "crypto.h"
 #include "daemon.h"
 #include "file.h"
 #include "keyd.h"
 #include "log.h"
+#include "proto.h"
 
-/* Which roles may send what: the controller's messages need a controller certificate. */
+#define STATE_MAX (64 * 1024)
+
+/* Which roles may send what, and which messages name their recipient: the controller's need a
+ * controller certificate. */
 static const struct envelope_rule rules[] = {
-    {KEYD_MSG_ANNOUNCE, CERT_ROLES_ANY},
-    {RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER},
-    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER},
-    {RING_MSG_RING_END, CERT_ROLE_CONTROLLER},
-    {RING_MSG_PATH_KEY, CERT_ROLE_CONTROLLER},
-    {RING_MSG_CLIENT_KEYS, CERT_ROLES_ANY},
-    {RING_MSG_START_SESSION, CERT_ROLES_ANY},
-    {RING_MSG_COMMON_INDEX, CERT_ROLES_ANY},
-    {KEYD_MSG_DATA, CERT_ROLES_ANY},
-    {NULL, 0},
+    {KEYD_MSG_ANNOUNCE, CERT_ROLES_ANY, false},
+    {RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER, true},
+    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true},
+    {RING_MSG_RING_END, CERT_ROLE_CONTROLLER, true},
+    {RING_MSG_PATH_KEY, CERT_ROLE_CONTROLLER, true},
+    {RING_MSG_CLIENT_KEYS, CERT_ROLES_ANY, true},
+    {RING_MSG_RING_ACK, CERT_ROLES_ANY, true},
+    {RING_MSG_START_SESSION, CERT_ROLES_ANY, true},
+    {RING_MSG_COMMON_INDEX, CERT_ROLES_ANY, true},
+    {SESSION_MSG_DATA, CERT_ROLES_ANY, true},
+    {NULL, 0, false},
 };
 
 json_t *keyd_status(struct keyd *k)
 {
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "daemon",
-			 "keyd", "device", k->self.name, "role",
-			 k->pool_state ? "controller" : "node", "controller", k->controller,
-			 "epoch", (json_int_t)k->epoch, "ring_size", (json_int_t)k->n_index, "pool",
-			 (json_int_t)k->pool, "peers", (json_int_t)k->n_peers, "sent",
-			 (json_int_t)k->sent, "received", (json_int_t)k->n_inbox, "refused",
-			 (json_int_t)k->refused.total);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "daemon",
+			      "keyd", "device", k->member->self.name, "role",
+			      k->ctl_state ? "controller" : "node", "controller", k->controller,
+			      "epoch", (json_int_t)k->epoch, "ring_size", (json_int_t)k->n_index,
+			      "pool", (json_int_t)k->pool, "peers", (json_int_t)k->n_peers, "sent",
+			      (json_int_t)k->sent, "received", (json_int_t)k->n_inbox);
+
+	if (o && lan_member_status(k->member, o) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
 }
+
+bool keyd_has_path(const struct keyd *k, const char *peer)
+{
+	for (size_t i = 0; i < k->n_path; i++)
+		if (strcmp(k->path[i], peer) == 0)
+			return true;
+	return false;
+}
+
+void keyd_add_path(struct keyd *k, const char *peer)
+{
+	if (keyd_has_path(k, peer) || k->n_path == KEYD_PEERS_MAX)
+		return;
+	snprintf(k->path[k->n_path++], CERT_NAME_MAX, "%s", peer);
+}
+
+/* ---- the state file ---- */
+
+static int state_path(const struct keyd *k, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/%s", k->cfg->device.state_dir, KEYD_STATE_FILE);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+void keyd_state_save(struct keyd *k)
+{
+	json_t *o = json_pack("{s:I, s:I, s:I, s:[], s:[]}", "floor", (json_int_t)k->floor,
+			      "epoch", (json_int_t)k->epoch, "pool", (json_int_t)k->pool,
+			      "indices", "path");
+	char path[PATH_MAX], *text = NULL;
+	int r = -ENOMEM;
+
+	for (size_t i = 0; o && i < k->n_index; i++)
+		json_array_append_new(json_object_get(o, "indices"), json_integer(k->index[i]));
+	for (size_t i = 0; o && i < k->n_path; i++)
+		json_array_append_new(json_object_get(o, "path"), json_string(k->path[i]));
+	if (o && (text = json_dumps(o, JSON_COMPACT)) != NULL && (r = state_path(k, path, sizeof(path))) == 0)
+		r = file_write_atomic(path, text, strlen(text), 0600);
+	if (r < 0)
+		log_warnx("cannot save %s in %s: %s", KEYD_STATE_FILE, k->cfg->device.state_dir,
+			  iotsec_strerror(r));
+	free(text);
+	json_decref(o);
+}
+
+/* Read back what keyd_state_save() wrote. A missing file is a first start; a damaged one is
+ * an error, never a reason to start over at epoch 1. */
+static int state_load(struct keyd *k)
+{
+	char path[PATH_MAX], *text = NULL;
+	json_t *o = NULL, *v, *indices, *names;
+	struct ring_indices *x = NULL;
+	size_t len, i;
+	int r;
+
+	if ((r = state_path(k, path, sizeof(path))) < 0)
+		return r;
+	if ((r = file_read(path, STATE_MAX, &text, &len)) == -ENOENT)
+		return 0;
+	if (r < 0)
+		goto out;
+	r = -EBADMSG;
+	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	indices = json_object_get(o, "indices");
+	names = json_object_get(o, "path");
+	if (!json_is_integer(json_object_get(o, "floor")) || !json_is_array(names) ||
+	    json_array_size(names) > KEYD_PEERS_MAX || (x = calloc(1, sizeof(*x))) == NULL)
+		goto out;
+	k->floor = (uint32_t)json_integer_value(json_object_get(o, "floor"));
+	/* The ring, as its announcement carries it: epoch, pool and indices checked alike. */
+	if (json_array_size(indices) > 0) {
+		json_t *ring = json_pack("{s:O, s:O}", "epoch", json_object_get(o, "epoch"),
+					 "indices", indices);
+		json_t *pool = json_object_get(o, "pool");
+
+		if (ring == NULL || !json_is_integer(pool) || json_integer_value(pool) < 1 ||
+		    json_integer_value(pool) > RING_POOL_MAX ||
+		    ring_start_parse(ring, (uint32_t)json_integer_value(pool), RING_SIZE_MAX,
+				     x) < 0) {
+			json_decref(ring);
+			goto out;
+		}
+		json_decref(ring);
+		k->epoch = x->epoch, k->pool = (uint32_t)json_integer_value(pool);
+		k->n_index = x->n;
+		memcpy(k->index, x->index, x->n * sizeof(x->index[0]));
+	}
+	json_array_foreach(names, i, v) if (json_is_string(v) &&
+					    json_string_length(v) < CERT_NAME_MAX)
+	    keyd_add_path(k, json_string_value(v));
+	if (k->floor < k->epoch)
+		k->floor = k->epoch;
+	r = 0;
+out:
+	if (r < 0)
+		log_errx("%s: %s", path, r == -EBADMSG ? "damaged" : iotsec_strerror(r));
+	free(x);
+	free(text);
+	json_decref(o);
+	return r;
+}
+
+void keyd_ring_changed(struct keyd *k)
+{
+	json_t *ev = keyd_status(k);
+
+	keyd_state_save(k);
+	if (ev && k->ctl)
+		ctl_server_publish(k->ctl, PROTO_EV_EPOCH, ev);
+	json_decref(ev);
+	keyd_announce(k);
+}
+
+/* ---- verbs ---- */
 
 static int verb_status(json_t *req, json_t **ret, void *ud)
 {
@@ -73,7 +200,7 @@ static int verb_send(json_t *req, json_t **ret, void *ud)
 	(void)ret;
 	if (peer == NULL || text == NULL)
 		return -EINVAL;
-	return keyd_session_send(ud, peer, text);
+	return keyd_talk_send(ud, peer, text);
 }
 
 /* Messages received: private to the device's owner. */
@@ -95,24 +222,57 @@ static int verb_inbox(json_t *req, json_t **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* {"exclude":[names]}: a new pool now, without those devices (for pingd, and the
+ * administrator). */
+static int verb_rekey(json_t *req, json_t **ret, void *ud)
+{
+	struct keyd *k = ud;
+	json_t *list = json_object_get(req, "exclude"), *v;
+	const char *names[KEYD_PEERS_MAX];
+	size_t i, n = 0;
+	int r;
+
+	if (list && (!json_is_array(list) || json_array_size(list) > KEYD_PEERS_MAX))
+		return -EINVAL;
+	json_array_foreach(list, i, v)
+	{
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= CERT_NAME_MAX)
+			return -EINVAL;
+		names[n++] = json_string_value(v);
+	}
+	if (k->ctl_state == NULL)
+		return -EOPNOTSUPP; /* only the controller makes pools */
+	keyd_controller_end(k);
+	if ((r = keyd_controller_begin(k, names, n)) < 0)
+		return r;
+	*ret = json_pack("{s:I}", "epoch", (json_int_t)k->floor);
+	return *ret ? 0 : -ENOMEM;
+}
+
 /* One verb a line: clang-format would pack these short rows into columns. */
 /* clang-format off */
 const struct ctl_verb keyd_verbs[] = {
-    {"status", 0, verb_status},
-    {"peers", 0, verb_peers},
-    {"send", CTL_MUTATES, verb_send},
-    {"inbox", CTL_MUTATES, verb_inbox},
+    {PROTO_STATUS, 0, verb_status},
+    {PROTO_KEYD_PEERS, 0, verb_peers},
+    {PROTO_KEYD_SEND, CTL_MUTATES, verb_send},
+    {PROTO_KEYD_INBOX, CTL_MUTATES, verb_inbox},
+    {PROTO_KEYD_REKEY, CTL_MUTATES, verb_rekey},
     {NULL, 0, NULL},
 };
 /* clang-format on */
 
-/* Our role follows electd, and only while certd says the certificate is valid. */
+/* ---- the daemons we follow ---- */
+
+/* Our role follows electd, and only while certd says we are in the home. */
 static void update_role(struct keyd *k)
 {
-	if (k->cert_ok && strcmp(k->controller, k->self.name) == 0)
-		keyd_controller_begin(k);
-	else
+	if (k->in_home && strcmp(k->controller, k->member->self.name) == 0) {
+		if (k->ctl_state == NULL)
+			keyd_controller_begin(k, NULL, 0);
+	} else {
 		keyd_controller_end(k);
+	}
 }
 
 static void on_electd(json_t *ev, void *ud)
@@ -131,17 +291,14 @@ static void on_electd(json_t *ev, void *ud)
 	update_role(k);
 }
 
-static void on_certd(json_t *ev, void *ud)
+static void on_certd(bool member, const char *why, void *ud)
 {
 	struct keyd *k = ud;
-	const char *cert = json_string_value(json_object_get(ev, "certificate"));
-	const char *name = json_string_value(json_object_get(ev, "event"));
 
-	if (name && strcmp(name, "disconnected") == 0)
-		cert = "unknown";
-	if (cert == NULL)
-		return;
-	k->cert_ok = strcmp(cert, "valid") == 0;
+	log_info("%s: %s", member ? "in the home" : "out of the home", why);
+	k->in_home = member;
+	if (member)
+		keyd_check_ring(k);
 	update_role(k);
 }
 
@@ -154,56 +311,50 @@ static int on_announce(sd_event_source *s, uint64_t usec, void *ud)
 
 int keyd_start(struct keyd *k, const struct iotsec_config *cfg, sd_event *loop)
 {
-	static const char *const electd_events[] = {"controller-changed", NULL};
-	static const char *const certd_events[] = {"certificate-invalid", "certificate-valid",
-						   NULL};
+	static const char *const electd_events[] = {PROTO_EV_CONTROLLER, NULL};
+	uint16_t port = (uint16_t)(cfg->net.port + 1);
+	const char *what = NULL;
 	char path[PATH_MAX];
 	int r;
 
-	k->cfg = cfg, k->loop = loop, k->udp = k->tcp = -1;
-	if ((r = cert_load(cfg->device.cert, &k->cert)) < 0 ||
-	    (r = crypto_load_private_key(cfg->device.key, &k->key)) < 0 ||
-	    (r = cert_info_get(k->cert, &k->self)) < 0) {
-		log_errx("cannot load this device's identity (%s, %s): %s", cfg->device.cert,
-			 cfg->device.key, iotsec_strerror(r));
+	k->cfg = cfg, k->loop = loop;
+	if ((r = lan_member_load(cfg, rules, &k->member, &what)) < 0) {
+		log_errx("%s: %s", what, iotsec_strerror(r));
 		return r;
 	}
-	if ((r = cert_store_load(cfg->device.ca, cfg->device.crl, &k->store)) < 0 ||
-	    (r = envelope_ctx_new(k->store, k->cert, k->key, rules, cfg->net.delta_t, &k->env)) <
-		0) {
-		log_errx("cannot load the home CA (%s, %s): %s", cfg->device.ca, cfg->device.crl,
-			 iotsec_strerror(r));
+	if ((r = state_load(k)) < 0)
+		return r;
+	if ((r = lan_udp_open(loop, k->member, port, cfg->net.broadcast, keyd_on_datagram, k,
+			      &k->udp)) < 0 ||
+	    (r = lan_tcp_open(loop, k->member, port, keyd_on_link, k, &k->tcp)) < 0) {
+		log_errx("port %u: %s", port, iotsec_strerror(r));
 		return r;
 	}
-	if ((r = keyd_net_open(k)) < 0) {
-		log_errx("port %d, broadcast %s: %s", cfg->net.port + 1, cfg->net.broadcast,
-			 iotsec_strerror(r));
-		return r;
-	}
-	if ((r = daemon_socket_path(cfg->device.run_dir, "electd", path, sizeof(path))) < 0 ||
-	    (r = ctl_watch_new(loop, path, electd_events, 1000, on_electd, k, &k->electd)) < 0 ||
-	    (r = daemon_socket_path(cfg->device.run_dir, "certd", path, sizeof(path))) < 0 ||
-	    (r = ctl_watch_new(loop, path, certd_events, 1000, on_certd, k, &k->certd)) < 0 ||
+	if ((r = dictd_client_new(loop, cfg->device.run_dir, &k->dict)) < 0 ||
+	    (r = daemon_socket_path(cfg->device.run_dir, "electd", path, sizeof(path))) < 0 ||
+	    (r = ctl_peer_new(loop, path, 1000, electd_events, on_electd, k, &k->electd)) < 0 ||
+	    (r = certd_client_new(loop, cfg->device.run_dir, on_certd, k, &k->certd)) < 0 ||
 	    (r = daemon_add_periodic(loop, (uint64_t)cfg->keyd.announce_ms * 1000, on_announce, k,
-				     &k->announce)) < 0)
+				     &k->announce)) < 0) {
+		log_errx("cannot start: %s", iotsec_strerror(r));
 		return r;
-	log_info("device %s (%s) on port %d; waiting for certd and electd", k->self.name,
-		 cert_role_name(k->self.role), cfg->net.port + 1);
+	}
+	log_info("device %s (%s) on port %u, epoch %u; waiting for certd and electd",
+		 k->member->self.name, cert_role_name(k->member->self.role), port, k->epoch);
 	return 0;
 }
 
 void keyd_stop(struct keyd *k)
 {
 	keyd_controller_end(k);
-	keyd_net_close(k);
-	ctl_watch_free(k->electd);
-	ctl_watch_free(k->certd);
+	keyd_node_stop(k);
+	lan_tcp_free(k->tcp); /* first: links cancel what they wait for */
+	lan_udp_free(k->udp);
+	ctl_peer_free(k->electd);
+	certd_client_free(k->certd);
+	dictd_client_free(k->dict);
 	sd_event_source_disable_unref(k->announce);
-	ctl_client_free(k->dict);
 	keyd_peers_free(k);
-	envelope_ctx_free(k->env);
-	cert_store_free(k->store);
-	X509_free(k->cert);
-	EVP_PKEY_free(k->key);
-	crypto_wipe(&k->incoming, sizeof(k->incoming));
+	lan_member_free(k->member);
+	crypto_wipe(k->inbox, sizeof(k->inbox));
 }

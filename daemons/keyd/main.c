@@ -16,8 +16,10 @@ int main(int argc, char **argv)
 
 	daemon_setup(argc, argv, "iotsec-keyd", "share the home's key pool and pairwise keys",
 		     &cfg);
-	if ((r = file_mkdirs(cfg.device.run_dir, 0755)) < 0)
-		fatalx("cannot create %s: %s", cfg.device.run_dir, iotsec_strerror(r));
+	if ((r = file_mkdirs(cfg.device.run_dir, 0755)) < 0 ||
+	    (r = file_mkdirs(cfg.device.state_dir, 0700)) < 0)
+		fatalx("cannot create %s or %s: %s", cfg.device.run_dir, cfg.device.state_dir,
+		       iotsec_strerror(r));
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	if ((r = daemon_socket_path(cfg.device.run_dir, "keyd", path, sizeof(path))) < 0 ||

@@ -1,149 +1,280 @@
-/* What every device does with the messages it receives over TCP: contribute keys, take its ring
- * and path keys from the controller, and answer pairwise sessions. */
+/* What every device does with the controller's messages: contribute keys, take its ring (each
+ * ring arrives on a link of its own, so a bad piece costs only that link), keep it in dictd,
+ * confirm it, and keep the path keys it is given. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "keyd.h"
 #include "log.h"
 
-static bool from_controller(struct keyd *k, struct keyd_conn *c, const struct envelope_msg *m)
+/* A ring arriving on a link (the link's data). */
+struct keyd_intake {
+	struct keyd_link h;
+	struct keyd *k;
+	struct intake in;
+};
+
+/* A whole ring on its way into dictd: at most one at a time. link is where the confirmation
+ * goes; NULL once that link is gone (the ring is stored all the same). */
+struct keyd_store {
+	struct keyd *k;
+	struct lan_link *link;
+	struct ctl_call *call;
+	struct intake in;
+};
+
+static void intake_free(void *p)
 {
-	if (strcmp(m->sender.name, k->controller) == 0)
-		return true;
-	/* A valid controller certificate that is not the elected controller: not our controller. */
-	log_warnx("ignoring %s from %s: the controller is '%s'", m->type, m->sender.name,
-		  k->controller);
-	keyd_conn_finish(c);
-	return false;
+	struct keyd_intake *t = p;
+
+	/* The store outlives the link it came on: it only loses the way to confirm. */
+	if (t->k->storing && t->k->storing->link &&
+	    lan_link_data(t->k->storing->link) == t)
+		t->k->storing->link = NULL;
+	intake_wipe(&t->in);
+	free(t);
+}
+
+static void store_free(struct keyd_store *s)
+{
+	if (s->k->storing == s)
+		s->k->storing = NULL;
+	intake_wipe(&s->in);
+	free(s);
+}
+
+void keyd_node_stop(struct keyd *k)
+{
+	ctl_call_cancel(k->check);
+	if (k->storing) /* its callback frees it */
+		ctl_call_cancel(k->storing->call);
 }
 
 /* CONTROLLER_NEEDS_KEYS: contribute fresh keys to the pool, wrapped to the controller. */
-static void on_needs(struct keyd *k, struct keyd_conn *c, struct envelope_msg *m)
+void keyd_on_needs(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
 {
 	EVP_PKEY *pub = X509_get0_pubkey(m->cert);
 	struct ring_needs needs;
 	struct ring_keys keys = {0};
 	json_t *body = NULL;
+	size_t per = ring_keys_per_msg(pub, 0); /* the controller knows our certificate */
+	int r;
 
-	if (ring_needs_parse(m->body, &needs) < 0) {
-		log_warnx("malformed %s from %s", m->type, m->sender.name);
-		keyd_conn_finish(c);
+	if ((r = ring_needs_parse(m->body, &needs)) < 0) {
+		keyd_link_refuse(k, l, m, r);
 		return;
 	}
-	if (needs.epoch != k->incoming.epoch) {
-		crypto_wipe(&k->incoming, sizeof(k->incoming));
-		k->incoming.epoch = needs.epoch;
-	}
-	k->pool = needs.pool;
 	keys.epoch = needs.epoch;
-	keys.n = needs.share < ring_keys_per_msg(pub) ? needs.share : ring_keys_per_msg(pub);
-	if (keys.n > 0 && crypto_random(keys.key, keys.n * CRYPTO_KEY_LEN) == 0 &&
-	    ring_client_keys_build(&keys, pub, &body) == 0)
-		keyd_conn_send(c, RING_MSG_CLIENT_KEYS, body, false);
+	keys.n = needs.share < per ? needs.share : per;
+	if (keys.n == 0 || (r = crypto_random(keys.key, keys.n * CRYPTO_KEY_LEN)) < 0 ||
+	    (r = ring_client_keys_build(&keys, pub, &body)) < 0 ||
+	    (r = lan_link_send(l, RING_MSG_CLIENT_KEYS, m->id, body, false)) < 0)
+		log_warnx("cannot contribute keys to %s: %s", m->sender.name, iotsec_strerror(r));
+	lan_link_finish(l);
 	ring_keys_wipe(&keys);
 	json_decref(body);
 }
 
-/* CLIENT_RING_KEYS: one piece of our ring; indices ascend across pieces too. */
-static void on_ring_keys(struct keyd *k, struct keyd_conn *c, struct envelope_msg *m)
+/* CLIENT_RING_KEYS: one piece of a ring; it goes into this link's intake only. */
+void keyd_on_ring_piece(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
 {
+	struct keyd_intake *t = lan_link_data(l);
 	struct ring_keys keys;
-	size_t n = k->incoming.n;
+	int r;
 
-	if (k->pool == 0 ||
-	    ring_ring_keys_parse(m->body, k->key, k->pool, RING_KEYS_PER_MSG, &keys) < 0 ||
-	    keys.epoch != k->incoming.epoch || n + keys.n > RING_SIZE_MAX ||
-	    (n > 0 && keys.index[0] <= k->incoming.index[n - 1])) {
-		log_warnx("refused a ring piece from %s: malformed or out of order",
-			  m->sender.name);
-		crypto_wipe(&k->incoming, sizeof(k->incoming));
-		keyd_conn_finish(c);
+	if (t != NULL && t->h.kind != KEYD_LINK_INTAKE) {
+		keyd_link_refuse(k, l, m, -EPROTO);
 		return;
 	}
-	memcpy(k->incoming.index + n, keys.index, keys.n * sizeof(keys.index[0]));
-	memcpy(k->incoming.key + n, keys.key, keys.n * CRYPTO_KEY_LEN);
-	k->incoming.n += keys.n;
+	if (t == NULL) {
+		if ((t = calloc(1, sizeof(*t))) == NULL) {
+			lan_link_close(l);
+			return;
+		}
+		t->h.kind = KEYD_LINK_INTAKE, t->k = k;
+		lan_link_set_data(l, t, intake_free);
+	}
+	/* The pool's size comes with the end: the indices are checked against it there. */
+	if ((r = ring_ring_keys_parse(m->body, k->member->key, RING_POOL_MAX, RING_KEYS_PER_MSG,
+				      &keys)) < 0 ||
+	    (r = intake_piece(&t->in, m->id, k->epoch, &keys)) < 0) {
+		log_warnx("refused a ring piece from %s: %s", m->sender.name, iotsec_strerror(r));
+		keyd_link_refuse(k, l, m, r);
+	}
 	ring_keys_wipe(&keys);
 }
 
-/* CLIENT_RING_END: the ring is whole; keep it in dictd and cancel the previous epoch. */
-static void on_ring_end(struct keyd *k, struct keyd_conn *c, struct envelope_msg *m)
+static void on_cancelled(int r, void *userdata)
 {
-	struct ring_end end;
-	int r = 0;
+	struct keyd_store *s = userdata;
+	struct keyd *k = s->k;
+	json_t *body = NULL;
 
-	if (ring_end_parse(m->body, RING_SIZE_MAX, &end) < 0 || end.epoch != k->incoming.epoch ||
-	    end.count != k->incoming.n) {
-		log_warnx("refused the end of a ring from %s: %zu keys received", m->sender.name,
-			  k->incoming.n);
-		crypto_wipe(&k->incoming, sizeof(k->incoming));
-		keyd_conn_finish(c);
+	s->call = NULL;
+	if (r < 0) {
+		if (r != -ECANCELED)
+			log_warnx("cannot cancel the epochs before %u in dictd: %s", s->in.epoch,
+				  iotsec_strerror(r));
+		store_free(s);
 		return;
 	}
-	for (size_t i = 0; i < k->incoming.n && r == 0; i++)
-		r = keyd_dict_store(k, KEYD_RING_RECORD, k->incoming.index[i], end.epoch,
-				    k->incoming.key[i]);
-	if (r == 0)
-		r = keyd_dict_cancel_before(k, end.epoch);
-	if (r < 0) {
-		log_warnx("cannot keep the ring of epoch %u in dictd: %s", end.epoch,
-			  iotsec_strerror(r));
-	} else {
-		k->epoch = end.epoch;
-		k->n_index = k->incoming.n;
-		memcpy(k->index, k->incoming.index, k->n_index * sizeof(k->index[0]));
-		log_notice("ring of %zu keys for epoch %u from %s", k->n_index, k->epoch,
-			   m->sender.name);
-		json_t *ev = keyd_status(k);
-		if (ev)
-			ctl_server_publish(k->ctl, "epoch-changed", ev);
-		json_decref(ev);
-		keyd_announce(k);
-	}
-	crypto_wipe(&k->incoming.key, sizeof(k->incoming.key));
-	k->incoming.n = 0;
+	k->epoch = s->in.epoch, k->pool = s->in.pool, k->n_index = s->in.n;
+	if (k->floor < k->epoch)
+		k->floor = k->epoch;
+	memcpy(k->index, s->in.index, s->in.n * sizeof(s->in.index[0]));
+	k->n_path = 0; /* those of the other epochs are cancelled */
+	log_notice("ring of %zu keys for epoch %u stored", k->n_index, k->epoch);
+	/* Only now does the controller count the ring as delivered. It closes the link, once it
+	 * has sent the path keys we need on it. */
+	if (s->link && ring_ack_build(k->epoch, &body) == 0)
+		lan_link_send(s->link, RING_MSG_RING_ACK, s->in.id, body, false);
+	json_decref(body);
+	store_free(s);
+	keyd_ring_changed(k);
 }
 
-/* CONTROLLER_PATH_KEY: the key for a peer our ring shares nothing with. */
-static void on_path_key(struct keyd *k, struct keyd_conn *c, struct envelope_msg *m)
+static void on_stored(int r, void *userdata)
 {
-	struct ring_path_key p;
+	struct keyd_store *s = userdata;
+
+	s->call = NULL;
+	if (r == 0)
+		r = dictd_client_cancel_others(s->k->dict, s->in.epoch, on_cancelled, s, &s->call);
+	if (r < 0) {
+		if (r != -ECANCELED)
+			log_warnx("cannot keep the ring of epoch %u in dictd: %s", s->in.epoch,
+				  iotsec_strerror(r));
+		store_free(s);
+	}
+}
+
+/* CLIENT_RING_END: the ring is whole; into dictd with one save, then confirm it. */
+void keyd_on_ring_end(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
+{
+	struct keyd_intake *t = lan_link_data(l);
+	struct dictd_record *rec = NULL;
+	struct keyd_store *s = NULL;
+	struct ring_end end;
+	int r = -EPROTO;
+
+	if (t == NULL || t->h.kind != KEYD_LINK_INTAKE ||
+	    (r = ring_end_parse(m->body, RING_SIZE_MAX, &end)) < 0 ||
+	    (r = intake_end(&t->in, m->id, &end)) < 0) {
+		log_warnx("refused the end of a ring from %s: %s", m->sender.name,
+			  iotsec_strerror(r));
+		keyd_link_refuse(k, l, m, r);
+		return;
+	}
+	/* One ring at a time: the controller gives this one again if it is not confirmed. */
+	if (k->storing) {
+		log_warnx("a ring from %s while another is being stored: dropped", m->sender.name);
+		lan_link_close(l);
+		return;
+	}
+	r = -ENOMEM;
+	if ((s = calloc(1, sizeof(*s))) == NULL || (rec = calloc(t->in.n, sizeof(*rec))) == NULL)
+		goto out;
+	s->k = k, s->link = l, s->in = t->in;
+	for (size_t i = 0; i < s->in.n; i++)
+		rec[i] = (struct dictd_record){KEYD_RING_RECORD, s->in.index[i], s->in.epoch,
+					       s->in.key[i], 0};
+	if ((r = dictd_client_store(k->dict, rec, s->in.n, on_stored, s, &s->call)) < 0)
+		goto out;
+	k->storing = s;
+	s = NULL;
+out:
+	if (r < 0) {
+		log_warnx("cannot store the ring from %s: %s", m->sender.name, iotsec_strerror(r));
+		lan_link_close(l);
+	}
+	if (s) {
+		intake_wipe(&s->in);
+		free(s);
+	}
+	free(rec);
+	intake_wipe(&t->in);
+}
+
+struct path_store {
+	struct keyd *k;
+	uint32_t epoch;
+	char peer[CERT_NAME_MAX];
+};
+
+static void on_path_stored(int r, void *userdata)
+{
+	struct path_store *p = userdata;
+
+	if (r < 0 && r != -ECANCELED)
+		log_warnx("cannot keep the path key for %s: %s", p->peer, iotsec_strerror(r));
+	if (r == 0 && p->epoch == p->k->epoch) {
+		log_info("path key for %s (epoch %u)", p->peer, p->epoch);
+		keyd_add_path(p->k, p->peer);
+		keyd_state_save(p->k);
+	}
+	free(p);
+}
+
+/* CONTROLLER_PATH_KEY: the key for a peer our ring shares nothing with, for our epoch only. */
+void keyd_on_path_key(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
+{
+	struct ring_path_key key;
+	struct path_store *p = NULL;
 	int r;
 
-	if (ring_path_key_parse(m->body, k->key, &p) < 0) {
-		log_warnx("malformed %s from %s", m->type, m->sender.name);
-		keyd_conn_finish(c);
+	if ((r = ring_path_key_parse(m->body, k->member->key, &key)) < 0) {
+		keyd_link_refuse(k, l, m, r);
 		return;
 	}
-	if ((r = keyd_dict_store(k, p.peer, 0, p.epoch, p.key)) < 0)
-		log_warnx("cannot keep the path key for %s: %s", p.peer, iotsec_strerror(r));
-	else
-		log_info("path key for %s (epoch %u)", p.peer, p.epoch);
-	crypto_wipe(&p, sizeof(p));
+	if (key.epoch != k->epoch || k->epoch == 0) {
+		log_warnx("refused a path key for %s: epoch %u, ours %u", key.peer, key.epoch,
+			  k->epoch);
+		keyd_link_refuse(k, l, m, -IOTSEC_ESTALE);
+	} else if ((p = calloc(1, sizeof(*p))) != NULL) {
+		p->k = k, p->epoch = key.epoch;
+		memcpy(p->peer, key.peer, sizeof(p->peer));
+		r = dictd_client_store(k->dict,
+				       &(struct dictd_record){key.peer, KEYD_PATH_INDEX, key.epoch,
+							      key.key, 0},
+				       1, on_path_stored, p, NULL);
+		if (r < 0) {
+			log_warnx("cannot keep the path key for %s: %s", key.peer,
+				  iotsec_strerror(r));
+			free(p);
+		}
+	}
+	crypto_wipe(&key, sizeof(key));
 }
 
-void keyd_on_message(struct keyd *k, struct keyd_conn *c, struct envelope_msg *m)
+static void on_checked(int r, size_t present, void *userdata)
 {
-	const char *t = m->type;
+	struct keyd *k = userdata;
 
-	if (!k->cert_ok) {
-		keyd_conn_finish(c); /* out of the home: we speak for nobody */
+	if (r == -ECANCELED)
+		return;
+	k->check = NULL;
+	if (r < 0) {
+		log_debug("cannot ask dictd for our ring: %s", iotsec_strerror(r));
 		return;
 	}
-	if (strcmp(t, RING_MSG_NEEDS_KEYS) == 0 && from_controller(k, c, m))
-		on_needs(k, c, m);
-	else if (strcmp(t, RING_MSG_RING_KEYS) == 0 && from_controller(k, c, m))
-		on_ring_keys(k, c, m);
-	else if (strcmp(t, RING_MSG_RING_END) == 0 && from_controller(k, c, m))
-		on_ring_end(k, c, m);
-	else if (strcmp(t, RING_MSG_PATH_KEY) == 0 && from_controller(k, c, m))
-		on_path_key(k, c, m);
-	else if (strcmp(t, RING_MSG_CLIENT_KEYS) == 0)
-		keyd_controller_on_keys(k, c, m);
-	else if (strcmp(t, RING_MSG_START_SESSION) == 0)
-		keyd_session_on_start(k, c, m);
-	else if (strcmp(t, RING_MSG_COMMON_INDEX) == 0)
-		keyd_session_on_common(k, c, m);
-	else if (strcmp(t, KEYD_MSG_DATA) == 0)
-		keyd_session_on_data(k, c, m);
+	k->ring_checked = true;
+	if (present == k->n_index)
+		return;
+	/* dictd lost it (a new dictionary?): announce none, and the controller gives it again. */
+	log_warnx("dictd holds %zu of the %zu keys of our ring: asking for it again", present,
+		  k->n_index);
+	k->n_index = 0;
+	k->n_path = 0;
+	keyd_state_save(k);
+	keyd_announce(k);
+}
+
+void keyd_check_ring(struct keyd *k)
+{
+	if (k->ring_checked || k->n_index == 0 || k->check != NULL)
+		return;
+	if (dictd_client_has(k->dict, KEYD_RING_RECORD, k->index, k->n_index, on_checked, k,
+			     &k->check) < 0)
+		k->check = NULL; /* dictd is not there yet: the next announcement asks again */
 }

@@ -18,7 +18,8 @@ TRY_MS=$(echo "$TEST_TIMINGS" | sed -n 's/.*electd = {.* try_ms = \([0-9]*\);.*/
 need_netns
 make_home
 
-# converge N: start electd on hosts 1..N at once; add the milliseconds until all agree to $T/ms.
+# converge N: start electd on hosts 1..N at once (their certd already runs: a device takes part
+# once certd has said its certificate is valid); add the milliseconds until all agree to $T/ms.
 converge() {
 	_socks=""
 	for _i in $(seq 1 "$1"); do
@@ -28,7 +29,7 @@ converge() {
 	_t0=$(date +%s.%N)
 	for _i in $(seq 1 "$1"); do run "hub$_i" electd; done
 	# One poller for every socket: a python start per poll would be slower than the election.
-	python3 - "$IT_DIR" "$_t0" $_socks >>"$T/ms" <<'PY' || fail "$1 hosts did not agree within 10 s"
+	$PY - "$IT_DIR" "$_t0" $_socks >>"$T/ms" <<'PY' || fail "$1 hosts did not agree within 10 s"
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from ctl import call
@@ -55,7 +56,7 @@ PY
 
 for n in 3 10; do
 	for i in $(seq 1 "$n"); do
-		[ -d "$T/hub$i" ] || device "$i" "hub$i" controller
+		[ -d "$T/hub$i" ] || { device "$i" "hub$i" controller && with_certd "hub$i"; }
 	done
 	: >"$T/ms"
 	for r in $(seq 1 $ROUNDS); do converge "$n"; done

@@ -12,10 +12,12 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Broadcast and unicast types, so the recipient and delivery id checks are reached too. */
 static const struct envelope_rule rules[] = {
-    {"IS_THERE_CONTROLLER", CERT_ROLES_ANY},
-    {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER},
-    {NULL, 0},
+    {"IS_THERE_CONTROLLER", CERT_ROLES_ANY, false},
+    {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER, false},
+    {"KEYS", CERT_ROLES_ANY, true},
+    {NULL, 0, false},
 };
 static struct envelope_ctx *ctx;
 
@@ -50,9 +52,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	char sender[CERT_NAME_MAX];
 	struct envelope_msg m;
 
-	if (envelope_open(ctx, data, size, &m) == 0)
+	if (envelope_open(ctx, data, size, &m, sender) == 0)
 		envelope_msg_clear(&m);
 	return 0;
 }

@@ -91,7 +91,7 @@ say "list shows the same story"
 iotsec-pki list --dir "$A"
 iotsec-pki list --dir "$A" --json >"$T/list.json"
 status() {
-	python3 -c 'import json, sys
+	$PY -c 'import json, sys
 print(*[r["status"] for r in json.load(sys.stdin) if r["device"] == sys.argv[1]])' "$1" <"$T/list.json"
 }
 for pair in pi1:valid gone:revoked old:expired early:"not yet valid"; do

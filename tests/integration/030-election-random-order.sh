@@ -7,6 +7,7 @@ device 1 hub-a controller
 device 2 hub-b controller
 device 3 pi1 node
 NAMES="hub-a hub-b pi1"
+with_certd $NAMES
 
 # agreed: exactly one device is controller, and every device names it.
 agreed() {

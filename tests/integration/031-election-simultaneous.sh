@@ -8,6 +8,7 @@ device 1 hub-c controller
 device 2 hub-a controller
 device 3 hub-b controller
 NAMES="hub-c hub-a hub-b"
+with_certd $NAMES
 
 states() { for n in $NAMES; do printf '%s=%s/%s ' "$n" "$(field $n electd state)" "$(field $n electd controller)"; done; }
 agreed() {

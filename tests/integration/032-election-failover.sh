@@ -6,6 +6,7 @@ make_home
 device 1 hub-a controller
 device 2 hub-b controller
 device 3 pi1 node
+with_certd hub-a hub-b pi1
 # timeout_ms 1500, then tries 2 x try_ms 200 of discovery: 1.9 s; allow start-up and scheduling.
 LIMIT_S=4
 

@@ -7,6 +7,7 @@ make_home
 device 1 pi1 node
 device 2 pi2 node
 device 3 hub controller
+with_certd pi1 pi2 hub
 
 run pi1 electd
 run pi2 electd

@@ -17,7 +17,7 @@ wait_until 5 unlocked ||
 	fail "dictd did not unlock after certd: $(ctl "$SOCK" '{"v":1,"verb":"status"}')"
 
 say "store a known key"
-ctl "$SOCK" "{\"v\":1,\"verb\":\"store\",\"name\":\"ring\",\"index\":$INDEX,\"epoch\":1,\"key\":\"$KEY_B64\"}" |
+ctl "$SOCK" "{\"v\":1,\"verb\":\"store\",\"records\":[{\"name\":\"ring\",\"index\":$INDEX,\"epoch\":1,\"key\":\"$KEY_B64\"}]}" |
 	grep -q '"ok":true' || fail "store refused"
 ctl "$SOCK" "{\"v\":1,\"verb\":\"lookup\",\"name\":\"ring\",\"indices\":[$INDEX]}" | grep -q "$KEY_B64" ||
 	fail "lookup does not return the stored key"
@@ -33,7 +33,7 @@ done
 if xxd -p "$DEV/keys.dict" | tr -d '\n' | grep -qi "$KEY_HEX"; then fail "key bytes in the file"; fi
 # The key and the index (48213 = 0x0000bc55, big- or little-endian, as a careless format would
 # write them) as bytes: in the file itself and inside every base64 or hex run it holds.
-found=$(python3 - "$DEV/keys.dict" "$KEY_HEX" <<'PY'
+found=$($PY - "$DEV/keys.dict" "$KEY_HEX" <<'PY'
 import base64, binascii, re, sys
 data = open(sys.argv[1], "rb").read()
 needles = [bytes.fromhex(sys.argv[2]), bytes.fromhex("0000bc55"), bytes.fromhex("55bc0000")]

@@ -10,7 +10,7 @@ DICTD=$LAST_PID
 wait_until 5 test -S "$SOCK" || fail "dictd did not start"
 for i in 1 2 3 4 5; do
 	key=$(head -c 32 /dev/urandom | base64 -w0)
-	ctl "$SOCK" "{\"v\":1,\"verb\":\"store\",\"name\":\"pi$i\",\"index\":$i,\"epoch\":1,\"key\":\"$key\"}" |
+	ctl "$SOCK" "{\"v\":1,\"verb\":\"store\",\"records\":[{\"name\":\"pi$i\",\"index\":$i,\"epoch\":1,\"key\":\"$key\"}]}" |
 		grep -q '"ok":true' || fail "store refused"
 done
 kill "$DICTD"

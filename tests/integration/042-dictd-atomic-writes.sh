@@ -8,13 +8,13 @@ one_device
 # Pad the dictionary so each rewrite takes long enough to be interrupted part-way.
 start dictd "$DEV/iotsec.conf"
 wait_until 5 test -S "$SOCK" || fail "dictd did not start"
-python3 - "$SOCK" <<'PY'
-import base64, os, socket, sys
+$PY - "$SOCK" <<'PY'
+import base64, json, os, socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
-for i in range(1000):
-    k = base64.b64encode(os.urandom(32)).decode()
-    f.write(('{"v":1,"verb":"store","name":"pad","index":%d,"epoch":1,"key":"%s"}\n' % (i, k)).encode()); f.flush()
-    assert b'"ok":true' in f.readline()
+records = [{"name": "pad", "index": i, "epoch": 1, "key": base64.b64encode(os.urandom(32)).decode()}
+           for i in range(1000)]
+f.write(json.dumps({"v": 1, "verb": "store", "records": records}).encode() + b"\n"); f.flush()
+assert b'"ok":true' in f.readline()
 PY
 kill "$LAST_PID"
 wait "$LAST_PID" || true
@@ -27,14 +27,14 @@ while [ $n -lt 200 ]; do
 	pid=$!
 	wait_until 5 test -S "$SOCK" || fail "round $n: dictd refused its own file: $(tail -n 3 "$T/dictd.log")"
 	# Fire stores without waiting for replies, and kill somewhere in the middle of them.
-	python3 - "$SOCK" "$n" <<'PY' &
+	$PY - "$SOCK" "$n" <<'PY' &
 import base64, os, socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 n = int(sys.argv[2])
 try:
     for j in range(5):
         k = base64.b64encode(os.urandom(32)).decode()
-        s.sendall(('{"v":1,"verb":"store","name":"w","index":%d,"epoch":1,"key":"%s"}\n' % (n * 5 + j, k)).encode())
+        s.sendall(('{"v":1,"verb":"store","records":[{"name":"w","index":%d,"epoch":1,"key":"%s"}]}\n' % (n * 5 + j, k)).encode())
     s.recv(1 << 16)
 except OSError:
     pass

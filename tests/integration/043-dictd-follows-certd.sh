@@ -13,7 +13,7 @@ refused() { lookup | grep -q '"ok":false'; }
 say "without certd the dictionary stays locked"
 start dictd "$DEV/iotsec.conf"
 wait_until 5 test -S "$SOCK" || fail "dictd did not start"
-ctl "$SOCK" "{\"v\":1,\"verb\":\"store\",\"name\":\"ring\",\"index\":7,\"epoch\":1,\"key\":\"$KEY\"}" |
+ctl "$SOCK" "{\"v\":1,\"verb\":\"store\",\"records\":[{\"name\":\"ring\",\"index\":7,\"epoch\":1,\"key\":\"$KEY\"}]}" |
 	grep -q '"ok":true' || fail "store refused"
 refused || fail "lookup served before certd said anything"
 

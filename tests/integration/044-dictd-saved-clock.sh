@@ -14,7 +14,7 @@ start dictd "$DEV/iotsec.conf"
 wait_until 5 unlocked || fail "dictd did not unlock: $(ctl "$SOCK" '{"v":1,"verb":"status"}')"
 
 store() {
-	ctl "$SOCK" "{\"v\":1,\"verb\":\"store\",\"name\":\"pi2\",\"index\":$1,\"epoch\":1,\"key\":\"$(head -c 32 /dev/urandom | base64 -w0)\",\"expires\":$2}" |
+	ctl "$SOCK" "{\"v\":1,\"verb\":\"store\",\"records\":[{\"name\":\"pi2\",\"index\":$1,\"epoch\":1,\"key\":\"$(head -c 32 /dev/urandom | base64 -w0)\",\"expires\":$2}]}" |
 		grep -q '"ok":true' || fail "store refused"
 }
 store 1 $((NOW + 86400))

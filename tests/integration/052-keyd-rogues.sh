@@ -26,8 +26,8 @@ mkdir -p "$T/rogue"
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=pi3/O=testhome/OU=node" \
 	-addext basicConstraints=CA:FALSE -keyout "$T/rogue/key.pem" -out "$T/rogue/cert.pem" 2>/dev/null
 add_host 4
-on 4 python3 "$IT_DIR/announce.py" "$T/rogue/cert.pem" "$T/rogue/key.pem" pi3 testhome \
-	"$NET.255" '{}' 30 >"$T/rogue/rogue.log" 2>&1 &
+on 4 $PY "$IT_DIR/rogue.py" broadcast "$T/rogue/cert.pem" "$T/rogue/key.pem" "$NET.255" 7451 \
+	I_AM_ON_THE_NETWORK '{}' 30 >"$T/rogue/rogue.log" 2>&1 &
 PIDS="$PIDS $!"
 
 for n in hub pi2 pi5 pi9; do run_all "$n"; done
@@ -51,7 +51,7 @@ done
 say "no rogue is listed as a peer"
 
 once() {
-	n=$(grep -c "refused an announcement from $NET.$1: $2" "$T/hub/keyd.log" || true)
+	n=$(grep -c "refused a message from $NET.$1: $2" "$T/hub/keyd.log" || true)
 	[ "$n" -eq 1 ] || fail "hub logged '$2' from host $1 $n times, want 1"
 	say "hub refused host $1 once: $2"
 }

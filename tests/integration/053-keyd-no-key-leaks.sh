@@ -28,7 +28,7 @@ for n in $NAMES; do
 done
 
 say "collect every key the devices hold, and search everything else for them"
-python3 - "$T" $NAMES <<'PY'
+$PY - "$T" $NAMES <<'PY'
 import base64, json, os, socket, sys
 t, names = sys.argv[1], sys.argv[2:]
 

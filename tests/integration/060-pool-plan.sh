@@ -3,7 +3,7 @@
 . "$(dirname "$0")/common.sh"
 
 plan() { iotsecctl pool plan "$@" --json; }
-near() { python3 -c "import sys; sys.exit(abs($1 - $2) > $3)"; }
+near() { $PY -c "import sys; sys.exit(abs($1 - $2) > $3)"; }
 
 out=$(plan --nodes 10 --probability 0.4 --ring 75 --pool 10000)
 p=$(echo "$out" | json_get '["p_share"]')
@@ -20,7 +20,7 @@ say "pool 1000, ring 40: p_share $p; two devices connected with the same probabi
 out=$(plan --nodes 10 --probability 0.9)
 for k in ring pool p_share p_connected; do echo "$out" | json_get "[\"$k\"]" >/dev/null || fail "no $k"; done
 p=$(echo "$out" | json_get '["p_share"]')
-python3 -c "import sys; sys.exit(not $p >= 0.9)" || fail "chosen pool misses the target: $p"
+$PY -c "import sys; sys.exit(not $p >= 0.9)" || fail "chosen pool misses the target: $p"
 say "target 0.9 with rings of 75: pool $(echo "$out" | json_get '["pool"]'), p_share $p"
 iotsecctl pool plan --nodes 10 --probability 0.9 | grep -q "^p_connected" || fail "no human output"
 

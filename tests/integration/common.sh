@@ -6,6 +6,8 @@ set -eu
 PATH="$IOTSEC_BIN:$PATH"
 # This folder: scripts that source us from elsewhere set it first.
 IT_DIR=${IT_DIR:-$(dirname "$0")}
+# Debian's Python, with Debian's python3-cryptography (scripts/deps.sh), whatever else is on PATH.
+PY=/usr/bin/python3
 T=$(mktemp -d /tmp/iotsec-it.XXXXXX)
 PIDS=""
 
@@ -68,11 +70,11 @@ start() {
 
 # json_get FILTER: a field of the JSON document on stdin, via python3 (always on Debian).
 json_get() {
-	python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"
+	$PY -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"
 }
 
 # ctl SOCKET JSON: send one control request, print the one-line reply (see ctl.py).
-ctl() { python3 "$IT_DIR/ctl.py" "$1" "$2"; }
+ctl() { $PY "$IT_DIR/ctl.py" "$1" "$2"; }
 
 # one_device [EXTRA]: home "smith" in $CA with one node, pi1, in $DEV: the daemons of one Pi,
 # which talk over Unix sockets only. Its configuration keeps dictd's files in $DEV, plus the
@@ -155,7 +157,7 @@ trap cleanup_hosts_then_files EXIT
 # --- A home of devices on hosts -----------------------------------------------------------------
 # Timings short enough for tests that run in seconds; every one is a configuration setting.
 TEST_TIMINGS='certd = { interval = 2; };
-electd = { tries = 2; try_ms = 200; heartbeat_ms = 300; timeout_ms = 1500; };
+electd = { tries = 2; try_ms = 200; heartbeat_ms = 300; timeout_ms = 1500; hold_ms = 3000; };
 keyd = { collect_ms = 1500; announce_ms = 500; };'
 DELTA_T=3
 
@@ -193,6 +195,18 @@ field() {
 
 # follows NAME CONTROLLER: NAME's electd names CONTROLLER.
 follows() { [ "$(field "$1" electd controller)" = "$2" ]; }
+
+# with_certd NAME...: certd for each device, running until the hosts go (not in PIDS, so tests
+# that stop and start other daemons in rounds leave it be): no daemon takes part in the home
+# before certd says its certificate is valid.
+with_certd() {
+	_keep=$PIDS
+	for _n in "$@"; do run "$_n" certd; done
+	PIDS=$_keep
+	for _n in "$@"; do
+		wait_until 5 test -S "$T/$_n/run/certd.sock" || fail "certd of $_n did not start"
+	done
+}
 
 # run_all NAME: every daemon of device NAME, in the order systemd would start them.
 run_all() {

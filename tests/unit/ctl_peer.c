@@ -70,6 +70,11 @@ const char *in_dir(const char *name)
 	return p;
 }
 
+const char *scratch_dir(void)
+{
+	return dir;
+}
+
 int64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -85,6 +90,14 @@ void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+void loop_for(sd_event *e, int ms)
+{
+	int64_t end = mono_ms() + ms, now;
+
+	while ((now = mono_ms()) < end)
+		assert_true(sd_event_run(e, (uint64_t)(end - now) * 1000) >= 0);
+}
+
 /* ---- the peer ---- */
 
 int listen_at(const char *path, int backlog)
@@ -98,6 +111,19 @@ int listen_at(const char *path, int backlog)
 	unlink(path);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(fd, backlog), 0);
+	return fd;
+}
+
+int peer_accept(int lfd, sd_event *e)
+{
+	int64_t end = mono_ms() + WAIT_MS;
+	int fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0) {
+		assert_int_equal(errno, EAGAIN);
+		assert_true(mono_ms() < end);
+		assert_true(sd_event_run(e, 5000) >= 0);
+	}
 	return fd;
 }
 
@@ -202,7 +228,12 @@ json_t *peer_line(int fd, sd_event *e)
 
 json_t *peer_request(int fd, const char *verb, json_int_t id)
 {
-	json_t *req = peer_line(fd, NULL);
+	return peer_request_on(fd, NULL, verb, id);
+}
+
+json_t *peer_request_on(int fd, sd_event *e, const char *verb, json_int_t id)
+{
+	json_t *req = peer_line(fd, e);
 
 	assert_int_equal(json_integer_value(json_object_get(req, "v")), CTL_PROTO_VERSION);
 	assert_string_equal(json_string_value(json_object_get(req, "verb")), verb);
@@ -249,6 +280,34 @@ pid_t peer_later(int fd, int gap_ms, const char *const *pieces, bool shut)
 		if (shut && shutdown(fd, SHUT_WR) < 0)
 			_exit(2);
 		/* _exit: a copy of the test must not report leaks or results. */
+		_exit(0);
+	}
+	for (size_t i = 0; i < sizeof(peer_kids) / sizeof(peer_kids[0]); i++)
+		if (peer_kids[i] == 0) {
+			peer_kids[i] = pid;
+			break;
+		}
+	return pid;
+}
+
+pid_t peer_send_later(int fd, const void *p, size_t len)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+	const char *c = p;
+	pid_t pid = fork();
+	ssize_t n;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		while (len > 0) {
+			n = send(fd, c, len, MSG_NOSIGNAL);
+			if (n < 0 && errno == EAGAIN && poll(&pfd, 1, WAIT_MS) == 1)
+				continue;
+			if (n <= 0)
+				_exit(1);
+			c += n;
+			len -= (size_t)n;
+		}
 		_exit(0);
 	}
 	for (size_t i = 0; i < sizeof(peer_kids) / sizeof(peer_kids[0]); i++)

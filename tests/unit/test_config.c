@@ -155,6 +155,7 @@ static void check_defaults(const struct iotsec_config *c)
 	assert_int_equal(c->electd.try_ms, 1000);
 	assert_int_equal(c->electd.heartbeat_ms, 5000);
 	assert_int_equal(c->electd.timeout_ms, 15000);
+	assert_int_equal(c->electd.hold_ms, 60000);
 	assert_int_equal(c->keyd.ring_size, 75);
 	assert_int_equal(c->keyd.pool_size, 0);
 	assert_int_equal(c->keyd.target_permille, 900);

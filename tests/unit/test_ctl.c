@@ -1,5 +1,5 @@
 /* ctl: the control protocol over real Unix sockets. The server's sd-event loop runs in a forked
- * child; the blocking client, raw sockets and ctl_watch run here. Every wait is bounded. */
+ * child; the blocking client, raw sockets and a ctl_peer run here. Every wait is bounded. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -917,7 +917,7 @@ static void test_server_path(void **state)
 	sd_event_unref(e);
 }
 
-/* ---- ctl_watch ---- */
+/* ---- a ctl_peer subscription against the real server ---- */
 
 struct seen {
 	int events, disconnected, other;
@@ -953,7 +953,7 @@ static bool run_until(sd_event *e, const int *counter, int want)
 	return *counter >= want;
 }
 
-/* Publish until the watch has seen one more tick (it may not have subscribed yet). */
+/* Publish until the peer has seen one more tick (it may not have subscribed yet). */
 static void tick_until_seen(sd_event *e, const char *path, struct seen *seen)
 {
 	struct ctl_client *pub = client(path);
@@ -972,7 +972,7 @@ static void test_watch(void **state)
 {
 	static const char *const tick[] = {"tick", NULL};
 	const char *path = in_dir("watched.sock");
-	struct ctl_watch *w = NULL;
+	struct ctl_peer *w = NULL;
 	struct seen seen = {0};
 	sd_event *e = NULL;
 	pid_t pid;
@@ -980,7 +980,7 @@ static void test_watch(void **state)
 
 	(void)state;
 	assert_int_equal(sd_event_new(&e), 0);
-	assert_int_equal(ctl_watch_new(e, path, tick, 50, on_watch, &seen, &w), 0);
+	assert_int_equal(ctl_peer_new(e, path, 50, tick, on_watch, &seen, &w), 0);
 
 	/* Nobody there yet: no "disconnected", since nothing was ever connected. */
 	run_for(e, 200);
@@ -1005,8 +1005,8 @@ static void test_watch(void **state)
 	status = server_stop(pid, SIGTERM);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	assert_true(run_until(e, &seen.disconnected, 2));
-	ctl_watch_free(w);
-	ctl_watch_free(NULL);
+	ctl_peer_free(w);
+	ctl_peer_free(NULL);
 	sd_event_unref(e);
 }
 

@@ -1,8 +1,8 @@
 /* ctl_client: the blocking client and ctl_reply_error against a peer this test plays itself over
  * real Unix sockets (ctl_peer.h), so that it can send the bytes the real server never would:
  * garbage, stale ids, overlong lines, silence, a hang-up. The peer writes its lines before the
- * call that reads them, or from a forked child while the call waits. ctl_watch, the other half of
- * ctl_client.c, is tested in test_ctl_watch.c. Every wait is bounded. */
+ * call that reads them, or from a forked child while the call waits. The asynchronous peer of the
+ * daemons is tested in test_ctl_peer.c. Every wait is bounded. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -315,14 +315,16 @@ static void test_call_long_lines(void **state)
 	json_t *reply;
 	int fd;
 	struct ctl_client *c = pair(&fd);
+	pid_t pid;
 
 	(void)state;
 	assert_non_null(line);
 	memset(line, 'p', CTL_LINE_MAX + 1);
 	memcpy(line, head1, sizeof(head1) - 1);
 	memcpy(line + CTL_LINE_MAX - 3, "\"}\n", 3);
-	peer_send(fd, line, CTL_LINE_MAX);
+	pid = peer_send_later(fd, line, CTL_LINE_MAX);
 	reply = reply_of(c, "x", NULL);
+	peer_reap(pid);
 	assert_int_equal(json_string_length(json_object_get(reply, "pad")),
 			 CTL_LINE_MAX - 3 - (sizeof(head1) - 1));
 	json_decref(reply);
@@ -331,9 +333,10 @@ static void test_call_long_lines(void **state)
 	memset(line, 'p', CTL_LINE_MAX + 1);
 	memcpy(line, head2, sizeof(head2) - 1);
 	memcpy(line + CTL_LINE_MAX - 2, "\"}\n", 3);
-	peer_send(fd, line, CTL_LINE_MAX + 1);
+	pid = peer_send_later(fd, line, CTL_LINE_MAX + 1);
 	reply = (json_t *)&reply;
 	assert_int_equal(ctl_client_call(c, "x", NULL, WAIT_MS, &reply), -EBADMSG);
+	peer_reap(pid);
 	peer_heard(fd, "x", 2);
 	/* Sticky: nothing more is sent or read, though a good line is waiting. */
 	peer_says(fd, "{\"v\":1,\"ok\":true,\"id\":3}\n{\"v\":1,\"event\":\"e\"}\n");

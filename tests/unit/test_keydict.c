@@ -78,17 +78,19 @@ static void test_absent_expired_cancelled(void **state)
 	keydict_free(d);
 }
 
-static void test_new_epoch_cancels_old(void **state)
+static void test_new_epoch_cancels_every_other(void **state)
 {
 	struct keydict *d = sample();
 	uint8_t out[CRYPTO_KEY_LEN];
 
 	(void)state;
 	assert_int_equal(keydict_put(d, "ring", 11, 2, secret, 0, 1500), 0);
-	assert_int_equal(keydict_cancel_before(d, 2, 1600), 3);
+	assert_int_equal(keydict_put(d, "ring", 12, 3, secret, 0, 1500), 0); /* a newer one */
+	assert_int_equal(keydict_cancel_others(d, 2, 1600), 4);
 	assert_int_equal(keydict_get(d, "ring", 9, 1700, out), -ENOKEY);
+	assert_int_equal(keydict_get(d, "ring", 12, 1700, out), -ENOKEY);
 	assert_int_equal(keydict_get(d, "ring", 11, 1700, out), 0);
-	assert_int_equal(keydict_cancel_before(d, 2, 1600), 0); /* already cancelled */
+	assert_int_equal(keydict_cancel_others(d, 2, 1600), 0); /* already cancelled */
 	keydict_free(d);
 }
 
@@ -240,7 +242,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_put_get),
 	    cmocka_unit_test(test_absent_expired_cancelled),
-	    cmocka_unit_test(test_new_epoch_cancels_old),
+	    cmocka_unit_test(test_new_epoch_cancels_every_other),
 	    cmocka_unit_test(test_save_load_round_trip),
 	    cmocka_unit_test(test_empty_dictionary),
 	    cmocka_unit_test(test_file_holds_nothing_in_clear),

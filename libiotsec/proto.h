@@ -1,0 +1,73 @@
+/* Every verb and event of the control sockets, with its fields: what iotsecctl asks and what the
+ * daemons on one Pi say to each other (SPEC 5). ctl.h has the framing (one JSON object a line,
+ * "v", "id", "ok", "error"); this file is the contract above it, as chrony's candm.h is for
+ * chronyc. A daemon's socket is RUN_DIR/<daemon>.sock.
+ *
+ * Verbs marked (privileged) change state or hand out keys: the server refuses them unless the
+ * caller is root or the daemon's own user. Replies list their fields after "->". */
+#ifndef IOTSEC_PROTO_H
+#define IOTSEC_PROTO_H
+
+/* ---- every daemon ---- */
+
+/* -> {"daemon":"certd"|"dictd"|"electd"|"keyd", ...the daemon's own fields below} */
+#define PROTO_STATUS "status"
+/* {"events":["name",...] or ["*"]} -> {}; then the events come as {"event":name, ...fields}. */
+#define PROTO_SUBSCRIBE "subscribe"
+
+/* ---- iotsec-certd: is this device a member of the home? ---- */
+
+/* status: {"certificate":"unknown"|"valid"|"invalid", "reason" (when invalid),
+ *          "device", "home", "role", "serial", "not_before", "not_after" (once a certificate
+ *          parsed), "checked_at", "interval"}
+ * "unknown" means certd has not checked yet: like "invalid", it keeps the device out. */
+#define PROTO_CERTD_CHECK "check" /* (privileged) check now -> the status fields */
+#define PROTO_CERT_VALID      "valid"
+#define PROTO_CERT_INVALID    "invalid"
+#define PROTO_EV_CERT_VALID   "certificate-valid"   /* the status fields */
+#define PROTO_EV_CERT_INVALID "certificate-invalid" /* the status fields */
+
+/* ---- iotsec-dictd: the key dictionary ---- */
+
+/* status: {"records", "usable", "locked", "lock_reason" (when locked), "lookups", "refused"} */
+/* (privileged) {"records":[{"name", "index", "epoch", "key":base64 32 bytes, "expires"?},...]}
+ * -> {"stored":n}: 1..PROTO_DICT_BATCH_MAX records, all or none, written with one save. */
+#define PROTO_DICT_STORE     "store"
+#define PROTO_DICT_BATCH_MAX 1024
+/* (privileged) {"name", "indices":[...]} -> {"keys":[{"index","key"},...]}: the usable keys
+ * among those asked, in the order asked; refused while locked. */
+#define PROTO_DICT_LOOKUP "lookup"
+/* (privileged) {"name", "indices":[...]} -> {"present":[index,...]}: which usable keys exist,
+ * without them; refused while locked. */
+#define PROTO_DICT_HAS	     "has"
+#define PROTO_DICT_INDEX_MAX 1024 /* indices in one lookup or has */
+/* (privileged) {"keep_epoch":E} cancels every record of another epoch (a new pool cancels every
+ * other one, SPEC 5.3); {"name":N} every record of N -> {"cancelled":n} */
+#define PROTO_DICT_CANCEL "cancel"
+/* (privileged) -> {}: a lock of the caller's own, apart from the one that follows certd;
+ * "unlock" lifts only this one. */
+#define PROTO_DICT_LOCK	  "lock"
+#define PROTO_DICT_UNLOCK "unlock"
+
+/* ---- iotsec-electd: who is the controller ---- */
+
+/* status: {"device", "role", "state":"out"|"discovering"|"node"|"controller",
+ *          "controller" ("" when none), "changes", "received", "refused"} */
+#define PROTO_EV_CONTROLLER "controller-changed" /* the status fields */
+
+/* ---- iotsec-keyd: key pool, rings and pairwise keys ---- */
+
+/* status: {"device", "role":"node"|"controller", "controller", "epoch", "ring_size", "pool",
+ *          "peers", "sent", "received", "refused"} */
+/* -> {"peers":[{"name", "role", "epoch", "shared", "pairwise":"ring"|"path"|"none"},...]} */
+#define PROTO_KEYD_PEERS "peers"
+/* (privileged) {"peer", "text"} -> {}: sealed under the pairwise key (MESSAGE_ENC_DATA). */
+#define PROTO_KEYD_SEND "send"
+/* (privileged) -> {"messages":[{"from", "text", "at"},...]}: the last ones received. */
+#define PROTO_KEYD_INBOX "inbox"
+/* (privileged) {"exclude":["name",...]?} -> {"epoch":E}: the controller starts a new pool now,
+ * giving no ring to the devices named; refused on a node. */
+#define PROTO_KEYD_REKEY    "rekey"
+#define PROTO_EV_EPOCH	    "epoch-changed" /* the status fields */
+
+#endif
