@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -454,69 +455,105 @@ out:
 	return r;
 }
 
-/* A digest context set up for RSA-PSS-SHA256, MGF1-SHA256, 32-byte salt, signing or verifying. */
-static EVP_MD_CTX *crypto_pss_ctx(EVP_PKEY *key, int sign)
+struct crypto_pss {
+	EVP_PKEY_CTX *ctx; /* set up once: RSA-PSS, SHA-256, MGF1-SHA256, 32-byte salt */
+	size_t siglen;
+	bool sign;
+};
+
+void crypto_pss_free(struct crypto_pss *p)
+{
+	if (p == NULL)
+		return;
+	EVP_PKEY_CTX_free(p->ctx);
+	free(p);
+}
+
+int crypto_pss_new(EVP_PKEY *key, bool sign, struct crypto_pss **ret)
 {
 	OSSL_PARAM params[] = {
 	    OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE,
 					     OSSL_PKEY_RSA_PAD_MODE_PSS, 0),
+	    OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, "SHA256", 0),
 	    OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, "SHA256", 0),
 	    OSSL_PARAM_construct_int(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, &(int){CRYPTO_PSS_SALT_LEN}),
 	    OSSL_PARAM_construct_end(),
 	};
-	EVP_MD_CTX *ctx;
-	int ok;
+	struct crypto_pss *p = NULL;
+	int r;
 
-	if (!crypto_is_rsa(key) || (ctx = EVP_MD_CTX_new()) == NULL)
-		return NULL;
-	ok = sign ? EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, key, params)
-		  : EVP_DigestVerifyInit_ex(ctx, NULL, "SHA256", NULL, NULL, key, params);
-	if (ok != 1) {
-		EVP_MD_CTX_free(ctx);
-		return NULL;
+	if ((r = crypto_algs()) < 0)
+		return r;
+	if (!crypto_is_rsa(key))
+		return -EINVAL;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return -ENOMEM;
+	p->sign = sign;
+	p->siglen = (size_t)EVP_PKEY_get_size(key);
+	if ((p->ctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL)) == NULL ||
+	    (sign ? EVP_PKEY_sign_init_ex(p->ctx, params)
+		  : EVP_PKEY_verify_init_ex(p->ctx, params)) != 1) {
+		crypto_pss_free(p);
+		return crypto_fail(-EINVAL, "RSA-PSS setup");
 	}
-	return ctx;
+	*ret = p;
+	return 0;
+}
+
+int crypto_pss_sign(struct crypto_pss *p, const void *msg, size_t len, uint8_t **ret,
+		    size_t *ret_len)
+{
+	uint8_t digest[CRYPTO_SHA256_LEN], *sig = NULL;
+	size_t siglen = p->siglen;
+	int r;
+
+	if (!p->sign)
+		return -EINVAL;
+	if ((r = crypto_sha256(msg, len, digest)) < 0)
+		return r;
+	if ((sig = malloc(siglen)) == NULL)
+		return -ENOMEM;
+	if (EVP_PKEY_sign(p->ctx, sig, &siglen, digest, sizeof(digest)) != 1) {
+		free(sig);
+		return crypto_fail(-EIO, "RSA-PSS sign");
+	}
+	*ret = sig;
+	*ret_len = siglen;
+	return 0;
+}
+
+/* A key that is not RSA cannot have made one of our signatures, so it is a bad signature too. */
+int crypto_pss_verify(struct crypto_pss *p, const void *msg, size_t len, const uint8_t *sig,
+		      size_t siglen)
+{
+	uint8_t digest[CRYPTO_SHA256_LEN];
+
+	if (p->sign || siglen == 0 || crypto_sha256(msg, len, digest) < 0)
+		return -IOTSEC_EBADSIG;
+	if (EVP_PKEY_verify(p->ctx, sig, siglen, digest, sizeof(digest)) != 1) {
+		ERR_clear_error();
+		return -IOTSEC_EBADSIG;
+	}
+	return 0;
 }
 
 int crypto_sign(EVP_PKEY *priv, const void *msg, size_t len, uint8_t **ret, size_t *ret_len)
 {
-	EVP_MD_CTX *ctx = NULL;
-	uint8_t *sig = NULL;
-	size_t siglen = 0;
+	struct crypto_pss *p = NULL;
 	int r;
 
-	if ((ctx = crypto_pss_ctx(priv, 1)) == NULL) {
-		r = crypto_fail(-EINVAL, "RSA-PSS setup");
-		goto out;
-	}
-	if (EVP_DigestSign(ctx, NULL, &siglen, msg, len) != 1 || (sig = malloc(siglen)) == NULL ||
-	    EVP_DigestSign(ctx, sig, &siglen, msg, len) != 1) {
-		r = crypto_fail(sig == NULL ? -ENOMEM : -EIO, "RSA-PSS sign");
-		goto out;
-	}
-	*ret = sig;
-	*ret_len = siglen;
-	sig = NULL;
-	r = 0;
-out:
-	free(sig);
-	EVP_MD_CTX_free(ctx);
+	if ((r = crypto_pss_new(priv, true, &p)) == 0)
+		r = crypto_pss_sign(p, msg, len, ret, ret_len);
+	crypto_pss_free(p);
 	return r;
 }
 
-/* A key that is not RSA cannot have made one of our signatures, so it is a bad signature too. */
 int crypto_verify(EVP_PKEY *pub, const void *msg, size_t len, const uint8_t *sig, size_t siglen)
 {
-	EVP_MD_CTX *ctx = NULL;
-	int r = -IOTSEC_EBADSIG;
+	struct crypto_pss *p = NULL;
+	int r = crypto_pss_new(pub, false, &p) == 0 ? crypto_pss_verify(p, msg, len, sig, siglen)
+						      : -IOTSEC_EBADSIG;
 
-	if (siglen == 0 || (ctx = crypto_pss_ctx(pub, 0)) == NULL)
-		goto out;
-	if (EVP_DigestVerify(ctx, sig, siglen, msg, len) == 1)
-		r = 0;
-out:
-	if (r < 0)
-		ERR_clear_error();
-	EVP_MD_CTX_free(ctx);
+	crypto_pss_free(p);
 	return r;
 }

@@ -6,6 +6,7 @@
 #ifndef IOTSEC_CRYPTO_H
 #define IOTSEC_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,9 +67,21 @@ int crypto_rsa_wrap(EVP_PKEY_CTX *ctx, const void *secret, size_t len, uint8_t *
 int crypto_rsa_unwrap(EVP_PKEY *priv, const uint8_t *in, size_t inlen, void *out, size_t outcap,
 		      size_t *ret_len);
 
-/* RSA-PSS-SHA256 with a 32-byte salt. *ret is malloc'd. */
-int crypto_sign(EVP_PKEY *priv, const void *msg, size_t len, uint8_t **ret, size_t *ret_len);
+/* RSA-PSS-SHA256 (MGF1-SHA256, 32-byte salt) with a context set up once per key and reused:
+ * setting one up fetches algorithms under a lock, which costs about as much as a verify. */
+struct crypto_pss;
+/* For signing with a private key (sign) or verifying with a public one; -EINVAL for a key that
+ * is not RSA. */
+int crypto_pss_new(EVP_PKEY *key, bool sign, struct crypto_pss **ret);
+void crypto_pss_free(struct crypto_pss *p);
+/* *ret is malloc'd. */
+int crypto_pss_sign(struct crypto_pss *p, const void *msg, size_t len, uint8_t **ret,
+		    size_t *ret_len);
 /* 0 when valid, -IOTSEC_EBADSIG otherwise. */
+int crypto_pss_verify(struct crypto_pss *p, const void *msg, size_t len, const uint8_t *sig,
+		      size_t siglen);
+/* The same once, with a context made and freed for the call. */
+int crypto_sign(EVP_PKEY *priv, const void *msg, size_t len, uint8_t **ret, size_t *ret_len);
 int crypto_verify(EVP_PKEY *pub, const void *msg, size_t len, const uint8_t *sig, size_t siglen);
 
 #endif

@@ -96,7 +96,8 @@ static void on_done(int r, json_t *reply, void *userdata)
 }
 
 int dictd_client_store(struct dictd_client *dc, const struct dictd_record *rec, size_t n,
-		       dictd_done_fn fn, void *userdata, struct ctl_call **ret_call)
+		       bool cancel_others, dictd_done_fn fn, void *userdata,
+		       struct ctl_call **ret_call)
 {
 	json_t *args = NULL, *list = json_array(), *o;
 	struct pending *p = NULL;
@@ -108,7 +109,8 @@ int dictd_client_store(struct dictd_client *dc, const struct dictd_record *rec, 
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		if (rec[i].name == NULL || rec[i].key == NULL) {
+		if (rec[i].name == NULL || rec[i].key == NULL ||
+		    (cancel_others && rec[i].epoch != rec[0].epoch)) {
 			r = -EINVAL;
 			goto out;
 		}
@@ -125,7 +127,9 @@ int dictd_client_store(struct dictd_client *dc, const struct dictd_record *rec, 
 		free(key64);
 		key64 = NULL;
 	}
-	if ((args = json_pack("{s:O}", "records", list)) == NULL || (p = pending_new(NULL, n, userdata)) == NULL)
+	if ((args = json_pack("{s:O}", "records", list)) == NULL ||
+	    (cancel_others && json_object_set_new(args, "cancel_others", json_true()) < 0) ||
+	    (p = pending_new(NULL, n, userdata)) == NULL)
 		goto out;
 	p->fn.done = fn;
 	r = call(dc, PROTO_DICT_STORE, args, on_done, p, ret_call);
@@ -243,18 +247,4 @@ int dictd_client_has(struct dictd_client *dc, const char *name, const uint32_t *
 		return -ENOMEM;
 	p->fn.count = fn;
 	return call(dc, PROTO_DICT_HAS, indices_args(name, index, n), on_count, p, ret_call);
-}
-
-int dictd_client_cancel_others(struct dictd_client *dc, uint32_t keep_epoch, dictd_done_fn fn,
-			       void *userdata, struct ctl_call **ret_call)
-{
-	struct pending *p;
-
-	if (fn == NULL)
-		return -EINVAL;
-	if ((p = pending_new(NULL, 0, userdata)) == NULL)
-		return -ENOMEM;
-	p->fn.done = fn;
-	return call(dc, PROTO_DICT_CANCEL, json_pack("{s:I}", "keep_epoch", (json_int_t)keep_epoch),
-		    on_done, p, ret_call);
 }

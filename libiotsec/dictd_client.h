@@ -6,6 +6,7 @@
 #ifndef IOTSEC_DICTD_CLIENT_H
 #define IOTSEC_DICTD_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,17 +39,17 @@ struct dictd_client;
 int dictd_client_new(sd_event *e, const char *run_dir, struct dictd_client **ret);
 void dictd_client_free(struct dictd_client *dc);
 
-/* Store n (1..PROTO_DICT_BATCH_MAX) records with one save: all or none. */
+/* Store n (1..PROTO_DICT_BATCH_MAX) records with one save: all or none. With cancel_others, the
+ * records are of one epoch (-EINVAL otherwise) and every record of another epoch is cancelled in
+ * the same save: how a new pool's ring goes in. */
 int dictd_client_store(struct dictd_client *dc, const struct dictd_record *rec, size_t n,
-		       dictd_done_fn fn, void *userdata, struct ctl_call **ret_call);
+		       bool cancel_others, dictd_done_fn fn, void *userdata,
+		       struct ctl_call **ret_call);
 /* All n (1..PROTO_DICT_INDEX_MAX) keys of name at these indices, or -ENOKEY. */
 int dictd_client_lookup(struct dictd_client *dc, const char *name, const uint32_t *index,
 			size_t n, dictd_keys_fn fn, void *userdata, struct ctl_call **ret_call);
 /* How many of the n keys of name at these indices exist, without reading them. */
 int dictd_client_has(struct dictd_client *dc, const char *name, const uint32_t *index, size_t n,
 		     dictd_count_fn fn, void *userdata, struct ctl_call **ret_call);
-/* Cancel every record of an epoch other than keep_epoch. */
-int dictd_client_cancel_others(struct dictd_client *dc, uint32_t keep_epoch, dictd_done_fn fn,
-			       void *userdata, struct ctl_call **ret_call);
 
 #endif

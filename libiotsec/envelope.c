@@ -16,6 +16,7 @@
 struct known_cert {
 	uint8_t fp[CERT_FP_LEN];
 	X509 *cert; /* NULL: empty slot */
+	struct crypto_pss *verifier;
 	struct cert_info info;
 	uint64_t generation;		 /* of the store it verified under */
 	int64_t valid_from, valid_until; /* certificate, CA and CRL all hold */
@@ -24,7 +25,7 @@ struct known_cert {
 struct envelope_ctx {
 	struct cert_store *store;
 	X509 *cert;
-	EVP_PKEY *key;
+	struct crypto_pss *signer;
 	struct cert_info self;
 	char *cert_b64;
 	char fp_hex[2 * CERT_FP_LEN + 1];
@@ -50,7 +51,8 @@ int envelope_ctx_new(struct cert_store *store, X509 *own_cert, EVP_PKEY *own_key
 	if ((r = cert_info_get(own_cert, &ctx->self)) < 0 ||
 	    (r = cert_key_matches(own_cert, own_key)) < 0 ||
 	    (r = cert_to_der(own_cert, &der, &derlen)) < 0 ||
-	    (r = replay_new(delta_t, &ctx->replay)) < 0)
+	    (r = replay_new(delta_t, &ctx->replay)) < 0 ||
+	    (r = crypto_pss_new(own_key, true, &ctx->signer)) < 0)
 		goto out;
 	if ((ctx->cert_b64 = b64_encode(der, derlen)) == NULL) {
 		r = -ENOMEM;
@@ -58,8 +60,7 @@ int envelope_ctx_new(struct cert_store *store, X509 *own_cert, EVP_PKEY *own_key
 	}
 	hex_encode(ctx->self.fp, CERT_FP_LEN, ctx->fp_hex);
 	X509_up_ref(own_cert);
-	EVP_PKEY_up_ref(own_key);
-	ctx->cert = own_cert, ctx->key = own_key;
+	ctx->cert = own_cert;
 	ctx->store = store, ctx->rules = rules, ctx->delta_t = delta_t;
 	*ret = ctx;
 	ctx = NULL;
@@ -74,10 +75,12 @@ void envelope_ctx_free(struct envelope_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
-	for (size_t i = 0; i < ENVELOPE_CERTS_MAX; i++)
+	for (size_t i = 0; i < ENVELOPE_CERTS_MAX; i++) {
 		X509_free(ctx->known[i].cert);
+		crypto_pss_free(ctx->known[i].verifier);
+	}
 	X509_free(ctx->cert);
-	EVP_PKEY_free(ctx->key);
+	crypto_pss_free(ctx->signer);
 	replay_free(ctx->replay);
 	free(ctx->cert_b64);
 	free(ctx);
@@ -130,13 +133,32 @@ static uint64_t next_seq(struct envelope_ctx *ctx)
 	return ctx->last_seq;
 }
 
+/* The outer object, written by hand: every value is base64, hex or a digit, so nothing needs
+ * escaping, and wire_parse() reads exactly this form. */
+static char *wire_build(const char *msg, const char *sig, const char *key, const char *cred,
+			size_t *ret_len)
+{
+	size_t n = strlen("{\"v\":2,\"msg\":\"\",\"sig\":\"\",\"\":\"\"}") + strlen(msg) +
+		   strlen(sig) + strlen(key) + strlen(cred);
+	char *out = malloc(n + 1);
+
+	if (out && snprintf(out, n + 1, "{\"v\":%d,\"msg\":\"%s\",\"sig\":\"%s\",\"%s\":\"%s\"}",
+			    ENVELOPE_VERSION, msg, sig, key, cred) != (int)n) {
+		free(out);
+		out = NULL;
+	}
+	if (out)
+		*ret_len = n;
+	return out;
+}
+
 int envelope_seal(struct envelope_ctx *ctx, const char *type, const char *to, const char *id,
 		  json_t *body, bool with_cert, char **ret, size_t *ret_len)
 {
 	uint8_t nonce[ENVELOPE_NONCE_LEN], *sig = NULL;
 	char *nonce_b64 = NULL, *text = NULL, *msg_b64 = NULL, *sig_b64 = NULL, *out = NULL;
 	const struct envelope_rule *rule = rule_find(ctx->rules, type);
-	json_t *inner = NULL, *outer = NULL;
+	json_t *inner = NULL;
 	size_t siglen, len;
 	int r;
 
@@ -159,18 +181,14 @@ int envelope_seal(struct envelope_ctx *ctx, const char *type, const char *to, co
 		goto out;
 	if ((text = json_dumps(inner, JSON_COMPACT)) == NULL)
 		goto out;
-	if ((r = crypto_sign(ctx->key, text, strlen(text), &sig, &siglen)) < 0)
+	if ((r = crypto_pss_sign(ctx->signer, text, strlen(text), &sig, &siglen)) < 0)
 		goto out;
 	r = -ENOMEM;
 	if ((msg_b64 = b64_encode(text, strlen(text))) == NULL ||
-	    (sig_b64 = b64_encode(sig, siglen)) == NULL)
+	    (sig_b64 = b64_encode(sig, siglen)) == NULL ||
+	    (out = wire_build(msg_b64, sig_b64, with_cert ? "cert" : "fp",
+			      with_cert ? ctx->cert_b64 : ctx->fp_hex, &len)) == NULL)
 		goto out;
-	outer =
-	    json_pack("{s:i, s:s, s:s, s:s}", "v", ENVELOPE_VERSION, "msg", msg_b64, "sig", sig_b64,
-		      with_cert ? "cert" : "fp", with_cert ? ctx->cert_b64 : ctx->fp_hex);
-	if (outer == NULL || (out = json_dumps(outer, JSON_COMPACT)) == NULL)
-		goto out;
-	len = strlen(out);
 	if (len > ENVELOPE_MAX) {
 		r = -EMSGSIZE;
 		goto out;
@@ -186,7 +204,6 @@ out:
 	free(text);
 	free(nonce_b64);
 	json_decref(inner);
-	json_decref(outer);
 	return r;
 }
 
@@ -216,7 +233,9 @@ static int known_verify(struct envelope_ctx *ctx, struct known_cert *k, X509 *ce
 	if ((r = cert_verify(ctx->store, cert, CERT_ROLES_ANY, &info)) < 0) {
 		if (k) { /* revoked or expired since: forget it */
 			X509_free(k->cert);
+			crypto_pss_free(k->verifier);
 			k->cert = NULL;
+			k->verifier = NULL;
 		}
 		return r;
 	}
@@ -225,9 +244,15 @@ static int known_verify(struct envelope_ctx *ctx, struct known_cert *k, X509 *ce
 		ctx->known_next = (ctx->known_next + 1) % ENVELOPE_CERTS_MAX;
 	}
 	if (k->cert != cert) {
+		struct crypto_pss *verifier = NULL;
+
+		if ((r = crypto_pss_new(X509_get0_pubkey(cert), false, &verifier)) < 0)
+			return r;
 		X509_up_ref(cert);
 		X509_free(k->cert);
+		crypto_pss_free(k->verifier);
 		k->cert = cert;
+		k->verifier = verifier;
 	}
 	cert_store_window(ctx->store, &from, &until);
 	memcpy(k->fp, fp, CERT_FP_LEN);
@@ -239,26 +264,51 @@ static int known_verify(struct envelope_ctx *ctx, struct known_cert *k, X509 *ce
 	return 0;
 }
 
-/* The outer object: exactly v, msg, sig and one of cert/fp. */
+/* The outer object, in the one form wire_build() writes:
+ *   {"v":2,"msg":"<base64>","sig":"<base64>","cert":"<base64>"}   or   ...,"fp":"<hex>"}
+ * no spaces, this order, and nothing but base64 or hex between the quotes, so no escape can
+ * change what a value means. It is scanned here rather than by jansson, which takes longer over
+ * a certificate's 1.3 KB of base64 than the RSA verify it guards. The values are cut out of buf
+ * (a writable copy) in place. */
 struct wire {
-	const char *msg, *sig, *cert, *fp;
+	char *msg, *sig, *cert, *fp;
 };
 
-static int wire_parse(json_t *o, struct wire *w)
+static bool b64_char(char c)
 {
-	json_int_t v;
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/' || c == '=';
+}
 
-	if (!json_is_object(o) || json_object_size(o) != 4 ||
-	    !json_is_integer(json_object_get(o, "v")))
+/* The value after prefix at *p, up to its closing quote; NULL when it is not there. */
+static char *wire_value(char **p, const char *end, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	char *v, *q;
+
+	if ((size_t)(end - *p) < n || memcmp(*p, prefix, n) != 0)
+		return NULL;
+	for (v = q = *p + n; q < end && b64_char(*q); q++)
+		;
+	if (q == end || *q != '"')
+		return NULL;
+	*q = '\0';
+	*p = q + 1;
+	return v;
+}
+
+static int wire_parse(char *buf, size_t len, struct wire *w)
+{
+	char *p = buf, *end = buf + len;
+
+	memset(w, 0, sizeof(*w));
+	if ((w->msg = wire_value(&p, end, "{\"v\":2,\"msg\":\"")) == NULL ||
+	    (w->sig = wire_value(&p, end, ",\"sig\":\"")) == NULL)
 		return -EBADMSG;
-	v = json_integer_value(json_object_get(o, "v"));
-	w->msg = json_string_value(json_object_get(o, "msg"));
-	w->sig = json_string_value(json_object_get(o, "sig"));
-	w->cert = json_string_value(json_object_get(o, "cert"));
-	w->fp = json_string_value(json_object_get(o, "fp"));
-	if (v != ENVELOPE_VERSION || !w->msg || !w->sig || (w->cert == NULL) == (w->fp == NULL))
+	if ((w->cert = wire_value(&p, end, ",\"cert\":\"")) == NULL &&
+	    (w->fp = wire_value(&p, end, ",\"fp\":\"")) == NULL)
 		return -EBADMSG;
-	return 0;
+	return end - p == 1 && *p == '}' ? 0 : -EBADMSG;
 }
 
 /* The signed object: exactly type, from, home, ts, seq, nonce, an object body, and either both
@@ -335,8 +385,9 @@ out:
 int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct envelope_msg *ret,
 		  char ret_sender[CERT_NAME_MAX])
 {
-	json_t *outer = NULL, *signed_obj = NULL;
+	json_t *signed_obj = NULL;
 	uint8_t *text = NULL, *sig = NULL;
+	char *copy = NULL;
 	size_t textlen, siglen;
 	const struct envelope_rule *rule;
 	const struct cert_info *info;
@@ -350,9 +401,11 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 		ret_sender[0] = '\0';
 	if (len > ENVELOPE_MAX)
 		return -EMSGSIZE;
+	if ((copy = malloc(len + 1)) == NULL)
+		return -ENOMEM;
+	memcpy(copy, buf, len);
 	r = -EBADMSG;
-	if ((outer = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
-	    wire_parse(outer, &w) < 0 || b64_decode(w.msg, &text, &textlen) < 0 ||
+	if (wire_parse(copy, len, &w) < 0 || b64_decode(w.msg, &text, &textlen) < 0 ||
 	    b64_decode(w.sig, &sig, &siglen) < 0 ||
 	    (signed_obj = json_loadb((char *)text, textlen, JSON_REJECT_DUPLICATES, NULL)) ==
 		NULL ||
@@ -378,12 +431,11 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 	 * counted against the sender only once it is known to come from the sender, so a message
 	 * refused at step 2 is verified before it is blamed on anyone. */
 	if (r < 0) {
-		if (ret_sender && crypto_verify(X509_get0_pubkey(k->cert), text, textlen, sig,
-						siglen) == 0)
+		if (ret_sender && crypto_pss_verify(k->verifier, text, textlen, sig, siglen) == 0)
 			memcpy(ret_sender, info->name, sizeof(info->name));
 		goto out;
 	}
-	if ((r = crypto_verify(X509_get0_pubkey(k->cert), text, textlen, sig, siglen)) < 0)
+	if ((r = crypto_pss_verify(k->verifier, text, textlen, sig, siglen)) < 0)
 		goto out;
 	if (ret_sender)
 		memcpy(ret_sender, info->name, sizeof(info->name));
@@ -409,8 +461,8 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 out:
 	free(sig);
 	free(text);
+	free(copy);
 	json_decref(signed_obj);
-	json_decref(outer);
 	return r;
 }
 

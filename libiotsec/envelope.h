@@ -1,9 +1,10 @@
 /* The one signed message format between devices (SPEC section 4).
  *
- * On the wire an envelope is a JSON object:
+ * On the wire an envelope is a JSON object in exactly this form (no spaces, this order):
  *   {"v":2,"msg":"<base64 of the signed JSON text>","sig":"<base64 RSA-PSS-SHA256 over msg's
- *    bytes>","cert":"<base64 DER of the sender certificate>"  or  "fp":"<hex SHA-256 of it>"}
- * and the signed text is
+ *    bytes>","cert":"<base64 DER of the sender certificate>"}  or  ...,"fp":"<hex SHA-256 of it>"}
+ * Its values are base64 or hex, so the form is scanned without a JSON parser (a certificate's
+ * base64 costs jansson more than an RSA verify), and the signed text is
  *   {"type":"I_AM_CONTROLLER","from":"pi1","home":"h","ts":1700000000,"seq":1700000000000001,
  *    "nonce":"<base64 16 bytes>","body":{...}}
  * with two more fields in a unicast message: "to", the recipient's device name, and "id", the

@@ -66,6 +66,45 @@ void keydict_free(struct keydict *d)
 	free(d);
 }
 
+struct keydict_snapshot {
+	struct rec *recs;
+	size_t n, cap;
+};
+
+int keydict_snapshot(const struct keydict *d, struct keydict_snapshot **ret)
+{
+	struct keydict_snapshot *s = calloc(1, sizeof(*s));
+
+	if (s == NULL || (d->cap && (s->recs = calloc(d->cap, sizeof(*s->recs))) == NULL)) {
+		free(s);
+		return -ENOMEM;
+	}
+	if (d->n)
+		memcpy(s->recs, d->recs, d->n * sizeof(*s->recs));
+	s->n = d->n, s->cap = d->cap;
+	*ret = s;
+	return 0;
+}
+
+void keydict_snapshot_free(struct keydict_snapshot *s)
+{
+	if (s == NULL)
+		return;
+	if (s->recs)
+		crypto_wipe(s->recs, s->cap * sizeof(*s->recs));
+	free(s->recs);
+	free(s);
+}
+
+void keydict_restore(struct keydict *d, struct keydict_snapshot *s)
+{
+	if (d->recs)
+		crypto_wipe(d->recs, d->cap * sizeof(*d->recs));
+	free(d->recs);
+	d->recs = s->recs, d->n = s->n, d->cap = s->cap;
+	free(s);
+}
+
 static int index_mac(const struct keydict *d, const uint8_t salt[SALT_LEN], uint32_t index,
 		     uint8_t out[CRYPTO_SHA256_LEN])
 {
@@ -286,7 +325,8 @@ static struct rec *find(const struct keydict *d, const char *name, uint32_t inde
 	return NULL;
 }
 
-int keydict_reserve(struct keydict *d, size_t n)
+/* Room for n more records: -ENOSPC when they would pass KEYDICT_RECORDS_MAX. */
+static int reserve(struct keydict *d, size_t n)
 {
 	size_t cap = d->cap ? d->cap : 64;
 	struct rec *grown;
@@ -318,7 +358,7 @@ int keydict_put(struct keydict *d, const char *name, uint32_t index, uint32_t ep
 	if (strlen(name) == 0 || strlen(name) >= CERT_NAME_MAX)
 		return -EINVAL;
 	if ((x = find(d, name, index)) == NULL) {
-		if ((r = keydict_reserve(d, 1)) < 0)
+		if ((r = reserve(d, 1)) < 0)
 			return r;
 		x = &d->recs[d->n++];
 		memset(x, 0, sizeof(*x));

@@ -50,9 +50,6 @@ int keydict_save(struct keydict *d, const char *path);
 /* Insert or replace the record (name, index). -ENOSPC past KEYDICT_RECORDS_MAX. */
 int keydict_put(struct keydict *d, const char *name, uint32_t index, uint32_t epoch,
 		const uint8_t key[CRYPTO_KEY_LEN], int64_t expires, int64_t now);
-/* Make room for n more records now, so that n puts cannot fail for want of it: -ENOSPC when
- * they would pass KEYDICT_RECORDS_MAX. */
-int keydict_reserve(struct keydict *d, size_t n);
 /* The key of (name, index) into out; -ENOKEY when absent, expired at now or cancelled. */
 int keydict_get(const struct keydict *d, const char *name, uint32_t index, int64_t now,
 		uint8_t out[CRYPTO_KEY_LEN]);
@@ -63,6 +60,14 @@ int keydict_cancel_others(struct keydict *d, uint32_t keep_epoch, int64_t now);
 int keydict_cancel_name(struct keydict *d, const char *name, int64_t now);
 /* Drop cancelled and expired records for good (their keys wiped). Returns how many. */
 int keydict_purge(struct keydict *d, int64_t now);
+
+/* The records as they are now, to put back if a change cannot be saved: a store of many records
+ * is all or none, on disk and in memory alike. Holds keys; freed (wiped) or consumed. */
+struct keydict_snapshot;
+int keydict_snapshot(const struct keydict *d, struct keydict_snapshot **ret);
+void keydict_snapshot_free(struct keydict_snapshot *s);
+/* Put the records back as they were, consuming the snapshot. */
+void keydict_restore(struct keydict *d, struct keydict_snapshot *s);
 
 size_t keydict_count(const struct keydict *d);
 /* The i-th record, i < keydict_count(); NULL past the end. */

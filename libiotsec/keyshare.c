@@ -23,13 +23,17 @@ int keyshare_path_key(const uint8_t secret[CRYPTO_KEY_LEN], uint32_t epoch, cons
 		      const char *b, uint8_t out[CRYPTO_KEY_LEN])
 {
 	char info[2 * CERT_NAME_MAX + 32];
-	int n = strcmp(a, b) < 0 ? snprintf(info, sizeof(info), "iotsec path %u %s %s", epoch, a, b)
-				 : snprintf(info, sizeof(info), "iotsec path %u %s %s", epoch, b, a);
+	const char *lo = strcmp(a, b) < 0 ? a : b, *hi = lo == a ? b : a;
+	int n = snprintf(info, sizeof(info), "iotsec path %u", epoch);
+	size_t la = strlen(lo), lb = strlen(hi);
 
-	if (strcmp(a, b) == 0 || n < 0 || (size_t)n >= sizeof(info))
+	if (strcmp(a, b) == 0 || la >= CERT_NAME_MAX || lb >= CERT_NAME_MAX || n < 0)
 		return -EINVAL;
-	return crypto_hkdf_sha256(NULL, 0, secret, CRYPTO_KEY_LEN, info, (size_t)n, out,
-				  CRYPTO_KEY_LEN);
+	/* Each name ends with a NUL: no two pairs of names run together into the same text. */
+	memcpy(info + n + 1, lo, la + 1);
+	memcpy(info + n + 1 + la + 1, hi, lb + 1);
+	return crypto_hkdf_sha256(NULL, 0, secret, CRYPTO_KEY_LEN, info,
+				  (size_t)n + 1 + la + 1 + lb + 1, out, CRYPTO_KEY_LEN);
 }
 
 /* ---- the controller's cycle ---- */
@@ -131,7 +135,7 @@ int keyshare_on_keys(struct keyshare *ks, struct keyshare_device *d, const struc
 	if (ks->state != KEYSHARE_COLLECTING || !d->asked || d->contributed)
 		return -EPERM;
 	if (k->epoch != ks->epoch)
-		return -IOTSEC_ESTALE;
+		return -IOTSEC_EEPOCH;
 	d->contributed = true;
 	for (size_t i = 0; i < n && ks->contributed < ks->pool; i++)
 		memcpy(ks->keys[ks->contributed++], k->key[i], CRYPTO_KEY_LEN);
@@ -214,7 +218,7 @@ int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epo
 		    const char *id)
 {
 	if (epoch != ks->epoch)
-		return -IOTSEC_ESTALE;
+		return -IOTSEC_EEPOCH;
 	if (ks->state != KEYSHARE_READY || d->delivering_until == 0 ||
 	    strcmp(id, d->delivery) != 0)
 		return -IOTSEC_EDELIVERY;
@@ -227,12 +231,15 @@ int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epo
 
 int intake_piece(struct intake *in, const char *id, uint32_t floor, const struct ring_keys *k)
 {
+	/* With no id, no later piece could be told apart from another delivery's. */
+	if (id[0] == '\0' || strlen(id) > ENVELOPE_ID_MAX)
+		return -EBADMSG;
 	if (in->id[0] != '\0' && strcmp(in->id, id) != 0)
 		return -IOTSEC_EDELIVERY;
 	if (k->epoch < floor)
-		return -IOTSEC_ESTALE;
+		return -IOTSEC_EEPOCH;
 	if ((in->n > 0 && (k->epoch != in->epoch || k->index[0] <= in->index[in->n - 1])) ||
-	    k->n == 0 || k->n > RING_SIZE_MAX - in->n || strlen(id) > ENVELOPE_ID_MAX)
+	    k->n == 0 || k->n > RING_SIZE_MAX - in->n)
 		return -EBADMSG;
 	if (in->n == 0) {
 		memcpy(in->id, id, strlen(id) + 1);

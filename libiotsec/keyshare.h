@@ -97,7 +97,7 @@ enum keyshare_action keyshare_on_seen(struct keyshare *ks, struct keyshare_devic
 				      uint32_t announced, uint64_t now);
 /* How many keys to ask each device for, in a home of `devices` (ours included). */
 uint32_t keyshare_share(const struct keyshare *ks, size_t devices);
-/* CLIENT_KEYS from d: -EPERM when not collecting, not asked or already given, -IOTSEC_ESTALE for
+/* CLIENT_KEYS from d: -EPERM when not collecting, not asked or already given, -IOTSEC_EEPOCH for
  * another epoch. At most share keys are taken. */
 int keyshare_on_keys(struct keyshare *ks, struct keyshare_device *d, const struct ring_keys *k,
 		     uint32_t share);
@@ -111,7 +111,7 @@ const uint8_t *keyshare_key(const struct keyshare *ks, uint32_t index);
 /* Start a delivery to d at now: its ring (picked once per epoch) and a new delivery id. */
 int keyshare_deliver(struct keyshare *ks, struct keyshare_device *d, uint64_t now);
 /* CLIENT_RING_ACK from d: 0 when it confirms d's delivery under way, -IOTSEC_EDELIVERY for
- * another delivery, -IOTSEC_ESTALE for another epoch. */
+ * another delivery, -IOTSEC_EEPOCH for another epoch. */
 int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epoch,
 		    const char *id);
 
@@ -127,7 +127,7 @@ struct intake {
 	uint8_t key[RING_SIZE_MAX][CRYPTO_KEY_LEN];
 };
 /* One piece of delivery id. floor is the epoch of the ring we hold (0: none): a ring of an
- * earlier epoch is refused (-IOTSEC_ESTALE). A piece of another delivery than the first
+ * earlier epoch is refused (-IOTSEC_EEPOCH). A piece of another delivery than the first
  * (-IOTSEC_EDELIVERY), of another epoch, with indices not ascending from the last piece's, or
  * past RING_SIZE_MAX is refused (-EBADMSG). A refused piece changes nothing. */
 int intake_piece(struct intake *in, const char *id, uint32_t floor, const struct ring_keys *k);

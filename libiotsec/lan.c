@@ -615,6 +615,10 @@ int lan_link_send(struct lan_link *l, const char *type, const char *id, json_t *
 	memcpy(grown + l->out_len, frame, flen);
 	l->out = grown;
 	l->out_len += flen;
+	/* Out now if the socket takes it: the caller may have slow work to do before the loop
+	 * turns again. An error shows at the next turn, which drops the link. */
+	if (!l->connecting)
+		(void)link_flush(l);
 	link_update(l);
 out:
 	free(frame);

@@ -28,6 +28,7 @@ static const char *const iotsec_errors[IOTSEC_E_END - IOTSEC_E_BASE] = {
     [IOTSEC_ENOTFORUS - IOTSEC_E_BASE] = "addressed to another device",
     [IOTSEC_ENOTBCAST - IOTSEC_E_BASE] = "sent to this device alone, not broadcast",
     [IOTSEC_EDELIVERY - IOTSEC_E_BASE] = "part of another delivery",
+    [IOTSEC_EEPOCH - IOTSEC_E_BASE] = "of another key pool epoch",
 };
 
 const char *iotsec_strerror(int r)

@@ -31,6 +31,7 @@ enum iotsec_error {
 	IOTSEC_ENOTFORUS,    /* unicast message addressed to another device */
 	IOTSEC_ENOTBCAST,    /* a message that must be broadcast came to us alone */
 	IOTSEC_EDELIVERY,    /* part of another delivery than the one under way */
+	IOTSEC_EEPOCH,	     /* of another key pool epoch than the one that counts */
 	IOTSEC_E_END,
 };
 

@@ -30,8 +30,11 @@
 /* ---- iotsec-dictd: the key dictionary ---- */
 
 /* status: {"records", "usable", "locked", "lock_reason" (when locked), "lookups", "refused"} */
-/* (privileged) {"records":[{"name", "index", "epoch", "key":base64 32 bytes, "expires"?},...]}
- * -> {"stored":n}: 1..PROTO_DICT_BATCH_MAX records, all or none, written with one save. */
+/* (privileged) {"records":[{"name", "index", "epoch", "key":base64 32 bytes, "expires"?},...],
+ *  "cancel_others":true?} -> {"stored":n, "cancelled":m}: 1..PROTO_DICT_BATCH_MAX records, all
+ * or none, written with one save. With cancel_others, the records are all of one epoch, and
+ * every record of another epoch is cancelled in the same save (a new pool cancels every other
+ * one, SPEC 5.3). */
 #define PROTO_DICT_STORE     "store"
 #define PROTO_DICT_BATCH_MAX 1024
 /* (privileged) {"name", "indices":[...]} -> {"keys":[{"index","key"},...]}: the usable keys
@@ -41,8 +44,7 @@
  * without them; refused while locked. */
 #define PROTO_DICT_HAS	     "has"
 #define PROTO_DICT_INDEX_MAX 1024 /* indices in one lookup or has */
-/* (privileged) {"keep_epoch":E} cancels every record of another epoch (a new pool cancels every
- * other one, SPEC 5.3); {"name":N} every record of N -> {"cancelled":n} */
+/* (privileged) {"name":N} cancels every record of N -> {"cancelled":n} */
 #define PROTO_DICT_CANCEL "cancel"
 /* (privileged) -> {}: a lock of the caller's own, apart from the one that follows certd;
  * "unlock" lifts only this one. */

@@ -47,10 +47,19 @@ static int add_b64(json_t *o, const char *field, const void *data, size_t len)
 	return r;
 }
 
+/* The text of a string field, refused if a NUL inside would make it read shorter than sent. */
+static const char *get_text(json_t *o, const char *field)
+{
+	json_t *v = json_object_get(o, field);
+	const char *text = json_string_value(v);
+
+	return text && strlen(text) == json_string_length(v) ? text : NULL;
+}
+
 /* A base64 field of exactly len bytes. */
 static bool get_b64(json_t *o, const char *field, void *out, size_t len)
 {
-	const char *text = json_string_value(json_object_get(o, field));
+	const char *text = get_text(o, field);
 
 	return text && b64_decode_exact(text, out, len) == 0;
 }
@@ -135,7 +144,7 @@ int session_respond(json_t *body, uint32_t epoch, uint32_t pool, const char *sel
 	    ring_start_parse(core, pool, RING_SIZE_MAX, theirs) < 0)
 		goto out;
 	if (theirs->epoch != epoch) {
-		r = -IOTSEC_ESTALE;
+		r = -IOTSEC_EEPOCH;
 		goto out;
 	}
 	s->common.epoch = epoch;
@@ -166,7 +175,7 @@ int session_on_common(struct session *s, json_t *body)
 	    ring_common_index_parse(core, s->pool, RING_SIZE_MAX, &s->common) < 0)
 		goto out;
 	if (s->common.epoch != s->epoch) {
-		r = -IOTSEC_ESTALE;
+		r = -IOTSEC_EEPOCH;
 		goto out;
 	}
 	/* Indices we do not hold would name keys we cannot have: a lie or a mix-up. */
@@ -237,6 +246,8 @@ int session_keyed(struct session *s, const uint8_t *keys, size_t n, json_t **ret
 
 	if (s->state != SESSION_LOOKING || n != (s->common.n ? s->common.n : 1))
 		return -EPROTO;
+	/* One try: whatever the outcome, the session is done with its keys after this. */
+	s->state = SESSION_DONE;
 	if ((r = pairwise_derive(keys, n, s->epoch, s->self, s->peer, key)) < 0 ||
 	    (r = pairwise_session_new(key, s->epoch, s->self, s->peer, s->mine, s->theirs,
 				      &s->ps)) < 0)
@@ -250,7 +261,7 @@ out:
 int session_on_data(struct session *s, json_t *body, char *text, size_t *ret_len)
 {
 	uint8_t mac[PAIRWISE_MAC_LEN], *data = NULL, plain[SESSION_TEXT_MAX + PAIRWISE_OVERHEAD];
-	const char *d64 = json_string_value(json_object_get(body, "data"));
+	const char *d64 = get_text(body, "data");
 	json_t *epoch = json_object_get(body, "epoch");
 	size_t len = 0, plen = 0;
 	int r = -EBADMSG;
@@ -263,7 +274,7 @@ int session_on_data(struct session *s, json_t *body, char *text, size_t *ret_len
 	    len > SESSION_TEXT_MAX + PAIRWISE_OVERHEAD)
 		goto out;
 	if (json_integer_value(epoch) != (json_int_t)s->epoch) {
-		r = -IOTSEC_ESTALE;
+		r = -IOTSEC_EEPOCH;
 		goto out;
 	}
 	if ((r = pairwise_check_confirm(s->ps, s->mine, mac)) < 0)

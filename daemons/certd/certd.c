@@ -40,15 +40,26 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 		goto out;
 	what = cfg->device.cert;
 	r = cert_verify(c->store, cert, CERT_ROLES_ANY, &c->info);
-	/* SPEC 5.2: a Pi that booted without a clock takes the start of its certificate as the
-	 * earliest "now", so it does not reject the certificate it was enrolled with. Only a
-	 * certificate that chains to the home CA and is not revoked gets this far (OpenSSL checks
-	 * the CRL and the signature before the dates), and only while the clock is unset: a
+	/* SPEC 5.2: a Pi that booted without a clock takes the start of what the home CA signed for
+	 * it as the earliest "now", so it does not reject the certificate it was enrolled with, nor
+	 * the CRL the CA issued since. Only a certificate that chains to the home CA and is not
+	 * revoked gets this far (OpenSSL checks the CRL and the signature before the dates), the
+	 * CRL's signature was checked when it was loaded, and only while the clock is unset: a
 	 * running clock is trusted to say "not yet valid". */
-	if (r == -IOTSEC_ENOTYETVALID && c->have_info && clock_unset()) {
-		clock_raise_floor(c->info.not_before);
+	for (int tries = 0; tries < 2 && clock_unset(); tries++) {
+		int64_t from, until;
+
+		if (r == -IOTSEC_ENOTYETVALID && c->have_info)
+			clock_raise_floor(c->info.not_before);
+		else if (r == -IOTSEC_ECRL && (cert_store_window(c->store, &from, &until),
+					       from > clock_now()))
+			clock_raise_floor(from);
+		else
+			break;
 		r = cert_verify(c->store, cert, CERT_ROLES_ANY, &c->info);
 	}
+	if (r == -IOTSEC_ECRL)
+		what = cfg->device.crl; /* expired, or not yet valid */
 	if (r < 0)
 		goto out;
 	if (cfg->device.name[0] != '\0' && strcmp(cfg->device.name, c->info.name) != 0) {

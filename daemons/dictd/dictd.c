@@ -28,6 +28,13 @@ static int load_key(const struct iotsec_config *cfg, uint8_t key[CRYPTO_KEY_LEN]
 		snprintf(path, sizeof(path), "%s", cfg->dictd.key_file);
 
 	r = file_check_secret(path);
+	if (r == -ENOENT && access(cfg->dictd.path, F_OK) == 0) {
+		/* A new key would only make the dictionary unreadable, and look like tampering. */
+		log_errx("dictionary key %s: missing, while the dictionary %s exists: refusing to "
+			 "make a new key (check dictd.key_file, or the dict.key credential)",
+			 path, cfg->dictd.path);
+		return -ENOKEY;
+	}
 	if (r == -ENOENT) {
 		/* First start: make the key. Nothing is encrypted under a missing key yet. */
 		if ((r = crypto_random(key, CRYPTO_KEY_LEN)) < 0 ||
@@ -89,12 +96,18 @@ static struct dictd *self(void *ud)
 	return ud;
 }
 
-static int save(struct dictd *d)
+/* Save, or put the records back as they were before the change (snap, consumed): what a caller
+ * was told failed must not be found in memory either. */
+static int save(struct dictd *d, struct keydict_snapshot *snap)
 {
 	int r = keydict_save(d->dict, d->cfg->dictd.path);
 
-	if (r < 0)
+	if (r < 0) {
 		log_errx("cannot write %s: %s", d->cfg->dictd.path, iotsec_strerror(r));
+		keydict_restore(d->dict, snap);
+	} else {
+		keydict_snapshot_free(snap);
+	}
 	return r;
 }
 
@@ -158,28 +171,50 @@ static int record_parse(json_t *o, struct record_in *ret)
 	return 0;
 }
 
-/* {"records":[...]}: all or none, with one save (a ring is one write, not one per key). */
+/* {"records":[...], "cancel_others":true?}: all or none, with one save (a ring is one write,
+ * not one per key, and its epoch cancels the others in the same write). */
 static int verb_store(json_t *req, json_t **ret, void *ud)
 {
 	struct dictd *d = self(ud);
 	json_t *list = json_object_get(req, "records"), *o;
+	json_t *others = json_object_get(req, "cancel_others");
 	size_t n = json_array_size(list), i;
 	struct record_in *in = NULL;
+	struct keydict_snapshot *snap = NULL;
 	int64_t now = clock_now();
-	int r = -EINVAL;
+	int r = -EINVAL, cancelled = 0;
 
-	if (!json_is_array(list) || n == 0 || n > PROTO_DICT_BATCH_MAX)
+	if (!json_is_array(list) || n == 0 || n > PROTO_DICT_BATCH_MAX ||
+	    (others && !json_is_boolean(others)))
 		return -EINVAL;
 	if ((in = calloc(n, sizeof(*in))) == NULL)
 		return -ENOMEM;
-	json_array_foreach(list, i, o) if ((r = record_parse(o, &in[i])) < 0) goto out;
-	if ((r = keydict_reserve(d->dict, n)) < 0)
+	json_array_foreach(list, i, o)
+	{
+		if ((r = record_parse(o, &in[i])) < 0)
+			goto out;
+		/* "Every other epoch" needs one epoch to keep. */
+		if (json_is_true(others) && in[i].epoch != in[0].epoch) {
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	if ((r = keydict_snapshot(d->dict, &snap)) < 0)
 		goto out;
-	for (i = 0; i < n; i++)
-		if ((r = keydict_put(d->dict, in[i].name, in[i].index, in[i].epoch, in[i].key,
-				     in[i].expires, now)) < 0)
-			goto out; /* cannot happen after the reserve; the save below is not made */
-	if ((r = save(d)) == 0 && (*ret = json_pack("{s:I}", "stored", (json_int_t)n)) == NULL)
+	for (i = 0; i < n && r == 0; i++)
+		r = keydict_put(d->dict, in[i].name, in[i].index, in[i].epoch, in[i].key,
+				in[i].expires, now);
+	if (r < 0) {
+		keydict_restore(d->dict, snap);
+		goto out;
+	}
+	if (json_is_true(others)) {
+		cancelled = keydict_cancel_others(d->dict, in[0].epoch, now);
+		keydict_purge(d->dict, now);
+	}
+	if ((r = save(d, snap)) == 0 &&
+	    (*ret = json_pack("{s:I, s:i}", "stored", (json_int_t)n, "cancelled", cancelled)) ==
+		NULL)
 		r = -ENOMEM;
 out:
 	crypto_wipe(in, n * sizeof(*in));
@@ -265,24 +300,22 @@ static int verb_has(json_t *req, json_t **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
-/* {"keep_epoch":E} or {"name":N}: cancel, then forget for good. */
+/* {"name":N}: cancel every record of N, then forget them for good. */
 static int verb_cancel(json_t *req, json_t **ret, void *ud)
 {
 	struct dictd *d = self(ud);
-	json_t *epoch = json_object_get(req, "keep_epoch");
 	const char *name = json_string_value(json_object_get(req, "name"));
+	struct keydict_snapshot *snap = NULL;
 	int64_t now = clock_now();
-	uint32_t keep;
 	int n, r;
 
-	if (epoch && get_u32(epoch, &keep) && !name)
-		n = keydict_cancel_others(d->dict, keep, now);
-	else if (name && !epoch)
-		n = keydict_cancel_name(d->dict, name, now);
-	else
+	if (name == NULL)
 		return -EINVAL;
+	if ((r = keydict_snapshot(d->dict, &snap)) < 0)
+		return r;
+	n = keydict_cancel_name(d->dict, name, now);
 	keydict_purge(d->dict, now);
-	if ((r = save(d)) < 0)
+	if ((r = save(d, snap)) < 0)
 		return r;
 	*ret = json_pack("{s:i}", "cancelled", n);
 	return *ret ? 0 : -ENOMEM;

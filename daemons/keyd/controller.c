@@ -11,7 +11,7 @@
 struct keyd_controller {
 	struct keyshare *ks;
 	sd_event_source *collect;
-	struct ctl_call *call; /* storing our ring, or cancelling the other epochs */
+	struct ctl_call *call; /* storing our ring, which cancels the other epochs */
 	size_t devices;	       /* the home's size the pool was planned for */
 };
 
@@ -178,7 +178,8 @@ static void build_failed(struct keyd *k, int r)
 	every_device(k);
 }
 
-static void on_cancelled(int r, void *userdata)
+/* Our ring is in dictd and every other epoch cancelled: the pool is ready to give out. */
+static void on_stored(int r, void *userdata)
 {
 	struct keyd *k = userdata;
 	struct keyd_controller *c = k->ctl_state;
@@ -202,22 +203,6 @@ static void on_cancelled(int r, void *userdata)
 	every_device(k);
 }
 
-static void on_stored(int r, void *userdata)
-{
-	struct keyd *k = userdata;
-	struct keyd_controller *c = k->ctl_state;
-
-	if (r == -ECANCELED)
-		return;
-	c->call = NULL;
-	if (r == 0)
-		r = dictd_client_cancel_others(k->dict, c->ks->epoch, on_cancelled, k, &c->call);
-	if (r < 0) {
-		c->call = NULL;
-		build_failed(k, r);
-	}
-}
-
 /* The collection window closed: build the pool and keep our own ring in dictd. */
 static int on_collected(sd_event_source *s, uint64_t usec, void *ud)
 {
@@ -237,7 +222,7 @@ static int on_collected(sd_event_source *s, uint64_t usec, void *ud)
 	for (size_t i = 0; i < ks->ring; i++)
 		rec[i] = (struct dictd_record){KEYD_RING_RECORD, ks->own[i], ks->epoch,
 					       keyshare_key(ks, ks->own[i]), 0};
-	r = dictd_client_store(k->dict, rec, ks->ring, on_stored, k, &c->call);
+	r = dictd_client_store(k->dict, rec, ks->ring, true, on_stored, k, &c->call);
 out:
 	free(rec);
 	if (r < 0) {
@@ -364,7 +349,7 @@ static void give_path_keys(struct keyd *k, struct lan_link *l, struct keyd_peer 
 		if (dictd_client_store(k->dict,
 				       &(struct dictd_record){p->name, KEYD_PATH_INDEX, ks->epoch,
 							      key, 0},
-				       1, on_own_path_stored, name, NULL) < 0)
+				       1, false, on_own_path_stored, name, NULL) < 0)
 			free(name);
 		else
 			keyd_add_path(k, p->name);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca.h"
 #include "keyd.h"
 #include "log.h"
 
@@ -105,16 +106,21 @@ void keyd_on_ring_piece(struct keyd *k, struct lan_link *l, struct envelope_msg 
 	ring_keys_wipe(&keys);
 }
 
-static void on_cancelled(int r, void *userdata)
+/* The ring is in dictd, and every other epoch cancelled: it is ours now. */
+static void on_stored(int r, void *userdata)
 {
 	struct keyd_store *s = userdata;
 	struct keyd *k = s->k;
 	json_t *body = NULL;
 
 	s->call = NULL;
+	/* A newer ring may have been stored while this one went in (its store cancelled this
+	 * one's epoch): then this one is history. */
+	if (r == 0 && s->in.epoch < k->epoch)
+		r = -IOTSEC_EEPOCH;
 	if (r < 0) {
 		if (r != -ECANCELED)
-			log_warnx("cannot cancel the epochs before %u in dictd: %s", s->in.epoch,
+			log_warnx("cannot keep the ring of epoch %u in dictd: %s", s->in.epoch,
 				  iotsec_strerror(r));
 		store_free(s);
 		return;
@@ -134,21 +140,6 @@ static void on_cancelled(int r, void *userdata)
 	keyd_ring_changed(k);
 }
 
-static void on_stored(int r, void *userdata)
-{
-	struct keyd_store *s = userdata;
-
-	s->call = NULL;
-	if (r == 0)
-		r = dictd_client_cancel_others(s->k->dict, s->in.epoch, on_cancelled, s, &s->call);
-	if (r < 0) {
-		if (r != -ECANCELED)
-			log_warnx("cannot keep the ring of epoch %u in dictd: %s", s->in.epoch,
-				  iotsec_strerror(r));
-		store_free(s);
-	}
-}
-
 /* CLIENT_RING_END: the ring is whole; into dictd with one save, then confirm it. */
 void keyd_on_ring_end(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
 {
@@ -166,6 +157,13 @@ void keyd_on_ring_end(struct keyd *k, struct lan_link *l, struct envelope_msg *m
 		keyd_link_refuse(k, l, m, r);
 		return;
 	}
+	/* A ring of an earlier epoch than one stored since its first piece came is history. */
+	if (t->in.epoch < k->epoch) {
+		log_warnx("refused the end of a ring of epoch %u from %s: we hold epoch %u",
+			  t->in.epoch, m->sender.name, k->epoch);
+		keyd_link_refuse(k, l, m, -IOTSEC_EEPOCH);
+		return;
+	}
 	/* One ring at a time: the controller gives this one again if it is not confirmed. */
 	if (k->storing) {
 		log_warnx("a ring from %s while another is being stored: dropped", m->sender.name);
@@ -179,7 +177,8 @@ void keyd_on_ring_end(struct keyd *k, struct lan_link *l, struct envelope_msg *m
 	for (size_t i = 0; i < s->in.n; i++)
 		rec[i] = (struct dictd_record){KEYD_RING_RECORD, s->in.index[i], s->in.epoch,
 					       s->in.key[i], 0};
-	if ((r = dictd_client_store(k->dict, rec, s->in.n, on_stored, s, &s->call)) < 0)
+	/* One save: the ring goes in, every other epoch goes out. */
+	if ((r = dictd_client_store(k->dict, rec, s->in.n, true, on_stored, s, &s->call)) < 0)
 		goto out;
 	k->storing = s;
 	s = NULL;
@@ -227,17 +226,23 @@ void keyd_on_path_key(struct keyd *k, struct lan_link *l, struct envelope_msg *m
 		keyd_link_refuse(k, l, m, r);
 		return;
 	}
-	if (key.epoch != k->epoch || k->epoch == 0) {
+	/* Path keys live under the peer's name: one that no device can have (our ring's record)
+	 * or our own would overwrite what is not a path key. */
+	if (!ca_name_valid(key.peer) || strcmp(key.peer, k->member->self.name) == 0) {
+		log_warnx("refused a path key from %s for '%s': not a device we can pair with",
+			  m->sender.name, key.peer);
+		keyd_link_refuse(k, l, m, -EBADMSG);
+	} else if (key.epoch != k->epoch || k->epoch == 0) {
 		log_warnx("refused a path key for %s: epoch %u, ours %u", key.peer, key.epoch,
 			  k->epoch);
-		keyd_link_refuse(k, l, m, -IOTSEC_ESTALE);
+		keyd_link_refuse(k, l, m, -IOTSEC_EEPOCH);
 	} else if ((p = calloc(1, sizeof(*p))) != NULL) {
 		p->k = k, p->epoch = key.epoch;
 		memcpy(p->peer, key.peer, sizeof(p->peer));
 		r = dictd_client_store(k->dict,
 				       &(struct dictd_record){key.peer, KEYD_PATH_INDEX, key.epoch,
 							      key.key, 0},
-				       1, on_path_stored, p, NULL);
+				       1, false, on_path_stored, p, NULL);
 		if (r < 0) {
 			log_warnx("cannot keep the path key for %s: %s", key.peer,
 				  iotsec_strerror(r));

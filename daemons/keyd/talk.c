@@ -172,7 +172,7 @@ void keyd_talk_on_start(struct keyd *k, struct lan_link *l, struct envelope_msg 
 	if ((r = session_respond(m->body, k->epoch, k->pool, k->member->self.name,
 				 m->sender.name, k->index, k->n_index, &s)) < 0) {
 		log_warnx("no session with %s: %s", m->sender.name,
-			  r == -IOTSEC_ESTALE ? "another epoch" : iotsec_strerror(r));
+			  r == -IOTSEC_EEPOCH ? "another epoch" : iotsec_strerror(r));
 		keyd_link_refuse(k, l, m, r);
 		return;
 	}

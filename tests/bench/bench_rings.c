@@ -2,12 +2,13 @@
  * for homes of 10, 50 and 200 devices simulated in one process, and one device's work to take
  * its ring in.
  *
- * Controller, per device, exactly what keyd's deliver() does: pick the ring, wrap each of its keys
- * to the device with RSA-OAEP (one RSA public operation per key), and sign the envelopes that
- * carry them: CONTROLLER_NEEDS_KEYS, one CLIENT_RING_KEYS per ring_keys_per_msg() keys and
- * CLIENT_RING_END (one RSA private operation each). Every device has the same RSA-2048 key here:
- * the cost of an operation does not depend on whose key it is. The network is left out: a home
- * LAN moves these few kilobytes per device far faster than RSA makes them.
+ * Controller, per device, exactly what keyd's ask() and deliver() do: pick the ring, wrap each of
+ * its keys to the device with RSA-OAEP (one RSA public operation per key), and sign the envelopes
+ * that carry them: CONTROLLER_NEEDS_KEYS, one CLIENT_RING_KEYS per ring_keys_per_msg() keys (the
+ * first beside the controller's certificate, so fewer keys) and CLIENT_RING_END (one RSA private
+ * operation each), all addressed to the device under a delivery id. Every device has the same
+ * RSA-2048 key here: the cost of an operation does not depend on whose key it is. The network is
+ * left out: a home LAN moves these few kilobytes per device far faster than RSA makes them.
  *
  * Device: verify those envelopes (RSA public) and unwrap every key (RSA private).
  *
@@ -48,12 +49,12 @@ static void sent_clear(struct sent *s)
 	s->n = 0;
 }
 
-static int seal(struct envelope_ctx *ctx, const char *type, json_t *body, bool with_cert,
-		struct sent *out)
+static int seal(struct envelope_ctx *ctx, const char *type, const char *id, json_t *body,
+		bool with_cert, struct sent *out)
 {
-	int r =
-	    body ? envelope_seal(ctx, type, body, with_cert, &out->buf[out->n], &out->len[out->n])
-		 : -1;
+	int r = body ? envelope_seal(ctx, type, "pi1", id, body, with_cert, &out->buf[out->n],
+				     &out->len[out->n])
+		     : -1;
 
 	json_decref(body);
 	if (r == 0)
@@ -61,35 +62,42 @@ static int seal(struct envelope_ctx *ctx, const char *type, json_t *body, bool w
 	return r;
 }
 
-/* The controller's side for one device, as keyd's deliver(): its messages go to out. */
-static int give_ring(struct envelope_ctx *ctl, EVP_PKEY *pub, const struct keypool_plan *plan,
-		     uint8_t (*pool)[CRYPTO_KEY_LEN], struct sent *out)
+/* The controller's side for one device, as keyd's ask() and deliver(): its messages go to out.
+ * cert_len is the DER length of the controller's certificate. */
+static int give_ring(struct envelope_ctx *ctl, EVP_PKEY *pub, size_t cert_len,
+		     const struct keypool_plan *plan, uint8_t (*pool)[CRYPTO_KEY_LEN],
+		     struct sent *out)
 {
 	struct ring_needs needs = {.epoch = 1, .pool = plan->pool, .ring = plan->ring, .share = 1};
-	struct ring_end end = {.epoch = 1, .count = plan->ring};
+	struct ring_end end = {.epoch = 1, .count = plan->ring, .pool = plan->pool};
 	uint32_t ring[RING_SIZE_MAX];
 	struct ring_keys batch;
-	size_t per = ring_keys_per_msg(pub);
+	size_t per = ring_keys_per_msg(pub, 0), first = ring_keys_per_msg(pub, cert_len), n;
+	char ask_id[ENVELOPE_ID_MAX + 1], id[ENVELOPE_ID_MAX + 1];
 	json_t *body = NULL;
 	int r = ring_pick(plan->pool, plan->ring, ring);
 
-	if (r == 0 && (r = ring_needs_build(&needs, &body)) == 0)
-		r = seal(ctl, RING_MSG_NEEDS_KEYS, body, true, out);
-	for (size_t off = 0; r == 0 && off < plan->ring; off += per) {
+	if (r == 0 && first == 0)
+		r = -EMSGSIZE;
+	if (r == 0 && (r = envelope_new_id(ask_id)) == 0 && (r = envelope_new_id(id)) == 0 &&
+	    (r = ring_needs_build(&needs, &body)) == 0)
+		r = seal(ctl, RING_MSG_NEEDS_KEYS, ask_id, body, true, out);
+	for (size_t off = 0; r == 0 && off < plan->ring; off += n) {
+		n = off == 0 ? first : per;
 		batch.epoch = 1;
-		batch.n = plan->ring - off < per ? plan->ring - off : per;
+		batch.n = n = plan->ring - off < n ? plan->ring - off : n;
 		for (size_t i = 0; i < batch.n; i++) {
 			batch.index[i] = ring[off + i];
 			memcpy(batch.key[i], pool[ring[off + i]], CRYPTO_KEY_LEN);
 		}
 		body = NULL;
 		if ((r = ring_ring_keys_build(&batch, plan->pool, pub, &body)) == 0)
-			r = seal(ctl, RING_MSG_RING_KEYS, body, false, out);
+			r = seal(ctl, RING_MSG_RING_KEYS, id, body, off == 0, out);
 	}
 	ring_keys_wipe(&batch);
 	body = NULL;
 	if (r == 0 && (r = ring_end_build(&end, &body)) == 0)
-		r = seal(ctl, RING_MSG_RING_END, body, false, out);
+		r = seal(ctl, RING_MSG_RING_END, id, body, false, out);
 	return r;
 }
 
@@ -102,7 +110,7 @@ static int take_ring(struct envelope_ctx *dev, EVP_PKEY *priv, const struct keyp
 
 	for (size_t i = 0; i < in->n; i++) {
 		struct envelope_msg m;
-		int r = envelope_open(dev, in->buf[i], in->len[i], &m);
+		int r = envelope_open(dev, in->buf[i], in->len[i], &m, NULL);
 
 		if (r < 0)
 			return r;
@@ -118,8 +126,8 @@ static int take_ring(struct envelope_ctx *dev, EVP_PKEY *priv, const struct keyp
 	return got == plan->ring ? 0 : -1;
 }
 
-static int bench_home(struct envelope_ctx *ctl, struct envelope_ctx *dev, EVP_PKEY *dev_key,
-		      unsigned devices)
+static int bench_home(struct envelope_ctx *ctl, size_t cert_len, struct envelope_ctx *dev,
+		      EVP_PKEY *dev_key, unsigned devices)
 {
 	struct keypool_plan plan;
 	uint8_t(*pool)[CRYPTO_KEY_LEN] = NULL;
@@ -139,7 +147,7 @@ static int bench_home(struct envelope_ctx *ctl, struct envelope_ctx *dev, EVP_PK
 			sent_clear(&out[d]);
 		t0 = now_s();
 		for (unsigned d = 0; d < devices && r == 0; d++)
-			r = give_ring(ctl, dev_key, &plan, pool, &out[d]);
+			r = give_ring(ctl, dev_key, cert_len, &plan, pool, &out[d]);
 		t = now_s() - t0;
 		t_ctl = round == 0 || t < t_ctl ? t : t_ctl;
 	}
@@ -174,16 +182,18 @@ out:
 
 int main(void)
 {
-	static const struct envelope_rule rules[] = {{RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER},
-						     {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER},
-						     {RING_MSG_RING_END, CERT_ROLE_CONTROLLER},
-						     {NULL, 0}};
+	static const struct envelope_rule rules[] = {
+	    {RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER, true},
+	    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true},
+	    {RING_MSG_RING_END, CERT_ROLE_CONTROLLER, true},
+	    {NULL, 0, false}};
 	static const unsigned sizes[] = {10, 50, 200};
 	struct envelope_ctx *ctl = NULL, *dev = NULL;
 	struct cert_store *store = NULL;
 	struct fixture fx = {0};
 	X509 *ctl_cert = NULL, *dev_cert = NULL;
 	EVP_PKEY *ctl_key = NULL, *dev_key = NULL;
+	size_t cert_len = 0;
 	int r = -1;
 
 	fprintf(stderr, "bench_rings: making a test home (RSA key generation)...\n");
@@ -195,10 +205,10 @@ int main(void)
 	    envelope_ctx_new(store, ctl_cert, ctl_key, rules, 30, &ctl) < 0 ||
 	    envelope_ctx_new(store, dev_cert, dev_key, rules, 30, &dev) < 0)
 		goto out;
-	r = 0;
+	r = (cert_len = (size_t)i2d_X509(ctl_cert, NULL)) > 0 ? 0 : -1;
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && r == 0; i++) {
 		fprintf(stderr, "bench_rings: %u devices...\n", sizes[i]);
-		r = bench_home(ctl, dev, dev_key, sizes[i]);
+		r = bench_home(ctl, cert_len, dev, dev_key, sizes[i]);
 	}
 out:
 	if (r < 0)

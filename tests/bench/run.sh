@@ -31,6 +31,12 @@ echo "$env_out" | awk -v s="$rsa_sign" -v v="$rsa_verify" '
 		c = 1 / (1 / s + 1 / v)
 		printf "envelope sign+verify %s %.0f msgs/s  ceiling (one rsa2048 sign + verify): %.0f/s  ratio %.0f%%\n",
 			$3, $4, c, 100 * $4 / c
+	}
+	# What a flood costs: refusing a forged message that carries a real certificate, beside
+	# the one RSA verify that refusal cannot do without.
+	/^envelope refusal / {
+		printf "envelope refusal %s %.0f msgs/s  ceiling (one rsa2048 verify): %.0f/s  ratio %.0f%%\n",
+			$3, $4, v, 100 * $4 / v
 	}'
 
 echo "== rings: the controller gives every device its ring; a device takes one in"
@@ -49,6 +55,24 @@ echo "$rings_out" | awk -v s="$rsa_sign" -v v="$rsa_verify" '
 		what = $2 == "device" ? "one device takes its ring" : sprintf("controller, %s devices", $3)
 		printf "%s: %.3f s  ceiling (openssl speed rsa2048, same operations): %.3f s  ratio %.0f%%\n",
 			what, t, c, 100 * c / t
+	}'
+
+echo "== the key dictionary: a ring's save"
+dict_out=$(BENCH_TMP=/tmp "$BENCH_DIR/bench_keydict")
+echo "$dict_out" | grep -v '^fsynced write:'
+fsync_ms=$(echo "$dict_out" | awk '/^fsynced write:/ {print $3}')
+
+echo "== ring intake end to end (controller -> device -> dictd, fsynced, confirmed)"
+intake_out=$("$(dirname "$0")/intake.sh")
+echo "$intake_out"
+# The ceiling: the ring's RSA-OAEP unwraps at the bare rate measured above, and one fsynced
+# write of the dictionary, both in this run.
+unwrap=$(echo "$crypto_out" | awk '/^rsa-oaep unwrap/ {print $(NF - 3)}')
+echo "$intake_out" | awk -v u="$unwrap" -v f="$fsync_ms" '
+	/^ring intake / && u > 0 {
+		c = $3 * 1000 / u + f
+		printf "ring intake %d keys: %.1f ms  ceiling (%d RSA-OAEP unwraps + one fsynced write): %.1f ms  ratio %.0f%%\n",
+			$3, $6, $3, c, 100 * c / $6
 	}'
 
 echo "== election convergence"

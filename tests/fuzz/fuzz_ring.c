@@ -1,8 +1,8 @@
-/* libFuzzer target: arbitrary bytes as JSON, given to every ring parser with a real RSA key.
- * A body that parses must come back identical through its build function, and a parse that
- * fails must leave its output as it was: anything else aborts. Each "$W" in the input stands
- * for a key really wrapped to this run's RSA key, so the fuzzer also reaches the success paths
- * of the key parsers (the seeds use it). */
+/* libFuzzer target: arbitrary bytes as JSON, given to every ring parser (CLIENT_RING_ACK
+ * included) with a real RSA key. A body that parses must come back identical through its build
+ * function, and a parse that fails must leave its output as it was: anything else aborts. Each
+ * "$W" in the input stands for a key really wrapped to this run's RSA key, so the fuzzer also
+ * reaches the success paths of the key parsers (the seeds use it). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -122,6 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ring_needs needs, needs2;
 	struct ring_end end, end2;
 	struct ring_keys keys;
+	uint32_t ack, ack2;
 
 	free(text);
 	if (body == NULL)
@@ -139,12 +140,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&end, 0xa5, sizeof(end));
 	if (ring_end_parse(body, MAX_IDX, &end) == 0) {
-		if (ring_end_build(&end, &again) < 0 || ring_end_parse(again, MAX_IDX, &end2) < 0 ||
+		/* An end that parses names a ring its pool can hold. */
+		if (end.count == 0 || end.count > MAX_IDX || end.count > end.pool ||
+		    end.pool > RING_POOL_MAX || ring_end_build(&end, &again) < 0 ||
+		    ring_end_parse(again, MAX_IDX, &end2) < 0 ||
 		    memcmp(&end, &end2, sizeof(end)) != 0)
 			abort();
 		json_decref(again);
 	} else {
 		check_untouched(&end, sizeof(end));
+	}
+
+	memset(&ack, 0xa5, sizeof(ack));
+	if (ring_ack_parse(body, &ack) == 0) {
+		if (ack == 0 || ring_ack_build(ack, &again) < 0 ||
+		    ring_ack_parse(again, &ack2) < 0 || ack2 != ack)
+			abort();
+		json_decref(again);
+	} else {
+		check_untouched(&ack, sizeof(ack));
 	}
 
 	memset(&keys, 0xa5, sizeof(keys));

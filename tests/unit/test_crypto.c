@@ -18,6 +18,8 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <jansson.h>
+
 #include "crypto.h"
 #include "file.h"
 #include "log.h"
@@ -390,6 +392,65 @@ static int group_teardown(void **state)
 	EVP_PKEY_free(k->b);
 	free(k);
 	return 0;
+}
+
+/* One context per key, reused: every signature verifies with a reused verifier, a wrong key or
+ * a context of the other kind refuses, and the one-shot calls agree with it. */
+static void test_pss_contexts_reused(void **state)
+{
+	static const char msg[] = "{\"type\":\"HELLO\"}";
+	struct keys *k = *state;
+	struct crypto_pss *signer = NULL, *verifier = NULL, *other = NULL;
+	uint8_t *sig[3] = {NULL};
+	size_t len[3];
+
+	assert_int_equal(crypto_pss_new(k->a, true, &signer), 0);
+	assert_int_equal(crypto_pss_new(k->a, false, &verifier), 0);
+	assert_int_equal(crypto_pss_new(k->b, false, &other), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(crypto_pss_sign(signer, msg, strlen(msg), &sig[i], &len[i]), 0);
+	assert_memory_not_equal(sig[0], sig[1], len[0]); /* a fresh salt each time */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(crypto_pss_verify(verifier, msg, strlen(msg), sig[i], len[i]), 0);
+		assert_int_equal(crypto_verify(k->a, msg, strlen(msg), sig[i], len[i]), 0);
+		assert_int_equal(crypto_pss_verify(other, msg, strlen(msg), sig[i], len[i]),
+				 -IOTSEC_EBADSIG);
+		assert_int_equal(crypto_pss_verify(verifier, msg, strlen(msg) - 1, sig[i], len[i]),
+				 -IOTSEC_EBADSIG);
+	}
+	/* A bad signature does not spoil the context for the good ones after it. */
+	sig[0][7] ^= 1;
+	assert_int_equal(crypto_pss_verify(verifier, msg, strlen(msg), sig[0], len[0]),
+			 -IOTSEC_EBADSIG);
+	assert_int_equal(crypto_pss_verify(verifier, msg, strlen(msg), sig[1], len[1]), 0);
+	/* Each context does one job. */
+	assert_int_equal(crypto_pss_verify(signer, msg, strlen(msg), sig[1], len[1]),
+			 -IOTSEC_EBADSIG);
+	assert_int_equal(crypto_pss_sign(verifier, msg, strlen(msg), &sig[0], &len[0]), -EINVAL);
+	assert_int_equal(crypto_pss_verify(verifier, msg, strlen(msg), sig[1], 0), -IOTSEC_EBADSIG);
+	for (int i = 0; i < 3; i++)
+		free(sig[i]);
+	crypto_pss_free(signer), crypto_pss_free(verifier), crypto_pss_free(other);
+	crypto_pss_free(NULL);
+}
+
+/* Keys cross jansson as base64 strings: once crypto_wipe_json() ran, every block jansson frees
+ * goes through crypto_wipe_free(). */
+static void test_json_frees_wiped(void **state)
+{
+	json_malloc_t m = NULL;
+	json_free_t f = NULL;
+	json_t *o;
+
+	(void)state;
+	crypto_wipe_json();
+	json_get_alloc_funcs(&m, &f);
+	assert_ptr_equal(f, crypto_wipe_free);
+	assert_ptr_equal(m, malloc);
+	o = json_pack("{s:s}", "key", "c2VjcmV0IGtleSBieXRlcyBvZiBhIHJpbmcga2V5IQ==");
+	assert_non_null(o);
+	json_decref(o);
+	crypto_wipe_free(NULL);
 }
 
 static const char *at(struct keys *k, const char *name)
@@ -766,6 +827,8 @@ int main(void)
 	    cmocka_unit_test(test_rsa_unwrap_refuses),
 	    cmocka_unit_test(test_rsa_wrap_refuses),
 	    cmocka_unit_test(test_sign_verify),
+	    cmocka_unit_test(test_pss_contexts_reused),
+	    cmocka_unit_test(test_json_frees_wiped),
 	    cmocka_unit_test(test_verify_refuses),
 	    cmocka_unit_test(test_sign_parameters),
 	    cmocka_unit_test(test_sign_refuses_non_rsa),

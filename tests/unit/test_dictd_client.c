@@ -353,7 +353,7 @@ static void test_store(void **state)
 		key_of(rec[i].name, rec[i].index, k[i]);
 		k64[i] = key64_of(rec[i].name, rec[i].index);
 	}
-	assert_int_equal(dictd_client_store(x.dc, rec, 3, on_done, x.got, &c), 0);
+	assert_int_equal(dictd_client_store(x.dc, rec, 3, false, on_done, x.got, &c), 0);
 	assert_non_null(c);
 	assert_int_equal(json_array_size(x.got), 0);
 	run_until_n(&x, 1);
@@ -367,7 +367,7 @@ static void test_store(void **state)
 		      (json_int_t)1900000000, "name", "ctl1", "index", (json_int_t)UINT32_MAX,
 		      "epoch", (json_int_t)UINT32_MAX, "key", k64[2], "expires", (json_int_t)-1));
 	/* One record. */
-	assert_int_equal(dictd_client_store(x.dc, rec, 1, on_done, x.got, NULL), 0);
+	assert_int_equal(dictd_client_store(x.dc, rec, 1, false, on_done, x.got, NULL), 0);
 	run_until_n(&x, 2);
 	assert_int_equal(got_r(&x, 1), 0);
 	expect_request(&x.d, PROTO_DICT_STORE,
@@ -399,7 +399,7 @@ static void test_store_largest_batch(void **state)
 					       .key = k[i],
 					       .expires = 1900000000};
 	}
-	assert_int_equal(dictd_client_store(x.dc, rec, PROTO_DICT_BATCH_MAX, on_done, x.got, NULL),
+	assert_int_equal(dictd_client_store(x.dc, rec, PROTO_DICT_BATCH_MAX, false, on_done, x.got, NULL),
 			 0);
 	run_until_n(&x, 1);
 	assert_int_equal(got_r(&x, 0), 0);
@@ -423,11 +423,11 @@ static void test_store_bad_args(void **state)
 	for (size_t i = 0; i <= PROTO_DICT_BATCH_MAX; i++)
 		rec[i] = (struct dictd_record){.name = "pi1", .index = (uint32_t)i, .key = k};
 	rig_open(&x, true);
-	assert_int_equal(dictd_client_store(x.dc, rec, 0, on_done, x.got, &c), -EINVAL);
+	assert_int_equal(dictd_client_store(x.dc, rec, 0, false, on_done, x.got, &c), -EINVAL);
 	assert_int_equal(
-	    dictd_client_store(x.dc, rec, PROTO_DICT_BATCH_MAX + 1, on_done, x.got, &c), -EINVAL);
-	assert_int_equal(dictd_client_store(x.dc, rec, SIZE_MAX, on_done, x.got, &c), -EINVAL);
-	assert_int_equal(dictd_client_store(x.dc, rec, 1, NULL, x.got, &c), -EINVAL);
+	    dictd_client_store(x.dc, rec, PROTO_DICT_BATCH_MAX + 1, false, on_done, x.got, &c), -EINVAL);
+	assert_int_equal(dictd_client_store(x.dc, rec, SIZE_MAX, false, on_done, x.got, &c), -EINVAL);
+	assert_int_equal(dictd_client_store(x.dc, rec, 1, false, NULL, x.got, &c), -EINVAL);
 	assert_ptr_equal(c, (struct ctl_call *)&c);
 	loop_for(x.e, 50);
 	assert_int_equal(json_array_size(x.d.requests), 0);
@@ -620,7 +620,14 @@ static void test_lookup_has_bad_args(void **state)
 	assert_int_equal(dictd_client_has(x.dc, "pi1", idx, SIZE_MAX, on_count, x.got, &c),
 			 -EINVAL);
 	assert_int_equal(dictd_client_has(x.dc, "pi1", idx, 1, NULL, x.got, &c), -EINVAL);
-	assert_int_equal(dictd_client_cancel_others(x.dc, 1, NULL, x.got, &c), -EINVAL);
+	/* Records of two epochs have no "every other epoch" to cancel. */
+	{
+		uint8_t k2[2][CRYPTO_KEY_LEN] = {{0}};
+		struct dictd_record two[2] = {{.name = "pi1", .index = 1, .epoch = 1, .key = k2[0]},
+					      {.name = "pi1", .index = 2, .epoch = 2, .key = k2[1]}};
+
+		assert_int_equal(dictd_client_store(x.dc, two, 2, true, on_done, x.got, &c), -EINVAL);
+	}
 	assert_ptr_equal(c, (struct ctl_call *)&c);
 	loop_for(x.e, 50);
 	assert_int_equal(json_array_size(x.d.requests), 0);
@@ -643,7 +650,7 @@ static void test_no_name(void **state)
 	a = (struct asked){x.got, 1};
 	assert_int_equal(dictd_client_lookup(x.dc, NULL, idx, 1, on_keys, &a, NULL), -EINVAL);
 	assert_int_equal(dictd_client_has(x.dc, NULL, idx, 1, on_count, x.got, NULL), -EINVAL);
-	assert_int_equal(dictd_client_store(x.dc, &rec, 1, on_done, x.got, NULL), -EINVAL);
+	assert_int_equal(dictd_client_store(x.dc, &rec, 1, false, on_done, x.got, NULL), -EINVAL);
 	loop_for(x.e, 30);
 	assert_int_equal(json_array_size(x.d.requests), 0);
 	assert_int_equal(json_array_size(x.got), 0);
@@ -732,21 +739,29 @@ static void test_has_answer_not_fitting(void **state)
 	rig_close(&x);
 }
 
-/* cancel_others sends {"keep_epoch":E} and nothing else. */
-static void test_cancel_others(void **state)
+/* With cancel_others, the store asks dictd to cancel every other epoch in the same save. */
+static void test_store_cancel_others(void **state)
 {
 	static const uint32_t epochs[] = {7, 0, UINT32_MAX};
+	uint8_t k[CRYPTO_KEY_LEN];
 	struct rig x;
 
 	(void)state;
 	rig_open(&x, true);
 	for (size_t i = 0; i < 3; i++) {
-		assert_int_equal(dictd_client_cancel_others(x.dc, epochs[i], on_done, x.got, NULL),
-				 0);
+		struct dictd_record rec = {.name = "-ring", .index = 4, .epoch = epochs[i], .key = k};
+
+		char *k64 = key64_of("-ring", 4);
+
+		key_of(rec.name, rec.index, k);
+		assert_int_equal(dictd_client_store(x.dc, &rec, 1, true, on_done, x.got, NULL), 0);
 		run_until_n(&x, i + 1);
 		assert_int_equal(got_r(&x, i), 0);
-		expect_request(&x.d, PROTO_DICT_CANCEL,
-			       json_pack("{s:I}", "keep_epoch", (json_int_t)epochs[i]));
+		expect_request(&x.d, PROTO_DICT_STORE,
+			       json_pack("{s:[{s:s, s:i, s:I, s:s}], s:b}", "records", "name", "-ring",
+					 "index", 4, "epoch", (json_int_t)epochs[i], "key", k64,
+					 "cancel_others", 1));
+		free(k64);
 	}
 	rig_close(&x);
 }
@@ -768,10 +783,10 @@ static void test_refused(void **state)
 	a = (struct asked){x.got, 1};
 	for (size_t i = 0; i < 3; i++) {
 		x.d.refuse = reasons[i];
-		assert_int_equal(dictd_client_store(x.dc, &rec, 1, on_done, x.got, NULL), 0);
+		assert_int_equal(dictd_client_store(x.dc, &rec, 1, false, on_done, x.got, NULL), 0);
 		assert_int_equal(dictd_client_lookup(x.dc, "pi1", idx, 1, on_keys, &a, NULL), 0);
 		assert_int_equal(dictd_client_has(x.dc, "pi1", idx, 1, on_count, x.got, NULL), 0);
-		assert_int_equal(dictd_client_cancel_others(x.dc, 1, on_done, x.got, NULL), 0);
+		assert_int_equal(dictd_client_store(x.dc, &rec, 1, true, on_done, x.got, NULL), 0);
 		n += 4;
 		run_until_n(&x, n);
 		for (size_t j = n - 4; j < n; j++)
@@ -798,10 +813,10 @@ static void test_dictd_away(void **state)
 	(void)state;
 	rig_open(&x, false);
 	a = (struct asked){x.got, 1};
-	assert_int_equal(dictd_client_store(x.dc, &rec, 1, on_done, x.got, &c), -ENOTCONN);
+	assert_int_equal(dictd_client_store(x.dc, &rec, 1, false, on_done, x.got, &c), -ENOTCONN);
 	assert_int_equal(dictd_client_lookup(x.dc, "pi1", idx, 1, on_keys, &a, &c), -ENOTCONN);
 	assert_int_equal(dictd_client_has(x.dc, "pi1", idx, 1, on_count, x.got, &c), -ENOTCONN);
-	assert_int_equal(dictd_client_cancel_others(x.dc, 1, on_done, x.got, &c), -ENOTCONN);
+	assert_int_equal(dictd_client_store(x.dc, &rec, 1, true, on_done, x.got, &c), -ENOTCONN);
 	assert_ptr_equal(c, (struct ctl_call *)&c);
 	loop_for(x.e, 100);
 	assert_int_equal(json_array_size(x.got), 0);
@@ -857,8 +872,8 @@ static void test_cancel_call(void **state)
 	dictd_pause(&x.d, true);
 	assert_int_equal(dictd_client_lookup(x.dc, "pi1", idx, 1, on_keys, &a, &lookup), 0);
 	assert_int_equal(dictd_client_has(x.dc, "pi1", idx, 1, on_count, dropped, &has), 0);
-	assert_int_equal(dictd_client_cancel_others(x.dc, 3, on_done, x.got, &cancel), 0);
-	assert_int_equal(dictd_client_store(x.dc, &rec, 1, on_done, dropped, &store), 0);
+	assert_int_equal(dictd_client_store(x.dc, &rec, 1, true, on_done, x.got, &cancel), 0);
+	assert_int_equal(dictd_client_store(x.dc, &rec, 1, false, on_done, dropped, &store), 0);
 	assert_non_null(lookup), assert_non_null(has), assert_non_null(store);
 	assert_non_null(cancel);
 	/* The store is cancelled before it was sent; the others once they wait, sent and
@@ -899,10 +914,10 @@ static void test_free_with_calls_waiting(void **state)
 	rig_open(&x, true);
 	a = (struct asked){x.got, 1};
 	dictd_pause(&x.d, true);
-	assert_int_equal(dictd_client_store(x.dc, &rec, 1, on_done, x.got, NULL), 0);
+	assert_int_equal(dictd_client_store(x.dc, &rec, 1, false, on_done, x.got, NULL), 0);
 	assert_int_equal(dictd_client_lookup(x.dc, "pi1", idx, 1, on_keys, &a, NULL), 0);
 	assert_int_equal(dictd_client_has(x.dc, "pi1", idx, 1, on_count, x.got, NULL), 0);
-	assert_int_equal(dictd_client_cancel_others(x.dc, 1, on_done, x.got, NULL), 0);
+	assert_int_equal(dictd_client_store(x.dc, &rec, 1, true, on_done, x.got, NULL), 0);
 	loop_for(x.e, 30);
 	assert_int_equal(json_array_size(x.d.requests), 0);
 	/* One more that has not even been sent. */
@@ -923,6 +938,8 @@ static void test_free_with_calls_waiting(void **state)
 static void test_connection_lost(void **state)
 {
 	static const uint32_t idx[] = {5};
+	uint8_t k[CRYPTO_KEY_LEN] = {0};
+	struct dictd_record rec = {.name = "pi1", .index = 5, .epoch = 1, .key = k};
 	struct asked a;
 	struct rig x;
 
@@ -931,7 +948,7 @@ static void test_connection_lost(void **state)
 	a = (struct asked){x.got, 1};
 	dictd_pause(&x.d, true);
 	assert_int_equal(dictd_client_lookup(x.dc, "pi1", idx, 1, on_keys, &a, NULL), 0);
-	assert_int_equal(dictd_client_cancel_others(x.dc, 1, on_done, x.got, NULL), 0);
+	assert_int_equal(dictd_client_store(x.dc, &rec, 1, true, on_done, x.got, NULL), 0);
 	loop_for(x.e, 30);
 	assert_int_equal(json_array_size(x.got), 0);
 	dictd_stop(&x.d);
@@ -972,7 +989,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_has, no_dictd),
 	    cmocka_unit_test_setup(test_has_bad_answers, no_dictd),
 	    cmocka_unit_test_setup(test_has_answer_not_fitting, no_dictd),
-	    cmocka_unit_test_setup(test_cancel_others, no_dictd),
+	    cmocka_unit_test_setup(test_store_cancel_others, no_dictd),
 	    cmocka_unit_test_setup(test_refused, no_dictd),
 	    cmocka_unit_test_setup(test_dictd_away, no_dictd),
 	    cmocka_unit_test_setup(test_cancel_call, no_dictd),

@@ -1,5 +1,7 @@
 /* ring: key-distribution bodies round-trip, every malformed body is refused with the output
- * untouched, and rings are drawn uniformly. Templates in the tables stand for real wrapped keys:
+ * untouched, rings are drawn uniformly, and as many keys as ring_keys_per_msg() allows fit in
+ * one envelope, certificate and longest names included. The keys are the test home's (fixture.h:
+ * pi1 is "ours", pi2 "other"). Templates in the tables stand for real wrapped keys:
  *   $W a key wrapped to us     $O wrapped to another key   $T $W's blob cut short
  *   $S a 31-byte secret        $L a 33-byte secret         $P a key in base64, not wrapped */
 #include <errno.h>
@@ -11,10 +13,16 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/pem.h>
 
+#include "ca.h"
+#include "clock.h"
 #include "encoding.h"
+#include "envelope.h"
+#include "fixture.h"
 #include "ring.h"
 
+static struct fixture fx;
 static EVP_PKEY *ours, *other;
 static char *wrapped[6]; /* W O T S L P */
 static const char subst[] = "WOTSLP";
@@ -41,8 +49,10 @@ static int setup(void **state)
 
 	(void)state;
 	memset(k, 0x42, sizeof(k));
-	if (crypto_rsa_generate(2048, &ours) < 0 || crypto_rsa_generate(2048, &other) < 0)
+	if (fixture_home(&fx) < 0)
 		return -1;
+	ours = fixture_key(&fx, "pi1");
+	other = fixture_key(&fx, "pi2");
 	wrapped[0] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 0);
 	wrapped[1] = wrap_b64(other, k, CRYPTO_KEY_LEN, 0);
 	wrapped[2] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 1);
@@ -59,6 +69,7 @@ static int teardown(void **state)
 		free(wrapped[i]);
 	EVP_PKEY_free(ours);
 	EVP_PKEY_free(other);
+	fixture_remove(&fx);
 	return 0;
 }
 
@@ -87,12 +98,13 @@ static json_t *body_of(const char *tmpl)
 	return j;
 }
 
-enum kind { NEEDS, CLIENT_KEYS, RING_KEYS, END, START, COMMON };
+enum kind { NEEDS, CLIENT_KEYS, RING_KEYS, END, ACK, START, COMMON };
 
 union out {
 	struct ring_needs needs;
 	struct ring_keys keys;
 	struct ring_end end;
+	uint32_t ack;
 	struct ring_indices idx;
 };
 
@@ -108,6 +120,8 @@ static int parse(enum kind kind, json_t *body, union out *o)
 		return ring_ring_keys_parse(body, ours, 100, 4, &o->keys);
 	case END:
 		return ring_end_parse(body, 75, &o->end);
+	case ACK:
+		return ring_ack_parse(body, &o->ack);
 	case START:
 		return ring_start_parse(body, 100, 4, &o->idx);
 	case COMMON:
@@ -188,15 +202,43 @@ static const struct {
      "{\"i\":4,\"k\":\"$W\"},{\"i\":5,\"k\":\"$W\"}]}",
      -EBADMSG},
 
-    {END, "{\"epoch\":1,\"count\":75}", 0},
-    {END, "{\"epoch\":1,\"count\":1}", 0},
-    {END, "{\"epoch\":1,\"count\":76}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":0}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":-75}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":\"75\"}", -EBADMSG},
-    {END, "{\"epoch\":1}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":75,\"keys\":[]}", -EBADMSG},
-    {END, "{\"epoch\":99999999999,\"count\":75}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100}", 0},
+    {END, "{\"epoch\":1,\"count\":1,\"pool\":1}", 0},
+    {END, "{\"pool\":1000000,\"count\":75,\"epoch\":4294967295}", 0},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":75}", 0},		/* every key of the pool */
+    {END, "{\"epoch\":1,\"count\":76,\"pool\":100}", -EBADMSG}, /* above the caller's max */
+    {END, "{\"epoch\":1,\"count\":0,\"pool\":100}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":-75,\"pool\":100}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":\"75\",\"pool\":100}", -EBADMSG},
+    {END, "{\"epoch\":1,\"pool\":100}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75}", -EBADMSG}, /* the old body, without the pool */
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":0}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":1000001}", -EBADMSG}, /* > RING_POOL_MAX */
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":74}", -EBADMSG},	    /* fewer keys than the ring */
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":-1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":\"100\"}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100.0}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":null}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"keys\":[]}", -EBADMSG},
+    {END, "{\"epoch\":99999999999,\"count\":75,\"pool\":100}", -EBADMSG},
+    {END, "{\"epoch\":0,\"count\":75,\"pool\":100}", -EBADMSG},
+    {END, "[1,75,100]", -EBADMSG},
+
+    {ACK, "{\"epoch\":1}", 0},
+    {ACK, "{\"epoch\":4294967295}", 0},
+    {ACK, "{}", -EBADMSG},
+    {ACK, "{\"epch\":1}", -EBADMSG}, /* one field, but not the epoch */
+    {ACK, "{\"epoch\":1,\"id\":\"abc\"}", -EBADMSG},
+    {ACK, "{\"epoch\":0}", -EBADMSG},
+    {ACK, "{\"epoch\":-1}", -EBADMSG},
+    {ACK, "{\"epoch\":4294967296}", -EBADMSG},
+    {ACK, "{\"epoch\":\"1\"}", -EBADMSG},
+    {ACK, "{\"epoch\":1.0}", -EBADMSG},
+    {ACK, "{\"epoch\":true}", -EBADMSG},
+    {ACK, "{\"epoch\":null}", -EBADMSG},
+    {ACK, "{\"epoch\":[1]}", -EBADMSG},
+    {ACK, "[1]", -EBADMSG},
+    {ACK, "1", -EBADMSG},
 
     {START, "{\"epoch\":3,\"indices\":[0,1,50,99]}", 0},
     {START, "{\"epoch\":3,\"indices\":[]}", -EBADMSG},
@@ -304,7 +346,7 @@ static void fill_keys(struct ring_keys *k, size_t n, uint32_t first_index)
 
 static void test_keys_round_trip(void **state)
 {
-	size_t per = ring_keys_per_msg(ours);
+	size_t per = ring_keys_per_msg(ours, 0);
 	struct ring_keys in, out;
 	json_t *body = NULL;
 	char *text, *plain;
@@ -367,13 +409,15 @@ static void test_parse_count_limit(void **state)
 	}
 	assert_int_equal(k.n, RING_KEYS_PER_MSG);
 	ring_keys_wipe(&k);
-	assert_int_equal(ring_keys_per_msg(NULL), 0);
+	assert_int_equal(ring_keys_per_msg(NULL, 0), 0);
+	assert_int_equal(ring_keys_per_msg(NULL, 1000), 0);
 }
 
 static void test_small_bodies_round_trip(void **state)
 {
 	struct ring_needs n = {.epoch = 5, .pool = 10000, .ring = 75, .share = 2500}, n2;
-	struct ring_end e = {.epoch = 5, .count = 75}, e2;
+	struct ring_end e = {.epoch = 5, .count = 75, .pool = 10000}, e2;
+	uint32_t epoch = 0;
 	struct ring_indices *x = calloc(1, sizeof(*x)), *y = calloc(1, sizeof(*y));
 	json_t *body = NULL;
 
@@ -386,6 +430,19 @@ static void test_small_bodies_round_trip(void **state)
 	assert_int_equal(ring_end_parse(body, 75, &e2), 0);
 	assert_memory_equal(&e, &e2, sizeof(e));
 	assert_int_equal(ring_end_parse(body, 74, &e2), -EBADMSG);
+	assert_int_equal(ring_end_parse(body, 0, &e2), -EINVAL);
+	assert_int_equal(ring_end_parse(body, RING_SIZE_MAX + 1, &e2), -EINVAL);
+	/* An ack is not an end, nor an end an ack. */
+	assert_int_equal(ring_ack_parse(body, &epoch), -EBADMSG);
+	json_decref(body);
+	assert_int_equal(ring_ack_build(5, &body), 0);
+	assert_int_equal(ring_ack_parse(body, &epoch), 0);
+	assert_int_equal(epoch, 5);
+	assert_int_equal(ring_end_parse(body, 75, &e2), -EBADMSG);
+	json_decref(body);
+	assert_int_equal(ring_ack_build(UINT32_MAX, &body), 0);
+	assert_int_equal(ring_ack_parse(body, &epoch), 0);
+	assert_int_equal(epoch, UINT32_MAX);
 	json_decref(body);
 
 	x->epoch = 5;
@@ -430,8 +487,16 @@ static void test_build_refuses(void **state)
 	assert_int_equal(ring_needs_build(&(struct ring_needs){1, 10, 11, 1}, &body), -EINVAL);
 	assert_int_equal(ring_needs_build(&(struct ring_needs){0, 10, 5, 1}, &body), -EINVAL);
 	assert_int_equal(ring_needs_build(&(struct ring_needs){1, 10, 5, 0}, &body), -EINVAL);
-	assert_int_equal(ring_end_build(&(struct ring_end){1, 0}, &body), -EINVAL);
-	assert_int_equal(ring_end_build(&(struct ring_end){1, RING_SIZE_MAX + 1}, &body), -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 0, 10}, &body), -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){0, 1, 10}, &body), -EINVAL);
+	assert_int_equal(
+	    ring_end_build(&(struct ring_end){1, RING_SIZE_MAX + 1, RING_POOL_MAX}, &body),
+	    -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 1, 0}, &body), -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 1, RING_POOL_MAX + 1}, &body),
+			 -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 5, 4}, &body), -EINVAL);
+	assert_int_equal(ring_ack_build(0, &body), -EINVAL);
 	x->epoch = 1;
 	assert_int_equal(ring_start_build(x, 100, &body), -EINVAL); /* empty */
 	x->n = 2, x->index[0] = 5, x->index[1] = 4;
@@ -561,6 +626,183 @@ static void test_path_key(void **state)
 	json_decref(body);
 }
 
+/* ---- the size budget keyd's deliver() relies on ---- */
+
+/* Unicast CLIENT_RING_KEYS from the controller, as keyd sends it. */
+static const struct envelope_rule ring_rules[] = {
+    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true},
+    {NULL, 0, false},
+};
+
+static size_t der_len(X509 *x)
+{
+	int n = i2d_X509(x, NULL);
+
+	assert_true(n > 0);
+	return (size_t)n;
+}
+
+/* n keys wrapped to pub at the widest indices and epoch: the longest body of n keys. */
+static json_t *widest_ring_keys(EVP_PKEY *pub, size_t n)
+{
+	struct ring_keys *k = calloc(1, sizeof(*k));
+	json_t *body = NULL;
+
+	assert_non_null(k);
+	k->epoch = UINT32_MAX;
+	k->n = n;
+	for (size_t i = 0; i < n; i++) {
+		k->index[i] = RING_POOL_MAX - (uint32_t)(n - i);
+		memset(k->key[i], (int)i, CRYPTO_KEY_LEN);
+	}
+	assert_int_equal(ring_ring_keys_build(k, RING_POOL_MAX, pub, &body), 0);
+	ring_keys_wipe(k);
+	free(k);
+	return body;
+}
+
+/* Seal as many keys wrapped to pub as ring_keys_per_msg() allows, once beside the sender's
+ * certificate and once beside its fingerprint, to a recipient with the longest name under the
+ * longest delivery id: both envelopes must be sealed (envelope_seal() refuses -EMSGSIZE past
+ * ENVELOPE_MAX) and within ENVELOPE_MAX. Returns the count beside the certificate. */
+static size_t budget_holds(struct envelope_ctx *ctx, X509 *cert, EVP_PKEY *pub)
+{
+	char to[CERT_NAME_MAX], id[ENVELOPE_ID_MAX + 1], *out = NULL;
+	size_t with_cert = ring_keys_per_msg(pub, der_len(cert)), alone = ring_keys_per_msg(pub, 0);
+	size_t len = 0;
+	json_t *body;
+
+	memset(to, 'r', sizeof(to) - 1);
+	to[sizeof(to) - 1] = '\0';
+	memset(id, 'i', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	/* A certificate takes room a fingerprint does not: fewer keys, but still some. */
+	assert_true(with_cert < alone);
+	assert_true(with_cert >= 1);
+
+	body = widest_ring_keys(pub, with_cert);
+	assert_int_equal(envelope_seal(ctx, RING_MSG_RING_KEYS, to, id, body, true, &out, &len), 0);
+	assert_true(len <= ENVELOPE_MAX);
+	free(out);
+	json_decref(body);
+
+	body = widest_ring_keys(pub, alone);
+	assert_int_equal(envelope_seal(ctx, RING_MSG_RING_KEYS, to, id, body, false, &out, &len),
+			 0);
+	assert_true(len <= ENVELOPE_MAX);
+	free(out);
+	json_decref(body);
+	return with_cert;
+}
+
+/* The test home's controller (RSA-2048, short names) to pi1 (RSA-2048): the budget holds, and
+ * the envelope beside the certificate is one pi1 opens and unwraps every key of. */
+static void test_keys_beside_certificate(void **state)
+{
+	X509 *cert = fixture_cert(&fx, "ctl1"), *pi1_cert = fixture_cert(&fx, "pi1");
+	EVP_PKEY *key = fixture_key(&fx, "ctl1");
+	struct envelope_ctx *ctl = NULL, *pi1 = NULL;
+	struct cert_store *store = NULL;
+	struct ring_keys *got = calloc(1, sizeof(*got));
+	struct envelope_msg m;
+	size_t per, len = 0;
+	char *out = NULL;
+	json_t *body;
+
+	(void)state;
+	assert_non_null(got);
+	assert_int_equal(cert_store_load(fx.ca_crt, fx.crl, &store), 0);
+	assert_int_equal(envelope_ctx_new(store, cert, key, ring_rules, 30, &ctl), 0);
+	assert_int_equal(envelope_ctx_new(store, pi1_cert, ours, ring_rules, 30, &pi1), 0);
+	/* The more certificate, the fewer keys, down to none. */
+	assert_true(ring_keys_per_msg(ours, der_len(cert)) < ring_keys_per_msg(ours, 0));
+	assert_true(ring_keys_per_msg(ours, 2 * der_len(cert)) <
+		    ring_keys_per_msg(ours, der_len(cert)));
+	assert_int_equal(ring_keys_per_msg(ours, ENVELOPE_MAX), 0);
+	per = budget_holds(ctl, cert, ours);
+
+	body = widest_ring_keys(ours, per);
+	assert_int_equal(
+	    envelope_seal(ctl, RING_MSG_RING_KEYS, "pi1", "abc", body, true, &out, &len), 0);
+	assert_int_equal(envelope_open(pi1, out, len, &m, NULL), 0);
+	assert_int_equal(ring_ring_keys_parse(m.body, ours, RING_POOL_MAX, RING_KEYS_PER_MSG, got),
+			 0);
+	assert_int_equal(got->n, per);
+	assert_int_equal(got->index[per - 1], RING_POOL_MAX - 1);
+	assert_int_equal(got->key[per - 1][0], (uint8_t)(per - 1));
+	envelope_msg_clear(&m);
+	ring_keys_wipe(got);
+	free(got);
+	free(out);
+	json_decref(body);
+	envelope_ctx_free(ctl);
+	envelope_ctx_free(pi1);
+	cert_store_free(store);
+	X509_free(cert);
+	X509_free(pi1_cert);
+	EVP_PKEY_free(key);
+}
+
+/* A certificate request for key, as `iotsec-pki enrol --csr` takes it. */
+static void write_csr(const char *path, EVP_PKEY *key)
+{
+	X509_REQ *req = X509_REQ_new();
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(req);
+	assert_non_null(f);
+	assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
+	assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+	assert_int_equal(PEM_write_X509_REQ(f, req), 1);
+	fclose(f);
+	X509_REQ_free(req);
+}
+
+/* The worst case RING_BODY_MAX is sized for: a home with the longest name a CA takes, a
+ * controller with a 63-character name and an RSA-4096 key (the longest signature, a longer
+ * certificate), and recipients of RSA-2048, 3072 and 4096 bits. */
+static void test_budget_longest_names(void **state)
+{
+	char dir[PATH_MAX + 32], out_dir[PATH_MAX + 32], csr[PATH_MAX + 32], crt[PATH_MAX + 160];
+	char home[CERT_NAME_MAX], name[CERT_NAME_MAX];
+	struct ca_enrol_req req = {
+	    .device = name, .role = CERT_ROLE_CONTROLLER, .out_dir = out_dir, .csr_path = csr};
+	EVP_PKEY *big = NULL, *ca_key = NULL;
+	struct envelope_ctx *ctx = NULL;
+	X509 *cert = NULL;
+	size_t per2048;
+
+	(void)state;
+	/* "<home> home CA" is the CA's common name, at most 64 characters. */
+	memset(home, 'h', 56);
+	home[56] = '\0';
+	memset(name, 'c', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	snprintf(dir, sizeof(dir), "%s/longca", fx.dir);
+	snprintf(out_dir, sizeof(out_dir), "%s/longout", fx.dir);
+	snprintf(csr, sizeof(csr), "%s/long.csr", fx.dir);
+	snprintf(crt, sizeof(crt), "%s/%s.crt", out_dir, name);
+	assert_int_equal(ca_init(dir, home, 30), 0);
+	assert_int_equal(crypto_rsa_generate(4096, &big), 0);
+	write_csr(csr, big);
+	req.not_before = clock_now() - 60;
+	req.not_after = clock_now() + 86400;
+	assert_int_equal(ca_enrol(dir, &req), 0);
+	assert_int_equal(cert_load(crt, &cert), 0);
+	assert_int_equal(envelope_ctx_new(NULL, cert, big, ring_rules, 30, &ctx), 0);
+	snprintf(crt, sizeof(crt), "%s/ca/ca.key", fx.dir);
+	assert_int_equal(crypto_load_private_key(crt, &ca_key), 0); /* an RSA-3072 key */
+
+	per2048 = budget_holds(ctx, cert, ours);
+	assert_true(budget_holds(ctx, cert, ca_key) < per2048);
+	assert_true(budget_holds(ctx, cert, big) < per2048);
+
+	envelope_ctx_free(ctx);
+	X509_free(cert);
+	EVP_PKEY_free(big);
+	EVP_PKEY_free(ca_key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -575,6 +817,8 @@ int main(void)
 	    cmocka_unit_test(test_pick_refuses),
 	    cmocka_unit_test(test_common),
 	    cmocka_unit_test(test_path_key),
+	    cmocka_unit_test(test_keys_beside_certificate),
+	    cmocka_unit_test(test_budget_longest_names),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -32,6 +32,9 @@ static void usage(FILE *f)
 		"  peers [--json]     the devices this one knows, and the key shared with each\n"
 		"  watch DAEMON [--count N] [--timeout SECONDS]\n"
 		"                     print the events DAEMON pushes, one JSON object a line\n"
+		"  rekey [--exclude DEVICE]...\n"
+		"                     on the controller (root): a new key pool now, giving the\n"
+		"                     devices named nothing of it\n"
 		"  pool plan --nodes N --probability P [--ring K] [--pool S] [--json]\n"
 		"                     size a key pool without changing anything\n"
 		"\n"
@@ -286,6 +289,52 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 	return count >= 0 && seen < count ? 1 : 0;
 }
 
+/* A new pool now, leaving out the devices named: what pingd asks when a device goes missing. */
+static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
+{
+	json_t *args = json_pack("{s:[]}", "exclude"), *reply = NULL;
+	struct ctl_client *c = NULL;
+	char path[PATH_MAX];
+	int r, rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
+			json_array_append_new(json_object_get(args, "exclude"), json_string(argv[++i]));
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: iotsecctl rekey [--exclude DEVICE]...\n"
+			       "On the controller: build a new key pool now; the devices named get "
+			       "nothing of it,\nand every other device cancels the old one. Needs "
+			       "root.\n");
+			json_decref(args);
+			return 0;
+		} else {
+			fprintf(stderr, "iotsecctl rekey: unknown argument '%s'\n", argv[i]);
+			json_decref(args);
+			return 2;
+		}
+	}
+	if ((r = daemon_socket_path(cfg->device.run_dir, "keyd", path, sizeof(path))) < 0 ||
+	    (r = ctl_client_connect(path, &c)) < 0 ||
+	    (r = ctl_client_call(c, "rekey", args, CALL_TIMEOUT_MS, &reply)) < 0)
+		fprintf(stderr, "iotsecctl rekey: iotsec-keyd: %s\n",
+			r == -ENOENT || r == -ECONNREFUSED ? "not running" : iotsec_strerror(r));
+	else if (ctl_reply_error(reply))
+		fprintf(stderr, "iotsecctl rekey: iotsec-keyd refused: %s%s\n",
+			ctl_reply_error(reply),
+			strstr(ctl_reply_error(reply), "not supported") ? " (this device is not the "
+									  "controller)"
+									: "");
+	else {
+		printf("new key pool: epoch %lld\n",
+		       (long long)json_integer_value(json_object_get(reply, "epoch")));
+		rc = 0;
+	}
+	json_decref(reply);
+	json_decref(args);
+	ctl_client_free(c);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -336,6 +385,8 @@ int main(int argc, char **argv)
 		r = cmd_peers(&cfg, argc, argv);
 	else if (strcmp(argv[0], "watch") == 0)
 		r = cmd_watch(&cfg, argc, argv);
+	else if (strcmp(argv[0], "rekey") == 0)
+		r = cmd_rekey(&cfg, argc, argv);
 	else {
 		fprintf(stderr, "iotsecctl: unknown command '%s' (try --help)\n", argv[0]);
 		r = 2;
