@@ -552,7 +552,7 @@ int crypto_verify(EVP_PKEY *pub, const void *msg, size_t len, const uint8_t *sig
 {
 	struct crypto_pss *p = NULL;
 	int r = crypto_pss_new(pub, false, &p) == 0 ? crypto_pss_verify(p, msg, len, sig, siglen)
-						      : -IOTSEC_EBADSIG;
+						    : -IOTSEC_EBADSIG;
 
 	crypto_pss_free(p);
 	return r;

@@ -24,7 +24,7 @@
 
 int ctl_in_init(struct ctl_in *in)
 {
-	in->start = in->scan = in->len = 0;
+	in->start = in->scan = in->len = in->high = 0;
 	in->buf = malloc(CTL_LINE_MAX);
 	return in->buf ? 0 : -ENOMEM;
 }
@@ -47,7 +47,16 @@ int ctl_in_read(struct ctl_in *in, int fd)
 	if (n < 0)
 		return -errno;
 	in->len += (size_t)n;
+	if (in->len > in->high)
+		in->high = in->len;
 	return (int)n;
+}
+
+void ctl_in_free(struct ctl_in *in)
+{
+	/* Not the whole buffer: its untouched pages need no wiping, nor to be brought in. */
+	ctl_wipe_free(in->buf, in->high);
+	in->buf = NULL;
 }
 
 bool ctl_in_line(struct ctl_in *in, const char **ret, size_t *ret_len)
@@ -306,7 +315,7 @@ static void conn_free(struct ctl_conn *c)
 	c->s->n_unprivileged -= !cred_privileged(&c->cred);
 	sd_event_source_disable_unref(c->io);
 	close(c->fd);
-	ctl_wipe_free(c->in.buf, CTL_LINE_MAX);
+	ctl_in_free(&c->in);
 	ctl_wipe_free(c->out.buf, c->out.cap);
 	json_decref(c->events);
 	free(c);

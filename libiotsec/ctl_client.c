@@ -211,7 +211,7 @@ void ctl_client_free(struct ctl_client *c)
 		return;
 	if (c->fd >= 0)
 		close(c->fd);
-	ctl_wipe_free(c->in.buf, CTL_LINE_MAX);
+	ctl_in_free(&c->in);
 	json_decref(c->events);
 	free(c);
 }

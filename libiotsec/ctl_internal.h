@@ -20,6 +20,7 @@
 struct ctl_in {
 	char *buf; /* CTL_LINE_MAX bytes: the longest line is CTL_LINE_MAX - 1 plus '\n' */
 	size_t start, scan, len;
+	size_t high; /* the most of buf ever written: what there is to wipe */
 };
 
 /* Bytes waiting to be sent: buf[start..len). */
@@ -29,6 +30,8 @@ struct ctl_out {
 };
 
 int ctl_in_init(struct ctl_in *in);
+/* Wipe what was ever read into the buffer, and free it. */
+void ctl_in_free(struct ctl_in *in);
 /* Read what fits: > 0 bytes, 0 at end of stream, or a negative errno (-EAGAIN included). */
 int ctl_in_read(struct ctl_in *in, int fd);
 /* The next complete line, without its newline; valid until the next ctl_in_read(). */

@@ -322,7 +322,7 @@ void ctl_peer_free(struct ctl_peer *p)
 	if (p->fd >= 0)
 		close(p->fd);
 	sd_event_unref(p->e);
-	ctl_wipe_free(p->in.buf, CTL_LINE_MAX);
+	ctl_in_free(&p->in);
 	ctl_wipe_free(p->out.buf, p->out.cap);
 	free(p->hello);
 	free(p->path);

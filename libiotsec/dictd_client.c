@@ -120,8 +120,8 @@ int dictd_client_store(struct dictd_client *dc, const struct dictd_record *rec, 
 				   (json_int_t)rec[i].index, "epoch", (json_int_t)rec[i].epoch,
 				   "key", key64)) == NULL ||
 		    json_array_append_new(list, o) < 0 ||
-		    (rec[i].expires && json_object_set_new(o, "expires",
-							   json_integer(rec[i].expires)) < 0))
+		    (rec[i].expires &&
+		     json_object_set_new(o, "expires", json_integer(rec[i].expires)) < 0))
 			goto out;
 		crypto_wipe(key64, strlen(key64));
 		free(key64);
@@ -189,8 +189,8 @@ static void on_keys(int r, json_t *reply, void *userdata)
 	free(p);
 }
 
-int dictd_client_lookup(struct dictd_client *dc, const char *name, const uint32_t *index,
-			size_t n, dictd_keys_fn fn, void *userdata, struct ctl_call **ret_call)
+int dictd_client_lookup(struct dictd_client *dc, const char *name, const uint32_t *index, size_t n,
+			dictd_keys_fn fn, void *userdata, struct ctl_call **ret_call)
 {
 	struct pending *p;
 
@@ -214,8 +214,8 @@ static bool present_fits(const struct pending *p, json_t *present)
 	json_array_foreach(present, i, v)
 	{
 		for (j = 0; j < p->n; j++)
-			if (json_is_integer(v) && json_integer_value(v) == (json_int_t)p->index[j] &&
-			    !seen[j])
+			if (json_is_integer(v) &&
+			    json_integer_value(v) == (json_int_t)p->index[j] && !seen[j])
 				break;
 		if (j == p->n)
 			return false;

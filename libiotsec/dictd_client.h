@@ -46,8 +46,8 @@ int dictd_client_store(struct dictd_client *dc, const struct dictd_record *rec, 
 		       bool cancel_others, dictd_done_fn fn, void *userdata,
 		       struct ctl_call **ret_call);
 /* All n (1..PROTO_DICT_INDEX_MAX) keys of name at these indices, or -ENOKEY. */
-int dictd_client_lookup(struct dictd_client *dc, const char *name, const uint32_t *index,
-			size_t n, dictd_keys_fn fn, void *userdata, struct ctl_call **ret_call);
+int dictd_client_lookup(struct dictd_client *dc, const char *name, const uint32_t *index, size_t n,
+			dictd_keys_fn fn, void *userdata, struct ctl_call **ret_call);
 /* How many of the n keys of name at these indices exist, without reading them. */
 int dictd_client_has(struct dictd_client *dc, const char *name, const uint32_t *index, size_t n,
 		     dictd_count_fn fn, void *userdata, struct ctl_call **ret_call);

@@ -1,9 +1,9 @@
 /* The key dictionary file (SPEC 5.4): the only place keys rest on disk.
  *
- * A record holds a name (the peer of a path key, or keyd's name for ring keys) and its times in the clear; the key
- * index only as HMAC-SHA256(index key, per-record salt || index), since a plain hash of a small
- * index is brute-forced in seconds; and the key sealed with AES-256-GCM (random nonce, the
- * record's clear fields as associated data). The whole file ends with an HMAC line, so one
+ * A record holds a name (the peer of a path key, or keyd's name for ring keys) and its times in the
+ * clear; the key index only as HMAC-SHA256(index key, per-record salt || index), since a plain hash
+ * of a small index is brute-forced in seconds; and the key sealed with AES-256-GCM (random nonce,
+ * the record's clear fields as associated data). The whole file ends with an HMAC line, so one
  * flipped byte anywhere makes it refused. The three keys (index, record, file) are derived with
  * HKDF from the dictionary key, which never enters the file.
  *

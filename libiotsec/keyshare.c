@@ -214,13 +214,11 @@ int keyshare_deliver(struct keyshare *ks, struct keyshare_device *d, uint64_t no
 	return 0;
 }
 
-int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epoch,
-		    const char *id)
+int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epoch, const char *id)
 {
 	if (epoch != ks->epoch)
 		return -IOTSEC_EEPOCH;
-	if (ks->state != KEYSHARE_READY || d->delivering_until == 0 ||
-	    strcmp(id, d->delivery) != 0)
+	if (ks->state != KEYSHARE_READY || d->delivering_until == 0 || strcmp(id, d->delivery) != 0)
 		return -IOTSEC_EDELIVERY;
 	d->confirmed = true;
 	d->delivering_until = 0;

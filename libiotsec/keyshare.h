@@ -112,8 +112,7 @@ const uint8_t *keyshare_key(const struct keyshare *ks, uint32_t index);
 int keyshare_deliver(struct keyshare *ks, struct keyshare_device *d, uint64_t now);
 /* CLIENT_RING_ACK from d: 0 when it confirms d's delivery under way, -IOTSEC_EDELIVERY for
  * another delivery, -IOTSEC_EEPOCH for another epoch. */
-int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epoch,
-		    const char *id);
+int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epoch, const char *id);
 
 /* ---- a device's intake of its ring ---- */
 

@@ -50,8 +50,7 @@ int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule 
 		goto out;
 	}
 	what = cfg->device.cert;
-	if ((r = envelope_ctx_new(m->store, m->cert, m->key, rules, cfg->net.delta_t, &m->env)) <
-	    0)
+	if ((r = envelope_ctx_new(m->store, m->cert, m->key, rules, cfg->net.delta_t, &m->env)) < 0)
 		goto out;
 	*ret = m;
 	m = NULL;
@@ -169,7 +168,8 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userd
 	int r;
 
 	(void)s, (void)revents;
-	/* One datagram a turn: the loop comes back while more wait, and other sources get theirs. */
+	/* One datagram a turn: the loop comes back while more wait, and other sources get
+	 * theirs. */
 	if ((n = recvmsg(fd, &mh, MSG_DONTWAIT)) < 0)
 		return 0;
 	dest = datagram_dest(&mh);
@@ -525,8 +525,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	return 0;
 }
 
-int lan_tcp_open(sd_event *e, struct lan_member *m, uint16_t port, lan_link_fn fn,
-		 void *userdata, struct lan_tcp **ret)
+int lan_tcp_open(sd_event *e, struct lan_member *m, uint16_t port, lan_link_fn fn, void *userdata,
+		 struct lan_tcp **ret)
 {
 	struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(port)};
 	struct lan_tcp *t = calloc(1, sizeof(*t));

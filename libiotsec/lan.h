@@ -71,8 +71,8 @@ int lan_member_status(const struct lan_member *m, json_t *status);
 
 /* m is the sender of a verified message; broadcast says whether it came to the broadcast
  * address (false: to us alone). The message is the callee's to read, not to keep. */
-typedef void (*lan_udp_fn)(struct envelope_msg *msg, const struct sockaddr_in *from,
-			   bool broadcast, void *userdata);
+typedef void (*lan_udp_fn)(struct envelope_msg *msg, const struct sockaddr_in *from, bool broadcast,
+			   void *userdata);
 struct lan_udp;
 /* Bind port on every address; broadcast is where lan_udp_broadcast() sends (an IPv4 address). */
 int lan_udp_open(sd_event *e, struct lan_member *m, uint16_t port, const char *broadcast,
@@ -89,8 +89,8 @@ struct lan_link;
  * finish or close it. */
 typedef void (*lan_link_fn)(struct lan_link *l, struct envelope_msg *msg, void *userdata);
 struct lan_tcp;
-int lan_tcp_open(sd_event *e, struct lan_member *m, uint16_t port, lan_link_fn fn,
-		 void *userdata, struct lan_tcp **ret);
+int lan_tcp_open(sd_event *e, struct lan_member *m, uint16_t port, lan_link_fn fn, void *userdata,
+		 struct lan_tcp **ret);
 /* Closes every link. */
 void lan_tcp_free(struct lan_tcp *t);
 

@@ -21,7 +21,7 @@
  *          "device", "home", "role", "serial", "not_before", "not_after" (once a certificate
  *          parsed), "checked_at", "interval"}
  * "unknown" means certd has not checked yet: like "invalid", it keeps the device out. */
-#define PROTO_CERTD_CHECK "check" /* (privileged) check now -> the status fields */
+#define PROTO_CERTD_CHECK     "check" /* (privileged) check now -> the status fields */
 #define PROTO_CERT_VALID      "valid"
 #define PROTO_CERT_INVALID    "invalid"
 #define PROTO_EV_CERT_VALID   "certificate-valid"   /* the status fields */
@@ -69,7 +69,7 @@
 #define PROTO_KEYD_INBOX "inbox"
 /* (privileged) {"exclude":["name",...]?} -> {"epoch":E}: the controller starts a new pool now,
  * giving no ring to the devices named; refused on a node. */
-#define PROTO_KEYD_REKEY    "rekey"
-#define PROTO_EV_EPOCH	    "epoch-changed" /* the status fields */
+#define PROTO_KEYD_REKEY "rekey"
+#define PROTO_EV_EPOCH	 "epoch-changed" /* the status fields */
 
 #endif

@@ -43,8 +43,7 @@ static bool budget_allows(struct refusals *r, uint64_t now_ms)
 	return true;
 }
 
-bool refusals_note(struct refusals *r, uint32_t addr, const char *sender, int code,
-		   uint64_t now_ms)
+bool refusals_note(struct refusals *r, uint32_t addr, const char *sender, int code, uint64_t now_ms)
 {
 	size_t i;
 

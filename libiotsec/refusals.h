@@ -6,10 +6,10 @@
  * refusal is worth a log line when its pair is new and the log budget allows: the budget is a
  * token bucket of REFUSALS_BURST lines refilled at one line per REFUSALS_REFILL_MS, so junk
  * from thousands of addresses writes a handful of lines, not thousands, and the next line says
- * how many new pairs the budget kept out of the log. Memory is bounded: past REFUSALS_MAX pairs the oldest is forgotten
- * (so a burst cannot silence what comes after it), past REFUSALS_DEVICES_MAX devices the least
- * refused one. A pair the budget kept out of the log asks again at its next refusal, so a flood
- * cannot hide a rogue that started during it. */
+ * how many new pairs the budget kept out of the log. Memory is bounded: past REFUSALS_MAX pairs the
+ * oldest is forgotten (so a burst cannot silence what comes after it), past REFUSALS_DEVICES_MAX
+ * devices the least refused one. A pair the budget kept out of the log asks again at its next
+ * refusal, so a flood cannot hide a rogue that started during it. */
 #ifndef IOTSEC_REFUSALS_H
 #define IOTSEC_REFUSALS_H
 
@@ -37,11 +37,11 @@ struct refusals {
 		unsigned long count;
 	} device[REFUSALS_DEVICES_MAX];
 	size_t n_devices;
-	unsigned long total;	  /* every refusal, logged or not */
-	unsigned long unlogged;	  /* pairs the budget kept out of the log, not logged since */
-	unsigned tokens;	  /* lines the budget allows now */
-	uint64_t refilled_ms;	  /* when tokens were last topped up */
-	bool started;		  /* the bucket starts full */
+	unsigned long total;	/* every refusal, logged or not */
+	unsigned long unlogged; /* pairs the budget kept out of the log, not logged since */
+	unsigned tokens;	/* lines the budget allows now */
+	uint64_t refilled_ms;	/* when tokens were last topped up */
+	bool started;		/* the bucket starts full */
 };
 
 /* Count a refusal at monotonic time now_ms; sender is the device the refused message came from

@@ -218,7 +218,8 @@ out:
 size_t ring_keys_per_msg(EVP_PKEY *pub, size_t cert_len)
 {
 	int size = pub != NULL ? EVP_PKEY_get_size(pub) : 0;
-	size_t entry, n, budget = RING_BODY_MAX - KEYS_HEAD_LEN, cert_b64 = 4 * ((cert_len + 2) / 3);
+	size_t entry, n, budget = RING_BODY_MAX - KEYS_HEAD_LEN,
+			 cert_b64 = 4 * ((cert_len + 2) / 3);
 	size_t cost = 0;
 
 	if (size <= 0 || size > RING_WRAPPED_MAX)

@@ -79,9 +79,8 @@ static json_t *ring_part(json_t *body, bool with_confirm)
 	return core;
 }
 
-static struct session *session_new(bool initiator, uint32_t epoch, uint32_t pool,
-				   const char *self, const char *peer, const uint32_t *ring,
-				   size_t n)
+static struct session *session_new(bool initiator, uint32_t epoch, uint32_t pool, const char *self,
+				   const char *peer, const uint32_t *ring, size_t n)
 {
 	struct session *s;
 
@@ -128,8 +127,8 @@ out:
 	return r;
 }
 
-int session_respond(json_t *body, uint32_t epoch, uint32_t pool, const char *self,
-		    const char *peer, const uint32_t *ring, size_t n, struct session **ret)
+int session_respond(json_t *body, uint32_t epoch, uint32_t pool, const char *self, const char *peer,
+		    const uint32_t *ring, size_t n, struct session **ret)
 {
 	struct session *s = session_new(false, epoch, pool, self, peer, ring, n);
 	struct ring_indices *theirs = calloc(1, sizeof(*theirs));
@@ -148,8 +147,8 @@ int session_respond(json_t *body, uint32_t epoch, uint32_t pool, const char *sel
 		goto out;
 	}
 	s->common.epoch = epoch;
-	s->common.n = ring_common(s->ring.index, s->ring.n, theirs->index, theirs->n,
-				  s->common.index);
+	s->common.n =
+	    ring_common(s->ring.index, s->ring.n, theirs->index, theirs->n, s->common.index);
 	s->state = SESSION_LOOKING;
 	*ret = s;
 	s = NULL;

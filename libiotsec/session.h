@@ -40,8 +40,8 @@ int session_initiate(uint32_t epoch, uint32_t pool, const char *self, const char
 		     struct session **ret, json_t **ret_body);
 /* Responder: a CLIENT_START_SESSION from peer. -EBADMSG when malformed, -IOTSEC_EEPOCH for
  * another epoch than ours. */
-int session_respond(json_t *body, uint32_t epoch, uint32_t pool, const char *self,
-		    const char *peer, const uint32_t *ring, size_t n, struct session **ret);
+int session_respond(json_t *body, uint32_t epoch, uint32_t pool, const char *self, const char *peer,
+		    const uint32_t *ring, size_t n, struct session **ret);
 /* Initiator: the peer's CLIENT_COMMON_INDEX. -EBADMSG when malformed or naming an index we do
  * not hold, -IOTSEC_EEPOCH for another epoch. */
 int session_on_common(struct session *s, json_t *body);

@@ -39,7 +39,7 @@ grep -h "refused a message from $NET.4" "$T/kitchen/electd.log" | head -n 2
 echo "hub0 built a pool of its own (it is its own controller); no device of the home lists it:"
 ctl "$T/kitchen/run/keyd.sock" '{"v":1,"verb":"peers"}' | grep -q '"hub0"' && fail "kitchen lists hub0"
 echo "    kitchen's peers: $(ctl "$T/kitchen/run/keyd.sock" '{"v":1,"verb":"peers"}' |
-	python3 -c 'import json, sys; print(", ".join(p["name"] for p in json.load(sys.stdin)["peers"]))')"
+	$PY -c 'import json, sys; print(", ".join(p["name"] for p in json.load(sys.stdin)["peers"]))')"
 
 step "9. The kitchen Pi knows its peers and the keys it shares with each"
 show iotsecctl -c "$T/kitchen/iotsec.conf" peers

@@ -51,8 +51,8 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 
 		if (r == -IOTSEC_ENOTYETVALID && c->have_info)
 			clock_raise_floor(c->info.not_before);
-		else if (r == -IOTSEC_ECRL && (cert_store_window(c->store, &from, &until),
-					       from > clock_now()))
+		else if (r == -IOTSEC_ECRL &&
+			 (cert_store_window(c->store, &from, &until), from > clock_now()))
 			clock_raise_floor(from);
 		else
 			break;

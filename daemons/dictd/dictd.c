@@ -212,9 +212,8 @@ static int verb_store(json_t *req, json_t **ret, void *ud)
 		cancelled = keydict_cancel_others(d->dict, in[0].epoch, now);
 		keydict_purge(d->dict, now);
 	}
-	if ((r = save(d, snap)) == 0 &&
-	    (*ret = json_pack("{s:I, s:i}", "stored", (json_int_t)n, "cancelled", cancelled)) ==
-		NULL)
+	if ((r = save(d, snap)) == 0 && (*ret = json_pack("{s:I, s:i}", "stored", (json_int_t)n,
+							  "cancelled", cancelled)) == NULL)
 		r = -ENOMEM;
 out:
 	crypto_wipe(in, n * sizeof(*in));
@@ -236,7 +235,11 @@ static int indices_parse(struct dictd *d, json_t *req, const char **ret_name, js
 	}
 	if (!name || !json_is_array(indices) || json_array_size(indices) > PROTO_DICT_INDEX_MAX)
 		return -EINVAL;
-	json_array_foreach(indices, i, v) if (!get_u32(v, &x)) return -EINVAL;
+	json_array_foreach(indices, i, v)
+	{
+		if (!get_u32(v, &x))
+			return -EINVAL;
+	}
 	*ret_name = name;
 	*ret_list = indices;
 	return 0;
@@ -292,9 +295,11 @@ static int verb_has(json_t *req, json_t **ret, void *ud)
 		return r;
 	if ((present = json_array()) == NULL)
 		return -ENOMEM;
-	json_array_foreach(indices, i, v) if (keydict_get(d->dict, name,
-							 (uint32_t)json_integer_value(v), now,
-							 key) == 0) json_array_append(present, v);
+	json_array_foreach(indices, i, v)
+	{
+		if (keydict_get(d->dict, name, (uint32_t)json_integer_value(v), now, key) == 0)
+			json_array_append(present, v);
+	}
 	crypto_wipe(key, sizeof(key));
 	*ret = json_pack("{s:o}", "present", present);
 	return *ret ? 0 : -ENOMEM;

@@ -33,8 +33,8 @@ static void send_msg(struct electd *d, const char *type, const char *field,
 	char *b64 = challenge ? b64_encode(challenge, ELECTD_CHALLENGE_LEN) : NULL;
 	int r = -ENOMEM;
 
-	if (body && (challenge == NULL || (b64 && json_object_set_new(body, field,
-								      json_string(b64)) == 0)))
+	if (body &&
+	    (challenge == NULL || (b64 && json_object_set_new(body, field, json_string(b64)) == 0)))
 		r = lan_udp_broadcast(d->udp, type, body);
 	if (r < 0)
 		log_warnx("cannot broadcast %s: %s", type, iotsec_strerror(r));
@@ -48,7 +48,8 @@ static void apply(struct electd *d, unsigned actions, const uint8_t *answer)
 	uint64_t now = now_ms();
 
 	if (actions & ELECTION_SEND_QUERY) {
-		/* A fresh challenge each time: only an answer to it shows the controller is there. */
+		/* A fresh challenge each time: only an answer to it shows the controller is
+		 * there. */
 		if (crypto_random(d->challenge, sizeof(d->challenge)) < 0)
 			log_warnx("no randomness for a challenge");
 		else
@@ -128,7 +129,7 @@ void electd_on_message(struct envelope_msg *m, const struct sockaddr_in *from, b
 		return;
 	}
 	ev = r == 0 && crypto_memcmp(ch, d->challenge, sizeof(ch)) == 0 ? ELECTION_EV_ANSWER
-									 : ELECTION_EV_HEARTBEAT;
+									: ELECTION_EV_HEARTBEAT;
 	log_debug("%s from %s (%s)", m->type, m->sender.name,
 		  ev == ELECTION_EV_ANSWER ? "answering us" : "heartbeat");
 	apply(d, election_step(&d->el, ev, m->sender.name, now_ms()), NULL);
@@ -196,11 +197,11 @@ void electd_stop(struct electd *d)
 
 json_t *electd_status(const struct electd *d)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "daemon", "electd", "device",
-			      d->member->self.name, "role", cert_role_name(d->member->self.role),
-			      "state", election_state_name(d->el.state), "controller",
-			      d->el.controller, "changes", (json_int_t)d->el.changes, "received",
-			      (json_int_t)d->received);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "daemon", "electd", "device",
+		      d->member->self.name, "role", cert_role_name(d->member->self.role), "state",
+		      election_state_name(d->el.state), "controller", d->el.controller, "changes",
+		      (json_int_t)d->el.changes, "received", (json_int_t)d->received);
 
 	if (o && lan_member_status(d->member, o) < 0) {
 		json_decref(o);

@@ -63,7 +63,8 @@ static void deliver(struct keyd *k, struct keyd_peer *p, struct keyshare_device 
 	struct keyshare *ks = k->ctl_state->ks;
 	EVP_PKEY *pub = X509_get0_pubkey(p->cert);
 	struct ring_end end = {.epoch = ks->epoch, .pool = ks->pool};
-	size_t per = ring_keys_per_msg(pub, 0), first = ring_keys_per_msg(pub, k->member->cert_len), n;
+	size_t per = ring_keys_per_msg(pub, 0), first = ring_keys_per_msg(pub, k->member->cert_len),
+	       n;
 	struct keyd_delivery *dl = NULL;
 	struct ring_keys *batch = NULL;
 	struct lan_link *l = NULL;
@@ -79,7 +80,8 @@ static void deliver(struct keyd *k, struct keyd_peer *p, struct keyshare_device 
 	memcpy(dl->name, p->name, sizeof(dl->name));
 	lan_link_set_data(l, dl, free);
 	dl = NULL;
-	/* The first piece carries our certificate, so fewer keys: the device may not know us yet. */
+	/* The first piece carries our certificate, so fewer keys: the device may not know us
+	 * yet. */
 	for (size_t off = 0; r == 0 && off < d->n_ring; off += n) {
 		n = off == 0 ? first : per;
 		batch->epoch = ks->epoch;
@@ -346,10 +348,10 @@ static void give_path_keys(struct keyd *k, struct lan_link *l, struct keyd_peer 
 		0 &&
 	    send_path_key(k, l, p->cert, k->member->self.name, d->delivery, key) == 0 &&
 	    (name = strdup(p->name)) != NULL) {
-		if (dictd_client_store(k->dict,
-				       &(struct dictd_record){p->name, KEYD_PATH_INDEX, ks->epoch,
-							      key, 0},
-				       1, false, on_own_path_stored, name, NULL) < 0)
+		if (dictd_client_store(
+			k->dict,
+			&(struct dictd_record){p->name, KEYD_PATH_INDEX, ks->epoch, key, 0}, 1,
+			false, on_own_path_stored, name, NULL) < 0)
 			free(name);
 		else
 			keyd_add_path(k, p->name);
@@ -386,7 +388,8 @@ void keyd_controller_on_ack(struct keyd *k, struct lan_link *l, struct envelope_
 	int r;
 
 	if (c == NULL || dl == NULL || dl->h.kind != KEYD_LINK_DELIVERY ||
-	    strcmp(dl->name, m->sender.name) != 0 || (d = keyshare_device(c->ks, dl->name)) == NULL ||
+	    strcmp(dl->name, m->sender.name) != 0 ||
+	    (d = keyshare_device(c->ks, dl->name)) == NULL ||
 	    (p = keyd_peer_find(k, dl->name)) == NULL) {
 		keyd_link_refuse(k, l, m, -EPROTO);
 		return;

@@ -73,9 +73,8 @@ static int state_path(const struct keyd *k, char *out, size_t len)
 
 void keyd_state_save(struct keyd *k)
 {
-	json_t *o = json_pack("{s:I, s:I, s:I, s:[], s:[]}", "floor", (json_int_t)k->floor,
-			      "epoch", (json_int_t)k->epoch, "pool", (json_int_t)k->pool,
-			      "indices", "path");
+	json_t *o = json_pack("{s:I, s:I, s:I, s:[], s:[]}", "floor", (json_int_t)k->floor, "epoch",
+			      (json_int_t)k->epoch, "pool", (json_int_t)k->pool, "indices", "path");
 	char path[PATH_MAX], *text = NULL;
 	int r = -ENOMEM;
 
@@ -83,7 +82,8 @@ void keyd_state_save(struct keyd *k)
 		json_array_append_new(json_object_get(o, "indices"), json_integer(k->index[i]));
 	for (size_t i = 0; o && i < k->n_path; i++)
 		json_array_append_new(json_object_get(o, "path"), json_string(k->path[i]));
-	if (o && (text = json_dumps(o, JSON_COMPACT)) != NULL && (r = state_path(k, path, sizeof(path))) == 0)
+	if (o && (text = json_dumps(o, JSON_COMPACT)) != NULL &&
+	    (r = state_path(k, path, sizeof(path))) == 0)
 		r = file_write_atomic(path, text, strlen(text), 0600);
 	if (r < 0)
 		log_warnx("cannot save %s in %s: %s", KEYD_STATE_FILE, k->cfg->device.state_dir,
@@ -124,8 +124,8 @@ static int state_load(struct keyd *k)
 
 		if (ring == NULL || !json_is_integer(pool) || json_integer_value(pool) < 1 ||
 		    json_integer_value(pool) > RING_POOL_MAX ||
-		    ring_start_parse(ring, (uint32_t)json_integer_value(pool), RING_SIZE_MAX,
-				     x) < 0) {
+		    ring_start_parse(ring, (uint32_t)json_integer_value(pool), RING_SIZE_MAX, x) <
+			0) {
 			json_decref(ring);
 			goto out;
 		}
@@ -134,9 +134,11 @@ static int state_load(struct keyd *k)
 		k->n_index = x->n;
 		memcpy(k->index, x->index, x->n * sizeof(x->index[0]));
 	}
-	json_array_foreach(names, i, v) if (json_is_string(v) &&
-					    json_string_length(v) < CERT_NAME_MAX)
-	    keyd_add_path(k, json_string_value(v));
+	json_array_foreach(names, i, v)
+	{
+		if (json_is_string(v) && json_string_length(v) < CERT_NAME_MAX)
+			keyd_add_path(k, json_string_value(v));
+	}
 	if (k->floor < k->epoch)
 		k->floor = k->epoch;
 	r = 0;

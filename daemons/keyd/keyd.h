@@ -86,9 +86,9 @@ struct keyd {
 	size_t n_index;
 	char path[KEYD_PEERS_MAX][CERT_NAME_MAX]; /* devices we hold a path key for */
 	size_t n_path;
-	struct keyd_store *storing;  /* a ring on its way into dictd */
-	struct ctl_call *check;	     /* asking dictd whether our ring is still there */
-	bool ring_checked;	     /* it answered since we started */
+	struct keyd_store *storing;	   /* a ring on its way into dictd */
+	struct ctl_call *check;		   /* asking dictd whether our ring is still there */
+	bool ring_checked;		   /* it answered since we started */
 	struct keyd_controller *ctl_state; /* while we are the controller */
 
 	struct keyd_peer *peers[KEYD_PEERS_MAX];

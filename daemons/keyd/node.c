@@ -30,8 +30,7 @@ static void intake_free(void *p)
 	struct keyd_intake *t = p;
 
 	/* The store outlives the link it came on: it only loses the way to confirm. */
-	if (t->k->storing && t->k->storing->link &&
-	    lan_link_data(t->k->storing->link) == t)
+	if (t->k->storing && t->k->storing->link && lan_link_data(t->k->storing->link) == t)
 		t->k->storing->link = NULL;
 	intake_wipe(&t->in);
 	free(t);
@@ -239,10 +238,10 @@ void keyd_on_path_key(struct keyd *k, struct lan_link *l, struct envelope_msg *m
 	} else if ((p = calloc(1, sizeof(*p))) != NULL) {
 		p->k = k, p->epoch = key.epoch;
 		memcpy(p->peer, key.peer, sizeof(p->peer));
-		r = dictd_client_store(k->dict,
-				       &(struct dictd_record){key.peer, KEYD_PATH_INDEX, key.epoch,
-							      key.key, 0},
-				       1, false, on_path_stored, p, NULL);
+		r = dictd_client_store(
+		    k->dict,
+		    &(struct dictd_record){key.peer, KEYD_PATH_INDEX, key.epoch, key.key, 0}, 1,
+		    false, on_path_stored, p, NULL);
 		if (r < 0) {
 			log_warnx("cannot keep the path key for %s: %s", key.peer,
 				  iotsec_strerror(r));

@@ -83,8 +83,9 @@ static void on_keys(int r, const uint8_t (*keys)[CRYPTO_KEY_LEN], void *userdata
 	if ((r = session_keyed(t->s, keys[0], n ? n : 1, &body)) < 0 ||
 	    (r = lan_link_send(t->link, t->reply_type, t->id, body, false)) < 0) {
 		json_decref(body);
-		give_up(t, r == -EKEYREJECTED ? "it could not prove it holds the pairwise key"
-					      : "cannot answer",
+		give_up(t,
+			r == -EKEYREJECTED ? "it could not prove it holds the pairwise key"
+					   : "cannot answer",
 			r);
 		return;
 	}
@@ -169,8 +170,8 @@ void keyd_talk_on_start(struct keyd *k, struct lan_link *l, struct envelope_msg 
 		lan_link_close(l);
 		return;
 	}
-	if ((r = session_respond(m->body, k->epoch, k->pool, k->member->self.name,
-				 m->sender.name, k->index, k->n_index, &s)) < 0) {
+	if ((r = session_respond(m->body, k->epoch, k->pool, k->member->self.name, m->sender.name,
+				 k->index, k->n_index, &s)) < 0) {
 		log_warnx("no session with %s: %s", m->sender.name,
 			  r == -IOTSEC_EEPOCH ? "another epoch" : iotsec_strerror(r));
 		keyd_link_refuse(k, l, m, r);

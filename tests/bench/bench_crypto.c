@@ -87,7 +87,7 @@ static int bare(long batch, uint64_t *ctr, void *arg)
 
 struct rsa {
 	EVP_PKEY *key;
-	EVP_PKEY_CTX *wrap; /* reused, as ring building reuses it for a batch */
+	EVP_PKEY_CTX *wrap;	       /* reused, as ring building reuses it for a batch */
 	EVP_PKEY_CTX *bare, *bare_dec; /* the same set-ups written straight against EVP */
 	uint8_t *blob;
 	size_t bloblen;
@@ -242,9 +242,10 @@ int main(void)
 	printf("rsa-oaep wrap 32B (rsa2048): %.0f wraps/s  ceiling (bare EVP, ctx reused): %.0f "
 	       "wraps/s  ratio %.0f%%\n",
 	       w, wc, wc > 0 ? 100 * w / wc : 0);
-	printf("rsa-oaep unwrap 32B (rsa2048): %.0f unwraps/s  ceiling (bare EVP, ctx reused): %.0f "
-	       "unwraps/s  ratio %.0f%%\n",
-	       u, uc, uc > 0 ? 100 * u / uc : 0);
+	printf(
+	    "rsa-oaep unwrap 32B (rsa2048): %.0f unwraps/s  ceiling (bare EVP, ctx reused): %.0f "
+	    "unwraps/s  ratio %.0f%%\n",
+	    u, uc, uc > 0 ? 100 * u / uc : 0);
 	rc = 0;
 out:
 	crypto_wipe(key, sizeof(key));

@@ -37,7 +37,8 @@ static int rate(struct envelope_ctx *tx, struct envelope_ctx *rx, json_t *body, 
 			char *buf;
 			size_t len;
 
-			if (envelope_seal(tx, "BENCH", NULL, NULL, body, with_cert, &buf, &len) < 0 ||
+			if (envelope_seal(tx, "BENCH", NULL, NULL, body, with_cert, &buf, &len) <
+				0 ||
 			    envelope_open(rx, buf, len, &m, NULL) < 0)
 				return -1;
 			envelope_msg_clear(&m);

@@ -10,11 +10,33 @@ IT_DIR=${IT_DIR:-$(dirname "$0")}
 PY=/usr/bin/python3
 T=$(mktemp -d /tmp/iotsec-it.XXXXXX)
 PIDS=""
+DAEMONS="" # every daemon started, PIDS or not: each is waited for, and its log read, at the end
 
+# sanitizer_reports: under make check SANITIZE=1 a daemon's sanitizer report ends up in its log,
+# where no assertion looks: any report fails the test, whatever else it checked.
+sanitizer_reports() {
+	_found=$(grep -l -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$T"/*/*.log "$T"/*.log \
+		2>/dev/null || true)
+	[ -z "$_found" ] && return 0
+	for _f in $_found; do
+		printf -- '--- sanitizer report in %s\n' "${_f#"$T"/}" >&2
+		grep -A 20 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$_f" | head -n 40 >&2
+	done
+	return 1
+}
+
+# cleanup [STATUS]: the test's exit status, as the EXIT trap found it.
 cleanup() {
-	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
-	for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+	_status=${1:-$?}
+	for p in $PIDS $DAEMONS; do kill "$p" 2>/dev/null || true; done
+	# Waited for, so that what a daemon says as it exits (a leak report) is in its log.
+	for p in $PIDS $DAEMONS; do wait "$p" 2>/dev/null || true; done
+	if ! sanitizer_reports && [ "$_status" -eq 0 ]; then
+		printf 'FAIL: a daemon'"'"'s sanitizer report (above)\n' >&2
+		_status=1
+	fi
 	rm -rf "$T"
+	exit $_status
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -65,6 +87,7 @@ CONF
 start() {
 	"$IOTSEC_BIN/iotsec-$1" -c "$2" -v >"$(dirname "$2")/$1.log" 2>&1 &
 	PIDS="$PIDS $!"
+	DAEMONS="$DAEMONS $!"
 	LAST_PID=$!
 }
 
@@ -136,6 +159,7 @@ start_on() {
 	ip netns exec "$NS_PREFIX-h$1" "$IOTSEC_BIN/iotsec-$2" -c "$3" -v \
 		>>"$(dirname "$3")/$2.log" 2>&1 &
 	PIDS="$PIDS $!"
+	DAEMONS="$DAEMONS $!"
 	LAST_PID=$!
 }
 
@@ -148,9 +172,10 @@ remove_hosts() {
 }
 
 cleanup_hosts_then_files() {
+	_st=$?
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 	remove_hosts
-	cleanup
+	cleanup "$_st"
 }
 trap cleanup_hosts_then_files EXIT
 

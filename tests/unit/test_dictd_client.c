@@ -399,8 +399,8 @@ static void test_store_largest_batch(void **state)
 					       .key = k[i],
 					       .expires = 1900000000};
 	}
-	assert_int_equal(dictd_client_store(x.dc, rec, PROTO_DICT_BATCH_MAX, false, on_done, x.got, NULL),
-			 0);
+	assert_int_equal(
+	    dictd_client_store(x.dc, rec, PROTO_DICT_BATCH_MAX, false, on_done, x.got, NULL), 0);
 	run_until_n(&x, 1);
 	assert_int_equal(got_r(&x, 0), 0);
 	assert_int_equal(json_array_size(x.d.requests), 1);
@@ -425,8 +425,10 @@ static void test_store_bad_args(void **state)
 	rig_open(&x, true);
 	assert_int_equal(dictd_client_store(x.dc, rec, 0, false, on_done, x.got, &c), -EINVAL);
 	assert_int_equal(
-	    dictd_client_store(x.dc, rec, PROTO_DICT_BATCH_MAX + 1, false, on_done, x.got, &c), -EINVAL);
-	assert_int_equal(dictd_client_store(x.dc, rec, SIZE_MAX, false, on_done, x.got, &c), -EINVAL);
+	    dictd_client_store(x.dc, rec, PROTO_DICT_BATCH_MAX + 1, false, on_done, x.got, &c),
+	    -EINVAL);
+	assert_int_equal(dictd_client_store(x.dc, rec, SIZE_MAX, false, on_done, x.got, &c),
+			 -EINVAL);
 	assert_int_equal(dictd_client_store(x.dc, rec, 1, false, NULL, x.got, &c), -EINVAL);
 	assert_ptr_equal(c, (struct ctl_call *)&c);
 	loop_for(x.e, 50);
@@ -623,10 +625,12 @@ static void test_lookup_has_bad_args(void **state)
 	/* Records of two epochs have no "every other epoch" to cancel. */
 	{
 		uint8_t k2[2][CRYPTO_KEY_LEN] = {{0}};
-		struct dictd_record two[2] = {{.name = "pi1", .index = 1, .epoch = 1, .key = k2[0]},
-					      {.name = "pi1", .index = 2, .epoch = 2, .key = k2[1]}};
+		struct dictd_record two[2] = {
+		    {.name = "pi1", .index = 1, .epoch = 1, .key = k2[0]},
+		    {.name = "pi1", .index = 2, .epoch = 2, .key = k2[1]}};
 
-		assert_int_equal(dictd_client_store(x.dc, two, 2, true, on_done, x.got, &c), -EINVAL);
+		assert_int_equal(dictd_client_store(x.dc, two, 2, true, on_done, x.got, &c),
+				 -EINVAL);
 	}
 	assert_ptr_equal(c, (struct ctl_call *)&c);
 	loop_for(x.e, 50);
@@ -749,7 +753,8 @@ static void test_store_cancel_others(void **state)
 	(void)state;
 	rig_open(&x, true);
 	for (size_t i = 0; i < 3; i++) {
-		struct dictd_record rec = {.name = "-ring", .index = 4, .epoch = epochs[i], .key = k};
+		struct dictd_record rec = {
+		    .name = "-ring", .index = 4, .epoch = epochs[i], .key = k};
 
 		char *k64 = key64_of("-ring", 4);
 
@@ -758,9 +763,9 @@ static void test_store_cancel_others(void **state)
 		run_until_n(&x, i + 1);
 		assert_int_equal(got_r(&x, i), 0);
 		expect_request(&x.d, PROTO_DICT_STORE,
-			       json_pack("{s:[{s:s, s:i, s:I, s:s}], s:b}", "records", "name", "-ring",
-					 "index", 4, "epoch", (json_int_t)epochs[i], "key", k64,
-					 "cancel_others", 1));
+			       json_pack("{s:[{s:s, s:i, s:I, s:s}], s:b}", "records", "name",
+					 "-ring", "index", 4, "epoch", (json_int_t)epochs[i], "key",
+					 k64, "cancel_others", 1));
 		free(k64);
 	}
 	rig_close(&x);

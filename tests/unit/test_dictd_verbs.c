@@ -1109,11 +1109,11 @@ static void test_store_cancels_others(void **state)
 	assert_int_equal(store(b, list, NULL), 0);
 	assert_int_equal(saves(b), 1);
 
-	assert_int_equal(call(b, PROTO_DICT_STORE,
-			      json_pack("{s:o, s:b}", "records", records("-ring", 10, 4, 4),
-					"cancel_others", 1),
-			      &reply),
-			 0);
+	assert_int_equal(
+	    call(b, PROTO_DICT_STORE,
+		 json_pack("{s:o, s:b}", "records", records("-ring", 10, 4, 4), "cancel_others", 1),
+		 &reply),
+	    0);
 	assert_int_equal(json_integer_value(json_object_get(reply, "stored")), 4);
 	assert_int_equal(json_integer_value(json_object_get(reply, "cancelled")), 9);
 	json_decref(reply);
@@ -1146,11 +1146,11 @@ static void test_store_cancels_others(void **state)
 	assert_int_equal(call(b, PROTO_DICT_STORE,
 			      json_pack("{s:o, s:b}", "records", list, "cancel_others", 1), NULL),
 			 -EINVAL);
-	assert_int_equal(call(b, PROTO_DICT_STORE,
-			      json_pack("{s:o, s:i}", "records", records("-ring", 30, 1, 4),
-					"cancel_others", 1),
-			      NULL),
-			 -EINVAL);
+	assert_int_equal(
+	    call(b, PROTO_DICT_STORE,
+		 json_pack("{s:o, s:i}", "records", records("-ring", 30, 1, 4), "cancel_others", 1),
+		 NULL),
+	    -EINVAL);
 	assert_int_equal(saves(b), 0);
 	assert_int_equal(status_int(b, "records"), 5);
 }

@@ -299,7 +299,8 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
-			json_array_append_new(json_object_get(args, "exclude"), json_string(argv[++i]));
+			json_array_append_new(json_object_get(args, "exclude"),
+					      json_string(argv[++i]));
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			printf("usage: iotsecctl rekey [--exclude DEVICE]...\n"
 			       "On the controller: build a new key pool now; the devices named get "
@@ -319,11 +320,11 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 		fprintf(stderr, "iotsecctl rekey: iotsec-keyd: %s\n",
 			r == -ENOENT || r == -ECONNREFUSED ? "not running" : iotsec_strerror(r));
 	else if (ctl_reply_error(reply))
-		fprintf(stderr, "iotsecctl rekey: iotsec-keyd refused: %s%s\n",
-			ctl_reply_error(reply),
-			strstr(ctl_reply_error(reply), "not supported") ? " (this device is not the "
-									  "controller)"
-									: "");
+		fprintf(
+		    stderr, "iotsecctl rekey: iotsec-keyd refused: %s%s\n", ctl_reply_error(reply),
+		    strstr(ctl_reply_error(reply), "not supported") ? " (this device is not the "
+								      "controller)"
+								    : "");
 	else {
 		printf("new key pool: epoch %lld\n",
 		       (long long)json_integer_value(json_object_get(reply, "epoch")));
