@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "crypto.h"
@@ -22,6 +23,16 @@ struct known_cert {
 	int64_t valid_from, valid_until; /* certificate, CA and CRL all hold */
 };
 
+/* A certificate that failed to verify, and why. */
+struct refused_cert {
+	uint8_t fp[CERT_FP_LEN];
+	int error; /* 0: empty slot */
+	uint64_t generation;
+	int64_t at;
+};
+
+#define REFUSED_FOR 60 /* seconds a failed verdict stands (one may become valid in time) */
+
 struct envelope_ctx {
 	struct cert_store *store;
 	X509 *cert;
@@ -36,6 +47,11 @@ struct envelope_ctx {
 
 	struct known_cert known[ENVELOPE_CERTS_MAX];
 	size_t known_next; /* round-robin victim once full */
+	struct refused_cert refused[ENVELOPE_REFUSED_MAX];
+	size_t refused_next;
+	unsigned verify_rate;	/* chain checks of unknown certificates a second */
+	unsigned verify_tokens; /* those left in this second */
+	int64_t verify_second;	/* monotonic second the tokens are for */
 };
 
 int envelope_ctx_new(struct cert_store *store, X509 *own_cert, EVP_PKEY *own_key,
@@ -62,6 +78,7 @@ int envelope_ctx_new(struct cert_store *store, X509 *own_cert, EVP_PKEY *own_key
 	X509_up_ref(own_cert);
 	ctx->cert = own_cert;
 	ctx->store = store, ctx->rules = rules, ctx->delta_t = delta_t;
+	ctx->verify_rate = ENVELOPE_VERIFY_RATE;
 	*ret = ctx;
 	ctx = NULL;
 	r = 0;
@@ -69,6 +86,12 @@ out:
 	OPENSSL_free(der);
 	envelope_ctx_free(ctx);
 	return r;
+}
+
+void envelope_ctx_set_verify_rate(struct envelope_ctx *ctx, unsigned per_second)
+{
+	ctx->verify_rate = per_second;
+	ctx->verify_tokens = per_second;
 }
 
 void envelope_ctx_free(struct envelope_ctx *ctx)
@@ -346,13 +369,55 @@ static int inner_parse(json_t *o, struct inner *in)
 	return b64_decode_exact(nonce, raw, sizeof(raw)) < 0 ? -EBADMSG : 0;
 }
 
+static const struct refused_cert *refused_find(const struct envelope_ctx *ctx,
+					       const uint8_t fp[CERT_FP_LEN], int64_t now)
+{
+	for (size_t i = 0; i < ENVELOPE_REFUSED_MAX; i++) {
+		const struct refused_cert *x = &ctx->refused[i];
+
+		if (x->error && memcmp(x->fp, fp, CERT_FP_LEN) == 0 &&
+		    x->generation == cert_store_generation(ctx->store) && now - x->at < REFUSED_FOR)
+			return x;
+	}
+	return NULL;
+}
+
+static void refused_add(struct envelope_ctx *ctx, const uint8_t fp[CERT_FP_LEN], int error,
+			int64_t now)
+{
+	struct refused_cert *x = &ctx->refused[ctx->refused_next];
+
+	ctx->refused_next = (ctx->refused_next + 1) % ENVELOPE_REFUSED_MAX;
+	memcpy(x->fp, fp, CERT_FP_LEN);
+	x->error = error;
+	x->generation = cert_store_generation(ctx->store);
+	x->at = now;
+}
+
+/* One chain check of a certificate never seen, if this second's budget allows. */
+static bool verify_budget(struct envelope_ctx *ctx)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (ts.tv_sec != ctx->verify_second) {
+		ctx->verify_second = ts.tv_sec;
+		ctx->verify_tokens = ctx->verify_rate;
+	}
+	if (ctx->verify_tokens == 0)
+		return false;
+	ctx->verify_tokens--;
+	return true;
+}
+
 /* Step 1: the sender's certificate, from the cache when its verdict still stands. */
 static int sender_cert(struct envelope_ctx *ctx, const struct wire *w, int64_t now,
 		       struct known_cert **ret)
 {
 	uint8_t *der = NULL, fp[CERT_FP_LEN];
+	const struct refused_cert *x;
 	size_t derlen;
-	struct known_cert *k;
+	struct known_cert *k = NULL;
 	X509 *cert = NULL;
 	int r = -EBADMSG;
 
@@ -373,9 +438,19 @@ static int sender_cert(struct envelope_ctx *ctx, const struct wire *w, int64_t n
 		r = -IOTSEC_EUNKNOWNCERT;
 		goto out;
 	}
+	/* One we know again (a new CRL, say) is always checked; a stranger within the budget. */
+	if (k == NULL && (x = refused_find(ctx, fp, now)) != NULL) {
+		r = x->error;
+		goto out;
+	}
+	if (k == NULL && !verify_budget(ctx)) {
+		r = -EBUSY;
+		goto out;
+	}
 	if (k == NULL && (r = cert_from_der(der, derlen, &cert)) < 0)
 		goto out;
-	r = known_verify(ctx, k, k ? k->cert : cert, fp, ret);
+	if ((r = known_verify(ctx, k, k ? k->cert : cert, fp, ret)) < 0 && r != -ENOMEM)
+		refused_add(ctx, fp, r, now);
 out:
 	X509_free(cert);
 	free(der);
@@ -391,7 +466,7 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 	size_t textlen, siglen;
 	const struct envelope_rule *rule;
 	const struct cert_info *info;
-	struct known_cert *k;
+	struct known_cert *k = NULL;
 	struct inner in;
 	struct wire w;
 	int64_t now = clock_now();
@@ -427,18 +502,19 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 		r = -EBADMSG;
 	else if (in.to && strcmp(in.to, ctx->self.name) != 0)
 		r = -IOTSEC_ENOTFORUS;
-	/* 3. the signature over the exact bytes carried. Certificates are public: a refusal is
-	 * counted against the sender only once it is known to come from the sender, so a message
-	 * refused at step 2 is verified before it is blamed on anyone. */
+	/* 3. the signature over the exact bytes carried. Certificates are public, and so is
+	 * anything once sent: a refusal is counted against the sender only for what it signed and
+	 * is wrong in itself, so a message refused at step 2 is verified before it is blamed on
+	 * anyone, and one addressed elsewhere (which anyone may replay to us), stale or replayed
+	 * is blamed on no one. */
 	if (r < 0) {
-		if (ret_sender && crypto_pss_verify(k->verifier, text, textlen, sig, siglen) == 0)
+		if (ret_sender && r != -IOTSEC_ENOTFORUS &&
+		    crypto_pss_verify(k->verifier, text, textlen, sig, siglen) == 0)
 			memcpy(ret_sender, info->name, sizeof(info->name));
 		goto out;
 	}
 	if ((r = crypto_pss_verify(k->verifier, text, textlen, sig, siglen)) < 0)
 		goto out;
-	if (ret_sender)
-		memcpy(ret_sender, info->name, sizeof(info->name));
 	/* 4. freshness, then 5. replay: only authenticated messages reach the sender's window. */
 	if (in.ts < now - ctx->delta_t || in.ts > now + ctx->delta_t) {
 		r = -IOTSEC_ESTALE;
@@ -447,6 +523,8 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 	if ((r = replay_check(ctx->replay, info->name, (uint64_t)in.seq, in.ts, now)) < 0)
 		goto out;
 
+	if (ret_sender)
+		memcpy(ret_sender, info->name, sizeof(info->name));
 	memset(ret, 0, sizeof(*ret));
 	memcpy(ret->type, in.type, strlen(in.type) + 1);
 	if (in.id)

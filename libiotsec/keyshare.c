@@ -100,7 +100,7 @@ enum keyshare_action keyshare_on_seen(struct keyshare *ks, struct keyshare_devic
 		return KEYSHARE_NOTHING;
 	switch (ks->state) {
 	case KEYSHARE_COLLECTING:
-		if (d->asked)
+		if (d->asked || envelope_new_id(d->delivery) < 0)
 			return KEYSHARE_NOTHING;
 		d->asked = true;
 		return KEYSHARE_ASK;
@@ -114,9 +114,18 @@ enum keyshare_action keyshare_on_seen(struct keyshare *ks, struct keyshare_devic
 	if (d->confirmed && announced == ks->epoch)
 		return KEYSHARE_NOTHING;
 	d->confirmed = false;
-	if (d->delivering_until > now)
+	/* One delivery at a time, and one per deliver_ms at most: a device that confirms and asks
+	 * again at once cannot keep us wrapping keys. */
+	if (d->delivered && now < d->delivered_at + ks->deliver_ms)
 		return KEYSHARE_NOTHING;
 	return KEYSHARE_DELIVER;
+}
+
+bool keyshare_may_contribute(const struct keyshare *ks, const struct keyshare_device *d,
+			     const char *id)
+{
+	return ks->state == KEYSHARE_COLLECTING && d->asked && !d->contributed &&
+	       strcmp(d->delivery, id) == 0;
 }
 
 uint32_t keyshare_share(const struct keyshare *ks, size_t devices)
@@ -211,6 +220,8 @@ int keyshare_deliver(struct keyshare *ks, struct keyshare_device *d, uint64_t no
 		return r;
 	d->confirmed = false;
 	d->delivering_until = now + ks->deliver_ms;
+	d->delivered_at = now;
+	d->delivered = true;
 	return 0;
 }
 
@@ -227,14 +238,16 @@ int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epo
 
 /* ---- a device's intake ---- */
 
-int intake_piece(struct intake *in, const char *id, uint32_t floor, const struct ring_keys *k)
+int intake_piece(struct intake *in, const char *id, uint32_t held, uint32_t floor,
+		 const struct ring_keys *k)
 {
 	/* With no id, no later piece could be told apart from another delivery's. */
 	if (id[0] == '\0' || strlen(id) > ENVELOPE_ID_MAX)
 		return -EBADMSG;
 	if (in->id[0] != '\0' && strcmp(in->id, id) != 0)
 		return -IOTSEC_EDELIVERY;
-	if (k->epoch < floor)
+	/* A device that never held a ring takes the home where it is, however far it has come. */
+	if (k->epoch < held || (floor != 0 && !keyshare_credible(floor, k->epoch)))
 		return -IOTSEC_EEPOCH;
 	if ((in->n > 0 && (k->epoch != in->epoch || k->index[0] <= in->index[in->n - 1])) ||
 	    k->n == 0 || k->n > RING_SIZE_MAX - in->n)

@@ -5,9 +5,11 @@
  *
  * Epochs. Every pool has an epoch, and epochs only go up: a controller starts its pool above the
  * highest epoch it ever used (keyd keeps that across restarts) and above the highest any device
- * of the home announces, as long as that is credible: at most KEYSHARE_EPOCH_JUMP above ours, so
- * a device announcing 2^32-1 cannot end all keying. A device takes a ring of its current epoch or
- * a later one, never an earlier one; once a ring is stored every other epoch is cancelled.
+ * of the home announces, as long as that is credible: at most KEYSHARE_EPOCH_JUMP above ours. A
+ * device takes a ring of its current epoch or a later one, never an earlier one, and never one
+ * more than KEYSHARE_EPOCH_JUMP ahead of it either; once a ring is stored every other epoch is
+ * cancelled. So no device, not even one elected controller for a while, can move the home to the
+ * top of the counter, where no pool could follow: each time it leads it gains at most the jump.
  *
  * The controller's cycle:
  *   COLLECTING  every device heard from is asked (CONTROLLER_NEEDS_KEYS) for its share of fresh
@@ -18,8 +20,9 @@
  *   READY       keyshare_stored(0): every device heard from gets a ring (CLIENT_RING_KEYS...,
  *               CLIENT_RING_END), which counts only once the device confirms it (CLIENT_RING_ACK
  *               naming the delivery); a device that announces another epoch, or whose delivery
- *               did not finish in deliver_ms, is given its ring again. A store that failed sends
- *               the cycle back to COLLECTING (keyd tries again after collect_ms).
+ *               did not finish, is given its ring again, but not more often than once per
+ *               deliver_ms, whatever it says. A store that failed sends the cycle back to
+ *               COLLECTING (keyd tries again after collect_ms).
  * Devices excluded (a rekey leaving them out) are neither asked nor given anything. */
 #ifndef IOTSEC_KEYSHARE_H
 #define IOTSEC_KEYSHARE_H
@@ -33,10 +36,10 @@
 #include "envelope.h"
 #include "ring.h"
 
-#define KEYSHARE_EPOCH_JUMP  16
+#define KEYSHARE_EPOCH_JUMP  65536 /* epochs a home may move on while a device is away */
 #define KEYSHARE_DEVICES_MAX 256
 
-/* An announced epoch we believe: not more than KEYSHARE_EPOCH_JUMP above ours. */
+/* An epoch we believe, announced or in a ring: not more than KEYSHARE_EPOCH_JUMP above ours. */
 bool keyshare_credible(uint32_t ours, uint32_t announced);
 /* The epoch of a new pool: one above the larger of ours and the highest credible announced one;
  * 0 when the counter is exhausted. */
@@ -59,7 +62,9 @@ struct keyshare_device {
 	char name[CERT_NAME_MAX];
 	bool excluded, asked, contributed, confirmed;
 	uint64_t delivering_until; /* ms; 0: no delivery under way */
-	char delivery[ENVELOPE_ID_MAX + 1];
+	uint64_t delivered_at;	   /* ms, of the latest delivery; valid once delivered is set */
+	bool delivered;
+	char delivery[ENVELOPE_ID_MAX + 1]; /* of the ask, then of the latest delivery */
 	uint32_t ring[RING_SIZE_MAX];
 	size_t n_ring; /* 0 until its ring is picked */
 };
@@ -97,6 +102,9 @@ enum keyshare_action keyshare_on_seen(struct keyshare *ks, struct keyshare_devic
 				      uint32_t announced, uint64_t now);
 /* How many keys to ask each device for, in a home of `devices` (ours included). */
 uint32_t keyshare_share(const struct keyshare *ks, size_t devices);
+/* Whether d may contribute now, to the ask of this id: check before unwrapping anything. */
+bool keyshare_may_contribute(const struct keyshare *ks, const struct keyshare_device *d,
+			     const char *id);
 /* CLIENT_KEYS from d: -EPERM when not collecting, not asked or already given, -IOTSEC_EEPOCH for
  * another epoch. At most share keys are taken. */
 int keyshare_on_keys(struct keyshare *ks, struct keyshare_device *d, const struct ring_keys *k,
@@ -125,11 +133,13 @@ struct intake {
 	uint32_t index[RING_SIZE_MAX];
 	uint8_t key[RING_SIZE_MAX][CRYPTO_KEY_LEN];
 };
-/* One piece of delivery id. floor is the epoch of the ring we hold (0: none): a ring of an
- * earlier epoch is refused (-IOTSEC_EEPOCH). A piece of another delivery than the first
- * (-IOTSEC_EDELIVERY), of another epoch, with indices not ascending from the last piece's, or
- * past RING_SIZE_MAX is refused (-EBADMSG). A refused piece changes nothing. */
-int intake_piece(struct intake *in, const char *id, uint32_t floor, const struct ring_keys *k);
+/* One piece of delivery id. held is the epoch of the ring we hold (0: none), floor the highest
+ * epoch we ever took (0: none yet): a ring of an earlier epoch than held, or of one further ahead
+ * of floor than KEYSHARE_EPOCH_JUMP, is refused (-IOTSEC_EEPOCH). A piece of another delivery
+ * than the first (-IOTSEC_EDELIVERY), of another epoch, with indices not ascending from the last
+ * piece's, or past RING_SIZE_MAX is refused (-EBADMSG). A refused piece changes nothing. */
+int intake_piece(struct intake *in, const char *id, uint32_t held, uint32_t floor,
+		 const struct ring_keys *k);
 /* The end of delivery id: 0 when the ring is whole (as many keys as it says, every index below
  * its pool); in then holds it. */
 int intake_end(struct intake *in, const char *id, const struct ring_end *e);

@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/if_packet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +191,27 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userd
 	return 0;
 }
 
+/* A broadcast sent in a frame for this host alone is a lie about who heard it (a device told
+ * something the others were not): the kernel drops such datagrams before we see them. Loopback
+ * (ifindex 1) is exempt: nobody but this host sends there. */
+static int broadcast_filter(int fd, struct in_addr bcast)
+{
+	struct sock_filter code[] = {
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 6, 0), /* loopback: take it */
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, 0, 4),	    /* for all: take it */
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 16), /* IPv4 destination */
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(bcast.s_addr), 1, 0),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, INADDR_BROADCAST, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, 0),	   /* a broadcast to us alone: drop */
+	    BPF_STMT(BPF_RET | BPF_K, 0xffffffff), /* take it whole */
+	};
+	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ? -errno : 0;
+}
+
 int lan_udp_open(sd_event *e, struct lan_member *m, uint16_t port, const char *broadcast,
 		 lan_udp_fn fn, void *userdata, struct lan_udp **ret)
 {
@@ -213,6 +236,8 @@ int lan_udp_open(sd_event *e, struct lan_member *m, uint16_t port, const char *b
 		r = -errno;
 		goto out;
 	}
+	if ((r = broadcast_filter(u->fd, u->bcast.sin_addr)) < 0)
+		goto out;
 	if ((r = sd_event_add_io(e, &u->io, u->fd, EPOLLIN, on_datagram, u)) < 0)
 		goto out;
 	*ret = u;
@@ -342,6 +367,27 @@ static void link_touch(struct lan_link *l)
 	sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
 }
 
+/* A device speaks on at most LAN_PER_DEVICE_MAX incoming links at once: past that, its oldest
+ * one goes (one device cannot hold every slot by speaking on each, nor keep others out). l, the
+ * link it has just spoken on, stays. */
+static void make_room(struct lan_link *l, const char *device)
+{
+	struct lan_link *x, *oldest = NULL;
+	size_t n = 0;
+
+	if (!l->incoming)
+		return;
+	for (x = l->t->links; x; x = x->next)
+		if (x != l && x->incoming && x->authenticated && strcmp(x->peer, device) == 0) {
+			n++;
+			oldest = x; /* the list is newest first */
+		}
+	if (n < LAN_PER_DEVICE_MAX)
+		return;
+	log_debug("%s holds %zu links already: dropping its oldest", device, n);
+	lan_link_close(oldest);
+}
+
 /* One verified frame; false when the link was dropped. */
 static bool link_message(struct lan_link *l, const uint8_t *frame, size_t len)
 {
@@ -360,6 +406,8 @@ static bool link_message(struct lan_link *l, const uint8_t *frame, size_t len)
 		link_refuse(l, sender, -IOTSEC_EIDENTITY);
 		return false;
 	}
+	if (l->peer[0] == '\0')
+		make_room(l, msg.sender.name);
 	snprintf(l->peer, sizeof(l->peer), "%s", msg.sender.name);
 	l->authenticated = true;
 	link_touch(l);

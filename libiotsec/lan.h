@@ -7,14 +7,18 @@
  *
  * A UDP endpoint binds its port without SO_REUSEADDR, so no other local user can bind it too and
  * take datagrams meant for us, and tells the callback whether each datagram came to the
- * broadcast address or to us alone (IP_PKTINFO).
+ * broadcast address or to us alone (IP_PKTINFO). A datagram to the broadcast address in a frame
+ * for this host alone never gets that far (a socket filter drops it): what is broadcast reached
+ * every device.
  *
  * TCP links come in two kinds with separate slots, so that nobody who connects to us can use up
  * the links we open ourselves: incoming (at most LAN_IN_MAX, LAN_PER_ADDR_MAX per address) and
  * outgoing (LAN_OUT_MAX). An incoming link has LAN_HELLO_USEC to carry its first authenticated
  * message; when the incoming slots are full the oldest link still waiting for one makes room.
  * Every link speaks with one device only: the one dialled, or the first to speak on a link it
- * opened; a message from anyone else drops the link. A link idle for LAN_IDLE_USEC is dropped. */
+ * opened; a message from anyone else drops the link. One device speaks on at most
+ * LAN_PER_DEVICE_MAX incoming links: its oldest goes when it opens another. A link idle for
+ * LAN_IDLE_USEC is dropped. */
 #ifndef IOTSEC_LAN_H
 #define IOTSEC_LAN_H
 
@@ -30,13 +34,14 @@
 #include "envelope.h"
 #include "refusals.h"
 
-#define LAN_IN_MAX	 32
-#define LAN_OUT_MAX	 64
-#define LAN_PER_ADDR_MAX 8
-#define LAN_HELLO_USEC	 (2 * 1000000ULL)
-#define LAN_IDLE_USEC	 (10 * 1000000ULL)
-#define LAN_QUEUE_MAX	 (1024 * 1024) /* unsent bytes on one link */
-#define LAN_REFRESH_MS	 500	       /* a new CRL is in force this soon */
+#define LAN_IN_MAX	   32
+#define LAN_OUT_MAX	   64
+#define LAN_PER_ADDR_MAX   8
+#define LAN_PER_DEVICE_MAX 4 /* incoming links one device may speak on at once */
+#define LAN_HELLO_USEC	   (2 * 1000000ULL)
+#define LAN_IDLE_USEC	   (10 * 1000000ULL)
+#define LAN_QUEUE_MAX	   (1024 * 1024) /* unsent bytes on one link */
+#define LAN_REFRESH_MS	   500		 /* a new CRL is in force this soon */
 
 /* ---- this device as a member of the home ---- */
 

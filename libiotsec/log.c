@@ -29,6 +29,8 @@ static const char *const iotsec_errors[IOTSEC_E_END - IOTSEC_E_BASE] = {
     [IOTSEC_ENOTBCAST - IOTSEC_E_BASE] = "sent to this device alone, not broadcast",
     [IOTSEC_EDELIVERY - IOTSEC_E_BASE] = "part of another delivery",
     [IOTSEC_EEPOCH - IOTSEC_E_BASE] = "of another key pool epoch",
+    [IOTSEC_ENOTCONTROLLER - IOTSEC_E_BASE] = "not from the elected controller",
+    [IOTSEC_EUNASKED - IOTSEC_E_BASE] = "not asked for, or asked too often",
 };
 
 const char *iotsec_strerror(int r)

@@ -14,24 +14,26 @@
  * the errno range, so iotsec_strerror() can tell every rejection apart. */
 enum iotsec_error {
 	IOTSEC_E_BASE = 4096,
-	IOTSEC_ENOTYETVALID, /* certificate not yet valid */
-	IOTSEC_EUNKNOWNCA,   /* certificate not issued by this home's CA */
-	IOTSEC_ESELFSIGNED,  /* self-signed certificate that is not our CA */
-	IOTSEC_EKEYMISMATCH, /* private key does not match the certificate */
-	IOTSEC_EROLE,	     /* certificate role not allowed for this use */
-	IOTSEC_EHOME,	     /* certificate belongs to another home */
-	IOTSEC_ECRL,	     /* CRL missing, expired or not signed by the CA */
-	IOTSEC_ECERT,	     /* certificate unusable for another reason */
-	IOTSEC_EBADSIG,	     /* signature does not verify */
-	IOTSEC_ESTALE,	     /* timestamp outside the freshness window */
-	IOTSEC_EREPLAY,	     /* nonce already seen */
-	IOTSEC_EIDENTITY,    /* claimed sender differs from the certificate */
-	IOTSEC_EUNKNOWNCERT, /* fingerprint of a certificate we have not seen */
-	IOTSEC_ETYPE,	     /* unknown message type */
-	IOTSEC_ENOTFORUS,    /* unicast message addressed to another device */
-	IOTSEC_ENOTBCAST,    /* a message that must be broadcast came to us alone */
-	IOTSEC_EDELIVERY,    /* part of another delivery than the one under way */
-	IOTSEC_EEPOCH,	     /* of another key pool epoch than the one that counts */
+	IOTSEC_ENOTYETVALID,   /* certificate not yet valid */
+	IOTSEC_EUNKNOWNCA,     /* certificate not issued by this home's CA */
+	IOTSEC_ESELFSIGNED,    /* self-signed certificate that is not our CA */
+	IOTSEC_EKEYMISMATCH,   /* private key does not match the certificate */
+	IOTSEC_EROLE,	       /* certificate role not allowed for this use */
+	IOTSEC_EHOME,	       /* certificate belongs to another home */
+	IOTSEC_ECRL,	       /* CRL missing, expired or not signed by the CA */
+	IOTSEC_ECERT,	       /* certificate unusable for another reason */
+	IOTSEC_EBADSIG,	       /* signature does not verify */
+	IOTSEC_ESTALE,	       /* timestamp outside the freshness window */
+	IOTSEC_EREPLAY,	       /* nonce already seen */
+	IOTSEC_EIDENTITY,      /* claimed sender differs from the certificate */
+	IOTSEC_EUNKNOWNCERT,   /* fingerprint of a certificate we have not seen */
+	IOTSEC_ETYPE,	       /* unknown message type */
+	IOTSEC_ENOTFORUS,      /* unicast message addressed to another device */
+	IOTSEC_ENOTBCAST,      /* a message that must be broadcast came to us alone */
+	IOTSEC_EDELIVERY,      /* part of another delivery than the one under way */
+	IOTSEC_EEPOCH,	       /* of another key pool epoch than the one that counts */
+	IOTSEC_ENOTCONTROLLER, /* a controller's message from a device that is not the controller */
+	IOTSEC_EUNASKED,       /* an answer nobody asked for, or asked for too often */
 	IOTSEC_E_END,
 };
 

@@ -54,7 +54,7 @@
 /* ---- iotsec-electd: who is the controller ---- */
 
 /* status: {"device", "role", "state":"out"|"discovering"|"node"|"controller",
- *          "controller" ("" when none), "changes", "received", "refused"} */
+ *          "controller" ("" when none), "changes", "sent", "received", "refused"} */
 #define PROTO_EV_CONTROLLER "controller-changed" /* the status fields */
 
 /* ---- iotsec-keyd: key pool, rings and pairwise keys ---- */

@@ -36,6 +36,7 @@ static void send_msg(struct electd *d, const char *type, const char *field,
 	if (body &&
 	    (challenge == NULL || (b64 && json_object_set_new(body, field, json_string(b64)) == 0)))
 		r = lan_udp_broadcast(d->udp, type, body);
+	d->sent += r == 0;
 	if (r < 0)
 		log_warnx("cannot broadcast %s: %s", type, iotsec_strerror(r));
 	free(b64);
@@ -98,6 +99,30 @@ static int body_challenge(json_t *body, const char *field, uint8_t out[ELECTD_CH
 	return 0;
 }
 
+/* Whether a query from name comes soon enough after its last one to be a flood: honest devices
+ * ask once per try_ms. Remembers this one either way. */
+static bool asks_too_often(struct electd *d, const char *name, uint64_t now)
+{
+	size_t i, oldest = 0;
+	bool flood;
+
+	for (i = 0; i < ELECTD_ASKERS_MAX; i++) {
+		if (strcmp(d->askers[i].name, name) == 0)
+			break;
+		if (d->askers[i].at_ms < d->askers[oldest].at_ms)
+			oldest = i;
+	}
+	if (i == ELECTD_ASKERS_MAX) {
+		i = oldest;
+		snprintf(d->askers[i].name, sizeof(d->askers[i].name), "%s", name);
+		d->askers[i].at_ms = 0;
+	}
+	flood = d->askers[i].at_ms != 0 && now < d->askers[i].at_ms + d->el.p.try_ms / 2;
+	if (!flood)
+		d->askers[i].at_ms = now;
+	return flood;
+}
+
 void electd_on_message(struct envelope_msg *m, const struct sockaddr_in *from, bool broadcast,
 		       void *userdata)
 {
@@ -118,6 +143,11 @@ void electd_on_message(struct envelope_msg *m, const struct sockaddr_in *from, b
 	if (strcmp(m->type, ELECTD_MSG_QUERY) == 0) {
 		if ((r = body_challenge(m->body, "challenge", ch)) < 0) {
 			lan_member_refuse(d->member, from, m->sender.name, -EBADMSG);
+			return;
+		}
+		if (d->el.state == ELECTION_CONTROLLER &&
+		    asks_too_often(d, m->sender.name, now_ms())) {
+			lan_member_refuse(d->member, from, m->sender.name, -IOTSEC_EUNASKED);
 			return;
 		}
 		apply(d, election_step(&d->el, ELECTION_EV_QUERY, m->sender.name, now_ms()), ch);
@@ -198,10 +228,11 @@ void electd_stop(struct electd *d)
 json_t *electd_status(const struct electd *d)
 {
 	json_t *o =
-	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "daemon", "electd", "device",
+	    json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "daemon", "electd", "device",
 		      d->member->self.name, "role", cert_role_name(d->member->self.role), "state",
 		      election_state_name(d->el.state), "controller", d->el.controller, "changes",
-		      (json_int_t)d->el.changes, "received", (json_int_t)d->received);
+		      (json_int_t)d->el.changes, "received", (json_int_t)d->received, "sent",
+		      (json_int_t)d->sent);
 
 	if (o && lan_member_status(d->member, o) < 0) {
 		json_decref(o);

@@ -11,6 +11,7 @@
 #include "lan.h"
 
 #define ELECTD_CHALLENGE_LEN 16
+#define ELECTD_ASKERS_MAX    64 /* devices whose latest query we remember */
 #define ELECTD_MSG_QUERY     "IS_THERE_CONTROLLER"
 #define ELECTD_MSG_ANNOUNCE  "I_AM_CONTROLLER"
 
@@ -23,7 +24,13 @@ struct electd {
 	sd_event_source *timer;
 	struct ctl_server *ctl; /* where changes are published; may be NULL */
 	struct certd_client *certd;
-	unsigned long received;
+	unsigned long received, sent;
+	/* Each answer is a signature: a device asking faster than it needs to (twice per try_ms)
+	 * gets no more of them. */
+	struct {
+		char name[CERT_NAME_MAX];
+		uint64_t at_ms;
+	} askers[ELECTD_ASKERS_MAX];
 };
 
 /* Load identity and trust, open the port, follow certd; the election starts once certd says the

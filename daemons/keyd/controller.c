@@ -13,6 +13,7 @@ struct keyd_controller {
 	sd_event_source *collect;
 	struct ctl_call *call; /* storing our ring, which cancels the other epochs */
 	size_t devices;	       /* the home's size the pool was planned for */
+	uint64_t started_ms;
 };
 
 /* A ring on its way to a device (the link's data), until it confirms. */
@@ -35,11 +36,10 @@ static uint64_t now_ms(void)
 	return now_us() / 1000;
 }
 
-static void ask(struct keyd *k, struct keyd_peer *p)
+static void ask(struct keyd *k, struct keyd_peer *p, const struct keyshare_device *d)
 {
 	struct keyshare *ks = k->ctl_state->ks;
 	struct ring_needs needs = {.epoch = ks->epoch, .pool = ks->pool, .ring = ks->ring};
-	char id[ENVELOPE_ID_MAX + 1];
 	struct lan_link *l;
 	json_t *body = NULL;
 	int r;
@@ -47,9 +47,9 @@ static void ask(struct keyd *k, struct keyd_peer *p)
 	needs.share = keyshare_share(ks, k->ctl_state->devices);
 	if ((l = keyd_link_to(k, p)) == NULL)
 		return;
-	/* The device answers on this link; the link closes once it has. */
-	if ((r = envelope_new_id(id)) < 0 || (r = ring_needs_build(&needs, &body)) < 0 ||
-	    (r = lan_link_send(l, RING_MSG_NEEDS_KEYS, id, body, true)) < 0) {
+	/* The device answers on this link, under the ask's id; the link closes once it has. */
+	if ((r = ring_needs_build(&needs, &body)) < 0 ||
+	    (r = lan_link_send(l, RING_MSG_NEEDS_KEYS, d->delivery, body, true)) < 0) {
 		log_warnx("cannot ask %s for keys: %s", p->name, iotsec_strerror(r));
 		lan_link_close(l);
 	}
@@ -114,15 +114,42 @@ out:
 	json_decref(body);
 }
 
+/* The epoch of our ring that p says it holds: its announced epoch if its indices are the ring
+ * we gave it, 0 otherwise (it holds another ring, a controller's before us, say). */
+static uint32_t held_of(const struct keyshare *ks, const struct keyshare_device *d,
+			const struct keyd_peer *p)
+{
+	if (p->n_index == 0 || p->epoch != ks->epoch)
+		return p->n_index ? p->epoch : 0;
+	return d->n_ring == p->n_index &&
+		       memcmp(d->ring, p->index, p->n_index * sizeof(p->index[0])) == 0
+		   ? p->epoch
+		   : 0;
+}
+
 void keyd_controller_on_seen(struct keyd *k, struct keyd_peer *p)
 {
-	struct keyshare_device *d = keyshare_device(k->ctl_state->ks, p->name);
+	struct keyd_controller *c = k->ctl_state;
+	struct keyshare_device *d = keyshare_device(c->ks, p->name);
+	uint64_t now = now_ms();
 
 	if (d == NULL)
 		return;
-	switch (keyshare_on_seen(k->ctl_state->ks, d, p->n_index ? p->epoch : 0, now_ms())) {
+	/* A device that may lead holds a credible pool above ours (it led while we could not be
+	 * heard, say): start ours above it, or the home stays split between the two. At most
+	 * once per KEYD_DELIVER_MS, and only from a device that can have made such a pool. */
+	if (c->ks->state == KEYSHARE_READY && (p->role & CERT_ROLE_CONTROLLER) &&
+	    p->epoch > c->ks->epoch && keyshare_credible(c->ks->epoch, p->epoch) &&
+	    now >= c->started_ms + KEYD_DELIVER_MS) {
+		log_notice("%s holds epoch %u, above ours (%u): a new pool above it", p->name,
+			   p->epoch, c->ks->epoch);
+		keyd_controller_end(k);
+		keyd_controller_begin(k, NULL, 0);
+		return;
+	}
+	switch (keyshare_on_seen(c->ks, d, held_of(c->ks, d, p), now)) {
 	case KEYSHARE_ASK:
-		ask(k, p);
+		ask(k, p, d);
 		break;
 	case KEYSHARE_DELIVER:
 		deliver(k, p, d);
@@ -149,14 +176,16 @@ void keyd_controller_on_keys(struct keyd *k, struct lan_link *l, struct envelope
 	/* Late contributions are not an error: the pool is already whole. */
 	if (c == NULL || c->ks->state != KEYSHARE_COLLECTING)
 		return;
+	/* Whether we asked this device, on this exchange, before any RSA unwrap: refusing what
+	 * nobody asked for must cost no more than reading it. */
 	if ((d = keyshare_device(c->ks, m->sender.name)) == NULL ||
-	    (r = ring_client_keys_parse(m->body, k->member->key, RING_KEYS_PER_MSG, &keys)) < 0) {
-		keyd_link_refuse(k, l, m, -EBADMSG);
+	    !keyshare_may_contribute(c->ks, d, m->id)) {
+		keyd_link_refuse(k, l, m, -IOTSEC_EUNASKED);
 		return;
 	}
-	if ((r = keyshare_on_keys(c->ks, d, &keys, keyshare_share(c->ks, c->devices))) < 0)
-		log_warnx("refused the keys %s contributed: %s", m->sender.name,
-			  r == -EPERM ? "not asked for, or sent twice" : iotsec_strerror(r));
+	if ((r = ring_client_keys_parse(m->body, k->member->key, RING_KEYS_PER_MSG, &keys)) < 0 ||
+	    (r = keyshare_on_keys(c->ks, d, &keys, keyshare_share(c->ks, c->devices))) < 0)
+		keyd_link_refuse(k, l, m, r);
 	ring_keys_wipe(&keys);
 }
 
@@ -276,6 +305,7 @@ int keyd_controller_begin(struct keyd *k, const char *const *exclude, size_t n)
 		return r;
 	}
 	c->devices = k->n_peers + 1;
+	c->started_ms = now_ms();
 	for (size_t i = 0; i < n; i++) {
 		struct keyshare_device *d = keyshare_device(c->ks, exclude[i]);
 
@@ -324,13 +354,24 @@ static int send_path_key(struct keyd *k, struct lan_link *l, X509 *to, const cha
 	return r;
 }
 
+struct own_path {
+	struct keyd *k;
+	uint32_t epoch;
+	char peer[CERT_NAME_MAX];
+};
+
 static void on_own_path_stored(int r, void *userdata)
 {
-	char *peer = userdata;
+	struct own_path *o = userdata;
 
 	if (r < 0 && r != -ECANCELED)
-		log_warnx("cannot keep our path key for %s: %s", peer, iotsec_strerror(r));
-	free(peer);
+		log_warnx("cannot keep our path key for %s: %s", o->peer, iotsec_strerror(r));
+	/* Held only once dictd has it, and only for the epoch we are still at. */
+	if (r == 0 && o->epoch == o->k->epoch) {
+		keyd_add_path(o->k, o->peer);
+		keyd_state_save(o->k);
+	}
+	free(o);
 }
 
 /* d confirmed its ring: give it, and every confirmed device its ring shares no index with, the
@@ -341,20 +382,21 @@ static void give_path_keys(struct keyd *k, struct lan_link *l, struct keyd_peer 
 	struct keyshare *ks = k->ctl_state->ks;
 	uint32_t scratch[RING_SIZE_MAX];
 	uint8_t key[CRYPTO_KEY_LEN];
-	char id[ENVELOPE_ID_MAX + 1], *name;
+	char id[ENVELOPE_ID_MAX + 1];
+	struct own_path *o;
 
 	if (ring_common(d->ring, d->n_ring, ks->own, ks->ring, scratch) == 0 &&
 	    keyshare_path_key(ks->path_secret, ks->epoch, p->name, k->member->self.name, key) ==
 		0 &&
 	    send_path_key(k, l, p->cert, k->member->self.name, d->delivery, key) == 0 &&
-	    (name = strdup(p->name)) != NULL) {
+	    (o = calloc(1, sizeof(*o))) != NULL) {
+		*o = (struct own_path){.k = k, .epoch = ks->epoch};
+		snprintf(o->peer, sizeof(o->peer), "%s", p->name);
 		if (dictd_client_store(
 			k->dict,
 			&(struct dictd_record){p->name, KEYD_PATH_INDEX, ks->epoch, key, 0}, 1,
-			false, on_own_path_stored, name, NULL) < 0)
-			free(name);
-		else
-			keyd_add_path(k, p->name);
+			false, on_own_path_stored, o, NULL) < 0)
+			free(o);
 	}
 	for (size_t i = 0; i < ks->n_dev; i++) {
 		const struct keyshare_device *e = &ks->dev[i];

@@ -67,6 +67,7 @@ struct lan_link *keyd_link_to(struct keyd *k, const struct keyd_peer *p)
 
 void keyd_link_refuse(struct keyd *k, struct lan_link *l, const struct envelope_msg *m, int r)
 {
+	/* The message verified: it is the sender's, whatever is wrong with it. */
 	lan_member_refuse(k->member, lan_link_addr(l), m->sender.name, r);
 	lan_link_close(l);
 }
@@ -76,9 +77,7 @@ static bool from_controller(struct keyd *k, struct lan_link *l, const struct env
 {
 	if (strcmp(m->sender.name, k->controller) == 0)
 		return true;
-	log_warnx("ignoring %s from %s: the controller is '%s'", m->type, m->sender.name,
-		  k->controller);
-	lan_link_close(l);
+	keyd_link_refuse(k, l, m, -IOTSEC_ENOTCONTROLLER);
 	return false;
 }
 

@@ -98,10 +98,8 @@ void keyd_on_ring_piece(struct keyd *k, struct lan_link *l, struct envelope_msg 
 	/* The pool's size comes with the end: the indices are checked against it there. */
 	if ((r = ring_ring_keys_parse(m->body, k->member->key, RING_POOL_MAX, RING_KEYS_PER_MSG,
 				      &keys)) < 0 ||
-	    (r = intake_piece(&t->in, m->id, k->epoch, &keys)) < 0) {
-		log_warnx("refused a ring piece from %s: %s", m->sender.name, iotsec_strerror(r));
+	    (r = intake_piece(&t->in, m->id, k->epoch, k->floor, &keys)) < 0)
 		keyd_link_refuse(k, l, m, r);
-	}
 	ring_keys_wipe(&keys);
 }
 
@@ -151,21 +149,17 @@ void keyd_on_ring_end(struct keyd *k, struct lan_link *l, struct envelope_msg *m
 	if (t == NULL || t->h.kind != KEYD_LINK_INTAKE ||
 	    (r = ring_end_parse(m->body, RING_SIZE_MAX, &end)) < 0 ||
 	    (r = intake_end(&t->in, m->id, &end)) < 0) {
-		log_warnx("refused the end of a ring from %s: %s", m->sender.name,
-			  iotsec_strerror(r));
 		keyd_link_refuse(k, l, m, r);
 		return;
 	}
 	/* A ring of an earlier epoch than one stored since its first piece came is history. */
 	if (t->in.epoch < k->epoch) {
-		log_warnx("refused the end of a ring of epoch %u from %s: we hold epoch %u",
-			  t->in.epoch, m->sender.name, k->epoch);
 		keyd_link_refuse(k, l, m, -IOTSEC_EEPOCH);
 		return;
 	}
 	/* One ring at a time: the controller gives this one again if it is not confirmed. */
 	if (k->storing) {
-		log_warnx("a ring from %s while another is being stored: dropped", m->sender.name);
+		log_debug("a ring from %s while another is being stored: dropped", m->sender.name);
 		lan_link_close(l);
 		return;
 	}
@@ -228,14 +222,11 @@ void keyd_on_path_key(struct keyd *k, struct lan_link *l, struct envelope_msg *m
 	/* Path keys live under the peer's name: one that no device can have (our ring's record)
 	 * or our own would overwrite what is not a path key. */
 	if (!ca_name_valid(key.peer) || strcmp(key.peer, k->member->self.name) == 0) {
-		log_warnx("refused a path key from %s for '%s': not a device we can pair with",
-			  m->sender.name, key.peer);
 		keyd_link_refuse(k, l, m, -EBADMSG);
 	} else if (key.epoch != k->epoch || k->epoch == 0) {
-		log_warnx("refused a path key for %s: epoch %u, ours %u", key.peer, key.epoch,
-			  k->epoch);
 		keyd_link_refuse(k, l, m, -IOTSEC_EEPOCH);
-	} else if ((p = calloc(1, sizeof(*p))) != NULL) {
+	} else if (!keyd_has_path(k, key.peer) && (p = calloc(1, sizeof(*p))) != NULL) {
+		/* (One we hold is in dictd already: an epoch has one path key a pair.) */
 		p->k = k, p->epoch = key.epoch;
 		memcpy(p->peer, key.peer, sizeof(p->peer));
 		r = dictd_client_store(

@@ -59,9 +59,13 @@ static struct keyd_talk *talk_of(struct keyd *k, struct lan_link *l, struct enve
 	return t;
 }
 
-static void give_up(struct keyd_talk *t, const char *why, int r)
+/* A session that cannot go on: said within the refusal budget, since a peer can make it
+ * happen as often as it likes, and counted against the peer only when theirs is the fault (not
+ * when our dictd lacks a key, say). */
+static void give_up(struct keyd_talk *t, const char *why, int r, bool theirs)
 {
-	log_warnx("no session with %s: %s: %s", t->peer, why, iotsec_strerror(r));
+	log_debug("no session with %s: %s: %s", t->peer, why, iotsec_strerror(r));
+	lan_member_refuse(t->k->member, lan_link_addr(t->link), theirs ? t->peer : "", r);
 	lan_link_close(t->link);
 }
 
@@ -77,7 +81,7 @@ static void on_keys(int r, const uint8_t (*keys)[CRYPTO_KEY_LEN], void *userdata
 	t->call = NULL;
 	session_lookup(t->s, &index, &n);
 	if (r < 0) {
-		give_up(t, n ? "no ring keys" : "no path key", r);
+		give_up(t, n ? "no ring keys" : "no path key", r, false);
 		return;
 	}
 	if ((r = session_keyed(t->s, keys[0], n ? n : 1, &body)) < 0 ||
@@ -86,7 +90,7 @@ static void on_keys(int r, const uint8_t (*keys)[CRYPTO_KEY_LEN], void *userdata
 		give_up(t,
 			r == -EKEYREJECTED ? "it could not prove it holds the pairwise key"
 					   : "cannot answer",
-			r);
+			r, r == -EKEYREJECTED);
 		return;
 	}
 	json_decref(body);
@@ -110,7 +114,7 @@ static void lookup(struct keyd_talk *t)
 	      : dictd_client_lookup(t->k->dict, t->peer, &path_index, 1, on_keys, t, &t->call);
 	if (r < 0) {
 		t->call = NULL;
-		give_up(t, "dictd", r);
+		give_up(t, "dictd", r, false);
 	}
 }
 
@@ -166,14 +170,11 @@ void keyd_talk_on_start(struct keyd *k, struct lan_link *l, struct envelope_msg 
 		return;
 	}
 	if (k->n_index == 0) {
-		log_warnx("no session with %s: we hold no ring yet", m->sender.name);
-		lan_link_close(l);
+		keyd_link_refuse(k, l, m, -ENOKEY); /* no ring yet */
 		return;
 	}
 	if ((r = session_respond(m->body, k->epoch, k->pool, k->member->self.name, m->sender.name,
 				 k->index, k->n_index, &s)) < 0) {
-		log_warnx("no session with %s: %s", m->sender.name,
-			  r == -IOTSEC_EEPOCH ? "another epoch" : iotsec_strerror(r));
 		keyd_link_refuse(k, l, m, r);
 		return;
 	}
@@ -195,7 +196,7 @@ void keyd_talk_on_common(struct keyd *k, struct lan_link *l, struct envelope_msg
 	if (t == NULL)
 		return;
 	if ((r = session_on_common(t->s, m->body)) < 0) {
-		give_up(t, "its answer is malformed, or names indices we do not hold", r);
+		give_up(t, "its answer is malformed, or names indices we do not hold", r, true);
 		return;
 	}
 	lookup(t);
@@ -212,9 +213,6 @@ void keyd_talk_on_data(struct keyd *k, struct lan_link *l, struct envelope_msg *
 		return;
 	slot = k->n_inbox % KEYD_INBOX_MAX;
 	if ((r = session_on_data(t->s, m->body, k->inbox[slot].text, &len)) < 0) {
-		log_warnx("refused %s from %s: %s", m->type, m->sender.name,
-			  r == -EKEYREJECTED ? "it could not prove it holds the pairwise key"
-					     : iotsec_strerror(r));
 		keyd_link_refuse(k, l, m, r);
 		return;
 	}

@@ -29,8 +29,12 @@ sleep 0.5
 run_all pi3
 wait_until 12 same_epoch hub pi2 pi3 ||
 	fail "pi3 has no ring: hub=$(epoch hub) pi2=$(epoch pi2) pi3=$(epoch pi3)"
-grep -q "refused a message from $NET.9 (hub): addressed to another device" "$T/pi3/keyd.log" ||
+grep -q "refused a message from $NET.9: addressed to another device" "$T/pi3/keyd.log" ||
 	fail "pi3 did not refuse the replayed piece"
+# Signed by hub, sent by host 9: not counted against hub.
+blamed=$(ctl "$T/pi3/run/keyd.sock" '{"v":1,"verb":"status"}' |
+	json_get '["refused_by"].get("hub", 0)')
+[ "$blamed" -eq 0 ] || fail "pi3 counts $blamed refusals against hub for host 9's replays"
 grep -q "refused a ring piece" "$T/pi3/keyd.log" && fail "pi3's own ring was disturbed"
 say "pi3 refused the piece meant for pi2 and holds its ring of epoch $(epoch pi3)"
 echo ok

@@ -11,6 +11,7 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/iotsec-it.XXXXXX)
 PIDS=""
 DAEMONS="" # every daemon started, PIDS or not: each is waited for, and its log read, at the end
+STARTED="" # PID:DEVICE/DAEMON for each of them, so that a failure can name the ones that died
 
 # sanitizer_reports: under make check SANITIZE=1 a daemon's sanitizer report ends up in its log,
 # where no assertion looks: any report fails the test, whatever else it checked.
@@ -45,6 +46,13 @@ say() { printf '== %s\n' "$*"; }
 # fail MESSAGE: stop the test, showing the end of every daemon's log.
 fail() {
 	printf 'FAIL: %s\n' "$*" >&2
+	for _s in $STARTED; do
+		kill -0 "${_s%%:*}" 2>/dev/null && continue
+		_st=0
+		wait "${_s%%:*}" 2>/dev/null || _st=$?
+		# Stopped on purpose or not, it is gone: beyond 128 a signal ended it (139 is SIGSEGV).
+		printf -- '--- %s is not running (exit status %s)\n' "${_s#*:}" "$_st" >&2
+	done
 	for _f in "$T"/*/*.log; do
 		[ -f "$_f" ] || continue
 		printf -- '--- %s\n' "${_f#"$T"/}" >&2
@@ -88,6 +96,7 @@ start() {
 	"$IOTSEC_BIN/iotsec-$1" -c "$2" -v >"$(dirname "$2")/$1.log" 2>&1 &
 	PIDS="$PIDS $!"
 	DAEMONS="$DAEMONS $!"
+	STARTED="$STARTED $!:$(basename "$(dirname "$2")")/$1"
 	LAST_PID=$!
 }
 
@@ -160,6 +169,7 @@ start_on() {
 		>>"$(dirname "$3")/$2.log" 2>&1 &
 	PIDS="$PIDS $!"
 	DAEMONS="$DAEMONS $!"
+	STARTED="$STARTED $!:$(basename "$(dirname "$3")")/$2"
 	LAST_PID=$!
 }
 

@@ -17,7 +17,30 @@ and time, and stops by itself.
       of TYPE to OUT
   rogue.py replay FILE ADDR PORT SECONDS
       send the frame in FILE to ADDR:PORT on a new connection every 50 ms
+  rogue.py forged CERT KEY ADDR SECONDS RATE
+      a real device's message with its certificate forged (one byte of the CA's signature
+      changed), to electd at ADDR, RATE a second
+  rogue.py poison CERT KEY BCAST SECONDS EPOCH
+      a controller-role insider plays controller and gives every device it hears a one-key ring
+      of EPOCH
+  rogue.py ackloop CERT KEY CONTROLLER SECONDS
+      a node-role insider announces a ring it has not, and confirms every delivery at once
+  rogue.py queries CERT KEY BCAST COUNT
+      COUNT signed IS_THERE_CONTROLLER as fast as they can be made
+  rogue.py keys CERT KEY CONTROLLER_CERT ADDR SECONDS
+      CLIENT_KEYS of 32 wrapped keys nobody asked for, on link after link
+  rogue.py l2split CERT KEY IFACE MAC BCAST SECONDS
+      a controller-role insider sends heartbeats and answers to the broadcast address, in frames
+      for the one MAC address only
+  rogue.py holdlinks CERT KEY ADDR SOURCES SECONDS
+      a node-role insider holds links to ADDR from each source address (comma-separated), each
+      carrying a CLIENT_START_SESSION that names ADDR's own ring, reopened when closed
+  rogue.py sessions CERT KEY ADDR PEER SECONDS
+      a node-role insider sends PEER at ADDR a CLIENT_START_SESSION of an epoch nobody has, on
+      link after link
 """
+import base64
+import fcntl
 import json
 import os
 import select
@@ -26,7 +49,39 @@ import struct
 import sys
 import time
 
-from envelope import Device, open_signed
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from envelope import Device, frame, open_signed
+
+OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(),
+                    label=None)
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+def wrap_to(cert_der, key):
+    pub = x509.load_der_x509_certificate(cert_der).public_key()
+    return base64.b64encode(pub.encrypt(key, OAEP)).decode()
+
+
+def read_frame(sock, timeout):
+    """One whole frame's envelope from sock, or None."""
+    sock.settimeout(timeout)
+    buf = b""
+    while len(buf) < 4 or len(buf) < 4 + struct.unpack("!I", buf[:4])[0]:
+        d = sock.recv(65536)
+        if not d:
+            return None
+        buf += d
+    return buf[4:4 + struct.unpack("!I", buf[:4])[0]]
+
+
+def b64_16():
+    return base64.b64encode(os.urandom(16)).decode()
 
 
 def cmd_broadcast(cert, key, addr, port, type_, body, seconds):
@@ -77,23 +132,28 @@ def cmd_insider(cert, key, bcast, seconds, on, off):
                 s.recvfrom(65536)  # heard, not answered
 
 
+def still_open(conns):
+    """The connections of conns the other end has not closed; the rest are closed here."""
+    kept = []
+    for c in conns:
+        if select.select([c], [], [], 0)[0]:
+            try:
+                gone = c.recv(65536) == b""
+            except OSError:
+                gone = True
+            if gone:
+                c.close()
+                continue
+        kept.append(c)
+    return kept
+
+
 def cmd_idle(seconds, *addrs):
     conns = {a: [] for a in addrs}
     end = time.time() + float(seconds)
     while time.time() < end:
         for a, live in conns.items():
-            kept = []
-            for c in live:
-                r, _, _ = select.select([c], [], [], 0)
-                if r:
-                    try:
-                        gone = c.recv(1) == b""
-                    except OSError:
-                        gone = True
-                    if gone:
-                        c.close()
-                        continue
-                kept.append(c)
+            kept = still_open(live)
             while len(kept) < 64:
                 c = socket.socket()
                 c.settimeout(0.2)
@@ -193,6 +253,221 @@ def cmd_replay(path, addr, port, seconds):
             pass
         time.sleep(0.05)
     print("replayed", sent, flush=True)
+
+
+def cmd_forged(cert, key, addr, seconds, rate):
+    dev = Device(cert, key)
+    o = json.loads(dev.seal("IS_THERE_CONTROLLER", {"challenge": b64_16()}))
+    der = bytearray(base64.b64decode(o["cert"]))
+    der[-1] ^= 1  # the CA's signature over it no longer holds
+    wire = ('{"v":2,"msg":"%s","sig":"%s","cert":"%s"}'
+            % (o["msg"], o["sig"], base64.b64encode(bytes(der)).decode())).encode()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    start, n = time.time(), 0
+    end = start + float(seconds)
+    while time.time() < end:
+        s.sendto(wire, (addr, 7450))
+        n += 1
+        if n % 50 == 0:  # paced in bursts of 50, to RATE a second on average
+            time.sleep(max(0.0, start + n / float(rate) - time.time()))
+    log("sent", n, "forged datagrams")
+
+
+def cmd_poison(cert, key, bcast, seconds, epoch):
+    dev = Device(cert, key)
+    epoch = int(epoch)
+    el = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    el.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    el.bind(("0.0.0.0", 7450))
+    ann = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ann.bind(("0.0.0.0", 7451))
+    end, beat = time.time() + float(seconds), 0.0
+    seen, tried = {}, {}
+    while time.time() < end:
+        if time.time() >= beat:
+            el.sendto(dev.seal("I_AM_CONTROLLER", {}), (bcast, 7450))
+            beat = time.time() + 0.3
+        ready = select.select([el, ann], [], [], 0.05)[0]
+        if el in ready:
+            m = open_signed(el.recvfrom(65536)[0])
+            if m.get("type") == "IS_THERE_CONTROLLER" and m.get("from") != dev.name:
+                el.sendto(dev.seal("I_AM_CONTROLLER", {"answer": m["body"]["challenge"]}),
+                          (bcast, 7450))
+        if ann in ready:
+            data, src = ann.recvfrom(65536)
+            m, o = open_signed(data), json.loads(data)
+            if m.get("type") == "I_AM_ON_THE_NETWORK" and "cert" in o and m["from"] != dev.name:
+                seen[m["from"]] = (src[0], base64.b64decode(o["cert"]))
+        for name, (addr, der) in list(seen.items()):
+            if time.time() < tried.get(name, 0) + 1.0:
+                continue
+            tried[name] = time.time()
+            did = os.urandom(8).hex()
+            one = [{"i": 0, "k": wrap_to(der, os.urandom(32))}]
+            piece = dev.seal("CLIENT_RING_KEYS", {"epoch": epoch, "keys": one}, to=name, id=did)
+            last = dev.seal("CLIENT_RING_END", {"epoch": epoch, "count": 1, "pool": 1}, to=name,
+                            id=did, with_cert=False)
+            try:
+                with socket.create_connection((addr, 7451), timeout=2) as c:
+                    c.sendall(frame(piece) + frame(last))
+                    f = read_frame(c, 2)
+                    log("to", name, "->", open_signed(f)["type"] if f else "nothing")
+            except OSError as e:
+                log("to", name, "failed:", e)
+
+
+def cmd_ackloop(cert, key, ctrl_addr, seconds):
+    dev = Device(cert, key)
+    ann = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    lst = socket.socket()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("0.0.0.0", 7451))
+    lst.listen(64)
+    end, last_ann, acked = time.time() + float(seconds), 0.0, 0
+    while time.time() < end:
+        if time.time() > last_ann + 0.05:  # "I lost my ring", again and again
+            ann.sendto(dev.seal("I_AM_ON_THE_NETWORK", {"epoch": 999, "indices": [0]}),
+                       (ctrl_addr, 7451))
+            last_ann = time.time()
+        if not select.select([lst], [], [], 0.02)[0]:
+            continue
+        c, _ = lst.accept()
+        try:
+            f = read_frame(c, 2)
+            m = open_signed(f) if f else {}
+            if m.get("type") == "CLIENT_RING_KEYS":
+                c.sendall(frame(dev.seal("CLIENT_RING_ACK", {"epoch": m["body"]["epoch"]},
+                                         to=m["from"], id=m["id"], with_cert=False)))
+                acked += 1
+        except OSError:
+            pass
+        c.close()
+    log("confirmed", acked, "deliveries")
+
+
+def cmd_queries(cert, key, bcast, count):
+    dev = Device(cert, key)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    for i in range(int(count)):
+        s.sendto(dev.seal("IS_THERE_CONTROLLER", {"challenge": b64_16()}, with_cert=(i == 0)),
+                 (bcast, 7450))
+        if i == 0:
+            time.sleep(0.2)  # its certificate known first: the rest carry the fingerprint
+    log("sent", count, "queries")
+
+
+def cmd_keys(cert, key, ctrl_cert, addr, seconds):
+    dev = Device(cert, key)
+    with open(ctrl_cert, "rb") as f:
+        ctrl = x509.load_pem_x509_certificate(f.read())
+    der = ctrl.public_bytes(serialization.Encoding.DER)
+    name = ctrl.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+    wrapped = [wrap_to(der, os.urandom(32)) for _ in range(32)]
+    end, sent = time.time() + float(seconds), 0
+    while time.time() < end:
+        try:
+            with socket.create_connection((addr, 7451), timeout=1) as c:
+                # The first carries the certificate, and so one key only, to stay in a frame.
+                keys = wrapped[:1] if sent == 0 else wrapped
+                c.sendall(frame(dev.seal("CLIENT_KEYS", {"epoch": 1, "keys": keys}, to=name,
+                                         id=os.urandom(8).hex(), with_cert=sent == 0)))
+                sent += 1
+        except OSError:
+            time.sleep(0.01)
+    log("sent", sent, "CLIENT_KEYS of 32 keys")
+
+
+def cmd_l2split(cert, key, iface, dst_mac, bcast_ip, seconds):
+    dev = Device(cert, key)
+    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    raw.bind((iface, 0))
+    my_mac, dmac = raw.getsockname()[4], bytes.fromhex(dst_mac.replace(":", ""))
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    src = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", iface.encode()))[20:24]
+    dst = socket.inet_aton(bcast_ip)
+    el = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    el.bind(("0.0.0.0", 7450))
+
+    def send(payload):  # as UDP to the broadcast address, in frames for dst_mac alone
+        udp_len = 8 + len(payload)
+        pseudo = src + dst + struct.pack("!BBH", 0, 17, udp_len)
+        udp = struct.pack("!HHHH", 7450, 7450, udp_len, 0) + payload
+        udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp)) + udp[8:]
+        ident, off = int.from_bytes(os.urandom(2), "big"), 0
+        while off < len(udp):
+            chunk = udp[off:off + 1480]
+            flags = (0x2000 if off + len(chunk) < len(udp) else 0) | (off // 8)
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(chunk), ident, flags, 64, 17, 0,
+                             src, dst)
+            ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+            raw.send(dmac + my_mac + b"\x08\x00" + ip + chunk)
+            off += len(chunk)
+
+    end, beat = time.time() + float(seconds), 0.0
+    while time.time() < end:
+        if time.time() >= beat:
+            send(dev.seal("I_AM_CONTROLLER", {}))
+            beat = time.time() + 0.3
+        if select.select([el], [], [], 0.05)[0]:
+            m = open_signed(el.recvfrom(65536)[0])
+            if m.get("type") == "IS_THERE_CONTROLLER" and m.get("from") != dev.name:
+                send(dev.seal("I_AM_CONTROLLER", {"answer": m["body"]["challenge"]}))
+
+
+def cmd_holdlinks(cert, key, addr, srcs, seconds):
+    dev = Device(cert, key)
+    ann = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ann.bind(("0.0.0.0", 7451))
+    target, ring, until = None, None, time.time() + 5
+    while target is None and time.time() < until:
+        if select.select([ann], [], [], 0.2)[0]:
+            data, src = ann.recvfrom(65536)
+            m = open_signed(data)
+            if src[0] == addr and m["body"]:
+                target, ring = m["from"], m["body"]
+    ann.close()
+    if target is None:
+        sys.exit("never heard " + addr)
+    live = {a: [] for a in srcs.split(",")}
+    end, opened, first = time.time() + float(seconds), 0, True
+    while time.time() < end:
+        for a in live:
+            live[a] = still_open(live[a])
+            while len(live[a]) < 8:
+                c = socket.socket()
+                c.bind((a, 0))
+                c.settimeout(0.5)
+                try:
+                    c.connect((addr, 7451))
+                    body = {"epoch": ring["epoch"], "indices": ring["indices"],
+                            "challenge": b64_16()}
+                    c.sendall(frame(dev.seal("CLIENT_START_SESSION", body, to=target,
+                                             id=os.urandom(8).hex(), with_cert=first)))
+                    first = False
+                    live[a].append(c)
+                    opened += 1
+                except OSError:
+                    c.close()
+                    break
+        time.sleep(0.005)
+    log("opened", opened, "links")
+
+
+def cmd_sessions(cert, key, addr, peer, seconds):
+    dev = Device(cert, key)
+    end, sent = time.time() + float(seconds), 0
+    while time.time() < end:
+        body = {"epoch": 77, "indices": [1], "challenge": b64_16()}
+        try:
+            with socket.create_connection((addr, 7451), timeout=1) as c:
+                c.sendall(frame(dev.seal("CLIENT_START_SESSION", body, to=peer,
+                                         id=os.urandom(8).hex(), with_cert=sent == 0)))
+                sent += 1
+        except OSError:
+            time.sleep(0.01)
+    log("sent", sent, "session starts")
 
 
 if __name__ == "__main__":

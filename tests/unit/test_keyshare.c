@@ -288,6 +288,37 @@ static void test_on_keys_rules(void **state)
 	keyshare_free(ks);
 }
 
+/* Checked before anything is unwrapped: only the device asked, to the ask's own id, once, and
+ * only while collecting; anything else costs us no private-key operation. */
+static void test_may_contribute(void **state)
+{
+	struct keyshare *ks = cycle(5);
+	struct keyshare_device *a = keyshare_device(ks, "pi1"), *b = keyshare_device(ks, "pi2");
+	struct ring_keys k;
+	char ask[ENVELOPE_ID_MAX + 1];
+
+	(void)state;
+	assert_false(keyshare_may_contribute(ks, a, "")); /* never asked */
+	assert_int_equal(keyshare_on_seen(ks, a, 0, 0), KEYSHARE_ASK);
+	memcpy(ask, a->delivery, sizeof(ask));
+	assert_true(keyshare_may_contribute(ks, a, ask));
+	assert_false(keyshare_may_contribute(ks, a, ""));
+	assert_false(keyshare_may_contribute(ks, a, "0123456789abcdef"));
+	/* Another device's ask is not this one's. */
+	assert_int_equal(keyshare_on_seen(ks, b, 0, 0), KEYSHARE_ASK);
+	assert_string_not_equal(a->delivery, b->delivery);
+	assert_false(keyshare_may_contribute(ks, a, b->delivery));
+	/* Once. */
+	batch(&k, 5, 2, 0, 1, 0x10);
+	assert_int_equal(keyshare_on_keys(ks, a, &k, 4), 0);
+	assert_false(keyshare_may_contribute(ks, a, ask));
+	/* Not once collecting is over. */
+	assert_int_equal(keyshare_build(ks), 0);
+	assert_false(keyshare_may_contribute(ks, b, b->delivery));
+	ring_keys_wipe(&k);
+	keyshare_free(ks);
+}
+
 /* However many devices contribute, the pool takes at most pool keys. */
 static void test_on_keys_never_past_the_pool(void **state)
 {
@@ -503,7 +534,12 @@ static void test_ack(void **state)
 	ks = ready(&d);
 	assert_int_equal(keyshare_deliver(ks, d, 10), 0);
 	assert_int_equal(keyshare_on_ack(ks, d, 5, d->delivery), 0);
-	assert_int_equal(keyshare_on_seen(ks, d, 0, 20), KEYSHARE_DELIVER);
+	/* Confirmed, then "lost" at once: a device that acks and asks again in a loop gets one
+	 * ring per deliver_ms, however fast it asks. */
+	assert_int_equal(keyshare_on_seen(ks, d, 0, 20), KEYSHARE_NOTHING);
+	assert_false(d->confirmed);
+	assert_int_equal(keyshare_on_seen(ks, d, 0, 10 + DELIVER_MS - 1), KEYSHARE_NOTHING);
+	assert_int_equal(keyshare_on_seen(ks, d, 0, 10 + DELIVER_MS), KEYSHARE_DELIVER);
 	keyshare_free(ks);
 }
 
@@ -556,9 +592,9 @@ static void test_intake_whole_ring(void **state)
 
 	(void)state;
 	batch(&k, 7, 3, 10, 5, 0x20); /* 10 15 20 */
-	assert_int_equal(intake_piece(in, "d1", 0, &k), 0);
+	assert_int_equal(intake_piece(in, "d1", 0, 0, &k), 0);
 	batch(&k, 7, 2, 21, 78, 0x30); /* 21 99 */
-	assert_int_equal(intake_piece(in, "d1", 0, &k), 0);
+	assert_int_equal(intake_piece(in, "d1", 0, 0, &k), 0);
 	assert_int_equal(intake_end(in, "d1", &end), 0);
 	assert_string_equal(in->id, "d1");
 	assert_int_equal(in->epoch, 7);
@@ -573,10 +609,10 @@ static void test_intake_whole_ring(void **state)
 	/* A ring of the epoch we hold (given again after a lost ack), or a later one: taken. */
 	intake_wipe(in);
 	batch(&k, 7, 1, 0, 1, 0x20);
-	assert_int_equal(intake_piece(in, "d2", 7, &k), 0);
+	assert_int_equal(intake_piece(in, "d2", 7, 7, &k), 0);
 	intake_wipe(in);
 	k.epoch = 9;
-	assert_int_equal(intake_piece(in, "d3", 7, &k), 0);
+	assert_int_equal(intake_piece(in, "d3", 7, 7, &k), 0);
 	ring_keys_wipe(&k);
 	intake_wipe(in);
 }
@@ -588,7 +624,7 @@ static void refused(struct intake *in, const char *id, uint32_t floor, const str
 	struct intake *before = &before_buf;
 
 	memcpy(before, in, sizeof(*in));
-	assert_int_equal(intake_piece(in, id, floor, k), want);
+	assert_int_equal(intake_piece(in, id, floor, floor, k), want);
 	assert_memory_equal(in, before, sizeof(*in));
 	intake_wipe(before);
 }
@@ -601,7 +637,7 @@ static void test_intake_other_delivery(void **state)
 
 	(void)state;
 	batch(&k, 7, 2, 10, 1, 0x20);
-	assert_int_equal(intake_piece(in, "ours", 0, &k), 0);
+	assert_int_equal(intake_piece(in, "ours", 0, 0, &k), 0);
 	/* A piece of a ring on its way to another device (its delivery id), with indices that
 	 * would fit after ours: it would give us keys of a ring the controller never gave us. */
 	batch(&theirs, 7, 2, 50, 1, 0x60);
@@ -620,8 +656,8 @@ static void test_intake_other_delivery(void **state)
 	intake_wipe(in);
 }
 
-/* The delivery id comes from the envelope, where it is never empty; an empty one must not
- * turn the check of every later piece off. */
+/* The delivery id comes from the envelope, where it is never empty; an empty one would turn the
+ * check of every later piece off, so it is refused. */
 static void test_intake_empty_id(void **state)
 {
 	struct intake *in = fresh();
@@ -629,11 +665,31 @@ static void test_intake_empty_id(void **state)
 
 	(void)state;
 	batch(&k, 7, 2, 10, 1, 0x20);
-	if (intake_piece(in, "", 0, &k) == 0) {
-		/* Taken: then a piece of any other delivery must still be refused. */
-		batch(&k, 7, 2, 50, 1, 0x60);
-		refused(in, "theirs", 0, &k, -IOTSEC_EDELIVERY);
-	}
+	refused(in, "", 0, &k, -EBADMSG);
+	ring_keys_wipe(&k);
+	intake_wipe(in);
+}
+
+/* How far ahead of the highest epoch we ever took a ring may be: an insider who led once cannot
+ * hand us the top of the counter, where no later pool could follow. A device that never took a
+ * ring (floor 0) has nothing to measure by. */
+static void test_intake_epoch_jump(void **state)
+{
+	struct intake *in = fresh();
+	struct ring_keys k;
+
+	(void)state;
+	batch(&k, 3 + KEYSHARE_EPOCH_JUMP + 1, 1, 0, 1, 0x20);
+	refused(in, "d", 3, &k, -IOTSEC_EEPOCH);
+	k.epoch = UINT32_MAX;
+	refused(in, "d", 3, &k, -IOTSEC_EEPOCH);
+	/* The floor counts, not the ring held: one held ring lost (held 0) moves nothing. */
+	assert_int_equal(intake_piece(in, "d", 0, 3, &k), -IOTSEC_EEPOCH);
+	k.epoch = 3 + KEYSHARE_EPOCH_JUMP;
+	assert_int_equal(intake_piece(in, "d", 0, 3, &k), 0);
+	intake_wipe(in);
+	k.epoch = UINT32_MAX;
+	assert_int_equal(intake_piece(in, "e", 0, 0, &k), 0);
 	ring_keys_wipe(&k);
 	intake_wipe(in);
 }
@@ -658,7 +714,7 @@ static void test_intake_bad_pieces(void **state)
 	assert_int_equal(in->n, 0);
 	assert_string_equal(in->id, "");
 
-	assert_int_equal(intake_piece(in, "d", 3, &k), 0); /* 10 11 */
+	assert_int_equal(intake_piece(in, "d", 3, 3, &k), 0); /* 10 11 */
 	/* Indices must go on ascending from the last piece: equal, lower, or a piece that starts
 	 * above but goes back are all a ring the controller did not send. */
 	batch(&k, 3, 1, 11, 1, 0x30);
@@ -676,7 +732,7 @@ static void test_intake_bad_pieces(void **state)
 	batch(&k, 3, 1, 20, 1, 0x30);
 	refused(in, "d", 4, &k, -IOTSEC_EEPOCH);
 	assert_int_equal(in->n, 2);
-	assert_int_equal(intake_piece(in, "d", 3, &k), 0);
+	assert_int_equal(intake_piece(in, "d", 3, 3, &k), 0);
 	assert_int_equal(in->n, 3);
 	ring_keys_wipe(&k);
 	intake_wipe(in);
@@ -692,12 +748,12 @@ static void test_intake_overflow(void **state)
 	/* Full pieces up to RING_SIZE_MAX keys exactly. */
 	while (in->n + RING_KEYS_PER_MSG <= RING_SIZE_MAX) {
 		batch(&k, 1, RING_KEYS_PER_MSG, next, 1, 0);
-		assert_int_equal(intake_piece(in, "d", 0, &k), 0);
+		assert_int_equal(intake_piece(in, "d", 0, 0, &k), 0);
 		next += RING_KEYS_PER_MSG;
 	}
 	if (in->n < RING_SIZE_MAX) {
 		batch(&k, 1, RING_SIZE_MAX - in->n, next, 1, 0);
-		assert_int_equal(intake_piece(in, "d", 0, &k), 0);
+		assert_int_equal(intake_piece(in, "d", 0, 0, &k), 0);
 		next += (uint32_t)k.n;
 	}
 	assert_int_equal(in->n, RING_SIZE_MAX);
@@ -711,13 +767,13 @@ static void test_intake_overflow(void **state)
 	/* The same with room left: a piece that would fit only in part is refused whole. */
 	for (next = 0; next + 16 <= RING_SIZE_MAX - 16; next += 16) {
 		batch(&k, 1, 16, next, 1, 0);
-		assert_int_equal(intake_piece(in, "e", 0, &k), 0);
+		assert_int_equal(intake_piece(in, "e", 0, 0, &k), 0);
 	}
 	assert_int_equal(in->n, RING_SIZE_MAX - 16);
 	batch(&k, 1, 17, next, 1, 0);
 	refused(in, "e", 0, &k, -EBADMSG);
 	k.n = 16;
-	assert_int_equal(intake_piece(in, "e", 0, &k), 0);
+	assert_int_equal(intake_piece(in, "e", 0, 0, &k), 0);
 	assert_int_equal(in->n, RING_SIZE_MAX);
 	ring_keys_wipe(&k);
 	intake_wipe(in);
@@ -748,7 +804,7 @@ static void test_intake_bad_end(void **state)
 	assert_int_equal(intake_end(in, "d", &(struct ring_end){7, 3, 100}), -IOTSEC_EDELIVERY);
 	assert_int_equal(intake_end(in, "", &(struct ring_end){7, 3, 100}), -IOTSEC_EDELIVERY);
 	batch(&k, 7, 3, 10, 20, 0x20); /* 10 30 50 */
-	assert_int_equal(intake_piece(in, "d", 0, &k), 0);
+	assert_int_equal(intake_piece(in, "d", 0, 0, &k), 0);
 	memcpy(before, in, sizeof(*in));
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		int r = intake_end(in, cases[i].id, &cases[i].end);
@@ -772,13 +828,13 @@ static void test_intake_wipe(void **state)
 
 	(void)state;
 	batch(&k, 7, 4, 1, 1, 0x77);
-	assert_int_equal(intake_piece(in, "d", 0, &k), 0);
+	assert_int_equal(intake_piece(in, "d", 0, 0, &k), 0);
 	assert_int_equal(intake_end(in, "d", &(struct ring_end){7, 4, 10}), 0);
 	assert_false(all_zero(in, sizeof(*in)));
 	intake_wipe(in);
 	assert_true(all_zero(in, sizeof(*in)));
 	/* Wiped is empty: a new delivery starts over. */
-	assert_int_equal(intake_piece(in, "e", 0, &k), 0);
+	assert_int_equal(intake_piece(in, "e", 0, 0, &k), 0);
 	ring_keys_wipe(&k);
 	intake_wipe(in);
 }
@@ -803,6 +859,8 @@ int main(void)
 	    cmocka_unit_test(test_intake_whole_ring),
 	    cmocka_unit_test(test_intake_other_delivery),
 	    cmocka_unit_test(test_intake_empty_id),
+	    cmocka_unit_test(test_intake_epoch_jump),
+	    cmocka_unit_test(test_may_contribute),
 	    cmocka_unit_test(test_intake_bad_pieces),
 	    cmocka_unit_test(test_intake_overflow),
 	    cmocka_unit_test(test_intake_bad_end),
