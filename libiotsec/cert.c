@@ -401,6 +401,14 @@ int cert_verify(struct cert_store *s, X509 *cert, unsigned roles, struct cert_in
 
 	if (ctx == NULL || X509_STORE_CTX_init(ctx, s->store, cert, NULL) != 1)
 		goto out;
+	/* A certificate naming our CA as issuer is forged unless the CA's signature on it holds:
+	 * one RSA verify says so, before the chain check, which also verifies the CRL's signature
+	 * each time. So a stream of new forgeries costs what a stream of forged messages does. */
+	if (X509_check_issued(s->ca, cert) == X509_V_OK &&
+	    X509_verify(cert, X509_get0_pubkey(s->ca)) != 1) {
+		r = -IOTSEC_EUNKNOWNCA;
+		goto out;
+	}
 	/* Validity is judged at our clock, which never runs below the last-known-good time. */
 	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), (time_t)clock_now());
 	if (X509_verify_cert(ctx) != 1) {

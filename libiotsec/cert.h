@@ -69,10 +69,11 @@ uint64_t cert_store_generation(const struct cert_store *s);
  * within this window and the certificate's own. */
 void cert_store_window(const struct cert_store *s, int64_t *ret_from, int64_t *ret_until);
 
-/* Verify cert at clock_now(): chain and CRL, validity, home, then role (roles is a mask of
- * enum cert_role). Distinct codes: -EKEYEXPIRED, -IOTSEC_ENOTYETVALID, -EKEYREVOKED,
- * -IOTSEC_EUNKNOWNCA, -IOTSEC_ESELFSIGNED, -IOTSEC_EHOME, -IOTSEC_EROLE, -IOTSEC_ECRL,
- * -IOTSEC_ECERT. ret_info may be NULL; it is filled only on success. */
+/* Verify cert at clock_now(): the CA's signature on it, then chain and CRL, validity, home,
+ * then role (roles is a mask of enum cert_role). Distinct codes: -EKEYEXPIRED,
+ * -IOTSEC_ENOTYETVALID, -EKEYREVOKED, -IOTSEC_EUNKNOWNCA, -IOTSEC_ESELFSIGNED, -IOTSEC_EHOME,
+ * -IOTSEC_EROLE, -IOTSEC_ECRL, -IOTSEC_ECERT. ret_info may be NULL; it is filled only on
+ * success. */
 int cert_verify(struct cert_store *s, X509 *cert, unsigned roles, struct cert_info *ret_info);
 
 #endif

@@ -28,7 +28,7 @@ struct refused_cert {
 	uint8_t fp[CERT_FP_LEN];
 	int error; /* 0: empty slot */
 	uint64_t generation;
-	int64_t at;
+	int64_t at; /* monotonic seconds: a wall clock set back must not make a verdict last */
 };
 
 #define REFUSED_FOR 60 /* seconds a failed verdict stands (one may become valid in time) */
@@ -47,11 +47,12 @@ struct envelope_ctx {
 
 	struct known_cert known[ENVELOPE_CERTS_MAX];
 	size_t known_next; /* round-robin victim once full */
+	/* A certificate just verified, cached only once a message signed with its key verifies:
+	 * anyone can re-encode a real certificate outside what the CA signed, and each encoding
+	 * has a fingerprint of its own, but no one else can sign with its key. */
+	struct known_cert pending;
 	struct refused_cert refused[ENVELOPE_REFUSED_MAX];
 	size_t refused_next;
-	unsigned verify_rate;	/* chain checks of unknown certificates a second */
-	unsigned verify_tokens; /* those left in this second */
-	int64_t verify_second;	/* monotonic second the tokens are for */
 };
 
 int envelope_ctx_new(struct cert_store *store, X509 *own_cert, EVP_PKEY *own_key,
@@ -78,7 +79,6 @@ int envelope_ctx_new(struct cert_store *store, X509 *own_cert, EVP_PKEY *own_key
 	X509_up_ref(own_cert);
 	ctx->cert = own_cert;
 	ctx->store = store, ctx->rules = rules, ctx->delta_t = delta_t;
-	ctx->verify_rate = ENVELOPE_VERIFY_RATE;
 	*ret = ctx;
 	ctx = NULL;
 	r = 0;
@@ -86,12 +86,6 @@ out:
 	OPENSSL_free(der);
 	envelope_ctx_free(ctx);
 	return r;
-}
-
-void envelope_ctx_set_verify_rate(struct envelope_ctx *ctx, unsigned per_second)
-{
-	ctx->verify_rate = per_second;
-	ctx->verify_tokens = per_second;
 }
 
 void envelope_ctx_free(struct envelope_ctx *ctx)
@@ -102,6 +96,8 @@ void envelope_ctx_free(struct envelope_ctx *ctx)
 		X509_free(ctx->known[i].cert);
 		crypto_pss_free(ctx->known[i].verifier);
 	}
+	X509_free(ctx->pending.cert);
+	crypto_pss_free(ctx->pending.verifier);
 	X509_free(ctx->cert);
 	crypto_pss_free(ctx->signer);
 	replay_free(ctx->replay);
@@ -245,7 +241,8 @@ static bool known_current(const struct envelope_ctx *ctx, const struct known_cer
 	       now <= k->valid_until;
 }
 
-/* Verify cert (a reference is taken on success) into the slot k, a new one when k is NULL. */
+/* Verify cert (a reference is taken on success) into the slot k, or ctx->pending when k is NULL
+ * (known_keep() caches it). */
 static int known_verify(struct envelope_ctx *ctx, struct known_cert *k, X509 *cert,
 			const uint8_t fp[CERT_FP_LEN], struct known_cert **ret)
 {
@@ -262,10 +259,8 @@ static int known_verify(struct envelope_ctx *ctx, struct known_cert *k, X509 *ce
 		}
 		return r;
 	}
-	if (k == NULL) {
-		k = &ctx->known[ctx->known_next];
-		ctx->known_next = (ctx->known_next + 1) % ENVELOPE_CERTS_MAX;
-	}
+	if (k == NULL)
+		k = &ctx->pending;
 	if (k->cert != cert) {
 		struct crypto_pss *verifier = NULL;
 
@@ -285,6 +280,20 @@ static int known_verify(struct envelope_ctx *ctx, struct known_cert *k, X509 *ce
 	k->valid_until = info.not_after < until ? info.not_after : until;
 	*ret = k;
 	return 0;
+}
+
+/* A message signed with the key of the pending certificate verified: cache it, and return its
+ * slot there. */
+static struct known_cert *known_keep(struct envelope_ctx *ctx)
+{
+	struct known_cert *k = &ctx->known[ctx->known_next];
+
+	ctx->known_next = (ctx->known_next + 1) % ENVELOPE_CERTS_MAX;
+	X509_free(k->cert);
+	crypto_pss_free(k->verifier);
+	*k = ctx->pending;
+	memset(&ctx->pending, 0, sizeof(ctx->pending));
+	return k;
 }
 
 /* The outer object, in the one form wire_build() writes:
@@ -369,9 +378,19 @@ static int inner_parse(json_t *o, struct inner *in)
 	return b64_decode_exact(nonce, raw, sizeof(raw)) < 0 ? -EBADMSG : 0;
 }
 
-static const struct refused_cert *refused_find(const struct envelope_ctx *ctx,
-					       const uint8_t fp[CERT_FP_LEN], int64_t now)
+static int64_t mono_seconds(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static const struct refused_cert *refused_find(const struct envelope_ctx *ctx,
+					       const uint8_t fp[CERT_FP_LEN])
+{
+	int64_t now = mono_seconds();
+
 	for (size_t i = 0; i < ENVELOPE_REFUSED_MAX; i++) {
 		const struct refused_cert *x = &ctx->refused[i];
 
@@ -382,8 +401,7 @@ static const struct refused_cert *refused_find(const struct envelope_ctx *ctx,
 	return NULL;
 }
 
-static void refused_add(struct envelope_ctx *ctx, const uint8_t fp[CERT_FP_LEN], int error,
-			int64_t now)
+static void refused_add(struct envelope_ctx *ctx, const uint8_t fp[CERT_FP_LEN], int error)
 {
 	struct refused_cert *x = &ctx->refused[ctx->refused_next];
 
@@ -391,23 +409,7 @@ static void refused_add(struct envelope_ctx *ctx, const uint8_t fp[CERT_FP_LEN],
 	memcpy(x->fp, fp, CERT_FP_LEN);
 	x->error = error;
 	x->generation = cert_store_generation(ctx->store);
-	x->at = now;
-}
-
-/* One chain check of a certificate never seen, if this second's budget allows. */
-static bool verify_budget(struct envelope_ctx *ctx)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (ts.tv_sec != ctx->verify_second) {
-		ctx->verify_second = ts.tv_sec;
-		ctx->verify_tokens = ctx->verify_rate;
-	}
-	if (ctx->verify_tokens == 0)
-		return false;
-	ctx->verify_tokens--;
-	return true;
+	x->at = mono_seconds();
 }
 
 /* Step 1: the sender's certificate, from the cache when its verdict still stands. */
@@ -438,19 +440,15 @@ static int sender_cert(struct envelope_ctx *ctx, const struct wire *w, int64_t n
 		r = -IOTSEC_EUNKNOWNCERT;
 		goto out;
 	}
-	/* One we know again (a new CRL, say) is always checked; a stranger within the budget. */
-	if (k == NULL && (x = refused_find(ctx, fp, now)) != NULL) {
+	/* One we know again (a new CRL, say) is always checked; one refused lately is not. */
+	if (k == NULL && (x = refused_find(ctx, fp)) != NULL) {
 		r = x->error;
-		goto out;
-	}
-	if (k == NULL && !verify_budget(ctx)) {
-		r = -EBUSY;
 		goto out;
 	}
 	if (k == NULL && (r = cert_from_der(der, derlen, &cert)) < 0)
 		goto out;
 	if ((r = known_verify(ctx, k, k ? k->cert : cert, fp, ret)) < 0 && r != -ENOMEM)
-		refused_add(ctx, fp, r, now);
+		refused_add(ctx, fp, r);
 out:
 	X509_free(cert);
 	free(der);
@@ -515,6 +513,9 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 	}
 	if ((r = crypto_pss_verify(k->verifier, text, textlen, sig, siglen)) < 0)
 		goto out;
+	if (k == &ctx->pending)
+		k = known_keep(ctx);
+	info = &k->info;
 	/* 4. freshness, then 5. replay: only authenticated messages reach the sender's window. */
 	if (in.ts < now - ctx->delta_t || in.ts > now + ctx->delta_t) {
 		r = -IOTSEC_ESTALE;

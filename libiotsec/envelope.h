@@ -25,10 +25,10 @@
  * under (cert_store_generation()) and within the times the certificate, the CA and the CRL all
  * hold: a CRL change re-verifies each at its next message, and refusing a forged message that
  * carries a real certificate costs a hash and one RSA verify. A certificate that fails is
- * remembered too, for the same generation and a minute, and the chain of a certificate never seen
- * is checked at most ENVELOPE_VERIFY_RATE times a second (beyond that it is refused, -EBUSY,
- * unchecked): a flood of forged certificates, each costing a full chain and CRL check, cannot
- * take the time the home's own messages need. Certificates already known are never held back. */
+ * remembered too, for the same generation and a minute; one never seen costs at most one RSA
+ * verify to refuse when it is forged (cert_verify() checks the CA's signature on it before the
+ * chain and CRL): a flood of forged certificates, all alike or each new, costs no more than a
+ * flood of forged signatures under real ones, and nobody's certificate waits for a budget. */
 #ifndef IOTSEC_ENVELOPE_H
 #define IOTSEC_ENVELOPE_H
 
@@ -47,7 +47,6 @@
 #define ENVELOPE_ID_MAX	     32	 /* characters of a delivery id */
 #define ENVELOPE_CERTS_MAX   256 /* verified certificates remembered by fingerprint */
 #define ENVELOPE_REFUSED_MAX 64	 /* certificates that failed, remembered likewise */
-#define ENVELOPE_VERIFY_RATE 20	 /* chain checks of unknown certificates a second, at most */
 
 /* Which roles may send a message type, and whether it is unicast (names its recipient and a
  * delivery id) or broadcast. The table ends with a {NULL} row. */
@@ -63,9 +62,6 @@ struct envelope_ctx;
 int envelope_ctx_new(struct cert_store *store, X509 *own_cert, EVP_PKEY *own_key,
 		     const struct envelope_rule *rules, int delta_t, struct envelope_ctx **ret);
 void envelope_ctx_free(struct envelope_ctx *ctx);
-/* How many certificates never seen may be checked a second (ENVELOPE_VERIFY_RATE unless set):
- * a fuzzer, whose every input is a stranger, sets it out of reach. */
-void envelope_ctx_set_verify_rate(struct envelope_ctx *ctx, unsigned per_second);
 /* Who we are, as our certificate says. */
 const struct cert_info *envelope_self(const struct envelope_ctx *ctx);
 
@@ -86,14 +82,13 @@ struct envelope_msg {
 	json_t *body;		      /* owned, like cert: release with envelope_msg_clear() */
 };
 /* Parse and verify one received envelope. Every rejection has its own code: -EMSGSIZE,
- * -EBADMSG, the cert_verify() codes, -EBUSY (too many unknown certificates this second),
- * -IOTSEC_EUNKNOWNCERT, -IOTSEC_ETYPE, -IOTSEC_EROLE, -IOTSEC_EIDENTITY, -IOTSEC_ENOTFORUS,
- * -IOTSEC_EBADSIG, -IOTSEC_ESTALE, -IOTSEC_EREPLAY, -ENOBUFS (see replay_check()). ret is
- * filled only on success. ret_sender (may be NULL) receives the sender's name on success, and
- * when a refusal is the sender's own doing, so it can be counted against it: a message signed by
- * its verified certificate's key that is wrong in itself (type, role, identity, form). A forger
- * who attaches someone's public certificate, and anyone replaying a message (stale, replayed,
- * addressed to another device), leave it "". */
+ * -EBADMSG, the cert_verify() codes, -IOTSEC_EUNKNOWNCERT, -IOTSEC_ETYPE, -IOTSEC_EROLE,
+ * -IOTSEC_EIDENTITY, -IOTSEC_ENOTFORUS, -IOTSEC_EBADSIG, -IOTSEC_ESTALE, -IOTSEC_EREPLAY,
+ * -ENOBUFS (see replay_check()). ret is filled only on success. ret_sender (may be NULL)
+ * receives the sender's name on success, and when a refusal is the sender's own doing, so it can
+ * be counted against it: a message signed by its verified certificate's key that is wrong in
+ * itself (type, role, identity, form). A forger who attaches someone's public certificate, and
+ * anyone replaying a message (stale, replayed, addressed to another device), leave it "". */
 int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct envelope_msg *ret,
 		  char ret_sender[CERT_NAME_MAX]);
 void envelope_msg_clear(struct envelope_msg *m);

@@ -14,7 +14,10 @@ bool keyshare_credible(uint32_t ours, uint32_t announced)
 
 uint32_t keyshare_next_epoch(uint32_t ours, uint32_t announced)
 {
-	uint32_t top = keyshare_credible(ours, announced) && announced > ours ? announced : ours;
+	/* Strictly less than the jump: the new pool is then at most the jump above ours, which
+	 * every device at our epoch takes. */
+	uint32_t top =
+	    announced > ours && announced - ours < KEYSHARE_EPOCH_JUMP ? announced : ours;
 
 	return top == RING_EPOCH_MAX ? 0 : top + 1;
 }
@@ -238,7 +241,7 @@ int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epo
 
 /* ---- a device's intake ---- */
 
-int intake_piece(struct intake *in, const char *id, uint32_t held, uint32_t floor,
+int intake_piece(struct intake *in, const char *id, uint32_t held, uint32_t home,
 		 const struct ring_keys *k)
 {
 	/* With no id, no later piece could be told apart from another delivery's. */
@@ -246,8 +249,7 @@ int intake_piece(struct intake *in, const char *id, uint32_t held, uint32_t floo
 		return -EBADMSG;
 	if (in->id[0] != '\0' && strcmp(in->id, id) != 0)
 		return -IOTSEC_EDELIVERY;
-	/* A device that never held a ring takes the home where it is, however far it has come. */
-	if (k->epoch < held || (floor != 0 && !keyshare_credible(floor, k->epoch)))
+	if (k->epoch < held || !keyshare_credible(home, k->epoch))
 		return -IOTSEC_EEPOCH;
 	if ((in->n > 0 && (k->epoch != in->epoch || k->index[0] <= in->index[in->n - 1])) ||
 	    k->n == 0 || k->n > RING_SIZE_MAX - in->n)

@@ -4,12 +4,14 @@
  * decides comes from here.
  *
  * Epochs. Every pool has an epoch, and epochs only go up: a controller starts its pool above the
- * highest epoch it ever used (keyd keeps that across restarts) and above the highest any device
- * of the home announces, as long as that is credible: at most KEYSHARE_EPOCH_JUMP above ours. A
- * device takes a ring of its current epoch or a later one, never an earlier one, and never one
- * more than KEYSHARE_EPOCH_JUMP ahead of it either; once a ring is stored every other epoch is
- * cancelled. So no device, not even one elected controller for a while, can move the home to the
- * top of the counter, where no pool could follow: each time it leads it gains at most the jump.
+ * highest epoch it ever used (keyd keeps that across restarts) and above the highest epoch the
+ * home's devices announce, as long as that is less than KEYSHARE_EPOCH_JUMP above ours and above
+ * the lowest epoch a device holds. A device takes a ring of its current epoch or a later one, never
+ * an earlier one, and never one more than KEYSHARE_EPOCH_JUMP above the highest it ever took (or,
+ * before its first, above what the other devices announce); once a ring is stored every other epoch
+ * is cancelled. So every device at the controller's epoch takes its next pool, and no device, not
+ * even one elected controller for a while, can move the home to the top of the counter, where no
+ * pool could follow: each pool gains at most the jump.
  *
  * The controller's cycle:
  *   COLLECTING  every device heard from is asked (CONTROLLER_NEEDS_KEYS) for its share of fresh
@@ -41,8 +43,9 @@
 
 /* An epoch we believe, announced or in a ring: not more than KEYSHARE_EPOCH_JUMP above ours. */
 bool keyshare_credible(uint32_t ours, uint32_t announced);
-/* The epoch of a new pool: one above the larger of ours and the highest credible announced one;
- * 0 when the counter is exhausted. */
+/* The epoch of a new pool: one above the larger of ours and announced, announced counting only
+ * when it is less than KEYSHARE_EPOCH_JUMP above ours (so the result is at most the jump above
+ * ours); 0 when the counter is exhausted. */
 uint32_t keyshare_next_epoch(uint32_t ours, uint32_t announced);
 
 /* The key two devices whose rings share no index are given, from the epoch's path secret. The
@@ -133,12 +136,13 @@ struct intake {
 	uint32_t index[RING_SIZE_MAX];
 	uint8_t key[RING_SIZE_MAX][CRYPTO_KEY_LEN];
 };
-/* One piece of delivery id. held is the epoch of the ring we hold (0: none), floor the highest
- * epoch we ever took (0: none yet): a ring of an earlier epoch than held, or of one further ahead
- * of floor than KEYSHARE_EPOCH_JUMP, is refused (-IOTSEC_EEPOCH). A piece of another delivery
- * than the first (-IOTSEC_EDELIVERY), of another epoch, with indices not ascending from the last
- * piece's, or past RING_SIZE_MAX is refused (-EBADMSG). A refused piece changes nothing. */
-int intake_piece(struct intake *in, const char *id, uint32_t held, uint32_t floor,
+/* One piece of delivery id. held is the epoch of the ring we hold (0: none), home the highest
+ * epoch we know the home has reached (the highest we ever took, or what other devices announce;
+ * 0: none yet): a ring of an earlier epoch than held, or of one further ahead of home than
+ * KEYSHARE_EPOCH_JUMP, is refused (-IOTSEC_EEPOCH). A piece of another delivery than the first
+ * (-IOTSEC_EDELIVERY), of another epoch, with indices not ascending from the last piece's, or past
+ * RING_SIZE_MAX is refused (-EBADMSG). A refused piece changes nothing. */
+int intake_piece(struct intake *in, const char *id, uint32_t held, uint32_t home,
 		 const struct ring_keys *k);
 /* The end of delivery id: 0 when the ring is whole (as many keys as it says, every index below
  * its pool); in then holds it. */

@@ -5,8 +5,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/if_packet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,27 +189,6 @@ static int on_datagram(sd_event_source *s, int fd, uint32_t revents, void *userd
 	return 0;
 }
 
-/* A broadcast sent in a frame for this host alone is a lie about who heard it (a device told
- * something the others were not): the kernel drops such datagrams before we see them. Loopback
- * (ifindex 1) is exempt: nobody but this host sends there. */
-static int broadcast_filter(int fd, struct in_addr bcast)
-{
-	struct sock_filter code[] = {
-	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 6, 0), /* loopback: take it */
-	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, 0, 4),	    /* for all: take it */
-	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 16), /* IPv4 destination */
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ntohl(bcast.s_addr), 1, 0),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, INADDR_BROADCAST, 0, 1),
-	    BPF_STMT(BPF_RET | BPF_K, 0),	   /* a broadcast to us alone: drop */
-	    BPF_STMT(BPF_RET | BPF_K, 0xffffffff), /* take it whole */
-	};
-	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
-
-	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 ? -errno : 0;
-}
-
 int lan_udp_open(sd_event *e, struct lan_member *m, uint16_t port, const char *broadcast,
 		 lan_udp_fn fn, void *userdata, struct lan_udp **ret)
 {
@@ -236,8 +213,6 @@ int lan_udp_open(sd_event *e, struct lan_member *m, uint16_t port, const char *b
 		r = -errno;
 		goto out;
 	}
-	if ((r = broadcast_filter(u->fd, u->bcast.sin_addr)) < 0)
-		goto out;
 	if ((r = sd_event_add_io(e, &u->io, u->fd, EPOLLIN, on_datagram, u)) < 0)
 		goto out;
 	*ret = u;

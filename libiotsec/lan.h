@@ -7,9 +7,8 @@
  *
  * A UDP endpoint binds its port without SO_REUSEADDR, so no other local user can bind it too and
  * take datagrams meant for us, and tells the callback whether each datagram came to the
- * broadcast address or to us alone (IP_PKTINFO). A datagram to the broadcast address in a frame
- * for this host alone never gets that far (a socket filter drops it): what is broadcast reached
- * every device.
+ * broadcast address or to us alone (IP_PKTINFO). That is the IP header's word: a sender on the
+ * home's own link can still put a broadcast in a frame for one host (README, electd).
  *
  * TCP links come in two kinds with separate slots, so that nobody who connects to us can use up
  * the links we open ourselves: incoming (at most LAN_IN_MAX, LAN_PER_ADDR_MAX per address) and
@@ -37,7 +36,7 @@
 #define LAN_IN_MAX	   32
 #define LAN_OUT_MAX	   64
 #define LAN_PER_ADDR_MAX   8
-#define LAN_PER_DEVICE_MAX 4 /* incoming links one device may speak on at once */
+#define LAN_PER_DEVICE_MAX 8 /* incoming links one device may speak on at once */
 #define LAN_HELLO_USEC	   (2 * 1000000ULL)
 #define LAN_IDLE_USEC	   (10 * 1000000ULL)
 #define LAN_QUEUE_MAX	   (1024 * 1024) /* unsent bytes on one link */

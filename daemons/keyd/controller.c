@@ -127,24 +127,60 @@ static uint32_t held_of(const struct keyshare *ks, const struct keyshare_device 
 		   : 0;
 }
 
+/* The epoch of our next pool: above every epoch we used, and above the highest one a device
+ * announces (only devices that may lead, with leaders_only) as long as every device holding a
+ * ring can still take the pool: each takes one at most KEYSHARE_EPOCH_JUMP above its own. So one
+ * device's word moves the home a jump at most, and never beyond a device at the home's epoch. */
+static uint32_t pool_epoch(const struct keyd *k, bool leaders_only)
+{
+	uint32_t low = k->floor, top = 0;
+
+	for (size_t i = 0; i < k->n_peers; i++)
+		if (k->peers[i]->epoch && (low == 0 || k->peers[i]->epoch < low))
+			low = k->peers[i]->epoch;
+	for (size_t i = 0; i < k->n_peers; i++) {
+		const struct keyd_peer *p = k->peers[i];
+
+		if ((!leaders_only || (p->role & CERT_ROLE_CONTROLLER)) && p->epoch > top &&
+		    p->epoch - low < KEYSHARE_EPOCH_JUMP)
+			top = p->epoch;
+	}
+	return keyshare_next_epoch(k->floor, top);
+}
+
+/* A new pool above the one p announces, leaving out whom this one leaves out. */
+static void catch_up(struct keyd *k, const struct keyd_peer *p)
+{
+	const struct keyshare *ks = k->ctl_state->ks;
+	const char *left_out[KEYSHARE_DEVICES_MAX];
+	size_t n = 0;
+
+	log_notice("%s holds epoch %u, above ours (%u): a new pool above it", p->name, p->epoch,
+		   ks->epoch);
+	for (size_t i = 0; i < ks->n_dev; i++)
+		if (ks->dev[i].excluded)
+			left_out[n++] = ks->dev[i].name;
+	keyd_controller_begin(k, left_out, n);
+}
+
 void keyd_controller_on_seen(struct keyd *k, struct keyd_peer *p)
 {
 	struct keyd_controller *c = k->ctl_state;
 	struct keyshare_device *d = keyshare_device(c->ks, p->name);
 	uint64_t now = now_ms();
 
-	if (d == NULL)
+	if (d == NULL || d->excluded)
 		return;
-	/* A device that may lead holds a credible pool above ours (it led while we could not be
-	 * heard, say): start ours above it, or the home stays split between the two. At most
-	 * once per KEYD_DELIVER_MS, and only from a device that can have made such a pool. */
+	/* A device that may lead holds a pool above ours (it led while we could not be heard,
+	 * say): start ours above it, or the home stays split between the two. Only from a device
+	 * that can have made such a pool, once per electd.hold_ms (the pace at which the home may
+	 * change hands) and never before a pool had time to reach every device: an insider
+	 * announcing ever higher epochs makes the home rekey no faster than by taking the lead. */
 	if (c->ks->state == KEYSHARE_READY && (p->role & CERT_ROLE_CONTROLLER) &&
-	    p->epoch > c->ks->epoch && keyshare_credible(c->ks->epoch, p->epoch) &&
+	    p->epoch > c->ks->epoch && pool_epoch(k, true) > p->epoch &&
+	    now >= c->started_ms + (uint64_t)k->cfg->electd.hold_ms &&
 	    now >= c->started_ms + KEYD_DELIVER_MS) {
-		log_notice("%s holds epoch %u, above ours (%u): a new pool above it", p->name,
-			   p->epoch, c->ks->epoch);
-		keyd_controller_end(k);
-		keyd_controller_begin(k, NULL, 0);
+		catch_up(k, p); /* d is gone with the cycle it belonged to */
 		return;
 	}
 	switch (keyshare_on_seen(c->ks, d, held_of(c->ks, d, p), now)) {
@@ -274,16 +310,13 @@ int keyd_controller_begin(struct keyd *k, const char *const *exclude, size_t n)
 	const struct iotsec_config *cfg = k->cfg;
 	struct keyd_controller *c = NULL;
 	struct keypool_plan plan;
-	uint32_t announced = 0, epoch;
+	uint32_t epoch;
 	int r;
 
 	keyd_peers_prune(k);
-	/* Above every epoch we used, and every credible one a device of the home announces. */
-	for (size_t i = 0; i < k->n_peers; i++)
-		if (keyshare_credible(k->floor, k->peers[i]->epoch) &&
-		    k->peers[i]->epoch > announced)
-			announced = k->peers[i]->epoch;
-	if ((epoch = keyshare_next_epoch(k->floor, announced)) == 0) {
+	/* Nodes count too: a controller that missed pools (off while another led) must start
+	 * above the rings the home holds, or every device refuses its pool as older. */
+	if ((epoch = pool_epoch(k, false)) == 0) {
 		log_errx("no pool: the epoch counter is exhausted");
 		return -EOVERFLOW;
 	}
@@ -312,6 +345,9 @@ int keyd_controller_begin(struct keyd *k, const char *const *exclude, size_t n)
 		if (d)
 			d->excluded = true;
 	}
+	/* Only now the cycle this one replaces goes (exclude may point into it): a pool that
+	 * cannot be made leaves the current one in place. */
+	keyd_controller_end(k);
 	k->ctl_state = c;
 	/* Before anything of this epoch goes out: a restart must go on above it. */
 	k->floor = epoch;

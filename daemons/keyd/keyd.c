@@ -245,7 +245,6 @@ static int verb_rekey(json_t *req, json_t **ret, void *ud)
 	}
 	if (k->ctl_state == NULL)
 		return -EOPNOTSUPP; /* only the controller makes pools */
-	keyd_controller_end(k);
 	if ((r = keyd_controller_begin(k, names, n)) < 0)
 		return r;
 	*ret = json_pack("{s:I}", "epoch", (json_int_t)k->floor);

@@ -145,7 +145,8 @@ void keyd_check_ring(struct keyd *k);
 void keyd_node_stop(struct keyd *k);
 
 /* controller.c */
-/* Start a pool above every epoch we know of, giving nothing to the n devices in exclude. */
+/* Start a pool above every epoch we know of, giving nothing to the n devices in exclude. It
+ * replaces the pool under way only once it is made: on failure that one goes on. */
 int keyd_controller_begin(struct keyd *k, const char *const *exclude, size_t n);
 void keyd_controller_end(struct keyd *k);
 void keyd_controller_on_seen(struct keyd *k, struct keyd_peer *p);

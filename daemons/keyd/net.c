@@ -39,9 +39,13 @@ void keyd_on_datagram(struct envelope_msg *m, const struct sockaddr_in *from, bo
 	struct keyd_peer *p;
 	int r;
 
-	(void)broadcast;
 	if (strcmp(m->type, KEYD_MSG_ANNOUNCE) != 0) {
 		lan_member_refuse(k->member, from, m->sender.name, -IOTSEC_ETYPE);
+		return;
+	}
+	/* What a device announces, every device hears: the epochs we go by are the home's. */
+	if (!broadcast) {
+		lan_member_refuse(k->member, from, m->sender.name, -IOTSEC_ENOTBCAST);
 		return;
 	}
 	if (strcmp(m->sender.name, k->member->self.name) == 0)

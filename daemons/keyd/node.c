@@ -77,6 +77,26 @@ void keyd_on_needs(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
 }
 
 /* CLIENT_RING_KEYS: one piece of a ring; it goes into this link's intake only. */
+/* How far the home has come, to judge a ring's epoch by: the highest we ever took. Before our
+ * first, what the other devices announce, and the sender's own word only when no one else holds
+ * a ring: a new device would otherwise take any epoch from a controller gone bad. */
+static uint32_t home_epoch(const struct keyd *k, const char *sender)
+{
+	uint32_t others = 0, its = 0;
+
+	if (k->floor)
+		return k->floor;
+	for (size_t i = 0; i < k->n_peers; i++) {
+		const struct keyd_peer *p = k->peers[i];
+
+		if (strcmp(p->name, sender) == 0)
+			its = p->epoch;
+		else if (p->epoch > others)
+			others = p->epoch;
+	}
+	return others ? others : its;
+}
+
 void keyd_on_ring_piece(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
 {
 	struct keyd_intake *t = lan_link_data(l);
@@ -98,7 +118,7 @@ void keyd_on_ring_piece(struct keyd *k, struct lan_link *l, struct envelope_msg 
 	/* The pool's size comes with the end: the indices are checked against it there. */
 	if ((r = ring_ring_keys_parse(m->body, k->member->key, RING_POOL_MAX, RING_KEYS_PER_MSG,
 				      &keys)) < 0 ||
-	    (r = intake_piece(&t->in, m->id, k->epoch, k->floor, &keys)) < 0)
+	    (r = intake_piece(&t->in, m->id, k->epoch, home_epoch(k, m->sender.name), &keys)) < 0)
 		keyd_link_refuse(k, l, m, r);
 	ring_keys_wipe(&keys);
 }

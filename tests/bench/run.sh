@@ -32,8 +32,8 @@ echo "$env_out" | awk -v s="$rsa_sign" -v v="$rsa_verify" '
 		printf "envelope sign+verify %s %.0f msgs/s  ceiling (one rsa2048 sign + verify): %.0f/s  ratio %.0f%%\n",
 			$3, $4, c, 100 * $4 / c
 	}
-	# What a flood costs: refusing a forged message that carries a real certificate, beside
-	# the one RSA verify that refusal cannot do without.
+	# What a flood costs: refusing a forged message that carries a real certificate, or a
+	# forged certificate never seen, beside the one RSA verify neither refusal can do without.
 	/^envelope refusal / {
 		printf "envelope refusal %s %.0f msgs/s  ceiling (one rsa2048 verify): %.0f/s  ratio %.0f%%\n",
 			$3, $4, v, 100 * $4 / v

@@ -34,4 +34,24 @@ say "$sent forged datagrams; pi1 refused $refused; elections since: $((after - b
 follows pi1 hub || fail "pi1 follows '$(field pi1 electd controller)'"
 follows hub2 hub || fail "hub2 follows '$(field hub2 electd controller)'"
 [ "$refused" -gt $((sent / 2)) ] || fail "pi1 refused only $refused of $sent: it fell behind"
+
+# Each forgery new now, so no verdict is ever remembered, while pi1 and hub2 start again and know
+# no certificate: hub's must still be checked at once, or hub2 takes the lead for itself.
+say "host 9 floods with a new forged certificate each time, 2000 a second; pi1 and hub2 restart"
+on 9 $PY "$IT_DIR/rogue.py" forged "$T/hub/hub.crt" "$T/hub/hub.key" "$NET.255" 10 2000 new \
+	>"$T/flood2.log" 2>&1 &
+FLOOD=$!
+PIDS="$PIDS $FLOOD"
+sleep 1
+for n in pi1 hub2; do
+	kill "$(pgrep -f "iotsec-electd -c $T/$n/iotsec.conf")"
+	wait_until 5 test ! -S "$T/$n/run/electd.sock" || fail "$n's electd did not stop"
+	run "$n" electd
+done
+wait_until 5 follows pi1 hub || fail "pi1 follows '$(field pi1 electd controller)' in the flood"
+wait_until 5 follows hub2 hub || fail "hub2 follows '$(field hub2 electd controller)' in the flood"
+wait "$FLOOD" || fail "the flood failed: $(cat "$T/flood2.log")"
+follows pi1 hub && follows hub2 hub || fail "the flood split the home"
+[ "$(field hub electd state)" = controller ] || fail "hub no longer leads"
+say "$(cat "$T/flood2.log"); pi1 and hub2 follow hub"
 echo ok

@@ -16,7 +16,7 @@ wait_until 20 same_epoch hub pi1 pi2 || fail "no ring"
 e1=$(epoch hub)
 
 say "evil (host 4) announces a lost ring and confirms every delivery, for 15 s; a rekey after 5 s"
-on 4 $PY "$IT_DIR/rogue.py" ackloop "$T/evil/evil.crt" "$T/evil/evil.key" "$NET.1" 15 \
+on 4 $PY "$IT_DIR/rogue.py" ackloop "$T/evil/evil.crt" "$T/evil/evil.key" "$NET.255" 15 \
 	>"$T/evil.log" 2>&1 &
 EVIL=$!
 PIDS="$PIDS $EVIL"

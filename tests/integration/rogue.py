@@ -17,30 +17,28 @@ and time, and stops by itself.
       of TYPE to OUT
   rogue.py replay FILE ADDR PORT SECONDS
       send the frame in FILE to ADDR:PORT on a new connection every 50 ms
-  rogue.py forged CERT KEY ADDR SECONDS RATE
+  rogue.py forged CERT KEY ADDR SECONDS RATE [same|new]
       a real device's message with its certificate forged (one byte of the CA's signature
-      changed), to electd at ADDR, RATE a second
+      changed: the same forgery each time, or a new one), to electd at ADDR, RATE a second
   rogue.py poison CERT KEY BCAST SECONDS EPOCH
       a controller-role insider plays controller and gives every device it hears a one-key ring
       of EPOCH
-  rogue.py ackloop CERT KEY CONTROLLER SECONDS
+  rogue.py ackloop CERT KEY BCAST SECONDS
       a node-role insider announces a ring it has not, and confirms every delivery at once
   rogue.py queries CERT KEY BCAST COUNT
       COUNT signed IS_THERE_CONTROLLER as fast as they can be made
   rogue.py keys CERT KEY CONTROLLER_CERT ADDR SECONDS
       CLIENT_KEYS of 32 wrapped keys nobody asked for, on link after link
-  rogue.py l2split CERT KEY IFACE MAC BCAST SECONDS
-      a controller-role insider sends heartbeats and answers to the broadcast address, in frames
-      for the one MAC address only
   rogue.py holdlinks CERT KEY ADDR SOURCES SECONDS
       a node-role insider holds links to ADDR from each source address (comma-separated), each
       carrying a CLIENT_START_SESSION that names ADDR's own ring, reopened when closed
+  rogue.py ahead CERT KEY BCAST SECONDS AHEAD WHOM
+      announces, every 0.3 s, a ring AHEAD epochs above the one device WHOM announces
   rogue.py sessions CERT KEY ADDR PEER SECONDS
       a node-role insider sends PEER at ADDR a CLIENT_START_SESSION of an epoch nobody has, on
       link after link
 """
 import base64
-import fcntl
 import json
 import os
 import select
@@ -255,19 +253,23 @@ def cmd_replay(path, addr, port, seconds):
     print("replayed", sent, flush=True)
 
 
-def cmd_forged(cert, key, addr, seconds, rate):
+def cmd_forged(cert, key, addr, seconds, rate, each="same"):
     dev = Device(cert, key)
     o = json.loads(dev.seal("IS_THERE_CONTROLLER", {"challenge": b64_16()}))
-    der = bytearray(base64.b64decode(o["cert"]))
-    der[-1] ^= 1  # the CA's signature over it no longer holds
-    wire = ('{"v":2,"msg":"%s","sig":"%s","cert":"%s"}'
-            % (o["msg"], o["sig"], base64.b64encode(bytes(der)).decode())).encode()
+    real = base64.b64decode(o["cert"])
+    wires = []
+    # One byte of the CA's signature over it changed: the same one, or another each time.
+    for i in range(1 if each == "same" else 4096):
+        der = bytearray(real)
+        der[-1 - i % 128] ^= 1 + i // 128
+        wires.append(('{"v":2,"msg":"%s","sig":"%s","cert":"%s"}'
+                      % (o["msg"], o["sig"], base64.b64encode(bytes(der)).decode())).encode())
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     start, n = time.time(), 0
     end = start + float(seconds)
     while time.time() < end:
-        s.sendto(wire, (addr, 7450))
+        s.sendto(wires[n % len(wires)], (addr, 7450))
         n += 1
         if n % 50 == 0:  # paced in bursts of 50, to RATE a second on average
             time.sleep(max(0.0, start + n / float(rate) - time.time()))
@@ -317,9 +319,10 @@ def cmd_poison(cert, key, bcast, seconds, epoch):
                 log("to", name, "failed:", e)
 
 
-def cmd_ackloop(cert, key, ctrl_addr, seconds):
+def cmd_ackloop(cert, key, bcast, seconds):
     dev = Device(cert, key)
     ann = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ann.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
     lst = socket.socket()
     lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lst.bind(("0.0.0.0", 7451))
@@ -328,7 +331,7 @@ def cmd_ackloop(cert, key, ctrl_addr, seconds):
     while time.time() < end:
         if time.time() > last_ann + 0.05:  # "I lost my ring", again and again
             ann.sendto(dev.seal("I_AM_ON_THE_NETWORK", {"epoch": 999, "indices": [0]}),
-                       (ctrl_addr, 7451))
+                       (bcast, 7451))
             last_ann = time.time()
         if not select.select([lst], [], [], 0.02)[0]:
             continue
@@ -379,43 +382,6 @@ def cmd_keys(cert, key, ctrl_cert, addr, seconds):
     log("sent", sent, "CLIENT_KEYS of 32 keys")
 
 
-def cmd_l2split(cert, key, iface, dst_mac, bcast_ip, seconds):
-    dev = Device(cert, key)
-    raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    raw.bind((iface, 0))
-    my_mac, dmac = raw.getsockname()[4], bytes.fromhex(dst_mac.replace(":", ""))
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    src = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", iface.encode()))[20:24]
-    dst = socket.inet_aton(bcast_ip)
-    el = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    el.bind(("0.0.0.0", 7450))
-
-    def send(payload):  # as UDP to the broadcast address, in frames for dst_mac alone
-        udp_len = 8 + len(payload)
-        pseudo = src + dst + struct.pack("!BBH", 0, 17, udp_len)
-        udp = struct.pack("!HHHH", 7450, 7450, udp_len, 0) + payload
-        udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp)) + udp[8:]
-        ident, off = int.from_bytes(os.urandom(2), "big"), 0
-        while off < len(udp):
-            chunk = udp[off:off + 1480]
-            flags = (0x2000 if off + len(chunk) < len(udp) else 0) | (off // 8)
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(chunk), ident, flags, 64, 17, 0,
-                             src, dst)
-            ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-            raw.send(dmac + my_mac + b"\x08\x00" + ip + chunk)
-            off += len(chunk)
-
-    end, beat = time.time() + float(seconds), 0.0
-    while time.time() < end:
-        if time.time() >= beat:
-            send(dev.seal("I_AM_CONTROLLER", {}))
-            beat = time.time() + 0.3
-        if select.select([el], [], [], 0.05)[0]:
-            m = open_signed(el.recvfrom(65536)[0])
-            if m.get("type") == "IS_THERE_CONTROLLER" and m.get("from") != dev.name:
-                send(dev.seal("I_AM_CONTROLLER", {"answer": m["body"]["challenge"]}))
-
-
 def cmd_holdlinks(cert, key, addr, srcs, seconds):
     dev = Device(cert, key)
     ann = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -453,6 +419,25 @@ def cmd_holdlinks(cert, key, addr, srcs, seconds):
                     break
         time.sleep(0.005)
     log("opened", opened, "links")
+
+
+def cmd_ahead(cert, key, bcast, seconds, ahead, whom):
+    dev = Device(cert, key)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.bind(("0.0.0.0", 7451))
+    end, beat, top, said = time.time() + float(seconds), 0.0, 0, set()
+    while time.time() < end:
+        if select.select([s], [], [], 0.05)[0]:
+            m = open_signed(s.recvfrom(65536)[0])
+            if m.get("type") == "I_AM_ON_THE_NETWORK" and m.get("from") == whom:
+                top = m["body"].get("epoch", 0)
+        if top and time.time() >= beat:
+            s.sendto(dev.seal("I_AM_ON_THE_NETWORK",
+                              {"epoch": top + int(ahead), "indices": [0]}), (bcast, 7451))
+            said.add(top + int(ahead))
+            beat = time.time() + 0.3
+    log("announced", len(said), "epochs, the last", max(said) if said else 0)
 
 
 def cmd_sessions(cert, key, addr, peer, seconds):

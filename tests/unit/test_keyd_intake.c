@@ -47,6 +47,7 @@
 #include "log.h"
 #include "proto.h"
 #include "refusals.h"
+#include "keyshare.h"
 #include "ring.h"
 
 #include "ctl_peer.h"
@@ -816,6 +817,65 @@ static void test_lower_epoch_refused(void **state)
 	assert_int_equal(asked(PROTO_DICT_STORE, from), 1);
 }
 
+/* The device hears side announce a ring of epoch (one index), as keyd's UDP endpoint would
+ * pass it on. */
+static void announces(struct side *s, uint32_t epoch)
+{
+	struct ring_indices x = {.epoch = epoch, .n = 1, .index = {1}};
+	struct sockaddr_in at = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	char sender[CERT_NAME_MAX];
+	struct envelope_msg msg;
+	json_t *body = NULL;
+	char *buf = NULL;
+	size_t len;
+	int r = 0;
+
+	assert_int_equal(ring_start_build(&x, 100, &body), 0);
+	assert_int_equal(
+	    envelope_seal(s->m->env, KEYD_MSG_ANNOUNCE, NULL, NULL, body, true, &buf, &len), 0);
+	assert_int_equal(envelope_open(dev.member->env, buf, len, &msg, sender), 0);
+	assert_non_null(keyd_peer_update(&dev, &msg, &at, &r));
+	envelope_msg_clear(&msg);
+	json_decref(body);
+	free(buf);
+}
+
+/* Give ring r on a new link and wait for the device to drop it. */
+static void refused_ring(struct side *s, const struct ring *r)
+{
+	struct tag *t;
+	struct lan_link *l = LINK(s, "pi1", &t);
+
+	send_pieces(s, l, r, 0, r->n, X509_get0_pubkey(pi1_x));
+	send_end(l, r);
+	loop_until(e, t->gone);
+}
+
+/* A device that never held a ring judges its first one by what the other devices announce, not
+ * by the word of the controller giving it: a controller gone bad cannot hand it the top of the
+ * counter, where no honest ring could follow. */
+static void test_first_ring_far_ahead(void **state)
+{
+	struct ring *r = &ring_a;
+	unsigned long stale = refused(-IOTSEC_EEPOCH);
+
+	(void)state;
+	ring_make(r, KEYSHARE_EPOCH_JUMP + 9, 12, 1, 3);
+	/* Nobody heard: a jump from the start of the counter at most. */
+	refused_ring(&ctl1, r);
+	assert_int_equal(refused(-IOTSEC_EEPOCH), stale + 1);
+	/* pi2 is at epoch 3; the controller claims the far epoch itself: pi2 counts, not it. */
+	announces(&pi2, 3);
+	announces(&ctl1, r->epoch);
+	refused_ring(&ctl1, r);
+	assert_int_equal(refused(-IOTSEC_EEPOCH), stale + 2);
+	assert_int_equal(asked(PROTO_DICT_STORE, 0), 0);
+	assert_int_equal(dev.epoch, 0);
+	/* The home is there (pi2 says so too): taken. */
+	announces(&pi2, r->epoch - 1);
+	deliver(&ctl1, r);
+}
+
 /* A piece of another delivery on a link drops that link, and only that one: a ring under way on
  * another link completes. */
 static void test_other_delivery_drops_link(void **state)
@@ -1241,6 +1301,7 @@ int main(void)
 	    CASE(test_ring_stored),
 	    CASE(test_ring_not_stored),
 	    CASE(test_lower_epoch_refused),
+	    CASE(test_first_ring_far_ahead),
 	    CASE(test_other_delivery_drops_link),
 	    CASE(test_replay_to_other_device),
 	    CASE(test_not_the_controller),

@@ -108,8 +108,12 @@ static void test_next_epoch(void **state)
 	    {5, 3, 6}, /* never lower than ours, whatever is announced */
 	    {5, 5, 6},
 	    {5, 9, 10},
-	    {5, 5 + KEYSHARE_EPOCH_JUMP, 5 + KEYSHARE_EPOCH_JUMP + 1},
-	    {5, 5 + KEYSHARE_EPOCH_JUMP + 1, 6}, /* not credible: ignored */
+	    /* At most the jump above ours: every device at our epoch takes the pool. */
+	    {5, 5 + KEYSHARE_EPOCH_JUMP - 1, 5 + KEYSHARE_EPOCH_JUMP},
+	    {5, 5 + KEYSHARE_EPOCH_JUMP, 6},
+	    {5, 5 + KEYSHARE_EPOCH_JUMP + 1, 6},
+	    {0, KEYSHARE_EPOCH_JUMP - 1, KEYSHARE_EPOCH_JUMP},
+	    {0, KEYSHARE_EPOCH_JUMP, 1},
 	    {5, UINT32_MAX, 6},
 	    {UINT32_MAX - 1, 0, UINT32_MAX},
 	    /* Exhausted: 0, never a wrap to an epoch every device has already cancelled. */
@@ -670,9 +674,9 @@ static void test_intake_empty_id(void **state)
 	intake_wipe(in);
 }
 
-/* How far ahead of the highest epoch we ever took a ring may be: an insider who led once cannot
- * hand us the top of the counter, where no later pool could follow. A device that never took a
- * ring (floor 0) has nothing to measure by. */
+/* How far ahead of the home's epoch (the highest we took, or what others announce) a ring may
+ * be: an insider who led once cannot hand us the top of the counter, where no later pool could
+ * follow, even before our first ring. */
 static void test_intake_epoch_jump(void **state)
 {
 	struct intake *in = fresh();
@@ -683,12 +687,17 @@ static void test_intake_epoch_jump(void **state)
 	refused(in, "d", 3, &k, -IOTSEC_EEPOCH);
 	k.epoch = UINT32_MAX;
 	refused(in, "d", 3, &k, -IOTSEC_EEPOCH);
-	/* The floor counts, not the ring held: one held ring lost (held 0) moves nothing. */
+	/* The home's epoch counts, not the ring held: a ring lost (held 0) moves nothing. */
 	assert_int_equal(intake_piece(in, "d", 0, 3, &k), -IOTSEC_EEPOCH);
 	k.epoch = 3 + KEYSHARE_EPOCH_JUMP;
 	assert_int_equal(intake_piece(in, "d", 0, 3, &k), 0);
 	intake_wipe(in);
+	/* Knowing nothing of the home yet: a jump from the start of the counter, no more. */
+	k.epoch = KEYSHARE_EPOCH_JUMP + 1;
+	assert_int_equal(intake_piece(in, "e", 0, 0, &k), -IOTSEC_EEPOCH);
 	k.epoch = UINT32_MAX;
+	assert_int_equal(intake_piece(in, "e", 0, 0, &k), -IOTSEC_EEPOCH);
+	k.epoch = KEYSHARE_EPOCH_JUMP;
 	assert_int_equal(intake_piece(in, "e", 0, 0, &k), 0);
 	ring_keys_wipe(&k);
 	intake_wipe(in);
