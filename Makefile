@@ -5,12 +5,17 @@
 #   make demo            the end-to-end story, narrated
 #   make fuzz FUZZ_SECONDS=N   every libFuzzer target for N seconds
 #   make bench           benchmarks, each beside this machine's ceiling
-#   make install DESTDIR=... PREFIX=...
-#   make uninstall DESTDIR=... PREFIX=...   programs and units; the configuration and key stay
+#   make install DESTDIR=... PREFIX=...   programs, units, man pages, bash completion
+#   make uninstall DESTDIR=... PREFIX=...   all of that; the configuration and key stay
+# Building needs only the build packages (scripts/deps.sh build); check, demo and bench add the
+# broker and the test tools (scripts/deps.sh test).
 
 PREFIX      ?= /usr/local
 SYSCONFDIR  ?= /etc
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
+MANDIR      ?= $(PREFIX)/share/man
+DOCDIR      ?= $(PREFIX)/share/doc/iotsec
+COMPDIR     ?= $(PREFIX)/share/bash-completion/completions
 SANITIZE    ?= 0
 INTEGRATION ?= 1
 FUZZ_SECONDS ?= 30
@@ -54,6 +59,9 @@ LIB      := $(B)/libiotsec.a
 DAEMONS  := $(notdir $(wildcard daemons/*))
 PROGS    := $(DAEMONS:%=$(B)/bin/iotsec-%) $(B)/bin/iotsec-pki $(B)/bin/iotsecctl
 
+# man/NAME.N.scd becomes $(B)/man/NAME.N
+MANS     := $(patsubst man/%.scd,$(B)/man/%,$(wildcard man/*.scd))
+
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 UNIT_LIB := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
@@ -62,15 +70,17 @@ INTEG    := $(sort $(wildcard tests/integration/[0-9]*.sh))
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps check unit demo fuzz bench install uninstall clean format FORCE
+.PHONY: all deps test-deps check unit demo fuzz bench install uninstall clean format FORCE
 .DEFAULT_GOAL := all
 # Keep objects: they are not throw-away intermediates.
 .SECONDARY:
 
-all: $(PROGS)
+all: $(PROGS) $(MANS)
 
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh build
+test-deps:
+	@scripts/deps.sh test
 
 # -MMD -MP: each object also depends on the headers it includes (the .d files read below).
 $(B)/obj/%.o: %.c | deps
@@ -90,6 +100,10 @@ $(B)/build-time:
 	@mkdir -p $(@D)
 	echo $(BUILD_TIME) > $@
 FORCE:
+
+$(B)/man/%: man/%.scd | deps
+	@mkdir -p $(@D)
+	scdoc < $< > $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -116,6 +130,8 @@ $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(UNIT_LIB) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(CMOCKA_LIBS)
 
 $(B)/obj/tests/unit/%.o: ALL_CFLAGS += $(CMOCKA_CFLAGS)
+# cmocka is a test package: the test objects wait for it.
+$(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/unit/%.o): | test-deps
 
 # Daemon code under test: tests/unit/test_<daemon>_<what>.c links every object of
 # daemons/<daemon>/ but main.o (main stays thin for this) and sees the daemon's headers. A test
@@ -137,27 +153,27 @@ $(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/unit/fixture.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-check: deps
-	@$(MAKE) --no-print-directory $(PROGS) $(UNIT_BIN)
+check: test-deps
+	@$(MAKE) --no-print-directory $(PROGS) $(MANS) $(UNIT_BIN)
 	@IOTSEC_BIN=$(CURDIR)/$(B)/bin INTEGRATION=$(INTEGRATION) \
 		tests/run.sh $(UNIT_BIN) $(if $(filter 1,$(INTEGRATION)),$(INTEG))
 
-unit: deps
+unit: test-deps
 	@$(MAKE) --no-print-directory $(UNIT_BIN)
 	@tests/run.sh $(UNIT_BIN)
 
-demo: deps
+demo: test-deps
 	@$(MAKE) --no-print-directory $(PROGS)
 	@IOTSEC_BIN=$(CURDIR)/$(B)/bin scripts/demo.sh
 
-bench: deps
+bench: test-deps
 	@$(MAKE) --no-print-directory $(PROGS) $(BENCH_BIN)
 	@IOTSEC_BIN=$(CURDIR)/$(B)/bin BENCH_DIR=$(CURDIR)/$(B)/bench tests/bench/run.sh
 
 # libFuzzer needs clang; the library is rebuilt with coverage instrumentation in build-fuzz/.
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 fuzz:
-	@scripts/deps.sh --fuzz
+	@scripts/deps.sh fuzz
 	@$(MAKE) --no-print-directory B=build-fuzz CC=clang SANITIZE=0 \
 		SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
 		$(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
@@ -168,11 +184,15 @@ build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/libiotsec.
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/iotsec
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/iotsec \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPDIR)
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	for u in systemd/*; do \
-		sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g' $$u \
-			> $(DESTDIR)$(UNITDIR)/$${u##*/}; chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+		sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@DOCDIR@|$(DOCDIR)|g' \
+			$$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+	for m in $(MANS); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 completions/* $(DESTDIR)$(COMPDIR)/
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
 		install -m 0644 etc/iotsec.conf $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf
@@ -185,6 +205,10 @@ install: all
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(PROGS)))
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard systemd/*)))
+	rm -f $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
+	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(wildcard completions/*)))
+	rm -f $(DESTDIR)$(DOCDIR)/README.md
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf and dict.key (the household's)"
 
 format:

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -461,9 +462,11 @@ int ca_init(const char *dir, const char *home, int days)
 	    days > CA_DAYS_MAX)
 		return -EINVAL;
 	ca.dir = dir;
+	/* Writable first: seconds of key generation must not end in "Permission denied". */
 	if ((r = file_mkdirs(dir, 0755)) < 0 || (r = ca_lock(dir, LOCK_EX, &ca.lock_fd)) < 0 ||
-	    (r = ca_absent(dir)) < 0)
+	    (r = ca_absent(dir)) < 0 || (r = access(dir, W_OK) < 0 ? -errno : 0) < 0)
 		goto out;
+	log_info("generating %d-bit CA key...", CA_KEY_BITS);
 	if ((r = crypto_rsa_generate(CA_KEY_BITS, &ca.key)) < 0 ||
 	    (r = ca_self_sign(home, days, ca.key, &ca.cert)) < 0)
 		goto out;
@@ -521,9 +524,12 @@ static bool index_has_valid(json_t *index, const char *device, int64_t now)
 	return false;
 }
 
-/* A CSR's public key, once its self-signature proves the requester holds the private key. */
-static int csr_load(const char *path, X509_REQ **ret)
+/* A CSR's public key, once its self-signature proves the requester holds the private key. The
+ * key is all we take from it; a CN naming another device than the one enrolled is refused, as a
+ * sign of the wrong file (-IOTSEC_EIDENTITY). */
+static int csr_load(const char *path, const char *device, X509_REQ **ret)
 {
+	char cn[CERT_NAME_MAX];
 	char *pem = NULL;
 	size_t len;
 	BIO *bio = NULL;
@@ -538,6 +544,12 @@ static int csr_load(const char *path, X509_REQ **ret)
 	    (csr = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)) == NULL ||
 	    (pub = X509_REQ_get0_pubkey(csr)) == NULL || X509_REQ_verify(csr, pub) != 1)
 		goto out;
+	if (X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(csr), NID_commonName, cn,
+				      sizeof(cn)) >= 0 &&
+	    strcmp(cn, device) != 0) {
+		r = -IOTSEC_EIDENTITY;
+		goto out;
+	}
 	*ret = csr;
 	csr = NULL;
 	r = 0;
@@ -556,8 +568,8 @@ static int device_key_check(EVP_PKEY *pub)
 		   : -EKEYREJECTED;
 }
 
-static int device_sign(const struct ca *ca, const struct ca_enrol_req *req, EVP_PKEY *pub,
-		       X509 **ret)
+static int device_sign(const struct ca *ca, const struct ca_enrol_req *req, int64_t until,
+		       EVP_PKEY *pub, X509 **ret)
 {
 	char home[CERT_NAME_MAX];
 	X509_NAME *subject = NULL;
@@ -565,15 +577,15 @@ static int device_sign(const struct ca *ca, const struct ca_enrol_req *req, EVP_
 	X509V3_CTX ctx;
 	int r;
 
-	/* The home is the CA's O; the CSR's subject, if any, is ignored. */
+	/* The home is the CA's O; the CN is the device enrolled, whatever the CSR said. */
 	if (X509_NAME_get_text_by_NID(X509_get_subject_name(ca->cert), NID_organizationName, home,
 				      sizeof(home)) <= 0) {
 		r = -EBADMSG;
 		goto out;
 	}
 	if ((r = name_new(req->device, home, cert_role_name(req->role), &subject)) < 0 ||
-	    (r = cert_skeleton(subject, X509_get_subject_name(ca->cert), req->not_before,
-			       req->not_after, pub, &x)) < 0)
+	    (r = cert_skeleton(subject, X509_get_subject_name(ca->cert), req->not_before, until,
+			       pub, &x)) < 0)
 		goto out;
 	X509V3_set_ctx(&ctx, ca->cert, x, NULL, NULL, 0);
 	if ((r = cert_add_ext(x, &ctx, NID_basic_constraints, "CA:FALSE")) < 0 ||
@@ -596,25 +608,52 @@ out:
 }
 
 /* Write OUT/NAME.key (when we made it), OUT/NAME.crt and OUT/ca.crt. */
+/* Everything the device needs in out_dir: its key (unless it made its own), its certificate,
+ * and the home's CA certificate and CRL, which it checks the others against. */
 static int enrol_write(const struct ca *ca, const struct ca_enrol_req *req, X509 *x, EVP_PKEY *key)
 {
+	static const char *const shared[] = {"ca.crt", "crl.pem"};
 	char path[PATH_MAX];
-	char *ca_pem = NULL;
+	char *pem = NULL;
 	size_t len;
 	int r;
 
 	if (key != NULL && ((r = ca_path(path, req->out_dir, req->device, ".key")) < 0 ||
 			    (r = crypto_save_private_key(path, key)) < 0))
-		goto out;
+		return r;
 	if ((r = ca_path(path, req->out_dir, req->device, ".crt")) < 0 ||
-	    (r = pem_save_cert(path, x)) < 0 || (r = ca_path(path, ca->dir, "ca.crt", NULL)) < 0 ||
-	    (r = file_read(path, CA_PEM_MAX, &ca_pem, &len)) < 0 ||
-	    (r = ca_path(path, req->out_dir, "ca.crt", NULL)) < 0 ||
-	    (r = file_write_atomic(path, ca_pem, len, 0644)) < 0)
-		goto out;
-out:
-	free(ca_pem);
-	return r;
+	    (r = pem_save_cert(path, x)) < 0)
+		return r;
+	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
+		if ((r = ca_path(path, ca->dir, shared[i], NULL)) < 0 ||
+		    (r = file_read(path, CA_PEM_MAX, &pem, &len)) < 0)
+			return r;
+		if ((r = ca_path(path, req->out_dir, shared[i], NULL)) == 0)
+			r = file_write_atomic(path, pem, len, 0644);
+		free(pem);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* The validity the CA can give: no later than its own end (a certificate outliving its issuer
+ * would be refused by every device then anyway), and nothing once the CA itself is over. */
+static int enrol_validity(const struct ca *ca, const struct ca_enrol_req *req, int64_t *ret_until)
+{
+	int64_t ca_end, until = req->not_after;
+	int r;
+
+	if ((r = cert_time(X509_get0_notAfter(ca->cert), &ca_end)) < 0)
+		return r;
+	if (ca_end <= clock_now())
+		return -EKEYEXPIRED;
+	if (until > ca_end)
+		until = ca_end;
+	if (until <= req->not_before)
+		return -ERANGE; /* the CA ends before the certificate would start */
+	*ret_until = until;
+	return 0;
 }
 
 int ca_enrol(const char *dir, const struct ca_enrol_req *req)
@@ -625,6 +664,7 @@ int ca_enrol(const char *dir, const struct ca_enrol_req *req)
 	X509 *x = NULL;
 	struct cert_info info;
 	json_t *rec = NULL;
+	int64_t until;
 	int r;
 
 	if ((r = enrol_check(req)) < 0 || (r = ca_open(dir, &ca)) < 0)
@@ -633,17 +673,23 @@ int ca_enrol(const char *dir, const struct ca_enrol_req *req)
 		r = -EEXIST;
 		goto out;
 	}
+	/* Every check that can fail before the key is made: it takes a second or more. */
+	if ((r = enrol_validity(&ca, req, &until)) < 0 ||
+	    (r = file_mkdirs(req->out_dir, 0755)) < 0 ||
+	    (r = access(req->out_dir, W_OK) < 0 ? -errno : 0) < 0)
+		goto out;
 	if (req->csr_path != NULL) {
-		if ((r = csr_load(req->csr_path, &csr)) < 0)
+		if ((r = csr_load(req->csr_path, req->device, &csr)) < 0)
 			goto out;
 		pub = X509_REQ_get0_pubkey(csr);
 	} else {
+		log_info("generating %d-bit key for %s...", DEVICE_KEY_BITS, req->device);
 		if ((r = crypto_rsa_generate(DEVICE_KEY_BITS, &key)) < 0)
 			goto out;
 		pub = key;
 	}
-	if ((r = device_key_check(pub)) < 0 || (r = device_sign(&ca, req, pub, &x)) < 0 ||
-	    (r = cert_info_get(x, &info)) < 0 || (r = file_mkdirs(req->out_dir, 0755)) < 0)
+	if ((r = device_key_check(pub)) < 0 || (r = device_sign(&ca, req, until, pub, &x)) < 0 ||
+	    (r = cert_info_get(x, &info)) < 0)
 		goto out;
 	rec =
 	    json_pack("{s:s,s:s,s:s,s:I,s:I,s:b}", "serial", info.serial, "device", req->device,
@@ -665,7 +711,8 @@ out:
 	return r;
 }
 
-int ca_revoke(const char *dir, const char *device)
+/* Revoke the unrevoked certificates of device (NULL: any) with serial (NULL: any). */
+static int revoke_where(const char *dir, const char *device, const char *serial)
 {
 	struct ca ca = ca_null;
 	int64_t now = clock_now();
@@ -674,13 +721,13 @@ int ca_revoke(const char *dir, const char *device)
 	json_t *rec;
 	int r;
 
-	if (!ca_name_valid(device))
-		return -EINVAL;
 	if ((r = ca_open(dir, &ca)) < 0)
 		goto out;
 	json_array_foreach(ca.index, i, rec)
 	{
-		if (strcmp(json_string_value(json_object_get(rec, "device")), device) != 0 ||
+		if ((device && strcmp(json_string_value(json_object_get(rec, "device")), device)) ||
+		    (serial &&
+		     strcasecmp(json_string_value(json_object_get(rec, "serial")), serial)) ||
 		    json_is_true(json_object_get(rec, "revoked")))
 			continue;
 		if (json_object_set_new(rec, "revoked", json_true()) != 0 ||
@@ -701,6 +748,16 @@ int ca_revoke(const char *dir, const char *device)
 out:
 	ca_close(&ca);
 	return r;
+}
+
+int ca_revoke(const char *dir, const char *device)
+{
+	return ca_name_valid(device) ? revoke_where(dir, device, NULL) : -EINVAL;
+}
+
+int ca_revoke_serial(const char *dir, const char *serial)
+{
+	return serial && serial[0] ? revoke_where(dir, NULL, serial) : -EINVAL;
 }
 
 int ca_write_crl(const char *dir)

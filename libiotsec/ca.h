@@ -26,14 +26,21 @@ struct ca_enrol_req {
 	enum cert_role role;
 	int64_t not_before, not_after; /* seconds since the epoch */
 	const char *csr_path;	       /* NULL: generate the device key */
-	const char *out_dir;	       /* NAME.crt, NAME.key (0600, not with a CSR), ca.crt */
+	const char *out_dir; /* NAME.crt, NAME.key (0600, not with a CSR), ca.crt, crl.pem */
 };
-/* Issue a certificate. -EEXIST when the device already holds a valid one (revoke it first),
- * -EINVAL for a bad name, -EBADMSG for a CSR that does not parse or is not self-signed. */
+/* Issue a certificate, ending no later than the CA's own certificate. -EEXIST when the device
+ * already holds a valid one (revoke it first), -EINVAL for a bad name, -EBADMSG for a CSR that
+ * does not parse or is not self-signed, -IOTSEC_EIDENTITY for a CSR whose CN names another
+ * device, -ERANGE when the CA ends before not_before, -EKEYEXPIRED when the CA's own certificate
+ * is over, -EACCES when out_dir is not writable. All of these come before any key is
+ * generated. */
 int ca_enrol(const char *dir, const struct ca_enrol_req *req);
 
 /* Revoke every unrevoked certificate of device and rewrite the CRL. -ENOENT: none. */
 int ca_revoke(const char *dir, const char *device);
+/* Revoke the one certificate with this serial (hex, any case), if it is not revoked yet, and
+ * rewrite the CRL. -ENOENT: no such unrevoked certificate. */
+int ca_revoke_serial(const char *dir, const char *serial);
 /* Re-sign the CRL (for example before it expires). */
 int ca_write_crl(const char *dir);
 /* The issuance database as a JSON array of records

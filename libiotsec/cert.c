@@ -59,7 +59,7 @@ static int name_entry(X509_NAME *name, int nid, char out[CERT_NAME_MAX])
 	return 0;
 }
 
-static int asn1_time_epoch(const ASN1_TIME *t, int64_t *ret)
+int cert_time(const ASN1_TIME *t, int64_t *ret)
 {
 	struct tm tm;
 
@@ -87,8 +87,8 @@ int cert_info_get(X509 *cert, struct cert_info *ret)
 		r = -EBADMSG;
 		goto out;
 	}
-	if ((r = asn1_time_epoch(X509_get0_notBefore(cert), &info.not_before)) < 0 ||
-	    (r = asn1_time_epoch(X509_get0_notAfter(cert), &info.not_after)) < 0)
+	if ((r = cert_time(X509_get0_notBefore(cert), &info.not_before)) < 0 ||
+	    (r = cert_time(X509_get0_notAfter(cert), &info.not_after)) < 0)
 		goto out;
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	hex = bn ? BN_bn2hex(bn) : NULL;
@@ -261,16 +261,16 @@ static int store_reload(struct cert_store *s)
 		r = r == -ENOENT ? -IOTSEC_ECRL : r;
 		goto out;
 	}
-	if ((r = asn1_time_epoch(X509_get0_notBefore(ca), &from)) < 0 ||
-	    (r = asn1_time_epoch(X509_get0_notAfter(ca), &until)) < 0 ||
-	    (r = asn1_time_epoch(X509_CRL_get0_lastUpdate(crl), &t)) < 0) {
+	if ((r = cert_time(X509_get0_notBefore(ca), &from)) < 0 ||
+	    (r = cert_time(X509_get0_notAfter(ca), &until)) < 0 ||
+	    (r = cert_time(X509_CRL_get0_lastUpdate(crl), &t)) < 0) {
 		r = r == -EBADMSG ? -IOTSEC_ECRL : r;
 		goto out;
 	}
 	from = t > from ? t : from;
 	/* A CRL without nextUpdate never ages out. */
 	if (X509_CRL_get0_nextUpdate(crl) != NULL &&
-	    asn1_time_epoch(X509_CRL_get0_nextUpdate(crl), &t) == 0 && t < until)
+	    cert_time(X509_CRL_get0_nextUpdate(crl), &t) == 0 && t < until)
 		until = t;
 	r = -ENOMEM;
 	if ((store = X509_STORE_new()) == NULL || X509_STORE_add_cert(store, ca) != 1 ||

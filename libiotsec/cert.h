@@ -41,6 +41,8 @@ struct cert_info {
 int cert_info_get(X509 *cert, struct cert_info *ret);
 
 int cert_load(const char *path, X509 **ret);
+/* An ASN1_TIME (a certificate's or CRL's dates) in seconds since the epoch; -EBADMSG if unset. */
+int cert_time(const ASN1_TIME *t, int64_t *ret);
 int cert_from_pem(const void *pem, size_t len, X509 **ret);
 int cert_from_der(const void *der, size_t len, X509 **ret);
 /* *ret is malloc'd. */

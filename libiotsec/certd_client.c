@@ -6,12 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cert.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "log.h"
 #include "proto.h"
 
 struct certd_client {
+	sd_event *loop;
 	struct ctl_peer *peer;
+	char cert_path[PATH_MAX]; /* "" unless certd_client_signs_with() */
+	char serial[sizeof(((struct cert_info *)NULL)->serial)];
 	bool member;
 	char why[256];
 	certd_client_fn fn;
@@ -27,6 +32,28 @@ static void set(struct certd_client *c, bool member, const char *why)
 	c->fn(member, c->why, c->userdata);
 }
 
+/* certd vouches for the certificate with serial theirs, not ours. If that is the one on disk
+ * now, it was replaced under us (re-enrolment, renewal): the key and role may have changed with
+ * it, and a fresh start is the one way every daemon takes all of that up alike. Otherwise certd
+ * has not looked at the file we loaded yet, and will say so at its next check. */
+static void other_certificate(struct certd_client *c, const char *theirs)
+{
+	struct cert_info disk;
+	X509 *x = NULL;
+	bool replaced = cert_load(c->cert_path, &x) == 0 && cert_info_get(x, &disk) == 0 &&
+			strcmp(disk.serial, theirs) == 0;
+
+	X509_free(x);
+	if (!replaced) {
+		set(c, false, "iotsec-certd has not checked our certificate yet");
+		return;
+	}
+	log_notice("%s was replaced (serial %s, we run with %s): exiting to start with it",
+		   c->cert_path, theirs, c->serial);
+	set(c, false, "certificate replaced");
+	sd_event_exit(c->loop, DAEMON_EXIT_RESTART);
+}
+
 /* A "status" snapshot, certificate-valid or certificate-invalid (all carry "certificate"), or
  * the connection going away. */
 static void on_event(json_t *ev, void *userdata)
@@ -35,12 +62,16 @@ static void on_event(json_t *ev, void *userdata)
 	const char *name = json_string_value(json_object_get(ev, "event"));
 	const char *cert = json_string_value(json_object_get(ev, "certificate"));
 	const char *reason = json_string_value(json_object_get(ev, "reason"));
+	const char *serial = json_string_value(json_object_get(ev, "serial"));
 	char why[sizeof(c->why)];
 
 	if (name && strcmp(name, "disconnected") == 0) {
 		set(c, false, "iotsec-certd stopped answering");
 	} else if (cert && strcmp(cert, PROTO_CERT_VALID) == 0) {
-		set(c, true, "certificate valid");
+		if (c->cert_path[0] != '\0' && serial && strcmp(serial, c->serial) != 0)
+			other_certificate(c, serial);
+		else
+			set(c, true, "certificate valid");
 	} else if (cert && strcmp(cert, PROTO_CERT_INVALID) == 0) {
 		snprintf(why, sizeof(why), "certificate invalid%s%s", reason ? ": " : "",
 			 reason ? reason : "");
@@ -64,13 +95,25 @@ int certd_client_new(sd_event *e, const char *run_dir, certd_client_fn fn, void 
 		return r;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -ENOMEM;
-	c->fn = fn, c->userdata = userdata;
+	c->loop = e, c->fn = fn, c->userdata = userdata;
 	snprintf(c->why, sizeof(c->why), "waiting for iotsec-certd");
 	if ((r = ctl_peer_new(e, path, CERTD_CLIENT_RETRY_MS, events, on_event, c, &c->peer)) < 0) {
 		free(c);
 		return r;
 	}
 	*ret = c;
+	return 0;
+}
+
+int certd_client_signs_with(struct certd_client *c, const char *cert_path, const char *serial)
+{
+	if (cert_path == NULL || serial == NULL ||
+	    snprintf(c->cert_path, sizeof(c->cert_path), "%s", cert_path) >=
+		(int)sizeof(c->cert_path) ||
+	    snprintf(c->serial, sizeof(c->serial), "%s", serial) >= (int)sizeof(c->serial)) {
+		c->cert_path[0] = '\0';
+		return -EINVAL;
+	}
 	return 0;
 }
 

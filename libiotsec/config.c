@@ -503,7 +503,10 @@ int config_load(const char *path, struct iotsec_config *cfg, char *err, size_t e
 
 	if ((r = file_read(path, CONFIG_FILE_MAX, &text, &len)) < 0) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "%s: cannot read: %s", path, iotsec_strerror(r));
+			snprintf(err, errlen, "%s: cannot read: %s", path,
+				 r == -EINVAL  ? "not a regular file" /* file_read's word for it */
+				 : r == -EFBIG ? "too large for a configuration"
+					       : iotsec_strerror(r));
 		goto out;
 	}
 	if (strlen(text) != len) {

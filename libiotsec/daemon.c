@@ -3,23 +3,28 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
+#include "cert.h"
 #include "clock.h"
 #include "crypto.h"
+#include "file.h"
 #include "log.h"
-
-#ifndef IOTSEC_VERSION
-#define IOTSEC_VERSION "0.1"
-#endif
+#include "version.h"
 
 enum {
 	OPT_CHECK_CONFIG = 0x100,
@@ -87,6 +92,32 @@ void daemon_parse_args(int argc, char **argv, const char *name, const char *summ
 	*ret = o;
 }
 
+/* One instance per daemon and run directory: a second one would take over the control socket
+ * and remove it on exit, leaving the first unreachable. The lock is an flock(), so it goes with
+ * the process however that ends; the file stays (removing it would race a starting instance)
+ * and says who holds it. Its descriptor stays open for the life of the process. */
+static void take_lock(const char *run_dir, const char *name)
+{
+	char path[PATH_MAX], pid[32] = "";
+	ssize_t n;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s.pid", run_dir, name) >= (int)sizeof(path))
+		fatalx("%s/%s.pid: %s", run_dir, name, iotsec_strerror(-ENAMETOOLONG));
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
+		fatal("%s", path);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			fatal("%s: cannot lock", path);
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? strcspn(pid, "\n") : 0] = '\0';
+		fatalx("already running (pid %s): %s is locked", pid[0] ? pid : "unknown", path);
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("%s: cannot write our pid", path);
+}
+
 void daemon_setup(int argc, char **argv, const char *name, const char *summary,
 		  struct iotsec_config *cfg)
 {
@@ -102,16 +133,42 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary,
 		exit(1);
 	}
 	if (o.check_config) {
+		/* Everything start-up needs, as sshd -t checks: a unit's ExecStartPre stops here.
+		 */
+		if (daemon_check(cfg, stderr) > 0) {
+			fprintf(stderr, "%s: configuration %s has the problems above\n", name,
+				o.config_path);
+			exit(1);
+		}
 		printf("configuration OK\n");
 		config_free(cfg);
 		exit(0);
 	}
 	log_debug("configuration from %s", o.config_path);
+	if ((r = file_mkdirs(cfg->device.run_dir, 0755)) < 0)
+		fatalx("cannot create the run directory %s: %s", cfg->device.run_dir,
+		       iotsec_strerror(r));
+	if ((r = file_mkdirs(cfg->device.state_dir, 0700)) < 0)
+		fatalx("cannot create the state directory %s: %s", cfg->device.state_dir,
+		       iotsec_strerror(r));
+	take_lock(cfg->device.run_dir, name);
 	/* SPEC 5.2: every daemon judges time by the same floor, not only certd, which saves it. */
 	if (snprintf(clock_path, sizeof(clock_path), "%s/clock", cfg->device.state_dir) <
 		(int)sizeof(clock_path) &&
 	    (r = clock_load(clock_path)) < 0)
 		log_warnx("ignoring the saved clock %s: %s", clock_path, iotsec_strerror(r));
+}
+
+/* SIGHUP's default action would end the daemon without a word. Each daemon's settings reach
+ * the others' (the election's timings, the ring sizes) only through a fresh start, so a reload
+ * would be a restart in all but name: say so instead. */
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void)s, (void)si, (void)userdata;
+	log_notice(
+	    "SIGHUP ignored: the configuration is read at start; restart the daemon to apply "
+	    "a change");
+	return 0;
 }
 
 int daemon_loop_new(sd_event **ret)
@@ -126,13 +183,15 @@ int daemon_loop_new(sd_event **ret)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
 		r = -errno;
 		goto out;
 	}
 	/* No handler: the loop exits with code 0 (the userdata). */
 	if ((r = sd_event_add_signal(e, NULL, SIGTERM, NULL, NULL)) < 0 ||
-	    (r = sd_event_add_signal(e, NULL, SIGINT, NULL, NULL)) < 0)
+	    (r = sd_event_add_signal(e, NULL, SIGINT, NULL, NULL)) < 0 ||
+	    (r = sd_event_add_signal(e, NULL, SIGHUP, on_sighup, NULL)) < 0)
 		goto out;
 	/* Feeds the watchdog when systemd set WATCHDOG_USEC; nothing otherwise. */
 	if ((r = sd_event_set_watchdog(e, true)) < 0)
@@ -242,4 +301,155 @@ int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_
 		return -ENAMETOOLONG;
 	memcpy(out, path, (size_t)n + 1);
 	return 0;
+}
+
+/* ---- --check-config ---- */
+
+static int problem(FILE *out, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int problem(FILE *out, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(out, "%s: ", path);
+	va_start(ap, fmt);
+	vfprintf(out, fmt, ap);
+	va_end(ap);
+	fputc('\n', out);
+	return 1;
+}
+
+/* A file we read: there, a regular file, readable; 0 when so, else one problem printed. */
+static int check_file(FILE *out, const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return problem(out, path, "%s", errno == ENOENT ? "missing" : strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return problem(out, path, "%s",
+			       S_ISDIR(st.st_mode) ? "a directory, not a file"
+						   : "not a regular file");
+	if (access(path, R_OK) < 0)
+		return problem(out, path, "cannot read it (uid %u): %s", (unsigned)geteuid(),
+			       strerror(errno));
+	return 0;
+}
+
+/* A secret (as file_check_secret() judges it), saying what is wrong and how to mend it. */
+static int check_secret(FILE *out, const char *path)
+{
+	struct stat st;
+
+	if (check_file(out, path) || stat(path, &st) < 0)
+		return 1;
+	if ((st.st_mode & 077) != 0)
+		return problem(out, path,
+			       "mode %04o lets group or others read a secret (chmod 600 %s)",
+			       (unsigned)(st.st_mode & 07777), path);
+	if (st.st_uid != 0 && st.st_uid != geteuid())
+		return problem(out, path,
+			       "owned by uid %u; a secret must be ours (uid %u) or root's",
+			       (unsigned)st.st_uid, (unsigned)geteuid());
+	return 0;
+}
+
+/* A directory we write in, or, when missing, one we can create: its nearest existing parent
+ * must then be writable. */
+static int check_dir(FILE *out, const char *path)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return problem(out, path, "path too long");
+	while (stat(dir, &st) < 0) {
+		if (errno != ENOENT && errno != ENOTDIR) /* ENOTDIR: a file on the way, below */
+			return problem(out, dir, "%s", strerror(errno));
+		if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
+			return problem(out, path,
+				       "missing, and no parent directory to create it in");
+		*slash = '\0';
+	}
+	if (!S_ISDIR(st.st_mode))
+		return problem(out, dir, "not a directory");
+	if (access(dir, W_OK | X_OK) < 0)
+		return problem(out, dir, "%snot writable by uid %u",
+			       strcmp(dir, path) != 0 ? "cannot create what is below it: " : "",
+			       (unsigned)geteuid());
+	return 0;
+}
+
+int daemon_dict_key_path(const struct iotsec_config *cfg, char *out, size_t len)
+{
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	char path[PATH_MAX];
+
+	/* systemd's LoadCredential= wins: that key never lies around on disk. */
+	if (creds && snprintf(path, sizeof(path), "%s/dict.key", creds) < (int)sizeof(path) &&
+	    access(path, F_OK) == 0)
+		return snprintf(out, len, "%s", path) < (int)len ? 0 : -ENAMETOOLONG;
+	return snprintf(out, len, "%s", cfg->dictd.key_file) < (int)len ? 0 : -ENAMETOOLONG;
+}
+
+int daemon_check(const struct iotsec_config *cfg, FILE *out)
+{
+	const struct iotsec_config *c = cfg;
+	struct cert_store *store = NULL;
+	struct cert_info info;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	char key_path[PATH_MAX], dict_dir[PATH_MAX];
+	int n = 0, r;
+
+	if (check_file(out, c->device.cert) == 0) {
+		if (cert_load(c->device.cert, &cert) < 0 || cert_info_get(cert, &info) < 0)
+			n += problem(out, c->device.cert,
+				     "not a PEM certificate of an iotsec device");
+		else if (c->device.name[0] != '\0' && strcmp(c->device.name, info.name) != 0)
+			n += problem(out, c->device.cert,
+				     "the certificate of device %s, not of %s (device.name)",
+				     info.name, c->device.name);
+	} else {
+		n++;
+	}
+	if (check_secret(out, c->device.key) == 0) {
+		if (crypto_load_private_key(c->device.key, &key) < 0)
+			n += problem(out, c->device.key, "not a PEM private key");
+		else if (cert && cert_key_matches(cert, key) < 0)
+			n += problem(out, c->device.key, "not the key of the certificate %s",
+				     c->device.cert);
+	} else {
+		n++;
+	}
+	if (check_file(out, c->device.ca) != 0 || check_file(out, c->device.crl) != 0)
+		n++;
+	else if ((r = cert_store_load(c->device.ca, c->device.crl, &store)) < 0)
+		n += problem(out, r == -IOTSEC_ECRL ? c->device.crl : c->device.ca, "%s",
+			     iotsec_strerror(r));
+	n += check_dir(out, c->device.state_dir);
+	n += check_dir(out, c->device.run_dir);
+
+	/* The dictionary: its key may be missing on the first start, when it is made, but never
+	 * while a dictionary sealed under it exists. */
+	if (daemon_dict_key_path(c, key_path, sizeof(key_path)) < 0) {
+		n += problem(out, c->dictd.key_file, "path too long");
+	} else if (access(key_path, F_OK) == 0) {
+		n += check_secret(out, key_path);
+	} else if (access(c->dictd.path, F_OK) == 0) {
+		n += problem(out, key_path,
+			     "missing, while the dictionary %s sealed under it exists (check "
+			     "dictd.key_file)",
+			     c->dictd.path);
+	}
+	if (access(c->dictd.path, F_OK) == 0)
+		n += check_secret(out, c->dictd.path);
+	if (snprintf(dict_dir, sizeof(dict_dir), "%s", c->dictd.path) < (int)sizeof(dict_dir))
+		n += check_dir(out, dirname(dict_dir));
+
+	cert_store_free(store);
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	return n;
 }

@@ -4,9 +4,14 @@
 #define IOTSEC_DAEMON_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
+
+/* The exit status of a daemon that must start again to take up a change (EX_TEMPFAIL): not 0,
+ * so that the units' Restart=on-failure applies. */
+#define DAEMON_EXIT_RESTART 75
 
 struct daemon_opts {
 	const char *config_path;
@@ -21,20 +26,31 @@ void daemon_parse_args(int argc, char **argv, const char *name, const char *summ
 
 /* Parse the arguments, start logging, load the configuration and, for --check-config, report
  * and exit. A bad configuration is reported with file, line and setting and exits 1 before any
- * state is touched. Then raise the clock floor from the time certd saved (state_dir/clock). */
+ * state is touched. Then create the run and state directories, take the run directory's lock
+ * for this daemon (a second instance exits 1 with "already running (pid N)"), and raise the
+ * clock floor from the time certd saved (state_dir/clock). */
 void daemon_setup(int argc, char **argv, const char *name, const char *summary,
 		  struct iotsec_config *cfg);
 
-/* A loop on which SIGTERM and SIGINT end daemon_run() cleanly and the systemd watchdog (when
- * WATCHDOG_USEC is set) is fed. */
+/* A loop on which SIGTERM and SIGINT end daemon_run() cleanly, SIGHUP is logged and ignored, and
+ * the systemd watchdog (when WATCHDOG_USEC is set) is fed. */
 int daemon_loop_new(sd_event **ret);
 /* Tell systemd we are ready (READY=1, with status), run until a signal or sd_event_exit(), then
- * say STOPPING=1. Returns the loop's exit code. */
+ * say STOPPING=1. Returns the loop's exit code: 0 after a signal, DAEMON_EXIT_RESTART. */
 int daemon_run(sd_event *e, const char *status);
 
 /* A timer that fires every period_usec (sd-event timers fire once); first after period_usec. */
 int daemon_add_periodic(sd_event *e, uint64_t period_usec, sd_event_time_handler_t fn,
 			void *userdata, sd_event_source **ret);
+
+/* Check what start-up needs, beyond the configuration's syntax: the certificate, key, CA and CRL
+ * are there and parse, the key is a secret (0600, ours or root's) and matches the certificate,
+ * the state and run directories are usable, and the dictionary key is there when a dictionary
+ * is. Print each problem on out as "path: reason"; return how many there were. */
+int daemon_check(const struct iotsec_config *cfg, FILE *out);
+/* Where dictd finds the dictionary key: systemd's credential (LoadCredential=dict.key) when there
+ * is one, else dictd.key_file. */
+int daemon_dict_key_path(const struct iotsec_config *cfg, char *out, size_t len);
 
 /* The control socket path of a daemon ("certd") under run_dir. */
 int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_t outlen);

@@ -9,8 +9,9 @@
  * directory: a power cut leaves the old or the new file, never a mix. mode applies to the new
  * file from its creation (a secret is never briefly readable). */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
-/* Read a whole regular file of at most max bytes; -EFBIG past that. *ret is malloc'd with a NUL
- * after the data (so text can be parsed in place); *ret_len excludes it. */
+/* Read a whole regular file of at most max bytes; -EFBIG past that, -EISDIR for a directory,
+ * -EINVAL for anything else that is not a regular file (a device, a pipe). *ret is malloc'd with a
+ * NUL after the data (so text can be parsed in place); *ret_len excludes it. */
 int file_read(const char *path, size_t max, char **ret, size_t *ret_len);
 /* -EPERM when path is group- or world-accessible or not owned by us or root (as ssh's
  * sshkey_perm_ok()), -errno when it cannot be examined. */

@@ -15,7 +15,9 @@
 #include "cert.h"
 #include "clock.h"
 #include "crypto.h"
+#include "file.h"
 #include "log.h"
+#include "version.h"
 
 #define PKI_EXIT_FAIL  1
 #define PKI_EXIT_USAGE 2
@@ -45,6 +47,9 @@ static const struct option pki_options[] = {
     {"out", required_argument, NULL, 'o'},
     {"json", no_argument, NULL, 'j'},
     {"key", required_argument, NULL, 'k'},
+    {"serial", required_argument, NULL, 's'},
+    {"ca", required_argument, NULL, 'A'},
+    {"crl", required_argument, NULL, 'L'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -52,6 +57,7 @@ static const struct option pki_options[] = {
 /* Everything a subcommand may be given; each one checks that it got only what it takes. */
 struct pki_args {
 	const char *dir, *home, *device, *role, *csr, *out, *key, *not_before, *not_after;
+	const char *serial, *ca, *crl;
 	const char *days;
 	bool json;
 	int npos;
@@ -131,6 +137,15 @@ static int parse_args(int argc, char **argv, const char *allowed, struct pki_arg
 		case 'k':
 			slot = &a->key;
 			break;
+		case 's':
+			slot = &a->serial;
+			break;
+		case 'A':
+			slot = &a->ca;
+			break;
+		case 'L':
+			slot = &a->crl;
+			break;
 		case 'j':
 			a->json = true;
 			break;
@@ -143,7 +158,8 @@ static int parse_args(int argc, char **argv, const char *allowed, struct pki_arg
 	}
 	a->pos = argv + optind;
 	a->npos = argc - optind;
-	if (a->dir == NULL)
+	/* verify may be given the CA's two public files instead, as on a Pi. */
+	if (a->dir == NULL && strchr(allowed, 'A') == NULL)
 		return usage_error("--dir is required");
 	return -1;
 }
@@ -202,7 +218,27 @@ static const char *format_time(int64_t t, char out[PKI_TIME_LEN])
 	return out;
 }
 
-/* One line for a refusal of the CA, in words a household administrator can act on. */
+/* Which of the CA's files does not parse: the certificate, the key, or else the index. */
+static const char *corrupt_file(const char *dir, char path[PATH_MAX])
+{
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+	const char *name = "index.json";
+
+	snprintf(path, PATH_MAX, "%s/ca.crt", dir);
+	if (cert_load(path, &x) == -EBADMSG)
+		name = "ca.crt";
+	snprintf(path, PATH_MAX, "%s/ca.key", dir);
+	if (x != NULL && crypto_load_private_key(path, &key) == -EBADMSG)
+		name = "ca.key";
+	X509_free(x);
+	EVP_PKEY_free(key);
+	snprintf(path, PATH_MAX, "%s/%s", dir, name);
+	return path;
+}
+
+/* One line for a refusal of the CA, naming the file and the cause in words a household
+ * administrator can act on. */
 static int ca_error(const char *what, const char *dir, int r)
 {
 	char path[PATH_MAX];
@@ -215,8 +251,14 @@ static int ca_error(const char *what, const char *dir, int r)
 			 what, dir);
 	else if (r == -IOTSEC_EKEYMISMATCH)
 		log_errx("%s: %s/ca.key does not belong to %s/ca.crt", what, dir, dir);
+	else if (r == -EBADMSG)
+		log_errx("%s: %s is corrupt (not as iotsec-pki wrote it); restore it from a backup",
+			 what, corrupt_file(dir, path));
+	else if (r == -EACCES || r == -EROFS)
+		log_errx("%s: cannot write in %s (uid %u): %s", what, dir, (unsigned)geteuid(),
+			 strerror(-r));
 	else
-		log_errx("%s: %s", what, iotsec_strerror(r));
+		log_errx("%s: %s: %s", what, dir, iotsec_strerror(r));
 	return PKI_EXIT_FAIL;
 }
 
@@ -237,7 +279,6 @@ static int cmd_init(int argc, char **argv)
 		return usage_error("bad home name '%s': 1-%zu of A-Z a-z 0-9 . _ -, not starting "
 				   "with . or -",
 				   a.home, PKI_HOME_MAX);
-	log_info("generating %d-bit CA key...", CA_KEY_BITS);
 	if ((r = ca_init(a.dir, a.home, days)) == -EEXIST) {
 		log_errx("init: %s already holds a CA (or part of one); refusing to replace it",
 			 a.dir);
@@ -260,30 +301,6 @@ static const char *record_status(json_t *rec, int64_t now)
 	return "valid";
 }
 
-/* -EEXIST when ca_enrol() would refuse device as already enrolled, or the error reading the
- * index: asked first so that a refusal is not preceded by a key generation. ca_enrol() still
- * decides. */
-static int enrol_precheck(const char *dir, const char *device)
-{
-	json_t *index = NULL, *rec;
-	int64_t now = clock_now();
-	size_t i;
-	int r;
-
-	if ((r = ca_list(dir, &index)) < 0)
-		return r;
-	json_array_foreach(index, i, rec)
-	{
-		const char *st = record_status(rec, now);
-
-		if (strcmp(json_string_value(json_object_get(rec, "device")), device) == 0 &&
-		    (strcmp(st, "valid") == 0 || strcmp(st, "not yet valid") == 0))
-			r = -EEXIST;
-	}
-	json_decref(index);
-	return r;
-}
-
 static int enrol_times(const struct pki_args *a, int64_t *ret_from, int64_t *ret_to)
 {
 	int64_t from = clock_now(), to;
@@ -300,6 +317,8 @@ static int enrol_times(const struct pki_args *a, int64_t *ret_from, int64_t *ret
 		return usage_error("--not-after: want @EPOCH or YYYY-MM-DDTHH:MM:SSZ");
 	if (to <= from)
 		return usage_error("the certificate must end after it starts");
+	if (to <= clock_now())
+		return usage_error("the certificate would be over already (--not-after is past)");
 	*ret_from = from;
 	*ret_to = to;
 	return -1;
@@ -333,11 +352,7 @@ static int cmd_enrol(int argc, char **argv)
 	req.out_dir = a.out;
 
 	snprintf(what, sizeof(what), "enrol %s", a.device);
-	if ((r = enrol_precheck(a.dir, a.device)) == 0) {
-		if (a.csr == NULL)
-			log_info("generating %d-bit key for %s...", DEVICE_KEY_BITS, a.device);
-		r = ca_enrol(a.dir, &req);
-	}
+	r = ca_enrol(a.dir, &req);
 	if (r == -EEXIST) {
 		log_errx("%s: it already holds a valid certificate (revoke it first)", what);
 		return PKI_EXIT_FAIL;
@@ -356,13 +371,37 @@ static int cmd_enrol(int argc, char **argv)
 			 DEVICE_KEY_BITS);
 		return PKI_EXIT_FAIL;
 	}
+	if (r == -IOTSEC_EIDENTITY) {
+		log_errx("%s: %s is a request for another device: its CN is not %s (make it with "
+			 "-subj /CN=%s)",
+			 what, a.csr, a.device, a.device);
+		return PKI_EXIT_FAIL;
+	}
+	if (r == -ERANGE || r == -EKEYEXPIRED) {
+		log_errx("%s: %s/ca.crt %s", what, a.dir,
+			 r == -ERANGE
+			     ? "ends before this certificate would start"
+			     : "is over: no certificate it signs is any use (make a new CA)");
+		return PKI_EXIT_FAIL;
+	}
+	if ((r == -EACCES || r == -EROFS || r == -ENOTDIR || r == -EEXIST) &&
+	    access(a.out, W_OK) != 0) {
+		log_errx("%s: cannot write in %s (uid %u): %s", what, a.out, (unsigned)geteuid(),
+			 strerror(-r));
+		return PKI_EXIT_FAIL;
+	}
 	if (r < 0)
 		return ca_error(what, a.dir, r);
 
 	snprintf(path, sizeof(path), "%s/%s.crt", a.out, a.device);
-	if (cert_load(path, &x) == 0 && cert_info_get(x, &info) == 0)
-		printf("issued %s (%s, serial %s, until %s): %s%s\n", a.device, a.role, info.serial,
-		       format_time(info.not_after, until), path, a.csr ? "" : " and its key");
+	if (cert_load(path, &x) == 0 && cert_info_get(x, &info) == 0) {
+		printf("issued %s (%s, serial %s, until %s): %s%s, ca.crt and crl.pem\n", a.device,
+		       a.role, info.serial, format_time(info.not_after, until), path,
+		       a.csr ? "" : ", its key");
+		/* The CA's end, not what was asked for: say so rather than let it pass unseen. */
+		if (info.not_after < req.not_after)
+			printf("note: cut to the end of the CA's own certificate\n");
+	}
 	X509_free(x);
 	return 0;
 }
@@ -370,25 +409,30 @@ static int cmd_enrol(int argc, char **argv)
 static int cmd_revoke(int argc, char **argv)
 {
 	struct pki_args a = {0};
-	char what[CERT_NAME_MAX + 8];
+	char what[CERT_NAME_MAX + 48];
 	int r;
 
-	if ((r = parse_args(argc, argv, "dD", &a)) >= 0)
+	if ((r = parse_args(argc, argv, "dDs", &a)) >= 0)
 		return r;
 	if (a.npos > 0)
 		return usage_error("unexpected argument '%s'", a.pos[0]);
-	if (a.device == NULL)
-		return usage_error("--device is required");
-	if (!ca_name_valid(a.device))
+	if ((a.device == NULL) == (a.serial == NULL))
+		return usage_error("give --device or --serial");
+	if (a.device != NULL && !ca_name_valid(a.device))
 		return usage_error("bad device name '%s'", a.device);
-	snprintf(what, sizeof(what), "revoke %s", a.device);
-	if ((r = ca_revoke(a.dir, a.device)) == -ENOENT && access(a.dir, F_OK) == 0) {
-		log_errx("%s: no unrevoked certificate of that device in %s", what, a.dir);
+	if (a.serial != NULL && (a.serial[0] == '\0' || strlen(a.serial) > 40 ||
+				 strspn(a.serial, "0123456789abcdefABCDEF") != strlen(a.serial)))
+		return usage_error("--serial is the hex serial 'iotsec-pki list' shows");
+	snprintf(what, sizeof(what), "revoke %s", a.device ? a.device : a.serial);
+	r = a.device ? ca_revoke(a.dir, a.device) : ca_revoke_serial(a.dir, a.serial);
+	if (r == -ENOENT && access(a.dir, F_OK) == 0) {
+		log_errx("%s: no unrevoked certificate %s in %s", what,
+			 a.device ? "of that device" : "with that serial", a.dir);
 		return PKI_EXIT_FAIL;
 	}
 	if (r < 0)
 		return ca_error(what, a.dir, r);
-	printf("revoked %s; %s/crl.pem updated\n", a.device, a.dir);
+	printf("revoked %s; %s/crl.pem updated\n", a.device ? a.device : a.serial, a.dir);
 	return 0;
 }
 
@@ -453,50 +497,105 @@ static int cmd_list(int argc, char **argv)
 	return 0;
 }
 
+/* Why a file that is not a certificate was given, when its PEM label says what it is. */
+static const char *not_a_certificate(const char *path)
+{
+	char *text = NULL;
+	size_t len;
+	const char *why = "not a PEM certificate";
+
+	if (file_read(path, 1 << 20, &text, &len) == 0) {
+		if (strstr(text, "-----BEGIN CERTIFICATE REQUEST-----"))
+			why = "a certificate request, not a certificate (issue one with "
+			      "'iotsec-pki enrol --csr')";
+		else if (strstr(text, "PRIVATE KEY-----"))
+			why = "a private key, not a certificate";
+		else if (strstr(text, "-----BEGIN X509 CRL-----"))
+			why = "a revocation list, not a certificate";
+	}
+	free(text);
+	return why;
+}
+
+/* One certificate judged as the devices judge it; 0 when good, the line said either way. */
+static int verify_one(struct cert_store *store, X509 *ca, const char *path, const char *key_path)
+{
+	char until[PKI_TIME_LEN];
+	struct cert_info info;
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+	int r;
+
+	if ((r = cert_load(path, &x)) < 0) {
+		fprintf(stderr, "%s: %s\n", path,
+			r == -EBADMSG ? not_a_certificate(path) : iotsec_strerror(r));
+		return r;
+	}
+	if (X509_cmp(x, ca) == 0) {
+		fprintf(stderr, "%s: the home CA's own certificate, not a device's\n", path);
+		X509_free(x);
+		return -IOTSEC_ECERT;
+	}
+	r = cert_verify(store, x, CERT_ROLES_ANY, &info);
+	if (r == 0 && key_path != NULL) {
+		if ((r = crypto_load_private_key(key_path, &key)) < 0)
+			fprintf(stderr, "%s: key %s: %s\n", path, key_path,
+				r == -EBADMSG ? "not a PEM private key"
+				: r == -EPERM ? "readable by others or not ours (chmod 600 it)"
+					      : iotsec_strerror(r));
+		else if ((r = cert_key_matches(x, key)) < 0)
+			fprintf(stderr, "%s: %s\n", path, iotsec_strerror(r));
+	} else if (r < 0) {
+		fprintf(stderr, "%s: %s\n", path, iotsec_strerror(r));
+	}
+	if (r == 0)
+		printf("%s: OK (device %s, role %s, home %s, expires %s)\n", path, info.name,
+		       cert_role_name(info.role), info.home, format_time(info.not_after, until));
+	EVP_PKEY_free(key);
+	X509_free(x);
+	return r;
+}
+
 /* The same judgement every daemon makes (cert_verify), so an administrator sees exactly why a
- * device would be refused. */
+ * device would be refused: on the CA's machine (--dir) or on a Pi (--ca and --crl). */
 static int cmd_verify(int argc, char **argv)
 {
 	struct pki_args a = {0};
-	char ca_path[PATH_MAX], crl_path[PATH_MAX], until[PKI_TIME_LEN];
+	char ca_path[PATH_MAX], crl_path[PATH_MAX];
 	struct cert_store *store = NULL;
-	struct cert_info info;
-	X509 *x = NULL;
-	EVP_PKEY *key = NULL;
-	const char *cert;
-	int r;
+	X509 *ca = NULL;
+	int r, bad = 0;
 
-	if ((r = parse_args(argc, argv, "dk", &a)) >= 0)
+	if ((r = parse_args(argc, argv, "dkAL", &a)) >= 0)
 		return r;
-	if (a.npos != 1)
-		return usage_error("give exactly one certificate file");
-	cert = a.pos[0];
-	snprintf(ca_path, sizeof(ca_path), "%s/ca.crt", a.dir);
-	snprintf(crl_path, sizeof(crl_path), "%s/crl.pem", a.dir);
+	if ((a.dir != NULL) == (a.ca != NULL || a.crl != NULL) ||
+	    (a.dir == NULL && (a.ca == NULL || a.crl == NULL)))
+		return usage_error("give --dir, or --ca and --crl");
+	if (a.npos < 1)
+		return usage_error("give one certificate file or more");
+	if (a.key != NULL && a.npos != 1)
+		return usage_error("--key goes with one certificate only");
+	snprintf(ca_path, sizeof(ca_path), "%s%s", a.dir ? a.dir : a.ca, a.dir ? "/ca.crt" : "");
+	snprintf(crl_path, sizeof(crl_path), "%s%s", a.dir ? a.dir : a.crl,
+		 a.dir ? "/crl.pem" : "");
+	if ((r = cert_load(ca_path, &ca)) < 0) {
+		fprintf(stderr, "iotsec-pki verify: %s: %s\n", ca_path,
+			r == -EBADMSG ? not_a_certificate(ca_path) : iotsec_strerror(r));
+		return PKI_EXIT_FAIL;
+	}
 	if ((r = cert_store_load(ca_path, crl_path, &store)) < 0) {
-		log_errx("verify: cannot use %s and %s: %s", ca_path, crl_path, iotsec_strerror(r));
-		goto out;
+		fprintf(stderr, "iotsec-pki verify: %s: %s\n",
+			r == -IOTSEC_ECRL || r == -ENOENT ? crl_path : ca_path,
+			r == -IOTSEC_ECRL ? "not a revocation list signed by this CA"
+					  : iotsec_strerror(r));
+		X509_free(ca);
+		return PKI_EXIT_FAIL;
 	}
-	if ((r = cert_load(cert, &x)) < 0 || (r = cert_verify(store, x, CERT_ROLES_ANY, &info)) < 0)
-		goto report;
-	if (a.key != NULL) {
-		if ((r = crypto_load_private_key(a.key, &key)) < 0) {
-			fprintf(stderr, "%s: key %s: %s\n", cert, a.key, iotsec_strerror(r));
-			goto out;
-		}
-		r = cert_key_matches(x, key);
-	}
-report:
-	if (r == 0)
-		printf("%s: OK (device %s, role %s, home %s, expires %s)\n", cert, info.name,
-		       cert_role_name(info.role), info.home, format_time(info.not_after, until));
-	else
-		fprintf(stderr, "%s: %s\n", cert, iotsec_strerror(r));
-out:
-	EVP_PKEY_free(key);
-	X509_free(x);
+	for (int i = 0; i < a.npos; i++)
+		bad += verify_one(store, ca, a.pos[i], a.key) < 0;
 	cert_store_free(store);
-	return r == 0 ? 0 : PKI_EXIT_FAIL;
+	X509_free(ca);
+	return bad ? PKI_EXIT_FAIL : 0;
 }
 
 static const struct pki_cmd cmds[] = {
@@ -508,21 +607,24 @@ static const struct pki_cmd cmds[] = {
      "--dir D --device NAME --role node|controller [--days N | --not-before T --not-after T] "
      "[--csr FILE] --out O",
      "Issue a certificate for device NAME into O: NAME.crt, NAME.key (mode 0600; not with --csr)\n"
-     "and a copy of ca.crt. --csr FILE: certify the key of a PEM request instead of making one\n"
-     "(only its key is used; its subject is ignored). --days: validity from now (default 365).\n"
-     "T is @EPOCH or YYYY-MM-DDTHH:MM:SSZ (UTC). A device holding a valid certificate must be\n"
-     "revoked before it is enrolled again.\n"},
-    {"revoke", cmd_revoke, "--dir D --device NAME",
-     "Revoke every certificate of device NAME and re-sign the revocation list.\n"},
+     "and copies of ca.crt and crl.pem. --csr FILE: certify the key of a PEM request made on\n"
+     "the device instead of making one (its CN, if any, must be NAME). --days: validity from\n"
+     "now (default 365), cut to the CA's own end. T is @EPOCH or YYYY-MM-DDTHH:MM:SSZ (UTC).\n"
+     "A device holding a valid certificate must be revoked before it is enrolled again.\n"},
+    {"revoke", cmd_revoke, "--dir D --device NAME | --serial HEX",
+     "Revoke every certificate of device NAME, or the one certificate with that serial (as\n"
+     "'list' shows it), and re-sign the revocation list.\n"},
     {"crl", cmd_crl, "--dir D",
      "Re-sign the revocation list (it is valid for 365 days after each change).\n"},
     {"list", cmd_list, "--dir D [--json]",
      "List every certificate issued: device, role, serial, end of validity and status (valid,\n"
      "revoked, expired, not yet valid). --json: the same as one JSON document.\n"},
-    {"verify", cmd_verify, "--dir D CERT [--key KEY]",
-     "Check CERT as the devices do: issued by this home's CA, not revoked, inside its validity.\n"
-     "--key: also check that KEY is its private key. Prints \"CERT: OK (...)\" and exits 0, or\n"
-     "\"CERT: reason\" on stderr and exits 1.\n"},
+    {"verify", cmd_verify, "--dir D | --ca CA.CRT --crl CRL.PEM  CERT... [--key KEY]",
+     "Check each CERT as the devices do: issued by this home's CA, not revoked, inside its\n"
+     "validity. On a Pi, give the CA's certificate and revocation list (--ca, --crl) instead\n"
+     "of the CA's directory. --key (with one CERT): also check that KEY is its private key.\n"
+     "Prints \"CERT: OK (...)\" for each good one, \"CERT: reason\" on stderr for each bad\n"
+     "one, and exits 1 if any was bad.\n"},
 };
 
 static void usage(FILE *f)
@@ -543,6 +645,10 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("iotsec-pki (iotsec) %s\n", IOTSEC_VERSION);
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {

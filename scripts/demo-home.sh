@@ -5,13 +5,15 @@
 IT_DIR=$(dirname "$0")/../tests/integration
 . "$IT_DIR/common.sh"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+. "$(dirname "$0")/step.sh"
+# The Pis' files live in a scratch directory removed as the demo ends: show it as $T.
 show() {
-	printf '$ %s\n' "$*"
+	printf '$ %s\n' "$*" | sed "s|$T|\$T|g"
 	"$@"
 }
 
 step "6. Three Pis and a rogue on one network (namespaces joined by a bridge)"
+echo "(their files are in a scratch directory, \$T below, removed as the demo ends)"
 need_netns
 make_home smith-family
 device 1 hub controller

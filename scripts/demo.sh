@@ -10,7 +10,7 @@ CERTD_PID=""
 WATCH_PID=""
 trap 'kill $CERTD_PID $WATCH_PID 2>/dev/null || true' EXIT
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+. "$(dirname "$0")/step.sh"
 run() {
 	printf '$ %s\n' "$*"
 	"$@"

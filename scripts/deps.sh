@@ -1,14 +1,26 @@
 #!/bin/sh
-# Make sure the Debian packages the build and the tests need are installed.
-# As root, install what is missing; otherwise print the exact apt-get line and fail.
+# Make sure the Debian packages a step needs are installed: as root, install what is missing;
+# otherwise print the exact apt-get line and fail.
+#   scripts/deps.sh build   what `make` and `make install` need (compilers, -dev packages, scdoc)
+#   scripts/deps.sh test    that, plus what `make check`, `make demo` and `make bench` run: the
+#                           broker, cmocka, Python with python3-cryptography (the integration
+#                           tests sign envelopes), network namespaces, man
+#   scripts/deps.sh fuzz    that, plus clang's libFuzzer and sanitizer runtimes
 set -eu
 
-# python3-cryptography: the integration tests sign envelopes in Python, with Debian's python3.
-PKGS="build-essential pkg-config libssl-dev openssl libmosquitto-dev mosquitto mosquitto-clients
-libsqlite3-dev libconfig-dev libjansson-dev libcmocka-dev libsystemd-dev iproute2
-python3 python3-cryptography xxd procps"
-# libFuzzer and the sanitizer runtimes come with clang's runtime package.
-[ "${1:-}" = "--fuzz" ] && PKGS="$PKGS clang libclang-rt-14-dev"
+BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
+libjansson-dev libsystemd-dev scdoc"
+TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
+python3-cryptography xxd procps util-linux man-db bash-completion"
+case "${1:-build}" in
+build) PKGS=$BUILD ;;
+test) PKGS=$TEST ;;
+fuzz) PKGS="$TEST clang libclang-rt-14-dev" ;;
+*)
+	echo "usage: scripts/deps.sh build|test|fuzz" >&2
+	exit 2
+	;;
+esac
 
 missing=""
 for p in $PKGS; do

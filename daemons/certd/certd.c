@@ -78,7 +78,11 @@ void certd_check(struct certd *c)
 {
 	char reason[sizeof(c->reason)] = "", clock_path[PATH_MAX];
 	enum certd_state old = c->state;
-	int r = certd_verify(c, reason, sizeof(reason));
+	char old_serial[sizeof(c->info.serial)];
+	int r;
+
+	memcpy(old_serial, c->info.serial, sizeof(old_serial));
+	r = certd_verify(c, reason, sizeof(reason));
 	json_t *ev;
 
 	c->checked_at = clock_now();
@@ -91,7 +95,10 @@ void certd_check(struct certd *c)
 	    (r = clock_save(clock_path)) < 0)
 		log_warnx("cannot save the clock to %s: %s", clock_path, iotsec_strerror(r));
 
-	if (old == c->state && strcmp(reason, c->reason) == 0)
+	/* A new certificate that is as valid as the old one is news too: the daemons signing with
+	 * the old one must take it up (re-enrolment, renewal). */
+	if (old == c->state && strcmp(reason, c->reason) == 0 &&
+	    strcmp(old_serial, c->info.serial) == 0)
 		return;
 	memcpy(c->reason, reason, sizeof(reason));
 	if (c->state == CERTD_INVALID)

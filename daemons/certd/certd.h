@@ -29,8 +29,8 @@ struct certd {
 	int64_t checked_at;
 };
 
-/* Check certificate, key, CA and CRL now; on a change of state log it once and publish
- * "certificate-invalid" or "certificate-valid" on the control socket. */
+/* Check certificate, key, CA and CRL now; on a change of state, or of certificate, log it once
+ * and publish "certificate-invalid" or "certificate-valid" on the control socket. */
 void certd_check(struct certd *c);
 /* The status reply: device, home, role, certificate state, reason, expiry. */
 json_t *certd_status(const struct certd *c);

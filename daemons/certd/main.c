@@ -102,10 +102,6 @@ int main(int argc, char **argv)
 		     &cfg);
 	certd.cfg = &cfg;
 
-	if ((r = file_mkdirs(cfg.device.state_dir, 0700)) < 0 ||
-	    (r = file_mkdirs(cfg.device.run_dir, 0755)) < 0)
-		fatalx("cannot create %s or %s: %s", cfg.device.state_dir, cfg.device.run_dir,
-		       iotsec_strerror(r));
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	if ((r = daemon_socket_path(cfg.device.run_dir, "certd", path, sizeof(path))) < 0 ||

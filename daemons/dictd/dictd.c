@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "daemon.h"
 #include "encoding.h"
 #include "file.h"
 #include "log.h"
@@ -15,18 +16,14 @@
 
 static int load_key(const struct iotsec_config *cfg, uint8_t key[CRYPTO_KEY_LEN])
 {
-	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	char path[PATH_MAX], *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	/* systemd's LoadCredential= wins: that key never lies around on disk. */
-	path[0] = '\0';
-	if (creds)
-		snprintf(path, sizeof(path), "%s/dict.key", creds);
-	if (path[0] == '\0' || access(path, F_OK) != 0)
-		snprintf(path, sizeof(path), "%s", cfg->dictd.key_file);
-
+	if ((r = daemon_dict_key_path(cfg, path, sizeof(path))) < 0) {
+		log_errx("dictionary key %s: %s", cfg->dictd.key_file, iotsec_strerror(r));
+		return r;
+	}
 	r = file_check_secret(path);
 	if (r == -ENOENT && access(cfg->dictd.path, F_OK) == 0) {
 		/* A new key would only make the dictionary unreadable, and look like tampering. */

@@ -6,7 +6,6 @@
 #include "certd_client.h"
 #include "daemon.h"
 #include "dictd.h"
-#include "file.h"
 #include "log.h"
 
 int main(int argc, char **argv)
@@ -21,10 +20,6 @@ int main(int argc, char **argv)
 
 	daemon_setup(argc, argv, "iotsec-dictd", "keep this device's keys, sealed, for the others",
 		     &cfg);
-	if ((r = file_mkdirs(cfg.device.run_dir, 0755)) < 0 ||
-	    (r = file_mkdirs(cfg.device.state_dir, 0700)) < 0)
-		fatalx("cannot create %s or %s: %s", cfg.device.run_dir, cfg.device.state_dir,
-		       iotsec_strerror(r));
 	if (dictd_open(&dictd, &cfg) < 0)
 		return 1;
 	if ((r = daemon_loop_new(&e)) < 0)

@@ -205,7 +205,8 @@ int electd_start(struct electd *d, const struct iotsec_config *cfg, sd_event *lo
 	if ((r = sd_event_add_time_relative(loop, &d->timer, CLOCK_MONOTONIC, 0, 1000, on_timer,
 					    d)) < 0 ||
 	    (r = sd_event_source_set_enabled(d->timer, SD_EVENT_OFF)) < 0 ||
-	    (r = certd_client_new(loop, cfg->device.run_dir, electd_on_certd, d, &d->certd)) < 0) {
+	    (r = certd_client_new(loop, cfg->device.run_dir, electd_on_certd, d, &d->certd)) < 0 ||
+	    (r = certd_client_signs_with(d->certd, cfg->device.cert, d->member->self.serial)) < 0) {
 		log_errx("cannot start: %s", iotsec_strerror(r));
 		return r;
 	}

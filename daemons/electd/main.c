@@ -4,7 +4,6 @@
 
 #include "daemon.h"
 #include "electd.h"
-#include "file.h"
 #include "log.h"
 
 static struct electd electd;
@@ -30,8 +29,6 @@ int main(int argc, char **argv)
 
 	daemon_setup(argc, argv, "iotsec-electd", "elect the home's controller among its devices",
 		     &cfg);
-	if ((r = file_mkdirs(cfg.device.run_dir, 0755)) < 0)
-		fatalx("cannot create %s: %s", cfg.device.run_dir, iotsec_strerror(r));
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	if ((r = daemon_socket_path(cfg.device.run_dir, "electd", path, sizeof(path))) < 0 ||
@@ -45,5 +42,5 @@ int main(int argc, char **argv)
 	ctl_server_free(electd.ctl);
 	sd_event_unref(e);
 	config_free(&cfg);
-	return r < 0 ? 1 : 0;
+	return r < 0 ? 1 : r;
 }

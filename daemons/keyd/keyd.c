@@ -335,6 +335,7 @@ int keyd_start(struct keyd *k, const struct iotsec_config *cfg, sd_event *loop)
 	    (r = daemon_socket_path(cfg->device.run_dir, "electd", path, sizeof(path))) < 0 ||
 	    (r = ctl_peer_new(loop, path, 1000, electd_events, on_electd, k, &k->electd)) < 0 ||
 	    (r = certd_client_new(loop, cfg->device.run_dir, on_certd, k, &k->certd)) < 0 ||
+	    (r = certd_client_signs_with(k->certd, cfg->device.cert, k->member->self.serial)) < 0 ||
 	    (r = daemon_add_periodic(loop, (uint64_t)cfg->keyd.announce_ms * 1000, on_announce, k,
 				     &k->announce)) < 0) {
 		log_errx("cannot start: %s", iotsec_strerror(r));

@@ -2,7 +2,6 @@
 #include <limits.h>
 
 #include "daemon.h"
-#include "file.h"
 #include "keyd.h"
 #include "log.h"
 
@@ -16,10 +15,6 @@ int main(int argc, char **argv)
 
 	daemon_setup(argc, argv, "iotsec-keyd", "share the home's key pool and pairwise keys",
 		     &cfg);
-	if ((r = file_mkdirs(cfg.device.run_dir, 0755)) < 0 ||
-	    (r = file_mkdirs(cfg.device.state_dir, 0700)) < 0)
-		fatalx("cannot create %s or %s: %s", cfg.device.run_dir, cfg.device.state_dir,
-		       iotsec_strerror(r));
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	if ((r = daemon_socket_path(cfg.device.run_dir, "keyd", path, sizeof(path))) < 0 ||
@@ -32,5 +27,5 @@ int main(int argc, char **argv)
 	ctl_server_free(keyd.ctl);
 	sd_event_unref(e);
 	config_free(&cfg);
-	return r < 0 ? 1 : 0;
+	return r < 0 ? 1 : r;
 }

@@ -26,8 +26,7 @@ old2=$(ring_of pi2)
 [ "$(keys pi2 "$old2")" -gt 0 ] || fail "pi2's dictd does not give its own ring"
 
 say "hub's keyd restarts: it goes on above epoch $e1"
-kill "$(pgrep -f "iotsec-keyd -c $T/hub/iotsec.conf")"
-sleep 0.5
+stop "$(pgrep -f "iotsec-keyd -c $T/hub/iotsec.conf")"
 run hub keyd
 above() { same_epoch $NAMES && [ "$(epoch hub)" -gt "$e1" ]; }
 wait_until 20 above || fail "after the restart: hub=$(epoch hub) pi2=$(epoch pi2) pi3=$(epoch pi3), was $e1"

@@ -44,8 +44,7 @@ FLOOD=$!
 PIDS="$PIDS $FLOOD"
 sleep 1
 for n in pi1 hub2; do
-	kill "$(pgrep -f "iotsec-electd -c $T/$n/iotsec.conf")"
-	wait_until 5 test ! -S "$T/$n/run/electd.sock" || fail "$n's electd did not stop"
+	stop "$(pgrep -f "iotsec-electd -c $T/$n/iotsec.conf")"
 	run "$n" electd
 done
 wait_until 5 follows pi1 hub || fail "pi1 follows '$(field pi1 electd controller)' in the flood"

@@ -100,6 +100,13 @@ start() {
 	LAST_PID=$!
 }
 
+# stop PID: end a daemon started by this script and wait until it is gone, so that its lock on
+# the run directory is free for the next one.
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
 # json_get FILTER: a field of the JSON document on stdin, via python3 (always on Debian).
 json_get() {
 	$PY -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"
@@ -171,6 +178,34 @@ start_on() {
 	DAEMONS="$DAEMONS $!"
 	STARTED="$STARTED $!:$(basename "$(dirname "$3")")/$2"
 	LAST_PID=$!
+}
+
+# respawn LOG COMMAND...: run COMMAND in the background, its output added to LOG, and run it again
+# whenever it exits non-zero (not when a signal ended it), as a unit's Restart=on-failure does: a
+# daemon exits 75 to take up a replaced certificate. SIGTERM to the loop ends the command too.
+respawn() {
+	_log=$1
+	shift
+	sh -c '
+		trap "kill \$child 2>/dev/null; wait \$child; exit 0" TERM INT
+		while :; do
+			"$@" &
+			child=$!
+			wait $child && exit 0
+			st=$?
+			[ $st -lt 128 ] || exit $st
+			echo "== respawn: exit status $st, starting again"
+			sleep 0.2
+		done' respawn "$@" >>"$_log" 2>&1 &
+	PIDS="$PIDS $!"
+	DAEMONS="$DAEMONS $!"
+	STARTED="$STARTED $!:${_log#"$T"/}"
+}
+
+# supervise NAME DAEMON: as run, but under respawn.
+supervise() {
+	respawn "$T/$1/$2.log" ip netns exec "$NS_PREFIX-h$(host_of "$1")" "$IOTSEC_BIN/iotsec-$2" \
+		-c "$T/$1/iotsec.conf" -v
 }
 
 remove_hosts() {

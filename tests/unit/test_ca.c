@@ -1,6 +1,7 @@
 /* ca: the home CA's files, certificate profile, enrolment (generated key and CSR), revocation,
  * CRL and index, and every refusal. One CA (3072-bit key) and two CSR keys serve the group;
  * tests that need a damaged CA copy its files into a directory of their own. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -58,9 +59,9 @@ static bool exists(const char *path)
 	return access(path, F_OK) == 0;
 }
 
-/* A PEM request for key with a subject that is not ours. With swap, the public key is replaced
- * after signing, so the self-signature no longer verifies. */
-static int csr_write(const char *path, EVP_PKEY *key, EVP_PKEY *swap)
+/* A PEM request for key with a subject of another home, and CN cn when not NULL. With swap, the
+ * public key is replaced after signing, so the self-signature no longer verifies. */
+static int csr_write(const char *path, EVP_PKEY *key, EVP_PKEY *swap, const char *cn)
 {
 	X509_REQ *req = X509_REQ_new();
 	X509_NAME *n;
@@ -70,8 +71,8 @@ static int csr_write(const char *path, EVP_PKEY *key, EVP_PKEY *swap)
 	if (req == NULL || X509_REQ_set_version(req, X509_REQ_VERSION_1) != 1)
 		goto out;
 	n = X509_REQ_get_subject_name(req);
-	if (X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"evil", -1, -1,
-				       0) != 1 ||
+	if ((cn != NULL && X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+						      (const unsigned char *)cn, -1, -1, 0) != 1) ||
 	    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC, (const unsigned char *)"otherhome", -1,
 				       -1, 0) != 1 ||
 	    X509_REQ_set_pubkey(req, key) != 1 || X509_REQ_sign(req, key, EVP_sha256()) <= 0)
@@ -113,8 +114,9 @@ static int group_setup(void **state)
 	if (ca_init(ca_dir, "testhome", 3650) < 0 ||
 	    crypto_rsa_generate(DEVICE_KEY_BITS, &csr_key) < 0 ||
 	    crypto_rsa_generate(DEVICE_KEY_BITS, &other_key) < 0 ||
-	    csr_write(pathf("csr.pem"), csr_key, NULL) < 0 ||
-	    csr_write(pathf("badsig.pem"), csr_key, other_key) < 0)
+	    csr_write(pathf("csr.pem"), csr_key, NULL, NULL) < 0 ||
+	    csr_write(pathf("named.pem"), csr_key, NULL, "evil") < 0 ||
+	    csr_write(pathf("badsig.pem"), csr_key, other_key, NULL) < 0)
 		return -1;
 	return 0;
 }
@@ -395,6 +397,74 @@ static void test_enrol_csr(void **state)
 	X509_free(x);
 }
 
+/* A request whose CN names another device is the wrong file: refused before anything is
+ * issued; for the device it names, it is fine. */
+static void test_enrol_csr_named(void **state)
+{
+	int64_t now = clock_now();
+	json_t *index = NULL;
+
+	(void)state;
+	assert_int_equal(enrol(ca_dir, "named1", CERT_ROLE_NODE, now, now + 60, pathf("named.pem")),
+			 -IOTSEC_EIDENTITY);
+	assert_false(exists(pathf("out/named1.crt")));
+	assert_null(record(&index, "named1", 0));
+	assert_int_equal(enrol(ca_dir, "evil", CERT_ROLE_NODE, now, now + 60, pathf("named.pem")),
+			 0);
+	assert_int_equal(verify("evil", NULL), 0);
+	json_decref(index);
+}
+
+/* A certificate never outlives the CA's own; nothing is issued once that has ended, nor when it
+ * ends before the certificate would start. */
+static void test_enrol_validity_within_ca(void **state)
+{
+	int64_t now = clock_now(), ca_end;
+	struct cert_info info;
+	json_t *index = NULL;
+	X509 *ca = NULL;
+
+	(void)state;
+	assert_int_equal(cert_load(pathf("ca/ca.crt"), &ca), 0);
+	assert_int_equal(cert_time(X509_get0_notAfter(ca), &ca_end), 0);
+	X509_free(ca);
+	assert_int_equal(enrol(ca_dir, "long1", CERT_ROLE_NODE, now, ca_end + 86400, NULL), 0);
+	assert_int_equal(verify("long1", &info), 0);
+	assert_int_equal(info.not_after, ca_end);
+	assert_int_equal(
+	    json_integer_value(json_object_get(record(&index, "long1", 0), "not_after")), ca_end);
+	assert_int_equal(enrol(ca_dir, "late1", CERT_ROLE_NODE, ca_end, ca_end + 60, NULL),
+			 -ERANGE);
+	clock_set_fake(ca_end);
+	assert_int_equal(enrol(ca_dir, "late2", CERT_ROLE_NODE, ca_end - 60, ca_end + 60, NULL),
+			 -EKEYEXPIRED);
+	clock_set_fake(-1);
+	assert_null(record(&index, "late1", 0));
+	assert_null(record(&index, "late2", 0));
+	json_decref(index);
+}
+
+/* The device gets what it checks the others with: the CA's certificate and its CRL, as they are
+ * in the CA's directory. */
+static void test_enrol_hands_out_ca_and_crl(void **state)
+{
+	char *a = NULL, *b = NULL;
+	size_t alen, blen;
+
+	(void)state;
+	assert_int_equal(enrol_csr("hand1"), 0);
+	for (int i = 0; i < 2; i++) {
+		const char *name = i ? "crl.pem" : "ca.crt";
+
+		assert_int_equal(file_read(pathf("ca/%s", name), 1 << 20, &a, &alen), 0);
+		assert_int_equal(file_read(pathf("out/%s", name), 1 << 20, &b, &blen), 0);
+		assert_int_equal(alen, blen);
+		assert_memory_equal(a, b, alen);
+		assert_int_equal(mode_of(pathf("out/%s", name)), 0644);
+		free(a), free(b);
+	}
+}
+
 static void test_enrol_csr_refused(void **state)
 {
 	int64_t now = clock_now();
@@ -424,7 +494,7 @@ static void test_enrol_csr_refused(void **state)
 	assert_int_equal(enrol(ca_dir, "badcsr", CERT_ROLE_NODE, now, now + 60, pathf("nothere")),
 			 -ENOENT);
 	assert_non_null(weak = EVP_RSA_gen(1024));
-	assert_int_equal(csr_write(pathf("weak.pem"), weak, NULL), 0);
+	assert_int_equal(csr_write(pathf("weak.pem"), weak, NULL, NULL), 0);
 	assert_int_equal(enrol(ca_dir, "badcsr", CERT_ROLE_NODE, now, now + 60, pathf("weak.pem")),
 			 -EKEYREJECTED);
 	EVP_PKEY_free(weak);
@@ -594,6 +664,34 @@ static void test_revoke(void **state)
 	assert_int_equal(ASN1_TIME_cmp_time_t(X509_REVOKED_get0_revocationDate(rev), now), 0);
 	X509_free(x);
 	X509_CRL_free(crl);
+	json_decref(index);
+}
+
+/* By serial: that one certificate only, in any case of hex; once, and never an unknown one. */
+static void test_revoke_serial(void **state)
+{
+	json_t *index = NULL;
+	char serial[64], upper[64];
+	long before;
+
+	(void)state;
+	assert_int_equal(enrol_csr("ser1"), 0);
+	assert_int_equal(ca_revoke(ca_dir, "ser1"), 0);
+	assert_int_equal(enrol_csr("ser1"), 0); /* enrolled again: a second certificate */
+	snprintf(serial, sizeof(serial), "%s",
+		 json_string_value(json_object_get(record(&index, "ser1", 1), "serial")));
+	for (size_t i = 0; i <= strlen(serial); i++)
+		upper[i] = (char)toupper((unsigned char)serial[i]);
+	assert_int_equal(verify("ser1", NULL), 0);
+	assert_int_equal(ca_revoke_serial(ca_dir, upper), 0);
+	assert_int_equal(verify("ser1", NULL), -EKEYREVOKED);
+	assert_true(json_is_true(json_object_get(record(&index, "ser1", 1), "revoked")));
+	before = crl_number("ca");
+	assert_int_equal(ca_revoke_serial(ca_dir, serial), -ENOENT);
+	assert_int_equal(ca_revoke_serial(ca_dir, "00"), -ENOENT);
+	assert_int_equal(ca_revoke_serial(ca_dir, ""), -EINVAL);
+	assert_int_equal(ca_revoke_serial(ca_dir, NULL), -EINVAL);
+	assert_int_equal(crl_number("ca"), before);
 	json_decref(index);
 }
 
@@ -829,6 +927,9 @@ int main(void)
 	    cmocka_unit_test_teardown(test_init_bad_args, test_teardown),
 	    cmocka_unit_test_teardown(test_enrol_generated, test_teardown),
 	    cmocka_unit_test_teardown(test_enrol_csr, test_teardown),
+	    cmocka_unit_test_teardown(test_enrol_csr_named, test_teardown),
+	    cmocka_unit_test_teardown(test_enrol_validity_within_ca, test_teardown),
+	    cmocka_unit_test_teardown(test_enrol_hands_out_ca_and_crl, test_teardown),
 	    cmocka_unit_test_teardown(test_enrol_csr_refused, test_teardown),
 	    cmocka_unit_test_teardown(test_enrol_duplicate, test_teardown),
 	    cmocka_unit_test_teardown(test_enrol_again, test_teardown),
@@ -836,6 +937,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_enrol_bad_names, test_teardown),
 	    cmocka_unit_test_teardown(test_enrol_bad_request, test_teardown),
 	    cmocka_unit_test_teardown(test_revoke, test_teardown),
+	    cmocka_unit_test_teardown(test_revoke_serial, test_teardown),
 	    cmocka_unit_test_teardown(test_revoke_refused, test_teardown),
 	    cmocka_unit_test_teardown(test_write_crl, test_teardown),
 	    cmocka_unit_test_teardown(test_list, test_teardown),

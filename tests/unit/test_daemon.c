@@ -1,15 +1,19 @@
 /* daemon: command line, set-up, the event loop with signals, systemd notification and watchdog,
  * periodic timers and control socket paths. Real loops, real signals, a real notify socket. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,12 +22,15 @@
 #include <cmocka.h>
 
 #include "daemon.h"
+#include "file.h"
+#include "fixture.h"
 
 #define MSEC	    1000ULL
 #define SAFETY_USEC (5000 * MSEC) /* no test may hang: every loop also has this exit timer */
 #define SAFETY_EXIT 99
 
 static char dir[] = "/tmp/iotsec-test-daemon-XXXXXX";
+static struct fixture fx; /* a home, for a device whose configuration passes --check-config */
 /* The loop of the running test, freed by cleanup() even when an assertion cut the test short:
  * a leaked loop would make LeakSanitizer fail every forked child after it. */
 static sd_event *loop;
@@ -199,6 +206,32 @@ static void test_sigint_ends_run(void **state)
 {
 	(void)state;
 	run_until_signal(SIGINT);
+}
+
+static int on_still_running(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)usec;
+	*(bool *)userdata = true;
+	return on_raise(s, usec, (void *)(intptr_t)SIGTERM);
+}
+
+/* SIGHUP would end a process without a word: the loop logs it and runs on. */
+static void test_sighup_ignored(void **state)
+{
+	bool alive = false;
+	sd_event *e = NULL;
+
+	(void)state;
+	assert_int_equal(daemon_loop_new(&e), 0);
+	loop = e;
+	assert_true(sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 20 * MSEC, 0, on_raise,
+					       (void *)(intptr_t)SIGHUP) >= 0);
+	assert_true(sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 100 * MSEC, 0,
+					       on_still_running, &alive) >= 0);
+	exit_after(e, SAFETY_USEC, SAFETY_EXIT);
+	assert_int_equal(daemon_run(e, "testing"), 0);
+	assert_true(alive);
+	loop = sd_event_unref(e);
 }
 
 /* A datagram socket standing in for systemd's notify socket. */
@@ -507,17 +540,103 @@ static const char *write_conf(const char *name, const char *text)
 	return path;
 }
 
+/* ---- a device as set-up and --check-config see it: DIR/dev ---- */
+
+static char dev[PATH_MAX];
+
+static const char *at(const char *name)
+{
+	static char paths[4][2 * PATH_MAX];
+	static int next;
+	char *p = paths[next++ % 4];
+
+	snprintf(p, 2 * PATH_MAX, "%s/%s", dev, name);
+	return p;
+}
+
+static void copy(const char *from, const char *to, mode_t mode)
+{
+	char *data;
+	size_t len;
+
+	assert_int_equal(file_read(from, 1 << 20, &data, &len), 0);
+	assert_int_equal(file_write_atomic(to, data, len, mode), 0);
+	free(data);
+}
+
+/* A fresh DIR/dev with pi1's certificate and key, and its configuration with name, ca and
+ * state_dir as given (NULL: pi1, the home's CA, DIR/dev/state); returns the configuration. */
+static const char *device_as(const char *name, const char *ca, const char *state_dir)
+{
+	char cmd[PATH_MAX + 16], text[8 * PATH_MAX];
+	static char conf[PATH_MAX];
+
+	snprintf(dev, sizeof(dev), "%s/dev", dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dev);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(mkdir(dev, 0755), 0);
+	copy(fixture_path(&fx, "pi1", "crt"), at("pi1.crt"), 0644);
+	copy(fixture_path(&fx, "pi1", "key"), at("pi1.key"), 0600);
+	snprintf(
+	    text, sizeof(text),
+	    "device = { name = \"%s\"; cert = \"%s/pi1.crt\"; key = \"%s/pi1.key\"; ca = \"%s\";\n"
+	    "  crl = \"%s\"; state_dir = \"%s\"; run_dir = \"%s/run\"; };\n"
+	    "dictd = { path = \"%s/keys.dict\"; key_file = \"%s/dict.key\"; };\n"
+	    "certd = { interval = 9; };\n",
+	    name ? name : "pi1", dev, dev, ca ? ca : fx.ca_crt, fx.crl,
+	    state_dir ? state_dir : at("state"), dev, dev, dev);
+	snprintf(conf, sizeof(conf), "%s", at("iotsec.conf"));
+	assert_int_equal(file_write_atomic(conf, text, strlen(text), 0644), 0);
+	return conf;
+}
+#define device() device_as(NULL, NULL, NULL)
+
 static void test_setup_loads_config(void **state)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], pidfile[PATH_MAX + 32], pid[32] = "";
 	char *argv[] = {"iotsec-test", "-c", path, NULL};
 	struct child c;
+	struct stat st;
+	FILE *f;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s", write_conf("good.conf", "certd = { interval = 9; };\n"));
+	snprintf(path, sizeof(path), "%s", device());
 	run_child(argv, 1, &c);
 	assert_int_equal(c.status, SAFETY_EXIT);
 	assert_string_equal(c.out, "interval 9\n");
+	/* It made its directories, and left its pid beside its (now released) lock. */
+	assert_int_equal(stat(at("state"), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	snprintf(pidfile, sizeof(pidfile), "%s/run/iotsec-test.pid", dev);
+	assert_non_null(f = fopen(pidfile, "r"));
+	assert_non_null(fgets(pid, sizeof(pid), f));
+	fclose(f);
+	assert_true(atoi(pid) > 0);
+}
+
+/* A second instance for the same run directory says who holds it and exits 1, touching nothing. */
+static void test_setup_second_instance(void **state)
+{
+	char path[PATH_MAX], pidfile[PATH_MAX + 32];
+	char *argv[] = {"iotsec-test", "-c", path, NULL};
+	struct child c;
+	int fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s", device());
+	snprintf(pidfile, sizeof(pidfile), "%s/run", dev);
+	assert_int_equal(mkdir(pidfile, 0755), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/run/iotsec-test.pid", dev);
+	assert_true((fd = open(pidfile, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	assert_int_equal(write(fd, "4242\n", 5), 5);
+	run_child(argv, 1, &c);
+	assert_int_equal(c.status, 1);
+	assert_string_equal(c.out, "");
+	assert_non_null(strstr(c.err, "already running (pid 4242)"));
+	close(fd); /* the first one ends: the next start goes ahead */
+	run_child(argv, 1, &c);
+	assert_int_equal(c.status, SAFETY_EXIT);
 }
 
 static void test_setup_check_config_ok(void **state)
@@ -527,10 +646,98 @@ static void test_setup_check_config_ok(void **state)
 	struct child c;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s", write_conf("good.conf", "certd = { interval = 9; };\n"));
+	snprintf(path, sizeof(path), "%s", device());
 	run_child(argv, 1, &c);
 	assert_int_equal(c.status, 0);
+	assert_string_equal(c.err, "");
 	assert_string_equal(c.out, "configuration OK\n");
+}
+
+/* Each thing start-up needs, broken: --check-config names the file and the cause, and exits 1. */
+static void test_check_config_problems(void **state)
+{
+	char path[PATH_MAX], other_ca[PATH_MAX + 32];
+	char *argv[] = {"iotsec-test", "--check-config", "-c", path, NULL};
+	struct child c;
+
+	(void)state;
+	snprintf(other_ca, sizeof(other_ca), "%s/ca.crt", fx.other_ca_dir);
+	for (int i = 0; i < 14; i++) {
+		const char *want = NULL;
+
+		snprintf(path, sizeof(path), "%s", device());
+		switch (i) {
+		case 0:
+			unlink(at("pi1.crt"));
+			want = "/dev/pi1.crt: missing\n";
+			break;
+		case 1:
+			unlink(at("pi1.crt"));
+			assert_int_equal(mkdir(at("pi1.crt"), 0755), 0);
+			want = "/dev/pi1.crt: a directory, not a file\n";
+			break;
+		case 2:
+			assert_int_equal(file_write_atomic(at("pi1.crt"), "hello\n", 6, 0644), 0);
+			want = "/dev/pi1.crt: not a PEM certificate of an iotsec device\n";
+			break;
+		case 3:
+			assert_int_equal(chmod(at("pi1.key"), 0644), 0);
+			want = "/dev/pi1.key: mode 0644 lets group or others read a secret";
+			break;
+		case 4:
+			unlink(at("pi1.key"));
+			want = "/dev/pi1.key: missing\n";
+			break;
+		case 5:
+			copy(fixture_path(&fx, "pi2", "key"), at("pi1.key"), 0600);
+			want = "/dev/pi1.key: not the key of the certificate";
+			break;
+		case 6:
+			assert_int_equal(file_write_atomic(at("pi1.key"), "key\n", 4, 0600), 0);
+			want = "/dev/pi1.key: not a PEM private key\n";
+			break;
+		case 7:
+			snprintf(path, sizeof(path), "%s", device_as("pi7", NULL, NULL));
+			want =
+			    "/dev/pi1.crt: the certificate of device pi1, not of pi7 (device.name)";
+			break;
+		case 8:
+			snprintf(path, sizeof(path), "%s", device_as(NULL, at("none.crt"), NULL));
+			want = "/dev/none.crt: missing\n";
+			break;
+		case 9:
+			/* The CA of another home did not sign this home's CRL. */
+			snprintf(path, sizeof(path), "%s", device_as(NULL, other_ca, NULL));
+			want = "/ca/crl.pem: ";
+			break;
+		case 10:
+			snprintf(path, sizeof(path), "%s",
+				 device_as(NULL, NULL, at("pi1.crt/state")));
+			want = "/dev/pi1.crt: not a directory\n";
+			break;
+		case 11:
+			assert_int_equal(file_write_atomic(at("keys.dict"), "x", 1, 0600), 0);
+			want = "/dev/dict.key: missing, while the dictionary";
+			break;
+		case 12:
+			assert_int_equal(file_write_atomic(at("dict.key"), "k", 1, 0644), 0);
+			want = "/dev/dict.key: mode 0644 lets group or others read a secret";
+			break;
+		case 13:
+			/* Every problem is reported, not only the first. */
+			unlink(at("pi1.crt"));
+			assert_int_equal(chmod(at("pi1.key"), 0640), 0);
+			want = "/dev/pi1.key: mode 0640";
+			break;
+		}
+		if (want == NULL)
+			continue;
+		run_child(argv, 1, &c);
+		if (c.status != 1 || strstr(c.err, want) == NULL || c.out[0] != '\0')
+			fail_msg("case %d: status %d, stderr '%s', want '%s'", i, c.status, c.err,
+				 want);
+		assert_non_null(strstr(c.err, "has the problems above"));
+	}
 }
 
 static void test_setup_bad_config_exits_1(void **state)
@@ -594,6 +801,17 @@ static void test_setup_config_is_a_directory(void **state)
 	assert_string_equal(c.err, want);
 }
 
+static void test_setup_config_not_a_file(void **state)
+{
+	char *argv[] = {"iotsec-test", "--check-config", "-c", "/dev/null", NULL};
+	struct child c;
+
+	(void)state;
+	run_child(argv, 1, &c);
+	assert_int_equal(c.status, 1);
+	assert_string_equal(c.err, "iotsec-test: /dev/null: cannot read: not a regular file\n");
+}
+
 static void test_run_without_loop(void **state)
 {
 	(void)state;
@@ -603,7 +821,7 @@ static void test_run_without_loop(void **state)
 static int setup(void **state)
 {
 	cleanup(state);
-	return mkdtemp(dir) ? 0 : -1;
+	return mkdtemp(dir) && fixture_home(&fx) == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -611,6 +829,7 @@ static int teardown(void **state)
 	char cmd[PATH_MAX + 16];
 
 	(void)state;
+	fixture_remove(&fx);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -625,6 +844,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_periodic_bad_arguments, cleanup),
 	    cmocka_unit_test_teardown(test_sigterm_ends_run, cleanup),
 	    cmocka_unit_test_teardown(test_sigint_ends_run, cleanup),
+	    cmocka_unit_test_teardown(test_sighup_ignored, cleanup),
 	    cmocka_unit_test_teardown(test_run_tells_systemd_ready_and_stopping, cleanup),
 	    cmocka_unit_test_teardown(test_watchdog_is_fed, cleanup),
 	    cmocka_unit_test_teardown(test_socket_path, cleanup),
@@ -640,11 +860,14 @@ int main(void)
 	    cmocka_unit_test_teardown(test_args_stray_argument, cleanup),
 	    cmocka_unit_test_teardown(test_args_help_and_version, cleanup),
 	    cmocka_unit_test_teardown(test_setup_loads_config, cleanup),
+	    cmocka_unit_test_teardown(test_setup_second_instance, cleanup),
 	    cmocka_unit_test_teardown(test_setup_check_config_ok, cleanup),
+	    cmocka_unit_test_teardown(test_check_config_problems, cleanup),
 	    cmocka_unit_test_teardown(test_setup_bad_config_exits_1, cleanup),
 	    cmocka_unit_test_teardown(test_setup_missing_config_exits_1, cleanup),
 	    cmocka_unit_test_teardown(test_setup_syntax_error_exits_1, cleanup),
 	    cmocka_unit_test_teardown(test_setup_config_is_a_directory, cleanup),
+	    cmocka_unit_test_teardown(test_setup_config_not_a_file, cleanup),
 	    cmocka_unit_test_teardown(test_run_without_loop, cleanup),
 	};
 

@@ -1,6 +1,5 @@
 /* iotsecctl: look at the state of iotsec on this device, through the daemons' control sockets. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +12,20 @@
 #include "daemon.h"
 #include "iotsecctl.h"
 #include "log.h"
+#include "version.h"
 
 #define CALL_TIMEOUT_MS 3000
 
-/* Every daemon that may run on a Pi, in the order status shows them. */
-static const char *const daemons[] = {"certd", "electd", "keyd", "dictd", "pingd", "sensord"};
+/* Every daemon iotsec has, in the order status shows them. */
+static const char *const daemons[] = {"certd", "electd", "keyd", "dictd"};
 #define N_DAEMONS (sizeof(daemons) / sizeof(daemons[0]))
+
+/* status's exit codes, as systemctl is-active: all well, something wrong, nothing running. */
+enum {
+	STATUS_HEALTHY = 0,
+	STATUS_DEGRADED = 1,
+	STATUS_DOWN = 3,
+};
 
 static void usage(FILE *f)
 {
@@ -28,24 +35,31 @@ static void usage(FILE *f)
 		"Show the state of iotsec on this device.\n"
 		"\n"
 		"commands:\n"
-		"  status [--json]    device, home, role, certificate and which daemons answer\n"
+		"  status [--json]    device, home, role, certificate and each daemon's state;\n"
+		"                     exits 0 when all is well, 1 when a daemon is down or the\n"
+		"                     device is out of the home, 3 when no daemon runs\n"
 		"  peers [--json]     the devices this one knows, and the key shared with each\n"
 		"  watch DAEMON [--count N] [--timeout SECONDS]\n"
-		"                     print the events DAEMON pushes, one JSON object a line\n"
+		"                     print DAEMON's state, then each event it pushes, one JSON\n"
+		"                     object a line\n"
 		"  rekey [--exclude DEVICE]...\n"
 		"                     on the controller (root): a new key pool now, giving the\n"
 		"                     devices named nothing of it\n"
+		"  dict lock|unlock   stop or resume serving keys from the dictionary (root)\n"
 		"  pool plan --nodes N --probability P [--ring K] [--pool S] [--json]\n"
 		"                     size a key pool without changing anything\n"
 		"\n"
-		"options:\n"
+		"options (anywhere on the line):\n"
 		"  -c, --config FILE  configuration (default %s)\n"
-		"  -h, --help         this text\n",
+		"  -h, --help         this text\n"
+		"      --version      the version\n",
 		CONFIG_DEFAULT_PATH);
 }
 
-/* Ask one daemon for its status: NULL reply and a reason when it does not answer. */
-static json_t *ask(const char *run_dir, const char *daemon, const char *verb, const char **ret_why)
+/* Call verb (args may be NULL) on one daemon: NULL reply and a reason when it does not answer or
+ * refuses. */
+static json_t *ask(const char *run_dir, const char *daemon, const char *verb, json_t *args,
+		   const char **ret_why)
 {
 	struct ctl_client *c = NULL;
 	json_t *reply = NULL;
@@ -54,7 +68,7 @@ static json_t *ask(const char *run_dir, const char *daemon, const char *verb, co
 
 	if ((r = daemon_socket_path(run_dir, daemon, path, sizeof(path))) < 0 ||
 	    (r = ctl_client_connect(path, &c)) < 0 ||
-	    (r = ctl_client_call(c, verb, NULL, CALL_TIMEOUT_MS, &reply)) < 0) {
+	    (r = ctl_client_call(c, verb, args, CALL_TIMEOUT_MS, &reply)) < 0) {
 		/* No socket, or nobody behind it: the daemon is simply not running. */
 		*ret_why = r == -ENOENT || r == -ECONNREFUSED ? "not running" : iotsec_strerror(r);
 	} else if (ctl_reply_error(reply)) {
@@ -91,8 +105,12 @@ static void print_human(json_t *doc)
 	printf("role         %s\n", json_string_value(json_object_get(doc, "role")) ?: "-");
 	if (json_is_string(json_object_get(doc, "controller"))) {
 		const char *c = json_string_value(json_object_get(doc, "controller"));
+		const char *el = json_string_value(json_object_get(doc, "election"));
 
-		printf("controller   %s\n", c[0] ? c : "none (electing)");
+		if (el && strcmp(el, "out") == 0)
+			printf("controller   - (this device is out of the home)\n");
+		else
+			printf("controller   %s\n", c[0] ? c : "none yet (electing)");
 	}
 	if (json_is_integer(json_object_get(doc, "epoch"))) {
 		if (json_integer_value(json_object_get(doc, "epoch")) == 0)
@@ -125,20 +143,45 @@ static void print_human(json_t *doc)
 	}
 }
 
+/* What status exits with: whether every daemon answers, certd's word on the certificate, and
+ * whether electd has this device in the home. */
+static int health(json_t *doc)
+{
+	const char *state =
+	    json_string_value(json_object_get(json_object_get(doc, "certificate"), "state"));
+	const char *election = json_string_value(json_object_get(doc, "election"));
+	json_t *ds = json_object_get(doc, "daemons"), *d;
+	size_t running = 0;
+	const char *key;
+
+	json_object_foreach(ds, key, d) running += json_is_true(json_object_get(d, "running"));
+	if (running == 0)
+		return STATUS_DOWN;
+	if (running < json_object_size(ds) || state == NULL || strcmp(state, "valid") != 0 ||
+	    (election && strcmp(election, "out") == 0))
+		return STATUS_DEGRADED;
+	return STATUS_HEALTHY;
+}
+
 static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 {
 	bool as_json = false;
 	json_t *doc = json_object(), *ds = json_object(), *cert = json_object();
+	int rc;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			as_json = true;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			printf("usage: iotsecctl status [--json]\n"
-			       "Ask every iotsec daemon on this device for its state.\n");
+			       "Ask every iotsec daemon on this device for its state. Exit status: "
+			       "0 all well,\n1 a daemon down or the device out of the home, 3 no "
+			       "daemon running.\n");
+			json_decref(doc), json_decref(ds), json_decref(cert);
 			return 0;
 		} else {
 			fprintf(stderr, "iotsecctl status: unknown argument '%s'\n", argv[i]);
+			json_decref(doc), json_decref(ds), json_decref(cert);
 			return 2;
 		}
 	}
@@ -146,7 +189,7 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 	json_object_set_new(doc, "daemons", ds);
 	for (size_t i = 0; i < N_DAEMONS; i++) {
 		const char *why = NULL;
-		json_t *st = ask(cfg->device.run_dir, daemons[i], "status", &why);
+		json_t *st = ask(cfg->device.run_dir, daemons[i], "status", NULL, &why);
 
 		if (st == NULL) {
 			json_object_set_new(ds, daemons[i],
@@ -171,8 +214,10 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 						json_object_get(st, "not_after"));
 		}
 		/* electd knows the controller, keyd the pool epoch and our ring. */
-		if (strcmp(daemons[i], "electd") == 0)
+		if (strcmp(daemons[i], "electd") == 0) {
 			json_object_set(doc, "controller", json_object_get(st, "controller"));
+			json_object_set(doc, "election", json_object_get(st, "state"));
+		}
 		if (strcmp(daemons[i], "keyd") == 0) {
 			json_object_set(doc, "epoch", json_object_get(st, "epoch"));
 			json_object_set(doc, "ring_size", json_object_get(st, "ring_size"));
@@ -185,8 +230,9 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 	} else {
 		print_human(doc);
 	}
+	rc = health(doc);
 	json_decref(doc);
-	return 0;
+	return rc;
 }
 
 /* The devices keyd knows and whether a pairwise key exists with each; never a key. */
@@ -202,7 +248,7 @@ static int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv)
 		       "List the devices this one knows and the key it shares with each.\n");
 		return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
 	}
-	if ((reply = ask(cfg->device.run_dir, "keyd", "peers", &why)) == NULL) {
+	if ((reply = ask(cfg->device.run_dir, "keyd", "peers", NULL, &why)) == NULL) {
 		fprintf(stderr, "iotsecctl peers: iotsec-keyd: %s\n", why);
 		return 1;
 	}
@@ -236,6 +282,7 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 	struct ctl_client *c = NULL;
 	long count = -1, timeout_s = -1, seen = 0;
 	const char *daemon = NULL;
+	json_t *st = NULL, *first;
 	char path[PATH_MAX];
 	int r;
 
@@ -245,9 +292,12 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
 			timeout_s = strtol(argv[++i], NULL, 10);
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: iotsecctl watch DAEMON [--count N] [--timeout SECONDS]\n"
-			       "Print each event DAEMON pushes (for example certd's "
-			       "certificate-invalid) as one JSON line.\n");
+			printf(
+			    "usage: iotsecctl watch DAEMON [--count N] [--timeout SECONDS]\n"
+			    "Print DAEMON's state ({\"event\":\"status\",...}), then each event "
+			    "it pushes (for\nexample certd's certificate-invalid), one JSON object "
+			    "a line. --count: stop after N\nevents; --timeout: stop after SECONDS "
+			    "without one (exit 1, saying so).\n");
 			return 0;
 		} else if (daemon == NULL && argv[i][0] != '-')
 			daemon = argv[i];
@@ -268,6 +318,29 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 		ctl_client_free(c);
 		return 1;
 	}
+	/* Subscribed first, so that nothing happens unseen between the state and the events. */
+	if ((r = ctl_client_call(c, "status", NULL, CALL_TIMEOUT_MS, &st)) < 0 ||
+	    ctl_reply_error(st)) {
+		fprintf(stderr, "iotsecctl watch: %s: status: %s\n", daemon,
+			r < 0 ? iotsec_strerror(r) : ctl_reply_error(st));
+		json_decref(st);
+		ctl_client_free(c);
+		return 1;
+	}
+	json_object_del(st, "ok");
+	json_object_del(st, "v");
+	json_object_del(st, "id");
+	first = json_pack("{s:s}", "event", "status");
+	if (first == NULL || json_object_update(first, st) < 0) {
+		fprintf(stderr, "iotsecctl watch: out of memory\n");
+		json_decref(first), json_decref(st);
+		ctl_client_free(c);
+		return 1;
+	}
+	json_dumpf(first, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	putchar('\n');
+	json_decref(first);
+	json_decref(st);
 	fflush(stdout);
 	while (count < 0 || seen < count) {
 		json_t *ev = NULL;
@@ -282,20 +355,25 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 		seen++;
 	}
 	ctl_client_free(c);
-	if (r < 0 && r != -ETIMEDOUT) {
-		fprintf(stderr, "iotsecctl watch: %s: %s\n", daemon, iotsec_strerror(r));
+	if (r == -ETIMEDOUT) {
+		fprintf(stderr, "iotsecctl watch: %s: no event for %ld s; stopping\n", daemon,
+			timeout_s);
 		return 1;
 	}
-	return count >= 0 && seen < count ? 1 : 0;
+	if (r < 0) {
+		fprintf(stderr, "iotsecctl watch: %s: %s\n", daemon,
+			r == -ECONNRESET || r == -EPIPE ? "stopped" : iotsec_strerror(r));
+		return 1;
+	}
+	return 0;
 }
 
 /* A new pool now, leaving out the devices named: what pingd asks when a device goes missing. */
 static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 {
 	json_t *args = json_pack("{s:[]}", "exclude"), *reply = NULL;
-	struct ctl_client *c = NULL;
-	char path[PATH_MAX];
-	int r, rc = 1;
+	const char *why = NULL;
+	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
@@ -314,61 +392,98 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((r = daemon_socket_path(cfg->device.run_dir, "keyd", path, sizeof(path))) < 0 ||
-	    (r = ctl_client_connect(path, &c)) < 0 ||
-	    (r = ctl_client_call(c, "rekey", args, CALL_TIMEOUT_MS, &reply)) < 0)
-		fprintf(stderr, "iotsecctl rekey: iotsec-keyd: %s\n",
-			r == -ENOENT || r == -ECONNREFUSED ? "not running" : iotsec_strerror(r));
-	else if (ctl_reply_error(reply))
-		fprintf(
-		    stderr, "iotsecctl rekey: iotsec-keyd refused: %s%s\n", ctl_reply_error(reply),
-		    strstr(ctl_reply_error(reply), "not supported") ? " (this device is not the "
-								      "controller)"
-								    : "");
-	else {
+	if ((reply = ask(cfg->device.run_dir, "keyd", "rekey", args, &why)) == NULL) {
+		fprintf(stderr, "iotsecctl rekey: iotsec-keyd: %s%s\n", why,
+			strstr(why, "not supported") ? " (this device is not the controller)" : "");
+	} else {
 		printf("new key pool: epoch %lld\n",
 		       (long long)json_integer_value(json_object_get(reply, "epoch")));
 		rc = 0;
 	}
 	json_decref(reply);
 	json_decref(args);
-	ctl_client_free(c);
 	return rc;
+}
+
+/* dictd's lock, which the administrator holds: no key is served until unlock (certd's own lock,
+ * for an invalid certificate, is separate and stays). */
+static int cmd_dict(const struct iotsec_config *cfg, int argc, char **argv)
+{
+	const char *why = NULL;
+	json_t *reply;
+
+	if (argc != 2 || (strcmp(argv[1], "lock") != 0 && strcmp(argv[1], "unlock") != 0)) {
+		bool help =
+		    argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
+
+		fprintf(help ? stdout : stderr,
+			"usage: iotsecctl dict lock|unlock\n"
+			"Stop serving keys from this device's dictionary, or serve them again. "
+			"Needs root.\n");
+		return help ? 0 : 2;
+	}
+	if ((reply = ask(cfg->device.run_dir, "dictd", argv[1], NULL, &why)) == NULL) {
+		fprintf(stderr, "iotsecctl dict %s: iotsec-dictd: %s\n", argv[1], why);
+		return 1;
+	}
+	json_decref(reply);
+	if ((reply = ask(cfg->device.run_dir, "dictd", "status", NULL, &why)) == NULL) {
+		fprintf(stderr, "iotsecctl dict %s: iotsec-dictd: %s\n", argv[1], why);
+		return 1;
+	}
+	if (json_is_true(json_object_get(reply, "locked")))
+		printf("dictionary locked: %s\n",
+		       json_string_value(json_object_get(reply, "lock_reason")) ?: "?");
+	else
+		printf("dictionary unlocked: serving keys\n");
+	json_decref(reply);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	const char *config_path = NULL;
 	struct iotsec_config cfg;
 	char err[CONFIG_ERR_MAX];
-	int c, r;
+	int n = 1, r;
 
 	log_init("iotsecctl", LOG_WARNING);
-	while ((c = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config_path = optarg;
-			break;
-		case 'h':
+	/* The global options anywhere on the line (no command takes -c): they are taken out, and
+	 * what is left is the command and its own arguments. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "iotsecctl: %s needs a file\n", argv[i]);
+				usage(stderr);
+				return 2;
+			}
+			config_path = argv[++i];
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			config_path = argv[i] + 9;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("iotsecctl (iotsec) %s\n", IOTSEC_VERSION);
+			return 0;
+		} else if (n == 1 &&
+			   (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)) {
 			usage(stdout);
 			return 0;
-		default:
+		} else if (n == 1 && argv[i][0] == '-') {
+			fprintf(stderr, "iotsecctl: unknown option '%s'\n", argv[i]);
 			usage(stderr);
 			return 2;
+		} else {
+			argv[n++] = argv[i];
 		}
 	}
-	if (optind >= argc) {
+	argc = n;
+	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
+	argc--, argv++;
 	/* Planning needs no configuration: it runs on the administrator's machine too. */
-	if (strcmp(argv[optind], "pool") == 0)
-		return cmd_pool(argc - optind, argv + optind);
+	if (strcmp(argv[0], "pool") == 0)
+		return cmd_pool(argc, argv);
 	/* Without a configuration file the defaults say where the sockets are. */
 	if (config_path == NULL && access(CONFIG_DEFAULT_PATH, F_OK) != 0)
 		r = config_load_string("", "defaults", &cfg, err, sizeof(err));
@@ -379,7 +494,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "iotsecctl: %s\n", err);
 		return 1;
 	}
-	argc -= optind, argv += optind;
 	if (strcmp(argv[0], "status") == 0)
 		r = cmd_status(&cfg, argc, argv);
 	else if (strcmp(argv[0], "peers") == 0)
@@ -388,6 +502,8 @@ int main(int argc, char **argv)
 		r = cmd_watch(&cfg, argc, argv);
 	else if (strcmp(argv[0], "rekey") == 0)
 		r = cmd_rekey(&cfg, argc, argv);
+	else if (strcmp(argv[0], "dict") == 0)
+		r = cmd_dict(&cfg, argc, argv);
 	else {
 		fprintf(stderr, "iotsecctl: unknown command '%s' (try --help)\n", argv[0]);
 		r = 2;

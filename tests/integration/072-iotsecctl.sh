@@ -1,0 +1,62 @@
+#!/bin/sh
+# iotsecctl as scripts use it: status exits 0 healthy, 1 degraded, 3 down, and shows only the
+# daemons iotsec has, each in its real state; options anywhere on the line; --version; watch
+# prints the state first and says when it times out; dict lock|unlock.
+. "$(dirname "$0")/common.sh"
+need_netns
+make_home
+device 1 pi1 node
+CONF=$T/pi1/iotsec.conf
+status() { iotsecctl status -c "$CONF" "$@"; }
+
+say "nothing runs: exit 3"
+st=0
+status >"$T/out" || st=$?
+[ $st -eq 3 ] || fail "status exits $st with nothing running: $(cat "$T/out")"
+for d in certd electd keyd dictd; do grep -q "^  $d  *not running" "$T/out" || fail "no $d line"; done
+[ "$(grep -c '^  [a-z]' "$T/out")" -eq 4 ] || fail "status lists daemons that do not exist: $(cat "$T/out")"
+
+say "certd and dictd only: exit 1"
+run pi1 certd
+run pi1 dictd
+wait_until 5 test -S "$T/pi1/run/dictd.sock" || fail "dictd did not start"
+st=0
+status --json >"$T/out" || st=$?
+[ $st -eq 1 ] || fail "status exits $st with two daemons down"
+
+say "all four, certificate valid: exit 0"
+run pi1 electd
+run pi1 keyd
+healthy() { status >"$T/out"; }
+wait_until 10 healthy || fail "status is not healthy: $(cat "$T/out")"
+grep -q "^controller   none yet (electing)" "$T/out" || fail "controller line: $(cat "$T/out")"
+
+say "--version, and -c after the command"
+iotsecctl --version | grep -q "^iotsecctl (iotsec) " || fail "no --version"
+iotsecctl peers -c "$CONF" >/dev/null || fail "-c after peers refused"
+
+say "dict lock, then unlock"
+iotsecctl -c "$CONF" dict lock | grep -q "^dictionary locked: locked by request" || fail "dict lock"
+field pi1 dictd locked | grep -q True || fail "dictd not locked"
+iotsecctl dict unlock -c "$CONF" | grep -q "^dictionary unlocked" || fail "dict unlock"
+field pi1 dictd locked | grep -q False || fail "dictd still locked"
+if iotsecctl -c "$CONF" dict open 2>"$T/err"; then fail "dict open accepted"; fi
+grep -q "usage: iotsecctl dict lock|unlock" "$T/err" || fail "dict open: $(cat "$T/err")"
+
+say "watch: the state first, then a word when it times out"
+st=0
+iotsecctl -c "$CONF" watch certd --timeout 1 >"$T/watch" 2>"$T/err" || st=$?
+[ $st -eq 1 ] || fail "watch exits $st after its timeout"
+head -n 1 "$T/watch" | grep -q '"event":"status".*"certificate":"valid"' || fail "first line: $(cat "$T/watch")"
+grep -q "certd: no event for 1 s" "$T/err" || fail "watch did not say it timed out: $(cat "$T/err")"
+
+say "revoked: out of the home, exit 1"
+iotsec-pki revoke --dir "$T/ca" --device pi1 >/dev/null 2>&1 || fail "revoke"
+out() { [ "$(field pi1 electd state)" = out ]; }
+wait_until 6 out || fail "electd is '$(field pi1 electd state)' after revocation"
+st=0
+status >"$T/out" || st=$?
+[ $st -eq 1 ] || fail "status exits $st with the certificate revoked"
+grep -q "^controller   - (this device is out of the home)" "$T/out" || fail "controller line: $(cat "$T/out")"
+grep -q "^certificate  INVALID: .*revoked" "$T/out" || fail "certificate line: $(cat "$T/out")"
+echo ok
