@@ -87,6 +87,26 @@ static int ca_lock(const char *dir, int op, int *ret_fd)
 	return 0;
 }
 
+/* One directory, in a parent that exists (as openssl and ssh-keygen do): a mistyped path does
+ * not grow a tree of directories somewhere. An existing directory is fine. */
+static int make_dir(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	if (stat(path, &st) < 0)
+		return -errno;
+	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+static int writable(const char *dir)
+{
+	return access(dir, W_OK) < 0 ? -errno : 0;
+}
+
 static void ca_close(struct ca *ca)
 {
 	if (ca->lock_fd >= 0)
@@ -181,7 +201,7 @@ out:
 }
 
 /* Lock dir and load the CA certificate, its key and the index. The key file is refused when
- * others can read it (-EPERM), and must belong to the certificate. */
+ * others can read it (-IOTSEC_ESECRET), and must belong to the certificate. */
 static int ca_open(const char *dir, struct ca *ret)
 {
 	struct ca ca = ca_null;
@@ -463,8 +483,8 @@ int ca_init(const char *dir, const char *home, int days)
 		return -EINVAL;
 	ca.dir = dir;
 	/* Writable first: seconds of key generation must not end in "Permission denied". */
-	if ((r = file_mkdirs(dir, 0755)) < 0 || (r = ca_lock(dir, LOCK_EX, &ca.lock_fd)) < 0 ||
-	    (r = ca_absent(dir)) < 0 || (r = access(dir, W_OK) < 0 ? -errno : 0) < 0)
+	if ((r = make_dir(dir, 0700)) < 0 || (r = ca_lock(dir, LOCK_EX, &ca.lock_fd)) < 0 ||
+	    (r = ca_absent(dir)) < 0 || (r = writable(dir)) < 0)
 		goto out;
 	log_info("generating %d-bit CA key...", CA_KEY_BITS);
 	if ((r = crypto_rsa_generate(CA_KEY_BITS, &ca.key)) < 0 ||
@@ -673,14 +693,13 @@ int ca_enrol(const char *dir, const struct ca_enrol_req *req)
 		r = -EEXIST;
 		goto out;
 	}
-	/* Every check that can fail before the key is made: it takes a second or more. */
-	if ((r = enrol_validity(&ca, req, &until)) < 0 ||
-	    (r = file_mkdirs(req->out_dir, 0755)) < 0 ||
-	    (r = access(req->out_dir, W_OK) < 0 ? -errno : 0) < 0)
+	/* Every check that can fail before the key is made (it takes a second or more), and the
+	 * output directory made only once nothing else can fail. */
+	if ((r = enrol_validity(&ca, req, &until)) < 0 || (r = writable(dir)) < 0 ||
+	    (req->csr_path && (r = csr_load(req->csr_path, req->device, &csr)) < 0) ||
+	    (r = make_dir(req->out_dir, 0755)) < 0 || (r = writable(req->out_dir)) < 0)
 		goto out;
-	if (req->csr_path != NULL) {
-		if ((r = csr_load(req->csr_path, req->device, &csr)) < 0)
-			goto out;
+	if (csr != NULL) {
 		pub = X509_REQ_get0_pubkey(csr);
 	} else {
 		log_info("generating %d-bit key for %s...", DEVICE_KEY_BITS, req->device);

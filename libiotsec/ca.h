@@ -18,7 +18,8 @@
 /* The CRL is re-signed on every change; between changes it stays valid this long. */
 #define CA_CRL_DAYS 365
 
-/* Create the CA in dir (created if needed). -EEXIST if dir already holds a CA. */
+/* Create the CA in dir (made, mode 0700, if its parent exists). -EEXIST if dir already holds a
+ * CA, -ENOENT if its parent does not exist. */
 int ca_init(const char *dir, const char *home, int days);
 
 struct ca_enrol_req {
@@ -32,8 +33,9 @@ struct ca_enrol_req {
  * already holds a valid one (revoke it first), -EINVAL for a bad name, -EBADMSG for a CSR that
  * does not parse or is not self-signed, -IOTSEC_EIDENTITY for a CSR whose CN names another
  * device, -ERANGE when the CA ends before not_before, -EKEYEXPIRED when the CA's own certificate
- * is over, -EACCES when out_dir is not writable. All of these come before any key is
- * generated. */
+ * is over, -EACCES when dir or out_dir is not writable, -ENOENT when out_dir's parent does not
+ * exist (out_dir itself is made). All of these come before any key is generated, and out_dir
+ * is made only once nothing else can fail. */
 int ca_enrol(const char *dir, const struct ca_enrol_req *req);
 
 /* Revoke every unrevoked certificate of device and rewrite the CRL. -ENOENT: none. */

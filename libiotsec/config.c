@@ -433,9 +433,21 @@ static const char *check_ipv4(const char *value)
 	return inet_pton(AF_INET, value, &a) == 1 ? NULL : "not an IPv4 address";
 }
 
+/* The daemons run from / (systemd's working directory): a relative path would name a file
+ * that depends on where --check-config was run, not where the daemon looks. */
+static const char *check_absolute(const char *value)
+{
+	return value[0] == '/' ? NULL : "must be an absolute path";
+}
+
 #define ROW_IPV4(n, f, d, h)                                                                       \
 	{                                                                                          \
-		n, CONFIG_STRING, 7, 15, 0, d, offsetof(struct iotsec_config, f), h, check_ipv4    \
+		n, CONFIG_STRING, 1, 4095, 0, d, offsetof(struct iotsec_config, f), h, check_ipv4  \
+	}
+#define ROW_PATH(n, f, d, h)                                                                       \
+	{                                                                                          \
+		n, CONFIG_STRING, 1, 4095, 0, d, offsetof(struct iotsec_config, f), h,             \
+		    check_absolute                                                                 \
 	}
 #define ROW_STR(n, f, lo, hi, d, h)                                                                \
 	{                                                                                          \
@@ -449,17 +461,15 @@ static const char *check_ipv4(const char *value)
 const struct config_def iotsec_config_table[] = {
     ROW_STR("device.name", device.name, 0, 63, "",
 	    "this device's name; empty: the name in its certificate"),
-    ROW_STR("device.cert", device.cert, 1, 4095, "/etc/iotsec/device.crt",
-	    "this device's certificate (PEM)"),
-    ROW_STR("device.key", device.key, 1, 4095, "/etc/iotsec/device.key",
-	    "this device's private key (PEM, mode 0600)"),
-    ROW_STR("device.ca", device.ca, 1, 4095, "/etc/iotsec/ca.crt", "the home CA's certificate"),
-    ROW_STR("device.crl", device.crl, 1, 4095, "/etc/iotsec/crl.pem",
-	    "the home CA's revocation list"),
-    ROW_STR("device.state_dir", device.state_dir, 1, 4095, "/var/lib/iotsec",
-	    "persistent state: the saved clock, the key dictionary"),
-    ROW_STR("device.run_dir", device.run_dir, 1, 4095, "/run/iotsec",
-	    "the daemons' control sockets"),
+    ROW_PATH("device.cert", device.cert, "/etc/iotsec/device.crt",
+	     "this device's certificate (PEM)"),
+    ROW_PATH("device.key", device.key, "/etc/iotsec/device.key",
+	     "this device's private key (PEM, mode 0600)"),
+    ROW_PATH("device.ca", device.ca, "/etc/iotsec/ca.crt", "the home CA's certificate"),
+    ROW_PATH("device.crl", device.crl, "/etc/iotsec/crl.pem", "the home CA's revocation list"),
+    ROW_PATH("device.state_dir", device.state_dir, "/var/lib/iotsec",
+	     "persistent state: the saved clock, the key dictionary"),
+    ROW_PATH("device.run_dir", device.run_dir, "/run/iotsec", "the daemons' control sockets"),
     ROW_INT("certd.interval", certd.interval, 1, 86400, 300,
 	    "seconds between two checks of the certificate, key, CA and CRL"),
     ROW_INT("net.port", net.port, 1, 65534, 7450,
@@ -487,10 +497,10 @@ const struct config_def iotsec_config_table[] = {
 	    "milliseconds the controller waits for contributed keys"),
     ROW_INT("keyd.announce_ms", keyd.announce_ms, 100, 600000, 5000,
 	    "milliseconds between I_AM_ON_THE_NETWORK broadcasts"),
-    ROW_STR("dictd.path", dictd.path, 1, 4095, "/var/lib/iotsec/keys.dict",
-	    "the key dictionary (only iotsec-dictd opens it)"),
-    ROW_STR("dictd.key_file", dictd.key_file, 1, 4095, "/etc/iotsec/dict.key",
-	    "the dictionary key, 32 bytes, root-only; a systemd credential dict.key wins"),
+    ROW_PATH("dictd.path", dictd.path, "/var/lib/iotsec/keys.dict",
+	     "the key dictionary (only iotsec-dictd opens it)"),
+    ROW_PATH("dictd.key_file", dictd.key_file, "/etc/iotsec/dict.key",
+	     "the dictionary key, 32 bytes, root-only; a systemd credential dict.key wins"),
 };
 
 const size_t iotsec_config_table_len = sizeof(iotsec_config_table) / sizeof(iotsec_config_table[0]);

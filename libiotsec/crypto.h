@@ -51,7 +51,7 @@ int crypto_aead_open(struct crypto_aead *a, const uint8_t nonce[CRYPTO_NONCE_LEN
 
 /* RSA keys. */
 int crypto_rsa_generate(unsigned bits, EVP_PKEY **ret);
-/* PEM private key; refused (-EPERM) when the file is readable by group or others. */
+/* PEM private key; refused (-IOTSEC_ESECRET) when the file is readable by group or others. */
 int crypto_load_private_key(const char *path, EVP_PKEY **ret);
 /* Writes an unencrypted PEM private key atomically with mode 0600. */
 int crypto_save_private_key(const char *path, EVP_PKEY *key);

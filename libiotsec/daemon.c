@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "crypto.h"
 #include "file.h"
+#include "keydict.h"
 #include "log.h"
 #include "version.h"
 
@@ -95,7 +96,17 @@ void daemon_parse_args(int argc, char **argv, const char *name, const char *summ
 /* One instance per daemon and run directory: a second one would take over the control socket
  * and remove it on exit, leaving the first unreachable. The lock is an flock(), so it goes with
  * the process however that ends; the file stays (removing it would race a starting instance)
- * and says who holds it. Its descriptor stays open for the life of the process. */
+ * and says who holds it, emptied on a clean exit. Its descriptor stays open for the life of the
+ * process. */
+static int lock_fd = -1;
+
+/* On a clean exit the file keeps no pid that may come to name another process. */
+static void clear_pid(void)
+{
+	if (ftruncate(lock_fd, 0) < 0)
+		log_debug("cannot clear the pid file: %s", strerror(errno));
+}
+
 static void take_lock(const char *run_dir, const char *name)
 {
 	char path[PATH_MAX], pid[32] = "";
@@ -116,9 +127,11 @@ static void take_lock(const char *run_dir, const char *name)
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
 		log_warn("%s: cannot write our pid", path);
+	lock_fd = fd;
+	atexit(clear_pid);
 }
 
-void daemon_setup(int argc, char **argv, const char *name, const char *summary,
+void daemon_setup(int argc, char **argv, const char *name, const char *summary, unsigned needs,
 		  struct iotsec_config *cfg)
 {
 	struct daemon_opts o;
@@ -135,7 +148,7 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary,
 	if (o.check_config) {
 		/* Everything start-up needs, as sshd -t checks: a unit's ExecStartPre stops here.
 		 */
-		if (daemon_check(cfg, stderr) > 0) {
+		if (daemon_check(cfg, needs, stderr) > 0) {
 			fprintf(stderr, "%s: configuration %s has the problems above\n", name,
 				o.config_path);
 			exit(1);
@@ -393,63 +406,105 @@ int daemon_dict_key_path(const struct iotsec_config *cfg, char *out, size_t len)
 	return snprintf(out, len, "%s", cfg->dictd.key_file) < (int)len ? 0 : -ENAMETOOLONG;
 }
 
-int daemon_check(const struct iotsec_config *cfg, FILE *out)
+/* The device's certificate, key, CA and CRL: there, parsing, matching one another. What certd
+ * judges while running (revoked, expired, not yet valid) is a note, not a problem: certd must
+ * start to say so, and to notice the files that mend it. */
+static int check_device(const struct iotsec_config *c, FILE *out)
 {
-	const struct iotsec_config *c = cfg;
 	struct cert_store *store = NULL;
 	struct cert_info info;
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
-	char key_path[PATH_MAX], dict_dir[PATH_MAX];
 	int n = 0, r;
 
-	if (check_file(out, c->device.cert) == 0) {
-		if (cert_load(c->device.cert, &cert) < 0 || cert_info_get(cert, &info) < 0)
-			n += problem(out, c->device.cert,
-				     "not a PEM certificate of an iotsec device");
-		else if (c->device.name[0] != '\0' && strcmp(c->device.name, info.name) != 0)
-			n += problem(out, c->device.cert,
-				     "the certificate of device %s, not of %s (device.name)",
-				     info.name, c->device.name);
-	} else {
-		n++;
+	if ((r = check_file(out, c->device.cert)) == 0 &&
+	    (cert_load(c->device.cert, &cert) < 0 || cert_info_get(cert, &info) < 0))
+		r = problem(out, c->device.cert, "not a PEM certificate of an iotsec device");
+	else if (r == 0 && c->device.name[0] != '\0' && strcmp(c->device.name, info.name) != 0)
+		r = problem(out, c->device.cert,
+			    "the certificate of device %s, not of %s (device.name)", info.name,
+			    c->device.name);
+	n += r;
+	if ((r = check_secret(out, c->device.key)) == 0 &&
+	    crypto_load_private_key(c->device.key, &key) < 0)
+		r = problem(out, c->device.key, "not a PEM private key");
+	else if (r == 0 && cert && cert_key_matches(cert, key) < 0)
+		r = problem(out, c->device.key, "not the key of the certificate %s",
+			    c->device.cert);
+	n += r;
+	if ((r = check_file(out, c->device.ca) + check_file(out, c->device.crl)) == 0 &&
+	    (r = cert_store_load(c->device.ca, c->device.crl, &store)) < 0)
+		r = problem(out, r == -IOTSEC_ECRL ? c->device.crl : c->device.ca, "%s",
+			    iotsec_strerror(r));
+	n += r;
+	if (store && cert && n == 0) {
+		r = cert_verify(store, cert, CERT_ROLES_ANY, NULL);
+		if (r == -IOTSEC_EUNKNOWNCA || r == -IOTSEC_ESELFSIGNED || r == -IOTSEC_EHOME)
+			n += problem(out, c->device.cert, "%s (%s)", iotsec_strerror(r),
+				     c->device.ca);
+		else if (r < 0)
+			fprintf(out, "%s: note: %s; the device stays out of the home until then\n",
+				c->device.cert, iotsec_strerror(r));
 	}
-	if (check_secret(out, c->device.key) == 0) {
-		if (crypto_load_private_key(c->device.key, &key) < 0)
-			n += problem(out, c->device.key, "not a PEM private key");
-		else if (cert && cert_key_matches(cert, key) < 0)
-			n += problem(out, c->device.key, "not the key of the certificate %s",
-				     c->device.cert);
-	} else {
-		n++;
-	}
-	if (check_file(out, c->device.ca) != 0 || check_file(out, c->device.crl) != 0)
-		n++;
-	else if ((r = cert_store_load(c->device.ca, c->device.crl, &store)) < 0)
-		n += problem(out, r == -IOTSEC_ECRL ? c->device.crl : c->device.ca, "%s",
-			     iotsec_strerror(r));
-	n += check_dir(out, c->device.state_dir);
-	n += check_dir(out, c->device.run_dir);
-
-	/* The dictionary: its key may be missing on the first start, when it is made, but never
-	 * while a dictionary sealed under it exists. */
-	if (daemon_dict_key_path(c, key_path, sizeof(key_path)) < 0) {
-		n += problem(out, c->dictd.key_file, "path too long");
-	} else if (access(key_path, F_OK) == 0) {
-		n += check_secret(out, key_path);
-	} else if (access(c->dictd.path, F_OK) == 0) {
-		n += problem(out, key_path,
-			     "missing, while the dictionary %s sealed under it exists (check "
-			     "dictd.key_file)",
-			     c->dictd.path);
-	}
-	if (access(c->dictd.path, F_OK) == 0)
-		n += check_secret(out, c->dictd.path);
-	if (snprintf(dict_dir, sizeof(dict_dir), "%s", c->dictd.path) < (int)sizeof(dict_dir))
-		n += check_dir(out, dirname(dict_dir));
-
 	cert_store_free(store);
 	EVP_PKEY_free(key);
 	X509_free(cert);
 	return n;
+}
+
+/* The dictionary and its key: a key is 32 bytes and opens the dictionary; a missing one can be
+ * made where it goes, and never while a dictionary sealed under another exists. */
+static int check_dictionary(const struct iotsec_config *c, FILE *out)
+{
+	char key_path[PATH_MAX], dir[PATH_MAX];
+	uint8_t *key = NULL;
+	struct keydict *dict = NULL;
+	bool have_dict = access(c->dictd.path, F_OK) == 0;
+	size_t len = 0;
+	int n = 0, r;
+
+	if (daemon_dict_key_path(c, key_path, sizeof(key_path)) < 0)
+		return problem(out, c->dictd.key_file, "path too long");
+	if (have_dict && check_secret(out, c->dictd.path) != 0)
+		n++, have_dict = false;
+	if (access(key_path, F_OK) != 0) {
+		snprintf(dir, sizeof(dir), "%s", key_path);
+		if (have_dict)
+			n += problem(
+			    out, key_path,
+			    "missing, while the dictionary %s sealed under it exists (check "
+			    "dictd.key_file)",
+			    c->dictd.path);
+		else if (access(dirname(dir), W_OK) < 0)
+			n += problem(out, key_path, "missing, and it cannot be made in %s: %s", dir,
+				     strerror(errno));
+	} else if (check_secret(out, key_path) != 0) {
+		n++;
+	} else if ((r = file_read(key_path, 2 * CRYPTO_KEY_LEN, (char **)&key, &len)) < 0 ||
+		   len != CRYPTO_KEY_LEN) {
+		n += problem(out, key_path, "%s%zu bytes; a dictionary key is %d random bytes",
+			     r < 0 ? "more than " : "", r < 0 ? (size_t)2 * CRYPTO_KEY_LEN : len,
+			     CRYPTO_KEY_LEN);
+	} else if (have_dict && (r = keydict_load(key, c->dictd.path, &dict)) < 0) {
+		n += problem(out, c->dictd.path, "%s",
+			     r == -EBADMSG ? "does not open with the dictionary key (corrupt, "
+					     "tampered with, or sealed under another key)"
+					   : iotsec_strerror(r));
+	}
+	keydict_free(dict);
+	if (key)
+		crypto_wipe(key, len);
+	free(key);
+	/* Its directory, unless that is the state directory, already looked at. */
+	snprintf(dir, sizeof(dir), "%s", c->dictd.path);
+	if (strcmp(dirname(dir), c->device.state_dir) != 0)
+		n += check_dir(out, dir);
+	return n;
+}
+
+int daemon_check(const struct iotsec_config *cfg, unsigned needs, FILE *out)
+{
+	return (needs & DAEMON_NEEDS_DEVICE ? check_device(cfg, out) : 0) +
+	       check_dir(out, cfg->device.state_dir) + check_dir(out, cfg->device.run_dir) +
+	       (needs & DAEMON_NEEDS_DICTIONARY ? check_dictionary(cfg, out) : 0);
 }

@@ -24,12 +24,13 @@ struct daemon_opts {
 void daemon_parse_args(int argc, char **argv, const char *name, const char *summary,
 		       struct daemon_opts *ret);
 
-/* Parse the arguments, start logging, load the configuration and, for --check-config, report
- * and exit. A bad configuration is reported with file, line and setting and exits 1 before any
- * state is touched. Then create the run and state directories, take the run directory's lock
- * for this daemon (a second instance exits 1 with "already running (pid N)"), and raise the
- * clock floor from the time certd saved (state_dir/clock). */
-void daemon_setup(int argc, char **argv, const char *name, const char *summary,
+/* Parse the arguments, start logging, load the configuration and, for --check-config, check
+ * what the daemon needs (enum daemon_needs, daemon_check()), report and exit. A bad configuration
+ * is reported with file, line and setting and exits 1 before any state is touched. Then create the
+ * run and state directories, take the run directory's lock for this daemon (a second instance exits
+ * 1 with "already running (pid N)"), and raise the clock floor from the time certd saved
+ * (state_dir/clock). */
+void daemon_setup(int argc, char **argv, const char *name, const char *summary, unsigned needs,
 		  struct iotsec_config *cfg);
 
 /* A loop on which SIGTERM and SIGINT end daemon_run() cleanly, SIGHUP is logged and ignored, and
@@ -43,11 +44,19 @@ int daemon_run(sd_event *e, const char *status);
 int daemon_add_periodic(sd_event *e, uint64_t period_usec, sd_event_time_handler_t fn,
 			void *userdata, sd_event_source **ret);
 
-/* Check what start-up needs, beyond the configuration's syntax: the certificate, key, CA and CRL
- * are there and parse, the key is a secret (0600, ours or root's) and matches the certificate,
- * the state and run directories are usable, and the dictionary key is there when a dictionary
- * is. Print each problem on out as "path: reason"; return how many there were. */
-int daemon_check(const struct iotsec_config *cfg, FILE *out);
+/* What a daemon needs besides its state and run directories: what --check-config checks. */
+enum daemon_needs {
+	DAEMON_NEEDS_DEVICE = 1,     /* certificate, key, CA and CRL (certd, electd, keyd) */
+	DAEMON_NEEDS_DICTIONARY = 2, /* the dictionary and its key (dictd) */
+};
+
+/* Check what start-up needs, beyond the configuration's syntax: the state and run directories
+ * are usable; with DAEMON_NEEDS_DEVICE the certificate, key, CA and CRL are there and parse, the
+ * key is a secret (0600, ours or root's) and matches the certificate, which the CA signed; with
+ * DAEMON_NEEDS_DICTIONARY the dictionary key is 32 bytes and opens the dictionary, or, missing,
+ * can be made and no dictionary exists. Print each problem on out as "path: reason" (and what
+ * certd will judge, such as a revoked certificate, as a note); return how many problems. */
+int daemon_check(const struct iotsec_config *cfg, unsigned needs, FILE *out);
 /* Where dictd finds the dictionary key: systemd's credential (LoadCredential=dict.key) when there
  * is one, else dictd.key_file. */
 int daemon_dict_key_path(const struct iotsec_config *cfg, char *out, size_t len);

@@ -229,10 +229,12 @@ int file_check_secret(const char *path)
 
 	if (stat(path, &st) < 0)
 		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	if ((st.st_mode & 077) != 0 || (st.st_uid != 0 && st.st_uid != geteuid())) {
 		log_debug("file: %s has mode %04o and owner %u: too open for a secret", path,
 			  (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
-		return -EPERM;
+		return -IOTSEC_ESECRET;
 	}
 	return 0;
 }

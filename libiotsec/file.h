@@ -13,8 +13,9 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t mod
  * -EINVAL for anything else that is not a regular file (a device, a pipe). *ret is malloc'd with a
  * NUL after the data (so text can be parsed in place); *ret_len excludes it. */
 int file_read(const char *path, size_t max, char **ret, size_t *ret_len);
-/* -EPERM when path is group- or world-accessible or not owned by us or root (as ssh's
- * sshkey_perm_ok()), -errno when it cannot be examined. */
+/* -IOTSEC_ESECRET when path is group- or world-accessible or not owned by us or root (as ssh's
+ * sshkey_perm_ok()), -EISDIR or -EINVAL when it is not a regular file, -errno when it cannot be
+ * examined. */
 int file_check_secret(const char *path);
 /* mkdir -p with the given mode for the directories it creates. */
 int file_mkdirs(const char *path, mode_t mode);

@@ -37,8 +37,8 @@ int keydict_new(const uint8_t dict_key[CRYPTO_KEY_LEN], struct keydict **ret);
 /* Wipes every key. */
 void keydict_free(struct keydict *d);
 
-/* Read path: refused with -EPERM when its mode is looser than 0600 (or it is not ours), with
- * -EBADMSG when it is malformed or its MAC or any record fails (a tampered file or the wrong
+/* Read path: refused with -IOTSEC_ESECRET when its mode is looser than 0600 (or it is not ours),
+ * with -EBADMSG when it is malformed or its MAC or any record fails (a tampered file or the wrong
  * dictionary key). A missing file is -ENOENT. */
 int keydict_load(const uint8_t dict_key[CRYPTO_KEY_LEN], const char *path, struct keydict **ret);
 /* The same from bytes in memory (for the fuzzer); no permission check. */

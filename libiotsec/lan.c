@@ -132,6 +132,7 @@ struct lan_udp {
 	struct sockaddr_in bcast;
 	lan_udp_fn fn;
 	void *userdata;
+	int send_error; /* of the last broadcast, said once until it changes */
 };
 
 /* Where the datagram was sent to, from its IP_PKTINFO; INADDR_ANY when unknown. */
@@ -243,6 +244,16 @@ int lan_udp_broadcast(struct lan_udp *u, const char *type, json_t *body)
 	if (sendto(u->fd, buf, len, 0, (struct sockaddr *)&u->bcast, sizeof(u->bcast)) < 0)
 		r = -errno;
 	free(buf);
+	/* A network that is down fails every broadcast, every try_ms: one line when it starts
+	 * failing (or fails otherwise), one when it works again. */
+	if (r != u->send_error) {
+		if (r < 0)
+			log_warnx("cannot broadcast to %s: %s (said once until it changes)",
+				  inet_ntoa(u->bcast.sin_addr), iotsec_strerror(r));
+		else
+			log_notice("broadcasting to %s again", inet_ntoa(u->bcast.sin_addr));
+		u->send_error = r;
+	}
 	return r;
 }
 

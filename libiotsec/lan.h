@@ -83,7 +83,7 @@ int lan_udp_open(sd_event *e, struct lan_member *m, uint16_t port, const char *b
 		 lan_udp_fn fn, void *userdata, struct lan_udp **ret);
 void lan_udp_free(struct lan_udp *u);
 /* Sign and broadcast a message of a broadcast type, with our certificate (a device that has just
- * started knows no fingerprint). */
+ * started knows no fingerprint). A failure to send is logged here, once until it changes. */
 int lan_udp_broadcast(struct lan_udp *u, const char *type, json_t *body);
 
 /* ---- links ---- */

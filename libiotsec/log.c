@@ -31,6 +31,8 @@ static const char *const iotsec_errors[IOTSEC_E_END - IOTSEC_E_BASE] = {
     [IOTSEC_EEPOCH - IOTSEC_E_BASE] = "of another key pool epoch",
     [IOTSEC_ENOTCONTROLLER - IOTSEC_E_BASE] = "not from the elected controller",
     [IOTSEC_EUNASKED - IOTSEC_E_BASE] = "not asked for, or asked too often",
+    [IOTSEC_ESECRET - IOTSEC_E_BASE] =
+	"a secret readable by group or others, or not owned by us or root (chmod 600 it)",
 };
 
 const char *iotsec_strerror(int r)

@@ -34,6 +34,7 @@ enum iotsec_error {
 	IOTSEC_EEPOCH,	       /* of another key pool epoch than the one that counts */
 	IOTSEC_ENOTCONTROLLER, /* a controller's message from a device that is not the controller */
 	IOTSEC_EUNASKED,       /* an answer nobody asked for, or asked for too often */
+	IOTSEC_ESECRET,	       /* a secret file readable by group or others, or not ours */
 	IOTSEC_E_END,
 };
 

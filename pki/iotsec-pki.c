@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ca.h"
@@ -218,6 +219,76 @@ static const char *format_time(int64_t t, char out[PKI_TIME_LEN])
 	return out;
 }
 
+/* What is wrong with a file (dir false) or directory (dir true) we are given, in words; NULL
+ * when nothing is. */
+static const char *path_problem(const char *path, bool dir)
+{
+	static char why[128];
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? "missing" : strerror(errno);
+	if (dir && !S_ISDIR(st.st_mode))
+		return "not a directory";
+	if (!dir && S_ISDIR(st.st_mode))
+		return "a directory, not a file";
+	if (!dir && !S_ISREG(st.st_mode))
+		return "not a regular file";
+	if (access(path, dir ? R_OK | X_OK : R_OK) < 0) {
+		snprintf(why, sizeof(why), "cannot read it (uid %u): %s", (unsigned)geteuid(),
+			 strerror(errno));
+		return why;
+	}
+	return NULL;
+}
+
+/* The CA's files an operation needs, each there and readable: one line naming the first that is
+ * not. ca.key only for the operations that sign. */
+static bool ca_files_ok(const char *what, const char *dir, bool key)
+{
+	static const char *const names[] = {"ca.crt", "index.json", "ca.key"};
+	char path[PATH_MAX];
+	const char *why;
+
+	if ((why = path_problem(dir, true)) != NULL) {
+		log_errx("%s: %s: %s%s", what, dir, why,
+			 strcmp(why, "missing") == 0 ? " (create a CA with 'iotsec-pki init')"
+						     : "");
+		return false;
+	}
+	for (size_t i = 0; i < (key ? 3 : 2); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if ((why = path_problem(path, false)) != NULL) {
+			log_errx("%s: %s: %s", what, path, why);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* What a PEM file holds, by its label, when that is not what was asked for. */
+static const char *pem_kind(const char *path)
+{
+	static const struct {
+		const char *label, *kind;
+	} kinds[] = {
+	    {"-----BEGIN CERTIFICATE REQUEST-----", "a certificate request"},
+	    {"-----BEGIN CERTIFICATE-----", "a certificate"},
+	    {"PRIVATE KEY-----", "a private key"},
+	    {"-----BEGIN X509 CRL-----", "a revocation list"},
+	};
+	const char *kind = NULL;
+	char *text = NULL;
+	size_t len;
+
+	if (file_read(path, 1 << 20, &text, &len) == 0)
+		for (size_t i = 0; kind == NULL && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+			if (strstr(text, kinds[i].label))
+				kind = kinds[i].kind;
+	free(text);
+	return kind;
+}
+
 /* Which of the CA's files does not parse: the certificate, the key, or else the index. */
 static const char *corrupt_file(const char *dir, char path[PATH_MAX])
 {
@@ -246,9 +317,8 @@ static int ca_error(const char *what, const char *dir, int r)
 	snprintf(path, sizeof(path), "%s/ca.crt", dir);
 	if (r == -ENOENT && access(path, F_OK) != 0)
 		log_errx("%s: no CA in %s (create one with 'iotsec-pki init')", what, dir);
-	else if (r == -EPERM)
-		log_errx("%s: %s/ca.key refused: readable by others or not ours (chmod 600 it)",
-			 what, dir);
+	else if (r == -IOTSEC_ESECRET)
+		log_errx("%s: %s/ca.key: %s", what, dir, iotsec_strerror(r));
 	else if (r == -IOTSEC_EKEYMISMATCH)
 		log_errx("%s: %s/ca.key does not belong to %s/ca.crt", what, dir, dir);
 	else if (r == -EBADMSG)
@@ -317,8 +387,11 @@ static int enrol_times(const struct pki_args *a, int64_t *ret_from, int64_t *ret
 		return usage_error("--not-after: want @EPOCH or YYYY-MM-DDTHH:MM:SSZ");
 	if (to <= from)
 		return usage_error("the certificate must end after it starts");
-	if (to <= clock_now())
-		return usage_error("the certificate would be over already (--not-after is past)");
+	if (to <= clock_now()) {
+		log_errx("%s: the certificate would be over already (--not-after is past)",
+			 cmd->name);
+		return PKI_EXIT_FAIL;
+	}
 	*ret_from = from;
 	*ret_to = to;
 	return -1;
@@ -330,6 +403,7 @@ static int cmd_enrol(int argc, char **argv)
 	struct ca_enrol_req req = {0};
 	char what[CERT_NAME_MAX + 8], path[PATH_MAX], until[PKI_TIME_LEN];
 	struct cert_info info;
+	const char *why;
 	X509 *x = NULL;
 	int r;
 
@@ -352,13 +426,24 @@ static int cmd_enrol(int argc, char **argv)
 	req.out_dir = a.out;
 
 	snprintf(what, sizeof(what), "enrol %s", a.device);
+	if (!ca_files_ok(what, a.dir, true))
+		return PKI_EXIT_FAIL;
+	if (a.csr && (why = path_problem(a.csr, false)) != NULL) {
+		log_errx("%s: %s: %s", what, a.csr, why);
+		return PKI_EXIT_FAIL;
+	}
+	if ((why = path_problem(a.out, true)) != NULL && strcmp(why, "missing") != 0) {
+		log_errx("%s: %s: %s", what, a.out, why);
+		return PKI_EXIT_FAIL;
+	}
 	r = ca_enrol(a.dir, &req);
 	if (r == -EEXIST) {
 		log_errx("%s: it already holds a valid certificate (revoke it first)", what);
 		return PKI_EXIT_FAIL;
 	}
-	if (r == -ENOENT && a.csr != NULL && access(a.csr, F_OK) != 0) {
-		log_errx("%s: %s: %s", what, a.csr, strerror(ENOENT));
+	if (r == -EBADMSG && a.csr != NULL && (why = pem_kind(a.csr)) != NULL &&
+	    strcmp(why, "a certificate request") != 0) {
+		log_errx("%s: %s is %s, not a certificate request", what, a.csr, why);
 		return PKI_EXIT_FAIL;
 	}
 	if (r == -EBADMSG && a.csr != NULL) {
@@ -384,8 +469,11 @@ static int cmd_enrol(int argc, char **argv)
 			     : "is over: no certificate it signs is any use (make a new CA)");
 		return PKI_EXIT_FAIL;
 	}
-	if ((r == -EACCES || r == -EROFS || r == -ENOTDIR || r == -EEXIST) &&
-	    access(a.out, W_OK) != 0) {
+	if (r == -ENOENT && access(a.out, F_OK) != 0) {
+		log_errx("%s: cannot make %s: its parent directory does not exist", what, a.out);
+		return PKI_EXIT_FAIL;
+	}
+	if ((r == -EACCES || r == -EROFS) && access(a.out, W_OK) != 0) {
 		log_errx("%s: cannot write in %s (uid %u): %s", what, a.out, (unsigned)geteuid(),
 			 strerror(-r));
 		return PKI_EXIT_FAIL;
@@ -401,6 +489,13 @@ static int cmd_enrol(int argc, char **argv)
 		/* The CA's end, not what was asked for: say so rather than let it pass unseen. */
 		if (info.not_after < req.not_after)
 			printf("note: cut to the end of the CA's own certificate\n");
+		/* A key left from an earlier enrolment is not this certificate's: copied to the Pi
+		 * with the rest, it would keep the device out of the home. */
+		snprintf(path, sizeof(path), "%s/%s.key", a.out, a.device);
+		if (a.csr && access(path, F_OK) == 0)
+			printf("note: %s is from an earlier enrolment, not this certificate's key: "
+			       "delete it before copying %s to the device\n",
+			       path, a.out);
 	}
 	X509_free(x);
 	return 0;
@@ -409,7 +504,7 @@ static int cmd_enrol(int argc, char **argv)
 static int cmd_revoke(int argc, char **argv)
 {
 	struct pki_args a = {0};
-	char what[CERT_NAME_MAX + 48];
+	char what[CERT_NAME_MAX + 48], serial[64];
 	int r;
 
 	if ((r = parse_args(argc, argv, "dDs", &a)) >= 0)
@@ -417,22 +512,32 @@ static int cmd_revoke(int argc, char **argv)
 	if (a.npos > 0)
 		return usage_error("unexpected argument '%s'", a.pos[0]);
 	if ((a.device == NULL) == (a.serial == NULL))
-		return usage_error("give --device or --serial");
+		return usage_error("give --device or --serial, not both");
 	if (a.device != NULL && !ca_name_valid(a.device))
 		return usage_error("bad device name '%s'", a.device);
-	if (a.serial != NULL && (a.serial[0] == '\0' || strlen(a.serial) > 40 ||
-				 strspn(a.serial, "0123456789abcdefABCDEF") != strlen(a.serial)))
-		return usage_error("--serial is the hex serial 'iotsec-pki list' shows");
-	snprintf(what, sizeof(what), "revoke %s", a.device ? a.device : a.serial);
-	r = a.device ? ca_revoke(a.dir, a.device) : ca_revoke_serial(a.dir, a.serial);
-	if (r == -ENOENT && access(a.dir, F_OK) == 0) {
+	if (a.serial != NULL) {
+		/* As 'list' shows it, or as openssl does (pairs of hex digits joined by ':'). */
+		size_t n = 0;
+
+		for (const char *p = a.serial; *p && n < sizeof(serial) - 1; p++)
+			if (*p != ':')
+				serial[n++] = *p;
+		serial[n] = '\0';
+		if (n == 0 || n > 40 || strspn(serial, "0123456789abcdefABCDEF") != n)
+			return usage_error("--serial is the hex serial 'iotsec-pki list' shows");
+	}
+	snprintf(what, sizeof(what), "revoke %s", a.device ? a.device : serial);
+	if (!ca_files_ok(what, a.dir, true))
+		return PKI_EXIT_FAIL;
+	r = a.device ? ca_revoke(a.dir, a.device) : ca_revoke_serial(a.dir, serial);
+	if (r == -ENOENT) {
 		log_errx("%s: no unrevoked certificate %s in %s", what,
 			 a.device ? "of that device" : "with that serial", a.dir);
 		return PKI_EXIT_FAIL;
 	}
 	if (r < 0)
 		return ca_error(what, a.dir, r);
-	printf("revoked %s; %s/crl.pem updated\n", a.device ? a.device : a.serial, a.dir);
+	printf("revoked %s; %s/crl.pem updated\n", a.device ? a.device : serial, a.dir);
 	return 0;
 }
 
@@ -446,6 +551,8 @@ static int cmd_crl(int argc, char **argv)
 		return r;
 	if (a.npos > 0)
 		return usage_error("unexpected argument '%s'", a.pos[0]);
+	if (!ca_files_ok("crl", a.dir, true))
+		return PKI_EXIT_FAIL;
 	if ((r = ca_write_crl(a.dir)) < 0)
 		return ca_error("crl", a.dir, r);
 	printf("%s/crl.pem signed, valid until %s\n", a.dir,
@@ -466,6 +573,8 @@ static int cmd_list(int argc, char **argv)
 		return r;
 	if (a.npos > 0)
 		return usage_error("unexpected argument '%s'", a.pos[0]);
+	if (!ca_files_ok("list", a.dir, false))
+		return PKI_EXIT_FAIL;
 	if ((r = ca_list(a.dir, &index)) < 0)
 		return ca_error("list", a.dir, r);
 	json_array_foreach(index, i, rec)
@@ -497,24 +606,41 @@ static int cmd_list(int argc, char **argv)
 	return 0;
 }
 
-/* Why a file that is not a certificate was given, when its PEM label says what it is. */
-static const char *not_a_certificate(const char *path)
+/* A file that should hold a certificate and does not parse as one: say what it is. */
+static void not_a_certificate(const char *path)
 {
-	char *text = NULL;
-	size_t len;
-	const char *why = "not a PEM certificate";
+	const char *kind = pem_kind(path);
 
-	if (file_read(path, 1 << 20, &text, &len) == 0) {
-		if (strstr(text, "-----BEGIN CERTIFICATE REQUEST-----"))
-			why = "a certificate request, not a certificate (issue one with "
-			      "'iotsec-pki enrol --csr')";
-		else if (strstr(text, "PRIVATE KEY-----"))
-			why = "a private key, not a certificate";
-		else if (strstr(text, "-----BEGIN X509 CRL-----"))
-			why = "a revocation list, not a certificate";
+	if (kind == NULL || strcmp(kind, "a certificate") == 0)
+		fprintf(stderr, "%s: not a PEM certificate\n", path);
+	else
+		fprintf(stderr, "%s: %s, not a certificate%s\n", path, kind,
+			strcmp(kind, "a certificate request") == 0
+			    ? " (issue one with 'iotsec-pki enrol --csr')"
+			    : "");
+}
+
+/* The key given with a certificate: a private key, and that certificate's. */
+static int verify_key(X509 *x, const char *path, const char *key_path)
+{
+	const char *kind = pem_kind(key_path), *why = path_problem(key_path, false);
+	EVP_PKEY *key = NULL;
+	int r;
+
+	if (why == NULL && kind && strcmp(kind, "a private key") != 0)
+		why = kind;
+	if (why) {
+		fprintf(stderr, "%s: key %s: %s%s\n", path, key_path, why,
+			why == kind ? ", not a private key" : "");
+		return -EINVAL;
 	}
-	free(text);
-	return why;
+	if ((r = crypto_load_private_key(key_path, &key)) < 0)
+		fprintf(stderr, "%s: key %s: %s\n", path, key_path,
+			r == -EBADMSG ? "not a PEM private key" : iotsec_strerror(r));
+	else if ((r = cert_key_matches(x, key)) < 0)
+		fprintf(stderr, "%s: %s\n", path, iotsec_strerror(r));
+	EVP_PKEY_free(key);
+	return r;
 }
 
 /* One certificate judged as the devices judge it; 0 when good, the line said either way. */
@@ -522,13 +648,16 @@ static int verify_one(struct cert_store *store, X509 *ca, const char *path, cons
 {
 	char until[PKI_TIME_LEN];
 	struct cert_info info;
-	EVP_PKEY *key = NULL;
+	const char *why;
 	X509 *x = NULL;
 	int r;
 
+	if ((why = path_problem(path, false)) != NULL) {
+		fprintf(stderr, "%s: %s\n", path, why);
+		return -ENOENT;
+	}
 	if ((r = cert_load(path, &x)) < 0) {
-		fprintf(stderr, "%s: %s\n", path,
-			r == -EBADMSG ? not_a_certificate(path) : iotsec_strerror(r));
+		not_a_certificate(path);
 		return r;
 	}
 	if (X509_cmp(x, ca) == 0) {
@@ -536,22 +665,13 @@ static int verify_one(struct cert_store *store, X509 *ca, const char *path, cons
 		X509_free(x);
 		return -IOTSEC_ECERT;
 	}
-	r = cert_verify(store, x, CERT_ROLES_ANY, &info);
-	if (r == 0 && key_path != NULL) {
-		if ((r = crypto_load_private_key(key_path, &key)) < 0)
-			fprintf(stderr, "%s: key %s: %s\n", path, key_path,
-				r == -EBADMSG ? "not a PEM private key"
-				: r == -EPERM ? "readable by others or not ours (chmod 600 it)"
-					      : iotsec_strerror(r));
-		else if ((r = cert_key_matches(x, key)) < 0)
-			fprintf(stderr, "%s: %s\n", path, iotsec_strerror(r));
-	} else if (r < 0) {
+	if ((r = cert_verify(store, x, CERT_ROLES_ANY, &info)) < 0)
 		fprintf(stderr, "%s: %s\n", path, iotsec_strerror(r));
-	}
+	else if (key_path != NULL)
+		r = verify_key(x, path, key_path);
 	if (r == 0)
 		printf("%s: OK (device %s, role %s, home %s, expires %s)\n", path, info.name,
 		       cert_role_name(info.role), info.home, format_time(info.not_after, until));
-	EVP_PKEY_free(key);
 	X509_free(x);
 	return r;
 }
@@ -578,14 +698,21 @@ static int cmd_verify(int argc, char **argv)
 	snprintf(ca_path, sizeof(ca_path), "%s%s", a.dir ? a.dir : a.ca, a.dir ? "/ca.crt" : "");
 	snprintf(crl_path, sizeof(crl_path), "%s%s", a.dir ? a.dir : a.crl,
 		 a.dir ? "/crl.pem" : "");
-	if ((r = cert_load(ca_path, &ca)) < 0) {
-		fprintf(stderr, "iotsec-pki verify: %s: %s\n", ca_path,
-			r == -EBADMSG ? not_a_certificate(ca_path) : iotsec_strerror(r));
+	for (int i = 0; i < 2; i++) {
+		const char *path = i ? crl_path : ca_path, *why = path_problem(path, false);
+
+		if (why) {
+			fprintf(stderr, "iotsec-pki verify: %s: %s\n", path, why);
+			return PKI_EXIT_FAIL;
+		}
+	}
+	if (cert_load(ca_path, &ca) < 0) {
+		not_a_certificate(ca_path);
 		return PKI_EXIT_FAIL;
 	}
 	if ((r = cert_store_load(ca_path, crl_path, &store)) < 0) {
 		fprintf(stderr, "iotsec-pki verify: %s: %s\n",
-			r == -IOTSEC_ECRL || r == -ENOENT ? crl_path : ca_path,
+			r == -IOTSEC_ECRL ? crl_path : ca_path,
 			r == -IOTSEC_ECRL ? "not a revocation list signed by this CA"
 					  : iotsec_strerror(r));
 		X509_free(ca);

@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 
 	daemon_setup(argc, argv, "iotsec-certd",
 		     "watch this device's certificate and take it out of the home when it fails",
-		     &cfg);
+		     DAEMON_NEEDS_DEVICE, &cfg);
 	certd.cfg = &cfg;
 
 	if ((r = daemon_loop_new(&e)) < 0)

@@ -45,11 +45,12 @@ static int load_key(const struct iotsec_config *cfg, uint8_t key[CRYPTO_KEY_LEN]
 	}
 	if (r == 0)
 		r = file_read(path, 64, &buf, &len);
-	if (r == 0 && len != CRYPTO_KEY_LEN)
+	if (r == 0 && len != CRYPTO_KEY_LEN) {
+		log_errx("dictionary key %s: %zu bytes; a dictionary key is %d random bytes", path,
+			 len, CRYPTO_KEY_LEN);
 		r = -EBADMSG;
-	if (r < 0) {
-		log_errx("dictionary key %s: %s%s", path, iotsec_strerror(r),
-			 r == -EPERM ? " (it must be mode 0600, owned by root)" : "");
+	} else if (r < 0) {
+		log_errx("dictionary key %s: %s", path, iotsec_strerror(r));
 	} else {
 		memcpy(key, buf, CRYPTO_KEY_LEN);
 	}
@@ -59,14 +60,29 @@ static int load_key(const struct iotsec_config *cfg, uint8_t key[CRYPTO_KEY_LEN]
 	return r;
 }
 
+/* The administrator's lock outlives the process (a crash, a restart, a reboot): it is a file in
+ * state_dir while it holds. */
+static int held_path(const struct dictd *d, char *out, size_t len)
+{
+	return snprintf(out, len, "%s/dict.locked", d->cfg->device.state_dir) < (int)len
+		   ? 0
+		   : -ENAMETOOLONG;
+}
+
 int dictd_open(struct dictd *d, const struct iotsec_config *cfg)
 {
 	uint8_t key[CRYPTO_KEY_LEN];
+	char path[PATH_MAX];
 	int r;
 
 	d->cfg = cfg;
 	d->cert_locked = true;
 	snprintf(d->cert_why, sizeof(d->cert_why), "waiting for iotsec-certd");
+	if (held_path(d, path, sizeof(path)) == 0 && access(path, F_OK) == 0) {
+		d->held = true;
+		log_notice("dictionary locked by request (%s): iotsecctl dict unlock lifts it",
+			   path);
+	}
 	if ((r = load_key(cfg, key)) < 0)
 		goto out;
 	r = keydict_load(key, cfg->dictd.path, &d->dict);
@@ -75,8 +91,8 @@ int dictd_open(struct dictd *d, const struct iotsec_config *cfg)
 	if (r < 0)
 		log_errx("refusing the dictionary %s: %s%s", cfg->dictd.path, iotsec_strerror(r),
 			 r == -EBADMSG ? " (corrupt, tampered with, or sealed under another key)"
-			 : r == -EPERM ? " (it must be mode 0600, owned by root)"
-				       : "");
+			 : r == -IOTSEC_ESECRET ? " (it must be mode 0600, owned by root)"
+						: "");
 out:
 	crypto_wipe(key, sizeof(key));
 	return r;
@@ -333,22 +349,37 @@ static void set_lock(struct dictd *d, bool *which, bool on, const char *why)
 		log_notice("dictionary %s: %s", locked(d) ? "locked" : "unlocked", why);
 }
 
+/* Locked at once; an error when the lock could not be saved, so that whoever asked knows it
+ * would not survive a restart. */
 static int verb_lock(json_t *req, json_t **ret, void *ud)
 {
+	static const char text[] = "locked by request (iotsecctl dict unlock lifts it)\n";
 	struct dictd *d = self(ud);
+	char path[PATH_MAX];
+	int r;
 
 	(void)req, (void)ret;
 	set_lock(d, &d->held, true, "locked by request");
-	return 0;
+	if ((r = held_path(d, path, sizeof(path))) < 0 ||
+	    (r = file_write_atomic(path, text, sizeof(text) - 1, 0600)) < 0)
+		log_errx("cannot save the lock in %s: %s", path, iotsec_strerror(r));
+	return r;
 }
 
 /* Lifts only a lock asked for here: certd's lock stays until certd says the certificate is
- * valid. */
+ * valid. The lock stays when its file cannot be removed: it would come back at the next start. */
 static int verb_unlock(json_t *req, json_t **ret, void *ud)
 {
 	struct dictd *d = self(ud);
+	char path[PATH_MAX];
+	int r;
 
 	(void)req, (void)ret;
+	if ((r = held_path(d, path, sizeof(path))) < 0 ||
+	    (r = unlink(path) < 0 && errno != ENOENT ? -errno : 0) < 0) {
+		log_errx("cannot remove the lock %s: %s", path, iotsec_strerror(r));
+		return r;
+	}
 	set_lock(d, &d->held, false, "unlocked by request");
 	return 0;
 }

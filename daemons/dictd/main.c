@@ -19,7 +19,7 @@ int main(int argc, char **argv)
 	int r;
 
 	daemon_setup(argc, argv, "iotsec-dictd", "keep this device's keys, sealed, for the others",
-		     &cfg);
+		     DAEMON_NEEDS_DICTIONARY, &cfg);
 	if (dictd_open(&dictd, &cfg) < 0)
 		return 1;
 	if ((r = daemon_loop_new(&e)) < 0)

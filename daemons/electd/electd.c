@@ -36,9 +36,7 @@ static void send_msg(struct electd *d, const char *type, const char *field,
 	if (body &&
 	    (challenge == NULL || (b64 && json_object_set_new(body, field, json_string(b64)) == 0)))
 		r = lan_udp_broadcast(d->udp, type, body);
-	d->sent += r == 0;
-	if (r < 0)
-		log_warnx("cannot broadcast %s: %s", type, iotsec_strerror(r));
+	d->sent += r == 0; /* a failure is lan_udp_broadcast()'s to log */
 	free(b64);
 	json_decref(body);
 }

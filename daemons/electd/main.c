@@ -28,15 +28,15 @@ int main(int argc, char **argv)
 	int r;
 
 	daemon_setup(argc, argv, "iotsec-electd", "elect the home's controller among its devices",
-		     &cfg);
+		     DAEMON_NEEDS_DEVICE, &cfg);
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	if ((r = daemon_socket_path(cfg.device.run_dir, "electd", path, sizeof(path))) < 0 ||
 	    (r = ctl_server_new(e, path, verbs, NULL, &electd.ctl)) < 0)
 		fatalx("control socket %s: %s", path, iotsec_strerror(r));
-	if (electd_start(&electd, &cfg, e) < 0)
-		return 1;
-	r = daemon_run(e, "electing");
+	/* A failed start still goes through the clean-up: the socket goes with the daemon. */
+	if ((r = electd_start(&electd, &cfg, e)) >= 0)
+		r = daemon_run(e, "electing");
 
 	electd_stop(&electd);
 	ctl_server_free(electd.ctl);

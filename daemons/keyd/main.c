@@ -14,7 +14,7 @@ int main(int argc, char **argv)
 	int r;
 
 	daemon_setup(argc, argv, "iotsec-keyd", "share the home's key pool and pairwise keys",
-		     &cfg);
+		     DAEMON_NEEDS_DEVICE, &cfg);
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	if ((r = daemon_socket_path(cfg.device.run_dir, "keyd", path, sizeof(path))) < 0 ||

@@ -25,8 +25,9 @@ void keyd_announce(struct keyd *k)
 		if (ring_start_build(x, k->pool, &body) < 0)
 			body = NULL;
 	}
+	/* A failure to send is lan_udp_broadcast()'s to log. */
 	if (body == NULL || (r = lan_udp_broadcast(k->udp, KEYD_MSG_ANNOUNCE, body)) < 0)
-		log_warnx("cannot broadcast %s: %s", KEYD_MSG_ANNOUNCE, iotsec_strerror(r));
+		log_debug("no %s sent: %s", KEYD_MSG_ANNOUNCE, iotsec_strerror(r));
 	free(x);
 	json_decref(body);
 }

@@ -47,6 +47,11 @@ say "--check-config names the file and the cause"
 chmod 0644 "$DEV/pi1.key"
 if iotsec-electd -c "$CONF" --check-config >"$T/out" 2>"$T/err"; then fail "a 0644 key passed"; fi
 grep -q "^$DEV/pi1.key: mode 0644 lets group or others read a secret" "$T/err" || fail "$(cat "$T/err")"
+say "a daemon that cannot start says why in words, and leaves no socket behind"
+if timeout 10 iotsec-electd -c "$CONF" 2>"$T/err"; then fail "electd started with a 0644 key"; fi
+grep -q "pi1.key: a secret readable by group or others" "$T/err" || fail "electd says: $(cat "$T/err")"
+[ ! -e "$DEV/run/electd.sock" ] || fail "electd left its socket behind"
+[ ! -s "$DEV/run/iotsec-electd.pid" ] || fail "electd left its pid behind"
 chmod 0600 "$DEV/pi1.key"
 mv "$DEV/pi1.crt" "$T/pi1.crt"
 if iotsec-keyd -c "$CONF" --check-config 2>"$T/err"; then fail "a missing certificate passed"; fi

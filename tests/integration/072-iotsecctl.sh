@@ -1,11 +1,12 @@
 #!/bin/sh
-# iotsecctl as scripts use it: status exits 0 healthy, 1 degraded, 3 down, and shows only the
-# daemons iotsec has, each in its real state; options anywhere on the line; --version; watch
-# prints the state first and says when it times out; dict lock|unlock.
+# iotsecctl as scripts use it: status exits 0 healthy, 1 degraded, 3 down, 4 when it cannot tell,
+# and shows only the daemons iotsec has, each in its real state; options before or after the
+# command; --version; watch prints the state first, says when it times out and refuses what it
+# cannot parse; dict lock|unlock; rekey warns of a device nobody heard of.
 . "$(dirname "$0")/common.sh"
 need_netns
 make_home
-device 1 pi1 node
+device 1 pi1 controller
 CONF=$T/pi1/iotsec.conf
 status() { iotsecctl status -c "$CONF" "$@"; }
 
@@ -24,24 +25,47 @@ st=0
 status --json >"$T/out" || st=$?
 [ $st -eq 1 ] || fail "status exits $st with two daemons down"
 
-say "all four, certificate valid: exit 0"
+say "all four, certificate valid, a controller: exit 0"
 run pi1 electd
 run pi1 keyd
 healthy() { status >"$T/out"; }
 wait_until 10 healthy || fail "status is not healthy: $(cat "$T/out")"
-grep -q "^controller   none yet (electing)" "$T/out" || fail "controller line: $(cat "$T/out")"
+grep -q "^controller   pi1" "$T/out" || fail "controller line: $(cat "$T/out")"
+st=0
+iotsecctl -c "$T/none.conf" status 2>"$T/err" || st=$?
+[ $st -eq 4 ] || fail "status exits $st when the configuration cannot be read"
 
 say "--version, and -c after the command"
 iotsecctl --version | grep -q "^iotsecctl (iotsec) " || fail "no --version"
 iotsecctl peers -c "$CONF" >/dev/null || fail "-c after peers refused"
 
-say "dict lock, then unlock"
+say "dict lock: degraded; then unlock"
 iotsecctl -c "$CONF" dict lock | grep -q "^dictionary locked: locked by request" || fail "dict lock"
 field pi1 dictd locked | grep -q True || fail "dictd not locked"
+st=0
+status >"$T/out" || st=$?
+[ $st -eq 1 ] || fail "status exits $st with the dictionary locked"
+grep -q "^dictionary   LOCKED: locked by request" "$T/out" || fail "no dictionary line: $(cat "$T/out")"
 iotsecctl dict unlock -c "$CONF" | grep -q "^dictionary unlocked" || fail "dict unlock"
 field pi1 dictd locked | grep -q False || fail "dictd still locked"
 if iotsecctl -c "$CONF" dict open 2>"$T/err"; then fail "dict open accepted"; fi
 grep -q "usage: iotsecctl dict lock|unlock" "$T/err" || fail "dict open: $(cat "$T/err")"
+
+say "rekey of a device nobody heard of: done, with a warning"
+iotsecctl -c"$CONF" rekey --exclude kitchn >"$T/out" 2>"$T/err" || fail "rekey: $(cat "$T/err")"
+grep -q "^new key pool: epoch" "$T/out" || fail "rekey says: $(cat "$T/out")"
+grep -q "never heard of 'kitchn'" "$T/err" || fail "no warning for kitchn: $(cat "$T/err")"
+st=0
+iotsecctl -c "$CONF" rekey --exclude 2>"$T/err" || st=$?
+[ $st -eq 2 ] && grep -q "needs a device name" "$T/err" || fail "rekey --exclude alone: $st $(cat "$T/err")"
+
+say "watch refuses what it cannot parse"
+for bad in "certd --count abc" "certd --count -1" "certd --timeout 1.5" "bogus" "iotsec-certd"; do
+	st=0
+	# shellcheck disable=SC2086
+	iotsecctl -c "$CONF" watch $bad 2>"$T/err" >/dev/null || st=$?
+	[ $st -eq 2 ] || fail "watch $bad exits $st: $(cat "$T/err")"
+done
 
 say "watch: the state first, then a word when it times out"
 st=0

@@ -33,7 +33,7 @@ cmp -s "$OUT/crl.pem" "$CA/crl.pem" || fail "enrol did not hand out crl.pem"
 cmp -s "$OUT/ca.crt" "$CA/ca.crt" || fail "enrol did not hand out ca.crt"
 
 say "refusals, each before a key is made"
-refused 2 "would be over already" iotsec-pki enrol --dir "$CA" --device pi2 --role node --out "$OUT" \
+refused 1 "would be over already" iotsec-pki enrol --dir "$CA" --device pi2 --role node --out "$OUT" \
 	--not-before @1000 --not-after @2000
 refused 1 "ca.crt ends before this certificate would start" iotsec-pki enrol --dir "$CA" \
 	--device pi2 --role node --out "$OUT" --not-before "@$(($(date +%s) + 40 * 86400))" --days 5
@@ -42,7 +42,12 @@ refused 1 "$T/k.csr is a request for another device: its CN is not pi2" \
 	iotsec-pki enrol --dir "$CA" --device pi2 --role node --out "$OUT" --csr "$T/k.csr"
 [ ! -e "$OUT/pi2.crt" ] || fail "pi2 was issued a certificate anyway"
 touch "$T/ro"
-refused 1 "cannot write in $T/ro/sub" iotsec-pki enrol --dir "$CA" --device pi2 --role node --out "$T/ro/sub"
+refused 1 "$T/ro/sub: Not a directory" iotsec-pki enrol --dir "$CA" --device pi2 --role node --out "$T/ro/sub"
+refused 1 "cannot make $T/none/pi2: its parent directory does not exist" \
+	iotsec-pki enrol --dir "$CA" --device pi2 --role node --out "$T/none/pi2"
+[ ! -e "$T/none" ] || fail "enrol made a tree of directories for a mistyped --out"
+refused 1 "$T/pi2.csr: missing" iotsec-pki enrol --dir "$CA" --device pi2 --role node --out "$T/o2" --csr "$T/pi2.csr"
+[ ! -e "$T/o2" ] || fail "a refused enrolment left its --out directory behind"
 mkdir -m 0755 "$T/locked"
 refused 1 "init: cannot write in $T/locked/ca (uid 65534)" \
 	setpriv --reuid=nobody --regid=nogroup --clear-groups iotsec-pki init --dir "$T/locked/ca" --home x
@@ -58,12 +63,14 @@ iotsec-pki verify --dir "$CA" "$OUT/pi2.crt" --key "$T/pi2.key" | grep -q "OK (d
 say "revoke by serial; verify on a Pi, several at once"
 iotsec-pki enrol --dir "$CA" --device pi3 --role node --out "$OUT" >/dev/null 2>&1 || fail "enrol pi3"
 s3=$(serial_of pi3)
-iotsec-pki revoke --dir "$CA" --serial "$s3" | grep -q "^revoked $s3" || fail "revoke --serial"
+# As openssl prints it: pairs of hex digits joined by ':'.
+colons=$(echo "$s3" | sed 's/../&:/g; s/:$//')
+iotsec-pki revoke --dir "$CA" --serial "$colons" | grep -q "^revoked $s3" || fail "revoke --serial $colons"
 [ "$(status_of "$s3")" = True ] || fail "list does not show $s3 revoked"
 [ "$(status_of "$(serial_of pi1)")" = False ] || fail "revoking pi3 by serial touched pi1"
 refused 1 "no unrevoked certificate with that serial" iotsec-pki revoke --dir "$CA" --serial "$s3"
 refused 2 "--serial is the hex serial" iotsec-pki revoke --dir "$CA" --serial "xyz"
-refused 2 "give --device or --serial" iotsec-pki revoke --dir "$CA" --device pi1 --serial "$s3"
+refused 2 "give --device or --serial, not both" iotsec-pki revoke --dir "$CA" --device pi1 --serial "$s3"
 # On the Pi: the files enrol handed out, with the CRL the CA signed since.
 cp "$CA/crl.pem" "$OUT/crl.pem"
 st=0
@@ -80,8 +87,19 @@ say "what is not a device's certificate says what it is"
 refused 1 "$T/pi2.csr: a certificate request, not a certificate" iotsec-pki verify --dir "$CA" "$T/pi2.csr"
 refused 1 "$CA/ca.crt: the home CA's own certificate, not a device's" iotsec-pki verify --dir "$CA" "$CA/ca.crt"
 refused 1 "$OUT/pi1.key: a private key, not a certificate" iotsec-pki verify --dir "$CA" "$OUT/pi1.key"
-refused 1 "$T/none.crt: No such file or directory" iotsec-pki verify --dir "$CA" "$T/none.crt"
+refused 1 "$T/none.crt: missing" iotsec-pki verify --dir "$CA" "$T/none.crt"
 refused 1 "$OUT/ca.crt: not a revocation list signed by this CA" iotsec-pki verify --ca "$OUT/ca.crt" --crl "$OUT/ca.crt" "$OUT/pi1.crt"
+refused 1 "key $OUT/pi1.crt: a certificate, not a private key" iotsec-pki verify --dir "$CA" "$OUT/pi1.crt" --key "$OUT/pi1.crt"
+refused 1 "$T/o3: a directory, not a file" sh -c "mkdir -p '$T/o3'; iotsec-pki verify --dir '$CA' '$T/o3'"
+mv "$CA/crl.pem" "$T/crl.pem"
+refused 1 "$CA/crl.pem: missing" iotsec-pki verify --dir "$CA" "$OUT/pi1.crt"
+mv "$T/crl.pem" "$CA/crl.pem"
+mv "$CA/ca.key" "$T/ca.key"
+refused 1 "revoke pi1: $CA/ca.key: missing" iotsec-pki revoke --dir "$CA" --device pi1
+refused 1 "crl: $CA/ca.key: missing" iotsec-pki crl --dir "$CA"
+mv "$T/ca.key" "$CA/ca.key"
 echo '[{"serial": 1}' >"$CA/index.json"
 refused 1 "list: $CA/index.json is corrupt" iotsec-pki list --dir "$CA"
+rm "$CA/index.json"
+refused 1 "list: $CA/index.json: missing" iotsec-pki list --dir "$CA"
 echo ok

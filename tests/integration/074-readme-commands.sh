@@ -78,7 +78,7 @@ for d in electd keyd; do
 	wait_until 10 grep -q "device.crt was replaced" "$T/pi/$d.log" ||
 		fail "$d did not take up the new certificate"
 done
-command iotsecctl status >/dev/null || fail "not healthy at the end: $(command iotsecctl status)"
+wait_until 15 command iotsecctl status || fail "not healthy at the end: $(command iotsecctl status)"
 
 say "man pages, completion and the target's documentation were installed"
 MANPAGER=cat MANWIDTH=80 man iotsecctl 2>&1 | grep -q "iotsecctl - show and steer" || fail "man iotsecctl: $(man iotsecctl 2>&1 | head -3)"

@@ -362,10 +362,10 @@ static void test_bad_files(void **state)
 	restart(b);
 	install(b, "pi1", "pi1");
 	assert_int_equal(chmod(b->key, 0644), 0);
-	expect_verdict(b, -EPERM, b->key);
+	expect_verdict(b, -IOTSEC_ESECRET, b->key);
 	restart(b);
 	assert_int_equal(chmod(b->key, 0640), 0);
-	expect_verdict(b, -EPERM, b->key);
+	expect_verdict(b, -IOTSEC_ESECRET, b->key);
 
 	/* The home CA's own certificate, with its key: no device. */
 	snprintf(ca_key, sizeof(ca_key), "%s/ca.key", fx.ca_dir);

@@ -304,14 +304,22 @@ static const struct bad real_bad[] = {
     {"broadcast out of range", "net = { broadcast = \"10.0.0.256\"; };",
      "bad.conf:1: setting 'net.broadcast': not an IPv4 address"},
     {"broadcast too short", "net = { broadcast = \"1.2.3\"; };",
-     "bad.conf:1: setting 'net.broadcast': string shorter than 7"},
+     "bad.conf:1: setting 'net.broadcast': not an IPv4 address"},
+    {"broadcast a host name", "net = { broadcast = \"broadcast.example\"; };",
+     "bad.conf:1: setting 'net.broadcast': not an IPv4 address"},
+    {"relative cert path", "device = { cert = \"device.crt\"; };",
+     "bad.conf:1: setting 'device.cert': must be an absolute path"},
+    {"relative state_dir", "device = {\n state_dir = \"./state\"; };",
+     "bad.conf:2: setting 'device.state_dir': must be an absolute path"},
+    {"relative dictionary key", "dictd = { key_file = \"dict.key\"; };",
+     "bad.conf:1: setting 'dictd.key_file': must be an absolute path"},
     {"empty cert path", "device = { cert = \"\"; };",
      "bad.conf:1: setting 'device.cert': must not be empty"},
     {"name too long",
      "device = { name = \"0123456789012345678901234567890123456789012345678901234567890123\"; };",
      "bad.conf:1: setting 'device.name': string longer than 63"},
     {"unknown daemon", "pingd = { interval = 5; };", "bad.conf:1: setting 'pingd': unknown group"},
-    {"misspelt", "device = {\n cert = \"a\";\n certs = \"b\";\n};",
+    {"misspelt", "device = {\n cert = \"/a\";\n certs = \"b\";\n};",
      "bad.conf:3: setting 'device.certs': unknown setting"},
 };
 
@@ -395,7 +403,7 @@ static void test_oversized_file(void **state)
 	memset(text, '#', len);
 	path = write_file("big.conf", text, len);
 	free(text);
-	snprintf(want, sizeof(want), "%s: cannot read: File too large", path);
+	snprintf(want, sizeof(want), "%s: cannot read: too large for a configuration", path);
 	assert_int_equal(config_load(path, &c, err, sizeof(err)), -EFBIG);
 	assert_string_equal(err, want);
 }

@@ -24,6 +24,7 @@
 #include "daemon.h"
 #include "file.h"
 #include "fixture.h"
+#include "keydict.h"
 
 #define MSEC	    1000ULL
 #define SAFETY_USEC (5000 * MSEC) /* no test may hang: every loop also has this exit timer */
@@ -448,7 +449,8 @@ static void run_child(char **argv, int setup, struct child *c)
 		dup2(err[1], 2);
 		unsetenv("JOURNAL_STREAM");
 		if (setup) {
-			daemon_setup(argc, argv, "iotsec-test", "a test daemon", &cfg);
+			daemon_setup(argc, argv, "iotsec-test", "a test daemon",
+				     DAEMON_NEEDS_DEVICE | DAEMON_NEEDS_DICTIONARY, &cfg);
 			printf("interval %d\n", cfg.certd.interval);
 			config_free(&cfg);
 		} else {
@@ -654,6 +656,23 @@ static void test_setup_check_config_ok(void **state)
 }
 
 /* Each thing start-up needs, broken: --check-config names the file and the cause, and exits 1. */
+/* What certd judges at run time (here: revoked) is a note: certd must start, to say so. */
+static void test_check_config_notes_revoked(void **state)
+{
+	char path[PATH_MAX];
+	char *argv[] = {"iotsec-test", "--check-config", "-c", path, NULL};
+	struct child c;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s", device_as("revoked", NULL, NULL));
+	copy(fixture_path(&fx, "revoked", "crt"), at("pi1.crt"), 0644);
+	copy(fixture_path(&fx, "revoked", "key"), at("pi1.key"), 0600);
+	run_child(argv, 1, &c);
+	assert_int_equal(c.status, 0);
+	assert_string_equal(c.out, "configuration OK\n");
+	assert_non_null(strstr(c.err, "/dev/pi1.crt: note: certificate revoked"));
+}
+
 static void test_check_config_problems(void **state)
 {
 	char path[PATH_MAX], other_ca[PATH_MAX + 32];
@@ -662,7 +681,7 @@ static void test_check_config_problems(void **state)
 
 	(void)state;
 	snprintf(other_ca, sizeof(other_ca), "%s/ca.crt", fx.other_ca_dir);
-	for (int i = 0; i < 14; i++) {
+	for (int i = 0; i < 17; i++) {
 		const char *want = NULL;
 
 		snprintf(path, sizeof(path), "%s", device());
@@ -728,6 +747,32 @@ static void test_check_config_problems(void **state)
 			unlink(at("pi1.crt"));
 			assert_int_equal(chmod(at("pi1.key"), 0640), 0);
 			want = "/dev/pi1.key: mode 0640";
+			break;
+		case 14:
+			/* Another home's device: its CA did not sign it. */
+			snprintf(path, sizeof(path), "%s", device_as("pi9", NULL, NULL));
+			copy(fixture_path(&fx, "pi9", "crt"), at("pi1.crt"), 0644);
+			copy(fixture_path(&fx, "pi9", "key"), at("pi1.key"), 0600);
+			want = "/dev/pi1.crt: certificate not issued by this home's CA";
+			break;
+		case 15:
+			assert_int_equal(
+			    file_write_atomic(at("dict.key"), "0123456789abcdef", 16, 0600), 0);
+			want = "/dev/dict.key: 16 bytes; a dictionary key is 32 random bytes";
+			break;
+		case 16:
+			/* A dictionary sealed under one key, and another key in its place. */
+			{
+				uint8_t k[32] = {1};
+				struct keydict *d = NULL;
+
+				assert_int_equal(keydict_new(k, &d), 0);
+				assert_int_equal(keydict_save(d, at("keys.dict")), 0);
+				keydict_free(d);
+				k[0] = 2;
+				assert_int_equal(file_write_atomic(at("dict.key"), k, 32, 0600), 0);
+			}
+			want = "/dev/keys.dict: does not open with the dictionary key";
 			break;
 		}
 		if (want == NULL)
@@ -863,6 +908,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_setup_second_instance, cleanup),
 	    cmocka_unit_test_teardown(test_setup_check_config_ok, cleanup),
 	    cmocka_unit_test_teardown(test_check_config_problems, cleanup),
+	    cmocka_unit_test_teardown(test_check_config_notes_revoked, cleanup),
 	    cmocka_unit_test_teardown(test_setup_bad_config_exits_1, cleanup),
 	    cmocka_unit_test_teardown(test_setup_missing_config_exits_1, cleanup),
 	    cmocka_unit_test_teardown(test_setup_syntax_error_exits_1, cleanup),

@@ -496,7 +496,7 @@ static void test_open_refuses_bad_files(void **state)
 
 	for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
 		assert_int_equal(chmod(b->key_path, loose[i]), 0);
-		assert_int_equal(dictd_open(&b->d, &b->cfg), -EPERM);
+		assert_int_equal(dictd_open(&b->d, &b->cfg), -IOTSEC_ESECRET);
 		dictd_close(&b->d);
 	}
 	assert_int_equal(chmod(b->key_path, 0600), 0);
@@ -516,7 +516,7 @@ static void test_open_refuses_bad_files(void **state)
 
 	for (size_t i = 0; i < sizeof(loose) / sizeof(loose[0]); i++) {
 		assert_int_equal(chmod(b->dict_path, loose[i]), 0);
-		assert_int_equal(dictd_open(&b->d, &b->cfg), -EPERM);
+		assert_int_equal(dictd_open(&b->d, &b->cfg), -IOTSEC_ESECRET);
 		dictd_close(&b->d);
 	}
 	/* One flipped byte at the start, in the middle, in the MAC line; then cut short. */
@@ -593,7 +593,7 @@ static void test_open_credential(void **state)
 	keydict_free(kd);
 
 	assert_int_equal(chmod(cred, 0644), 0);
-	assert_int_equal(dictd_open(&b->d, &b->cfg), -EPERM);
+	assert_int_equal(dictd_open(&b->d, &b->cfg), -IOTSEC_ESECRET);
 	dictd_close(&b->d);
 	assert_int_equal(access(b->key_path, F_OK), -1);
 	/* An empty credentials directory: key_file is used (and made). */
@@ -927,6 +927,38 @@ static void test_lock_by_request(void **state)
 	assert_int_equal(call(b, PROTO_DICT_LOCK, NULL, NULL), 0);
 	assert_int_equal(call(b, PROTO_DICT_UNLOCK, NULL, NULL), 0);
 	expect_open(b);
+	assert_int_equal(call(b, PROTO_DICT_UNLOCK, NULL, NULL), 0);
+	expect_open(b);
+}
+
+/* The lock asked for outlives dictd (a crash, a restart): it holds again at the next start,
+ * until unlock, which also outlives it. A lock that cannot be saved is an error. */
+static void test_lock_survives_restart(void **state)
+{
+	struct box *b = *state;
+	char held[PATH_MAX + 32];
+
+	assert_int_equal(store(b, records("pi2", 1, 1, 1), NULL), 0);
+	admit(b);
+	assert_int_equal(call(b, PROTO_DICT_LOCK, NULL, NULL), 0);
+	box_close(b);
+	box_open(b);
+	admit(b);
+	expect_locked(b, "locked by request");
+	assert_int_equal(call(b, PROTO_DICT_UNLOCK, NULL, NULL), 0);
+	box_close(b);
+	box_open(b);
+	admit(b);
+	expect_open(b);
+
+	/* A directory where the lock's file goes: it cannot be saved, and the caller hears so. */
+	snprintf(held, sizeof(held), "%s/dict.locked", b->dir);
+	assert_int_equal(mkdir(held, 0700), 0);
+	assert_true(call(b, PROTO_DICT_LOCK, NULL, NULL) < 0);
+	expect_locked(b, "locked by request"); /* in force all the same, for this run */
+	assert_true(call(b, PROTO_DICT_UNLOCK, NULL, NULL) < 0);
+	expect_locked(b, "locked by request");
+	assert_int_equal(rmdir(held), 0);
 	assert_int_equal(call(b, PROTO_DICT_UNLOCK, NULL, NULL), 0);
 	expect_open(b);
 }
@@ -1375,6 +1407,7 @@ int main(void)
 	    CASE(test_store_failed_save),
 	    CASE(test_lock_follows_certd),
 	    CASE(test_lock_by_request),
+	    CASE(test_lock_survives_restart),
 	    CASE(test_unlock_never_lifts_certd),
 	    CASE(test_lookup_order_and_usable),
 	    CASE(test_lookup_bad_requests),

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "file.h"
+#include "log.h"
 
 struct tmp {
 	char dir[64];
@@ -268,11 +269,11 @@ static void test_secret_loose_modes_refused(void **state)
 	assert_int_equal(file_write_atomic(at(t, "key"), "k", 1, 0600), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(chmod(t->path, bad[i]), 0);
-		assert_int_equal(file_check_secret(t->path), -EPERM);
+		assert_int_equal(file_check_secret(t->path), -IOTSEC_ESECRET);
 	}
 	/* A secret written with a loose mode is refused as it stands. */
 	assert_int_equal(file_write_atomic(at(t, "loose"), "k", 1, 0640), 0);
-	assert_int_equal(file_check_secret(t->path), -EPERM);
+	assert_int_equal(file_check_secret(t->path), -IOTSEC_ESECRET);
 	assert_int_equal(file_check_secret(at(t, "missing")), -ENOENT);
 }
 
@@ -287,9 +288,19 @@ static void test_secret_other_owner_refused(void **state)
 	}
 	assert_int_equal(file_write_atomic(at(t, "theirs"), "k", 1, 0600), 0);
 	assert_int_equal(chown(t->path, 65534, 65534), 0);
-	assert_int_equal(file_check_secret(t->path), -EPERM);
+	assert_int_equal(file_check_secret(t->path), -IOTSEC_ESECRET);
 	assert_int_equal(chown(t->path, 0, 65534), 0);
 	assert_int_equal(file_check_secret(t->path), 0);
+}
+
+/* A directory (mode 0700 or not) is no secret file: said as such, not as a loose mode. */
+static void test_secret_not_a_file(void **state)
+{
+	struct tmp *t = *state;
+
+	assert_int_equal(mkdir(at(t, "dir"), 0700), 0);
+	assert_int_equal(file_check_secret(t->path), -EISDIR);
+	assert_int_equal(file_check_secret("/dev/null"), -EINVAL);
 }
 
 static void test_mkdirs(void **state)
@@ -336,6 +347,7 @@ int main(void)
 	    T(test_secret_tight_modes_accepted),
 	    T(test_secret_loose_modes_refused),
 	    T(test_secret_other_owner_refused),
+	    T(test_secret_not_a_file),
 	    T(test_mkdirs),
 	    T(test_mkdirs_refuses),
 	};

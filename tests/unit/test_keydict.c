@@ -13,6 +13,7 @@
 
 #include "encoding.h"
 #include "file.h"
+#include "log.h"
 #include "keydict.h"
 
 static char dir[] = "/tmp/iotsec-test-keydict-XXXXXX";
@@ -211,9 +212,9 @@ static void test_bad_files(void **state)
 
 	/* Looser than 0600: refused before it is read. */
 	assert_int_equal(chmod(path, 0640), 0);
-	assert_int_equal(keydict_load(dict_key, path, &e), -EPERM);
+	assert_int_equal(keydict_load(dict_key, path, &e), -IOTSEC_ESECRET);
 	assert_int_equal(chmod(path, 0604), 0);
-	assert_int_equal(keydict_load(dict_key, path, &e), -EPERM);
+	assert_int_equal(keydict_load(dict_key, path, &e), -IOTSEC_ESECRET);
 	assert_int_equal(chmod(path, 0600), 0);
 	assert_int_equal(keydict_load(dict_key, path, &e), 0);
 	keydict_free(e);

@@ -20,11 +20,13 @@
 static const char *const daemons[] = {"certd", "electd", "keyd", "dictd"};
 #define N_DAEMONS (sizeof(daemons) / sizeof(daemons[0]))
 
-/* status's exit codes, as systemctl is-active: all well, something wrong, nothing running. */
+/* status's exit codes, as systemctl is-active and LSB's status: all well, something wrong,
+ * nothing running, cannot tell (the configuration cannot be read). */
 enum {
 	STATUS_HEALTHY = 0,
 	STATUS_DEGRADED = 1,
 	STATUS_DOWN = 3,
+	STATUS_UNKNOWN = 4,
 };
 
 static void usage(FILE *f)
@@ -37,7 +39,9 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  status [--json]    device, home, role, certificate and each daemon's state;\n"
 		"                     exits 0 when all is well, 1 when a daemon is down or the\n"
-		"                     device is out of the home, 3 when no daemon runs\n"
+		"                     device is out of the home or has no controller, or the\n"
+		"                     dictionary is locked; 3 when no daemon runs; 4 when the\n"
+		"                     configuration cannot be read\n"
 		"  peers [--json]     the devices this one knows, and the key shared with each\n"
 		"  watch DAEMON [--count N] [--timeout SECONDS]\n"
 		"                     print DAEMON's state, then each event it pushes, one JSON\n"
@@ -49,7 +53,7 @@ static void usage(FILE *f)
 		"  pool plan --nodes N --probability P [--ring K] [--pool S] [--json]\n"
 		"                     size a key pool without changing anything\n"
 		"\n"
-		"options (anywhere on the line):\n"
+		"options (before or after the command):\n"
 		"  -c, --config FILE  configuration (default %s)\n"
 		"  -h, --help         this text\n"
 		"      --version      the version\n",
@@ -133,6 +137,11 @@ static void print_human(json_t *doc)
 	} else {
 		printf("certificate  %s\n", state);
 	}
+	if (json_is_true(json_object_get(json_object_get(ds, "dictd"), "locked")))
+		printf(
+		    "dictionary   LOCKED: %s\n",
+		    json_string_value(json_object_get(json_object_get(ds, "dictd"), "lock_reason"))
+			?: "?");
 	printf("daemons\n");
 	json_object_foreach(ds, key, d)
 	{
@@ -143,13 +152,14 @@ static void print_human(json_t *doc)
 	}
 }
 
-/* What status exits with: whether every daemon answers, certd's word on the certificate, and
- * whether electd has this device in the home. */
+/* What status exits with: whether every daemon answers, certd's word on the certificate,
+ * whether electd has this device in a home with a controller, and whether dictd serves keys. */
 static int health(json_t *doc)
 {
 	const char *state =
 	    json_string_value(json_object_get(json_object_get(doc, "certificate"), "state"));
 	const char *election = json_string_value(json_object_get(doc, "election"));
+	json_t *dict = json_object_get(json_object_get(doc, "daemons"), "dictd");
 	json_t *ds = json_object_get(doc, "daemons"), *d;
 	size_t running = 0;
 	const char *key;
@@ -157,8 +167,10 @@ static int health(json_t *doc)
 	json_object_foreach(ds, key, d) running += json_is_true(json_object_get(d, "running"));
 	if (running == 0)
 		return STATUS_DOWN;
+	/* In the home means a controller: "node" follows one, "controller" is one. */
 	if (running < json_object_size(ds) || state == NULL || strcmp(state, "valid") != 0 ||
-	    (election && strcmp(election, "out") == 0))
+	    (election && strcmp(election, "node") != 0 && strcmp(election, "controller") != 0) ||
+	    json_is_true(json_object_get(dict, "locked")))
 		return STATUS_DEGRADED;
 	return STATUS_HEALTHY;
 }
@@ -173,10 +185,12 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 		if (strcmp(argv[i], "--json") == 0) {
 			as_json = true;
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: iotsecctl status [--json]\n"
-			       "Ask every iotsec daemon on this device for its state. Exit status: "
-			       "0 all well,\n1 a daemon down or the device out of the home, 3 no "
-			       "daemon running.\n");
+			printf(
+			    "usage: iotsecctl status [--json]\n"
+			    "Ask every iotsec daemon on this device for its state. Exit status: "
+			    "0 all well,\n1 degraded (a daemon down, the device out of the home or "
+			    "without a controller,\nthe dictionary locked), 3 no daemon running, "
+			    "4 the configuration unreadable.\n");
 			json_decref(doc), json_decref(ds), json_decref(cert);
 			return 0;
 		} else {
@@ -198,6 +212,7 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 		}
 		json_object_del(st, "ok");
 		json_object_del(st, "v");
+		json_object_del(st, "id");
 		json_object_set_new(st, "running", json_true());
 		/* certd speaks for the device's identity. */
 		if (strcmp(daemons[i], "certd") == 0) {
@@ -243,10 +258,15 @@ static int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv)
 	json_t *reply, *p;
 	size_t i;
 
-	if (argc > 1 && !as_json) {
-		printf("usage: iotsecctl peers [--json]\n"
-		       "List the devices this one knows and the key it shares with each.\n");
-		return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
+	if (argc > 2 || (argc > 1 && !as_json)) {
+		bool help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+
+		if (!help)
+			fprintf(stderr, "iotsecctl peers: unknown argument '%s'\n", argv[argc - 1]);
+		fprintf(help ? stdout : stderr,
+			"usage: iotsecctl peers [--json]\n"
+			"List the devices this one knows and the key it shares with each.\n");
+		return help ? 0 : 2;
 	}
 	if ((reply = ask(cfg->device.run_dir, "keyd", "peers", NULL, &why)) == NULL) {
 		fprintf(stderr, "iotsecctl peers: iotsec-keyd: %s\n", why);
@@ -276,6 +296,28 @@ static int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv)
 	return 0;
 }
 
+static bool known_daemon(const char *name)
+{
+	for (size_t i = 0; i < N_DAEMONS; i++)
+		if (strcmp(name, daemons[i]) == 0)
+			return true;
+	return false;
+}
+
+/* A whole number of at least min, all of s: "abc", "1.5" and "-1" are refused, not guessed at. */
+static int parse_count(const char *s, long min, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > INT_MAX / 1000)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
 static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 {
 	static const char *const all[] = {"*", NULL};
@@ -287,11 +329,18 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 	int r;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--count") == 0 && i + 1 < argc)
-			count = strtol(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
-			timeout_s = strtol(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+		bool is_count = strcmp(argv[i], "--count") == 0;
+
+		if (is_count || strcmp(argv[i], "--timeout") == 0) {
+			long *v = is_count ? &count : &timeout_s;
+
+			if (i + 1 == argc || parse_count(argv[i + 1], is_count ? 0 : 1, v) < 0) {
+				fprintf(stderr, "iotsecctl watch: %s takes a whole number%s\n",
+					argv[i], is_count ? "" : " of seconds, 1 or more");
+				return 2;
+			}
+			i++;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			printf(
 			    "usage: iotsecctl watch DAEMON [--count N] [--timeout SECONDS]\n"
 			    "Print DAEMON's state ({\"event\":\"status\",...}), then each event "
@@ -306,8 +355,10 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (daemon == NULL) {
-		fprintf(stderr, "iotsecctl watch: which daemon? (for example: certd)\n");
+	if (daemon == NULL || !known_daemon(daemon)) {
+		fprintf(stderr, "iotsecctl watch: %s%s%s (certd, electd, keyd or dictd)\n",
+			daemon ? "unknown daemon '" : "which daemon?", daemon ? daemon : "",
+			daemon ? "'" : "");
 		return 2;
 	}
 	if ((r = daemon_socket_path(cfg->device.run_dir, daemon, path, sizeof(path))) < 0 ||
@@ -368,6 +419,37 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 	return 0;
 }
 
+/* A name the controller has never heard of is most likely a typo, and the device meant then
+ * gets the new pool: say so, with the names it knows. */
+static void warn_unknown(const struct iotsec_config *cfg, json_t *excluded)
+{
+	json_t *reply, *peers, *name, *p;
+	const char *why = NULL;
+	size_t i, j;
+
+	if (json_array_size(excluded) == 0 ||
+	    (reply = ask(cfg->device.run_dir, "keyd", "peers", NULL, &why)) == NULL)
+		return;
+	peers = json_object_get(reply, "peers");
+	json_array_foreach(excluded, i, name)
+	{
+		bool known = false;
+
+		json_array_foreach(peers, j, p) known |=
+		    json_equal(json_object_get(p, "name"), name);
+		if (known)
+			continue;
+		fprintf(stderr,
+			"iotsecctl rekey: warning: this controller has never heard of '%s'; "
+			"known devices:",
+			json_string_value(name));
+		json_array_foreach(peers, j, p)
+		    fprintf(stderr, " %s", json_string_value(json_object_get(p, "name")));
+		fprintf(stderr, "%s\n", json_array_size(peers) ? "" : " none yet");
+	}
+	json_decref(reply);
+}
+
 /* A new pool now, leaving out the devices named: what pingd asks when a device goes missing. */
 static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 {
@@ -376,7 +458,12 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 	int rc = 1;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--exclude") == 0 && i + 1 < argc) {
+		if (strcmp(argv[i], "--exclude") == 0) {
+			if (i + 1 == argc) {
+				fprintf(stderr, "iotsecctl rekey: --exclude needs a device name\n");
+				json_decref(args);
+				return 2;
+			}
 			json_array_append_new(json_object_get(args, "exclude"),
 					      json_string(argv[++i]));
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -398,6 +485,7 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 	} else {
 		printf("new key pool: epoch %lld\n",
 		       (long long)json_integer_value(json_object_get(reply, "epoch")));
+		warn_unknown(cfg, json_object_get(args, "exclude"));
 		rc = 0;
 	}
 	json_decref(reply);
@@ -416,6 +504,9 @@ static int cmd_dict(const struct iotsec_config *cfg, int argc, char **argv)
 		bool help =
 		    argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
 
+		if (!help)
+			fprintf(stderr, "iotsecctl dict: %s\n",
+				argc < 2 ? "lock or unlock?" : "want lock or unlock");
 		fprintf(help ? stdout : stderr,
 			"usage: iotsecctl dict lock|unlock\n"
 			"Stop serving keys from this device's dictionary, or serve them again. "
@@ -460,6 +551,8 @@ int main(int argc, char **argv)
 			config_path = argv[++i];
 		} else if (strncmp(argv[i], "--config=", 9) == 0) {
 			config_path = argv[i] + 9;
+		} else if (strncmp(argv[i], "-c", 2) == 0 && argv[i][2] != '\0') {
+			config_path = argv[i] + 2;
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("iotsecctl (iotsec) %s\n", IOTSEC_VERSION);
 			return 0;
@@ -492,7 +585,8 @@ int main(int argc, char **argv)
 				sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "iotsecctl: %s\n", err);
-		return 1;
+		/* For status, "cannot tell" is not "degraded": scripts must see the difference. */
+		return strcmp(argv[0], "status") == 0 ? STATUS_UNKNOWN : 1;
 	}
 	if (strcmp(argv[0], "status") == 0)
 		r = cmd_status(&cfg, argc, argv);
