@@ -13,6 +13,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "clock.h"
@@ -580,12 +581,19 @@ out:
 	return r;
 }
 
-/* Devices sign with RSA-PSS and receive keys by RSA-OAEP: anything else is of no use. */
+/* Devices sign with RSA-PSS and receive keys by RSA-OAEP: anything else is of no use. The
+ * modulus and exponent are bounded too: every device verifies this key's signatures, and a
+ * request with a huge exponent or modulus would make each verify cost many ordinary ones. */
 static int device_key_check(EVP_PKEY *pub)
 {
-	return EVP_PKEY_is_a(pub, "RSA") && EVP_PKEY_get_bits(pub) >= DEVICE_KEY_BITS
-		   ? 0
-		   : -EKEYREJECTED;
+	BIGNUM *e = NULL;
+	int bits = EVP_PKEY_get_bits(pub), r = -EKEYREJECTED;
+
+	if (EVP_PKEY_is_a(pub, "RSA") && bits >= DEVICE_KEY_BITS && bits <= DEVICE_KEY_BITS_MAX &&
+	    EVP_PKEY_get_bn_param(pub, "e", &e) == 1 && BN_is_word(e, RSA_F4))
+		r = 0;
+	BN_free(e);
+	return r;
 }
 
 static int device_sign(const struct ca *ca, const struct ca_enrol_req *req, int64_t until,

@@ -13,8 +13,9 @@
 
 #include "cert.h"
 
-#define CA_KEY_BITS	3072
-#define DEVICE_KEY_BITS 2048
+#define CA_KEY_BITS	    3072
+#define DEVICE_KEY_BITS	    2048
+#define DEVICE_KEY_BITS_MAX 4096 /* a CSR's key: 2048..4096 bits, exponent 65537 */
 /* The CRL is re-signed on every change; between changes it stays valid this long. */
 #define CA_CRL_DAYS 365
 

@@ -17,6 +17,8 @@ struct certd_client {
 	struct ctl_peer *peer;
 	char cert_path[PATH_MAX]; /* "" unless certd_client_signs_with() */
 	char serial[sizeof(((struct cert_info *)NULL)->serial)];
+	char vouched[sizeof(((struct cert_info *)NULL)->serial)]; /* while waiting, certd's */
+	sd_event_source *again;					  /* looks at the disk again */
 	bool member;
 	char why[256];
 	certd_client_fn fn;
@@ -32,10 +34,14 @@ static void set(struct certd_client *c, bool member, const char *why)
 	c->fn(member, c->why, c->userdata);
 }
 
+static int look_again(sd_event_source *s, uint64_t usec, void *userdata);
+
 /* certd vouches for the certificate with serial theirs, not ours. If that is the one on disk
  * now, it was replaced under us (re-enrolment, renewal): the key and role may have changed with
  * it, and a fresh start is the one way every daemon takes all of that up alike. Otherwise certd
- * has not looked at the file we loaded yet, and will say so at its next check. */
+ * has not looked at the file we loaded yet (it will say so at its next check), or the file was
+ * caught changing: look again every CERTD_CLIENT_RETRY_MS until certd's next word, which a file
+ * settling back to what certd saw would never bring. */
 static void other_certificate(struct certd_client *c, const char *theirs)
 {
 	struct cert_info disk;
@@ -46,12 +52,35 @@ static void other_certificate(struct certd_client *c, const char *theirs)
 	X509_free(x);
 	if (!replaced) {
 		set(c, false, "iotsec-certd has not checked our certificate yet");
+		snprintf(c->vouched, sizeof(c->vouched), "%s", theirs);
+		if (c->again == NULL &&
+		    sd_event_add_time_relative(c->loop, &c->again, CLOCK_MONOTONIC, 0, 0,
+					       look_again, c) < 0) {
+			log_warnx("cannot look at %s again: out of memory", c->cert_path);
+			return;
+		}
+		sd_event_source_set_time_relative(c->again, CERTD_CLIENT_RETRY_MS * 1000ULL);
+		sd_event_source_set_enabled(c->again, SD_EVENT_ONESHOT);
 		return;
 	}
 	log_notice("%s was replaced (serial %s, we run with %s): exiting to start with it",
 		   c->cert_path, theirs, c->serial);
 	set(c, false, "certificate replaced");
 	sd_event_exit(c->loop, DAEMON_EXIT_RESTART);
+}
+
+static int look_again(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct certd_client *c = userdata;
+
+	char vouched[sizeof(c->vouched)];
+
+	(void)s, (void)usec;
+	/* A copy: other_certificate() writes c->vouched. */
+	memcpy(vouched, c->vouched, sizeof(vouched));
+	if (vouched[0] != '\0')
+		other_certificate(c, vouched);
+	return 0;
 }
 
 /* A "status" snapshot, certificate-valid or certificate-invalid (all carry "certificate"), or
@@ -65,6 +94,9 @@ static void on_event(json_t *ev, void *userdata)
 	const char *serial = json_string_value(json_object_get(ev, "serial"));
 	char why[sizeof(c->why)];
 
+	/* certd's latest word replaces whatever we were waiting to see on disk. */
+	c->vouched[0] = '\0';
+	sd_event_source_set_enabled(c->again, SD_EVENT_OFF);
 	if (name && strcmp(name, "disconnected") == 0) {
 		set(c, false, "iotsec-certd stopped answering");
 	} else if (cert && strcmp(cert, PROTO_CERT_VALID) == 0) {
@@ -122,6 +154,7 @@ void certd_client_free(struct certd_client *c)
 	if (c == NULL)
 		return;
 	ctl_peer_free(c->peer);
+	sd_event_source_disable_unref(c->again);
 	free(c);
 }
 

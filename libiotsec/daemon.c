@@ -110,13 +110,23 @@ static void clear_pid(void)
 static void take_lock(const char *run_dir, const char *name)
 {
 	char path[PATH_MAX], pid[32] = "";
+	struct stat st;
 	ssize_t n;
 	int fd;
 
 	if (snprintf(path, sizeof(path), "%s/%s.pid", run_dir, name) >= (int)sizeof(path))
 		fatalx("%s/%s.pid: %s", run_dir, name, iotsec_strerror(-ENAMETOOLONG));
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
+	/* 0600 and ours: flock() needs only an open descriptor, so a file others may open is a
+	 * lock any local user could take first and keep the daemon from starting again. */
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		fatal("%s", path);
+	if (fstat(fd, &st) < 0)
+		fatal("%s", path);
+	if (st.st_uid != geteuid())
+		fatalx("%s: owned by uid %u, not by us (uid %u): remove it", path,
+		       (unsigned)st.st_uid, (unsigned)geteuid());
+	if ((st.st_mode & 077) != 0 && fchmod(fd, 0600) < 0)
+		fatal("%s: chmod 600", path);
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK)
 			fatal("%s: cannot lock", path);

@@ -452,8 +452,8 @@ static int cmd_enrol(int argc, char **argv)
 		return PKI_EXIT_FAIL;
 	}
 	if (r == -EKEYREJECTED) {
-		log_errx("%s: the CSR's key must be RSA of at least %d bits", what,
-			 DEVICE_KEY_BITS);
+		log_errx("%s: the CSR's key must be RSA of %d to %d bits with exponent 65537", what,
+			 DEVICE_KEY_BITS, DEVICE_KEY_BITS_MAX);
 		return PKI_EXIT_FAIL;
 	}
 	if (r == -IOTSEC_EIDENTITY) {
@@ -473,8 +473,11 @@ static int cmd_enrol(int argc, char **argv)
 		log_errx("%s: cannot make %s: its parent directory does not exist", what, a.out);
 		return PKI_EXIT_FAIL;
 	}
-	if ((r == -EACCES || r == -EROFS) && access(a.out, W_OK) != 0) {
-		log_errx("%s: cannot write in %s (uid %u): %s", what, a.out, (unsigned)geteuid(),
+	/* Every file read was checked above: what is refused now is a directory written to, the
+	 * CA's (checked first by ca_enrol) or --out. */
+	if (r == -EACCES || r == -EROFS) {
+		log_errx("%s: cannot write in %s (uid %u): %s", what,
+			 access(a.dir, W_OK) < 0 ? a.dir : a.out, (unsigned)geteuid(),
 			 strerror(-r));
 		return PKI_EXIT_FAIL;
 	}

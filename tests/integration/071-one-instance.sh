@@ -19,6 +19,15 @@ for d in certd dictd; do
 	ctl "$DEV/run/$d.sock" '{"v":1,"verb":"status"}' | grep -q '"ok":true' ||
 		fail "the first $d no longer answers"
 
+	say "a local user cannot take $d's lock (it would keep the next start out)"
+	chmod 0755 "$T" "$DEV" "$DEV/run"
+	if setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		flock -n "$DEV/run/iotsec-$d.pid" true 2>"$T/flock.err"; then
+		fail "nobody could lock $DEV/run/iotsec-$d.pid"
+	fi
+	grep -q "Permission denied" "$T/flock.err" || fail "flock as nobody says: $(cat "$T/flock.err")"
+	chmod 0700 "$T"
+
 	say "SIGHUP to $d"
 	kill -HUP "$FIRST"
 	sleep 0.3

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "ca.h"
@@ -496,6 +497,26 @@ static void test_enrol_csr_refused(void **state)
 	assert_non_null(weak = EVP_RSA_gen(1024));
 	assert_int_equal(csr_write(pathf("weak.pem"), weak, NULL, NULL), 0);
 	assert_int_equal(enrol(ca_dir, "badcsr", CERT_ROLE_NODE, now, now + 60, pathf("weak.pem")),
+			 -EKEYREJECTED);
+	EVP_PKEY_free(weak);
+	/* An exponent other than 65537 (here 3; a huge one makes every verify costly). */
+	{
+		EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+		BIGNUM *three = BN_new();
+
+		weak = NULL;
+		assert_non_null(ctx);
+		assert_non_null(three);
+		assert_int_equal(BN_set_word(three, 3), 1);
+		assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+		assert_int_equal(EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, 2048), 1);
+		assert_int_equal(EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, three), 1);
+		assert_int_equal(EVP_PKEY_generate(ctx, &weak), 1);
+		BN_free(three);
+		EVP_PKEY_CTX_free(ctx);
+	}
+	assert_int_equal(csr_write(pathf("exp3.pem"), weak, NULL, NULL), 0);
+	assert_int_equal(enrol(ca_dir, "badcsr", CERT_ROLE_NODE, now, now + 60, pathf("exp3.pem")),
 			 -EKEYREJECTED);
 	EVP_PKEY_free(weak);
 	/* Nothing was issued for any of them. */

@@ -18,16 +18,33 @@
 
 #include <cmocka.h>
 
+#include "cert.h"
 #include "certd_client.h"
 #include "ctl.h"
+#include "daemon.h"
+#include "file.h"
 #include "proto.h"
 
 #include "ctl_peer.h"
+#include "fixture.h"
 
 #define WAITING "waiting for iotsec-certd"
 #define STOPPED "iotsec-certd stopped answering"
 #define VALID	"certificate valid"
 #define UNKNOWN "iotsec-certd has not checked the certificate yet"
+
+static struct fixture fx; /* certificates whose serials certd may vouch for */
+
+static int group_setup(void **state)
+{
+	return scratch_setup(state) == 0 && fixture_home(&fx) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	fixture_remove(&fx);
+	return scratch_teardown(state);
+}
 
 /* ---- the certd played here ---- */
 
@@ -399,6 +416,67 @@ static void test_bad_words(void **state)
 	sd_event_unref(e);
 }
 
+/* The serial of a fixture device's certificate, and the certificate copied to DIR/device.crt. */
+static const char *install_cert(const char *name, char serial[64])
+{
+	struct cert_info info;
+	char *pem = NULL;
+	size_t len;
+	X509 *x = fixture_cert(&fx, name);
+
+	assert_int_equal(cert_info_get(x, &info), 0);
+	snprintf(serial, 64, "%s", info.serial);
+	X509_free(x);
+	assert_int_equal(file_read(fixture_path(&fx, name, "crt"), 1 << 20, &pem, &len), 0);
+	assert_int_equal(file_write_atomic(in_dir("device.crt"), pem, len, 0644), 0);
+	free(pem);
+	return in_dir("device.crt");
+}
+
+/* A daemon that signs: certd vouching for its certificate keeps it in; for another one, which is
+ * on disk, ends the loop with DAEMON_EXIT_RESTART; for one not on disk (yet), keeps it out and
+ * looks at the disk again until the new one is there, with no further word from certd. */
+static void test_replaced_certificate(void **state)
+{
+	struct certd d = {0};
+	struct certd_client *c = NULL;
+	json_t *got = json_array(), *data;
+	char ours[64], theirs[64];
+	sd_event *e = NULL;
+	int code = -1;
+
+	(void)state;
+	assert_int_equal(sd_event_new(&e), 0);
+	install_cert("pi2", theirs);
+	certd_start(e, &d, PROTO_CERT_VALID, NULL);
+	assert_int_equal(certd_client_new(e, scratch_dir(), on_change, got, &c), 0);
+	assert_int_equal(certd_client_signs_with(c, install_cert("pi1", ours), ours), 0);
+	json_object_set_new(d.status, "serial", json_string(ours));
+	run_until_n(e, got, 1);
+	expect_state(c, true, VALID);
+
+	/* certd vouches for pi2's certificate while pi1's is still on disk. */
+	data = json_pack("{s:s, s:s, s:s}", "daemon", "certd", "certificate", PROTO_CERT_VALID,
+			 "serial", theirs);
+	assert_int_equal(ctl_server_publish(d.s, PROTO_EV_CERT_VALID, data), 0);
+	json_decref(data);
+	run_until_n(e, got, 2);
+	expect_state(c, false, "iotsec-certd has not checked our certificate yet");
+	loop_for(e, CERTD_CLIENT_RETRY_MS + 200);
+	assert_int_equal(sd_event_get_state(e), SD_EVENT_INITIAL);
+
+	/* Then it is there, with no new word from certd: the daemon starts again to take it. */
+	install_cert("pi2", theirs);
+	loop_until(e, sd_event_get_state(e) == SD_EVENT_FINISHED);
+	assert_int_equal(sd_event_get_exit_code(e, &code), 0);
+	assert_int_equal(code, DAEMON_EXIT_RESTART);
+	expect_state(c, false, "certificate replaced");
+	certd_client_free(c);
+	certd_stop(&d);
+	json_decref(got);
+	sd_event_unref(e);
+}
+
 /* Each case starts without a certd, whatever a failed case before it left behind. */
 static int no_certd(void **state)
 {
@@ -417,8 +495,9 @@ int main(void)
 	    cmocka_unit_test_setup(test_unknown_and_invalid_status, no_certd),
 	    cmocka_unit_test_setup(test_certd_stops_and_returns, no_certd),
 	    cmocka_unit_test_setup(test_bad_words, no_certd),
+	    cmocka_unit_test_setup(test_replaced_certificate, no_certd),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
-	return cmocka_run_group_tests(tests, scratch_setup, scratch_teardown);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

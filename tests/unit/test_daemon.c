@@ -641,6 +641,33 @@ static void test_setup_second_instance(void **state)
 	assert_int_equal(c.status, SAFETY_EXIT);
 }
 
+/* The lock is no lock others can take: made 0600, mended to 0600 when looser, refused when it
+ * is someone else's. */
+static void test_setup_lock_is_ours(void **state)
+{
+	char path[PATH_MAX], pidfile[PATH_MAX + 32];
+	char *argv[] = {"iotsec-test", "-c", path, NULL};
+	struct child c;
+	struct stat st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s", device());
+	snprintf(pidfile, sizeof(pidfile), "%s/run", dev);
+	assert_int_equal(mkdir(pidfile, 0755), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/run/iotsec-test.pid", dev);
+	assert_int_equal(file_write_atomic(pidfile, "", 0, 0644), 0);
+	run_child(argv, 1, &c);
+	assert_int_equal(c.status, SAFETY_EXIT);
+	assert_int_equal(stat(pidfile, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	if (geteuid() != 0)
+		return; /* the rest needs a file of another owner */
+	assert_int_equal(chown(pidfile, 65534, 65534), 0);
+	run_child(argv, 1, &c);
+	assert_int_equal(c.status, 1);
+	assert_non_null(strstr(c.err, "iotsec-test.pid: owned by uid 65534, not by us"));
+}
+
 static void test_setup_check_config_ok(void **state)
 {
 	char path[PATH_MAX];
@@ -906,6 +933,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_args_help_and_version, cleanup),
 	    cmocka_unit_test_teardown(test_setup_loads_config, cleanup),
 	    cmocka_unit_test_teardown(test_setup_second_instance, cleanup),
+	    cmocka_unit_test_teardown(test_setup_lock_is_ours, cleanup),
 	    cmocka_unit_test_teardown(test_setup_check_config_ok, cleanup),
 	    cmocka_unit_test_teardown(test_check_config_problems, cleanup),
 	    cmocka_unit_test_teardown(test_check_config_notes_revoked, cleanup),
