@@ -1,9 +1,9 @@
 #!/bin/sh
 # An outsider floods the home with copies of a real message whose certificate is forged (one
-# byte of the CA's signature changed). Checking such a certificate costs a full chain and CRL
-# check, so each verdict is remembered and unknown certificates are checked only so many times a
-# second: the flood costs little more than reading it, the heartbeats get through, and no device
-# elects again.
+# byte of the CA's signature changed). A refused certificate is remembered for a minute, so the
+# same forgery again costs little more than reading it; a new one each time costs one check of
+# the CA's signature. Either way the heartbeats get through and no device elects again, and two
+# devices that restart in the flood (knowing no certificate) still follow the controller.
 . "$(dirname "$0")/common.sh"
 need_netns
 make_home
@@ -37,8 +37,11 @@ follows hub2 hub || fail "hub2 follows '$(field hub2 electd controller)'"
 
 # Each forgery new now, so no verdict is ever remembered, while pi1 and hub2 start again and know
 # no certificate: hub's must still be checked at once, or hub2 takes the lead for itself.
-say "host 9 floods with a new forged certificate each time, 2000 a second; pi1 and hub2 restart"
-on 9 $PY "$IT_DIR/rogue.py" forged "$T/hub/hub.crt" "$T/hub/hub.key" "$NET.255" 10 2000 new \
+# 1000 a second: each costs a receiver about 0.4 ms (the CA's RSA-3072 signature checked), so
+# that is 40% of a core on every host, and a loaded 2-core machine running the test still has
+# room for the election. The test is about what is remembered, not about the CPU.
+say "host 9 floods with a new forged certificate each time, 1000 a second; pi1 and hub2 restart"
+on 9 $PY "$IT_DIR/rogue.py" forged "$T/hub/hub.crt" "$T/hub/hub.key" "$NET.255" 10 1000 new \
 	>"$T/flood2.log" 2>&1 &
 FLOOD=$!
 PIDS="$PIDS $FLOOD"
@@ -50,7 +53,8 @@ done
 wait_until 5 follows pi1 hub || fail "pi1 follows '$(field pi1 electd controller)' in the flood"
 wait_until 5 follows hub2 hub || fail "hub2 follows '$(field hub2 electd controller)' in the flood"
 wait "$FLOOD" || fail "the flood failed: $(cat "$T/flood2.log")"
-follows pi1 hub && follows hub2 hub || fail "the flood split the home"
+together() { follows pi1 hub && follows hub2 hub; }
+wait_until 5 together || fail "the flood split the home"
 [ "$(field hub electd state)" = controller ] || fail "hub no longer leads"
 say "$(cat "$T/flood2.log"); pi1 and hub2 follow hub"
 echo ok
