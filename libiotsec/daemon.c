@@ -345,36 +345,27 @@ static int problem(FILE *out, const char *path, const char *fmt, ...)
 /* A file we read: there, a regular file, readable; 0 when so, else one problem printed. */
 static int check_file(FILE *out, const char *path)
 {
-	struct stat st;
+	char buf[128];
+	const char *why = file_problem(path, false, buf, sizeof(buf));
 
-	if (stat(path, &st) < 0)
-		return problem(out, path, "%s", errno == ENOENT ? "missing" : strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return problem(out, path, "%s",
-			       S_ISDIR(st.st_mode) ? "a directory, not a file"
-						   : "not a regular file");
-	if (access(path, R_OK) < 0)
-		return problem(out, path, "cannot read it (uid %u): %s", (unsigned)geteuid(),
-			       strerror(errno));
-	return 0;
+	return why ? problem(out, path, "%s", why) : 0;
 }
 
-/* A secret (as file_check_secret() judges it), saying what is wrong and how to mend it. */
+/* A secret as file_check_secret() judges it, saying what is wrong and how to mend it. */
 static int check_secret(FILE *out, const char *path)
 {
 	struct stat st;
 
-	if (check_file(out, path) || stat(path, &st) < 0)
+	if (check_file(out, path))
 		return 1;
+	if (file_check_secret(path) != -IOTSEC_ESECRET || stat(path, &st) < 0)
+		return 0;
 	if ((st.st_mode & 077) != 0)
 		return problem(out, path,
 			       "mode %04o lets group or others read a secret (chmod 600 %s)",
 			       (unsigned)(st.st_mode & 07777), path);
-	if (st.st_uid != 0 && st.st_uid != geteuid())
-		return problem(out, path,
-			       "owned by uid %u; a secret must be ours (uid %u) or root's",
-			       (unsigned)st.st_uid, (unsigned)geteuid());
-	return 0;
+	return problem(out, path, "owned by uid %u; a secret must be ours (uid %u) or root's",
+		       (unsigned)st.st_uid, (unsigned)geteuid());
 }
 
 /* A directory we write in, or, when missing, one we can create: its nearest existing parent

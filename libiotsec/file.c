@@ -223,6 +223,30 @@ out:
 	return r;
 }
 
+const char *file_problem(const char *path, bool dir, char *buf, size_t len)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return "missing";
+		snprintf(buf, len, "%s", strerror(errno));
+		return buf;
+	}
+	if (dir && !S_ISDIR(st.st_mode))
+		return "not a directory";
+	if (!dir && S_ISDIR(st.st_mode))
+		return "a directory, not a file";
+	if (!dir && !S_ISREG(st.st_mode))
+		return "not a regular file";
+	if (access(path, dir ? R_OK | X_OK : R_OK) < 0) {
+		snprintf(buf, len, "cannot read it (uid %u): %s", (unsigned)geteuid(),
+			 strerror(errno));
+		return buf;
+	}
+	return NULL;
+}
+
 int file_check_secret(const char *path)
 {
 	struct stat st;

@@ -2,6 +2,7 @@
 #ifndef IOTSEC_FILE_H
 #define IOTSEC_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -17,6 +18,10 @@ int file_read(const char *path, size_t max, char **ret, size_t *ret_len);
  * sshkey_perm_ok()), -EISDIR or -EINVAL when it is not a regular file, -errno when it cannot be
  * examined. */
 int file_check_secret(const char *path);
+/* What keeps path from being read as a file (dir false) or as a directory (dir true), in words
+ * for a person ("missing", "a directory, not a file", "cannot read it (uid 1000): ..."), or NULL
+ * when nothing does. Words that carry a cause are written into buf. */
+const char *file_problem(const char *path, bool dir, char *buf, size_t len);
 /* mkdir -p with the given mode for the directories it creates. */
 int file_mkdirs(const char *path, mode_t mode);
 

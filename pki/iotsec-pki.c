@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ca.h"
@@ -219,27 +218,13 @@ static const char *format_time(int64_t t, char out[PKI_TIME_LEN])
 	return out;
 }
 
-/* What is wrong with a file (dir false) or directory (dir true) we are given, in words; NULL
- * when nothing is. */
+/* What keeps a file (dir false) or directory (dir true) we are given from being read; NULL when
+ * nothing does. One line of output at a time needs one buffer. */
 static const char *path_problem(const char *path, bool dir)
 {
-	static char why[128];
-	struct stat st;
+	static char buf[128];
 
-	if (stat(path, &st) < 0)
-		return errno == ENOENT ? "missing" : strerror(errno);
-	if (dir && !S_ISDIR(st.st_mode))
-		return "not a directory";
-	if (!dir && S_ISDIR(st.st_mode))
-		return "a directory, not a file";
-	if (!dir && !S_ISREG(st.st_mode))
-		return "not a regular file";
-	if (access(path, dir ? R_OK | X_OK : R_OK) < 0) {
-		snprintf(why, sizeof(why), "cannot read it (uid %u): %s", (unsigned)geteuid(),
-			 strerror(errno));
-		return why;
-	}
-	return NULL;
+	return file_problem(path, dir, buf, sizeof(buf));
 }
 
 /* The CA's files an operation needs, each there and readable: one line naming the first that is

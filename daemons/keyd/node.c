@@ -76,7 +76,6 @@ void keyd_on_needs(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
 	json_decref(body);
 }
 
-/* CLIENT_RING_KEYS: one piece of a ring; it goes into this link's intake only. */
 /* How far the home has come, to judge a ring's epoch by: the highest we ever took. Before our
  * first, what the other devices announce, and the sender's own word only when no one else holds
  * a ring: a new device would otherwise take any epoch from a controller gone bad. */
@@ -97,6 +96,7 @@ static uint32_t home_epoch(const struct keyd *k, const char *sender)
 	return others ? others : its;
 }
 
+/* CLIENT_RING_KEYS: one piece of a ring; it goes into this link's intake only. */
 void keyd_on_ring_piece(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
 {
 	struct keyd_intake *t = lan_link_data(l);

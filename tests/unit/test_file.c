@@ -293,6 +293,27 @@ static void test_secret_other_owner_refused(void **state)
 	assert_int_equal(file_check_secret(t->path), 0);
 }
 
+/* Each thing that keeps a path from being read as what it should be, in words. */
+static void test_problem(void **state)
+{
+	struct tmp *t = *state;
+	char buf[128], file[PATH_MAX], dir[PATH_MAX + 8];
+
+	snprintf(file, sizeof(file), "%s", at(t, "f"));
+	snprintf(dir, sizeof(dir), "%s", at(t, "d"));
+	assert_int_equal(file_write_atomic(file, "x", 1, 0600), 0);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_null(file_problem(file, false, buf, sizeof(buf)));
+	assert_null(file_problem(dir, true, buf, sizeof(buf)));
+	assert_string_equal(file_problem(at(t, "none"), false, buf, sizeof(buf)), "missing");
+	assert_string_equal(file_problem(dir, false, buf, sizeof(buf)), "a directory, not a file");
+	assert_string_equal(file_problem(file, true, buf, sizeof(buf)), "not a directory");
+	assert_string_equal(file_problem("/dev/null", false, buf, sizeof(buf)),
+			    "not a regular file");
+	snprintf(dir, sizeof(dir), "%s/under", file);
+	assert_string_equal(file_problem(dir, false, buf, sizeof(buf)), "Not a directory");
+}
+
 /* A directory (mode 0700 or not) is no secret file: said as such, not as a loose mode. */
 static void test_secret_not_a_file(void **state)
 {
@@ -348,6 +369,7 @@ int main(void)
 	    T(test_secret_loose_modes_refused),
 	    T(test_secret_other_owner_refused),
 	    T(test_secret_not_a_file),
+	    T(test_problem),
 	    T(test_mkdirs),
 	    T(test_mkdirs_refuses),
 	};
