@@ -77,3 +77,6 @@ echo "$intake_out" | awk -v u="$unwrap" -v f="$fsync_ms" '
 
 echo "== election convergence"
 "$(dirname "$0")/election.sh"
+
+echo "== footprint: each daemon's memory (native, arm64 under qemu-user) beside mosquitto's"
+"$(dirname "$0")/footprint.sh"
