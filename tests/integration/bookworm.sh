@@ -6,7 +6,7 @@
 #   - builds once, with debootstrap, a minimal Debian bookworm tree in build/cache/bookworm: minbase,
 #     systemd, and the libraries our programs link. `make check` and `make check SANITIZE=1` share
 #     it. The tree is built beside and renamed into place, so an interrupted build is never taken
-#     for a finished one; a change of BW_PACKAGES below builds it again;
+#     for a finished one; a change of BW_STAMP below (a package more) builds it again;
 #   - gives each test a throw-away copy of it (an overlay, or a copy where overlayfs is missing),
 #     and boots that with systemd-nspawn --boot on a private network, systemd as PID 1;
 #   - at exit, even on failure or interrupt, shuts the container down (and kills it when it does not
@@ -88,13 +88,13 @@ bw_unmount_below() {
 # bw_tree: make sure build/cache/bookworm is a finished tree of BW_PACKAGES. Two runs at once (two
 # clones' checks) wait for one another on a lock rather than both building.
 bw_tree() {
-	[ "$(cat "$BW_CACHE/.iotsec-cache" 2>/dev/null)" = "$BW_STAMP" ] && return 0
+	[ "$(cat "$BW_CACHE/.tree-stamp" 2>/dev/null)" = "$BW_STAMP" ] && return 0
 	command -v debootstrap >/dev/null ||
 		fail "no debootstrap (scripts/deps.sh test installs it: apt-get install debootstrap)"
 	mkdir -p "$REPO/build/cache"
 	exec 8>"$REPO/build/cache/bookworm.lock"
 	flock 8
-	if [ "$(cat "$BW_CACHE/.iotsec-cache" 2>/dev/null)" = "$BW_STAMP" ]; then
+	if [ "$(cat "$BW_CACHE/.tree-stamp" 2>/dev/null)" = "$BW_STAMP" ]; then
 		exec 8>&-
 		return 0
 	fi
@@ -133,7 +133,7 @@ bw_tree() {
 	# ConditionNeedsUpdate= (systemd-sysusers among them) no longer run, so what an install needs
 	# at boot (its users) must come from the install itself, as on a real device.
 	touch -r "$BW_BUILD/tree/usr" "$BW_BUILD/tree/etc/.updated" "$BW_BUILD/tree/var/.updated"
-	echo "$BW_STAMP" >"$BW_BUILD/tree/.iotsec-cache"
+	echo "$BW_STAMP" >"$BW_BUILD/tree/.tree-stamp"
 	if [ -e "$BW_CACHE" ]; then mv "$BW_CACHE" "$BW_BUILD/old"; fi
 	mv "$BW_BUILD/tree" "$BW_CACHE"
 	rm -rf --one-file-system "$BW_BUILD"
@@ -193,6 +193,8 @@ bw_booted() { inside systemctl is-system-running 2>/dev/null | grep -qE '^(runni
 
 # bw_boot: boot BW_ROOT and wait until its systemd has finished starting up.
 bw_boot() {
+	command -v systemd-nspawn >/dev/null ||
+		fail "no systemd-nspawn (scripts/deps.sh test installs it: apt-get install systemd-container)"
 	mkdir -p "$T/boot"
 	# nspawn keeps its state in /run/systemd/nspawn and removes it only from a tmpfs (/run may be
 	# on disk): a tmpfs of our namespace takes it away with us, and keeps nspawn from this
@@ -233,6 +235,18 @@ bw_shutdown() { bw_halt poweroff.target 0; }
 bw_reboot() {
 	bw_halt reboot.target 133
 	bw_boot
+}
+
+# bw_nothing_left: after bw_shutdown, no process runs in the copy and, once it is unmounted,
+# nothing is mounted below $T.
+bw_nothing_left() {
+	for _p in /proc/[0-9]*; do
+		case $(readlink "$_p/root" 2>/dev/null) in
+		"$BW_ROOT" | "$BW_ROOT"/*) fail "process ${_p#/proc/} ($(cat "$_p/comm")) still runs in the container" ;;
+		esac
+	done
+	! mountpoint -q "$BW_ROOT" || umount "$BW_ROOT" || fail "cannot unmount $BW_ROOT"
+	if grep -F " $T" /proc/self/mountinfo >&2; then fail "mounts left below $T (above)"; fi
 }
 
 # bw_stop: at exit, whatever state things are in: the container goes (halted, else killed), then
