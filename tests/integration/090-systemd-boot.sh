@@ -55,7 +55,8 @@ bw_boot
 T2=$(date +%s)
 say "systemd-analyze verify"
 # --man=no: no man in the tree (074 checks the pages).
-inside sh -c 'systemd-analyze verify --man=no /usr/lib/systemd/system/iotsec*' >"$T/verify.txt" 2>&1 &&
+inside sh -c 'systemd-analyze verify --man=no /usr/lib/systemd/system/iotsec*.service \
+	/usr/lib/systemd/system/iotsec*.target' >"$T/verify.txt" 2>&1 &&
 	[ ! -s "$T/verify.txt" ] || fail "systemd-analyze verify: $(cat "$T/verify.txt")"
 
 # `make install` into DESTDIR cannot make users or directories in the tree, and a system that has
@@ -96,10 +97,24 @@ for d in $UNITS; do
 	[ "$uid" = "$want" ] && [ "$uid" -ne 0 ] || fail "iotsec-$d runs as uid $uid, not iotsec-$d ($want)"
 	[ "$gid" = "$(inside getent group iotsecd | cut -d: -f3)" ] || fail "iotsec-$d runs as gid $gid"
 done
+# The device key stays root's: the daemons (and their --check-config) get it as a credential.
+[ "$(inside stat -c '%a %U' /etc/iotsec/device.key)" = "600 root" ] ||
+	fail "/etc/iotsec/device.key is $(inside stat -c '%a %U' /etc/iotsec/device.key)"
 for dir in /run/iotsec:1771 /var/lib/iotsec:1770; do
 	got=$(inside stat -c '%a %U %G' "${dir%:*}")
 	[ "$got" = "${dir#*:} root iotsecd" ] || fail "${dir%:*} is '$got'"
 done
+
+say "an operator in the group iotsec may read the status; another user may not"
+inside useradd --no-create-home --groups iotsec alice
+inside useradd --no-create-home mallory
+as() { _u=$1; shift; inside setpriv --reuid="$_u" --regid="$_u" --init-groups "$@"; }
+as alice iotsecctl status >"$T/alice.txt" 2>&1 || fail "alice (group iotsec): $(cat "$T/alice.txt")"
+if as mallory iotsecctl status >"$T/mallory.txt" 2>&1; then fail "mallory may read the status"; fi
+grep -q "permission denied: uid $(inside id -u mallory)" "$T/mallory.txt" ||
+	fail "mallory is told: $(cat "$T/mallory.txt")"
+if grep -E "^  (certd|dictd|electd|keyd) +running" "$T/mallory.txt"; then fail "mallory sees daemons running"; fi
+sed "s/^/  mallory: /" "$T/mallory.txt" | grep -m 2 "permission denied"
 
 say "the dictionary key: made once, by iotsec-dictd-key.service, and kept by a restart"
 inside test -f "$DICT_KEY" || fail "no $DICT_KEY after start-up"
