@@ -5,14 +5,15 @@
 #   scripts/deps.sh test    that, plus what `make check`, `make demo` and `make bench` run: the
 #                           broker, cmocka, Python with python3-cryptography (the integration
 #                           tests sign envelopes), network namespaces, setpriv and flock, man,
-#                           and debootstrap and systemd-nspawn (the tests that boot the units)
+#                           systemd-analyze, and debootstrap and systemd-nspawn (the tests that
+#                           boot the units)
 #   scripts/deps.sh fuzz    that, plus clang's libFuzzer and sanitizer runtimes
 set -eu
 
 BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
 libjansson-dev libsystemd-dev scdoc"
 TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
-python3-cryptography xxd procps util-linux man-db debootstrap systemd-container"
+python3-cryptography xxd procps util-linux man-db systemd debootstrap systemd-container"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;

@@ -87,6 +87,8 @@ void certd_check(struct certd *c)
 	char old_serial[sizeof(c->info.serial)];
 	int r;
 
+	bool first = c->checks++ == 0;
+
 	memcpy(old_serial, c->info.serial, sizeof(old_serial));
 	r = certd_verify(c, reason, sizeof(reason));
 	json_t *ev;
@@ -94,7 +96,7 @@ void certd_check(struct certd *c)
 	/* A key systemd handed over (LoadCredential=) is the file as it was at our start: a
 	 * certificate that stopped matching it since is a re-enrolment, whose new key only a fresh
 	 * start brings. At the first check the mismatch is real, and said like any other. */
-	if (r == -IOTSEC_EKEYMISMATCH && c->checks++ > 0 && c->loop &&
+	if (r == -IOTSEC_EKEYMISMATCH && !first && c->loop &&
 	    strcmp(c->key_path, c->cfg->device.key) != 0) {
 		log_notice("%s no longer matches the key handed over at start (%s): exiting to "
 			   "start with the key on disk",
