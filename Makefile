@@ -16,6 +16,8 @@ UNITDIR     ?= $(PREFIX)/lib/systemd/system
 MANDIR      ?= $(PREFIX)/share/man
 DOCDIR      ?= $(PREFIX)/share/doc/iotsec
 COMPDIR     ?= $(PREFIX)/share/bash-completion/completions
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 SANITIZE    ?= 0
 INTEGRATION ?= 1
 FUZZ_SECONDS ?= 30
@@ -187,18 +189,17 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/iotsec \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPDIR)
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
-	for u in systemd/*; do \
+	for u in systemd/*.service systemd/*.target; do \
 		sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@DOCDIR@|$(DOCDIR)|g' \
 			$$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}; done
 	for m in $(MANS); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 completions/* $(DESTDIR)$(COMPDIR)/
+	install -D -m 0644 systemd/iotsec.sysusers $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
+	install -D -m 0644 systemd/iotsec.tmpfiles $(DESTDIR)$(TMPFILESDIR)/iotsec.conf
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
 		install -m 0644 etc/iotsec.conf $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf
-	# The dictionary key, made once (the daemon runs with /etc read-only).
-	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/dict.key ] || \
-		(umask 077 && head -c 32 /dev/urandom > $(DESTDIR)$(SYSCONFDIR)/iotsec/dict.key)
 
 # What install put there, except the configuration and the dictionary key: they are the
 # household's (edited by hand, and the key opens the saved dictionary), so they stay.
