@@ -85,6 +85,10 @@ for u in "$REPO"/systemd/*.service "$REPO"/systemd/*.target; do
 	n=$((n + 1))
 done
 [ $n -ge 5 ] || fail "only $n units"
+# Drop-ins too: nothing below the unit directories names /usr/local or keeps a placeholder.
+if grep -rn -e /usr/local -e '@[A-Z][A-Z]*@' "$R/lib/systemd" "$R/usr/lib/systemd" 2>/dev/null; then
+	fail "/usr/local or a placeholder in the units (above)"
+fi
 grep -q '^ExecStart=/usr/bin/iotsec-certd -c /etc/iotsec/iotsec.conf$' \
 	"$R$(grep '/iotsec-certd.service$' "$T/files")" || fail "certd's ExecStart is not /usr/bin's"
 
