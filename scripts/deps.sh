@@ -4,7 +4,8 @@
 #   scripts/deps.sh build   what `make` and `make install` need (compilers, -dev packages, scdoc)
 #   scripts/deps.sh test    that, plus what `make check`, `make demo` and `make bench` run: the
 #                           broker, cmocka, Python with python3-cryptography (the integration
-#                           tests sign envelopes), network namespaces, setpriv and flock, man
+#                           tests sign envelopes), network namespaces, setpriv and flock, man,
+#                           systemd-analyze
 #   scripts/deps.sh fuzz    that, plus clang's libFuzzer and sanitizer runtimes
 #   scripts/deps.sh deb     the build packages, plus debhelper and lintian for `make deb` (its
 #                           cross builds also need scripts/deps.sh cross)
@@ -13,7 +14,7 @@ set -eu
 BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
 libjansson-dev libsystemd-dev scdoc"
 TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
-python3-cryptography xxd procps util-linux man-db"
+python3-cryptography xxd procps util-linux man-db systemd"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;

@@ -387,7 +387,7 @@ static void test_args_short(void **state)
 	struct daemon_opts o;
 
 	(void)state;
-	daemon_parse_args(5, argv, "iotsec-test", "tests", &o);
+	daemon_parse_args(5, argv, "iotsec-test", "tests", 0, &o);
 	assert_string_equal(o.config_path, "/x/a.conf");
 	assert_true(o.check_config);
 	assert_true(o.verbose);
@@ -400,11 +400,11 @@ static void test_args_long_and_defaults(void **state)
 	struct daemon_opts o;
 
 	(void)state;
-	daemon_parse_args(1, none, "iotsec-test", "tests", &o);
+	daemon_parse_args(1, none, "iotsec-test", "tests", 0, &o);
 	assert_string_equal(o.config_path, CONFIG_DEFAULT_PATH);
 	assert_false(o.check_config);
 	assert_false(o.verbose);
-	daemon_parse_args(3, lng, "iotsec-test", "tests", &o);
+	daemon_parse_args(3, lng, "iotsec-test", "tests", 0, &o);
 	assert_string_equal(o.config_path, "/y/b.conf");
 	assert_false(o.check_config);
 	assert_true(o.verbose);
@@ -454,7 +454,7 @@ static void run_child(char **argv, int setup, struct child *c)
 			printf("interval %d\n", cfg.certd.interval);
 			config_free(&cfg);
 		} else {
-			daemon_parse_args(argc, argv, "iotsec-test", "a test daemon", &o);
+			daemon_parse_args(argc, argv, "iotsec-test", "a test daemon", 0, &o);
 			printf("returned\n");
 		}
 		fflush(stdout);
