@@ -7,6 +7,7 @@
 #   make bench           benchmarks, each beside this machine's ceiling
 #   make install DESTDIR=... PREFIX=...   programs, units, users, man pages, bash completion
 #   make uninstall DESTDIR=... PREFIX=...   all of that; the configuration, keys and state stay
+#   make deb             Debian packages for amd64, arm64 and armhf in build/deb/ (DEB_ARCHS=...)
 # Building needs only the build packages (scripts/deps.sh build); check, demo and bench add the
 # broker and the test tools (scripts/deps.sh test).
 
@@ -71,7 +72,7 @@ INTEG    := $(sort $(wildcard tests/integration/[0-9]*.sh))
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test-deps check unit demo fuzz bench install uninstall clean format FORCE
+.PHONY: all deps test-deps check unit demo fuzz bench install uninstall deb clean format FORCE
 .DEFAULT_GOAL := all
 # Keep objects: they are not throw-away intermediates.
 .SECONDARY:
@@ -221,6 +222,13 @@ uninstall:
 	rm -f $(DESTDIR)$(DOCDIR)/README.md
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec (the configuration, the device's keys)"
+
+# Debian packages, built by dpkg-buildpackage from debian/ and checked by lintian (scripts/deb.sh).
+# SOURCE_DATE_EPOCH: the packaged programs keep the clock floor a plain build has.
+DEB_ARCHS ?= amd64 arm64 armhf
+deb:
+	@scripts/deps.sh deb
+	@SOURCE_DATE_EPOCH=$(BUILD_TIME) scripts/deb.sh $(DEB_ARCHS)
 
 format:
 	clang-format -i $(wildcard libiotsec/*.[ch] daemons/*/*.[ch] pki/*.[ch] tools/*/*.[ch] \
