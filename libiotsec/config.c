@@ -529,7 +529,7 @@ const struct config_def iotsec_config_table[] = {
 	    "milliseconds the controller waits for contributed keys"),
     ROW_INT("keyd.announce_ms", keyd.announce_ms, 100, 600000, 5000,
 	    "milliseconds between I_AM_ON_THE_NETWORK broadcasts"),
-    ROW_PATH("dictd.path", dictd.path, "/var/lib/iotsec/keys.dict",
+    ROW_PATH("dictd.path", dictd.path, "/var/lib/iotsec/dictd/keys.dict",
 	     "the key dictionary (only iotsec-dictd opens it)"),
     ROW_PATH("dictd.key_file", dictd.key_file, "/etc/credstore/iotsec-dict.key",
 	     "the dictionary key, 32 bytes, root-only; a systemd credential dict.key wins"),

@@ -163,8 +163,10 @@ static void take_lock(const char *run_dir, const char *name)
 void daemon_setup(int argc, char **argv, const char *name, const char *summary, unsigned needs,
 		  struct iotsec_config *cfg)
 {
+	/* "iotsec-certd": its files are in run_dir/certd and state_dir/certd. */
+	const char *daemon = strncmp(name, "iotsec-", 7) == 0 ? name + 7 : name;
+	char err[CONFIG_ERR_MAX], clock_path[PATH_MAX], run_dir[PATH_MAX], state_dir[PATH_MAX];
 	struct daemon_opts o;
-	char err[CONFIG_ERR_MAX], clock_path[PATH_MAX];
 	int r;
 
 	crypto_wipe_json();
@@ -177,7 +179,7 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary, 
 	if (o.check_config) {
 		/* Everything start-up needs, as sshd -t checks: a unit's ExecStartPre stops here.
 		 */
-		if (daemon_check(cfg, needs, stderr) > 0) {
+		if (daemon_check(cfg, daemon, needs, stderr) > 0) {
 			fprintf(stderr, "%s: configuration %s has the problems above\n", name,
 				o.config_path);
 			exit(1);
@@ -199,17 +201,19 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary, 
 		exit(r < 0 ? 1 : 0);
 	}
 	log_debug("configuration from %s", o.config_path);
-	if ((r = file_mkdirs(cfg->device.run_dir, 0755)) < 0)
-		fatalx("cannot create the run directory %s: %s", cfg->device.run_dir,
+	if ((r = daemon_dir(cfg->device.run_dir, daemon, run_dir, sizeof(run_dir))) < 0 ||
+	    (r = file_mkdirs(run_dir, 0755)) < 0)
+		fatalx("cannot create the run directory %s/%s: %s", cfg->device.run_dir, daemon,
 		       iotsec_strerror(r));
-	if ((r = file_mkdirs(cfg->device.state_dir, 0700)) < 0)
-		fatalx("cannot create the state directory %s: %s", cfg->device.state_dir,
-		       iotsec_strerror(r));
-	take_lock(cfg->device.run_dir, name);
+	/* certd's is readable by all, for the clock; the others' hold what is theirs alone. */
+	if ((r = daemon_dir(cfg->device.state_dir, daemon, state_dir, sizeof(state_dir))) < 0 ||
+	    (r = file_mkdirs(state_dir, strcmp(daemon, "certd") == 0 ? 0755 : 0700)) < 0)
+		fatalx("cannot create the state directory %s/%s: %s", cfg->device.state_dir,
+		       daemon, iotsec_strerror(r));
+	take_lock(run_dir, daemon);
 	/* SPEC 5.2: every daemon judges time by the same floor, not only certd, which saves it. */
-	if (snprintf(clock_path, sizeof(clock_path), "%s/clock", cfg->device.state_dir) <
-		(int)sizeof(clock_path) &&
-	    (r = clock_load(clock_path)) < 0)
+	if (daemon_dir(cfg->device.state_dir, "certd", clock_path, sizeof(clock_path) - 6) == 0 &&
+	    (strcat(clock_path, "/clock"), r = clock_load(clock_path)) < 0)
 		log_warnx("ignoring the saved clock %s: %s", clock_path, iotsec_strerror(r));
 }
 
@@ -366,6 +370,13 @@ struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cf
 	return s;
 }
 
+int daemon_dir(const char *dir, const char *daemon, char *out, size_t len)
+{
+	if (dir == NULL || daemon == NULL || daemon[0] == '\0' || strchr(daemon, '/') != NULL)
+		return -EINVAL;
+	return snprintf(out, len, "%s/%s", dir, daemon) < (int)len ? 0 : -ENAMETOOLONG;
+}
+
 int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_t outlen)
 {
 	char path[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
@@ -374,7 +385,7 @@ int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_
 	if (run_dir == NULL || daemon == NULL || out == NULL || run_dir[0] == '\0' ||
 	    daemon[0] == '\0' || strchr(daemon, '/') != NULL)
 		return -EINVAL;
-	n = snprintf(path, sizeof(path), "%s/%s.sock", run_dir, daemon);
+	n = snprintf(path, sizeof(path), "%s/%s/%s.sock", run_dir, daemon, daemon);
 	if (n < 0)
 		return -EINVAL;
 	if ((size_t)n >= sizeof(path) || (size_t)n >= outlen)
@@ -471,6 +482,14 @@ int daemon_dict_key_load(const struct iotsec_config *cfg, const char *path,
 	size_t len = 0;
 	int r = file_check_secret(path);
 
+	if (r == -ENOENT && access(cfg->dictd.path, F_OK) < 0 && errno != ENOENT) {
+		/* iotsec-dictd-key.service, as root without capabilities, cannot look into dictd's
+		 * own directory: not knowing is no licence to make a key. */
+		log_errx("dictionary key %s: missing, and whether the dictionary %s exists cannot be "
+			 "told (%s): refusing to make a new key",
+			 path, cfg->dictd.path, strerror(errno));
+		return -ENOKEY;
+	}
 	if (r == -ENOENT && access(cfg->dictd.path, F_OK) == 0) {
 		/* A new key would only make the dictionary unreadable, and look like tampering. */
 		log_errx("dictionary key %s: missing, while the dictionary %s exists: refusing to "
@@ -598,16 +617,22 @@ static int check_dictionary(const struct iotsec_config *c, FILE *out)
 	if (key)
 		crypto_wipe(key, len);
 	free(key);
-	/* Its directory, unless that is the state directory, already looked at. */
+	/* Its directory, unless that is dictd's state directory, already looked at. */
 	snprintf(dir, sizeof(dir), "%s", c->dictd.path);
-	if (strcmp(dirname(dir), c->device.state_dir) != 0)
+	if (daemon_dir(c->device.state_dir, "dictd", key_path, sizeof(key_path)) < 0 ||
+	    strcmp(dirname(dir), key_path) != 0)
 		n += check_dir(out, dir);
 	return n;
 }
 
-int daemon_check(const struct iotsec_config *cfg, unsigned needs, FILE *out)
+int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned needs, FILE *out)
 {
+	char state_dir[PATH_MAX], run_dir[PATH_MAX];
+
+	if (daemon_dir(cfg->device.state_dir, daemon, state_dir, sizeof(state_dir)) < 0 ||
+	    daemon_dir(cfg->device.run_dir, daemon, run_dir, sizeof(run_dir)) < 0)
+		return problem(out, cfg->device.state_dir, "path too long");
 	return (needs & DAEMON_NEEDS_DEVICE ? check_device(cfg, out) : 0) +
-	       check_dir(out, cfg->device.state_dir) + check_dir(out, cfg->device.run_dir) +
+	       check_dir(out, state_dir) + check_dir(out, run_dir) +
 	       (needs & DAEMON_NEEDS_DICTIONARY ? check_dictionary(cfg, out) : 0);
 }

@@ -62,7 +62,7 @@ enum daemon_needs {
  * DAEMON_NEEDS_DICTIONARY the dictionary key is 32 bytes and opens the dictionary, or, missing,
  * can be made and no dictionary exists. Print each problem on out as "path: reason" (and what
  * certd will judge, such as a revoked certificate, as a note); return how many problems. */
-int daemon_check(const struct iotsec_config *cfg, unsigned needs, FILE *out);
+int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned needs, FILE *out);
 /* Where a daemon finds a secret: systemd's credential of that name (LoadCredential=, which
  * systemd reads as root and hands to the daemon's user alone) when there is one, else the file
  * the configuration names. */
@@ -79,7 +79,12 @@ struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cf
 				     const struct ctl_verb *verbs, void *userdata,
 				     const char *key_clients);
 
-/* The control socket path of a daemon ("certd") under run_dir. */
+/* A daemon's own directory under run_dir or state_dir: dir/daemon ("certd"). Each daemon's
+ * files are in directories of its own, which only its user can write (the units'
+ * RuntimeDirectory= and StateDirectory=): no other daemon's user can plant a socket, a pid file
+ * or a state file under its name. */
+int daemon_dir(const char *dir, const char *daemon, char *out, size_t len);
+/* The control socket path of a daemon ("certd"): run_dir/certd/certd.sock. */
 int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_t outlen);
 
 #endif

@@ -8,6 +8,8 @@
 #                           systemd-analyze, and debootstrap and systemd-nspawn (the tests that
 #                           boot the units)
 #   scripts/deps.sh fuzz    that, plus clang's libFuzzer and sanitizer runtimes
+#   scripts/deps.sh deb     the build packages, plus debhelper and lintian for `make deb` (its
+#                           cross builds also need scripts/deps.sh cross)
 set -eu
 
 BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
@@ -18,8 +20,9 @@ case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;
 fuzz) PKGS="$TEST clang libclang-rt-14-dev" ;;
+deb) PKGS="$BUILD debhelper dpkg-dev lintian" ;;
 *)
-	echo "usage: scripts/deps.sh build|test|fuzz" >&2
+	echo "usage: scripts/deps.sh build|test|fuzz|deb" >&2
 	exit 2
 	;;
 esac

@@ -108,7 +108,7 @@ void certd_check(struct certd *c)
 	c->error = r;
 	/* Save the time we trust, so a reboot without a clock does not start from 1970. */
 	if (r == 0 &&
-	    snprintf(clock_path, sizeof(clock_path), "%s/clock", c->cfg->device.state_dir) <
+	    snprintf(clock_path, sizeof(clock_path), "%s/certd/clock", c->cfg->device.state_dir) <
 		(int)sizeof(clock_path) &&
 	    (r = clock_save(clock_path)) < 0)
 		log_warnx("cannot save the clock to %s: %s", clock_path, iotsec_strerror(r));

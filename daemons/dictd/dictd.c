@@ -18,7 +18,7 @@
  * state_dir while it holds. */
 static int held_path(const struct dictd *d, char *out, size_t len)
 {
-	return snprintf(out, len, "%s/dict.locked", d->cfg->device.state_dir) < (int)len
+	return snprintf(out, len, "%s/dictd/dict.locked", d->cfg->device.state_dir) < (int)len
 		   ? 0
 		   : -ENAMETOOLONG;
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Least privilege, as the shipped units arrange it but without systemd: every daemon of two Pis
-# runs as its own user in the group that owns the sticky run and state directories, with the
-# device key handed over as a credential. The home still forms; each daemon's files are its own;
+# runs as its own user, with run and state directories of its own (RuntimeDirectory=,
+# StateDirectory=) and the device key handed over as a credential. The home still forms; each daemon's files are its own;
 # the control sockets let in only whom iotsec.conf names (SPEC 5).
 . "$(dirname "$0")/common.sh"
 need_netns
@@ -27,15 +27,18 @@ for n in pi1 pi2; do
 	cat >>"$D/iotsec.conf" <<EOF
 control = { readers = "@$OPERATORS @$GROUP"; };
 EOF
-	sed -i "s|key_file = \"$D/dict.key\"; };|key_file = \"$D/dict.key\"; clients = \"$KEYD\"; };|" \
-		"$D/iotsec.conf"
+	sed -i -e "s|key_file = \"$D/dict.key\"; };|key_file = \"$D/dict.key\"; clients = \"$KEYD\"; };|" \
+		-e "s|$D/state/keys.dict|$D/state/dictd/keys.dict|" "$D/iotsec.conf"
 	grep -q "clients = \"$KEYD\"" "$D/iotsec.conf" || fail "the configuration lacks dictd.clients"
 	chmod 0755 "$D"
-	# tmpfiles.d's directories.
-	mkdir -p "$D/state" "$D/run"
-	chown "root:$GROUP" "$D/state" "$D/run"
-	chmod 1770 "$D/state"
-	chmod 1771 "$D/run"
+	# What the units' RuntimeDirectory= and StateDirectory= make: root's parents, and below
+	# them a directory for each daemon, its own (certd's state readable, for the clock).
+	for d in certd dictd electd keyd; do
+		mkdir -p "$D/state/$d" "$D/run/$d"
+		chown "$(uid_of $d):$GROUP" "$D/state/$d" "$D/run/$d"
+		chmod 0700 "$D/state/$d"
+	done
+	chmod 0755 "$D/state/certd"
 
 	say "$n: iotsec-dictd --make-key, as the unit before dictd runs it"
 	"$IOTSEC_BIN/iotsec-dictd" -c "$D/iotsec.conf" --make-key >"$T/make-key.out" 2>&1 ||
@@ -73,7 +76,7 @@ done
 wait_until 30 same_epoch pi1 pi2 || fail "the home did not form with the daemons apart"
 for n in pi1 pi2; do
 	for d in certd dictd electd keyd; do
-		pid=$(sed -n 1p "$T/$n/run/iotsec-$d.pid")
+		pid=$(sed -n 1p "$T/$n/run/$d/$d.pid")
 		uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
 		[ "$uid" = "$(uid_of $d)" ] || fail "$n's $d runs as uid $uid"
 	done
@@ -83,32 +86,41 @@ wait_until 10 received pi2 "apart" || fail "pi2 did not receive under the pairwi
 
 say "each daemon's files are its own, and the others cannot read them"
 S=$T/pi1/state
-[ "$(stat -c %a:%u "$S/keys.dict")" = "600:$DICTD" ] || fail "keys.dict is $(stat -c %a:%u "$S/keys.dict")"
-[ "$(stat -c %a:%u "$S/keyd.state")" = "600:$KEYD" ] || fail "keyd.state is $(stat -c %a:%u "$S/keyd.state")"
+[ "$(stat -c %a:%u "$S/dictd/keys.dict")" = "600:$DICTD" ] || fail "keys.dict is $(stat -c %a:%u "$S/dictd/keys.dict")"
+[ "$(stat -c %a:%u "$S/keyd/keyd.state")" = "600:$KEYD" ] ||
+	fail "keyd.state is $(stat -c %a:%u "$S/keyd/keyd.state")"
 for d in certd electd keyd; do
-	if as "$(uid_of $d)" $GROUP cat "$S/keys.dict" >/dev/null 2>&1; then fail "$d read the dictionary"; fi
+	if as "$(uid_of $d)" $GROUP cat "$S/dictd/keys.dict" >/dev/null 2>&1; then fail "$d read the dictionary"; fi
 	if as "$(uid_of $d)" $GROUP cat "$T/pi1/creds/dictd/dict.key" >/dev/null 2>&1; then
 		fail "$d read the dictionary key"
 	fi
 done
 if as $ELECTD $GROUP cat "$T/pi1/creds/keyd/device.key" >/dev/null 2>&1; then fail "electd read keyd's key"; fi
-if as $DICTD $GROUP cat "$S/keyd.state" >/dev/null 2>&1; then fail "dictd read keyd's state"; fi
-say "nor remove or replace them (sticky directories)"
-for f in "$S/keys.dict" "$T/pi1/run/dictd.sock" "$T/pi1/run/iotsec-dictd.pid"; do
+if as $DICTD $GROUP cat "$S/keyd/keyd.state" >/dev/null 2>&1; then fail "dictd read keyd's state"; fi
+say "nor remove, replace or plant any (a socket posing as dictd, a saved clock)"
+for f in "$T/pi1/run/dictd/dictd.sock" "$T/pi1/run/dictd/dictd.pid" "$S/keyd/keyd.state" \
+	"$S/certd/clock"; do
+	[ -e "$f" ] || fail "$f is missing"
 	if as $ELECTD $GROUP rm -f "$f" 2>/dev/null || [ ! -e "$f" ]; then fail "electd removed $f"; fi
 	if as $ELECTD $GROUP mv "$f" "$f.x" 2>/dev/null; then fail "electd moved $f"; fi
+	if as $ELECTD $GROUP sh -c "echo x > '$f'" 2>/dev/null; then fail "electd wrote $f"; fi
 done
-if as $ELECTD $GROUP sh -c "echo x > '$S/keys.dict'" 2>/dev/null; then fail "electd wrote the dictionary"; fi
+for d in certd dictd keyd; do
+	for dir in "$S/$d" "$T/pi1/run/$d"; do
+		if as $ELECTD $GROUP touch "$dir/planted" 2>/dev/null; then fail "electd planted a file in $dir"; fi
+	done
+done
+if as $ELECTD $GROUP sh -c "echo x > '$S/dictd/keys.dict'" 2>/dev/null; then fail "electd wrote the dictionary"; fi
 
 say "dictd's key verbs: keyd's user alone"
 LOOKUP='{"v":1,"verb":"lookup","name":"-ring","indices":[0]}'
-ctl "$T/pi1/run/dictd.sock" "$LOOKUP" >"$T/root.out"
+ctl "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/root.out"
 grep -q '"error":"permission denied"' "$T/root.out" || fail "root looked up a key: $(cat "$T/root.out")"
 for d in certd electd; do
-	as "$(uid_of $d)" $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd.sock" "$LOOKUP" >"$T/$d.out"
+	as "$(uid_of $d)" $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/$d.out"
 	grep -q '"error":"permission denied"' "$T/$d.out" || fail "$d looked up a key: $(cat "$T/$d.out")"
 done
-as $KEYD $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd.sock" "$LOOKUP" >"$T/keyd.out"
+as $KEYD $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/keyd.out"
 grep -q "\"ok\":true" "$T/keyd.out" || fail "keyd was refused: $(cat "$T/keyd.out")"
 
 say "an operator (group $OPERATORS) reads status, and changes nothing"
@@ -128,7 +140,7 @@ as $STRANGER $STRANGER iotsecctl -c "$T/pi1/iotsec.conf" status >"$T/stranger.ou
 grep -q "uid $STRANGER is not among this socket's users" "$T/stranger.out" ||
 	fail "the stranger is told: $(cat "$T/stranger.out")"
 for d in certd dictd electd keyd; do
-	out=$(as $STRANGER $STRANGER $PY "$IT_DIR/ctl.py" "$T/pi1/run/$d.sock" '{"v":1,"verb":"status"}')
+	out=$(as $STRANGER $STRANGER $PY "$IT_DIR/ctl.py" "$T/pi1/run/$d/$d.sock" '{"v":1,"verb":"status"}')
 	echo "$out" | grep -q "permission denied: uid $STRANGER" || fail "$d let a stranger in: $out"
 done
 

@@ -13,7 +13,6 @@ make -C "$REPO" --no-print-directory SANITIZE=$SAN install DESTDIR="$T/root" PRE
 keys=$(find "$T/root" -name '*.key' -o -name 'keys.dict' | head -n 5)
 [ -z "$keys" ] || fail "make install staged keys: $keys"
 [ -f "$T/root/usr/lib/sysusers.d/iotsec.conf" ] || fail "no sysusers.d file"
-[ -f "$T/root/usr/lib/tmpfiles.d/iotsec.conf" ] || fail "no tmpfiles.d file"
 
 UNITS=$(cd "$T/root/usr/lib/systemd/system" && ls iotsec-*.service)
 [ "$(echo "$UNITS" | wc -w)" -eq 5 ] || fail "installed units: $UNITS"

@@ -128,10 +128,14 @@ static int setup(void **state)
 	snprintf(b->crt, sizeof(b->crt), "%s/device.crt", b->dir);
 	snprintf(b->key, sizeof(b->key), "%s/device.key", b->dir);
 	snprintf(b->state, sizeof(b->state), "%s/state", b->dir);
-	snprintf(b->clock, sizeof(b->clock), "%s/clock", b->state);
-	snprintf(b->sock, sizeof(b->sock), "%s/certd.sock", b->dir);
 	if (mkdir(b->dir, 0700) < 0 || mkdir(b->state, 0700) < 0)
 		return -1;
+	/* state_dir/certd, as daemon_setup() makes it. */
+	snprintf(b->clock, sizeof(b->clock), "%s/certd", b->state);
+	if (mkdir(b->clock, 0755) < 0)
+		return -1;
+	snprintf(b->clock, sizeof(b->clock), "%s/certd/clock", b->state);
+	snprintf(b->sock, sizeof(b->sock), "%s/certd.sock", b->dir);
 	b->sub = -1;
 	b->sub_fd = -1;
 	clock_reset_floor();
