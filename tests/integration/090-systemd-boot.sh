@@ -59,14 +59,12 @@ inside sh -c 'systemd-analyze verify --man=no /usr/lib/systemd/system/iotsec*.se
 	/usr/lib/systemd/system/iotsec*.target' >"$T/verify.txt" 2>&1 &&
 	[ ! -s "$T/verify.txt" ] || fail "systemd-analyze verify: $(cat "$T/verify.txt")"
 
-# `make install` into DESTDIR cannot make users or directories in the tree, and a system that has
-# booted before runs systemd-sysusers only when /usr changes (ConditionNeedsUpdate=/etc): do what
-# the install on the device (or the package's postinst) does, from the files make install put in.
-say "the users and directories, from the installed sysusers.d and tmpfiles.d files"
+# `make install` into DESTDIR cannot make users in the tree, and a system that has booted before
+# runs systemd-sysusers only when /usr changes (ConditionNeedsUpdate=/etc): do what make install
+# does on the device itself (and the package's postinst), from the file it installed.
+say "the users, from the installed sysusers.d file"
 inside systemd-sysusers /usr/lib/sysusers.d/iotsec.conf >"$T/sysusers.txt" 2>&1 ||
 	fail "systemd-sysusers: $(cat "$T/sysusers.txt")"
-inside systemd-tmpfiles --create /usr/lib/tmpfiles.d/iotsec.conf >"$T/tmpfiles.txt" 2>&1 ||
-	fail "systemd-tmpfiles: $(cat "$T/tmpfiles.txt")"
 
 say "systemctl enable --now iotsec.target: every daemon active (it said READY=1)"
 inside systemctl enable --now iotsec.target >"$T/enable.txt" 2>&1 ||
@@ -100,9 +98,14 @@ done
 # The device key stays root's: the daemons (and their --check-config) get it as a credential.
 [ "$(inside stat -c '%a %U' /etc/iotsec/device.key)" = "600 root" ] ||
 	fail "/etc/iotsec/device.key is $(inside stat -c '%a %U' /etc/iotsec/device.key)"
-for dir in /run/iotsec:1771 /var/lib/iotsec:1770; do
-	got=$(inside stat -c '%a %U %G' "${dir%:*}")
-	[ "$got" = "${dir#*:} root iotsecd" ] || fail "${dir%:*} is '$got'"
+say "each daemon's run and state directories are its own: no other daemon may write in them"
+for dir in /run/iotsec /var/lib/iotsec; do
+	got=$(inside stat -c '%U %A' "$dir")
+	case $got in "root "d????-??-?*) ;; *) fail "$dir is '$got': not root's alone to write in" ;; esac
+	for d in $UNITS; do
+		got=$(inside stat -c '%U %A' "$dir/$d") || fail "no $dir/$d"
+		case $got in "iotsec-$d "d????-??-?*) ;; *) fail "$dir/$d is '$got'" ;; esac
+	done
 done
 
 say "an operator in the group iotsec may read the status; another user may not"

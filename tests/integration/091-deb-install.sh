@@ -30,10 +30,16 @@ has_ring() { [ "$(records)" -gt 0 ]; }
 key_sum() { inside sha256sum "$DICT_KEY" | cut -d' ' -f1; }
 # running: the iotsec daemons that run in the container, by name.
 running() { inside sh -c 'cat /proc/[0-9]*/comm 2>/dev/null' | grep '^iotsec' || true; }
-# the_home_runs: every daemon active, `iotsecctl status` all well, the controller's ring stored.
+# the_home_runs: every daemon active as its own user, in directories of its own, `iotsecctl
+# status` all well, the controller's ring stored.
 the_home_runs() {
 	for d in $UNITS; do
 		[ "$(prop "$d" ActiveState)" = active ] || fail "iotsec-$d is $(prop "$d" ActiveState)"
+		[ "$(prop "$d" User)" = "iotsec-$d" ] || fail "iotsec-$d runs as '$(prop "$d" User)'"
+		for dir in /run/iotsec /var/lib/iotsec; do
+			[ "$(inside stat -c %U "$dir/$d" 2>&1)" = "iotsec-$d" ] ||
+				fail "$dir/$d: $(inside stat -c %U "$dir/$d" 2>&1)"
+		done
 	done
 	wait_until 20 healthy || fail "iotsecctl status: $(cat "$T/status.txt")"
 	wait_until 15 has_ring || fail "no ring in the dictionary ($(records) records)"
@@ -58,7 +64,7 @@ apt install "$PKG" >"$T/apt.txt" 2>&1 || { cat "$T/apt.txt"; fail "apt-get insta
 grep -q "^0 upgraded, 1 newly installed" "$T/apt.txt" || { cat "$T/apt.txt"; fail "apt-get installed more than iotsec"; }
 [ "$(status)" = "install ok installed" ] || fail "dpkg says '$(status)'"
 
-say "the users, groups and directories are made; iotsec.conf is a conffile; no key"
+say "the users and groups are made; iotsec.conf is a conffile; no key"
 inside getent group iotsec >/dev/null || fail "no group iotsec"
 DGID=$(inside getent group iotsecd | cut -d: -f3)
 [ -n "$DGID" ] || fail "no group iotsecd"
@@ -67,10 +73,6 @@ for d in $UNITS; do
 	[ "$(echo "$entry" | cut -d: -f4)" = "$DGID" ] || fail "iotsec-$d: $entry (not in iotsecd)"
 	case $(echo "$entry" | cut -d: -f7) in */nologin | */false) ;; *) fail "iotsec-$d may log in: $entry" ;; esac
 	[ "$(echo "$entry" | cut -d: -f3)" -lt 1000 ] || fail "iotsec-$d is no system user: $entry"
-done
-for dir in /run/iotsec:1771 /var/lib/iotsec:1770; do
-	got=$(inside stat -c '%a %U %G' "${dir%:*}" 2>&1) || fail "${dir%:*}: $got"
-	[ "$got" = "${dir#*:} root iotsecd" ] || fail "${dir%:*} is '$got'"
 done
 inside dpkg-query -W -f='${Conffiles}\n' iotsec | grep -q '^ /etc/iotsec/iotsec.conf ' ||
 	fail "iotsec.conf is not a conffile: $(inside dpkg-query -W -f='${Conffiles}' iotsec)"
@@ -92,7 +94,7 @@ inside systemctl enable --now iotsec.target >"$T/enable.txt" 2>&1 ||
 the_home_runs
 KEY0=$(key_sum)
 N=$(records)
-inside test -f /var/lib/iotsec/keys.dict || fail "no /var/lib/iotsec/keys.dict"
+inside test -f /var/lib/iotsec/dictd/keys.dict || fail "no /var/lib/iotsec/dictd/keys.dict"
 
 say "apt-get remove: the daemons stop, the programs go, the household's files stay"
 apt remove iotsec >"$T/apt.txt" 2>&1 || { cat "$T/apt.txt"; fail "apt-get remove iotsec"; }
@@ -102,7 +104,7 @@ for f in /usr/bin/iotsec-certd /usr/bin/iotsecctl /usr/lib/systemd/system/iotsec
 	! inside test -e "$f" || fail "$f is still there after remove"
 done
 for f in /etc/iotsec/iotsec.conf /etc/iotsec/device.key /etc/iotsec/device.crt /etc/iotsec/ca.crt \
-	/etc/iotsec/crl.pem "$DICT_KEY" /var/lib/iotsec/keys.dict; do
+	/etc/iotsec/crl.pem "$DICT_KEY" /var/lib/iotsec/dictd/keys.dict; do
 	inside test -f "$f" || fail "remove took $f"
 done
 for d in $UNITS; do inside getent passwd "iotsec-$d" >/dev/null || fail "remove took the user iotsec-$d"; done
