@@ -6,7 +6,7 @@
 
 one_device
 NOW=$(date +%s)
-mkdir -p "$DEV/state"
+mkdir -p "$DEV/state/certd"
 echo $((NOW + 10 * 86400)) >"$DEV/state/certd/clock"
 
 start certd "$DEV/iotsec.conf"
