@@ -355,6 +355,16 @@ static unsigned peer_may(const struct ctl_server *s, int fd, const struct ucred 
 	return may;
 }
 
+/* How many connections the user uid holds. */
+static unsigned conns_of(const struct ctl_server *s, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (const struct ctl_conn *c = s->conns; c; c = c->next)
+		n += c->cred.uid == uid;
+	return n;
+}
+
 static void ids_free(struct ctl_ids *ids)
 {
 	free(ids->uids);
@@ -762,11 +772,13 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 			close(cfd);
 			continue;
 		}
-		/* Readers may hold all but a few slots, which are kept for root and our own user:
-		 * their idle connections cannot lock the daemons out of each other. */
+		/* Readers may hold all but a few slots, which are kept for root and our own user,
+		 * and each of them only a few: the other daemons are readers too, so one reader's
+		 * idle connections must not lock them out of each other. */
 		if (s->n_conns >= CTL_MAX_CLIENTS ||
 		    (!cred_privileged(&cred) &&
-		     s->n_unprivileged >= CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS)) {
+		     (s->n_unprivileged >= CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS ||
+		      conns_of(s, cred.uid) >= CTL_USER_SLOTS))) {
 			/* Best effort, so iotsecctl can say why rather than "connection reset". */
 			(void)send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(cfd);

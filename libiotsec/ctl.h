@@ -10,7 +10,8 @@
  * connects: root and the daemon's own user may read and call CTL_MUTATES verbs; the daemon's own
  * user and its key clients may call CTL_KEYS verbs; its readers may read (verbs without flags,
  * subscribe); anyone else is refused at once. Lines are bounded (CTL_LINE_MAX) and so are
- * connections (CTL_MAX_CLIENTS, of which readers may hold all but CTL_PRIVILEGED_SLOTS). */
+ * connections (CTL_MAX_CLIENTS, of which readers may hold all but CTL_PRIVILEGED_SLOTS, each
+ * user at most CTL_USER_SLOTS). */
 #ifndef IOTSEC_CTL_H
 #define IOTSEC_CTL_H
 
@@ -23,6 +24,10 @@
 #define CTL_LINE_MAX	     (256 * 1024) /* a store of a whole ring of 1024 keys is one line */
 #define CTL_MAX_CLIENTS	     32
 #define CTL_PRIVILEGED_SLOTS 8 /* of those, kept for root and the daemon's own user */
+/* Of the others, what one user may hold: the daemons follow one another as mere readers (the
+ * group iotsecd), so one reader, an operator or a compromised daemon, must not take every
+ * reader's slot and keep the daemons from following each other. */
+#define CTL_USER_SLOTS 4
 /* Events a blocking client holds while in a call; beyond it drops the oldest. */
 #define CTL_CLIENT_EVENTS_MAX 1024
 

@@ -891,28 +891,19 @@ static void test_allow_lists(void **state)
 	sd_event_unref(e);
 }
 
-/* Another user's connections fill all but CTL_PRIVILEGED_SLOTS; root still gets in. */
-static void test_privileged_slots(void **state)
+/* A child that, as uid (gid, supplementary group), opens connections until the server turns one
+ * away, writes how many it got on ready and holds them until done says so or closes. */
+static pid_t hold_as(const char *path, uid_t uid, gid_t gid, gid_t group, int ready, int done)
 {
-	const char *path = in_dir("slots.sock");
-	int ready[2], done[2], status = -1;
-	struct ctl_client *c;
-	pid_t server, child;
-	char b = 0;
+	pid_t pid = fork();
 
-	(void)state;
-	if (geteuid() != 0)
-		skip();
-	server = server_start(path);
-	assert_int_equal(pipe(ready), 0);
-	assert_int_equal(pipe(done), 0);
-	child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
+	assert_true(pid >= 0);
+	if (pid == 0) {
 		struct ctl_client *held[CTL_MAX_CLIENTS];
-		int n;
+		struct pollfd p = {.fd = done, .events = POLLIN};
+		uint8_t n;
 
-		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+		if (setgroups(group ? 1 : 0, &group) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
 			_exit(10);
 		for (n = 0; n < CTL_MAX_CLIENTS; n++) {
 			json_t *reply = NULL;
@@ -923,25 +914,57 @@ static void test_privileged_slots(void **state)
 			r = ctl_client_call(held[n], "echo", NULL, WAIT_MS, &reply);
 			if (r < 0 || ctl_reply_error(reply) != NULL)
 				break;
+			json_decref(reply);
 		}
 		/* Bounded: should the parent fail an assertion, nobody says done. */
-		struct pollfd p = {.fd = done[0], .events = POLLIN};
-
-		if (write(ready[1], &b, 1) != 1 || poll(&p, 1, 2 * WAIT_MS) != 1)
+		if (write(ready, &n, 1) != 1 || poll(&p, 1, 2 * WAIT_MS) != 1)
 			_exit(12);
 		/* _exit: the held connections stay open to the end, on purpose. */
-		_exit(n == CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS ? 0 : 13);
+		_exit(0);
 	}
-	assert_int_equal(read(ready[0], &b, 1), 1);
+	return pid;
+}
+
+/* One reader holds at most CTL_USER_SLOTS, so another reader (a daemon following this one) still
+ * gets in; readers together hold all but CTL_PRIVILEGED_SLOTS, and root still gets in. */
+static void test_privileged_slots(void **state)
+{
+	enum { HOLDERS = (CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS) / CTL_USER_SLOTS + 1 };
+	const char *path = in_dir("slots.sock");
+	int ready[2], done[2], status = -1, total = 0;
+	pid_t server, child[HOLDERS];
+	struct ctl_client *c;
+	uint8_t n;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	server = server_start(path);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(done), 0);
+	/* 65534 by uid, then members of the readers' group 65531, one after the other. */
+	child[0] = hold_as(path, 65534, 65534, 0, ready[1], done[0]);
+	assert_int_equal(read(ready[0], &n, 1), 1);
+	assert_int_equal(n, CTL_USER_SLOTS);
+	assert_int_equal(call_as(path, 65532, 65532, 65531, "echo"), 0);
+	total += n;
+	for (int i = 1; i < HOLDERS; i++) {
+		child[i] = hold_as(path, (uid_t)(65520 + i), 65520, 65531, ready[1], done[0]);
+		assert_int_equal(read(ready[0], &n, 1), 1);
+		total += n;
+	}
+	assert_int_equal(total, CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS);
 	c = client(path);
 	json_decref(call(c, "echo", NULL));
 	ctl_client_free(c);
-	assert_int_equal(write(done[1], &b, 1), 1);
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	for (int i = 0; i < 2; i++)
-		close(ready[i]), close(done[i]);
+	/* One byte: every holder sees it, and none reads it. */
+	assert_int_equal(write(done[1], &n, 1), 1);
+	for (int i = 0; i < HOLDERS; i++) {
+		assert_int_equal(waitpid(child[i], &status, 0), child[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	close(ready[0]), close(ready[1]), close(done[0]), close(done[1]);
 	status = server_stop(server, SIGTERM);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
