@@ -318,26 +318,31 @@ static bool cred_privileged(const struct ucred *cred)
  * list has groups, one of its supplementary groups? */
 static bool ids_match(const struct ctl_ids *ids, int fd, const struct ucred *cred)
 {
-	gid_t groups[NGROUPS_MAX];
-	socklen_t len = sizeof(groups);
+	gid_t few[64], *groups = few;
+	socklen_t len = sizeof(few);
 	size_t i, j, n;
+	bool match = false;
+	int r;
 
 	for (i = 0; i < ids->n_uids; i++)
 		if (ids->uids[i] == cred->uid)
 			return true;
 	if (ids->n_gids == 0)
 		return false;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-		len = 0; /* fewer rights, never more: the primary group still counts */
-	n = len / sizeof(gid_t);
-	for (i = 0; i < ids->n_gids; i++) {
-		if (ids->gids[i] == cred->gid)
-			return true;
-		for (j = 0; j < n; j++)
-			if (ids->gids[i] == groups[j])
-				return true;
+	/* Most users have a few groups; for more the kernel says how many bytes they need. */
+	r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	if (r < 0 && errno == ERANGE && (groups = malloc(len)) != NULL)
+		r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	/* Unknown groups give fewer rights, never more: the primary group still counts. */
+	n = r == 0 ? len / sizeof(gid_t) : 0;
+	for (i = 0; i < ids->n_gids && !match; i++) {
+		match = ids->gids[i] == cred->gid;
+		for (j = 0; j < n && !match; j++)
+			match = ids->gids[i] == groups[j];
 	}
-	return false;
+	if (groups != few)
+		free(groups);
+	return match;
 }
 
 static unsigned peer_may(const struct ctl_server *s, int fd, const struct ucred *cred)
@@ -379,8 +384,10 @@ static int id_lookup(const char *word, bool *is_group, unsigned *id)
 	const char *name = word + (word[0] == '@');
 	struct passwd pw, *pwr = NULL;
 	struct group gr, *grr = NULL;
-	char buf[4096], *end;
+	char *buf = NULL, *end;
+	size_t size = 4096;
 	unsigned long n;
+	int r;
 
 	*is_group = word[0] == '@';
 	if (name[0] == '\0' || strlen(name) > 32)
@@ -393,16 +400,24 @@ static int id_lookup(const char *word, bool *is_group, unsigned *id)
 		*id = (unsigned)n;
 		return 0;
 	}
-	if (*is_group) {
-		if (getgrnam_r(name, &gr, buf, sizeof(buf), &grr) != 0 || grr == NULL)
-			return -ENOENT;
-		*id = grr->gr_gid;
-	} else {
-		if (getpwnam_r(name, &pw, buf, sizeof(buf), &pwr) != 0 || pwr == NULL)
-			return -ENOENT;
-		*id = pwr->pw_uid;
-	}
-	return 0;
+	/* A group of many members needs more room than most: grow until it fits (ERANGE). */
+	do {
+		char *more = realloc(buf, size);
+
+		if (more == NULL) {
+			r = ENOMEM;
+			break;
+		}
+		buf = more;
+		r = *is_group ? getgrnam_r(name, &gr, buf, size, &grr)
+			      : getpwnam_r(name, &pw, buf, size, &pwr);
+		size *= 2;
+	} while (r == ERANGE && size <= (1u << 20));
+	if (r == 0 && (grr || pwr))
+		*id = grr ? grr->gr_gid : pwr->pw_uid;
+	free(buf);
+	/* Not found is said and skipped by the caller; a failing lookup is an error. */
+	return r != 0 ? -r : grr || pwr ? 0 : -ENOENT;
 }
 
 int ctl_server_allow(struct ctl_server *s, enum ctl_may may, const char *list, char *missing,
@@ -411,7 +426,7 @@ int ctl_server_allow(struct ctl_server *s, enum ctl_may may, const char *list, c
 	struct ctl_ids ids = {0};
 	char *copy, *word, *save = NULL;
 	size_t words = 1;
-	unsigned id;
+	unsigned id = 0;
 	bool group;
 	int r = 0;
 

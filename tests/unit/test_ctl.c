@@ -795,6 +795,9 @@ static int call_as(const char *path, uid_t uid, gid_t gid, gid_t group, const ch
 {
 	int status = -1;
 	pid_t pid = fork();
+	/* group 1 stands for a hundred groups, 65531 the last: more than the server asks for at
+	 * first. */
+	gid_t many[100];
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -804,7 +807,11 @@ static int call_as(const char *path, uid_t uid, gid_t gid, gid_t group, const ch
 		char want[64];
 		int code = 3;
 
-		if (setgroups(group ? 1 : 0, &group) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+		for (int i = 0; i < 100; i++)
+			many[i] = (gid_t)(60000 + i);
+		many[99] = 65531;
+		if ((group == 1 ? setgroups(100, many) : setgroups(group ? 1 : 0, &group)) < 0 ||
+		    setgid(gid) < 0 || setuid(uid) < 0)
 			_exit(10);
 		snprintf(want, sizeof(want), "permission denied: uid %u is not", (unsigned)uid);
 		if (ctl_client_connect(path, &c) == 0 &&
@@ -854,6 +861,7 @@ static void test_access(void **state)
 	/* A reader by group: supplementary (SO_PEERGROUPS) or primary. */
 	assert_int_equal(call_as(path, 65532, 65532, 65531, "echo"), 0);
 	assert_int_equal(call_as(path, 65528, 65531, 0, "echo"), 0);
+	assert_int_equal(call_as(path, 65527, 65527, 1, "echo"), 0);
 	assert_int_equal(call_as(path, 65532, 65532, 65531, "keys"), 1);
 	/* Anyone else is turned away at the door, told which uid and why. */
 	assert_int_equal(call_as(path, 65533, 65533, 0, "echo"), 2);
