@@ -5,6 +5,9 @@
 #   make demo            the end-to-end story, narrated
 #   make fuzz FUZZ_SECONDS=N   every libFuzzer target for N seconds
 #   make bench           benchmarks, each beside this machine's ceiling
+#   make CROSS=aarch64-linux-gnu   the same for a Raspberry Pi (or CROSS=arm-linux-gnueabihf), with
+#                        Debian's cross compiler; objects in build-TRIPLET/. `make CROSS=... unit`
+#                        runs the unit tests under qemu-user
 #   make install DESTDIR=... PREFIX=...   programs, units, users, man pages, bash completion
 #   make uninstall DESTDIR=... PREFIX=...   all of that; the configuration, keys and state stay
 #   make deb             Debian packages for amd64, arm64 and armhf in build/deb/ (DEB_ARCHS=...)
@@ -24,13 +27,50 @@ FUZZ_SECONDS ?= 30
 
 PKGS = openssl libmosquitto sqlite3 libconfig jansson libsystemd
 
+# CROSS=TRIPLET: Debian's cross compiler and the -dev packages of the matching multiarch
+# architecture (scripts/deps.sh cross ARCH), found through the triplet's pkg-config. Build-time
+# tools (scdoc) stay native; the unit tests run under qemu-user.
+CROSS ?=
+CROSS_ARCH_aarch64-linux-gnu   := arm64
+CROSS_ARCH_arm-linux-gnueabihf := armhf
+CROSS_ARCH_TRIPLETS := aarch64-linux-gnu arm-linux-gnueabihf
+ifneq ($(CROSS),)
+CROSS_ARCH := $(or $(CROSS_ARCH_$(CROSS)),$(error CROSS=$(CROSS): known triplets are \
+	aarch64-linux-gnu and arm-linux-gnueabihf))
 ifeq ($(SANITIZE),1)
+$(error CROSS and SANITIZE=1 do not go together: the sanitizers run natively)
+endif
+ifneq ($(filter check demo bench fuzz,$(MAKECMDGOALS)),)
+$(error make $(filter check demo bench fuzz,$(MAKECMDGOALS)): native only; for the Pi: make CROSS=$(CROSS) unit)
+endif
+endif
+# qemu-user runs the target's own dynamic loader and libraries, installed by multiarch under
+# /lib and /usr/lib/TRIPLET: no -L needed.
+QEMU := qemu-$(firstword $(subst -, ,$(CROSS)))
+
+ifneq ($(CROSS),)
+B      := build-$(CROSS)
+SANFLAGS :=
+CC     := $(CROSS)-gcc
+AR     := $(CROSS)-ar
+PKG_CONFIG := $(CROSS)-pkg-config
+DEPS_BUILD := cross $(CROSS_ARCH)
+DEPS_TEST  := cross $(CROSS_ARCH)
+# A unit test binary is an ARM program: qemu-user runs it (and the programs it starts), and its
+# logs stay beside its build.
+RUN_UNIT := TEST_RUNNER=$(QEMU) TEST_TIME_SCALE=5 TEST_LOG_DIR=$(CURDIR)/$(B)/test-logs \
+	IOTSEC_BIN=$(CURDIR)/$(B)/bin
+else ifeq ($(SANITIZE),1)
 B      := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 else
 B      := build
 SANFLAGS :=
 endif
+PKG_CONFIG ?= pkg-config
+AR         ?= ar
+DEPS_BUILD ?= build
+DEPS_TEST  ?= test
 
 # The clock never runs below the build time (SPEC 5.2): take it from the commit, so it is
 # reproducible. Outside a git checkout, the time of the first build stays until `make clean`
@@ -42,15 +82,18 @@ BUILD_TIME := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/n
 # pkg-config runs once per make, when a recipe first needs its answer: every object waits for
 # deps, so scripts/deps.sh has installed the packages by then. Each variable replaces itself
 # with its value on first use.
-PKG_CFLAGS    = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $$(PKGS)))$(PKG_CFLAGS)
-PKG_LIBS      = $(eval PKG_LIBS := $$(shell pkg-config --libs $$(PKGS)))$(PKG_LIBS)
-CMOCKA_CFLAGS = $(eval CMOCKA_CFLAGS := $$(shell pkg-config --cflags cmocka))$(CMOCKA_CFLAGS)
-CMOCKA_LIBS   = $(eval CMOCKA_LIBS := $$(shell pkg-config --libs cmocka))$(CMOCKA_LIBS)
+PKG_CFLAGS    = $(eval PKG_CFLAGS := $$(shell $$(PKG_CONFIG) --cflags $$(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS      = $(eval PKG_LIBS := $$(shell $$(PKG_CONFIG) --libs $$(PKGS)))$(PKG_LIBS)
+CMOCKA_CFLAGS = $(eval CMOCKA_CFLAGS := $$(shell $$(PKG_CONFIG) --cflags cmocka))$(CMOCKA_CFLAGS)
+CMOCKA_LIBS   = $(eval CMOCKA_LIBS := $$(shell $$(PKG_CONFIG) --libs cmocka))$(CMOCKA_LIBS)
 
 CC       ?= cc
 CFLAGS   ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -Ilibiotsec $(SANFLAGS) $(CFLAGS) $(PKG_CFLAGS)
+# _FILE_OFFSET_BITS=64: on 32-bit ARM (armhf) stat() and readdir() otherwise fail with EOVERFLOW
+# on file systems whose inode numbers or directory offsets need 64 bits (64-bit kernels, btrfs,
+# NFS, overlays); no library we link has off_t or ino_t in its interface. 64-bit targets: no-op.
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Werror -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Ilibiotsec $(SANFLAGS) $(CFLAGS) $(PKG_CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 LIBS     = $(PKG_LIBS) -lm
 
@@ -80,9 +123,9 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 all: $(PROGS) $(MANS)
 
 deps:
-	@scripts/deps.sh build
+	@scripts/deps.sh $(DEPS_BUILD)
 test-deps:
-	@scripts/deps.sh test
+	@scripts/deps.sh $(DEPS_TEST)
 
 # -MMD -MP: each object also depends on the headers it includes (the .d files read below).
 $(B)/obj/%.o: %.c | deps
@@ -109,7 +152,7 @@ $(B)/man/%: man/%.scd | deps
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 # A daemon is every .c in its folder; main.c stays thin so the rest can be tested.
 define daemon_rule
@@ -155,14 +198,25 @@ $(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/unit/fixture.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# SANITIZE is passed on so that a test can skip what the sanitizer run need not repeat (the
+# Pi builds of 080, which build without sanitizers anyway).
 check: test-deps
 	@$(MAKE) --no-print-directory $(PROGS) $(MANS) $(UNIT_BIN)
-	@IOTSEC_BIN=$(CURDIR)/$(B)/bin INTEGRATION=$(INTEGRATION) \
+	@IOTSEC_BIN=$(CURDIR)/$(B)/bin INTEGRATION=$(INTEGRATION) SANITIZE=$(SANITIZE) \
 		tests/run.sh $(UNIT_BIN) $(if $(filter 1,$(INTEGRATION)),$(INTEG))
 
+# The programs too: test_keyd_intake runs the real iotsec-dictd. Under qemu-user the test
+# binaries share one test home (tests/unit/fixture.c), made afresh for the run unless the caller
+# gives IOTSEC_FIXTURE_CACHE (080 does, for both Pi builds at once).
 unit: test-deps
-	@$(MAKE) --no-print-directory $(UNIT_BIN)
+	@$(MAKE) --no-print-directory $(PROGS) $(UNIT_BIN)
+ifneq ($(CROSS),)
+	@cache=$${IOTSEC_FIXTURE_CACHE:-$$(mktemp -d /tmp/iotsec-fixture-cache.XXXXXX)} && \
+		$(RUN_UNIT) IOTSEC_FIXTURE_CACHE=$$cache tests/run.sh $(UNIT_BIN); \
+		rc=$$?; [ -n "$$IOTSEC_FIXTURE_CACHE" ] || rm -rf "$$cache"; exit $$rc
+else
 	@tests/run.sh $(UNIT_BIN)
+endif
 
 demo: test-deps
 	@$(MAKE) --no-print-directory $(PROGS)
@@ -235,4 +289,4 @@ format:
 		tests/*/*.[ch])
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz $(CROSS_ARCH_TRIPLETS:%=build-%)

@@ -10,6 +10,10 @@
 #   scripts/deps.sh fuzz    that, plus clang's libFuzzer and sanitizer runtimes
 #   scripts/deps.sh deb     the build packages, plus debhelper and lintian for `make deb` (its
 #                           cross builds also need scripts/deps.sh cross)
+#   scripts/deps.sh cross [arm64|armhf]...   the build packages, plus, for each Raspberry Pi
+#                           architecture (default both), Debian's cross compiler, the -dev
+#                           packages of that architecture (multiarch: dpkg --add-architecture)
+#                           with cmocka, qemu-user to run the unit tests, and file
 set -eu
 
 BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
@@ -21,8 +25,27 @@ build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;
 fuzz) PKGS="$TEST clang libclang-rt-14-dev" ;;
 deb) PKGS="$BUILD debhelper dpkg-dev lintian" ;;
+cross)
+	shift
+	ARCHES=${*:-arm64 armhf}
+	PKGS="$BUILD qemu-user file"
+	for a in $ARCHES; do
+		case $a in
+		arm64) PKGS="$PKGS gcc-aarch64-linux-gnu" ;;
+		armhf) PKGS="$PKGS gcc-arm-linux-gnueabihf" ;;
+		*)
+			echo "scripts/deps.sh cross: $a is no Raspberry Pi architecture (arm64, armhf)" >&2
+			exit 2
+			;;
+		esac
+		for p in libc6-dev libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev \
+			libjansson-dev libsystemd-dev libcmocka-dev; do
+			PKGS="$PKGS $p:$a"
+		done
+	done
+	;;
 *)
-	echo "usage: scripts/deps.sh build|test|fuzz|deb" >&2
+	echo "usage: scripts/deps.sh build|test|fuzz|deb|cross [arm64|armhf]..." >&2
 	exit 2
 	;;
 esac
@@ -33,11 +56,30 @@ for p in $PKGS; do
 done
 [ -z "$missing" ] && exit 0
 
+# The architectures of the :ARCH packages that dpkg does not know yet.
+new_arches=""
+for p in $missing; do
+	case $p in
+	*:*)
+		a=${p#*:}
+		dpkg --print-architecture | grep -qx "$a" ||
+			dpkg --print-foreign-architectures | grep -qx "$a" ||
+			case " $new_arches " in *" $a "*) ;; *) new_arches="$new_arches $a" ;; esac
+		;;
+	esac
+done
+
 if [ "$(id -u)" -ne 0 ]; then
 	echo "iotsec: missing Debian packages. Install them with:" >&2
+	for a in $new_arches; do echo "  sudo dpkg --add-architecture $a" >&2; done
+	[ -z "$new_arches" ] || echo "  sudo apt-get update" >&2
 	echo "  sudo apt-get install -y$missing" >&2
 	exit 1
 fi
+for a in $new_arches; do
+	echo "iotsec: adding the Debian architecture $a (multiarch)" >&2
+	dpkg --add-architecture "$a"
+done
 echo "iotsec: installing missing Debian packages:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq

@@ -3,6 +3,7 @@
 # A cmocka binary counts each of its test cases; a script counts as one test (exit 77: skipped).
 # Logs go to $TEST_LOG_DIR (default build/test-logs); a failure shows the end of its log. A script
 # may print a progress line for whoever waits (a step that takes minutes) on fd 9, our output.
+# TEST_RUNNER, if set, runs each unit test binary (qemu-aarch64 for a cross build's, say).
 set -u
 
 logdir=${TEST_LOG_DIR:-$(pwd)/build/test-logs}
@@ -28,7 +29,8 @@ for t in "$@"; do
 		fi
 		;;
 	*)
-		"$t" >"$log" 2>&1
+		# shellcheck disable=SC2086 # TEST_RUNNER may be a command with its options
+		${TEST_RUNNER:-} "$t" >"$log" 2>&1
 		rc=$?
 		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
 		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)

@@ -75,6 +75,19 @@ const char *scratch_dir(void)
 	return dir;
 }
 
+int wait_ms(void)
+{
+	static int ms;
+
+	if (ms == 0) {
+		const char *s = getenv("TEST_TIME_SCALE");
+		int scale = s ? atoi(s) : 1;
+
+		ms = 2000 * (scale >= 1 && scale <= 100 ? scale : 1);
+	}
+	return ms;
+}
+
 int64_t mono_ms(void)
 {
 	struct timespec ts;
