@@ -8,14 +8,16 @@
 #   make CROSS=aarch64-linux-gnu   the same for a Raspberry Pi (or CROSS=arm-linux-gnueabihf), with
 #                        Debian's cross compiler; objects in build-TRIPLET/. `make CROSS=... unit`
 #                        runs the unit tests under qemu-user
-#   make install DESTDIR=... PREFIX=...   programs, units, man pages, bash completion
-#   make uninstall DESTDIR=... PREFIX=...   all of that; the configuration and key stay
+#   make install DESTDIR=... PREFIX=...   programs, units, users, man pages, bash completion
+#   make uninstall DESTDIR=... PREFIX=...   all of that; the configuration, keys and state stay
+#   make deb             Debian packages for amd64, arm64 and armhf in build/deb/ (DEB_ARCHS=...)
 # Building needs only the build packages (scripts/deps.sh build); check, demo and bench add the
 # broker and the test tools (scripts/deps.sh test).
 
 PREFIX      ?= /usr/local
 SYSCONFDIR  ?= /etc
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANDIR      ?= $(PREFIX)/share/man
 DOCDIR      ?= $(PREFIX)/share/doc/iotsec
 COMPDIR     ?= $(PREFIX)/share/bash-completion/completions
@@ -113,7 +115,7 @@ INTEG    := $(sort $(wildcard tests/integration/[0-9]*.sh))
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all deps test-deps check unit demo fuzz bench install uninstall clean format FORCE
+.PHONY: all deps test-deps check unit demo fuzz bench install uninstall deb clean format FORCE
 .DEFAULT_GOAL := all
 # Keep objects: they are not throw-away intermediates.
 .SECONDARY:
@@ -248,33 +250,50 @@ build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/libiotsec.
 	@mkdir -p $(@D)
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
+UNITS := $(wildcard systemd/*.service systemd/*.target)
+UNIT_DROPINS := $(wildcard systemd/*.d/*.conf)
+
+# No key is made here: a tree staged with DESTDIR (a package) would ship it to every Pi. The
+# dictionary key is made on the device at its first start (iotsec-dictd-key.service).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/iotsec \
+		$(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPDIR)
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
-	for u in systemd/*; do \
+	for u in $(UNITS) $(UNIT_DROPINS); do \
+		d=$(DESTDIR)$(UNITDIR)/$${u#systemd/}; mkdir -p $${d%/*}; \
 		sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@DOCDIR@|$(DOCDIR)|g' \
-			$$u > $(DESTDIR)$(UNITDIR)/$${u##*/}; chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/}; done
+			$$u > $$d; chmod 0644 $$d; done
+	install -m 0644 systemd/iotsec.sysusers $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
 	for m in $(MANS); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 completions/* $(DESTDIR)$(COMPDIR)/
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
 		install -m 0644 etc/iotsec.conf $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf
-	# The dictionary key, made once (the daemon runs with /etc read-only).
-	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/dict.key ] || \
-		(umask 077 && head -c 32 /dev/urandom > $(DESTDIR)$(SYSCONFDIR)/iotsec/dict.key)
+	# Into this system itself: its users now, not at the next boot.
+	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+		systemd-sysusers $(SYSUSERSDIR)/iotsec.conf; fi
 
-# What install put there, except the configuration and the dictionary key: they are the
-# household's (edited by hand, and the key opens the saved dictionary), so they stay.
+# What install put there, except the configuration: it is the household's, like the keys and
+# the state, which install never made. The users stay, as Debian leaves system users.
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(PROGS)))
-	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(notdir $(wildcard systemd/*)))
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS:systemd/%=%) $(UNIT_DROPINS:systemd/%=%))
+	-rmdir $(sort $(dir $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNIT_DROPINS:systemd/%=%)))) 2>/dev/null
+	rm -f $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
 	rm -f $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(wildcard completions/*)))
 	rm -f $(DESTDIR)$(DOCDIR)/README.md
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
-	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf and dict.key (the household's)"
+	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec (the configuration, the device's keys)"
+
+# Debian packages, built by dpkg-buildpackage from debian/ and checked by lintian (scripts/deb.sh).
+# SOURCE_DATE_EPOCH: the packaged programs keep the clock floor a plain build has.
+DEB_ARCHS ?= amd64 arm64 armhf
+deb:
+	@scripts/deps.sh deb
+	@SOURCE_DATE_EPOCH=$(BUILD_TIME) scripts/deb.sh $(DEB_ARCHS)
 
 format:
 	clang-format -i $(wildcard libiotsec/*.[ch] daemons/*/*.[ch] pki/*.[ch] tools/*/*.[ch] \

@@ -440,6 +440,36 @@ static const char *check_absolute(const char *value)
 	return value[0] == '/' ? NULL : "must be an absolute path";
 }
 
+/* Users and groups as the control sockets take them (ctl_server_allow): words such as "admin",
+ * "@iotsec" or "@1002", separated by spaces; names as useradd takes them. */
+static const char *check_ids(const char *value)
+{
+	static const char *const bad = "not a list of users and @groups, e.g. \"@iotsec admin\"";
+	size_t len = 0;
+
+	for (const char *p = value;; p++) {
+		if (*p == ' ' || *p == '\0') {
+			if (len > 32)
+				return bad;
+			len = 0;
+			if (*p == '\0')
+				return NULL;
+			continue;
+		}
+		if (*p == '@' && len == 0 && (p[1] == ' ' || p[1] == '\0'))
+			return bad;
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' ||
+		      (*p == '-' && len > 0 && p[-1] != '@') || (*p == '@' && len == 0)))
+			return bad;
+		len++;
+	}
+}
+
+#define ROW_IDS(n, f, d, h)                                                                        \
+	{                                                                                          \
+		n, CONFIG_STRING, 0, 1024, 0, d, offsetof(struct iotsec_config, f), h, check_ids   \
+	}
 #define ROW_IPV4(n, f, d, h)                                                                       \
 	{                                                                                          \
 		n, CONFIG_STRING, 1, 4095, 0, d, offsetof(struct iotsec_config, f), h, check_ipv4  \
@@ -470,6 +500,8 @@ const struct config_def iotsec_config_table[] = {
     ROW_PATH("device.state_dir", device.state_dir, "/var/lib/iotsec",
 	     "persistent state: the saved clock, the key dictionary"),
     ROW_PATH("device.run_dir", device.run_dir, "/run/iotsec", "the daemons' control sockets"),
+    ROW_IDS("control.readers", control.readers, "@iotsec @iotsecd",
+	    "users and @groups who may read the daemons' status, beside root"),
     ROW_INT("certd.interval", certd.interval, 1, 86400, 300,
 	    "seconds between two checks of the certificate, key, CA and CRL"),
     ROW_INT("net.port", net.port, 1, 65534, 7450,
@@ -497,10 +529,12 @@ const struct config_def iotsec_config_table[] = {
 	    "milliseconds the controller waits for contributed keys"),
     ROW_INT("keyd.announce_ms", keyd.announce_ms, 100, 600000, 5000,
 	    "milliseconds between I_AM_ON_THE_NETWORK broadcasts"),
-    ROW_PATH("dictd.path", dictd.path, "/var/lib/iotsec/keys.dict",
+    ROW_PATH("dictd.path", dictd.path, "/var/lib/iotsec/dictd/keys.dict",
 	     "the key dictionary (only iotsec-dictd opens it)"),
-    ROW_PATH("dictd.key_file", dictd.key_file, "/etc/iotsec/dict.key",
+    ROW_PATH("dictd.key_file", dictd.key_file, "/etc/credstore/iotsec-dict.key",
 	     "the dictionary key, 32 bytes, root-only; a systemd credential dict.key wins"),
+    ROW_IDS("dictd.clients", dictd.clients, "iotsec-keyd",
+	    "users and @groups who may store and look up keys in the dictionary"),
 };
 
 const size_t iotsec_config_table_len = sizeof(iotsec_config_table) / sizeof(iotsec_config_table[0]);

@@ -46,6 +46,9 @@ struct iotsec_config {
 		char *run_dir;	  /* control sockets */
 	} device;
 	struct {
+		char *readers; /* users and @groups who may read the daemons' status */
+	} control;
+	struct {
 		int interval; /* seconds between certificate checks */
 	} certd;
 	struct {
@@ -70,6 +73,7 @@ struct iotsec_config {
 	struct {
 		char *path;	/* the dictionary file (only dictd touches it) */
 		char *key_file; /* the dictionary key, 32 random bytes, root-only (0600) */
+		char *clients;	/* users and @groups who may store and look up keys */
 	} dictd;
 };
 

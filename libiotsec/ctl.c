@@ -3,9 +3,13 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -272,6 +276,7 @@ struct ctl_conn {
 	int fd;
 	sd_event_source *io;
 	struct ucred cred;
+	unsigned may; /* enum ctl_may: what this peer may do, decided at accept */
 	struct ctl_in in;
 	struct ctl_out out;
 	json_t *events; /* the subscription's names; NULL when not subscribed */
@@ -279,6 +284,13 @@ struct ctl_conn {
 	bool eof;     /* the peer will send nothing more */
 	bool closing; /* close once the output is sent */
 	bool doomed;  /* dropped while its own request was running: freed when that returns */
+};
+
+/* Users and groups a socket lets in besides root and its own user (ctl_server_allow). */
+struct ctl_ids {
+	uid_t *uids;
+	gid_t *gids;
+	size_t n_uids, n_gids;
 };
 
 struct ctl_server {
@@ -293,12 +305,171 @@ struct ctl_server {
 	struct ctl_conn *conns;
 	unsigned n_conns, n_unprivileged;
 	struct ctl_conn *dispatching;
+	struct ctl_ids allowed[2]; /* [0]: readers, [1]: key clients (ctl_server_allow) */
 };
 
 /* Root and the daemon's own user: they may change state, and some slots are kept for them. */
 static bool cred_privileged(const struct ucred *cred)
 {
 	return cred->uid == 0 || cred->uid == geteuid();
+}
+
+/* Does the peer on fd (cred) belong to ids: its user, its primary group or, asked only when the
+ * list has groups, one of its supplementary groups? */
+static bool ids_match(const struct ctl_ids *ids, int fd, const struct ucred *cred)
+{
+	gid_t few[64], *groups = few;
+	socklen_t len = sizeof(few);
+	size_t i, j, n;
+	bool match = false;
+	int r;
+
+	for (i = 0; i < ids->n_uids; i++)
+		if (ids->uids[i] == cred->uid)
+			return true;
+	if (ids->n_gids == 0)
+		return false;
+	/* Most users have a few groups; for more the kernel says how many bytes they need. */
+	r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	if (r < 0 && errno == ERANGE && (groups = malloc(len)) != NULL)
+		r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
+	/* Unknown groups give fewer rights, never more: the primary group still counts. */
+	n = r == 0 ? len / sizeof(gid_t) : 0;
+	for (i = 0; i < ids->n_gids && !match; i++) {
+		match = ids->gids[i] == cred->gid;
+		for (j = 0; j < n && !match; j++)
+			match = ids->gids[i] == groups[j];
+	}
+	if (groups != few)
+		free(groups);
+	return match;
+}
+
+static unsigned peer_may(const struct ctl_server *s, int fd, const struct ucred *cred)
+{
+	unsigned may = 0;
+
+	if (cred->uid == geteuid())
+		return CTL_MAY_READ | CTL_MAY_CHANGE | CTL_MAY_KEYS;
+	if (cred->uid == 0)
+		may |= CTL_MAY_READ | CTL_MAY_CHANGE;
+	if (ids_match(&s->allowed[1], fd, cred))
+		may |= CTL_MAY_READ | CTL_MAY_KEYS;
+	if (!(may & CTL_MAY_READ) && ids_match(&s->allowed[0], fd, cred))
+		may |= CTL_MAY_READ;
+	return may;
+}
+
+/* How many connections the user uid holds. */
+static unsigned conns_of(const struct ctl_server *s, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (const struct ctl_conn *c = s->conns; c; c = c->next)
+		n += c->cred.uid == uid;
+	return n;
+}
+
+static void ids_free(struct ctl_ids *ids)
+{
+	free(ids->uids);
+	free(ids->gids);
+	*ids = (struct ctl_ids){0};
+}
+
+/* One word of an allow-list: "name", "@group", "1001" or "@1002". 0 and the id; -ENOENT when
+ * no such user or group is known here; -EINVAL when the word cannot name one. */
+static int id_lookup(const char *word, bool *is_group, unsigned *id)
+{
+	const char *name = word + (word[0] == '@');
+	struct passwd pw, *pwr = NULL;
+	struct group gr, *grr = NULL;
+	char *buf = NULL, *end;
+	size_t size = 4096;
+	unsigned long n;
+	int r;
+
+	*is_group = word[0] == '@';
+	if (name[0] == '\0' || strlen(name) > 32)
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(name, &end, 10);
+	if (*end == '\0' && name[0] >= '0' && name[0] <= '9') {
+		if (errno != 0 || n >= (unsigned long)UINT32_MAX)
+			return -EINVAL;
+		*id = (unsigned)n;
+		return 0;
+	}
+	/* A group of many members needs more room than most: grow until it fits (ERANGE). */
+	do {
+		char *more = realloc(buf, size);
+
+		if (more == NULL) {
+			r = ENOMEM;
+			break;
+		}
+		buf = more;
+		r = *is_group ? getgrnam_r(name, &gr, buf, size, &grr)
+			      : getpwnam_r(name, &pw, buf, size, &pwr);
+		size *= 2;
+	} while (r == ERANGE && size <= (1u << 20));
+	if (r == 0 && (grr || pwr))
+		*id = grr ? grr->gr_gid : pwr->pw_uid;
+	free(buf);
+	/* Not found is said and skipped by the caller; a failing lookup is an error. */
+	return r != 0 ? -r : grr || pwr ? 0 : -ENOENT;
+}
+
+int ctl_server_allow(struct ctl_server *s, enum ctl_may may, const char *list, char *missing,
+		     size_t missing_len)
+{
+	struct ctl_ids ids = {0};
+	char *copy, *word, *save = NULL;
+	size_t words = 1;
+	unsigned id = 0;
+	bool group;
+	int r = 0;
+
+	if (s == NULL || list == NULL || (may != CTL_MAY_READ && may != CTL_MAY_KEYS))
+		return -EINVAL;
+	if (missing && missing_len > 0)
+		missing[0] = '\0';
+	for (const char *p = list; *p; p++)
+		words += *p == ' ';
+	if ((copy = strdup(list)) == NULL || (ids.uids = calloc(words, sizeof(uid_t))) == NULL ||
+	    (ids.gids = calloc(words, sizeof(gid_t))) == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (word = strtok_r(copy, " ", &save); word; word = strtok_r(NULL, " ", &save)) {
+		int q = id_lookup(word, &group, &id);
+
+		if (q == -ENOENT && missing && missing_len > 0) {
+			size_t used = strlen(missing);
+
+			/* Said, not refused: a group the package has not made yet must not keep
+			 * the daemons from starting. */
+			snprintf(missing + used, missing_len - used, "%s%s", used ? " " : "", word);
+			continue;
+		}
+		if (q == -ENOENT)
+			continue;
+		if (q < 0) {
+			r = q;
+			goto out;
+		}
+		if (group)
+			ids.gids[ids.n_gids++] = id;
+		else
+			ids.uids[ids.n_uids++] = id;
+	}
+	ids_free(&s->allowed[may == CTL_MAY_KEYS]);
+	s->allowed[may == CTL_MAY_KEYS] = ids;
+	ids = (struct ctl_ids){0};
+out:
+	ids_free(&ids);
+	free(copy);
+	return r;
 }
 
 static void conn_free(struct ctl_conn *c)
@@ -462,7 +633,8 @@ static void conn_handle(struct ctl_conn *c, const char *line, size_t len)
 		reply = refusal_new(req, unknown);
 		goto send;
 	}
-	if ((v->flags & CTL_MUTATES) && !cred_privileged(&c->cred)) {
+	if (((v->flags & CTL_MUTATES) && !(c->may & CTL_MAY_CHANGE)) ||
+	    ((v->flags & CTL_KEYS) && !(c->may & CTL_MAY_KEYS))) {
 		reply = refusal_new(req, "permission denied");
 		goto send;
 	}
@@ -536,7 +708,7 @@ static int on_conn_io(sd_event_source *src, int fd, uint32_t revents, void *user
 	return 0;
 }
 
-static int conn_new(struct ctl_server *s, int fd, const struct ucred *cred)
+static int conn_new(struct ctl_server *s, int fd, const struct ucred *cred, unsigned may)
 {
 	struct ctl_conn *c = calloc(1, sizeof(*c));
 	int r = -ENOMEM;
@@ -544,6 +716,7 @@ static int conn_new(struct ctl_server *s, int fd, const struct ucred *cred)
 	if (c == NULL || ctl_in_init(&c->in) < 0)
 		goto out;
 	c->cred = *cred;
+	c->may = may;
 	if ((r = sd_event_add_io(sd_event_source_get_event(s->accept_io), &c->io, fd, EPOLLIN,
 				 on_conn_io, c)) < 0)
 		goto out;
@@ -578,8 +751,10 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 	static const char busy[] = "{\"v\":1,\"ok\":false,\"error\":\"too many connections\"}\n";
 	struct ctl_server *s = userdata;
 	struct ucred cred;
+	char denied[160];
 	socklen_t len;
-	int cfd;
+	unsigned may;
+	int cfd, n;
 
 	(void)revents;
 	for (;;) {
@@ -601,15 +776,28 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 			close(cfd);
 			continue;
 		}
-		/* Any local user may connect, so some slots are kept for root and our own user:
-		 * idle connections of others cannot lock the daemons out of each other. */
+		/* Refused at once, saying why: a stranger holds no slot, and its user learns
+		 * which setting lets it in. */
+		if ((may = peer_may(s, cfd, &cred)) == 0) {
+			n = snprintf(denied, sizeof(denied),
+				     "{\"v\":1,\"ok\":false,\"error\":\"permission denied: uid %u "
+				     "is not among this socket's users (control.readers)\"}\n",
+				     (unsigned)cred.uid);
+			(void)send(cfd, denied, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			close(cfd);
+			continue;
+		}
+		/* Readers may hold all but a few slots, which are kept for root and our own user,
+		 * and each of them only a few: the other daemons are readers too, so one reader's
+		 * idle connections must not lock them out of each other. */
 		if (s->n_conns >= CTL_MAX_CLIENTS ||
 		    (!cred_privileged(&cred) &&
-		     s->n_unprivileged >= CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS)) {
+		     (s->n_unprivileged >= CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS ||
+		      conns_of(s, cred.uid) >= CTL_USER_SLOTS))) {
 			/* Best effort, so iotsecctl can say why rather than "connection reset". */
 			(void)send(cfd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 			close(cfd);
-		} else if (conn_new(s, cfd, &cred) < 0) {
+		} else if (conn_new(s, cfd, &cred, may) < 0) {
 			close(cfd);
 		}
 	}
@@ -685,6 +873,8 @@ void ctl_server_free(struct ctl_server *s)
 	/* Only our own socket: a newer instance may already have replaced it. */
 	if (s->bound && lstat(s->path, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino)
 		unlink(s->path);
+	ids_free(&s->allowed[0]);
+	ids_free(&s->allowed[1]);
 	free(s->path);
 	free(s);
 }

@@ -6,9 +6,12 @@
  * The built-in verb "subscribe" {"events":["certificate-invalid",...]} (or ["*"]) turns the
  * connection into an event stream: after its reply the server pushes
  *   {"v":1,"event":"certificate-invalid", ...fields}
- * Verbs flagged CTL_MUTATES are refused unless the peer (SO_PEERCRED) is root or the daemon's
- * own uid. Lines are bounded (CTL_LINE_MAX) and so are connections (CTL_MAX_CLIENTS, of which
- * other users may hold all but CTL_PRIVILEGED_SLOTS). */
+ * Who may do what is decided from the peer's credentials (SO_PEERCRED, SO_PEERGROUPS) when it
+ * connects: root and the daemon's own user may read and call CTL_MUTATES verbs; the daemon's own
+ * user and its key clients may call CTL_KEYS verbs; its readers may read (verbs without flags,
+ * subscribe); anyone else is refused at once. Lines are bounded (CTL_LINE_MAX) and so are
+ * connections (CTL_MAX_CLIENTS, of which readers may hold all but CTL_PRIVILEGED_SLOTS, each
+ * user at most CTL_USER_SLOTS). */
 #ifndef IOTSEC_CTL_H
 #define IOTSEC_CTL_H
 
@@ -21,11 +24,23 @@
 #define CTL_LINE_MAX	     (256 * 1024) /* a store of a whole ring of 1024 keys is one line */
 #define CTL_MAX_CLIENTS	     32
 #define CTL_PRIVILEGED_SLOTS 8 /* of those, kept for root and the daemon's own user */
+/* Of the others, what one user may hold: the daemons follow one another as mere readers (the
+ * group iotsecd), so one reader, an operator or a compromised daemon, must not take every
+ * reader's slot and keep the daemons from following each other. */
+#define CTL_USER_SLOTS 4
 /* Events a blocking client holds while in a call; beyond it drops the oldest. */
 #define CTL_CLIENT_EVENTS_MAX 1024
 
 enum ctl_flags {
-	CTL_MUTATES = 1 << 0,
+	CTL_MUTATES = 1 << 0, /* changes state: root and the daemon's own user */
+	CTL_KEYS = 1 << 1,    /* hands out or takes keys: the daemon's own user and key clients */
+};
+
+/* What a peer may do. */
+enum ctl_may {
+	CTL_MAY_READ = 1 << 0,
+	CTL_MAY_CHANGE = 1 << 1,
+	CTL_MAY_KEYS = 1 << 2,
 };
 
 /* A verb handler gets the whole request object. It returns 0 and sets *ret_reply to an object
@@ -40,10 +55,17 @@ struct ctl_verb {
 };
 
 struct ctl_server;
-/* Listen on path (replacing a stale socket) with mode 0666: reading is open to local users,
- * changes are checked per verb. verbs ends with a {NULL} row. */
+/* Listen on path (replacing a stale socket) with mode 0666: who may connect is decided by the
+ * peer's credentials (above), not by the file's mode. verbs ends with a {NULL} row. */
 int ctl_server_new(sd_event *e, const char *path, const struct ctl_verb *verbs, void *userdata,
 		   struct ctl_server **ret);
+/* Let more peers in: with CTL_MAY_READ the readers, with CTL_MAY_KEYS the key clients (who may
+ * also read), each named by list: words separated by spaces, "user", "@group", "1001" (a uid)
+ * or "@1002" (a gid); it replaces the previous list of that kind. Names unknown here are skipped
+ * and, when missing is given, written there (space-separated) for the caller to report. Applies
+ * to connections made from then on. -EINVAL for a word that cannot name a user or group. */
+int ctl_server_allow(struct ctl_server *s, enum ctl_may may, const char *list, char *missing,
+		     size_t missing_len);
 /* Closes every connection and removes the socket file. */
 void ctl_server_free(struct ctl_server *s);
 /* Push an event to every connection subscribed to it; data (borrowed, may be NULL) holds its

@@ -30,29 +30,36 @@
 enum {
 	OPT_CHECK_CONFIG = 0x100,
 	OPT_VERSION,
+	OPT_MAKE_KEY,
 };
 
-static void usage(FILE *f, const char *name, const char *summary)
+static void usage(FILE *f, const char *name, const char *summary, unsigned needs)
 {
 	fprintf(f,
-		"Usage: %s [-c FILE] [--check-config] [-v]\n"
+		"Usage: %s [-c FILE] [--check-config%s] [-v]\n"
 		"%s\n"
 		"\n"
 		"  -c, --config FILE   configuration file (default %s)\n"
 		"      --check-config  check the configuration, print \"configuration OK\" or the\n"
-		"                      problem, and exit\n"
-		"  -v, --verbose       log debug messages too\n"
-		"  -h, --help          show this help and exit\n"
-		"      --version       show the version and exit\n",
-		name, summary, CONFIG_DEFAULT_PATH);
+		"                      problem, and exit\n",
+		name, needs & DAEMON_NEEDS_DICTIONARY ? " | --make-key" : "", summary,
+		CONFIG_DEFAULT_PATH);
+	if (needs & DAEMON_NEEDS_DICTIONARY)
+		fprintf(f,
+			"      --make-key      make the dictionary key (dictd.key_file) if it is\n"
+			"                      missing and no dictionary exists, and exit\n");
+	fprintf(f, "  -v, --verbose       log debug messages too\n"
+		   "  -h, --help          show this help and exit\n"
+		   "      --version       show the version and exit\n");
 }
 
-void daemon_parse_args(int argc, char **argv, const char *name, const char *summary,
+void daemon_parse_args(int argc, char **argv, const char *name, const char *summary, unsigned needs,
 		       struct daemon_opts *ret)
 {
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+	    {"make-key", no_argument, NULL, OPT_MAKE_KEY},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, OPT_VERSION},
@@ -71,23 +78,35 @@ void daemon_parse_args(int argc, char **argv, const char *name, const char *summ
 		case OPT_CHECK_CONFIG:
 			o.check_config = true;
 			break;
+		case OPT_MAKE_KEY:
+			if (!(needs & DAEMON_NEEDS_DICTIONARY)) {
+				fprintf(stderr, "%s: --make-key is iotsec-dictd's\n", name);
+				usage(stderr, name, summary, needs);
+				exit(2);
+			}
+			o.make_key = true;
+			break;
 		case 'v':
 			o.verbose = true;
 			break;
 		case 'h':
-			usage(stdout, name, summary);
+			usage(stdout, name, summary, needs);
 			exit(0);
 		case OPT_VERSION:
 			printf("%s (iotsec) %s\n", name, IOTSEC_VERSION);
 			exit(0);
 		default: /* getopt_long has said what is wrong */
-			usage(stderr, name, summary);
+			usage(stderr, name, summary, needs);
 			exit(2);
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", name, argv[optind]);
-		usage(stderr, name, summary);
+		usage(stderr, name, summary, needs);
+		exit(2);
+	}
+	if (o.make_key && o.check_config) {
+		fprintf(stderr, "%s: --make-key and --check-config are two runs\n", name);
 		exit(2);
 	}
 	*ret = o;
@@ -144,12 +163,14 @@ static void take_lock(const char *run_dir, const char *name)
 void daemon_setup(int argc, char **argv, const char *name, const char *summary, unsigned needs,
 		  struct iotsec_config *cfg)
 {
+	/* "iotsec-certd": its files are in run_dir/certd and state_dir/certd. */
+	const char *daemon = strncmp(name, "iotsec-", 7) == 0 ? name + 7 : name;
+	char err[CONFIG_ERR_MAX], clock_path[PATH_MAX], run_dir[PATH_MAX], state_dir[PATH_MAX];
 	struct daemon_opts o;
-	char err[CONFIG_ERR_MAX], clock_path[PATH_MAX];
 	int r;
 
 	crypto_wipe_json();
-	daemon_parse_args(argc, argv, name, summary, &o);
+	daemon_parse_args(argc, argv, name, summary, needs, &o);
 	log_init(name, o.verbose ? LOG_DEBUG : LOG_INFO);
 	if (config_load(o.config_path, cfg, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
@@ -158,7 +179,7 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary, 
 	if (o.check_config) {
 		/* Everything start-up needs, as sshd -t checks: a unit's ExecStartPre stops here.
 		 */
-		if (daemon_check(cfg, needs, stderr) > 0) {
+		if (daemon_check(cfg, daemon, needs, stderr) > 0) {
 			fprintf(stderr, "%s: configuration %s has the problems above\n", name,
 				o.config_path);
 			exit(1);
@@ -167,18 +188,32 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary, 
 		config_free(cfg);
 		exit(0);
 	}
+	if (o.make_key) {
+		/* For the unit that makes the key systemd then hands to dictd: run as root, before
+		 * dictd, and touching nothing of dictd's (its lock, its directories). */
+		uint8_t key[CRYPTO_KEY_LEN];
+
+		r = daemon_dict_key_load(cfg, cfg->dictd.key_file, key);
+		crypto_wipe(key, sizeof(key));
+		if (r == 0)
+			printf("dictionary key %s ready\n", cfg->dictd.key_file);
+		config_free(cfg);
+		exit(r < 0 ? 1 : 0);
+	}
 	log_debug("configuration from %s", o.config_path);
-	if ((r = file_mkdirs(cfg->device.run_dir, 0755)) < 0)
-		fatalx("cannot create the run directory %s: %s", cfg->device.run_dir,
+	if ((r = daemon_dir(cfg->device.run_dir, daemon, run_dir, sizeof(run_dir))) < 0 ||
+	    (r = file_mkdirs(run_dir, 0755)) < 0)
+		fatalx("cannot create the run directory %s/%s: %s", cfg->device.run_dir, daemon,
 		       iotsec_strerror(r));
-	if ((r = file_mkdirs(cfg->device.state_dir, 0700)) < 0)
-		fatalx("cannot create the state directory %s: %s", cfg->device.state_dir,
-		       iotsec_strerror(r));
-	take_lock(cfg->device.run_dir, name);
+	/* certd's is readable by all, for the clock; the others' hold what is theirs alone. */
+	if ((r = daemon_dir(cfg->device.state_dir, daemon, state_dir, sizeof(state_dir))) < 0 ||
+	    (r = file_mkdirs(state_dir, strcmp(daemon, "certd") == 0 ? 0755 : 0700)) < 0)
+		fatalx("cannot create the state directory %s/%s: %s", cfg->device.state_dir,
+		       daemon, iotsec_strerror(r));
+	take_lock(run_dir, daemon);
 	/* SPEC 5.2: every daemon judges time by the same floor, not only certd, which saves it. */
-	if (snprintf(clock_path, sizeof(clock_path), "%s/clock", cfg->device.state_dir) <
-		(int)sizeof(clock_path) &&
-	    (r = clock_load(clock_path)) < 0)
+	if (daemon_dir(cfg->device.state_dir, "certd", clock_path, sizeof(clock_path) - 6) == 0 &&
+	    (strcat(clock_path, "/clock"), r = clock_load(clock_path)) < 0)
 		log_warnx("ignoring the saved clock %s: %s", clock_path, iotsec_strerror(r));
 }
 
@@ -309,6 +344,39 @@ out:
 	return r;
 }
 
+struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cfg, const char *name,
+				     const struct ctl_verb *verbs, void *userdata,
+				     const char *key_clients)
+{
+	struct ctl_server *s = NULL;
+	char path[PATH_MAX], missing[256];
+	int r;
+
+	if ((r = daemon_socket_path(cfg->device.run_dir, name, path, sizeof(path))) < 0 ||
+	    (r = ctl_server_new(e, path, verbs, userdata, &s)) < 0)
+		fatalx("control socket %s/%s.sock: %s", cfg->device.run_dir, name,
+		       iotsec_strerror(r));
+	if ((r = ctl_server_allow(s, CTL_MAY_READ, cfg->control.readers, missing,
+				  sizeof(missing))) < 0)
+		fatalx("control.readers: %s", iotsec_strerror(r));
+	if (missing[0] != '\0')
+		log_notice("control.readers: no user or group %s on this system: left out",
+			   missing);
+	if (key_clients &&
+	    (r = ctl_server_allow(s, CTL_MAY_KEYS, key_clients, missing, sizeof(missing))) < 0)
+		fatalx("dictd.clients: %s", iotsec_strerror(r));
+	if (key_clients && missing[0] != '\0')
+		log_notice("dictd.clients: no user or group %s on this system: left out", missing);
+	return s;
+}
+
+int daemon_dir(const char *dir, const char *daemon, char *out, size_t len)
+{
+	if (dir == NULL || daemon == NULL || daemon[0] == '\0' || strchr(daemon, '/') != NULL)
+		return -EINVAL;
+	return snprintf(out, len, "%s/%s", dir, daemon) < (int)len ? 0 : -ENAMETOOLONG;
+}
+
 int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_t outlen)
 {
 	char path[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
@@ -317,7 +385,7 @@ int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_
 	if (run_dir == NULL || daemon == NULL || out == NULL || run_dir[0] == '\0' ||
 	    daemon[0] == '\0' || strchr(daemon, '/') != NULL)
 		return -EINVAL;
-	n = snprintf(path, sizeof(path), "%s/%s.sock", run_dir, daemon);
+	n = snprintf(path, sizeof(path), "%s/%s/%s.sock", run_dir, daemon, daemon);
 	if (n < 0)
 		return -EINVAL;
 	if ((size_t)n >= sizeof(path) || (size_t)n >= outlen)
@@ -395,16 +463,68 @@ static int check_dir(FILE *out, const char *path)
 	return 0;
 }
 
-int daemon_dict_key_path(const struct iotsec_config *cfg, char *out, size_t len)
+int daemon_secret_path(const char *credential, const char *configured, char *out, size_t len)
 {
 	const char *creds = getenv("CREDENTIALS_DIRECTORY");
 	char path[PATH_MAX];
 
-	/* systemd's LoadCredential= wins: that key never lies around on disk. */
-	if (creds && snprintf(path, sizeof(path), "%s/dict.key", creds) < (int)sizeof(path) &&
+	/* systemd's LoadCredential= wins: the daemon's user need not be able to read the file. */
+	if (creds && snprintf(path, sizeof(path), "%s/%s", creds, credential) < (int)sizeof(path) &&
 	    access(path, F_OK) == 0)
 		return snprintf(out, len, "%s", path) < (int)len ? 0 : -ENAMETOOLONG;
-	return snprintf(out, len, "%s", cfg->dictd.key_file) < (int)len ? 0 : -ENAMETOOLONG;
+	return snprintf(out, len, "%s", configured) < (int)len ? 0 : -ENAMETOOLONG;
+}
+
+int daemon_dict_key_load(const struct iotsec_config *cfg, const char *path,
+			 uint8_t key[CRYPTO_KEY_LEN])
+{
+	char *buf = NULL, dir[PATH_MAX];
+	size_t len = 0;
+	int r = file_check_secret(path);
+
+	if (r == -ENOENT && access(cfg->dictd.path, F_OK) < 0 && errno != ENOENT) {
+		/* iotsec-dictd-key.service, as root without capabilities, cannot look into dictd's
+		 * own directory: not knowing is no licence to make a key. */
+		log_errx("dictionary key %s: missing, and whether the dictionary %s exists cannot be "
+			 "told (%s): refusing to make a new key",
+			 path, cfg->dictd.path, strerror(errno));
+		return -ENOKEY;
+	}
+	if (r == -ENOENT && access(cfg->dictd.path, F_OK) == 0) {
+		/* A new key would only make the dictionary unreadable, and look like tampering. */
+		log_errx("dictionary key %s: missing, while the dictionary %s exists: refusing to "
+			 "make a new key (check dictd.key_file, or the dict.key credential)",
+			 path, cfg->dictd.path);
+		return -ENOKEY;
+	}
+	if (r == -ENOENT) {
+		/* First start: make the key. Nothing is encrypted under a missing key yet. */
+		snprintf(dir, sizeof(dir), "%s", path);
+		if ((r = file_mkdirs(dirname(dir), 0700)) < 0 ||
+		    (r = crypto_random(key, CRYPTO_KEY_LEN)) < 0 ||
+		    (r = file_write_atomic(path, key, CRYPTO_KEY_LEN, 0600)) < 0) {
+			log_errx("cannot create the dictionary key %s: %s", path,
+				 iotsec_strerror(r));
+			return r;
+		}
+		log_notice("created a new dictionary key in %s", path);
+		return 0;
+	}
+	if (r == 0)
+		r = file_read(path, 64, &buf, &len);
+	if (r == 0 && len != CRYPTO_KEY_LEN) {
+		log_errx("dictionary key %s: %zu bytes; a dictionary key is %d random bytes", path,
+			 len, CRYPTO_KEY_LEN);
+		r = -EBADMSG;
+	} else if (r < 0) {
+		log_errx("dictionary key %s: %s", path, iotsec_strerror(r));
+	} else {
+		memcpy(key, buf, CRYPTO_KEY_LEN);
+	}
+	if (buf)
+		crypto_wipe(buf, len);
+	free(buf);
+	return r;
 }
 
 /* The device's certificate, key, CA and CRL: there, parsing, matching one another. What certd
@@ -412,6 +532,7 @@ int daemon_dict_key_path(const struct iotsec_config *cfg, char *out, size_t len)
  * start to say so, and to notice the files that mend it. */
 static int check_device(const struct iotsec_config *c, FILE *out)
 {
+	char key_path[PATH_MAX];
 	struct cert_store *store = NULL;
 	struct cert_info info;
 	EVP_PKEY *key = NULL;
@@ -426,12 +547,13 @@ static int check_device(const struct iotsec_config *c, FILE *out)
 			    "the certificate of device %s, not of %s (device.name)", info.name,
 			    c->device.name);
 	n += r;
-	if ((r = check_secret(out, c->device.key)) == 0 &&
-	    crypto_load_private_key(c->device.key, &key) < 0)
-		r = problem(out, c->device.key, "not a PEM private key");
+	if (daemon_secret_path("device.key", c->device.key, key_path, sizeof(key_path)) < 0)
+		r = problem(out, c->device.key, "path too long");
+	else if ((r = check_secret(out, key_path)) == 0 &&
+		 crypto_load_private_key(key_path, &key) < 0)
+		r = problem(out, key_path, "not a PEM private key");
 	else if (r == 0 && cert && cert_key_matches(cert, key) < 0)
-		r = problem(out, c->device.key, "not the key of the certificate %s",
-			    c->device.cert);
+		r = problem(out, key_path, "not the key of the certificate %s", c->device.cert);
 	n += r;
 	if ((r = check_file(out, c->device.ca) + check_file(out, c->device.crl)) == 0 &&
 	    (r = cert_store_load(c->device.ca, c->device.crl, &store)) < 0)
@@ -464,7 +586,7 @@ static int check_dictionary(const struct iotsec_config *c, FILE *out)
 	size_t len = 0;
 	int n = 0, r;
 
-	if (daemon_dict_key_path(c, key_path, sizeof(key_path)) < 0)
+	if (daemon_secret_path("dict.key", c->dictd.key_file, key_path, sizeof(key_path)) < 0)
 		return problem(out, c->dictd.key_file, "path too long");
 	if (have_dict && check_secret(out, c->dictd.path) != 0)
 		n++, have_dict = false;
@@ -476,9 +598,8 @@ static int check_dictionary(const struct iotsec_config *c, FILE *out)
 			    "missing, while the dictionary %s sealed under it exists (check "
 			    "dictd.key_file)",
 			    c->dictd.path);
-		else if (access(dirname(dir), W_OK) < 0)
-			n += problem(out, key_path, "missing, and it cannot be made in %s: %s", dir,
-				     strerror(errno));
+		else
+			n += check_dir(out, dirname(dir));
 	} else if (check_secret(out, key_path) != 0) {
 		n++;
 	} else if ((r = file_read(key_path, 2 * CRYPTO_KEY_LEN, (char **)&key, &len)) < 0 ||
@@ -496,16 +617,22 @@ static int check_dictionary(const struct iotsec_config *c, FILE *out)
 	if (key)
 		crypto_wipe(key, len);
 	free(key);
-	/* Its directory, unless that is the state directory, already looked at. */
+	/* Its directory, unless that is dictd's state directory, already looked at. */
 	snprintf(dir, sizeof(dir), "%s", c->dictd.path);
-	if (strcmp(dirname(dir), c->device.state_dir) != 0)
+	if (daemon_dir(c->device.state_dir, "dictd", key_path, sizeof(key_path)) < 0 ||
+	    strcmp(dirname(dir), key_path) != 0)
 		n += check_dir(out, dir);
 	return n;
 }
 
-int daemon_check(const struct iotsec_config *cfg, unsigned needs, FILE *out)
+int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned needs, FILE *out)
 {
+	char state_dir[PATH_MAX], run_dir[PATH_MAX];
+
+	if (daemon_dir(cfg->device.state_dir, daemon, state_dir, sizeof(state_dir)) < 0 ||
+	    daemon_dir(cfg->device.run_dir, daemon, run_dir, sizeof(run_dir)) < 0)
+		return problem(out, cfg->device.state_dir, "path too long");
 	return (needs & DAEMON_NEEDS_DEVICE ? check_device(cfg, out) : 0) +
-	       check_dir(out, cfg->device.state_dir) + check_dir(out, cfg->device.run_dir) +
+	       check_dir(out, state_dir) + check_dir(out, run_dir) +
 	       (needs & DAEMON_NEEDS_DICTIONARY ? check_dictionary(cfg, out) : 0);
 }

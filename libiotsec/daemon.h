@@ -4,10 +4,13 @@
 #define IOTSEC_DAEMON_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "crypto.h"
+#include "ctl.h"
 
 /* The exit status of a daemon that must start again to take up a change (EX_TEMPFAIL): not 0,
  * so that the units' Restart=on-failure applies. */
@@ -16,16 +19,19 @@
 struct daemon_opts {
 	const char *config_path;
 	bool check_config;
+	bool make_key;
 	bool verbose;
 };
 
-/* Parse -c FILE, --check-config, -v, --help and --version. --help and --version print and
- * exit 0; a bad argument prints usage and exits 2. summary is one line on what the daemon does. */
-void daemon_parse_args(int argc, char **argv, const char *name, const char *summary,
+/* Parse -c FILE, --check-config, -v, --help and --version, and with DAEMON_NEEDS_DICTIONARY in
+ * needs --make-key. --help and --version print and exit 0; a bad argument prints usage and exits
+ * 2. summary is one line on what the daemon does. */
+void daemon_parse_args(int argc, char **argv, const char *name, const char *summary, unsigned needs,
 		       struct daemon_opts *ret);
 
 /* Parse the arguments, start logging, load the configuration and, for --check-config, check
- * what the daemon needs (enum daemon_needs, daemon_check()), report and exit. A bad configuration
+ * what the daemon needs (enum daemon_needs, daemon_check()), report and exit; for --make-key,
+ * make the dictionary key (daemon_dict_key_load() on dictd.key_file) and exit. A bad configuration
  * is reported with file, line and setting and exits 1 before any state is touched. Then create the
  * run and state directories, take the run directory's lock for this daemon (a second instance exits
  * 1 with "already running (pid N)"), and raise the clock floor from the time certd saved
@@ -56,12 +62,29 @@ enum daemon_needs {
  * DAEMON_NEEDS_DICTIONARY the dictionary key is 32 bytes and opens the dictionary, or, missing,
  * can be made and no dictionary exists. Print each problem on out as "path: reason" (and what
  * certd will judge, such as a revoked certificate, as a note); return how many problems. */
-int daemon_check(const struct iotsec_config *cfg, unsigned needs, FILE *out);
-/* Where dictd finds the dictionary key: systemd's credential (LoadCredential=dict.key) when there
- * is one, else dictd.key_file. */
-int daemon_dict_key_path(const struct iotsec_config *cfg, char *out, size_t len);
+int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned needs, FILE *out);
+/* Where a daemon finds a secret: systemd's credential of that name (LoadCredential=, which
+ * systemd reads as root and hands to the daemon's user alone) when there is one, else the file
+ * the configuration names. */
+int daemon_secret_path(const char *credential, const char *configured, char *out, size_t len);
+/* Read the dictionary key at path into key; when it is missing and no dictionary exists (the
+ * first start) make it there, 0600, with its directory. Logs what is wrong. */
+int daemon_dict_key_load(const struct iotsec_config *cfg, const char *path,
+			 uint8_t key[CRYPTO_KEY_LEN]);
 
-/* The control socket path of a daemon ("certd") under run_dir. */
+/* The daemon's control socket, run_dir/NAME.sock (name: "certd"), open beside root and our own
+ * user to control.readers and, with key_clients (a list as control.readers), to those who may
+ * call its CTL_KEYS verbs. Names unknown on this system are logged once. Exits on failure. */
+struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cfg, const char *name,
+				     const struct ctl_verb *verbs, void *userdata,
+				     const char *key_clients);
+
+/* A daemon's own directory under run_dir or state_dir: dir/daemon ("certd"). Each daemon's
+ * files are in directories of its own, which only its user can write (the units'
+ * RuntimeDirectory= and StateDirectory=): no other daemon's user can plant a socket, a pid file
+ * or a state file under its name. */
+int daemon_dir(const char *dir, const char *daemon, char *out, size_t len);
+/* The control socket path of a daemon ("certd"): run_dir/certd/certd.sock. */
 int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_t outlen);
 
 #endif

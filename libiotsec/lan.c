@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "daemon.h"
 #include "frame.h"
 #include "log.h"
 
@@ -31,6 +33,7 @@ int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule 
 {
 	struct lan_member *m = calloc(1, sizeof(*m));
 	const char *what = cfg->device.cert;
+	char key_path[PATH_MAX];
 	int r = -ENOMEM;
 
 	if (m == NULL)
@@ -40,7 +43,9 @@ int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule 
 		goto out;
 	m->cert_len = (size_t)i2d_X509(m->cert, NULL);
 	what = cfg->device.key;
-	if ((r = crypto_load_private_key(cfg->device.key, &m->key)) < 0 ||
+	if ((r = daemon_secret_path("device.key", cfg->device.key, key_path, sizeof(key_path))) <
+		0 ||
+	    (r = crypto_load_private_key(key_path, &m->key)) < 0 ||
 	    (r = cert_key_matches(m->cert, m->key)) < 0)
 		goto out;
 	what = cfg->device.ca;

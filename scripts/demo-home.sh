@@ -39,8 +39,8 @@ echo "hub0 thinks the controller is: $(field hub0 electd controller)"
 echo "kitchen follows: $(field kitchen electd controller)"
 grep -h "refused a message from $NET.4" "$T/kitchen/electd.log" | head -n 2
 echo "hub0 built a pool of its own (it is its own controller); no device of the home lists it:"
-ctl "$T/kitchen/run/keyd.sock" '{"v":1,"verb":"peers"}' | grep -q '"hub0"' && fail "kitchen lists hub0"
-echo "    kitchen's peers: $(ctl "$T/kitchen/run/keyd.sock" '{"v":1,"verb":"peers"}' |
+ctl "$T/kitchen/run/keyd/keyd.sock" '{"v":1,"verb":"peers"}' | grep -q '"hub0"' && fail "kitchen lists hub0"
+echo "    kitchen's peers: $(ctl "$T/kitchen/run/keyd/keyd.sock" '{"v":1,"verb":"peers"}' |
 	$PY -c 'import json, sys; print(", ".join(p["name"] for p in json.load(sys.stdin)["peers"]))')"
 
 step "9. The kitchen Pi knows its peers and the keys it shares with each"
@@ -50,4 +50,4 @@ step "10. kitchen sends garage an encrypted message (AES-256-GCM under their pai
 send_msg kitchen garage "the freezer door is open" >/dev/null
 wait_until 5 received garage "the freezer door is open" || fail "garage did not receive it"
 grep -h "sent\|received" "$T/kitchen/keyd.log" "$T/garage/keyd.log"
-echo "garage's inbox: $(ctl "$T/garage/run/keyd.sock" '{"v":1,"verb":"inbox"}' | json_get '["messages"][0]["text"]')"
+echo "garage's inbox: $(ctl "$T/garage/run/keyd/keyd.sock" '{"v":1,"verb":"inbox"}' | json_get '["messages"][0]["text"]')"

@@ -47,7 +47,7 @@ CONF
 run iotsec-certd -c "$D/kitchen/iotsec.conf" --check-config
 iotsec-certd -c "$D/kitchen/iotsec.conf" 2>"$D/kitchen/certd.log" &
 CERTD_PID=$!
-for _ in $(seq 50); do [ -S "$D/kitchen/run/certd.sock" ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ -S "$D/kitchen/run/certd/certd.sock" ] && break; sleep 0.1; done
 sleep 0.3
 run iotsecctl -c "$D/kitchen/iotsec.conf" status
 

@@ -4,8 +4,12 @@
 #   scripts/deps.sh build   what `make` and `make install` need (compilers, -dev packages, scdoc)
 #   scripts/deps.sh test    that, plus what `make check`, `make demo` and `make bench` run: the
 #                           broker, cmocka, Python with python3-cryptography (the integration
-#                           tests sign envelopes), network namespaces, setpriv and flock, man
+#                           tests sign envelopes), network namespaces, setpriv and flock, man,
+#                           systemd-analyze, and debootstrap and systemd-nspawn (the tests that
+#                           boot the units)
 #   scripts/deps.sh fuzz    that, plus clang's libFuzzer and sanitizer runtimes
+#   scripts/deps.sh deb     the build packages, plus debhelper and lintian for `make deb` (its
+#                           cross builds also need scripts/deps.sh cross)
 #   scripts/deps.sh cross [arm64|armhf]...   the build packages, plus, for each Raspberry Pi
 #                           architecture (default both), Debian's cross compiler, the -dev
 #                           packages of that architecture (multiarch: dpkg --add-architecture)
@@ -15,11 +19,12 @@ set -eu
 BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
 libjansson-dev libsystemd-dev scdoc"
 TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
-python3-cryptography xxd procps util-linux man-db"
+python3-cryptography xxd procps util-linux man-db systemd debootstrap systemd-container"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;
 fuzz) PKGS="$TEST clang libclang-rt-14-dev" ;;
+deb) PKGS="$BUILD debhelper dpkg-dev lintian" ;;
 cross)
 	shift
 	ARCHES=${*:-arm64 armhf}
@@ -40,7 +45,7 @@ cross)
 	done
 	;;
 *)
-	echo "usage: scripts/deps.sh build|test|fuzz|cross [arm64|armhf]..." >&2
+	echo "usage: scripts/deps.sh build|test|fuzz|deb|cross [arm64|armhf]..." >&2
 	exit 2
 	;;
 esac

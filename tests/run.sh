@@ -1,7 +1,8 @@
 #!/bin/sh
 # Run unit test binaries (cmocka) and integration scripts, then print one summary line.
 # A cmocka binary counts each of its test cases; a script counts as one test (exit 77: skipped).
-# Logs go to $TEST_LOG_DIR (default build/test-logs); a failure shows the end of its log.
+# Logs go to $TEST_LOG_DIR (default build/test-logs); a failure shows the end of its log. A script
+# may print a progress line for whoever waits (a step that takes minutes) on fd 9, our output.
 # TEST_RUNNER, if set, runs each unit test binary (qemu-aarch64 for a cross build's, say).
 set -u
 
@@ -15,7 +16,7 @@ for t in "$@"; do
 	start=$(date +%s)
 	case "$t" in
 	*.sh)
-		"$t" >"$log" 2>&1
+		"$t" 9>&1 >"$log" 2>&1
 		rc=$?
 		secs=$(($(date +%s) - start))
 		if [ $rc -eq 0 ]; then

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "crypto.h"
+#include "daemon.h"
 #include "log.h"
 
 static const char *const state_names[] = {"unknown", "valid", "invalid"};
@@ -21,6 +22,11 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 	const char *what;
 	int r;
 
+	if ((r = daemon_secret_path("device.key", cfg->device.key, c->key_path,
+				    sizeof(c->key_path))) < 0) {
+		what = cfg->device.key;
+		goto out;
+	}
 	what = cfg->device.ca;
 	if (c->store == NULL)
 		r = cert_store_load(cfg->device.ca, cfg->device.crl, &c->store);
@@ -34,8 +40,8 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 	if ((r = cert_load(cfg->device.cert, &cert)) < 0)
 		goto out;
 	c->have_info = cert_info_get(cert, &c->info) == 0;
-	what = cfg->device.key;
-	if ((r = crypto_load_private_key(cfg->device.key, &key)) < 0 ||
+	what = cfg->device.key; /* the file people know, credential or not */
+	if ((r = crypto_load_private_key(c->key_path, &key)) < 0 ||
 	    (r = cert_key_matches(cert, key)) < 0)
 		goto out;
 	what = cfg->device.cert;
@@ -81,16 +87,28 @@ void certd_check(struct certd *c)
 	char old_serial[sizeof(c->info.serial)];
 	int r;
 
+	bool first = c->checks++ == 0;
+
 	memcpy(old_serial, c->info.serial, sizeof(old_serial));
 	r = certd_verify(c, reason, sizeof(reason));
 	json_t *ev;
 
+	/* A key systemd handed over (LoadCredential=) is the file as it was at our start: a
+	 * certificate that stopped matching it since is a re-enrolment, whose new key only a fresh
+	 * start brings. At the first check the mismatch is real, and said like any other. */
+	if (r == -IOTSEC_EKEYMISMATCH && !first && c->loop &&
+	    strcmp(c->key_path, c->cfg->device.key) != 0) {
+		log_notice("%s no longer matches the key handed over at start (%s): exiting to "
+			   "start with the key on disk",
+			   c->cfg->device.cert, c->cfg->device.key);
+		sd_event_exit(c->loop, DAEMON_EXIT_RESTART);
+	}
 	c->checked_at = clock_now();
 	c->state = r < 0 ? CERTD_INVALID : CERTD_VALID;
 	c->error = r;
 	/* Save the time we trust, so a reboot without a clock does not start from 1970. */
 	if (r == 0 &&
-	    snprintf(clock_path, sizeof(clock_path), "%s/clock", c->cfg->device.state_dir) <
+	    snprintf(clock_path, sizeof(clock_path), "%s/certd/clock", c->cfg->device.state_dir) <
 		(int)sizeof(clock_path) &&
 	    (r = clock_save(clock_path)) < 0)
 		log_warnx("cannot save the clock to %s: %s", clock_path, iotsec_strerror(r));

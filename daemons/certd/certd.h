@@ -3,9 +3,11 @@
 #define IOTSEC_CERTD_H
 
 #include <stdbool.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include <jansson.h>
+#include <systemd/sd-event.h>
 
 #include "cert.h"
 #include "config.h"
@@ -19,6 +21,9 @@ enum certd_state {
 
 struct certd {
 	const struct iotsec_config *cfg;
+	sd_event *loop;		 /* to exit for a fresh start; may be NULL */
+	char key_path[PATH_MAX]; /* the device key as loaded: the configured file or a credential */
+	unsigned checks;
 	struct ctl_server *ctl; /* where transitions are announced; may be NULL */
 	struct cert_store *store;
 	enum certd_state state;

@@ -93,7 +93,6 @@ static void watch_dirs(sd_event *e)
 int main(int argc, char **argv)
 {
 	struct iotsec_config cfg;
-	char path[PATH_MAX];
 	sd_event *e = NULL;
 	int r;
 
@@ -104,9 +103,8 @@ int main(int argc, char **argv)
 
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
-	if ((r = daemon_socket_path(cfg.device.run_dir, "certd", path, sizeof(path))) < 0 ||
-	    (r = ctl_server_new(e, path, verbs, NULL, &certd.ctl)) < 0)
-		fatalx("control socket %s: %s", path, iotsec_strerror(r));
+	certd.loop = e;
+	certd.ctl = daemon_ctl_server(e, &cfg, "certd", verbs, NULL, NULL);
 	if ((r = sd_event_add_time_relative(e, &settle, CLOCK_MONOTONIC, CERTD_SETTLE_USEC, 0,
 					    on_settled, NULL)) < 0 ||
 	    (r = sd_event_source_set_enabled(settle, SD_EVENT_OFF)) < 0 ||

@@ -14,57 +14,11 @@
 #include "log.h"
 #include "proto.h"
 
-static int load_key(const struct iotsec_config *cfg, uint8_t key[CRYPTO_KEY_LEN])
-{
-	char path[PATH_MAX], *buf = NULL;
-	size_t len = 0;
-	int r;
-
-	if ((r = daemon_dict_key_path(cfg, path, sizeof(path))) < 0) {
-		log_errx("dictionary key %s: %s", cfg->dictd.key_file, iotsec_strerror(r));
-		return r;
-	}
-	r = file_check_secret(path);
-	if (r == -ENOENT && access(cfg->dictd.path, F_OK) == 0) {
-		/* A new key would only make the dictionary unreadable, and look like tampering. */
-		log_errx("dictionary key %s: missing, while the dictionary %s exists: refusing to "
-			 "make a new key (check dictd.key_file, or the dict.key credential)",
-			 path, cfg->dictd.path);
-		return -ENOKEY;
-	}
-	if (r == -ENOENT) {
-		/* First start: make the key. Nothing is encrypted under a missing key yet. */
-		if ((r = crypto_random(key, CRYPTO_KEY_LEN)) < 0 ||
-		    (r = file_write_atomic(path, key, CRYPTO_KEY_LEN, 0600)) < 0) {
-			log_errx("cannot create the dictionary key %s: %s", path,
-				 iotsec_strerror(r));
-			return r;
-		}
-		log_notice("created a new dictionary key in %s", path);
-		return 0;
-	}
-	if (r == 0)
-		r = file_read(path, 64, &buf, &len);
-	if (r == 0 && len != CRYPTO_KEY_LEN) {
-		log_errx("dictionary key %s: %zu bytes; a dictionary key is %d random bytes", path,
-			 len, CRYPTO_KEY_LEN);
-		r = -EBADMSG;
-	} else if (r < 0) {
-		log_errx("dictionary key %s: %s", path, iotsec_strerror(r));
-	} else {
-		memcpy(key, buf, CRYPTO_KEY_LEN);
-	}
-	if (buf)
-		crypto_wipe(buf, len);
-	free(buf);
-	return r;
-}
-
 /* The administrator's lock outlives the process (a crash, a restart, a reboot): it is a file in
  * state_dir while it holds. */
 static int held_path(const struct dictd *d, char *out, size_t len)
 {
-	return snprintf(out, len, "%s/dict.locked", d->cfg->device.state_dir) < (int)len
+	return snprintf(out, len, "%s/dictd/dict.locked", d->cfg->device.state_dir) < (int)len
 		   ? 0
 		   : -ENAMETOOLONG;
 }
@@ -83,7 +37,11 @@ int dictd_open(struct dictd *d, const struct iotsec_config *cfg)
 		log_notice("dictionary locked by request (%s): iotsecctl dict unlock lifts it",
 			   path);
 	}
-	if ((r = load_key(cfg, key)) < 0)
+	if ((r = daemon_secret_path("dict.key", cfg->dictd.key_file, path, sizeof(path))) < 0) {
+		log_errx("dictionary key %s: %s", cfg->dictd.key_file, iotsec_strerror(r));
+		goto out;
+	}
+	if ((r = daemon_dict_key_load(cfg, path, key)) < 0)
 		goto out;
 	r = keydict_load(key, cfg->dictd.path, &d->dict);
 	if (r == -ENOENT)
@@ -91,7 +49,7 @@ int dictd_open(struct dictd *d, const struct iotsec_config *cfg)
 	if (r < 0)
 		log_errx("refusing the dictionary %s: %s%s", cfg->dictd.path, iotsec_strerror(r),
 			 r == -EBADMSG ? " (corrupt, tampered with, or sealed under another key)"
-			 : r == -IOTSEC_ESECRET ? " (it must be mode 0600, owned by root)"
+			 : r == -IOTSEC_ESECRET ? " (it must be mode 0600, ours or root's)"
 						: "");
 out:
 	crypto_wipe(key, sizeof(key));
@@ -388,10 +346,10 @@ static int verb_unlock(json_t *req, json_t **ret, void *ud)
 /* clang-format off */
 const struct ctl_verb dictd_verbs[] = {
     {PROTO_STATUS, 0, verb_status},
-    {PROTO_DICT_STORE, CTL_MUTATES, verb_store},
-    {PROTO_DICT_LOOKUP, CTL_MUTATES, verb_lookup},
-    {PROTO_DICT_HAS, CTL_MUTATES, verb_has},
-    {PROTO_DICT_CANCEL, CTL_MUTATES, verb_cancel},
+    {PROTO_DICT_STORE, CTL_KEYS, verb_store},
+    {PROTO_DICT_LOOKUP, CTL_KEYS, verb_lookup},
+    {PROTO_DICT_HAS, CTL_KEYS, verb_has},
+    {PROTO_DICT_CANCEL, CTL_KEYS, verb_cancel},
     {PROTO_DICT_LOCK, CTL_MUTATES, verb_lock},
     {PROTO_DICT_UNLOCK, CTL_MUTATES, verb_unlock},
     {NULL, 0, NULL},

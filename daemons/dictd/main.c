@@ -1,7 +1,6 @@
 /* iotsec-dictd: the key dictionary (SPEC 5.4). The only process that reads or writes the key file;
  * other daemons reach keys through its control verbs, and only while certd says the device's
  * certificate is valid. */
-#include <limits.h>
 
 #include "certd_client.h"
 #include "daemon.h"
@@ -14,7 +13,6 @@ int main(int argc, char **argv)
 	struct iotsec_config cfg;
 	struct ctl_server *ctl = NULL;
 	struct certd_client *certd = NULL;
-	char path[PATH_MAX];
 	sd_event *e = NULL;
 	int r;
 
@@ -24,9 +22,7 @@ int main(int argc, char **argv)
 		return 1;
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
-	if ((r = daemon_socket_path(cfg.device.run_dir, "dictd", path, sizeof(path))) < 0 ||
-	    (r = ctl_server_new(e, path, dictd_verbs, &dictd, &ctl)) < 0)
-		fatalx("control socket %s: %s", path, iotsec_strerror(r));
+	ctl = daemon_ctl_server(e, &cfg, "dictd", dictd_verbs, &dictd, cfg.dictd.clients);
 	if ((r = certd_client_new(e, cfg.device.run_dir, dictd_on_certd, &dictd, &certd)) < 0)
 		fatalx("cannot follow iotsec-certd in %s: %s", cfg.device.run_dir,
 		       iotsec_strerror(r));

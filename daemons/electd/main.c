@@ -1,6 +1,5 @@
 /* iotsec-electd: controller election among the home's devices (SPEC 5.1). */
 #include <errno.h>
-#include <limits.h>
 
 #include "daemon.h"
 #include "electd.h"
@@ -23,7 +22,6 @@ static const struct ctl_verb verbs[] = {
 int main(int argc, char **argv)
 {
 	struct iotsec_config cfg;
-	char path[PATH_MAX];
 	sd_event *e = NULL;
 	int r;
 
@@ -31,9 +29,7 @@ int main(int argc, char **argv)
 		     DAEMON_NEEDS_DEVICE, &cfg);
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
-	if ((r = daemon_socket_path(cfg.device.run_dir, "electd", path, sizeof(path))) < 0 ||
-	    (r = ctl_server_new(e, path, verbs, NULL, &electd.ctl)) < 0)
-		fatalx("control socket %s: %s", path, iotsec_strerror(r));
+	electd.ctl = daemon_ctl_server(e, &cfg, "electd", verbs, NULL, NULL);
 	/* A failed start still goes through the clean-up: the socket goes with the daemon. */
 	if ((r = electd_start(&electd, &cfg, e)) >= 0)
 		r = daemon_run(e, "electing");

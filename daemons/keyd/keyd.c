@@ -66,7 +66,7 @@ void keyd_add_path(struct keyd *k, const char *peer)
 
 static int state_path(const struct keyd *k, char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s/%s", k->cfg->device.state_dir, KEYD_STATE_FILE);
+	int n = snprintf(out, len, "%s/keyd/%s", k->cfg->device.state_dir, KEYD_STATE_FILE);
 
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

@@ -23,8 +23,8 @@ make_home
 converge() {
 	_socks=""
 	for _i in $(seq 1 "$1"); do
-		rm -f "$T/hub$_i/run/electd.sock"
-		_socks="$_socks $T/hub$_i/run/electd.sock"
+		rm -f "$T/hub$_i/run/electd/electd.sock"
+		_socks="$_socks $T/hub$_i/run/electd/electd.sock"
 	done
 	_t0=$(date +%s.%N)
 	for _i in $(seq 1 "$1"); do run "hub$_i" electd; done

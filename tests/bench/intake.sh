@@ -20,7 +20,7 @@ for n in hub pi2; do run_all "$n"; done
 wait_until 20 same_epoch hub pi2 || fail "no ring for pi2"
 for r in $(seq 1 $ROUNDS); do
 	e=$(epoch hub)
-	ctl "$T/hub/run/keyd.sock" '{"v":1,"verb":"rekey"}' | grep -q '"ok":true' || fail "rekey refused"
+	ctl "$T/hub/run/keyd/keyd.sock" '{"v":1,"verb":"rekey"}' | grep -q '"ok":true' || fail "rekey refused"
 	moved() { same_epoch hub pi2 && [ "$(epoch pi2)" -gt "$e" ]; }
 	wait_until 20 moved || fail "rekey $r: pi2 at epoch $(epoch pi2)"
 done

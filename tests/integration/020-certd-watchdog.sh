@@ -33,7 +33,7 @@ iotsec-certd -c "$DEV/iotsec.conf" --check-config | grep -q "configuration OK"
 
 say "start the watchdog"
 start certd "$DEV/iotsec.conf"
-wait_until 5 test -S "$DEV/run/certd.sock" || fail "no control socket"
+wait_until 5 test -S "$DEV/run/certd/certd.sock" || fail "no control socket"
 expect valid
 iotsecctl -c "$DEV/iotsec.conf" watch certd >"$T/events" 2>&1 &
 PIDS="$PIDS $!"
@@ -66,7 +66,7 @@ say "a certificate that starts in 30 days: not yet valid, and the saved clock st
 iotsec-pki enrol --dir "$CA" --device pi1 --role node \
 	--not-before "@$(($(date +%s) + 30 * 86400))" --out "$DEV" >/dev/null 2>&1
 expect invalid "not yet valid"
-saved=$(cat "$DEV/state/clock")
+saved=$(cat "$DEV/state/certd/clock")
 [ "$saved" -le $(($(date +%s) + 5)) ] || fail "the saved clock moved to $saved"
 iotsec-pki revoke --dir "$CA" --device pi1 >/dev/null 2>&1 # so that pi1 may be enrolled again
 expect invalid "revoked"
@@ -95,7 +95,7 @@ grep -q "electd   not running" "$T/status" || fail "electd not shown as not runn
 say "SIGTERM stops it cleanly and removes its socket"
 kill "$LAST_PID"
 wait "$LAST_PID" || fail "certd exited non-zero"
-[ ! -e "$DEV/run/certd.sock" ] || fail "socket left behind"
+[ ! -e "$DEV/run/certd/certd.sock" ] || fail "socket left behind"
 iotsecctl -c "$DEV/iotsec.conf" status --json | json_get '["daemons"]["certd"]["running"]' |
 	grep -q False || fail "certd still shown running"
 echo "ok"

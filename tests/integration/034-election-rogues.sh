@@ -102,7 +102,7 @@ refused=$(field pi1 electd refused)
 say "pi1 counted $refused refused messages"
 # Signed by hub-b, sent by host 7: replays are not hub-b's doing, and are not counted against it
 # (a count an administrator would read as hub-b misbehaving).
-blamed=$(ctl "$T/pi1/run/electd.sock" '{"v":1,"verb":"status"}' |
+blamed=$(ctl "$T/pi1/run/electd/electd.sock" '{"v":1,"verb":"status"}' |
 	json_get '["refused_by"].get("hub-b", 0)')
 [ "$blamed" -eq 0 ] || fail "pi1 counts $blamed refusals against hub-b for host 7's replays"
 grep -q "refused a message from $NET.7 (hub-b)" "$T/pi1/electd.log" &&

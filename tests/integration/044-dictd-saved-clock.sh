@@ -6,8 +6,8 @@
 
 one_device
 NOW=$(date +%s)
-mkdir -p "$DEV/state"
-echo $((NOW + 10 * 86400)) >"$DEV/state/clock"
+mkdir -p "$DEV/state/certd"
+echo $((NOW + 10 * 86400)) >"$DEV/state/certd/clock"
 
 start certd "$DEV/iotsec.conf"
 start dictd "$DEV/iotsec.conf"

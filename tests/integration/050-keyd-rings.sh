@@ -21,7 +21,7 @@ for a in $NAMES; do
 	for b in $NAMES; do
 		[ "$a" = "$b" ] && continue
 		send_msg "$a" "$b" "hello $b from $a" | grep -q '"ok":true' ||
-			fail "$a cannot send to $b: $(send_msg "$a" "$b" "again $b from $a") $(ctl "$T/$a/run/keyd.sock" "{\"v\":1,\"verb\":\"peers\"}")"
+			fail "$a cannot send to $b: $(send_msg "$a" "$b" "again $b from $a") $(ctl "$T/$a/run/keyd/keyd.sock" "{\"v\":1,\"verb\":\"peers\"}")"
 	done
 done
 for a in $NAMES; do

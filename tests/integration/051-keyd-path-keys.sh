@@ -21,7 +21,7 @@ known() { for n in $NAMES; do [ "$(field $n keyd peers)" = 3 ] || return 1; done
 wait_until 5 known || fail "devices do not know each other"
 paths=0
 for n in $NAMES; do
-	ctl "$T/$n/run/keyd.sock" '{"v":1,"verb":"peers"}' >"$T/$n.peers"
+	ctl "$T/$n/run/keyd/keyd.sock" '{"v":1,"verb":"peers"}' >"$T/$n.peers"
 	p=$(grep -o '"pairwise":"path"' "$T/$n.peers" | wc -l)
 	grep -q '"pairwise":"none"' "$T/$n.peers" && fail "$n lacks a key: $(cat "$T/$n.peers")"
 	paths=$((paths + p))

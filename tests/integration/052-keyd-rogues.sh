@@ -37,13 +37,13 @@ sleep 2 # several more announcements from every rogue
 
 for n in pi5 pi9; do
 	[ "$(epoch $n)" = 0 ] || fail "rogue $n holds a ring of epoch $(epoch $n)"
-	[ "$(ctl "$T/$n/run/dictd.sock" '{"v":1,"verb":"status"}' | json_get '["records"]')" = 0 ] ||
+	[ "$(ctl "$T/$n/run/dictd/dictd.sock" '{"v":1,"verb":"status"}' | json_get '["records"]')" = 0 ] ||
 		fail "rogue $n has keys in its dictionary"
 done
 say "no rogue holds a ring or a key"
 
 for n in hub pi2; do
-	peers=$(ctl "$T/$n/run/keyd.sock" '{"v":1,"verb":"peers"}')
+	peers=$(ctl "$T/$n/run/keyd/keyd.sock" '{"v":1,"verb":"peers"}')
 	for rogue in pi3 pi5 pi9; do
 		echo "$peers" | grep -q "\"name\":\"$rogue\"" && fail "$n lists rogue $rogue as a peer"
 	done

@@ -23,7 +23,7 @@ for n in $NAMES; do
 	iotsecctl -c "$T/$n/iotsec.conf" status >"$T/$n/out.status.txt"
 	iotsecctl -c "$T/$n/iotsec.conf" peers --json >"$T/$n/out.peers.json"
 	for d in certd electd keyd dictd; do
-		ctl "$T/$n/run/$d.sock" '{"v":1,"verb":"status"}' >"$T/$n/out.$d.json"
+		ctl "$T/$n/run/$d/$d.sock" '{"v":1,"verb":"status"}' >"$T/$n/out.$d.json"
 	done
 done
 
@@ -39,8 +39,8 @@ def call(sock, req):
 
 keys = set()
 for n in names:
-    pool = call(f"{t}/{n}/run/keyd.sock", {"v": 1, "verb": "status"})["pool"]
-    dict_sock = f"{t}/{n}/run/dictd.sock"
+    pool = call(f"{t}/{n}/run/keyd/keyd.sock", {"v": 1, "verb": "status"})["pool"]
+    dict_sock = f"{t}/{n}/run/dictd/dictd.sock"
     for lo in range(0, pool, 1024):
         r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-ring",
                              "indices": list(range(lo, min(pool, lo + 1024)))})

@@ -25,7 +25,7 @@ for n in hub pi2; do run_all "$n"; done
 wait_until 20 same_epoch hub pi2 || fail "no ring: hub $(epoch hub), pi2 $(epoch pi2)"
 [ "$(epoch hub)" = 1 ] || fail "the pool's epoch is $(epoch hub), want 1"
 for name in pi7 hub9; do
-	ctl "$T/hub/run/keyd.sock" '{"v":1,"verb":"peers"}' | grep -q "\"name\":\"$name\"" ||
+	ctl "$T/hub/run/keyd/keyd.sock" '{"v":1,"verb":"peers"}' | grep -q "\"name\":\"$name\"" ||
 		fail "hub never heard $name, so the test proves nothing: $(cat "$T/$name.log")"
 done
 say "hub heard pi7 and hub9 and still keyed the home at epoch 1"

@@ -32,7 +32,7 @@ wait_until 12 same_epoch hub pi2 pi3 ||
 grep -q "refused a message from $NET.9: addressed to another device" "$T/pi3/keyd.log" ||
 	fail "pi3 did not refuse the replayed piece"
 # Signed by hub, sent by host 9: not counted against hub.
-blamed=$(ctl "$T/pi3/run/keyd.sock" '{"v":1,"verb":"status"}' |
+blamed=$(ctl "$T/pi3/run/keyd/keyd.sock" '{"v":1,"verb":"status"}' |
 	json_get '["refused_by"].get("hub", 0)')
 [ "$blamed" -eq 0 ] || fail "pi3 counts $blamed refusals against hub for host 9's replays"
 grep -q "refused a ring piece" "$T/pi3/keyd.log" && fail "pi3's own ring was disturbed"

@@ -16,10 +16,10 @@ e1=$(epoch hub)
 say "epoch $e1 everywhere"
 
 # ring_of NAME: the indices of NAME's ring, as keyd keeps them, comma-separated.
-ring_of() { json_get '["indices"]' <"$T/$1/state/keyd.state" | tr -d '[] '; }
+ring_of() { json_get '["indices"]' <"$T/$1/state/keyd/keyd.state" | tr -d '[] '; }
 # keys NAME INDICES: how many of those keys NAME's dictd gives.
 keys() {
-	ctl "$T/$1/run/dictd.sock" "{\"v\":1,\"verb\":\"lookup\",\"name\":\"-ring\",\"indices\":[$2]}" |
+	ctl "$T/$1/run/dictd/dictd.sock" "{\"v\":1,\"verb\":\"lookup\",\"name\":\"-ring\",\"indices\":[$2]}" |
 		json_get '["keys"].__len__()'
 }
 old2=$(ring_of pi2)

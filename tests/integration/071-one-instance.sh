@@ -9,21 +9,21 @@ CONF=$DEV/iotsec.conf
 for d in certd dictd; do
 	start "$d" "$CONF"
 	FIRST=$LAST_PID
-	wait_until 5 test -S "$DEV/run/$d.sock" || fail "$d did not start"
+	wait_until 5 test -S "$DEV/run/$d/$d.sock" || fail "$d did not start"
 	say "a second $d"
 	if timeout 10 "$IOTSEC_BIN/iotsec-$d" -c "$CONF" 2>"$T/second.err"; then
 		fail "a second $d started"
 	fi
 	grep -q "already running (pid $FIRST)" "$T/second.err" || fail "second $d says: $(cat "$T/second.err")"
-	test -S "$DEV/run/$d.sock" || fail "the second $d removed the first one's socket"
-	ctl "$DEV/run/$d.sock" '{"v":1,"verb":"status"}' | grep -q '"ok":true' ||
+	test -S "$DEV/run/$d/$d.sock" || fail "the second $d removed the first one's socket"
+	ctl "$DEV/run/$d/$d.sock" '{"v":1,"verb":"status"}' | grep -q '"ok":true' ||
 		fail "the first $d no longer answers"
 
 	say "a local user cannot take $d's lock (it would keep the next start out)"
 	chmod 0755 "$T" "$DEV" "$DEV/run"
 	if setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		flock -n "$DEV/run/iotsec-$d.pid" true 2>"$T/flock.err"; then
-		fail "nobody could lock $DEV/run/iotsec-$d.pid"
+		flock -n "$DEV/run/$d/$d.pid" true 2>"$T/flock.err"; then
+		fail "nobody could lock $DEV/run/$d/$d.pid"
 	fi
 	grep -q "Permission denied" "$T/flock.err" || fail "flock as nobody says: $(cat "$T/flock.err")"
 	chmod 0700 "$T"
@@ -33,14 +33,14 @@ for d in certd dictd; do
 	sleep 0.3
 	kill -0 "$FIRST" 2>/dev/null || fail "SIGHUP ended $d"
 	grep -q "SIGHUP ignored" "$DEV/$d.log" || fail "$d did not log the SIGHUP"
-	ctl "$DEV/run/$d.sock" '{"v":1,"verb":"status"}' | grep -q '"ok":true' || fail "$d stopped answering"
+	ctl "$DEV/run/$d/$d.sock" '{"v":1,"verb":"status"}' | grep -q '"ok":true' || fail "$d stopped answering"
 done
 iotsecctl -c "$CONF" status --json | json_get '["daemons"]["dictd"]["running"]' | grep -q True ||
 	fail "iotsecctl does not see dictd"
 
 say "a mistyped dictd.key_file while the dictionary exists: an error, and no new key"
 KEY=$(head -c 32 /dev/urandom | base64 -w0)
-ctl "$DEV/run/dictd.sock" "{\"v\":1,\"verb\":\"store\",\"records\":[{\"name\":\"ring\",\"index\":1,\"epoch\":1,\"key\":\"$KEY\"}]}" |
+ctl "$DEV/run/dictd/dictd.sock" "{\"v\":1,\"verb\":\"store\",\"records\":[{\"name\":\"ring\",\"index\":1,\"epoch\":1,\"key\":\"$KEY\"}]}" |
 	grep -q '"ok":true' || fail "store refused"
 test -f "$DEV/keys.dict" || fail "no dictionary written"
 stop "$(pgrep -f "iotsec-dictd -c $CONF")"
@@ -59,8 +59,8 @@ grep -q "^$DEV/pi1.key: mode 0644 lets group or others read a secret" "$T/err" |
 say "a daemon that cannot start says why in words, and leaves no socket behind"
 if timeout 10 iotsec-electd -c "$CONF" 2>"$T/err"; then fail "electd started with a 0644 key"; fi
 grep -q "pi1.key: a secret readable by group or others" "$T/err" || fail "electd says: $(cat "$T/err")"
-[ ! -e "$DEV/run/electd.sock" ] || fail "electd left its socket behind"
-[ ! -s "$DEV/run/iotsec-electd.pid" ] || fail "electd left its pid behind"
+[ ! -e "$DEV/run/electd/electd.sock" ] || fail "electd left its socket behind"
+[ ! -s "$DEV/run/electd/electd.pid" ] || fail "electd left its pid behind"
 chmod 0600 "$DEV/pi1.key"
 mv "$DEV/pi1.crt" "$T/pi1.crt"
 if iotsec-keyd -c "$CONF" --check-config 2>"$T/err"; then fail "a missing certificate passed"; fi

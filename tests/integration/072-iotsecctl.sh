@@ -20,7 +20,7 @@ for d in certd electd keyd dictd; do grep -q "^  $d  *not running" "$T/out" || f
 say "certd and dictd only: exit 1"
 run pi1 certd
 run pi1 dictd
-wait_until 5 test -S "$T/pi1/run/dictd.sock" || fail "dictd did not start"
+wait_until 5 test -S "$T/pi1/run/dictd/dictd.sock" || fail "dictd did not start"
 st=0
 status --json >"$T/out" || st=$?
 [ $st -eq 1 ] || fail "status exits $st with two daemons down"

@@ -121,7 +121,7 @@ ctl() { $PY "$IT_DIR/ctl.py" "$1" "$2"; }
 one_device() {
 	CA=$T/ca
 	DEV=$T/pi1
-	SOCK=$DEV/run/dictd.sock
+	SOCK=$DEV/run/dictd/dictd.sock
 	iotsec-pki init --dir "$CA" --home smith >/dev/null 2>&1 || fail "pki init"
 	iotsec-pki enrol --dir "$CA" --device pi1 --role node --out "$DEV" >/dev/null 2>&1 ||
 		fail "enrol pi1"
@@ -260,7 +260,7 @@ run() { start_on "$(host_of "$1")" "$2" "$T/$1/iotsec.conf"; }
 
 # field NAME DAEMON KEY: one field of a daemon's status, "" when it does not answer.
 field() {
-	ctl "$T/$1/run/$2.sock" '{"v":1,"verb":"status"}' 2>/dev/null | json_get "[\"$3\"]" 2>/dev/null || true
+	ctl "$T/$1/run/$2/$2.sock" '{"v":1,"verb":"status"}' 2>/dev/null | json_get "[\"$3\"]" 2>/dev/null || true
 }
 
 # follows NAME CONTROLLER: NAME's electd names CONTROLLER.
@@ -274,7 +274,7 @@ with_certd() {
 	for _n in "$@"; do run "$_n" certd; done
 	PIDS=$_keep
 	for _n in "$@"; do
-		wait_until 5 test -S "$T/$_n/run/certd.sock" || fail "certd of $_n did not start"
+		wait_until 5 test -S "$T/$_n/run/certd/certd.sock" || fail "certd of $_n did not start"
 	done
 }
 
@@ -297,10 +297,10 @@ same_epoch() {
 
 # send FROM TO TEXT: FROM's keyd sends TEXT to TO under their pairwise key.
 send_msg() {
-	ctl "$T/$1/run/keyd.sock" "{\"v\":1,\"verb\":\"send\",\"peer\":\"$2\",\"text\":\"$3\"}"
+	ctl "$T/$1/run/keyd/keyd.sock" "{\"v\":1,\"verb\":\"send\",\"peer\":\"$2\",\"text\":\"$3\"}"
 }
 
 # received TO TEXT: TO's keyd has received TEXT.
 received() {
-	ctl "$T/$1/run/keyd.sock" '{"v":1,"verb":"inbox"}' | grep -qF "\"text\":\"$2\""
+	ctl "$T/$1/run/keyd/keyd.sock" '{"v":1,"verb":"inbox"}' | grep -qF "\"text\":\"$2\""
 }

@@ -10,7 +10,10 @@ def call(path, request, timeout=5):
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(path)
-        s.sendall(request.encode() + b"\n")
+        try:
+            s.sendall(request.encode() + b"\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused at once ("permission denied", "too many connections"): read why
         buf = b""
         while not buf.endswith(b"\n"):
             chunk = s.recv(65536)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -82,7 +83,8 @@ static void certd_start(sd_event *e, struct certd *d, const char *cert, json_t *
 		json_object_update(d->status, more);
 		json_decref(more);
 	}
-	assert_int_equal(ctl_server_new(e, in_dir("certd.sock"), certd_verbs, d, &d->s), 0);
+	assert_true(mkdir(in_dir("certd"), 0755) == 0 || errno == EEXIST);
+	assert_int_equal(ctl_server_new(e, in_dir("certd/certd.sock"), certd_verbs, d, &d->s), 0);
 }
 
 static void certd_stop(struct certd *d)
@@ -181,7 +183,8 @@ static void test_certd_never_there(void **state)
 	expect_state(c, false, WAITING);
 	/* What a crashed certd leaves behind. */
 	stale = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", in_dir("certd.sock"));
+	assert_true(mkdir(in_dir("certd"), 0755) == 0 || errno == EEXIST);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", in_dir("certd/certd.sock"));
 	assert_int_equal(bind(stale, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	loop_for(e, CERTD_CLIENT_RETRY_MS + CERTD_CLIENT_RETRY_MS / 2);
 	expect_state(c, false, WAITING);
@@ -481,7 +484,7 @@ static void test_replaced_certificate(void **state)
 static int no_certd(void **state)
 {
 	(void)state;
-	unlink(in_dir("certd.sock"));
+	unlink(in_dir("certd/certd.sock"));
 	return 0;
 }
 

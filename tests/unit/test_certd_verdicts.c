@@ -128,10 +128,14 @@ static int setup(void **state)
 	snprintf(b->crt, sizeof(b->crt), "%s/device.crt", b->dir);
 	snprintf(b->key, sizeof(b->key), "%s/device.key", b->dir);
 	snprintf(b->state, sizeof(b->state), "%s/state", b->dir);
-	snprintf(b->clock, sizeof(b->clock), "%s/clock", b->state);
-	snprintf(b->sock, sizeof(b->sock), "%s/certd.sock", b->dir);
 	if (mkdir(b->dir, 0700) < 0 || mkdir(b->state, 0700) < 0)
 		return -1;
+	/* state_dir/certd, as daemon_setup() makes it. */
+	snprintf(b->clock, sizeof(b->clock), "%s/certd", b->state);
+	if (mkdir(b->clock, 0755) < 0)
+		return -1;
+	snprintf(b->clock, sizeof(b->clock), "%s/certd/clock", b->state);
+	snprintf(b->sock, sizeof(b->sock), "%s/certd.sock", b->dir);
 	b->sub = -1;
 	b->sub_fd = -1;
 	clock_reset_floor();
@@ -278,6 +282,51 @@ static void test_key_mismatch(void **state)
 
 	verdict_of(b, "pi1", "pi2", -IOTSEC_EKEYMISMATCH, b->key);
 	verdict_of(b, "pi2", "ctl1", -IOTSEC_EKEYMISMATCH, b->key);
+}
+
+/* The key as systemd hands it over (LoadCredential=): read from the credential, and a
+ * certificate that stops matching it later (re-enrolment) makes certd start afresh, exit 75, to
+ * be handed the new key. A mismatch at the first check is only said. */
+static void test_key_credential(void **state)
+{
+	struct box *b = *state;
+	char creds[PATH_MAX + 8], cred[PATH_MAX + 32];
+	int code = 0;
+
+	snprintf(creds, sizeof(creds), "%s/creds", b->dir);
+	snprintf(cred, sizeof(cred), "%s/device.key", creds);
+	assert_int_equal(mkdir(creds, 0700), 0);
+	copy_file(fixture_path(&fx, "pi1", "key"), cred, 0400);
+	assert_int_equal(setenv("CREDENTIALS_DIRECTORY", creds, 1), 0);
+	assert_int_equal(sd_event_new(&b->e), 0);
+
+	/* No key at the configured path: the credential is the key. */
+	verdict_of(b, "pi1", NULL, 0, NULL);
+	/* A first check that mismatches stays up, saying so under the file people know. */
+	b->c.loop = b->e;
+	verdict_of(b, "pi2", "pi2", -IOTSEC_EKEYMISMATCH, b->key);
+	assert_int_equal(sd_event_get_exit_code(b->e, &code), -ENODATA);
+	/* Re-enrolment under a running certd: out, to start with the new key. */
+	restart(b);
+	b->c.loop = b->e;
+	install(b, "pi1", NULL);
+	expect_verdict(b, 0, NULL);
+	install(b, "pi2", "pi2");
+	expect_verdict(b, -IOTSEC_EKEYMISMATCH, b->key);
+	assert_int_equal(sd_event_get_exit_code(b->e, &code), 0);
+	assert_int_equal(code, 75);
+
+	/* Without credentials the key file is read at every check: no fresh start is needed. */
+	assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+	sd_event_unref(b->e);
+	assert_int_equal(sd_event_new(&b->e), 0);
+	restart(b);
+	b->c.loop = b->e;
+	install(b, "pi1", "pi1");
+	expect_verdict(b, 0, NULL);
+	install(b, "pi2", "pi1");
+	expect_verdict(b, -IOTSEC_EKEYMISMATCH, b->key);
+	assert_int_equal(sd_event_get_exit_code(b->e, &code), -ENODATA);
 }
 
 static void test_revoked(void **state)
@@ -709,6 +758,7 @@ int main(void)
 	    CASE(test_missing_certificate),
 	    CASE(test_missing_key),
 	    CASE(test_key_mismatch),
+	    CASE(test_key_credential),
 	    CASE(test_revoked),
 	    CASE(test_expired),
 	    CASE(test_not_yet_valid),

@@ -160,8 +160,8 @@ static void check_defaults(const struct iotsec_config *c)
 	assert_int_equal(c->keyd.pool_size, 0);
 	assert_int_equal(c->keyd.target_permille, 900);
 	assert_int_equal(c->keyd.collect_ms, 3000);
-	assert_string_equal(c->dictd.path, "/var/lib/iotsec/keys.dict");
-	assert_string_equal(c->dictd.key_file, "/etc/iotsec/dict.key");
+	assert_string_equal(c->dictd.path, "/var/lib/iotsec/dictd/keys.dict");
+	assert_string_equal(c->dictd.key_file, "/etc/credstore/iotsec-dict.key");
 }
 
 static void test_real_table_defaults(void **state)

@@ -30,6 +30,7 @@
 
 static char sock[128]; /* the shared server */
 static pid_t shared_pid;
+static uid_t server_uid; /* when not 0, the next server runs as this user once listening */
 
 /* ---- the server, in a child process ---- */
 
@@ -47,6 +48,13 @@ static int verb_fail(json_t *req, json_t **ret, void *ud)
 {
 	(void)req, (void)ret, (void)ud;
 	return -IOTSEC_EBADSIG;
+}
+
+static int verb_keys(json_t *req, json_t **ret, void *ud)
+{
+	(void)req, (void)ud;
+	*ret = json_pack("{s:s}", "key", "secret");
+	return 0;
 }
 
 static int verb_mutate(json_t *req, json_t **ret, void *ud)
@@ -115,9 +123,15 @@ static int verb_badreply(json_t *req, json_t **ret, void *ud)
 }
 
 static const struct ctl_verb verbs[] = {
-    {"echo", 0, verb_echo},	    {"fail", 0, verb_fail},   {"mutate", CTL_MUTATES, verb_mutate},
-    {"publish", 0, verb_publish},   {"sleep", 0, verb_sleep}, {"big", 0, verb_big},
-    {"badreply", 0, verb_badreply}, {NULL, 0, NULL},
+    {"echo", 0, verb_echo},
+    {"fail", 0, verb_fail},
+    {"mutate", CTL_MUTATES, verb_mutate},
+    {"publish", 0, verb_publish},
+    {"sleep", 0, verb_sleep},
+    {"big", 0, verb_big},
+    {"badreply", 0, verb_badreply},
+    {"keys", CTL_KEYS, verb_keys},
+    {NULL, 0, NULL},
 };
 
 /* Runs until SIGTERM; exit() rather than _exit() so LeakSanitizer checks the server too. */
@@ -136,8 +150,13 @@ _Noreturn static void server_child(const char *path, int ready)
 	sigaddset(&ss, SIGTERM);
 	if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0 || sd_event_new(&e) < 0 ||
 	    sd_event_add_signal(e, NULL, SIGTERM, NULL, NULL) < 0 ||
-	    ctl_server_new(e, path, verbs, &server, &server) < 0)
+	    ctl_server_new(e, path, verbs, &server, &server) < 0 ||
+	    ctl_server_allow(server, CTL_MAY_READ, "65534 @65531", NULL, 0) < 0 ||
+	    ctl_server_allow(server, CTL_MAY_KEYS, "65530", NULL, 0) < 0)
 		_exit(90);
+	if (server_uid != 0 &&
+	    (setgroups(0, NULL) < 0 || setgid(server_uid) < 0 || setuid(server_uid) < 0))
+		_exit(93);
 	if (write(ready, "R", 1) != 1)
 		_exit(91);
 	close(ready);
@@ -753,7 +772,7 @@ static void test_mutating_verb_unprivileged(void **state)
 			code = 12;
 		json_decref(reply);
 		reply = NULL;
-		/* Reading stays open to everyone. */
+		/* Reading stays open to readers. */
 		if (code == 0 && (ctl_client_call(c, "echo", NULL, WAIT_MS, &reply) < 0 ||
 				  ctl_reply_error(reply) != NULL))
 			code = 13;
@@ -770,28 +789,129 @@ static void test_mutating_verb_unprivileged(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-/* Another user's connections fill all but CTL_PRIVILEGED_SLOTS; root still gets in. */
-static void test_privileged_slots(void **state)
+/* One call as another user, in a child: 0 when it succeeded, 1 when the verb was refused,
+ * 2 when the connection was refused naming our uid, 3 otherwise. */
+static int call_as(const char *path, uid_t uid, gid_t gid, gid_t group, const char *verb)
 {
-	const char *path = in_dir("slots.sock");
-	int ready[2], done[2], status = -1;
-	struct ctl_client *c;
-	pid_t server, child;
-	char b = 0;
+	int status = -1;
+	pid_t pid = fork();
+	/* group 1 stands for a hundred groups, 65531 the last: more than the server asks for at
+	 * first. */
+	gid_t many[100];
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ctl_client *c = NULL;
+		json_t *reply = NULL;
+		const char *error;
+		char want[64];
+		int code = 3;
+
+		for (int i = 0; i < 100; i++)
+			many[i] = (gid_t)(60000 + i);
+		many[99] = 65531;
+		if ((group == 1 ? setgroups(100, many) : setgroups(group ? 1 : 0, &group)) < 0 ||
+		    setgid(gid) < 0 || setuid(uid) < 0)
+			_exit(10);
+		snprintf(want, sizeof(want), "permission denied: uid %u is not", (unsigned)uid);
+		if (ctl_client_connect(path, &c) == 0 &&
+		    ctl_client_call(c, verb, NULL, WAIT_MS, &reply) == 0) {
+			error = ctl_reply_error(reply);
+			code = error == NULL				 ? 0
+			       : strcmp(error, "permission denied") == 0 ? 1
+			       : strncmp(error, want, strlen(want)) == 0 ? 2
+									 : 3;
+		}
+		json_decref(reply);
+		ctl_client_free(c);
+		_exit(code);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* Who may do what, from the peer's credentials: the server runs as 65529, reads for 65534 and
+ * the group 65531, hands keys to 65530. */
+static void test_access(void **state)
+{
+	const char *path = in_dir("access.sock");
+	pid_t server;
 
 	(void)state;
 	if (geteuid() != 0)
 		skip();
+	server_uid = 65529;
 	server = server_start(path);
-	assert_int_equal(pipe(ready), 0);
-	assert_int_equal(pipe(done), 0);
-	child = fork();
-	assert_true(child >= 0);
-	if (child == 0) {
-		struct ctl_client *held[CTL_MAX_CLIENTS];
-		int n;
+	server_uid = 0;
+	/* Root changes state but takes no keys; the daemon's own user may do everything. */
+	assert_int_equal(call_as(path, 0, 0, 0, "echo"), 0);
+	assert_int_equal(call_as(path, 0, 0, 0, "mutate"), 0);
+	assert_int_equal(call_as(path, 0, 0, 0, "keys"), 1);
+	assert_int_equal(call_as(path, 65529, 65529, 0, "keys"), 0);
+	assert_int_equal(call_as(path, 65529, 65529, 0, "mutate"), 0);
+	/* A reader reads, and only that. */
+	assert_int_equal(call_as(path, 65534, 65534, 0, "echo"), 0);
+	assert_int_equal(call_as(path, 65534, 65534, 0, "mutate"), 1);
+	assert_int_equal(call_as(path, 65534, 65534, 0, "keys"), 1);
+	/* A key client takes keys, and reads, but changes nothing. */
+	assert_int_equal(call_as(path, 65530, 65530, 0, "keys"), 0);
+	assert_int_equal(call_as(path, 65530, 65530, 0, "echo"), 0);
+	assert_int_equal(call_as(path, 65530, 65530, 0, "mutate"), 1);
+	/* A reader by group: supplementary (SO_PEERGROUPS) or primary. */
+	assert_int_equal(call_as(path, 65532, 65532, 65531, "echo"), 0);
+	assert_int_equal(call_as(path, 65528, 65531, 0, "echo"), 0);
+	assert_int_equal(call_as(path, 65527, 65527, 1, "echo"), 0);
+	assert_int_equal(call_as(path, 65532, 65532, 65531, "keys"), 1);
+	/* Anyone else is turned away at the door, told which uid and why. */
+	assert_int_equal(call_as(path, 65533, 65533, 0, "echo"), 2);
+	assert_int_equal(call_as(path, 65533, 65533, 65527, "echo"), 2);
+	assert_int_equal(server_stop(server, SIGTERM), 0);
+}
 
-		if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+/* Names and lists the allow-lists take, and those they refuse. */
+static void test_allow_lists(void **state)
+{
+	const char *path = in_dir("allow.sock");
+	struct ctl_server *s = NULL;
+	sd_event *e = NULL;
+	char missing[64];
+
+	(void)state;
+	assert_int_equal(sd_event_new(&e), 0);
+	assert_int_equal(ctl_server_new(e, path, verbs, NULL, &s), 0);
+	assert_int_equal(
+	    ctl_server_allow(s, CTL_MAY_READ, "root @root 0 @0 ", missing, sizeof(missing)), 0);
+	assert_string_equal(missing, "");
+	assert_int_equal(ctl_server_allow(s, CTL_MAY_KEYS, "no-such-user-x @no-such-group-y root",
+					  missing, sizeof(missing)),
+			 0);
+	assert_string_equal(missing, "no-such-user-x @no-such-group-y");
+	assert_int_equal(ctl_server_allow(s, CTL_MAY_READ, "", NULL, 0), 0);
+	assert_int_equal(ctl_server_allow(s, CTL_MAY_READ, "@", NULL, 0), -EINVAL);
+	assert_int_equal(ctl_server_allow(s, CTL_MAY_READ, "99999999999", NULL, 0), -EINVAL);
+	assert_int_equal(
+	    ctl_server_allow(s, CTL_MAY_READ, "a-name-longer-than-thirty-two-chars", NULL, 0),
+	    -EINVAL);
+	assert_int_equal(ctl_server_allow(s, CTL_MAY_CHANGE, "root", NULL, 0), -EINVAL);
+	assert_int_equal(ctl_server_allow(NULL, CTL_MAY_READ, "root", NULL, 0), -EINVAL);
+	ctl_server_free(s);
+	sd_event_unref(e);
+}
+
+/* A child that, as uid (gid, supplementary group), opens connections until the server turns one
+ * away, writes how many it got on ready and holds them until done says so or closes. */
+static pid_t hold_as(const char *path, uid_t uid, gid_t gid, gid_t group, int ready, int done)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ctl_client *held[CTL_MAX_CLIENTS];
+		struct pollfd p = {.fd = done, .events = POLLIN};
+		uint8_t n;
+
+		if (setgroups(group ? 1 : 0, &group) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
 			_exit(10);
 		for (n = 0; n < CTL_MAX_CLIENTS; n++) {
 			json_t *reply = NULL;
@@ -802,25 +922,57 @@ static void test_privileged_slots(void **state)
 			r = ctl_client_call(held[n], "echo", NULL, WAIT_MS, &reply);
 			if (r < 0 || ctl_reply_error(reply) != NULL)
 				break;
+			json_decref(reply);
 		}
 		/* Bounded: should the parent fail an assertion, nobody says done. */
-		struct pollfd p = {.fd = done[0], .events = POLLIN};
-
-		if (write(ready[1], &b, 1) != 1 || poll(&p, 1, 2 * WAIT_MS) != 1)
+		if (write(ready, &n, 1) != 1 || poll(&p, 1, 2 * WAIT_MS) != 1)
 			_exit(12);
 		/* _exit: the held connections stay open to the end, on purpose. */
-		_exit(n == CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS ? 0 : 13);
+		_exit(0);
 	}
-	assert_int_equal(read(ready[0], &b, 1), 1);
+	return pid;
+}
+
+/* One reader holds at most CTL_USER_SLOTS, so another reader (a daemon following this one) still
+ * gets in; readers together hold all but CTL_PRIVILEGED_SLOTS, and root still gets in. */
+static void test_privileged_slots(void **state)
+{
+	enum { HOLDERS = (CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS) / CTL_USER_SLOTS + 1 };
+	const char *path = in_dir("slots.sock");
+	int ready[2], done[2], status = -1, total = 0;
+	pid_t server, child[HOLDERS];
+	struct ctl_client *c;
+	uint8_t n;
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	server = server_start(path);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(done), 0);
+	/* 65534 by uid, then members of the readers' group 65531, one after the other. */
+	child[0] = hold_as(path, 65534, 65534, 0, ready[1], done[0]);
+	assert_int_equal(read(ready[0], &n, 1), 1);
+	assert_int_equal(n, CTL_USER_SLOTS);
+	assert_int_equal(call_as(path, 65532, 65532, 65531, "echo"), 0);
+	total += n;
+	for (int i = 1; i < HOLDERS; i++) {
+		child[i] = hold_as(path, (uid_t)(65520 + i), 65520, 65531, ready[1], done[0]);
+		assert_int_equal(read(ready[0], &n, 1), 1);
+		total += n;
+	}
+	assert_int_equal(total, CTL_MAX_CLIENTS - CTL_PRIVILEGED_SLOTS);
 	c = client(path);
 	json_decref(call(c, "echo", NULL));
 	ctl_client_free(c);
-	assert_int_equal(write(done[1], &b, 1), 1);
-	assert_int_equal(waitpid(child, &status, 0), child);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	for (int i = 0; i < 2; i++)
-		close(ready[i]), close(done[i]);
+	/* One byte: every holder sees it, and none reads it. */
+	assert_int_equal(write(done[1], &n, 1), 1);
+	for (int i = 0; i < HOLDERS; i++) {
+		assert_int_equal(waitpid(child[i], &status, 0), child[i]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	close(ready[0]), close(ready[1]), close(done[0]), close(done[1]);
 	status = server_stop(server, SIGTERM);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
@@ -1049,6 +1201,8 @@ int main(void)
 	    cmocka_unit_test(test_slow_subscriber_dropped),
 	    cmocka_unit_test(test_mutating_verb_unprivileged),
 	    cmocka_unit_test(test_privileged_slots),
+	    cmocka_unit_test(test_access),
+	    cmocka_unit_test(test_allow_lists),
 	    cmocka_unit_test(test_max_clients),
 	    cmocka_unit_test(test_server_path),
 	    cmocka_unit_test(test_watch),

@@ -323,10 +323,11 @@ static void test_socket_path(void **state)
 
 	(void)state;
 	assert_int_equal(daemon_socket_path("/run/iotsec", "certd", out, sizeof(out)), 0);
-	assert_string_equal(out, "/run/iotsec/certd.sock");
-	/* Exactly fits: 22 characters and the NUL. */
-	assert_int_equal(daemon_socket_path("/run/iotsec", "certd", out, 23), 0);
-	assert_string_equal(out, "/run/iotsec/certd.sock");
+	assert_string_equal(out, "/run/iotsec/certd/certd.sock");
+	/* Exactly fits: 28 characters and the NUL. */
+	assert_int_equal(daemon_socket_path("/run/iotsec", "certd", out, 29), 0);
+	assert_string_equal(out, "/run/iotsec/certd/certd.sock");
+	assert_int_equal(daemon_socket_path("/run/iotsec", "certd", out, 28), -ENAMETOOLONG);
 }
 
 static void test_socket_path_longest_sun_path(void **state)
@@ -334,10 +335,10 @@ static void test_socket_path_longest_sun_path(void **state)
 	char run_dir[128], out[256];
 
 	(void)state;
-	/* 96 + "/certd.sock" = 107 characters: the most sun_path (108) holds with its NUL. */
-	memset(run_dir, 'd', 96);
+	/* 90 + "/certd/certd.sock" = 107 characters: the most sun_path (108) holds with its NUL. */
+	memset(run_dir, 'd', 90);
 	run_dir[0] = '/';
-	run_dir[96] = '\0';
+	run_dir[90] = '\0';
 	assert_int_equal(daemon_socket_path(run_dir, "certd", out, sizeof(out)), 0);
 	assert_int_equal(strlen(out), 107);
 }
@@ -387,7 +388,7 @@ static void test_args_short(void **state)
 	struct daemon_opts o;
 
 	(void)state;
-	daemon_parse_args(5, argv, "iotsec-test", "tests", &o);
+	daemon_parse_args(5, argv, "iotsec-test", "tests", 0, &o);
 	assert_string_equal(o.config_path, "/x/a.conf");
 	assert_true(o.check_config);
 	assert_true(o.verbose);
@@ -400,11 +401,11 @@ static void test_args_long_and_defaults(void **state)
 	struct daemon_opts o;
 
 	(void)state;
-	daemon_parse_args(1, none, "iotsec-test", "tests", &o);
+	daemon_parse_args(1, none, "iotsec-test", "tests", 0, &o);
 	assert_string_equal(o.config_path, CONFIG_DEFAULT_PATH);
 	assert_false(o.check_config);
 	assert_false(o.verbose);
-	daemon_parse_args(3, lng, "iotsec-test", "tests", &o);
+	daemon_parse_args(3, lng, "iotsec-test", "tests", 0, &o);
 	assert_string_equal(o.config_path, "/y/b.conf");
 	assert_false(o.check_config);
 	assert_true(o.verbose);
@@ -454,7 +455,7 @@ static void run_child(char **argv, int setup, struct child *c)
 			printf("interval %d\n", cfg.certd.interval);
 			config_free(&cfg);
 		} else {
-			daemon_parse_args(argc, argv, "iotsec-test", "a test daemon", &o);
+			daemon_parse_args(argc, argv, "iotsec-test", "a test daemon", 0, &o);
 			printf("returned\n");
 		}
 		fflush(stdout);
@@ -607,9 +608,9 @@ static void test_setup_loads_config(void **state)
 	assert_int_equal(c.status, SAFETY_EXIT);
 	assert_string_equal(c.out, "interval 9\n");
 	/* It made its directories, and left its pid beside its (now released) lock. */
-	assert_int_equal(stat(at("state"), &st), 0);
+	assert_int_equal(stat(at("state/test"), &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
-	snprintf(pidfile, sizeof(pidfile), "%s/run/iotsec-test.pid", dev);
+	snprintf(pidfile, sizeof(pidfile), "%s/run/test/test.pid", dev);
 	assert_non_null(f = fopen(pidfile, "r"));
 	assert_non_null(fgets(pid, sizeof(pid), f));
 	fclose(f);
@@ -628,7 +629,9 @@ static void test_setup_second_instance(void **state)
 	snprintf(path, sizeof(path), "%s", device());
 	snprintf(pidfile, sizeof(pidfile), "%s/run", dev);
 	assert_int_equal(mkdir(pidfile, 0755), 0);
-	snprintf(pidfile, sizeof(pidfile), "%s/run/iotsec-test.pid", dev);
+	snprintf(pidfile, sizeof(pidfile), "%s/run/test", dev);
+	assert_int_equal(mkdir(pidfile, 0755), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/run/test/test.pid", dev);
 	assert_true((fd = open(pidfile, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) >= 0);
 	assert_int_equal(flock(fd, LOCK_EX), 0);
 	assert_int_equal(write(fd, "4242\n", 5), 5);
@@ -654,7 +657,9 @@ static void test_setup_lock_is_ours(void **state)
 	snprintf(path, sizeof(path), "%s", device());
 	snprintf(pidfile, sizeof(pidfile), "%s/run", dev);
 	assert_int_equal(mkdir(pidfile, 0755), 0);
-	snprintf(pidfile, sizeof(pidfile), "%s/run/iotsec-test.pid", dev);
+	snprintf(pidfile, sizeof(pidfile), "%s/run/test", dev);
+	assert_int_equal(mkdir(pidfile, 0755), 0);
+	snprintf(pidfile, sizeof(pidfile), "%s/run/test/test.pid", dev);
 	assert_int_equal(file_write_atomic(pidfile, "", 0, 0644), 0);
 	run_child(argv, 1, &c);
 	assert_int_equal(c.status, SAFETY_EXIT);
@@ -665,7 +670,7 @@ static void test_setup_lock_is_ours(void **state)
 	assert_int_equal(chown(pidfile, 65534, 65534), 0);
 	run_child(argv, 1, &c);
 	assert_int_equal(c.status, 1);
-	assert_non_null(strstr(c.err, "iotsec-test.pid: owned by uid 65534, not by us"));
+	assert_non_null(strstr(c.err, "test/test.pid: owned by uid 65534, not by us"));
 }
 
 static void test_setup_check_config_ok(void **state)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -160,7 +161,8 @@ static void dictd_start(sd_event *e, struct dictd *d)
 	memset(d, 0, sizeof(*d));
 	assert_non_null(d->requests = json_array());
 	assert_int_equal(sd_event_new(&d->e), 0);
-	assert_int_equal(ctl_server_new(d->e, in_dir("dictd.sock"), dictd_verbs, d, &d->s), 0);
+	assert_true(mkdir(in_dir("dictd"), 0755) == 0 || errno == EEXIST);
+	assert_int_equal(ctl_server_new(d->e, in_dir("dictd/dictd.sock"), dictd_verbs, d, &d->s), 0);
 	assert_int_equal(sd_event_add_io(e, &d->turn, sd_event_get_fd(d->e), EPOLLIN, on_turn, d),
 			 0);
 }
@@ -973,7 +975,7 @@ static void test_connection_lost(void **state)
 static int no_dictd(void **state)
 {
 	(void)state;
-	unlink(in_dir("dictd.sock"));
+	unlink(in_dir("dictd/dictd.sock"));
 	return 0;
 }
 

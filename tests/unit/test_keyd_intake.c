@@ -203,7 +203,7 @@ static void dictd_binary(char *out, size_t len)
 /* Start iotsec-dictd with a configuration of its own; it is ready once it serves lookups. */
 static int dictd_start(void)
 {
-	char bin[PATH_MAX + 32], conf[PATH_MAX], logf[PATH_MAX], sock[PATH_MAX + 16];
+	char bin[PATH_MAX + 32], conf[PATH_MAX], logf[PATH_MAX], sock[PATH_MAX + 32];
 	char *text = NULL;
 	const char *runner = getenv("TEST_RUNNER");
 	int64_t end;
@@ -251,7 +251,7 @@ static int dictd_start(void)
 			execl(bin, "iotsec-dictd", "-c", conf, (char *)NULL);
 		_exit(127);
 	}
-	snprintf(sock, sizeof(sock), "%s/dictd.sock", dictd_run);
+	snprintf(sock, sizeof(sock), "%s/dictd/dictd.sock", dictd_run);
 	/* Its socket, then certd's word (served on our loop) so that lookups are open. */
 	for (end = mono_ms() + START_MS; mono_ms() < end;) {
 		json_t *reply = NULL;
@@ -648,7 +648,7 @@ static int setup(void **state)
 	char path[PATH_MAX + 32];
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/%s", keyd_state, KEYD_STATE_FILE);
+	snprintf(path, sizeof(path), "%s/keyd/%s", keyd_state, KEYD_STATE_FILE);
 	unlink(path);
 	json_array_clear(relayed.log);
 	relayed.fail = NULL;
@@ -737,7 +737,7 @@ static void test_ring_stored(void **state)
 		size_t len;
 		json_t *o;
 
-		snprintf(path, sizeof(path), "%s/%s", keyd_state, KEYD_STATE_FILE);
+		snprintf(path, sizeof(path), "%s/keyd/%s", keyd_state, KEYD_STATE_FILE);
 		assert_int_equal(file_read(path, 1 << 16, &text, &len), 0);
 		assert_non_null(o = json_loads(text, 0, NULL));
 		assert_int_equal(json_integer_value(json_object_get(o, "epoch")), 5);
@@ -1255,7 +1255,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 static int group_setup(void **state)
 {
-	char path[PATH_MAX + 16];
+	char path[PATH_MAX + 32];
 
 	(void)state;
 	if (fixture_home(&fx) < 0 || mkdtemp(root) == NULL)
@@ -1265,20 +1265,33 @@ static int group_setup(void **state)
 	snprintf(keyd_state, sizeof(keyd_state), "%s/keyd-state", root);
 	if (mkdir(keyd_run, 0755) < 0 || mkdir(dictd_run, 0755) < 0 || mkdir(keyd_state, 0700) < 0)
 		return -1;
+	/* Each daemon's own directories, as daemon_setup() makes them. */
+	snprintf(path, sizeof(path), "%s/certd", keyd_run);
+	if (mkdir(path, 0755) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/dictd", keyd_run);
+	if (mkdir(path, 0755) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/certd", dictd_run);
+	if (mkdir(path, 0755) < 0)
+		return -1;
+	snprintf(path, sizeof(path), "%s/keyd", keyd_state);
+	if (mkdir(path, 0700) < 0)
+		return -1;
 	log_set_level(LOG_WARNING);
 	pi1_x = fixture_cert(&fx, "pi1");
 	pi2_x = fixture_cert(&fx, "pi2");
 	if ((relayed.log = json_array()) == NULL || sd_event_new(&e) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/certd.sock", keyd_run);
+	snprintf(path, sizeof(path), "%s/certd/certd.sock", keyd_run);
 	if (ctl_server_new(e, path, certd_verbs, NULL, &certd_keyd) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/certd.sock", dictd_run);
+	snprintf(path, sizeof(path), "%s/certd/certd.sock", dictd_run);
 	if (ctl_server_new(e, path, certd_verbs, NULL, &certd_dictd) < 0)
 		return -1;
 	if (dictd_start() < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/dictd.sock", keyd_run);
+	snprintf(path, sizeof(path), "%s/dictd/dictd.sock", keyd_run);
 	return ctl_server_new(e, path, relay_verbs, NULL, &relay) < 0 ? -1 : 0;
 }
 

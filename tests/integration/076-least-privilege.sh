@@ -1,0 +1,150 @@
+#!/bin/sh
+# Least privilege, as the shipped units arrange it but without systemd: every daemon of two Pis
+# runs as its own user, with run and state directories of its own (RuntimeDirectory=,
+# StateDirectory=) and the device key handed over as a credential. The home still forms; each daemon's files are its own;
+# the control sockets let in only whom iotsec.conf names (SPEC 5).
+. "$(dirname "$0")/common.sh"
+need_netns
+
+# The users the sysusers.d file would make, by number: no account is added to this machine.
+GROUP=4400 CERTD=4401 DICTD=4402 ELECTD=4403 KEYD=4404 OPERATORS=4410 OPERATOR=4411 STRANGER=4412
+uid_of() { eval "echo \$$(echo "$1" | tr a-z A-Z)"; }
+# as UID GID COMMAND...: run COMMAND as that user, with no other group.
+as() {
+	_u=$1 _g=$2
+	shift 2
+	setpriv --reuid="$_u" --regid="$_g" --clear-groups "$@"
+}
+
+make_home
+chmod 0711 "$T"
+for n in pi1 pi2; do
+	device "${n#pi}" "$n" "$([ $n = pi1 ] && echo controller || echo node)"
+	D=$T/$n
+	# The CA's directory holds its key: each Pi gets copies of what it may read, as on a Pi.
+	cp "$T/ca/ca.crt" "$T/ca/crl.pem" "$D/"
+	sed -i "s|$T/ca/|$D/|" "$D/iotsec.conf"
+	cat >>"$D/iotsec.conf" <<EOF
+control = { readers = "@$OPERATORS @$GROUP"; };
+EOF
+	sed -i -e "s|key_file = \"$D/dict.key\"; };|key_file = \"$D/dict.key\"; clients = \"$KEYD\"; };|" \
+		-e "s|$D/state/keys.dict|$D/state/dictd/keys.dict|" "$D/iotsec.conf"
+	grep -q "clients = \"$KEYD\"" "$D/iotsec.conf" || fail "the configuration lacks dictd.clients"
+	chmod 0755 "$D"
+	# What the units' RuntimeDirectory= and StateDirectory= make: root's parents, and below
+	# them a directory for each daemon, its own (certd's state readable, for the clock).
+	for d in certd dictd electd keyd; do
+		mkdir -p "$D/state/$d" "$D/run/$d"
+		chown "$(uid_of $d):$GROUP" "$D/state/$d" "$D/run/$d"
+		chmod 0700 "$D/state/$d"
+	done
+	chmod 0755 "$D/state/certd"
+
+	say "$n: iotsec-dictd --make-key, as the unit before dictd runs it"
+	"$IOTSEC_BIN/iotsec-dictd" -c "$D/iotsec.conf" --make-key >"$T/make-key.out" 2>&1 ||
+		fail "--make-key: $(cat "$T/make-key.out")"
+	[ "$(stat -c %a:%u "$D/dict.key")" = 600:0 ] || fail "key made $(stat -c %a:%u "$D/dict.key")"
+	cp "$D/dict.key" "$T/$n-first.key"
+	"$IOTSEC_BIN/iotsec-dictd" -c "$D/iotsec.conf" --make-key >/dev/null 2>&1 || fail "a second --make-key failed"
+	cmp -s "$D/dict.key" "$T/$n-first.key" || fail "a second --make-key made another key"
+
+	# LoadCredential=: a copy readable by the daemon's user alone, in a directory of its own.
+	for d in certd dictd electd keyd; do
+		mkdir -p "$D/creds/$d"
+		if [ $d = dictd ]; then cp "$D/dict.key" "$D/creds/$d/dict.key"; else cp "$D/$n.key" "$D/creds/$d/device.key"; fi
+		chown -R "$(uid_of $d):$GROUP" "$D/creds/$d"
+		chmod 0500 "$D/creds/$d"
+		chmod 0400 "$D/creds/$d/"*
+	done
+	chmod 0755 "$D/creds"
+done
+
+# run_as NAME DAEMON: as run does, but as the daemon's own user, with its credentials.
+run_as() {
+	ip netns exec "$NS_PREFIX-h$(host_of "$1")" setpriv --reuid="$(uid_of "$2")" --regid=$GROUP \
+		--clear-groups env CREDENTIALS_DIRECTORY="$T/$1/creds/$2" \
+		"$IOTSEC_BIN/iotsec-$2" -c "$T/$1/iotsec.conf" -v >>"$T/$1/$2.log" 2>&1 &
+	PIDS="$PIDS $!"
+	DAEMONS="$DAEMONS $!"
+	STARTED="$STARTED $!:$1/$2"
+}
+
+say "every daemon of two Pis, each as its own user"
+for n in pi1 pi2; do
+	for d in certd dictd electd keyd; do run_as $n $d; done
+done
+wait_until 30 same_epoch pi1 pi2 || fail "the home did not form with the daemons apart"
+for n in pi1 pi2; do
+	for d in certd dictd electd keyd; do
+		pid=$(sed -n 1p "$T/$n/run/$d/$d.pid")
+		uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+		[ "$uid" = "$(uid_of $d)" ] || fail "$n's $d runs as uid $uid"
+	done
+done
+send_msg pi1 pi2 "apart" | grep -q '"ok":true' || fail "pi1 could not send"
+wait_until 10 received pi2 "apart" || fail "pi2 did not receive under the pairwise key"
+
+say "each daemon's files are its own, and the others cannot read them"
+S=$T/pi1/state
+[ "$(stat -c %a:%u "$S/dictd/keys.dict")" = "600:$DICTD" ] || fail "keys.dict is $(stat -c %a:%u "$S/dictd/keys.dict")"
+[ "$(stat -c %a:%u "$S/keyd/keyd.state")" = "600:$KEYD" ] ||
+	fail "keyd.state is $(stat -c %a:%u "$S/keyd/keyd.state")"
+for d in certd electd keyd; do
+	if as "$(uid_of $d)" $GROUP cat "$S/dictd/keys.dict" >/dev/null 2>&1; then fail "$d read the dictionary"; fi
+	if as "$(uid_of $d)" $GROUP cat "$T/pi1/creds/dictd/dict.key" >/dev/null 2>&1; then
+		fail "$d read the dictionary key"
+	fi
+done
+if as $ELECTD $GROUP cat "$T/pi1/creds/keyd/device.key" >/dev/null 2>&1; then fail "electd read keyd's key"; fi
+if as $DICTD $GROUP cat "$S/keyd/keyd.state" >/dev/null 2>&1; then fail "dictd read keyd's state"; fi
+say "nor remove, replace or plant any (a socket posing as dictd, a saved clock)"
+for f in "$T/pi1/run/dictd/dictd.sock" "$T/pi1/run/dictd/dictd.pid" "$S/keyd/keyd.state" \
+	"$S/certd/clock"; do
+	[ -e "$f" ] || fail "$f is missing"
+	if as $ELECTD $GROUP rm -f "$f" 2>/dev/null || [ ! -e "$f" ]; then fail "electd removed $f"; fi
+	if as $ELECTD $GROUP mv "$f" "$f.x" 2>/dev/null; then fail "electd moved $f"; fi
+	if as $ELECTD $GROUP sh -c "echo x > '$f'" 2>/dev/null; then fail "electd wrote $f"; fi
+done
+for d in certd dictd keyd; do
+	for dir in "$S/$d" "$T/pi1/run/$d"; do
+		if as $ELECTD $GROUP touch "$dir/planted" 2>/dev/null; then fail "electd planted a file in $dir"; fi
+	done
+done
+if as $ELECTD $GROUP sh -c "echo x > '$S/dictd/keys.dict'" 2>/dev/null; then fail "electd wrote the dictionary"; fi
+
+say "dictd's key verbs: keyd's user alone"
+LOOKUP='{"v":1,"verb":"lookup","name":"-ring","indices":[0]}'
+ctl "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/root.out"
+grep -q '"error":"permission denied"' "$T/root.out" || fail "root looked up a key: $(cat "$T/root.out")"
+for d in certd electd; do
+	as "$(uid_of $d)" $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/$d.out"
+	grep -q '"error":"permission denied"' "$T/$d.out" || fail "$d looked up a key: $(cat "$T/$d.out")"
+done
+as $KEYD $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/keyd.out"
+grep -q "\"ok\":true" "$T/keyd.out" || fail "keyd was refused: $(cat "$T/keyd.out")"
+
+say "an operator (group $OPERATORS) reads status, and changes nothing"
+as $OPERATOR $OPERATORS iotsecctl -c "$T/pi1/iotsec.conf" status >"$T/op.out" 2>&1 && st=0 || st=$?
+[ $st -le 1 ] || fail "iotsecctl status as an operator: exit $st: $(cat "$T/op.out")"
+for d in certd dictd electd keyd; do
+	grep -q "$d.*running" "$T/op.out" || fail "the operator does not see $d running: $(cat "$T/op.out")"
+done
+if as $OPERATOR $OPERATORS iotsecctl -c "$T/pi1/iotsec.conf" dict lock >"$T/op-lock.out" 2>&1; then
+	fail "an operator locked the dictionary"
+fi
+grep -q "permission denied" "$T/op-lock.out" || fail "lock as an operator says: $(cat "$T/op-lock.out")"
+
+say "anyone else is turned away, told why"
+as $STRANGER $STRANGER iotsecctl -c "$T/pi1/iotsec.conf" status >"$T/stranger.out" 2>&1 && st=0 || st=$?
+[ $st -gt 1 ] || fail "a stranger read the status (exit $st)"
+grep -q "uid $STRANGER is not among this socket's users" "$T/stranger.out" ||
+	fail "the stranger is told: $(cat "$T/stranger.out")"
+for d in certd dictd electd keyd; do
+	out=$(as $STRANGER $STRANGER $PY "$IT_DIR/ctl.py" "$T/pi1/run/$d/$d.sock" '{"v":1,"verb":"status"}')
+	echo "$out" | grep -q "permission denied: uid $STRANGER" || fail "$d let a stranger in: $out"
+done
+
+say "the home still works after all that"
+send_msg pi2 pi1 "still" | grep -q '"ok":true' || fail "pi2 could not send"
+wait_until 10 received pi1 "still" || fail "pi1 did not receive"
+say "PASS"

@@ -1,0 +1,152 @@
+#!/bin/sh
+# The Debian package of this machine's architecture, as `make deb` builds it: what it holds (the
+# programs, every unit with /usr paths, the configuration as the one conffile, sysusers.d and
+# man pages, completion, README and copyright, and no key), and lintian has nothing to
+# say. Its maintainer scripts run against a scratch root (DPKG_ROOT, as dpkg --root does): they
+# make the users, enable nothing, and purge takes the home's keys and state away
+# but leaves what else the household put in /etc/iotsec. Installing it on a booted system is
+# another test's.
+case $IOTSEC_BIN in
+*/build-san/bin)
+	echo "SKIP: the package is built without sanitizers; the plain make check builds and checks it"
+	exit 77
+	;;
+esac
+. "$(dirname "$0")/common.sh"
+REPO=$(cd "$IT_DIR/../.." && pwd)
+ARCH=$(dpkg --print-architecture)
+VERSION=$(sed -n 's/^#define IOTSEC_VERSION "\(.*\)"$/\1/p' "$REPO/libiotsec/version.h")
+DEB=$REPO/build/deb/iotsec_${VERSION}_$ARCH.deb
+
+if [ "$(id -u)" -ne 0 ] && ! "$REPO/scripts/deps.sh" deb 2>"$T/deps.err"; then
+	cat "$T/deps.err"
+	echo "SKIP: make deb needs debhelper and lintian (scripts/deps.sh deb as root installs them)"
+	exit 77
+fi
+
+say "make deb DEB_ARCHS=$ARCH"
+make -C "$REPO" --no-print-directory deb DEB_ARCHS="$ARCH" >"$T/make.log" 2>&1 || {
+	tail -n 30 "$T/make.log" >&2
+	fail "make deb failed"
+}
+test -f "$DEB" || fail "make deb made no $DEB"
+
+say "the control fields: the version is libiotsec/version.h's"
+for f in Package:iotsec "Version:$VERSION" "Architecture:$ARCH"; do
+	v=$(dpkg-deb -f "$DEB" "${f%%:*}")
+	[ "$v" = "${f#*:}" ] || fail "${f%%:*} is '$v', not '${f#*:}'"
+done
+dpkg-deb -f "$DEB" Depends | grep -q systemd || fail "no dependency on systemd (sysusers)"
+
+dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >"$T/files"
+has() { grep -qx "$1" "$T/files" || fail "the package has no $1"; }
+
+say "the conffile is the configuration, and the only file in /etc"
+dpkg-deb --ctrl-tarfile "$DEB" | tar -xOf - ./conffiles >"$T/conffiles" || fail "no conffiles"
+[ "$(cat "$T/conffiles")" = /etc/iotsec/iotsec.conf ] || fail "conffiles: $(cat "$T/conffiles")"
+etc=$(grep '^/etc/.*[^/]$' "$T/files" || true)
+[ "$etc" = /etc/iotsec/iotsec.conf ] || fail "files in /etc: $etc"
+
+say "no key, certificate or private key material (outside the programs, which name the PEM markers)"
+if grep -E '\.(key|pem|crt|csr)$|/keys\.dict$' "$T/files"; then fail "key files shipped (above)"; fi
+R=$T/root
+mkdir -p "$R"
+dpkg-deb -x "$DEB" "$R"
+if grep -rlI -e 'PRIVATE KEY' -e 'BEGIN CERTIFICATE' "$R"; then fail "key material shipped (above)"; fi
+
+say "programs, man pages, completion, documentation"
+for d in "$REPO"/daemons/*; do has "/usr/bin/iotsec-${d##*/}"; done
+has /usr/bin/iotsec-pki
+has /usr/bin/iotsecctl
+for m in "$REPO"/man/*.scd; do
+	m=${m##*/}
+	m=${m%.scd}
+	has "/usr/share/man/man${m##*.}/$m.gz"
+done
+for c in "$REPO"/completions/*; do has "/usr/share/bash-completion/completions/${c##*/}"; done
+has /usr/share/doc/iotsec/README.md
+has /usr/share/doc/iotsec/copyright
+has /usr/lib/sysusers.d/iotsec.conf
+cmp -s "$REPO/systemd/iotsec.sysusers" "$R/usr/lib/sysusers.d/iotsec.conf" || fail "sysusers.d differs"
+if grep /usr/local "$T/files"; then fail "/usr/local in the package (above)"; fi
+
+say "every unit, with /usr paths that are in the package"
+n=0
+for u in "$REPO"/systemd/*.service "$REPO"/systemd/*.target; do
+	u=${u##*/}
+	f=$(grep -x "\(/usr\)\{0,1\}/lib/systemd/system/$u" "$T/files") || fail "no unit $u"
+	if grep -n -e /usr/local -e '@[A-Z][A-Z]*@' "$R$f"; then fail "$u: /usr/local or a placeholder (above)"; fi
+	for p in $(sed -n 's/^Exec[A-Za-z]*=[-@:+!]*\([^ ]*\).*/\1/p' "$R$f"); do
+		case $p in */iotsec*) has "$p" ;; esac
+	done
+	for p in $(sed -n 's|^Documentation=.*file://\([^ ]*\).*|\1|p' "$R$f"); do has "$p"; done
+	n=$((n + 1))
+done
+[ $n -ge 5 ] || fail "only $n units"
+# Drop-ins too: nothing below the unit directories names /usr/local or keeps a placeholder.
+if grep -rn -e /usr/local -e '@[A-Z][A-Z]*@' "$R/lib/systemd" "$R/usr/lib/systemd" 2>/dev/null; then
+	fail "/usr/local or a placeholder in the units (above)"
+fi
+grep -q '^ExecStart=/usr/bin/iotsec-certd -c /etc/iotsec/iotsec.conf$' \
+	"$R$(grep '/iotsec-certd.service$' "$T/files")" || fail "certd's ExecStart is not /usr/bin's"
+
+say "lintian: no error, no warning"
+lintian --fail-on error,warning "$DEB" >"$T/lintian" 2>&1 || {
+	cat "$T/lintian" >&2
+	fail "lintian"
+}
+
+# The maintainer scripts on a scratch root: root's entries only, as on a fresh system. dpkg's
+# variables are set as dpkg sets them (deb-systemd-helper does nothing without them); with
+# DPKG_ROOT set, the scripts neither reload nor start anything on this machine.
+C=$T/control
+mkdir -p "$C"
+dpkg-deb -e "$DEB" "$C"
+# maint SCRIPT ARGS...: run the package's maintainer script SCRIPT as dpkg --root=$R would.
+maint() {
+	_s=$1
+	shift
+	DPKG_MAINTSCRIPT_PACKAGE=iotsec DPKG_MAINTSCRIPT_NAME=$_s DPKG_MAINTSCRIPT_ARCH=$ARCH \
+		DPKG_ROOT=$R sh -e "$C/$_s" "$@" >"$T/$_s.log" 2>&1 || fail "$_s $*: $(cat "$T/$_s.log")"
+}
+say "postinst configure (DPKG_ROOT): users, nothing enabled"
+grep '^root:' /etc/passwd >"$R/etc/passwd"
+grep '^root:' /etc/group >"$R/etc/group"
+: >"$R/etc/shadow"
+: >"$R/etc/gshadow"
+maint postinst configure ""
+gid=$(awk -F: '$1 == "iotsecd" { print $3 }' "$R/etc/group")
+[ -n "$gid" ] || fail "no group iotsecd"
+grep -q '^iotsec:' "$R/etc/group" || fail "no group iotsec"
+for d in "$REPO"/daemons/*; do
+	u=iotsec-${d##*/}
+	awk -F: -v u="$u" -v g="$gid" '$1 == u && $4 == g && $7 ~ /nologin/ { ok = 1 } END { exit !ok }' \
+		"$R/etc/passwd" || fail "no user $u in group iotsecd without a login: $(grep "^$u:" "$R/etc/passwd")"
+done
+# The directories are the units' own (StateDirectory=, RuntimeDirectory=), made at their start.
+for d in run/iotsec var/lib/iotsec; do
+	[ ! -e "$R/$d" ] || fail "postinst made /$d, which each unit makes for itself"
+done
+test -d "$R/var/lib/systemd/deb-systemd-helper-enabled" || fail "deb-systemd-helper did not run"
+if find "$R/etc/systemd" -name '*iotsec*' 2>/dev/null | grep .; then fail "postinst enabled units (above)"; fi
+
+say "postrm purge (DPKG_ROOT): the home's keys and state go, the household's other files stay"
+for f in etc/iotsec/device.key etc/iotsec/device.crt etc/iotsec/ca.crt etc/iotsec/crl.pem \
+	etc/credstore/iotsec-dict.key var/lib/iotsec/dictd/keys.dict etc/iotsec/notes.txt; do
+	mkdir -p "$R/${f%/*}"
+	echo x >"$R/$f"
+done
+rm "$R/etc/iotsec/iotsec.conf" # dpkg removes the conffile before postrm purge
+maint postrm purge
+for f in etc/iotsec/device.key etc/iotsec/device.crt etc/iotsec/ca.crt etc/iotsec/crl.pem \
+	etc/credstore/iotsec-dict.key var/lib/iotsec run/iotsec; do
+	[ ! -e "$R/$f" ] || fail "purge left /$f"
+done
+[ -f "$R/etc/iotsec/notes.txt" ] || fail "purge removed a file of the household's own"
+grep -q '^iotsec-keyd:' "$R/etc/passwd" || fail "purge removed the users (they stay)"
+if find "$R/var/lib/systemd" -name '*iotsec*' | grep .; then fail "purge left unit state (above)"; fi
+say "purge with nothing else in /etc/iotsec removes the directory"
+rm "$R/etc/iotsec/notes.txt"
+maint postrm purge
+[ ! -e "$R/etc/iotsec" ] || fail "purge left an empty /etc/iotsec"
+say "ok"
