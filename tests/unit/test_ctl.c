@@ -831,16 +831,44 @@ static int call_as(const char *path, uid_t uid, gid_t gid, gid_t group, const ch
 	return WEXITSTATUS(status);
 }
 
+/* Whether SO_PEERGROUPS tells more than one group: a child with two supplementary groups asks for
+ * its own through a socket pair. qemu-user (7.2, where the Pi builds' tests run) passes the option
+ * on as if it held one int, so past one group it fails with ERANGE whatever the buffer. */
+static bool peergroups_work(void)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		gid_t set[2] = {65531, 65532}, got[8];
+		socklen_t len = sizeof(got);
+		int sv[2];
+
+		_exit(setgroups(2, set) == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0 &&
+			      getsockopt(sv[0], SOL_SOCKET, SO_PEERGROUPS, got, &len) == 0 &&
+			      len == sizeof(set) && got[0] == set[0] && got[1] == set[1]
+			  ? 0
+			  : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 /* Who may do what, from the peer's credentials: the server runs as 65529, reads for 65534 and
  * the group 65531, hands keys to 65530. */
 static void test_access(void **state)
 {
 	const char *path = in_dir("access.sock");
 	pid_t server;
+	int many;
 
 	(void)state;
 	if (geteuid() != 0)
 		skip();
+	/* A member of a hundred groups is a reader; where they cannot be told (qemu-user), turned
+	 * away: groups unknown give fewer rights, never more. */
+	many = peergroups_work() ? 0 : 2;
 	server_uid = 65529;
 	server = server_start(path);
 	server_uid = 0;
@@ -861,7 +889,11 @@ static void test_access(void **state)
 	/* A reader by group: supplementary (SO_PEERGROUPS) or primary. */
 	assert_int_equal(call_as(path, 65532, 65532, 65531, "echo"), 0);
 	assert_int_equal(call_as(path, 65528, 65531, 0, "echo"), 0);
-	assert_int_equal(call_as(path, 65527, 65527, 1, "echo"), 0);
+	if (many)
+		print_message(
+		    "SO_PEERGROUPS tells one group at most here (qemu-user): a member of a "
+		    "hundred groups must be turned away\n");
+	assert_int_equal(call_as(path, 65527, 65527, 1, "echo"), many);
 	assert_int_equal(call_as(path, 65532, 65532, 65531, "keys"), 1);
 	/* Anyone else is turned away at the door, told which uid and why. */
 	assert_int_equal(call_as(path, 65533, 65533, 0, "echo"), 2);
