@@ -32,6 +32,7 @@ for t in "$@"; do
 		# shellcheck disable=SC2086 # TEST_RUNNER may be a command with its options
 		${TEST_RUNNER:-} "$t" >"$log" 2>&1
 		rc=$?
+		secs=$(($(date +%s) - start))
 		p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
 		f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)
 		p=${p:-0} f=${f:-0}
@@ -39,7 +40,7 @@ for t in "$@"; do
 		if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 		passed=$((passed + p)); failed=$((failed + f))
 		if [ "$f" -eq 0 ]; then
-			echo "PASS  $name ($p cases)"
+			echo "PASS  $name ($p cases, ${secs}s)"
 		else
 			echo "FAIL  $name ($f of $((p + f)) cases, exit $rc, log $log)"
 			grep -E '^\[  (FAILED|  ERROR ) \]|error:|Sanitizer|runtime error' "$log" | head -n 20 | sed 's/^/      /'

@@ -72,7 +72,7 @@ for job in "$@"; do
 	# tests/run.sh's own line: "N passed, N failed"; nothing may fail or be skipped.
 	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$T/unit-$t.log" | tail -n 1)
 	echo "$t: ${summary:-no summary} (exit $st)"
-	grep '^FAIL' "$T/unit-$t.log" || true
+	grep -E '^(PASS|FAIL|SKIP) ' "$T/unit-$t.log" | sed 's/^/  /' || true
 	case $summary in
 	*" passed, 0 failed") [ $st -eq 0 ] && [ "${summary%% *}" -gt 0 ] || bad="$bad $t" ;;
 	*) bad="$bad $t" ;;
