@@ -226,6 +226,18 @@ for d in $UNITS; do
 		fail "iotsec-$d is $(prop "$d" ActiveState) after stop: $(journal -u "iotsec-$d" -n 5)"
 	[ "$(prop "$d" Result)" = success ] || fail "iotsec-$d stopped with $(prop "$d" Result)"
 done
+say "without the device key (not enrolled yet): the units wait, saying for what, and try nothing"
+mv "$BW_ROOT/etc/iotsec/device.key" "$BW_ROOT/etc/iotsec/device.key.away"
+inside systemctl start iotsec.target
+for d in certd electd keyd; do
+	[ "$(prop "$d" ConditionResult)" = no ] ||
+		fail "iotsec-$d started without a device key: $(prop "$d" ActiveState)"
+	[ "$(prop "$d" NRestarts)" = 0 ] || fail "iotsec-$d keeps trying without a device key"
+done
+inside systemctl status iotsec-certd.service >"$T/nokey.txt" 2>&1 || true
+grep -q "ConditionPathExists=/etc/iotsec/device.key" "$T/nokey.txt" ||
+	fail "systemctl status does not say what certd waits for: $(cat "$T/nokey.txt")"
+mv "$BW_ROOT/etc/iotsec/device.key.away" "$BW_ROOT/etc/iotsec/device.key"
 bw_shutdown
 bw_nothing_left
 say "tree $((T1 - T0)) s, install and boot $((T2 - T1)) s, checks $(($(date +%s) - T2)) s"
