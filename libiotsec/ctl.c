@@ -329,15 +329,10 @@ static bool ids_match(const struct ctl_ids *ids, int fd, const struct ucred *cre
 			return true;
 	if (ids->n_gids == 0)
 		return false;
-	/* Most users have a few groups; for more the kernel says how many bytes they need (where
-	 * it does not, as under qemu-user, take the most there can be). */
+	/* Most users have a few groups; for more the kernel says how many bytes they need. */
 	r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
-	if (r < 0 && errno == ERANGE) {
-		if (len <= sizeof(few))
-			len = NGROUPS_MAX * sizeof(gid_t);
-		if ((groups = malloc(len)) != NULL)
-			r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
-	}
+	if (r < 0 && errno == ERANGE && (groups = malloc(len)) != NULL)
+		r = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len);
 	/* Unknown groups give fewer rights, never more: the primary group still counts. */
 	n = r == 0 ? len / sizeof(gid_t) : 0;
 	for (i = 0; i < ids->n_gids && !match; i++) {

