@@ -208,8 +208,8 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary, 
 	/* certd's is readable by all, for the clock; the others' hold what is theirs alone. */
 	if ((r = daemon_dir(cfg->device.state_dir, daemon, state_dir, sizeof(state_dir))) < 0 ||
 	    (r = file_mkdirs(state_dir, strcmp(daemon, "certd") == 0 ? 0755 : 0700)) < 0)
-		fatalx("cannot create the state directory %s/%s: %s", cfg->device.state_dir,
-		       daemon, iotsec_strerror(r));
+		fatalx("cannot create the state directory %s/%s: %s", cfg->device.state_dir, daemon,
+		       iotsec_strerror(r));
 	take_lock(run_dir, daemon);
 	/* SPEC 5.2: every daemon judges time by the same floor, not only certd, which saves it. */
 	if (daemon_dir(cfg->device.state_dir, "certd", clock_path, sizeof(clock_path) - 6) == 0 &&
@@ -485,9 +485,10 @@ int daemon_dict_key_load(const struct iotsec_config *cfg, const char *path,
 	if (r == -ENOENT && access(cfg->dictd.path, F_OK) < 0 && errno != ENOENT) {
 		/* iotsec-dictd-key.service, as root without capabilities, cannot look into dictd's
 		 * own directory: not knowing is no licence to make a key. */
-		log_errx("dictionary key %s: missing, and whether the dictionary %s exists cannot be "
-			 "told (%s): refusing to make a new key",
-			 path, cfg->dictd.path, strerror(errno));
+		log_errx(
+		    "dictionary key %s: missing, and whether the dictionary %s exists cannot be "
+		    "told (%s): refusing to make a new key",
+		    path, cfg->dictd.path, strerror(errno));
 		return -ENOKEY;
 	}
 	if (r == -ENOENT && access(cfg->dictd.path, F_OK) == 0) {
@@ -551,9 +552,11 @@ static int check_device(const struct iotsec_config *c, FILE *out)
 		r = problem(out, c->device.key, "path too long");
 	else if ((r = check_secret(out, key_path)) == 0 &&
 		 crypto_load_private_key(key_path, &key) < 0)
-		r = problem(out, key_path, "not a PEM private key");
+		r = problem(out, c->device.key, "not a PEM private key");
 	else if (r == 0 && cert && cert_key_matches(cert, key) < 0)
-		r = problem(out, key_path, "not the key of the certificate %s", c->device.cert);
+		/* The file people know, even when systemd handed it over as a credential. */
+		r = problem(out, c->device.key, "not the key of the certificate %s",
+			    c->device.cert);
 	n += r;
 	if ((r = check_file(out, c->device.ca) + check_file(out, c->device.crl)) == 0 &&
 	    (r = cert_store_load(c->device.ca, c->device.crl, &store)) < 0)

@@ -121,5 +121,7 @@ int main(int argc, char **argv)
 	sd_event_source_unref(settle);
 	sd_event_unref(e);
 	config_free(&cfg);
-	return r < 0 ? 1 : 0;
+	/* DAEMON_EXIT_RESTART (a re-enrolment's new key) must reach systemd as it is: a plain 0
+	 * is a clean stop, which Restart=on-failure leaves stopped, and the home with it. */
+	return r < 0 ? 1 : r;
 }

@@ -139,6 +139,12 @@ as $STRANGER $STRANGER iotsecctl -c "$T/pi1/iotsec.conf" status >"$T/stranger.ou
 [ $st -gt 1 ] || fail "a stranger read the status (exit $st)"
 grep -q "uid $STRANGER is not among this socket's users" "$T/stranger.out" ||
 	fail "the stranger is told: $(cat "$T/stranger.out")"
+# Every daemon runs: 4 (cannot tell) and how to be let in, never 3 and "not running", which
+# would send the user off to start daemons that run.
+[ $st -eq 4 ] || fail "status exits $st for a user it turns away, not 4: $(cat "$T/stranger.out")"
+if grep -q "not running" "$T/stranger.out"; then fail "the stranger is told a daemon is not running"; fi
+grep -q "join a group of control.readers" "$T/stranger.out" ||
+	fail "the stranger is not told how to be let in: $(cat "$T/stranger.out")"
 for d in certd dictd electd keyd; do
 	out=$(as $STRANGER $STRANGER $PY "$IT_DIR/ctl.py" "$T/pi1/run/$d/$d.sock" '{"v":1,"verb":"status"}')
 	echo "$out" | grep -q "permission denied: uid $STRANGER" || fail "$d let a stranger in: $out"

@@ -5,7 +5,8 @@
 # once it said READY=1), each as its own user; `iotsecctl status` sees them all; a daemon killed,
 # or one that stops feeding its watchdog, is started again by systemd; a bad setting stops start-up
 # with file, line and setting in the journal; the dictionary key is made once and outlives restarts
-# and a reboot; the container shuts down cleanly and leaves no process or mount behind.
+# and a reboot; a device enrolled again as README says is taken up with no restart by hand; the
+# container shuts down cleanly and leaves no process or mount behind.
 case ${IOTSEC_BIN:-} in
 */build-san/bin)
 	echo "SKIP: the systemd boot is left to the plain 'make check': the sanitizer runtimes are not in the Debian tree"
@@ -191,6 +192,24 @@ cp "$T/iotsec.conf.good" "$CONF"
 inside systemctl reset-failed iotsec-electd.service
 inside systemctl start iotsec-electd.service || fail "electd does not start with the setting mended"
 
+say "enrolled again, as README says (the key, then the certificate): no restart by hand"
+# certd was handed the old key as a credential: it must exit 75 for Restart=on-failure to start it
+# with the new one. An exit 0 there is a clean stop, and leaves the device out of the home.
+serial() { inside iotsecctl status --json | json_get '["daemons"]["certd"]["serial"]'; }
+SERIAL0=$(serial)
+CERTD_RESTARTS=$(prop certd NRestarts)
+iotsec-pki revoke --dir "$T/ca" --device hub >/dev/null 2>&1 || fail "iotsec-pki revoke hub"
+iotsec-pki enrol --dir "$T/ca" --device hub --role controller --out "$T/hub2" >/dev/null 2>&1 ||
+	fail "iotsec-pki enrol hub again"
+install -m 0600 "$T/hub2/hub.key" "$BW_ROOT/etc/iotsec/device.key"
+install -m 0644 "$T/hub2/hub.crt" "$BW_ROOT/etc/iotsec/device.crt"
+install -m 0644 "$T/hub2/crl.pem" "$BW_ROOT/etc/iotsec/"
+new_serial() { _s=$(serial) && [ -n "$_s" ] && [ "$_s" != "$SERIAL0" ] && healthy; }
+wait_until 20 new_serial ||
+	fail "after re-enrolment: certd $(prop certd ActiveState)/$(prop certd Result): $(cat "$T/status.txt")"
+[ "$(prop certd NRestarts)" -gt "$CERTD_RESTARTS" ] ||
+	fail "certd took the new key up without a restart by systemd: $(journal -u iotsec-certd -n 5)"
+
 say "a reboot: iotsec.target starts at boot, the key and the dictionary are still there"
 bw_reboot
 wait_until 20 all_active || fail "after the reboot: $(unit_states)"
@@ -207,6 +226,18 @@ for d in $UNITS; do
 		fail "iotsec-$d is $(prop "$d" ActiveState) after stop: $(journal -u "iotsec-$d" -n 5)"
 	[ "$(prop "$d" Result)" = success ] || fail "iotsec-$d stopped with $(prop "$d" Result)"
 done
+say "without the device key (not enrolled yet): the units wait, saying for what, and try nothing"
+mv "$BW_ROOT/etc/iotsec/device.key" "$BW_ROOT/etc/iotsec/device.key.away"
+inside systemctl start iotsec.target
+for d in certd electd keyd; do
+	[ "$(prop "$d" ConditionResult)" = no ] ||
+		fail "iotsec-$d started without a device key: $(prop "$d" ActiveState)"
+	[ "$(prop "$d" NRestarts)" = 0 ] || fail "iotsec-$d keeps trying without a device key"
+done
+inside systemctl status iotsec-certd.service >"$T/nokey.txt" 2>&1 || true
+grep -q "ConditionPathExists=/etc/iotsec/device.key" "$T/nokey.txt" ||
+	fail "systemctl status does not say what certd waits for: $(cat "$T/nokey.txt")"
+mv "$BW_ROOT/etc/iotsec/device.key.away" "$BW_ROOT/etc/iotsec/device.key"
 bw_shutdown
 bw_nothing_left
 say "tree $((T1 - T0)) s, install and boot $((T2 - T1)) s, checks $(($(date +%s) - T2)) s"

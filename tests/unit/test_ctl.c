@@ -857,10 +857,21 @@ static bool peergroups_work(void)
 
 /* Who may do what, from the peer's credentials: the server runs as 65529, reads for 65534 and
  * the group 65531, hands keys to 65530. */
+static pid_t access_server = -1;
+
+/* The server runs as another user: stopped here, even after a failed assertion. */
+static int access_server_stop(void **state)
+{
+	(void)state;
+	if (access_server > 0)
+		server_stop(access_server, SIGTERM);
+	access_server = -1;
+	return 0;
+}
+
 static void test_access(void **state)
 {
 	const char *path = in_dir("access.sock");
-	pid_t server;
 	int many;
 
 	(void)state;
@@ -870,7 +881,7 @@ static void test_access(void **state)
 	 * away: groups unknown give fewer rights, never more. */
 	many = peergroups_work() ? 0 : 2;
 	server_uid = 65529;
-	server = server_start(path);
+	access_server = server_start(path);
 	server_uid = 0;
 	/* Root changes state but takes no keys; the daemon's own user may do everything. */
 	assert_int_equal(call_as(path, 0, 0, 0, "echo"), 0);
@@ -898,7 +909,8 @@ static void test_access(void **state)
 	/* Anyone else is turned away at the door, told which uid and why. */
 	assert_int_equal(call_as(path, 65533, 65533, 0, "echo"), 2);
 	assert_int_equal(call_as(path, 65533, 65533, 65527, "echo"), 2);
-	assert_int_equal(server_stop(server, SIGTERM), 0);
+	assert_int_equal(server_stop(access_server, SIGTERM), 0);
+	access_server = -1;
 }
 
 /* Names and lists the allow-lists take, and those they refuse. */
@@ -1233,7 +1245,7 @@ int main(void)
 	    cmocka_unit_test(test_slow_subscriber_dropped),
 	    cmocka_unit_test(test_mutating_verb_unprivileged),
 	    cmocka_unit_test(test_privileged_slots),
-	    cmocka_unit_test(test_access),
+	    cmocka_unit_test_teardown(test_access, access_server_stop),
 	    cmocka_unit_test(test_allow_lists),
 	    cmocka_unit_test(test_max_clients),
 	    cmocka_unit_test(test_server_path),

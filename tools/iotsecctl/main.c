@@ -21,7 +21,8 @@ static const char *const daemons[] = {"certd", "electd", "keyd", "dictd"};
 #define N_DAEMONS (sizeof(daemons) / sizeof(daemons[0]))
 
 /* status's exit codes, as systemctl is-active and LSB's status: all well, something wrong,
- * nothing running, cannot tell (the configuration cannot be read). */
+ * nothing running, cannot tell (the configuration cannot be read, or the daemons turn this user
+ * away). */
 enum {
 	STATUS_HEALTHY = 0,
 	STATUS_DEGRADED = 1,
@@ -41,7 +42,7 @@ static void usage(FILE *f)
 		"                     exits 0 when all is well, 1 when a daemon is down or the\n"
 		"                     device is out of the home or has no controller, or the\n"
 		"                     dictionary is locked; 3 when no daemon runs; 4 when the\n"
-		"                     configuration cannot be read\n"
+		"                     configuration cannot be read or this user may not ask\n"
 		"  peers [--json]     the devices this one knows, and the key shared with each\n"
 		"  watch DAEMON [--count N] [--timeout SECONDS]\n"
 		"                     print DAEMON's state, then each event it pushes, one JSON\n"
@@ -63,13 +64,15 @@ static void usage(FILE *f)
 /* Call verb (args may be NULL) on one daemon: NULL reply and a reason when it does not answer or
  * refuses. */
 static json_t *ask(const char *run_dir, const char *daemon, const char *verb, json_t *args,
-		   const char **ret_why)
+		   const char **ret_why, bool *ret_denied)
 {
 	struct ctl_client *c = NULL;
 	json_t *reply = NULL;
 	char path[PATH_MAX];
 	int r;
 
+	if (ret_denied)
+		*ret_denied = false;
 	if ((r = daemon_socket_path(run_dir, daemon, path, sizeof(path))) < 0 ||
 	    (r = ctl_client_connect(path, &c)) < 0 ||
 	    (r = ctl_client_call(c, verb, args, CALL_TIMEOUT_MS, &reply)) < 0) {
@@ -78,6 +81,9 @@ static json_t *ask(const char *run_dir, const char *daemon, const char *verb, js
 	} else if (ctl_reply_error(reply)) {
 		static char refused[256];
 
+		/* The daemon runs, but this user may not ask it: not the same as "not running". */
+		if (ret_denied)
+			*ret_denied = strncmp(ctl_reply_error(reply), "permission denied", 17) == 0;
 		snprintf(refused, sizeof(refused), "refused: %s", ctl_reply_error(reply));
 		*ret_why = refused;
 		json_decref(reply);
@@ -124,7 +130,10 @@ static void print_human(json_t *doc)
 			       (long long)json_integer_value(json_object_get(doc, "epoch")),
 			       (long long)json_integer_value(json_object_get(doc, "ring_size")));
 	}
-	if (state == NULL) {
+	if (state == NULL &&
+	    json_is_true(json_object_get(json_object_get(ds, "certd"), "denied"))) {
+		printf("certificate  unknown (this user may not ask iotsec-certd)\n");
+	} else if (state == NULL) {
 		printf("certificate  unknown (iotsec-certd not running)\n");
 	} else if (strcmp(state, "invalid") == 0) {
 		printf("certificate  INVALID: %s\n",
@@ -161,10 +170,18 @@ static int health(json_t *doc)
 	const char *election = json_string_value(json_object_get(doc, "election"));
 	json_t *dict = json_object_get(json_object_get(doc, "daemons"), "dictd");
 	json_t *ds = json_object_get(doc, "daemons"), *d;
-	size_t running = 0;
+	size_t running = 0, denied = 0;
 	const char *key;
 
-	json_object_foreach(ds, key, d) running += json_is_true(json_object_get(d, "running"));
+	json_object_foreach(ds, key, d)
+	{
+		running += json_is_true(json_object_get(d, "running"));
+		denied += json_is_true(json_object_get(d, "denied"));
+	}
+	/* Turned away is not "nothing runs": a script (or a person) told 3 would start the
+	 * daemons, or go looking for why they stopped, when only the asking user is wrong. */
+	if (running == 0 && denied > 0)
+		return STATUS_UNKNOWN;
 	if (running == 0)
 		return STATUS_DOWN;
 	/* In the home means a controller: "node" follows one, "controller" is one. */
@@ -190,7 +207,8 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			    "Ask every iotsec daemon on this device for its state. Exit status: "
 			    "0 all well,\n1 degraded (a daemon down, the device out of the home or "
 			    "without a controller,\nthe dictionary locked), 3 no daemon running, "
-			    "4 the configuration unreadable.\n");
+			    "4 cannot tell (the configuration\n"
+			    "unreadable, or this user not allowed to ask).\n");
 			json_decref(doc), json_decref(ds), json_decref(cert);
 			return 0;
 		} else {
@@ -203,11 +221,13 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 	json_object_set_new(doc, "daemons", ds);
 	for (size_t i = 0; i < N_DAEMONS; i++) {
 		const char *why = NULL;
-		json_t *st = ask(cfg->device.run_dir, daemons[i], "status", NULL, &why);
+		bool denied = false;
+		json_t *st = ask(cfg->device.run_dir, daemons[i], "status", NULL, &why, &denied);
 
 		if (st == NULL) {
 			json_object_set_new(ds, daemons[i],
-					    json_pack("{s:b, s:s}", "running", 0, "error", why));
+					    json_pack("{s:b, s:s, s:b}", "running", 0, "error", why,
+						      "denied", denied));
 			continue;
 		}
 		json_object_del(st, "ok");
@@ -246,6 +266,12 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 		print_human(doc);
 	}
 	rc = health(doc);
+	if (rc == STATUS_UNKNOWN)
+		fprintf(stderr,
+			"iotsecctl: uid %u may not read iotsec's state: run it as root, or join a "
+			"group of control.readers (the operators' group iotsec as shipped: sudo "
+			"usermod -aG iotsec USER, then log in again)\n",
+			(unsigned)getuid());
 	json_decref(doc);
 	return rc;
 }
@@ -268,7 +294,7 @@ static int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv)
 			"List the devices this one knows and the key it shares with each.\n");
 		return help ? 0 : 2;
 	}
-	if ((reply = ask(cfg->device.run_dir, "keyd", "peers", NULL, &why)) == NULL) {
+	if ((reply = ask(cfg->device.run_dir, "keyd", "peers", NULL, &why, NULL)) == NULL) {
 		fprintf(stderr, "iotsecctl peers: iotsec-keyd: %s\n", why);
 		return 1;
 	}
@@ -428,7 +454,7 @@ static void warn_unknown(const struct iotsec_config *cfg, json_t *excluded)
 	size_t i, j;
 
 	if (json_array_size(excluded) == 0 ||
-	    (reply = ask(cfg->device.run_dir, "keyd", "peers", NULL, &why)) == NULL)
+	    (reply = ask(cfg->device.run_dir, "keyd", "peers", NULL, &why, NULL)) == NULL)
 		return;
 	peers = json_object_get(reply, "peers");
 	json_array_foreach(excluded, i, name)
@@ -479,7 +505,7 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((reply = ask(cfg->device.run_dir, "keyd", "rekey", args, &why)) == NULL) {
+	if ((reply = ask(cfg->device.run_dir, "keyd", "rekey", args, &why, NULL)) == NULL) {
 		fprintf(stderr, "iotsecctl rekey: iotsec-keyd: %s%s\n", why,
 			strstr(why, "not supported") ? " (this device is not the controller)" : "");
 	} else {
@@ -513,12 +539,12 @@ static int cmd_dict(const struct iotsec_config *cfg, int argc, char **argv)
 			"Needs root.\n");
 		return help ? 0 : 2;
 	}
-	if ((reply = ask(cfg->device.run_dir, "dictd", argv[1], NULL, &why)) == NULL) {
+	if ((reply = ask(cfg->device.run_dir, "dictd", argv[1], NULL, &why, NULL)) == NULL) {
 		fprintf(stderr, "iotsecctl dict %s: iotsec-dictd: %s\n", argv[1], why);
 		return 1;
 	}
 	json_decref(reply);
-	if ((reply = ask(cfg->device.run_dir, "dictd", "status", NULL, &why)) == NULL) {
+	if ((reply = ask(cfg->device.run_dir, "dictd", "status", NULL, &why, NULL)) == NULL) {
 		fprintf(stderr, "iotsecctl dict %s: iotsec-dictd: %s\n", argv[1], why);
 		return 1;
 	}
