@@ -50,7 +50,7 @@ guest_mem() {
 # requests NAME: N status requests to each daemon of NAME, one connection each, as `iotsecctl
 # status` makes them; every reply must say ok.
 requests() {
-	$PY - "$IT_DIR" "$N" "$T/$1/run/"*.sock <<'PY' || fail "status requests to $1's daemons failed"
+	$PY - "$IT_DIR" "$N" "$T/$1/run/"*/*.sock <<'PY' || fail "status requests to $1's daemons failed"
 import sys
 sys.path.insert(0, sys.argv[1])
 from ctl import call
@@ -66,7 +66,7 @@ PY
 # ready NAME: every daemon of NAME answers, electd leads and keyd knows it.
 ready() {
 	for _d in certd dictd electd keyd; do
-		ctl "$T/$1/run/$_d.sock" '{"v":1,"verb":"status"}' | grep -q '"ok":true' || return 1
+		ctl "$T/$1/run/$_d/$_d.sock" '{"v":1,"verb":"status"}' | grep -q '"ok":true' || return 1
 	done
 	[ "$(field "$1" electd state)" = controller ] && [ "$(field "$1" keyd controller)" = "$1" ]
 }
@@ -90,7 +90,7 @@ measure() {
 		fi
 		_pids="$_pids $_d:$LAST_PID"
 		# systemd's order: each after the one before is up (certd first: the others ask it).
-		wait_until 60 test -S "$T/$1/run/$_d.sock" || fail "$2 $_d did not start"
+		wait_until 60 test -S "$T/$1/run/$_d/$_d.sock" || fail "$2 $_d did not start"
 	done
 	wait_until 60 ready "$1" || fail "$2 daemons of $1 not ready"
 	sleep 2
