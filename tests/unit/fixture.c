@@ -1,8 +1,11 @@
 #include "fixture.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <openssl/pem.h>
 
@@ -59,9 +62,9 @@ out:
 
 /* IOTSEC_FIXTURE_CACHE=DIR, an empty directory made for one run of the suite: the first test
  * binary builds the home as always and leaves a copy in DIR/home; every later one copies that
- * instead of making its own dozen RSA keys. For slow runs only: under qemu-user one home takes half
- * a minute to make. The copy is the same code's work on the same architecture, minutes old, so
- * "ended a day ago" and "starts in a day" still hold. */
+ * instead of making its own dozen RSA keys, waiting on DIR/lock while another makes it. For slow
+ * runs only: under qemu-user one home takes a minute or more to make. The copy is the same code's
+ * work, minutes old, so "ended a day ago" and "starts in a day" still hold. */
 static int cache_cmd(const char *fmt, const char *cache, const char *dir)
 {
 	char cmd[3 * PATH_MAX];
@@ -79,8 +82,8 @@ static int fixture_from_cache(struct fixture *f, const char *cache)
 	return cache_cmd("test -d '%1$s/home' && cp -a '%1$s/home/.' '%2$s/'", cache, f->dir);
 }
 
-/* Written under another name and renamed, so that a binary never copies half a home; when two
- * binaries race, the second rename fails and its copy goes. */
+/* Written under another name and renamed, so that a binary never copies half a home even without
+ * the lock; of two racing that way, the second rename fails and its copy goes. */
 static void fixture_to_cache(struct fixture *f, const char *cache)
 {
 	if (cache_cmd(
@@ -90,11 +93,13 @@ static void fixture_to_cache(struct fixture *f, const char *cache)
 		fprintf(stderr, "fixture: could not leave a copy in %s\n", cache);
 }
 
+static int fixture_make(struct fixture *f);
+
 int fixture_home(struct fixture *f)
 {
-	int64_t now = clock_now(), year = 365 * 86400;
 	char tmpl[] = "/tmp/iotsec-fixture-XXXXXX";
 	const char *cache = getenv("IOTSEC_FIXTURE_CACHE");
+	int lock = -1, r;
 
 	if (mkdtemp(tmpl) == NULL)
 		return -1;
@@ -104,8 +109,31 @@ int fixture_home(struct fixture *f)
 	snprintf(f->ca_crt, sizeof(f->ca_crt), "%s/ca.crt", f->ca_dir);
 	snprintf(f->crl, sizeof(f->crl), "%s/crl.pem", f->ca_dir);
 
-	if (cache != NULL && cache[0] != '\0' && fixture_from_cache(f, cache) == 0)
-		return 0;
+	if (cache != NULL && cache[0] != '\0') {
+		char lock_path[PATH_MAX];
+
+		snprintf(lock_path, sizeof(lock_path), "%s/lock", cache);
+		/* Held until the home is in the cache (or could not be made): the others wait. */
+		if ((lock = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+			(void)flock(lock, LOCK_EX);
+		if (fixture_from_cache(f, cache) == 0) {
+			if (lock >= 0)
+				close(lock);
+			return 0;
+		}
+	}
+	r = fixture_make(f);
+	if (r == 0 && cache != NULL && cache[0] != '\0')
+		fixture_to_cache(f, cache);
+	if (lock >= 0)
+		close(lock);
+	return r;
+}
+
+static int fixture_make(struct fixture *f)
+{
+	int64_t now = clock_now(), year = 365 * 86400;
+
 	if (ca_init(f->ca_dir, "testhome", 3650) < 0 ||
 	    ca_init(f->other_ca_dir, "otherhome", 3650) < 0 ||
 	    enrol(f, f->ca_dir, "pi1", CERT_ROLE_NODE, now - 60, now + year) < 0 ||
@@ -119,8 +147,6 @@ int fixture_home(struct fixture *f)
 	    enrol(f, f->other_ca_dir, "pi9", CERT_ROLE_NODE, now - 60, now + year) < 0 ||
 	    make_selfsigned(f) < 0)
 		return -1;
-	if (cache != NULL && cache[0] != '\0')
-		fixture_to_cache(f, cache);
 	return 0;
 }
 
