@@ -1266,18 +1266,13 @@ static int group_setup(void **state)
 	if (mkdir(keyd_run, 0755) < 0 || mkdir(dictd_run, 0755) < 0 || mkdir(keyd_state, 0700) < 0)
 		return -1;
 	/* Each daemon's own directories, as daemon_setup() makes them. */
-	snprintf(path, sizeof(path), "%s/certd", keyd_run);
-	if (mkdir(path, 0755) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/dictd", keyd_run);
-	if (mkdir(path, 0755) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/certd", dictd_run);
-	if (mkdir(path, 0755) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/keyd", keyd_state);
-	if (mkdir(path, 0700) < 0)
-		return -1;
+	const char *const own[][2] = {
+	    {keyd_run, "certd"}, {keyd_run, "dictd"}, {dictd_run, "certd"}, {keyd_state, "keyd"}};
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", own[i][0], own[i][1]);
+		if (mkdir(path, 0755) < 0)
+			return -1;
+	}
 	log_set_level(LOG_WARNING);
 	pi1_x = fixture_cert(&fx, "pi1");
 	pi2_x = fixture_cert(&fx, "pi2");
