@@ -10,6 +10,13 @@ device 1 pi1 controller
 CONF=$T/pi1/iotsec.conf
 status() { iotsecctl status -c "$CONF" "$@"; }
 
+say "--help wherever it is asked for: usage on stdout, exit 0"
+for cmd in "" status peers "watch certd" rekey dict "dict lock" "dict unlock" "pool plan"; do
+	# shellcheck disable=SC2086 # each command is its words
+	iotsecctl $cmd --help >"$T/help" 2>"$T/help.err" || fail "iotsecctl $cmd --help exits $?"
+	grep -qi "usage" "$T/help" || fail "iotsecctl $cmd --help prints no usage: $(cat "$T/help" "$T/help.err")"
+done
+
 say "nothing runs: exit 3"
 st=0
 status >"$T/out" || st=$?

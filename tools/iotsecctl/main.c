@@ -526,9 +526,12 @@ static int cmd_dict(const struct iotsec_config *cfg, int argc, char **argv)
 	const char *why = NULL;
 	json_t *reply;
 
-	if (argc != 2 || (strcmp(argv[1], "lock") != 0 && strcmp(argv[1], "unlock") != 0)) {
-		bool help =
-		    argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
+	bool help = false;
+
+	/* --help anywhere, as with the other commands: "dict lock --help" too. */
+	for (int i = 1; i < argc; i++)
+		help = help || strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
+	if (help || argc != 2 || (strcmp(argv[1], "lock") != 0 && strcmp(argv[1], "unlock") != 0)) {
 
 		if (!help)
 			fprintf(stderr, "iotsecctl dict: %s\n",
