@@ -251,7 +251,6 @@ build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/libiotsec.
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 UNITS := $(wildcard systemd/*.service systemd/*.target)
-UNIT_DROPINS := $(wildcard systemd/*.d/*.conf)
 
 # No key is made here: a tree staged with DESTDIR (a package) would ship it to every Pi. The
 # dictionary key is made on the device at its first start (iotsec-dictd-key.service).
@@ -260,8 +259,8 @@ install: all
 		$(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPDIR)
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
-	for u in $(UNITS) $(UNIT_DROPINS); do \
-		d=$(DESTDIR)$(UNITDIR)/$${u#systemd/}; mkdir -p $${d%/*}; \
+	for u in $(UNITS); do \
+		d=$(DESTDIR)$(UNITDIR)/$${u#systemd/}; \
 		sed 's|@BINDIR@|$(PREFIX)/bin|g; s|@SYSCONFDIR@|$(SYSCONFDIR)|g; s|@DOCDIR@|$(DOCDIR)|g' \
 			$$u > $$d; chmod 0644 $$d; done
 	install -m 0644 systemd/iotsec.sysusers $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
@@ -279,8 +278,7 @@ install: all
 # the state, which install never made. The users stay, as Debian leaves system users.
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(PROGS)))
-	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS:systemd/%=%) $(UNIT_DROPINS:systemd/%=%))
-	-rmdir $(sort $(dir $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNIT_DROPINS:systemd/%=%)))) 2>/dev/null
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS:systemd/%=%))
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
 	rm -f $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(wildcard completions/*)))
