@@ -67,9 +67,36 @@
 #define PROTO_KEYD_SEND "send"
 /* (privileged) -> {"messages":[{"from", "text", "at"},...]}: the last ones received. */
 #define PROTO_KEYD_INBOX "inbox"
-/* (privileged) {"exclude":["name",...]?} -> {"epoch":E}: the controller starts a new pool now,
- * giving no ring to the devices named; refused on a node. */
+/* (privileged; also keyd.clients) {"exclude":["name",...]?} -> {"epoch":E}: the controller
+ * starts a new pool now, giving no ring to the devices named nor to the quarantined ones;
+ * refused on a node. */
 #define PROTO_KEYD_REKEY "rekey"
+/* (privileged; also keyd.clients, that is pingd) {"names":["name",...]} -> {}: the quarantine,
+ * replacing the one before: no pool of ours gives these devices a ring, a pool under way stops
+ * giving them anything, and a device left out of a later list is given its ring again. Kept
+ * across restarts (keyd.state); at most PROTO_QUARANTINE_MAX names. status shows it as
+ * "quarantine":[...]. */
+#define PROTO_KEYD_QUARANTINE "quarantine"
+#define PROTO_QUARANTINE_MAX  64
 #define PROTO_EV_EPOCH	 "epoch-changed" /* the status fields */
+
+/* ---- iotsec-pingd: missing, revoked and malicious devices (SPEC 5.5, 7) ---- */
+
+/* status: {"device", "role":"node"|"controller", "controller", "peers", "crl_number",
+ *          "quarantine_version", "quarantined", "probes", "missing", "sent", "received",
+ *          "refused", "refused_by"} */
+/* -> {"peers":[{"name", "address", "state":"alive"|"suspect"|"missing"|"quarantined"|"unknown",
+ *      "last_seen" (unix seconds, 0: never), "direct" (h), "reputation" (R), "trust" (T),
+ *      "flags":["bad-mouthing"|"good-mouthing"|"ballot-stuffing"|"malicious",...],
+ *      "banned_until" (unix seconds, 0: not banned), "auth_failures"},...]} */
+#define PROTO_PINGD_PEERS "peers"
+/* -> {"version", "quarantine":[{"name", "reason":"missing"|"malicious", "at"},...]} */
+#define PROTO_PINGD_QUARANTINE "quarantine"
+/* (privileged) {"name"} -> {"version"}: take name off the quarantine; on the controller only
+ * (elsewhere the error names the controller). The home gives it a ring again. */
+#define PROTO_PINGD_RELEASE "release"
+/* {"name", "reason":"missing"|"malicious"|"revoked", "at"}: the controller put name out of the
+ * home (quarantine or CRL) and asked keyd for a pool without it. */
+#define PROTO_EV_MISSING "device-missing"
 
 #endif

@@ -298,7 +298,7 @@ static const struct bad real_bad[] = {
     {"port as a string", "net = { port = \"7450\"; };",
      "bad.conf:1: setting 'net.port': expected an integer"},
     {"port leaves no room for keyd's", "net = { port = 65535; };",
-     "bad.conf:1: setting 'net.port': 65535 is out of range 1..65534"},
+     "bad.conf:1: setting 'net.port': 65535 is out of range 1..65533"},
     {"broadcast not an address", "net = { broadcast = \"abcdefgh\"; };",
      "bad.conf:1: setting 'net.broadcast': not an IPv4 address"},
     {"broadcast out of range", "net = { broadcast = \"10.0.0.256\"; };",
@@ -318,7 +318,7 @@ static const struct bad real_bad[] = {
     {"name too long",
      "device = { name = \"0123456789012345678901234567890123456789012345678901234567890123\"; };",
      "bad.conf:1: setting 'device.name': string longer than 63"},
-    {"unknown daemon", "pingd = { interval = 5; };", "bad.conf:1: setting 'pingd': unknown group"},
+    {"unknown daemon", "sensord = { interval = 5; };", "bad.conf:1: setting 'sensord': unknown group"},
     {"misspelt", "device = {\n cert = \"/a\";\n certs = \"b\";\n};",
      "bad.conf:3: setting 'device.certs': unknown setting"},
 };
