@@ -127,7 +127,7 @@ int ping_suspect_build(const struct ping_suspect *s, json_t **ret)
 
 int ping_suspect_parse(json_t *body, struct ping_suspect *ret)
 {
-	struct ping_suspect s;
+	struct ping_suspect s = {0};
 
 	if (!has_fields(body, 2) || !get_name(body, "target", s.target) ||
 	    !get_id(body, "id", s.id))
@@ -145,7 +145,7 @@ int ping_alive_build(const char *suspect_id, json_t **ret)
 
 int ping_alive_parse(json_t *body, char ret_id[ENVELOPE_ID_MAX + 1])
 {
-	char id[ENVELOPE_ID_MAX + 1];
+	char id[ENVELOPE_ID_MAX + 1] = {0};
 
 	if (!has_fields(body, 1) || !get_id(body, "suspect_id", id))
 		return -EBADMSG;
@@ -189,7 +189,7 @@ json_t *ping_list_build(const struct ping_entry *e, size_t n)
 
 int ping_list_parse(json_t *list, struct ping_entry *ret, size_t *ret_n)
 {
-	struct ping_entry e[PROTO_QUARANTINE_MAX];
+	struct ping_entry e[PROTO_QUARANTINE_MAX] = {0}; /* no stack bytes after the names */
 	size_t i, n;
 	json_t *v;
 
@@ -258,7 +258,7 @@ int ping_req_build(const char *target, json_t **ret)
 
 int ping_req_parse(json_t *body, char ret_target[CERT_NAME_MAX])
 {
-	char t[CERT_NAME_MAX];
+	char t[CERT_NAME_MAX] = {0};
 
 	if (!has_fields(body, 1) || !get_name(body, "target", t))
 		return -EBADMSG;
@@ -275,7 +275,7 @@ int ping_report_build(const struct ping_report *r, json_t **ret)
 
 int ping_report_parse(json_t *body, struct ping_report *ret)
 {
-	struct ping_report r;
+	struct ping_report r = {0};
 	json_t *alive = json_object_get(body, "alive");
 
 	if (!has_fields(body, 2) || !get_name(body, "target", r.target) || !json_is_boolean(alive))
@@ -295,7 +295,7 @@ int ping_malicious_build(const struct ping_malicious *m, json_t **ret)
 
 int ping_malicious_parse(json_t *body, struct ping_malicious *ret)
 {
-	struct ping_malicious m;
+	struct ping_malicious m = {0};
 	uint64_t f;
 
 	if (!has_fields(body, 2) || !get_name(body, "target", m.target) ||
