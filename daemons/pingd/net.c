@@ -365,6 +365,8 @@ void pingd_on_link(struct lan_link *l, struct envelope_msg *m, void *userdata)
 		on_ping_req(d, l, m);
 	else if (strcmp(t, PING_MSG_REPORT) == 0)
 		pingd_controller_on_report(d, l, m);
+	else if (strcmp(t, PING_MSG_MALICIOUS) == 0)
+		pingd_controller_on_malicious(d, l, m);
 	else
 		link_refuse(d, l, m, -IOTSEC_ETYPE); /* a broadcast has no place here */
 }

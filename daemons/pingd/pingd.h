@@ -57,6 +57,14 @@ struct pingd_round {
 	sd_event_source *timer;
 };
 
+/* Distinct devices that reported a peer malicious (PINGD_MALICIOUS), made on the first report. */
+#define PINGD_ACCUSERS_MAX 16 /* pingd.confirmations <= 16 */
+struct pingd_accusers {
+	char name[PINGD_ACCUSERS_MAX][CERT_NAME_MAX];
+	size_t n;
+	unsigned failures; /* the most any of them counted */
+};
+
 struct pingd_peer {
 	struct pingd *d;
 	char name[CERT_NAME_MAX];
@@ -74,6 +82,7 @@ struct pingd_peer {
 	struct pingd_probe *probe; /* ours, under way */
 	struct pingd_round *round; /* ours, under way */
 	sd_event_source *next;	   /* the next probe (controller) */
+	struct pingd_accusers *accused;
 };
 
 struct pingd {
@@ -151,6 +160,7 @@ void pingd_controller_end(struct pingd *d);
 /* A device just became known, or came back: schedule its probes. */
 void pingd_controller_watch(struct pingd *d, struct pingd_peer *p);
 void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct envelope_msg *m);
+void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct envelope_msg *m);
 
 /* quarantine.c */
 const struct ping_entry *pingd_quarantined(const struct pingd *d, const char *name);

@@ -237,6 +237,44 @@ void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct enve
 		  rep.alive ? "alive" : "unreachable");
 }
 
+/* A device says target is malicious: out once max(1, confirmations) distinct devices say so. */
+void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct envelope_msg *m)
+{
+	size_t needed = d->cfg->pingd.confirmations > 1 ? (size_t)d->cfg->pingd.confirmations : 1;
+	struct ping_malicious mal;
+	struct pingd_accusers *a;
+	struct pingd_peer *p;
+	size_t i;
+
+	if (ping_malicious_parse(m->body, &mal) < 0) {
+		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -EBADMSG);
+		lan_link_close(l);
+		return;
+	}
+	if (!d->controller_role) {
+		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -IOTSEC_EUNASKED);
+		lan_link_close(l);
+		return;
+	}
+	lan_link_finish(l);
+	if ((p = pingd_peer_find(d, mal.target)) == NULL ||
+	    strcmp(mal.target, m->sender.name) == 0 || p->state == PINGD_QUARANTINED)
+		return; /* nobody we know, itself, or already out */
+	if (p->accused == NULL && (p->accused = calloc(1, sizeof(*p->accused))) == NULL)
+		return;
+	a = p->accused;
+	for (i = 0; i < a->n && strcmp(a->name[i], m->sender.name) != 0; i++)
+		;
+	if (i == a->n && a->n < PINGD_ACCUSERS_MAX)
+		snprintf(a->name[a->n++], CERT_NAME_MAX, "%s", m->sender.name);
+	if (mal.failures > a->failures)
+		a->failures = mal.failures;
+	log_warnx("%s reports %s malicious (%u authentication failures): %zu of %zu reports",
+		  m->sender.name, mal.target, mal.failures, a->n, needed);
+	if (a->n >= needed)
+		pingd_quarantine_add(d, p->name, PING_REASON_MALICIOUS, a->failures);
+}
+
 /* ---- role ---- */
 
 void pingd_controller_begin(struct pingd *d)
