@@ -49,11 +49,13 @@ int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule 
 	    (r = cert_key_matches(m->cert, m->key)) < 0)
 		goto out;
 	what = cfg->device.ca;
-	if ((r = cert_store_load(cfg->device.ca, cfg->device.crl, &m->store)) < 0) {
+	if ((r = daemon_cert_store_load(cfg, &m->store)) < 0) {
 		if (r == -IOTSEC_ECRL)
 			what = cfg->device.crl;
 		goto out;
 	}
+	m->received_crl = -ENOENT;
+	daemon_note_received_crl(m->store, &m->received_crl);
 	what = cfg->device.cert;
 	if ((r = envelope_ctx_new(m->store, m->cert, m->key, rules, cfg->net.delta_t, &m->env)) < 0)
 		goto out;
@@ -82,7 +84,7 @@ void lan_member_refresh(struct lan_member *m)
 	uint64_t now = mono_ms();
 	int r;
 
-	/* Two stat() calls a look: not for every datagram of a flood. */
+	/* Three stat() calls a look: not for every datagram of a flood. */
 	if (m->refreshed_ms != 0 && now < m->refreshed_ms + LAN_REFRESH_MS)
 		return;
 	m->refreshed_ms = now;
@@ -90,6 +92,7 @@ void lan_member_refresh(struct lan_member *m)
 	if (r < 0 && r != m->refresh_error)
 		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
 	m->refresh_error = r;
+	daemon_note_received_crl(m->store, &m->received_crl);
 }
 
 void lan_member_refuse(struct lan_member *m, const struct sockaddr_in *from, const char *sender,

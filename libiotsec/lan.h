@@ -54,15 +54,18 @@ struct lan_member {
 	struct refusals refused;
 	uint64_t refreshed_ms; /* when the CA and CRL files were last looked at */
 	int refresh_error;     /* the last refresh's, logged once */
+	int received_crl;      /* daemon_note_received_crl()'s */
 };
 
-/* Load this device's certificate and key and the home CA and CRL named in cfg, for messages of
- * the types in rules. On failure *ret_what names the file at fault. */
+/* Load this device's certificate and key and the home CA and the CRL in force for cfg
+ * (daemon_cert_store_load()), for messages of the types in rules. On failure *ret_what names
+ * the file at fault. */
 int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule *rules,
 		    struct lan_member **ret, const char **ret_what);
 void lan_member_free(struct lan_member *m);
-/* Re-read the CA and CRL if they changed, looking at most every LAN_REFRESH_MS; keep the
- * previous ones if the new ones are unusable, and say so once. */
+/* Re-read the CA and CRLs if they changed, looking at most every LAN_REFRESH_MS; keep the
+ * previous ones if the new ones are unusable, and say so once (and what becomes of a received
+ * CRL, daemon_note_received_crl()). */
 void lan_member_refresh(struct lan_member *m);
 /* Count a refusal of what came from `from` (and from sender, "" when unknown), and log it when
  * refusals.h says it is worth a line. */
