@@ -426,6 +426,7 @@ static int on_hello(sd_event_source *s, uint64_t usec, void *ud)
 	struct pingd *d = ud;
 
 	(void)s, (void)usec;
+	pingd_crl_refresh(d); /* which says HELLO itself when the number changed */
 	pingd_hello(d);
 	if (d->controller_role)
 		pingd_quarantine_broadcast(d);
@@ -454,6 +455,8 @@ int pingd_start(struct pingd *d, const struct iotsec_config *cfg, sd_event *loop
 	}
 	if ((r = state_load(d)) < 0)
 		return r;
+	if (cert_store_crl_number(d->member->store, &d->crl_number) < 0)
+		d->crl_number = 0;
 	if ((r = lan_udp_open(loop, d->member, port, cfg->net.broadcast, pingd_on_datagram, d,
 			      &d->udp)) < 0 ||
 	    (r = lan_tcp_open(loop, d->member, port, pingd_on_link, d, &d->tcp)) < 0) {

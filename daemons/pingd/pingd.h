@@ -105,6 +105,8 @@ struct pingd {
 	size_t n_peers;
 	struct ping_quarantine q;
 	uint64_t crl_number; /* of the CRL in force */
+	bool crl_asking;     /* a CRL_GET of ours is under way */
+	uint64_t crl_asked_ms;
 
 	/* What keyd must still hear: the list (quarantine verb), and a pool without it. */
 	bool keyd_list, keyd_rekey;
@@ -142,7 +144,9 @@ struct pingd_probe *pingd_probe_start(struct pingd *d, struct pingd_peer *p, pin
 				      void *ud);
 void pingd_probe_cancel(struct pingd_probe *pr);
 /* Our links to helpers (the controller's PING_REQ): mark one, and tell one. */
-int pingd_link_ask(struct lan_link *l, const char *id, const char *target);
+int pingd_link_ask(struct pingd *d, struct lan_link *l, const char *id, const char *target);
+/* Ask p for its CRL (its HELLO says a higher number than ours). */
+void pingd_crl_ask(struct pingd *d, struct pingd_peer *p);
 bool pingd_link_is_ask(struct lan_link *l);
 
 /* peers.c */
@@ -161,6 +165,14 @@ void pingd_controller_end(struct pingd *d);
 void pingd_controller_watch(struct pingd *d, struct pingd_peer *p);
 void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct envelope_msg *m);
 void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct envelope_msg *m);
+
+/* spread.c: the CRL in force, and the devices it revokes. */
+/* Look at the CRL files again; when the CRL in force changed, say its number and forget the
+ * devices it revokes (the controller then rekeys without them). */
+void pingd_crl_refresh(struct pingd *d);
+/* A peer's CRL (asked for): installed when it is our CA's and newer than ours. */
+void pingd_crl_received(struct pingd *d, const char *pem, size_t len, const char *from,
+			const struct sockaddr_in *addr);
 
 /* quarantine.c */
 const struct ping_entry *pingd_quarantined(const struct pingd *d, const char *name);

@@ -124,7 +124,7 @@ static void ask(struct pingd *d, struct pingd_peer *p, struct pingd_peer *h)
 
 	if ((r = envelope_new_id(id)) < 0 || (r = ping_req_build(p->name, &body)) < 0 ||
 	    (r = lan_link_open(d->tcp, h->name, &h->addr, &l)) < 0 ||
-	    (r = pingd_link_ask(l, id, p->name)) < 0 ||
+	    (r = pingd_link_ask(d, l, id, p->name)) < 0 ||
 	    (r = lan_link_send(l, PING_MSG_PING_REQ, id, body, true)) < 0) {
 		if (l)
 			lan_link_close(l);
