@@ -228,8 +228,10 @@ void pingd_on_datagram(struct envelope_msg *m, const struct sockaddr_in *from, b
 		if (p && h.crl > d->crl_number)
 			pingd_crl_ask(d, p);
 	} else if (strcmp(t, PING_MSG_SUSPECT) == 0) {
-		if (from_controller(d, from, m))
+		if (from_controller(d, from, m)) {
+			pingd_peer_heard(d, m, from);
 			on_suspect(d, from, m);
+		}
 	} else if (strcmp(t, PING_MSG_ALIVE) == 0) {
 		char id[ENVELOPE_ID_MAX + 1];
 
@@ -243,6 +245,7 @@ void pingd_on_datagram(struct envelope_msg *m, const struct sockaddr_in *from, b
 
 		if (!from_controller(d, from, m))
 			return;
+		pingd_peer_heard(d, m, from);
 		if ((q = malloc(sizeof(*q))) == NULL)
 			return;
 		if (ping_quarantine_parse(m->body, q) < 0)

@@ -88,8 +88,9 @@ static int on_round_end(sd_event_source *s, uint64_t usec, void *ud)
 			   "(%zu saw it, %zu did not answer)",
 			   p->name, p->fails, unreachable, asked, alive, silent);
 		d->missing++;
-		pingd_quarantine_add(d, p->name, PING_REASON_MISSING, 0);
-		return 0;
+		if (pingd_quarantine_add(d, p->name, PING_REASON_MISSING, 0) == 0)
+			return 0;
+		refuted = false; /* the list is full: it stays a suspect, probed again */
 	}
 	log_info("%s kept: %s (%zu of %zu confirm, %zu needed, %zu saw it)", p->name,
 		 refuted ? "it answered" : "not confirmed", unreachable, asked, needed, alive);
