@@ -78,5 +78,9 @@ echo "$intake_out" | awk -v u="$unwrap" -v f="$fsync_ms" '
 echo "== election convergence"
 "$(dirname "$0")/election.sh"
 
+echo "== trust: malicious devices detected, beside the published figures"
+# The simulator prints its own table (the published figures in it); it fails only if broken.
+"$BENCH_DIR/bench_trust_sim"
+
 echo "== footprint: each daemon's memory (native, arm64 under qemu-user) beside mosquitto's"
 "$(dirname "$0")/footprint.sh"
