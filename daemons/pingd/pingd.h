@@ -27,6 +27,7 @@
 #include "keyshare.h"
 #include "lan.h"
 #include "ping.h"
+#include "trust.h"
 
 #define PINGD_PEERS_MAX	   KEYSHARE_DEVICES_MAX
 #define PINGD_STATE_FILE   "pingd.state"
@@ -54,6 +55,13 @@ struct pingd_round {
 	} asked[PINGD_ROUND_MAX];
 	size_t n_asked;
 	bool refuted; /* the suspect spoke since it was suspected */
+	/* Reports on the suspect nobody asked for, heard during the round: judged, never deciding.
+	 */
+	struct {
+		char reporter[CERT_NAME_MAX];
+		bool alive;
+	} unasked[PINGD_ROUND_MAX];
+	size_t n_unasked;
 	sd_event_source *timer;
 };
 
@@ -104,6 +112,7 @@ struct pingd {
 	struct pingd_peer *peers[PINGD_PEERS_MAX];
 	size_t n_peers;
 	struct ping_quarantine q;
+	struct trust *trust; /* every device's view of the others (SPEC 7) */
 	uint64_t crl_number; /* of the CRL in force */
 	bool crl_asking;     /* a CRL_GET of ours is under way */
 	uint64_t crl_asked_ms;

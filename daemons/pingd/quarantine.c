@@ -112,6 +112,7 @@ int pingd_quarantine_release(struct pingd *d, const char *name)
 	memmove(&d->q.entry[i], &d->q.entry[i + 1], (d->q.n - i - 1) * sizeof(d->q.entry[0]));
 	d->q.n--;
 	d->q.version++;
+	trust_forget(d->trust, name); /* the administrator's word: it starts afresh */
 	apply(d);
 	pingd_state_save(d);
 	pingd_quarantine_broadcast(d);

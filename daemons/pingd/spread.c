@@ -45,6 +45,7 @@ static void forget_revoked(struct pingd *d)
 				ctl_server_publish(d->ctl, PROTO_EV_MISSING, ev);
 			json_decref(ev);
 		}
+		trust_forget(d->trust, p->name);
 		pingd_peer_free(p);
 		gone++;
 	}
