@@ -55,7 +55,7 @@ int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule 
 		goto out;
 	}
 	m->received_crl = -ENOENT;
-	daemon_note_received_crl(m->store, &m->received_crl);
+	daemon_note_received_crl(m->store, true, &m->received_crl);
 	what = cfg->device.cert;
 	if ((r = envelope_ctx_new(m->store, m->cert, m->key, rules, cfg->net.delta_t, &m->env)) < 0)
 		goto out;
@@ -82,17 +82,18 @@ void lan_member_free(struct lan_member *m)
 void lan_member_refresh(struct lan_member *m)
 {
 	uint64_t now = mono_ms();
+	bool changed = false;
 	int r;
 
 	/* Three stat() calls a look: not for every datagram of a flood. */
 	if (m->refreshed_ms != 0 && now < m->refreshed_ms + LAN_REFRESH_MS)
 		return;
 	m->refreshed_ms = now;
-	r = cert_store_refresh(m->store, NULL);
+	r = cert_store_refresh(m->store, &changed);
 	if (r < 0 && r != m->refresh_error)
 		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
 	m->refresh_error = r;
-	daemon_note_received_crl(m->store, &m->received_crl);
+	daemon_note_received_crl(m->store, changed, &m->received_crl);
 }
 
 void lan_member_refuse(struct lan_member *m, const struct sockaddr_in *from, const char *sender,
