@@ -391,12 +391,12 @@ int daemon_cert_store_load(const struct iotsec_config *cfg, struct cert_store **
 	return cert_store_load_received(cfg->device.ca, cfg->device.crl, received, ret);
 }
 
-void daemon_note_received_crl(const struct cert_store *s, int *last)
+void daemon_note_received_crl(const struct cert_store *s, bool reloaded, int *last)
 {
 	int r = cert_store_received_status(s);
 	uint64_t number = 0;
 
-	if (r == *last)
+	if (r == *last && !(r == 0 && reloaded))
 		return;
 	*last = r;
 	if (r == 0) {

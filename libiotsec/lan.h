@@ -101,6 +101,26 @@ int lan_tcp_open(sd_event *e, struct lan_member *m, uint16_t port, lan_link_fn f
 /* Closes every link. */
 void lan_tcp_free(struct lan_tcp *t);
 
+/* Authentication failures a device answers for (malicious labelling, SPEC 7). A link that has
+ * carried a verified message addressed to us from device D (a unicast: one D signed for us) is
+ * D's stream; when a later message on it fails (a bad signature, a replay, a stale time, another
+ * recipient, another sender, a role D may not use, a certificate that is not of the home, an
+ * unknown fingerprint, an envelope or frame that does not parse), fn(D, reason, userdata) is
+ * called, reason being the negative code refused, once the link is dropped (fn may close other
+ * links, not free the transport).
+ *
+ * Nothing else is attributed: not a failure before such a message on the link (whoever opened
+ * it may have relayed anything), not a datagram, not a broadcast relayed on a link, not the state
+ * of a certificate (revoked, expired) nor an unknown type (what a newer daemon sends). A
+ * certificate is public, and anyone can replay a datagram or a message already delivered:
+ * counting those would let an outsider frame an honest device. What remains is a failure in a
+ * TCP stream D opened or answered on: an outsider cannot put bytes into it. One who can read
+ * D's traffic to us and beat it here (on the path between us, or when our copy was lost and is
+ * resent) can still make one failure appear per such race; a threshold absorbs that. */
+typedef void (*lan_failure_fn)(const char *device, int reason, void *userdata);
+/* Set (or, with fn NULL, clear) the callback. */
+void lan_tcp_on_failure(struct lan_tcp *t, lan_failure_fn fn, void *userdata);
+
 /* A new link to device peer at addr; messages queue until it connects. -EBUSY when every
  * outgoing slot is taken. The link is owned by the transport: it lives until it is closed,
  * finished and drained, broken or idle; attach state to it with lan_link_set_data(). */

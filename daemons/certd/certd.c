@@ -20,6 +20,7 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
 	const char *what;
+	bool reloaded = false;
 	int r;
 
 	if ((r = daemon_secret_path("device.key", cfg->device.key, c->key_path,
@@ -31,14 +32,15 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 	if (c->store == NULL) {
 		r = daemon_cert_store_load(cfg, &c->store);
 		c->received_crl = -ENOENT;
+		reloaded = true;
 	} else {
-		r = cert_store_refresh(c->store, NULL);
+		r = cert_store_refresh(c->store, &reloaded);
 	}
 	if (r == -IOTSEC_ECRL)
 		what = cfg->device.crl;
 	if (r < 0)
 		goto out;
-	daemon_note_received_crl(c->store, &c->received_crl);
+	daemon_note_received_crl(c->store, reloaded, &c->received_crl);
 	what = cfg->device.cert;
 	if ((r = cert_load(cfg->device.cert, &cert)) < 0)
 		goto out;
