@@ -209,6 +209,8 @@ void pingd_on_datagram(struct envelope_msg *m, const struct sockaddr_in *from, b
 		return; /* our own, back to us */
 	if (!d->in_home)
 		return; /* out of the home: we speak for nobody, and judge nobody */
+	if (pingd_ignored(d, m->sender.name))
+		return; /* labelled malicious: said once, when labelled */
 	if (!broadcast) {
 		refuse(d, from, m, -IOTSEC_ENOTBCAST);
 		return;
@@ -444,8 +446,8 @@ void pingd_on_link(struct lan_link *l, struct envelope_msg *m, void *userdata)
 	struct pingd *d = userdata;
 	const char *t = m->type;
 
-	if (!d->in_home) {
-		lan_link_close(l); /* out of the home: we speak for nobody */
+	if (!d->in_home || pingd_ignored(d, m->sender.name)) {
+		lan_link_close(l); /* out of the home, or labelled malicious: nothing to say */
 		return;
 	}
 	pingd_peer_heard(d, m, NULL);

@@ -456,6 +456,7 @@ static int on_hello(sd_event_source *s, uint64_t usec, void *ud)
 	pingd_hello(d);
 	if (d->controller_role)
 		pingd_quarantine_broadcast(d);
+	pingd_label_remind(d);
 	keyd_next(d);
 	return 0;
 }
@@ -497,6 +498,7 @@ int pingd_start(struct pingd *d, const struct iotsec_config *cfg, sd_event *loop
 		log_errx("port %u: %s", port, iotsec_strerror(r));
 		return r;
 	}
+	pingd_label_start(d);
 	if ((r = daemon_socket_path(cfg->device.run_dir, "electd", path, sizeof(path))) < 0 ||
 	    (r = ctl_peer_new(loop, path, 1000, electd_events, on_electd, d, &d->electd)) < 0 ||
 	    (r = daemon_socket_path(cfg->device.run_dir, "keyd", path, sizeof(path))) < 0 ||

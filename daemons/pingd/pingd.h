@@ -91,6 +91,7 @@ struct pingd_peer {
 	struct pingd_round *round; /* ours, under way */
 	sd_event_source *next;	   /* the next probe (controller) */
 	struct pingd_accusers *accused;
+	uint64_t reported_ms; /* when we last reported it malicious to the controller */
 };
 
 struct pingd {
@@ -182,6 +183,15 @@ void pingd_crl_refresh(struct pingd *d);
 /* A peer's CRL (asked for): installed when it is our CA's and newer than ours. */
 void pingd_crl_received(struct pingd *d, const char *pem, size_t len, const char *from,
 			const struct sockaddr_in *addr);
+
+/* label.c: malicious labelling (SPEC 7). */
+void pingd_label_start(struct pingd *d);
+/* Labelled malicious by us: its messages are dropped. */
+bool pingd_ignored(const struct pingd *d, const char *name);
+/* name crossed pingd.auth_failures: the controller quarantines it, a node reports it. */
+void pingd_label(struct pingd *d, const char *name);
+/* Report again, every interval_ms, what the controller has not quarantined yet. */
+void pingd_label_remind(struct pingd *d);
 
 /* quarantine.c */
 const struct ping_entry *pingd_quarantined(const struct pingd *d, const char *name);

@@ -91,7 +91,7 @@ int pingd_quarantine_add(struct pingd *d, const char *name, enum ping_reason why
 	publish(d, name, ping_reason_name(why), e->at);
 	if (why == PING_REASON_MALICIOUS)
 		log_notice("%s is malicious (%u authentication failures): quarantined; revoke it: "
-			   "iotsec-pki revoke --device %s",
+			   "iotsec-pki revoke --dir CA_DIR --device %s",
 			   name, failures, name);
 	else
 		log_notice("%s quarantined (missing), version %u: rekeying without it", name,
