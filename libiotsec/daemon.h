@@ -74,11 +74,12 @@ int daemon_dict_key_load(const struct iotsec_config *cfg, const char *path,
 			 uint8_t key[CRYPTO_KEY_LEN]);
 
 /* The daemon's control socket, run_dir/NAME.sock (name: "certd"), open beside root and our own
- * user to control.readers and, with key_clients (a list as control.readers), to those who may
- * call its CTL_KEYS verbs. Names unknown on this system are logged once. Exits on failure. */
+ * user to control.readers and, with clients (its setting NAME.clients, a list as control.readers),
+ * to those who may call its CTL_KEYS and CTL_CONTROLS verbs. Names unknown on this system are
+ * logged once. Exits on failure. */
 struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cfg, const char *name,
 				     const struct ctl_verb *verbs, void *userdata,
-				     const char *key_clients);
+				     const char *clients);
 
 /* The home CA and the CRL in force for cfg: device.ca, and the newer of device.crl and the CRL
  * received from another device (crl_received_path() under device.state_dir), as
