@@ -148,7 +148,10 @@ static int state_load(struct pingd *d)
 	if (r < 0)
 		goto out;
 	r = -EBADMSG;
-	o = json_loadb(text, i, JSON_REJECT_DUPLICATES, NULL);
+	if ((o = json_loadb(text, i, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+		why = "damaged: not JSON";
+		goto out;
+	}
 	devices = json_object_get(o, "devices");
 	if (!json_is_object(o) || json_object_size(o) != 3 ||
 	    !json_is_integer(json_object_get(o, "version")) || !json_is_array(devices)) {
