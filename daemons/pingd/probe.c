@@ -83,7 +83,9 @@ static int on_round_end(sd_event_source *s, uint64_t usec, void *ud)
 					       .alive = rd->asked[i].answer == 1,
 					       .solicited = true};
 	}
-	for (size_t i = 0; i < rd->n_unasked; i++)
+	/* trust_round() refuses a round longer than TRUST_ROUND_MAX whole: the unasked make room.
+	 */
+	for (size_t i = 0; i < rd->n_unasked && n < TRUST_ROUND_MAX; i++)
 		r[n++] = (struct trust_report){.reporter = rd->unasked[i].reporter,
 					       .alive = rd->unasked[i].alive};
 	/* Confirmations signed by distinct devices; with nobody to ask (a home of two) our own
