@@ -307,8 +307,7 @@ void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct e
 	/* Only devices whose reports count: not malicious, not banned, trusted enough. */
 	tp = trust_peer(d->trust, m->sender.name);
 	if (tp == NULL || !trust_trusted(d->trust, tp, pingd_now_ms())) {
-		log_info("%s reports %s malicious: not heard (not trusted)", m->sender.name,
-			 mal.target);
+		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -EPERM);
 		return;
 	}
 	if ((p = pingd_peer_find(d, mal.target)) == NULL ||
@@ -319,10 +318,11 @@ void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct e
 	a = p->accused;
 	for (i = 0; i < a->n && strcmp(a->name[i], m->sender.name) != 0; i++)
 		;
-	if (i == a->n && a->n < PINGD_ACCUSERS_MAX)
-		snprintf(a->name[a->n++], CERT_NAME_MAX, "%s", m->sender.name);
 	if (mal.failures > a->failures)
 		a->failures = mal.failures;
+	if (i < a->n || a->n == PINGD_ACCUSERS_MAX)
+		return; /* said already: once per device that reports it */
+	snprintf(a->name[a->n++], CERT_NAME_MAX, "%s", m->sender.name);
 	log_warnx("%s reports %s malicious (%u authentication failures): %zu of %zu reports",
 		  m->sender.name, mal.target, mal.failures, a->n, needed);
 	if (a->n >= needed)
