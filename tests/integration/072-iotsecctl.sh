@@ -23,8 +23,8 @@ say "nothing runs: exit 3"
 st=0
 status >"$T/out" || st=$?
 [ $st -eq 3 ] || fail "status exits $st with nothing running: $(cat "$T/out")"
-for d in certd electd keyd dictd; do grep -q "^  $d  *not running" "$T/out" || fail "no $d line"; done
-[ "$(grep -c '^  [a-z]' "$T/out")" -eq 4 ] || fail "status lists daemons that do not exist: $(cat "$T/out")"
+for d in certd electd keyd dictd pingd; do grep -q "^  $d  *not running" "$T/out" || fail "no $d line"; done
+[ "$(grep -c '^  [a-z]' "$T/out")" -eq 5 ] || fail "status lists daemons that do not exist: $(cat "$T/out")"
 
 say "certd and dictd only: exit 1"
 run pi1 certd
@@ -34,9 +34,11 @@ st=0
 status --json >"$T/out" || st=$?
 [ $st -eq 1 ] || fail "status exits $st with two daemons down"
 
-say "all four, certificate valid, a controller: exit 0"
+say "all five, certificate valid, a controller: exit 0"
 run pi1 electd
 run pi1 keyd
+run pi1 pingd
+PINGD=$LAST_PID
 healthy() { status >"$T/out"; }
 wait_until 10 healthy || fail "status is not healthy: $(cat "$T/out")"
 grep -q "^controller   pi1" "$T/out" || fail "controller line: $(cat "$T/out")"
@@ -69,6 +71,7 @@ iotsecctl -c "$CONF" rekey --exclude 2>"$T/err" || st=$?
 [ $st -eq 2 ] && grep -q "needs a device name" "$T/err" || fail "rekey --exclude alone: $st $(cat "$T/err")"
 
 say "without pingd: peers shows keyd's part and says pingd is missing; quarantine fails"
+stop "$PINGD"
 iotsecctl -c "$CONF" peers >"$T/out" 2>"$T/err" || fail "peers without pingd exits $?: $(cat "$T/err")"
 grep -q "^NAME  *ADDRESS  *STATE  *TRUST (h/R)  *FLAGS  *BANNED  *AUTH-FAILURES  *KEY" "$T/out" ||
 	fail "peers prints: $(cat "$T/out")"
@@ -93,6 +96,7 @@ done
 
 say "pingd's answers, as iotsecctl shows them (a stand-in serves pingd's socket)"
 mkdir -p "$T/pi1/run/pingd"
+rm -f "$T/pi1/run/pingd/pingd.sock"
 $PY - "$T/pi1/run/pingd/pingd.sock" <<'PY' &
 import json, os, socket, sys, time
 now = int(time.time())

@@ -46,7 +46,7 @@ make() { command make -C "$REPO" --no-print-directory SANITIZE=$SAN "$@" >"$T/ma
 }; }
 systemctl() {
 	[ "$*" = "enable --now iotsec.target" ] || { say "not here: systemctl $*"; return 0; }
-	for d in certd dictd electd keyd; do
+	for d in certd dictd electd keyd pingd; do
 		iotsec-$d -c /etc/iotsec/iotsec.conf --check-config >/dev/null || return 1
 		respawn "$T/pi/$d.log" "/usr/local/bin/iotsec-$d" -c /etc/iotsec/iotsec.conf -v
 	done

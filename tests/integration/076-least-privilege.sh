@@ -37,12 +37,13 @@ EOF
 	chmod 0755 "$D"
 	# What the units' RuntimeDirectory= and StateDirectory= make: root's parents, and below
 	# them a directory for each daemon, its own (certd's state readable, for the clock).
-	for d in certd dictd electd keyd; do
+	for d in certd dictd electd keyd pingd; do
 		mkdir -p "$D/state/$d" "$D/run/$d"
 		chown "$(uid_of $d):$GROUP" "$D/state/$d" "$D/run/$d"
 		chmod 0700 "$D/state/$d"
 	done
-	chmod 0755 "$D/state/certd"
+	# certd's saved clock and pingd's received CRL are read by the others.
+	chmod 0755 "$D/state/certd" "$D/state/pingd"
 
 	say "$n: iotsec-dictd --make-key, as the unit before dictd runs it"
 	"$IOTSEC_BIN/iotsec-dictd" -c "$D/iotsec.conf" --make-key >"$T/make-key.out" 2>&1 ||
@@ -53,7 +54,7 @@ EOF
 	cmp -s "$D/dict.key" "$T/$n-first.key" || fail "a second --make-key made another key"
 
 	# LoadCredential=: a copy readable by the daemon's user alone, in a directory of its own.
-	for d in certd dictd electd keyd; do
+	for d in certd dictd electd keyd pingd; do
 		mkdir -p "$D/creds/$d"
 		if [ $d = dictd ]; then cp "$D/dict.key" "$D/creds/$d/dict.key"; else cp "$D/$n.key" "$D/creds/$d/device.key"; fi
 		chown -R "$(uid_of $d):$GROUP" "$D/creds/$d"
@@ -75,11 +76,11 @@ run_as() {
 
 say "every daemon of two Pis, each as its own user"
 for n in pi1 pi2; do
-	for d in certd dictd electd keyd; do run_as $n $d; done
+	for d in certd dictd electd keyd pingd; do run_as $n $d; done
 done
 wait_until 30 same_epoch pi1 pi2 || fail "the home did not form with the daemons apart"
 for n in pi1 pi2; do
-	for d in certd dictd electd keyd; do
+	for d in certd dictd electd keyd pingd; do
 		pid=$(sed -n 1p "$T/$n/run/$d/$d.pid")
 		uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
 		[ "$uid" = "$(uid_of $d)" ] || fail "$n's $d runs as uid $uid"
@@ -93,7 +94,12 @@ S=$T/pi1/state
 [ "$(stat -c %a:%u "$S/dictd/keys.dict")" = "600:$DICTD" ] || fail "keys.dict is $(stat -c %a:%u "$S/dictd/keys.dict")"
 [ "$(stat -c %a:%u "$S/keyd/keyd.state")" = "600:$KEYD" ] ||
 	fail "keyd.state is $(stat -c %a:%u "$S/keyd/keyd.state")"
-for d in certd electd keyd; do
+wait_until 10 test -f "$S/pingd/pingd.state" || fail "pingd kept no state"
+[ "$(stat -c %a:%u "$S/pingd/pingd.state")" = "600:$PINGD" ] ||
+	fail "pingd.state is $(stat -c %a:%u "$S/pingd/pingd.state")"
+# pingd hands its quarantine list to keyd as keyd.clients: keyd let it in.
+if grep -q "permission denied" "$T/pi1/pingd.log"; then fail "keyd refused pingd: $(grep -m1 'permission denied' "$T/pi1/pingd.log")"; fi
+for d in certd electd keyd pingd; do
 	if as "$(uid_of $d)" $GROUP cat "$S/dictd/keys.dict" >/dev/null 2>&1; then fail "$d read the dictionary"; fi
 	if as "$(uid_of $d)" $GROUP cat "$T/pi1/creds/dictd/dict.key" >/dev/null 2>&1; then
 		fail "$d read the dictionary key"
@@ -101,15 +107,16 @@ for d in certd electd keyd; do
 done
 if as $ELECTD $GROUP cat "$T/pi1/creds/keyd/device.key" >/dev/null 2>&1; then fail "electd read keyd's key"; fi
 if as $DICTD $GROUP cat "$S/keyd/keyd.state" >/dev/null 2>&1; then fail "dictd read keyd's state"; fi
+if as $KEYD $GROUP cat "$S/pingd/pingd.state" >/dev/null 2>&1; then fail "keyd read pingd's state"; fi
 say "nor remove, replace or plant any (a socket posing as dictd, a saved clock)"
 for f in "$T/pi1/run/dictd/dictd.sock" "$T/pi1/run/dictd/dictd.pid" "$S/keyd/keyd.state" \
-	"$S/certd/clock"; do
+	"$S/certd/clock" "$S/pingd/pingd.state"; do
 	[ -e "$f" ] || fail "$f is missing"
 	if as $ELECTD $GROUP rm -f "$f" 2>/dev/null || [ ! -e "$f" ]; then fail "electd removed $f"; fi
 	if as $ELECTD $GROUP mv "$f" "$f.x" 2>/dev/null; then fail "electd moved $f"; fi
 	if as $ELECTD $GROUP sh -c "echo x > '$f'" 2>/dev/null; then fail "electd wrote $f"; fi
 done
-for d in certd dictd keyd; do
+for d in certd dictd keyd pingd; do
 	for dir in "$S/$d" "$T/pi1/run/$d"; do
 		if as $ELECTD $GROUP touch "$dir/planted" 2>/dev/null; then fail "electd planted a file in $dir"; fi
 	done
@@ -130,7 +137,7 @@ grep -q "\"ok\":true" "$T/keyd.out" || fail "keyd was refused: $(cat "$T/keyd.ou
 say "an operator (group $OPERATORS) reads status, and changes nothing"
 as $OPERATOR $OPERATORS iotsecctl -c "$T/pi1/iotsec.conf" status >"$T/op.out" 2>&1 && st=0 || st=$?
 [ $st -le 1 ] || fail "iotsecctl status as an operator: exit $st: $(cat "$T/op.out")"
-for d in certd dictd electd keyd; do
+for d in certd dictd electd keyd pingd; do
 	grep -q "$d.*running" "$T/op.out" || fail "the operator does not see $d running: $(cat "$T/op.out")"
 done
 if as $OPERATOR $OPERATORS iotsecctl -c "$T/pi1/iotsec.conf" dict lock >"$T/op-lock.out" 2>&1; then
@@ -149,7 +156,7 @@ grep -q "uid $STRANGER is not among this socket's users" "$T/stranger.out" ||
 if grep -q "not running" "$T/stranger.out"; then fail "the stranger is told a daemon is not running"; fi
 grep -q "join a group of control.readers" "$T/stranger.out" ||
 	fail "the stranger is not told how to be let in: $(cat "$T/stranger.out")"
-for d in certd dictd electd keyd; do
+for d in certd dictd electd keyd pingd; do
 	out=$(as $STRANGER $STRANGER $PY "$IT_DIR/ctl.py" "$T/pi1/run/$d/$d.sock" '{"v":1,"verb":"status"}')
 	echo "$out" | grep -q "permission denied: uid $STRANGER" || fail "$d let a stranger in: $out"
 done

@@ -15,7 +15,7 @@
 #include "version.h"
 
 /* Every daemon iotsec has, in the order status shows them. */
-static const char *const daemons[] = {"certd", "electd", "keyd", "dictd"};
+static const char *const daemons[] = {"certd", "electd", "keyd", "dictd", "pingd"};
 #define N_DAEMONS (sizeof(daemons) / sizeof(daemons[0]))
 
 /* status's exit codes, as systemctl is-active and LSB's status: all well, something wrong,
@@ -338,7 +338,7 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 		}
 	}
 	if (daemon == NULL || !known_daemon(daemon)) {
-		fprintf(stderr, "iotsecctl watch: %s%s%s (certd, electd, keyd or dictd)\n",
+		fprintf(stderr, "iotsecctl watch: %s%s%s (certd, electd, keyd, dictd or pingd)\n",
 			daemon ? "unknown daemon '" : "which daemon?", daemon ? daemon : "",
 			daemon ? "'" : "");
 		return 2;
