@@ -72,17 +72,17 @@ struct iotsec_config {
 		char *clients;	     /* users and @groups who may call rekey and quarantine */
 	} keyd;
 	struct {
-		int interval_ms;	  /* between two rounds of probes (controller) */
-		int retry_ms;		  /* before probing a device that failed again */
-		int tries;		  /* failed probes before asking other devices */
-		int timeout_ms;		  /* for an answer to a probe */
-		int helpers;		  /* devices asked to probe a suspect (indirect probes) */
-		int confirmations;	  /* signed confirmations an eviction needs */
-		int hello_ms;		  /* between PINGD_HELLO broadcasts */
-		int auth_failures;	  /* authentication failures that label a device malicious */
+		int interval_ms;   /* between two rounds of probes (controller) */
+		int retry_ms;	   /* before probing a device that failed again */
+		int tries;	   /* failed probes before asking other devices */
+		int timeout_ms;	   /* for an answer to a probe */
+		int helpers;	   /* devices asked to probe a suspect (indirect probes) */
+		int confirmations; /* signed confirmations an eviction needs */
+		int hello_ms;	   /* between PINGD_HELLO broadcasts */
+		int auth_failures; /* authentication failures that label a device malicious */
 		int trust_weight_permille; /* a in T = (1 - a) h + a R, x 1000 */
-		int report_window_ms;	  /* window of the ballot-stuffing count */
-		int ban_ms;		  /* how long a flagged reporter is not heard */
+		int report_window_ms;	   /* window of the ballot-stuffing count */
+		int ban_ms;		   /* how long a flagged reporter is not heard */
 	} pingd;
 	struct {
 		char *path;	/* the dictionary file (only dictd touches it) */

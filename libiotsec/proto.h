@@ -78,7 +78,7 @@
  * "quarantine":[...]. */
 #define PROTO_KEYD_QUARANTINE "quarantine"
 #define PROTO_QUARANTINE_MAX  64
-#define PROTO_EV_EPOCH	 "epoch-changed" /* the status fields */
+#define PROTO_EV_EPOCH	      "epoch-changed" /* the status fields */
 
 /* ---- iotsec-pingd: missing, revoked and malicious devices (SPEC 5.5, 7) ---- */
 

@@ -316,19 +316,11 @@ static void update_role(struct keyd *k)
 	}
 }
 
-static void on_electd(json_t *ev, void *ud)
+static void on_electd(const char *controller, void *ud)
 {
 	struct keyd *k = ud;
-	const char *c = json_string_value(json_object_get(ev, "controller"));
-	const char *name = json_string_value(json_object_get(ev, "event"));
 
-	if (name && strcmp(name, "disconnected") == 0)
-		c = "";
-	if (c == NULL)
-		return;
-	if (strcmp(c, k->controller) != 0)
-		log_info("controller: %s", c[0] ? c : "none");
-	snprintf(k->controller, sizeof(k->controller), "%s", c);
+	snprintf(k->controller, sizeof(k->controller), "%s", controller);
 	update_role(k);
 }
 
@@ -352,10 +344,8 @@ static int on_announce(sd_event_source *s, uint64_t usec, void *ud)
 
 int keyd_start(struct keyd *k, const struct iotsec_config *cfg, sd_event *loop)
 {
-	static const char *const electd_events[] = {PROTO_EV_CONTROLLER, NULL};
 	uint16_t port = (uint16_t)(cfg->net.port + 1);
 	const char *what = NULL;
-	char path[PATH_MAX];
 	int r;
 
 	k->cfg = cfg, k->loop = loop;
@@ -372,8 +362,7 @@ int keyd_start(struct keyd *k, const struct iotsec_config *cfg, sd_event *loop)
 		return r;
 	}
 	if ((r = dictd_client_new(loop, cfg->device.run_dir, &k->dict)) < 0 ||
-	    (r = daemon_socket_path(cfg->device.run_dir, "electd", path, sizeof(path))) < 0 ||
-	    (r = ctl_peer_new(loop, path, 1000, electd_events, on_electd, k, &k->electd)) < 0 ||
+	    (r = electd_client_new(loop, cfg->device.run_dir, on_electd, k, &k->electd)) < 0 ||
 	    (r = certd_client_new(loop, cfg->device.run_dir, on_certd, k, &k->certd)) < 0 ||
 	    (r = certd_client_signs_with(k->certd, cfg->device.cert, k->member->self.serial)) < 0 ||
 	    (r = daemon_add_periodic(loop, (uint64_t)cfg->keyd.announce_ms * 1000, on_announce, k,
@@ -392,7 +381,7 @@ void keyd_stop(struct keyd *k)
 	keyd_node_stop(k);
 	lan_tcp_free(k->tcp); /* first: links cancel what they wait for */
 	lan_udp_free(k->udp);
-	ctl_peer_free(k->electd);
+	electd_client_free(k->electd);
 	certd_client_free(k->certd);
 	dictd_client_free(k->dict);
 	sd_event_source_disable_unref(k->announce);

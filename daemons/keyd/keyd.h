@@ -30,6 +30,7 @@
 #include "cert.h"
 #include "certd_client.h"
 #include "config.h"
+#include "electd_client.h"
 #include "ctl.h"
 #include "dictd_client.h"
 #include "keyshare.h"
@@ -86,7 +87,7 @@ struct keyd {
 	struct lan_tcp *tcp;
 	struct dictd_client *dict;
 	struct certd_client *certd;
-	struct ctl_peer *electd;
+	struct electd_client *electd;
 	struct ctl_server *ctl;
 	sd_event_source *announce;
 	bool in_home;			/* certd's verdict: certd_client.h */

@@ -431,19 +431,11 @@ static void update_role(struct pingd *d)
 		pingd_controller_end(d);
 }
 
-static void on_electd(json_t *ev, void *ud)
+static void on_electd(const char *controller, void *ud)
 {
 	struct pingd *d = ud;
-	const char *c = json_string_value(json_object_get(ev, "controller"));
-	const char *name = json_string_value(json_object_get(ev, "event"));
 
-	if (name && strcmp(name, "disconnected") == 0)
-		c = "";
-	if (c == NULL)
-		return;
-	if (strcmp(c, d->controller) != 0)
-		log_info("controller: %s", c[0] ? c : "none");
-	snprintf(d->controller, sizeof(d->controller), "%s", c);
+	snprintf(d->controller, sizeof(d->controller), "%s", controller);
 	update_role(d);
 }
 
@@ -486,7 +478,6 @@ static int on_hello(sd_event_source *s, uint64_t usec, void *ud)
 
 int pingd_start(struct pingd *d, const struct iotsec_config *cfg, sd_event *loop)
 {
-	static const char *const electd_events[] = {PROTO_EV_CONTROLLER, NULL};
 	static const char *const keyd_events[] = {PROTO_EV_EPOCH, NULL};
 	uint16_t port = (uint16_t)(cfg->net.port + 2);
 	const char *what = NULL;
@@ -522,8 +513,7 @@ int pingd_start(struct pingd *d, const struct iotsec_config *cfg, sd_event *loop
 		return r;
 	}
 	pingd_label_start(d);
-	if ((r = daemon_socket_path(cfg->device.run_dir, "electd", path, sizeof(path))) < 0 ||
-	    (r = ctl_peer_new(loop, path, 1000, electd_events, on_electd, d, &d->electd)) < 0 ||
+	if ((r = electd_client_new(loop, cfg->device.run_dir, on_electd, d, &d->electd)) < 0 ||
 	    (r = daemon_socket_path(cfg->device.run_dir, "keyd", path, sizeof(path))) < 0 ||
 	    (r = ctl_peer_new(loop, path, 1000, keyd_events, on_keyd, d, &d->keyd)) < 0 ||
 	    (r = certd_client_new(loop, cfg->device.run_dir, on_certd, d, &d->certd)) < 0 ||
@@ -546,7 +536,7 @@ void pingd_stop(struct pingd *d)
 	lan_tcp_free(d->tcp); /* first: links cancel what they wait for */
 	lan_udp_free(d->udp);
 	ctl_peer_free(d->keyd);
-	ctl_peer_free(d->electd);
+	electd_client_free(d->electd);
 	certd_client_free(d->certd);
 	sd_event_source_disable_unref(d->hello);
 	pingd_peers_free(d);

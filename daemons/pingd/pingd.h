@@ -23,6 +23,7 @@
 #include "cert.h"
 #include "certd_client.h"
 #include "config.h"
+#include "electd_client.h"
 #include "ctl.h"
 #include "keyshare.h"
 #include "lan.h"
@@ -101,7 +102,7 @@ struct pingd {
 	struct lan_udp *udp;
 	struct lan_tcp *tcp;
 	struct certd_client *certd;
-	struct ctl_peer *electd;
+	struct electd_client *electd;
 	struct ctl_peer *keyd;
 	struct ctl_server *ctl;
 	sd_event_source *hello;

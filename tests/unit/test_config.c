@@ -318,7 +318,8 @@ static const struct bad real_bad[] = {
     {"name too long",
      "device = { name = \"0123456789012345678901234567890123456789012345678901234567890123\"; };",
      "bad.conf:1: setting 'device.name': string longer than 63"},
-    {"unknown daemon", "sensord = { interval = 5; };", "bad.conf:1: setting 'sensord': unknown group"},
+    {"unknown daemon", "sensord = { interval = 5; };",
+     "bad.conf:1: setting 'sensord': unknown group"},
     {"misspelt", "device = {\n cert = \"/a\";\n certs = \"b\";\n};",
      "bad.conf:3: setting 'device.certs': unknown setting"},
 };
