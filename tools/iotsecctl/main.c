@@ -487,9 +487,9 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			printf(
 			    "usage: iotsecctl rekey [--exclude DEVICE]...\n"
-			    "On the controller: build a new key pool now and print its epoch; the "
-			    "devices named,\nand the quarantined ones, get nothing of it, and "
-			    "every other device cancels the\nold one. Needs root.\n");
+			    "On the controller: build a new key pool now and print its epoch; the\n"
+			    "devices named, and the quarantined ones, get nothing of it, and every\n"
+			    "other device cancels the old one. Needs root.\n");
 			json_decref(args);
 			return 0;
 		} else {
