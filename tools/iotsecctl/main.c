@@ -488,7 +488,8 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 			printf(
 			    "usage: iotsecctl rekey [--exclude DEVICE]...\n"
 			    "On the controller: build a new key pool now and print its epoch; the\n"
-			    "devices named, and the quarantined ones, get nothing of it, and every\n"
+			    "devices named, and the quarantined ones, get nothing of it, and "
+			    "every\n"
 			    "other device cancels the old one. Needs root.\n");
 			json_decref(args);
 			return 0;
