@@ -19,9 +19,9 @@ for n in $NAMES; do
 	run_all "$n"
 	run "$n" pingd
 done
-# pi3's daemons that sign exit 75 on its new certificate, as under systemd; keep their pids.
-for d in electd keyd pingd; do eval "PID_$d=\$(cat \"\$T/pi3/run/$d/$d.pid\" 2>/dev/null || true)"; done
 wait_until 30 same_epoch $NAMES || fail "rings not delivered"
+# pi3's daemons that sign exit 75 on its new certificate, as under systemd: their pids.
+OLD=$(cat "$T/pi3/run/electd/electd.pid" "$T/pi3/run/keyd/keyd.pid" "$T/pi3/run/pingd/pingd.pid")
 e1=$(epoch hub)
 pingd() { ctl "$T/$1/run/pingd/pingd.sock" "$2"; }
 quarantined() { pingd "$1" '{"v":1,"verb":"quarantine"}' | grep -q '"name":"pi3"'; }
@@ -50,12 +50,9 @@ iotsec-pki enrol --dir "$T/ca" --device pi3 --role node --out "$T/new" >/dev/nul
 install -m 0600 "$T/new/pi3.key" "$T/pi3/pi3.key"
 install -m 0644 "$T/new/pi3.crt" "$T/pi3/pi3.crt"
 # Those that signed with the old certificate exit (75); start them again, as systemd would.
-for d in electd keyd pingd; do
-	eval "p=\$PID_$d"
-	gone() { ! kill -0 "$p" 2>/dev/null; }
-	wait_until 15 gone || fail "pi3's $d did not exit on its new certificate"
-	run pi3 "$d"
-done
+gone() { ! kill -0 "$1" 2>/dev/null; }
+for p in $OLD; do wait_until 15 gone "$p" || fail "pi3's daemon $p did not exit on its new certificate"; done
+for d in electd keyd pingd; do run pi3 "$d"; done
 released() { ! quarantined "$1"; }
 wait_until 15 released hub || fail "hub keeps pi3 quarantined after it was enrolled again"
 grep -q "pi3 enrolled again (certificate serial [0-9A-Fa-f]*, issued after its quarantine)" \
