@@ -71,6 +71,8 @@ void pingd_peer_heard(struct pingd *d, const struct envelope_msg *m, const struc
 	if (changed)
 		pingd_state_save(d);
 	if (d->controller_role)
+		pingd_release_if_enrolled_again(d, m);
+	if (d->controller_role)
 		pingd_controller_watch(d, p);
 }
 

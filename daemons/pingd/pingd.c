@@ -401,7 +401,16 @@ static int verb_release(json_t *req, json_t **ret, void *ud)
 		*ret = json_pack("{s:s}", "error", why);
 		return -EOPNOTSUPP;
 	}
-	if ((r = pingd_quarantine_release(d, json_string_value(name))) < 0)
+	if ((r = pingd_quarantine_release(d, json_string_value(name))) == -ENOENT) {
+		/* Not "No such file or directory": say what is not there. */
+		char why[CERT_NAME_MAX + 64];
+
+		snprintf(why, sizeof(why), "%s is not quarantined (iotsecctl quarantine list)",
+			 json_string_value(name));
+		*ret = json_pack("{s:s}", "error", why);
+		return r;
+	}
+	if (r < 0)
 		return r;
 	*ret = json_pack("{s:I}", "version", (json_int_t)d->q.version);
 	return *ret ? 0 : -ENOMEM;

@@ -201,6 +201,8 @@ const struct ping_entry *pingd_quarantined(const struct pingd *d, const char *na
 int pingd_quarantine_add(struct pingd *d, const char *name, enum ping_reason why,
 			 unsigned failures);
 int pingd_quarantine_release(struct pingd *d, const char *name);
+/* Controller: release m's sender when its certificate was issued after its quarantine. */
+void pingd_release_if_enrolled_again(struct pingd *d, const struct envelope_msg *m);
 /* A list from the controller: taken when newer than ours. */
 void pingd_quarantine_take(struct pingd *d, const struct ping_quarantine *q, const char *from);
 void pingd_quarantine_broadcast(struct pingd *d);

@@ -126,6 +126,21 @@ int pingd_quarantine_release(struct pingd *d, const char *name)
 	return 0;
 }
 
+/* A quarantined device that speaks with a certificate issued after it was put out was enrolled
+ * again: the CA (the administrator) issues one only when every earlier certificate of that name
+ * is revoked, and neither a thief nor a malicious device can make one. */
+void pingd_release_if_enrolled_again(struct pingd *d, const struct envelope_msg *m)
+{
+	const struct ping_entry *e = pingd_quarantined(d, m->sender.name);
+
+	if (e == NULL || m->sender.not_before <= e->at)
+		return;
+	log_notice("%s enrolled again (certificate serial %s, issued after its quarantine): "
+		   "releasing it",
+		   m->sender.name, m->sender.serial);
+	pingd_quarantine_release(d, m->sender.name);
+}
+
 void pingd_quarantine_take(struct pingd *d, const struct ping_quarantine *q, const char *from)
 {
 	if (q->version <= d->q.version)

@@ -9,6 +9,8 @@ need_netns
 make_home
 device 1 pi1 controller
 CONF=$T/pi1/iotsec.conf
+# nobody plays an operator: a reader, who may not change anything.
+echo 'control = { readers = "nobody"; };' >>"$CONF"
 status() { iotsecctl status -c "$CONF" "$@"; }
 
 say "--help wherever it is asked for: usage on stdout, exit 0"
@@ -46,6 +48,28 @@ st=0
 iotsecctl -c "$T/none.conf" status 2>"$T/err" || st=$?
 [ $st -eq 4 ] || fail "status exits $st when the configuration cannot be read"
 
+say "status names the quarantine; a device on it is out of the home: exit 1"
+# pingd, once controller, has given keyd its list (empty): set keyd's by hand after that.
+pingd_leads() { [ "$(field pi1 pingd role)" = controller ]; }
+wait_until 5 pingd_leads || fail "pingd is not the controller"
+keyd_quarantine() {
+	ctl "$T/pi1/run/keyd/keyd.sock" "{\"v\":1,\"verb\":\"quarantine\",\"names\":$1}" |
+		grep -q '"ok":true' || fail "keyd did not take the quarantine $1"
+}
+keyd_quarantine '["pi9","kitchen"]'
+status >"$T/out" || fail "status exits $? with other devices quarantined: $(cat "$T/out")"
+grep -q "^quarantine   pi9, kitchen (iotsecctl quarantine list)" "$T/out" ||
+	fail "no quarantine line: $(cat "$T/out")"
+keyd_quarantine '["pi1"]'
+st=0
+status >"$T/out" || st=$?
+[ $st -eq 1 ] || fail "status exits $st with this device quarantined: $(cat "$T/out")"
+grep -q "^quarantine   THIS DEVICE: the home gives it no keys until it is released" "$T/out" ||
+	fail "no quarantine line: $(cat "$T/out")"
+keyd_quarantine '[]'
+status >"$T/out" || fail "status exits $? after the quarantine is lifted: $(cat "$T/out")"
+if grep -q "^quarantine" "$T/out"; then fail "a quarantine line with none: $(cat "$T/out")"; fi
+
 say "--version, and -c after the command"
 iotsecctl --version | grep -q "^iotsecctl (iotsec) " || fail "no --version"
 iotsecctl peers -c "$CONF" >/dev/null || fail "-c after peers refused"
@@ -69,6 +93,25 @@ grep -q "never heard of 'kitchn'" "$T/err" || fail "no warning for kitchn: $(cat
 st=0
 iotsecctl -c "$CONF" rekey --exclude 2>"$T/err" || st=$?
 [ $st -eq 2 ] && grep -q "needs a device name" "$T/err" || fail "rekey --exclude alone: $st $(cat "$T/err")"
+
+say "quarantine release of a device not on the list: says so, exit 1"
+st=0
+iotsecctl -c "$CONF" quarantine release kitchen >"$T/out" 2>"$T/err" || st=$?
+[ $st -eq 1 ] && grep -q "refused: .*kitchen is not quarantined" "$T/err" ||
+	fail "release of kitchen: exit $st: $(cat "$T/err")"
+
+say "an operator (control.readers) asking for a change is told it needs root, exit 1"
+chmod o+x "$T" "$T/pi1" "$T/pi1/run" "$T/pi1/run/pingd" "$T/pi1/run/keyd" "$T/pi1/run/dictd"
+chmod o+r "$CONF"
+for cmd in "quarantine release kitchen" "rekey" "dict lock"; do
+	st=0
+	# shellcheck disable=SC2086 # each command is its words
+	setpriv --reuid=nobody --regid=nogroup --clear-groups iotsecctl -c "$CONF" $cmd \
+		>"$T/out" 2>"$T/err" || st=$?
+	[ $st -eq 1 ] && grep -q "refused: permission denied (only root may change this: run it with sudo)" "$T/err" ||
+		fail "$cmd as an operator: exit $st: $(cat "$T/err")"
+done
+field pi1 dictd locked | grep -q False || fail "an operator locked the dictionary"
 
 say "without pingd: peers shows keyd's part and says pingd is missing; quarantine fails"
 stop "$PINGD"

@@ -123,7 +123,8 @@ refused() {
 	grep -q "pingd.state: $2" "$T/hub/pingd.log" || fail "on $1: $(cat "$T/hub/pingd.log")"
 }
 D='"devices":[{"name":"pi2","address":"10.213.0.2"}]'
-Q='"quarantine":[{"name":"pi4","reason":"missing","at":1}]'
+# Quarantined now: a certificate issued after its quarantine (pi4 enrolled again) releases it.
+Q='"quarantine":[{"name":"pi4","reason":"missing","at":'"$(date +%s)"'}]'
 refused "{\"version\":1,$D,$Q" "damaged"
 refused "{\"version\":1,$D}" "not a pingd state"
 refused "{\"version\":1,$D,$Q,\"x\":1}" "not a pingd state"

@@ -37,10 +37,11 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  status [--json]    device, home, role, certificate and each daemon's state;\n"
-		"                     exits 0 when all is well, 1 when a daemon is down or the\n"
-		"                     device is out of the home or has no controller, or the\n"
-		"                     dictionary is locked; 3 when no daemon runs; 4 when the\n"
-		"                     configuration cannot be read or this user may not ask\n"
+		"                     exits 0 when all is well, 1 when a daemon is down, the\n"
+		"                     device is out of the home, quarantined or has no\n"
+		"                     controller, or the dictionary is locked; 3 when no daemon\n"
+		"                     runs; 4 when the configuration cannot be read or this\n"
+		"                     user may not ask\n"
 		"  peers [--json]     the devices this one knows: whether each answers, its\n"
 		"                     trust, flags and bans (pingd), and the key shared (keyd)\n"
 		"  watch DAEMON [--count N] [--timeout SECONDS]\n"
@@ -86,7 +87,11 @@ json_t *ask(const char *run_dir, const char *daemon, const char *verb, json_t *a
 		/* The daemon runs, but this user may not ask it: not the same as "not running". */
 		if (ret_denied)
 			*ret_denied = strncmp(ctl_reply_error(reply), "permission denied", 17) == 0;
-		snprintf(refused, sizeof(refused), "refused: %s", ctl_reply_error(reply));
+		/* A reader asking for a change: the bare refusal does not say what would do. */
+		snprintf(refused, sizeof(refused), "refused: %s%s", ctl_reply_error(reply),
+			 strcmp(ctl_reply_error(reply), "permission denied") == 0
+			     ? " (only root may change this: run it with sudo)"
+			     : "");
 		*ret_why = refused;
 		json_decref(reply);
 		reply = NULL;
@@ -101,6 +106,22 @@ static void fmt_time(int64_t t, char *out, size_t len)
 	struct tm tm;
 
 	strftime(out, len, "%Y-%m-%d %H:%M UTC", gmtime_r(&tt, &tm));
+}
+
+/* keyd's quarantine (pingd gives it the controller's list) names this device: out of the home,
+ * however well every daemon runs. */
+static bool self_quarantined(json_t *doc)
+{
+	const char *self = json_string_value(json_object_get(doc, "device"));
+	json_t *name;
+	size_t i;
+
+	json_array_foreach(json_object_get(doc, "quarantine"), i, name)
+	{
+		if (self && json_is_string(name) && strcmp(json_string_value(name), self) == 0)
+			return true;
+	}
+	return false;
 }
 
 static void print_human(json_t *doc)
@@ -148,6 +169,20 @@ static void print_human(json_t *doc)
 	} else {
 		printf("certificate  %s\n", state);
 	}
+	if (self_quarantined(doc)) {
+		printf("quarantine   THIS DEVICE: the home gives it no keys until it is released "
+		       "on the controller\n");
+	} else if (json_array_size(json_object_get(doc, "quarantine")) > 0) {
+		json_t *name;
+		size_t i;
+
+		printf("quarantine   ");
+		json_array_foreach(json_object_get(doc, "quarantine"), i, name)
+		{
+			printf("%s%s", i ? ", " : "", json_string_value(name) ?: "?");
+		}
+		printf(" (iotsecctl quarantine list)\n");
+	}
 	if (json_is_true(json_object_get(json_object_get(ds, "dictd"), "locked")))
 		printf(
 		    "dictionary   LOCKED: %s\n",
@@ -189,7 +224,7 @@ static int health(json_t *doc)
 	/* In the home means a controller: "node" follows one, "controller" is one. */
 	if (running < json_object_size(ds) || state == NULL || strcmp(state, "valid") != 0 ||
 	    (election && strcmp(election, "node") != 0 && strcmp(election, "controller") != 0) ||
-	    json_is_true(json_object_get(dict, "locked")))
+	    json_is_true(json_object_get(dict, "locked")) || self_quarantined(doc))
 		return STATUS_DEGRADED;
 	return STATUS_HEALTHY;
 }
@@ -207,10 +242,10 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			printf(
 			    "usage: iotsecctl status [--json]\n"
 			    "Ask every iotsec daemon on this device for its state. Exit status: "
-			    "0 all well,\n1 degraded (a daemon down, the device out of the home or "
-			    "without a controller,\nthe dictionary locked), 3 no daemon running, "
-			    "4 cannot tell (the configuration\n"
-			    "unreadable, or this user not allowed to ask).\n");
+			    "0 all well,\n1 degraded (a daemon down, the device out of the home, "
+			    "quarantined or\nwithout a controller, the dictionary locked), 3 no "
+			    "daemon running, 4 cannot\ntell (the configuration unreadable, or this "
+			    "user not allowed to ask).\n");
 			json_decref(doc), json_decref(ds), json_decref(cert);
 			return 0;
 		} else {
@@ -258,6 +293,7 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 		if (strcmp(daemons[i], "keyd") == 0) {
 			json_object_set(doc, "epoch", json_object_get(st, "epoch"));
 			json_object_set(doc, "ring_size", json_object_get(st, "ring_size"));
+			json_object_set(doc, "quarantine", json_object_get(st, "quarantine"));
 		}
 		json_object_set_new(ds, daemons[i], st);
 	}
@@ -451,9 +487,10 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			printf(
 			    "usage: iotsecctl rekey [--exclude DEVICE]...\n"
-			    "On the controller: build a new key pool now and print its epoch; the "
-			    "devices named,\nand the quarantined ones, get nothing of it, and "
-			    "every other device cancels the\nold one. Needs root.\n");
+			    "On the controller: build a new key pool now and print its epoch; the\n"
+			    "devices named, and the quarantined ones, get nothing of it, and "
+			    "every\n"
+			    "other device cancels the old one. Needs root.\n");
 			json_decref(args);
 			return 0;
 		} else {
