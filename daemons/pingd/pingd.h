@@ -33,6 +33,10 @@
 #define PINGD_STATE_FILE   "pingd.state"
 #define PINGD_ROUND_MAX	   16 /* helpers asked in one indirect round (pingd.helpers <= 16) */
 #define PINGD_KEYD_CALL_MS 5000
+/* HELLOs' worth of time a device that claimed a CRL it did not give (no answer within timeout_ms,
+ * or not the newer CRL it claimed) is not asked again: a liar claiming a huge number in HELLO
+ * after HELLO must not take every question and hold a revocation back. */
+#define PINGD_CRL_SHUN_HELLOS 10
 
 enum pingd_peer_state {
 	PINGD_UNKNOWN,	   /* known from the state file, not heard since we started */
@@ -82,10 +86,11 @@ struct pingd_peer {
 	char serial[2 * 20 + 1]; /* of the certificate it last spoke with; "" when not heard */
 	X509 *cert;		 /* that certificate (verified when heard); NULL when not heard */
 	enum pingd_peer_state state;
-	int64_t last_seen; /* unix seconds; 0: never */
-	uint64_t crl;	   /* the CRL number its HELLO says */
-	uint32_t qv;	   /* the quarantine version its HELLO says */
-	unsigned fails;	   /* our probes failed in a row */
+	int64_t last_seen;    /* unix seconds; 0: never */
+	uint64_t crl;	      /* the CRL number its HELLO says */
+	uint32_t qv;	      /* the quarantine version its HELLO says */
+	uint64_t crl_shun_ms; /* not asked for its CRL before (pingd_now_ms()); 0: any time */
+	unsigned fails;	      /* our probes failed in a row */
 	unsigned long probes;
 	struct pingd_probe *probe; /* ours, under way */
 	struct pingd_round *round; /* ours, under way */
