@@ -122,6 +122,7 @@ struct pingd {
 	uint64_t crl_number; /* of the CRL in force */
 	bool crl_asking;     /* a CRL_GET of ours is under way */
 	uint64_t crl_asked_ms;
+	bool state_dirty; /* an address changed since pingd.state was written */
 
 	/* What keyd must still hear: the list (quarantine verb), and a pool without it. */
 	bool keyd_list, keyd_rekey;
