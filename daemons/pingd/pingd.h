@@ -206,7 +206,8 @@ const struct ping_entry *pingd_quarantined(const struct pingd *d, const char *na
 int pingd_quarantine_add(struct pingd *d, const char *name, enum ping_reason why,
 			 unsigned failures);
 int pingd_quarantine_release(struct pingd *d, const char *name);
-/* A list from the controller: taken when newer than ours. */
+/* A list from the current controller: taken when it is not the one we hold (the version wraps;
+ * the controller's list is the one in force). */
 void pingd_quarantine_take(struct pingd *d, const struct ping_quarantine *q, const char *from);
 void pingd_quarantine_broadcast(struct pingd *d);
 
