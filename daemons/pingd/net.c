@@ -21,6 +21,7 @@ struct pingd_link {
 	struct pingd_probe *probe; /* LINK_PROBE: the probe; LINK_HELP: the helper's own */
 	char id[ENVELOPE_ID_MAX + 1];
 	char target[CERT_NAME_MAX];
+	sd_event_source *timer; /* LINK_CRL: the answer is due */
 };
 
 struct pingd_probe {
@@ -46,8 +47,15 @@ static void link_free(void *data)
 	} else if (pl->kind == LINK_HELP && pl->probe) {
 		pingd_probe_cancel(pl->probe);
 	} else if (pl->kind == LINK_CRL) {
+		struct pingd_peer *p = pingd_peer_find(pl->d, pl->target);
+
 		pl->d->crl_asking = false;
+		/* It still claims more than we hold: it did not give what it said it has. */
+		if (p && p->crl > pl->d->crl_number)
+			p->crl_shun_ms = pingd_now_ms() + PINGD_CRL_SHUN_HELLOS *
+							      (uint64_t)pl->d->cfg->pingd.hello_ms;
 	}
+	sd_event_source_disable_unref(pl->timer);
 	free(pl);
 }
 
@@ -362,6 +370,16 @@ static void on_ping_req(struct pingd *d, struct lan_link *l, struct envelope_msg
 
 /* ---- CRLs ---- */
 
+static int on_crl_late(sd_event_source *s, uint64_t usec, void *ud)
+{
+	struct pingd_link *pl = ud;
+
+	(void)s, (void)usec;
+	log_debug("%s did not send its CRL in time", pl->target);
+	lan_link_close(pl->link);
+	return 0;
+}
+
 void pingd_crl_ask(struct pingd *d, struct pingd_peer *p)
 {
 	uint64_t now = pingd_now_ms();
@@ -371,24 +389,36 @@ void pingd_crl_ask(struct pingd *d, struct pingd_peer *p)
 	json_t *body = NULL;
 	int r;
 
-	/* One question at a time, at most one a hello_ms: every device's HELLO says the number. */
-	if (d->crl_asking || !p->has_addr ||
+	/* One question at a time, at most one a hello_ms: every device's HELLO says the number. A
+	 * device that did not give what it claimed is left be for a while: the question goes to
+	 * another one that claims a newer CRL. */
+	if (d->crl_asking || !p->has_addr || now < p->crl_shun_ms ||
 	    (d->crl_asked_ms && now - d->crl_asked_ms < (uint64_t)d->cfg->pingd.hello_ms))
 		return;
 	d->crl_asked_ms = now;
 	if ((r = envelope_new_id(id)) < 0 || (r = ping_crl_get_build(d->crl_number, &body)) < 0 ||
-	    (r = lan_link_open(d->tcp, p->name, &p->addr, &l)) < 0 ||
-	    (pl = link_new(d, l, LINK_CRL, id)) == NULL ||
-	    (r = lan_link_send(l, PING_MSG_CRL_GET, id, body, true)) < 0) {
-		if (l)
-			lan_link_close(l);
-		log_debug("cannot ask %s for its CRL: %s", p->name, iotsec_strerror(r));
-	} else {
-		d->crl_asking = true;
-		d->sent++;
-		log_info("%s holds CRL number %llu, ours is %llu: asking for it", p->name,
-			 (unsigned long long)p->crl, (unsigned long long)d->crl_number);
+	    (r = lan_link_open(d->tcp, p->name, &p->addr, &l)) < 0)
+		goto fail;
+	if ((pl = link_new(d, l, LINK_CRL, id)) == NULL) {
+		r = -ENOMEM;
+		goto fail;
 	}
+	snprintf(pl->target, sizeof(pl->target), "%s", p->name);
+	/* No longer than a probe waits: a device that holds the link says nothing. */
+	if ((r = pingd_timer(d, &pl->timer, (uint64_t)d->cfg->pingd.timeout_ms, on_crl_late, pl)) <
+		0 ||
+	    (r = lan_link_send(l, PING_MSG_CRL_GET, id, body, true)) < 0)
+		goto fail;
+	d->crl_asking = true;
+	d->sent++;
+	log_info("%s holds CRL number %llu, ours is %llu: asking for it", p->name,
+		 (unsigned long long)p->crl, (unsigned long long)d->crl_number);
+	json_decref(body);
+	return;
+fail:
+	if (l)
+		lan_link_close(l);
+	log_debug("cannot ask %s for its CRL: %s", p->name, iotsec_strerror(r));
 	json_decref(body);
 }
 

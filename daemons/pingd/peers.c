@@ -32,7 +32,7 @@ struct pingd_peer *pingd_peer_add(struct pingd *d, const char *name)
 void pingd_peer_heard(struct pingd *d, const struct envelope_msg *m, const struct sockaddr_in *from)
 {
 	struct pingd_peer *p = pingd_peer_find(d, m->sender.name);
-	bool changed = false;
+	bool changed = false; /* a new device: saved at once */
 
 	if (strcmp(m->sender.name, d->member->self.name) == 0)
 		return;
@@ -48,10 +48,13 @@ void pingd_peer_heard(struct pingd *d, const struct envelope_msg *m, const struc
 	}
 	/* Only a datagram's source is where its pingd listens: a link we did not open comes
 	 * from a port of the moment. */
+	/* A new address is saved with the next HELLO of ours, not at once: a device that says
+	 * HELLO from address after address (it may forge the source) would otherwise have us
+	 * write and fsync the state file at each datagram. */
 	if (from && (!p->has_addr || p->addr.sin_addr.s_addr != from->sin_addr.s_addr)) {
 		p->addr = *from;
 		p->addr.sin_port = htons((uint16_t)(d->cfg->net.port + 2));
-		p->has_addr = changed = true;
+		p->has_addr = d->state_dirty = true;
 	}
 	if (p->cert != m->cert) {
 		X509_up_ref(m->cert);

@@ -119,6 +119,7 @@ void pingd_state_save(struct pingd *d)
 		json_array_append_new(json_object_get(o, "devices"),
 				      json_pack("{s:s, s:s}", "name", p->name, "address", addr));
 	}
+	d->state_dirty = false;
 	if (o && (text = json_dumps(o, JSON_COMPACT)) != NULL &&
 	    (r = state_path(d, path, sizeof(path))) == 0)
 		r = file_write_atomic(path, text, strlen(text), 0600);
@@ -478,6 +479,8 @@ static int on_hello(sd_event_source *s, uint64_t usec, void *ud)
 	(void)s, (void)usec;
 	pingd_crl_refresh(d); /* which says HELLO itself when the number changed */
 	pingd_hello(d);
+	if (d->state_dirty)
+		pingd_state_save(d);
 	if (d->controller_role)
 		pingd_quarantine_broadcast(d);
 	pingd_label_remind(d);
@@ -541,6 +544,8 @@ int pingd_start(struct pingd *d, const struct iotsec_config *cfg, sd_event *loop
 
 void pingd_stop(struct pingd *d)
 {
+	if (d->state_dirty)
+		pingd_state_save(d);
 	pingd_controller_end(d);
 	lan_tcp_free(d->tcp); /* first: links cancel what they wait for */
 	lan_udp_free(d->udp);

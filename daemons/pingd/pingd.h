@@ -34,6 +34,10 @@
 #define PINGD_STATE_FILE   "pingd.state"
 #define PINGD_ROUND_MAX	   16 /* helpers asked in one indirect round (pingd.helpers <= 16) */
 #define PINGD_KEYD_CALL_MS 5000
+/* HELLOs' worth of time a device that claimed a CRL it did not give (no answer within timeout_ms,
+ * or not the newer CRL it claimed) is not asked again: a liar claiming a huge number in HELLO
+ * after HELLO must not take every question and hold a revocation back. */
+#define PINGD_CRL_SHUN_HELLOS 10
 
 enum pingd_peer_state {
 	PINGD_UNKNOWN,	   /* known from the state file, not heard since we started */
@@ -83,10 +87,11 @@ struct pingd_peer {
 	char serial[2 * 20 + 1]; /* of the certificate it last spoke with; "" when not heard */
 	X509 *cert;		 /* that certificate (verified when heard); NULL when not heard */
 	enum pingd_peer_state state;
-	int64_t last_seen; /* unix seconds; 0: never */
-	uint64_t crl;	   /* the CRL number its HELLO says */
-	uint32_t qv;	   /* the quarantine version its HELLO says */
-	unsigned fails;	   /* our probes failed in a row */
+	int64_t last_seen;    /* unix seconds; 0: never */
+	uint64_t crl;	      /* the CRL number its HELLO says */
+	uint32_t qv;	      /* the quarantine version its HELLO says */
+	uint64_t crl_shun_ms; /* not asked for its CRL before (pingd_now_ms()); 0: any time */
+	unsigned fails;	      /* our probes failed in a row */
 	unsigned long probes;
 	struct pingd_probe *probe; /* ours, under way */
 	struct pingd_round *round; /* ours, under way */
@@ -118,6 +123,7 @@ struct pingd {
 	uint64_t crl_number; /* of the CRL in force */
 	bool crl_asking;     /* a CRL_GET of ours is under way */
 	uint64_t crl_asked_ms;
+	bool state_dirty; /* an address changed since pingd.state was written */
 
 	/* What keyd must still hear: the list (quarantine verb), and a pool without it. */
 	bool keyd_list, keyd_rekey;
@@ -203,7 +209,8 @@ int pingd_quarantine_add(struct pingd *d, const char *name, enum ping_reason why
 int pingd_quarantine_release(struct pingd *d, const char *name);
 /* Controller: release m's sender when its certificate was issued after its quarantine. */
 void pingd_release_if_enrolled_again(struct pingd *d, const struct envelope_msg *m);
-/* A list from the controller: taken when newer than ours. */
+/* A list from the current controller: taken when it is not the one we hold (the version wraps;
+ * the controller's list is the one in force). */
 void pingd_quarantine_take(struct pingd *d, const struct ping_quarantine *q, const char *from);
 void pingd_quarantine_broadcast(struct pingd *d);
 

@@ -234,6 +234,16 @@ static void probed(struct pingd *d, const char *target, bool alive, void *ud)
 		suspect(d, p);
 }
 
+/* A quarantined device keeps its certificate until the administrator revokes it, but no say in
+ * who else goes out: put out as malicious, it would otherwise go on accusing honest devices. */
+static bool quarantined_reporter(struct pingd *d, struct lan_link *l, const struct envelope_msg *m)
+{
+	if (pingd_quarantined(d, m->sender.name) == NULL)
+		return false;
+	lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -EPERM);
+	return true;
+}
+
 void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct envelope_msg *m)
 {
 	struct ping_report rep;
@@ -250,6 +260,8 @@ void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct enve
 		return;
 	}
 	lan_link_finish(l);
+	if (quarantined_reporter(d, l, m))
+		return;
 	p = pingd_peer_find(d, rep.target);
 	if (pingd_link_is_ask(l) && p && p->round) {
 		for (size_t i = 0; i < p->round->n_asked; i++) {
@@ -304,6 +316,8 @@ void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct e
 		return;
 	}
 	lan_link_finish(l);
+	if (quarantined_reporter(d, l, m))
+		return;
 	/* Only devices whose reports count: not malicious, not banned, trusted enough. */
 	tp = trust_peer(d->trust, m->sender.name);
 	if (tp == NULL || !trust_trusted(d->trust, tp, pingd_now_ms())) {

@@ -71,13 +71,32 @@ static void publish(struct pingd *d, const char *name, const char *reason, int64
 	json_decref(ev);
 }
 
+/* The version only tells a device whether it holds the controller's list already: it wraps (0
+ * is "no list"), so that no version, however high, stops the controller from changing the list.
+ */
+static uint32_t next_version(uint32_t v)
+{
+	return v == PING_VERSION_MAX ? 1 : v + 1;
+}
+
+static bool same_list(const struct ping_quarantine *a, const struct ping_quarantine *b)
+{
+	if (a->version != b->version || a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->entry[i].name, b->entry[i].name) != 0 ||
+		    a->entry[i].reason != b->entry[i].reason || a->entry[i].at != b->entry[i].at)
+			return false;
+	return true;
+}
+
 int pingd_quarantine_add(struct pingd *d, const char *name, enum ping_reason why, unsigned failures)
 {
 	struct ping_entry *e;
 
 	if (pingd_quarantined(d, name))
 		return 0;
-	if (d->q.n == PROTO_QUARANTINE_MAX || d->q.version == PING_VERSION_MAX) {
+	if (d->q.n == PROTO_QUARANTINE_MAX) {
 		log_errx("cannot quarantine %s: the list is full (%d)", name, PROTO_QUARANTINE_MAX);
 		return -ENOBUFS;
 	}
@@ -85,7 +104,7 @@ int pingd_quarantine_add(struct pingd *d, const char *name, enum ping_reason why
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->reason = why;
 	e->at = clock_now();
-	d->q.version++;
+	d->q.version = next_version(d->q.version);
 	apply(d);
 	pingd_state_save(d);
 	pingd_quarantine_broadcast(d);
@@ -109,12 +128,10 @@ int pingd_quarantine_release(struct pingd *d, const char *name)
 
 	if (e == NULL)
 		return -ENOENT;
-	if (d->q.version == PING_VERSION_MAX)
-		return -EOVERFLOW;
 	i = (size_t)(e - d->q.entry);
 	memmove(&d->q.entry[i], &d->q.entry[i + 1], (d->q.n - i - 1) * sizeof(d->q.entry[0]));
 	d->q.n--;
-	d->q.version++;
+	d->q.version = next_version(d->q.version);
 	apply(d);
 	pingd_state_save(d);
 	pingd_quarantine_broadcast(d);
@@ -143,7 +160,11 @@ void pingd_release_if_enrolled_again(struct pingd *d, const struct envelope_msg 
 
 void pingd_quarantine_take(struct pingd *d, const struct ping_quarantine *q, const char *from)
 {
-	if (q->version <= d->q.version)
+	/* The current controller's list is the one in force: its keyd makes the pools. Taking only
+	 * a higher version would let a controller-role device, elected once, freeze every list
+	 * for good (version 4294967295), and leave a device holding a list the next controller
+	 * never had (it missed the last change): the two lists never meet again. */
+	if (same_list(q, &d->q))
 		return;
 	for (size_t i = 0; i < q->n; i++)
 		if (!pingd_quarantined(d, q->entry[i].name))
