@@ -33,7 +33,7 @@ wait_until 10 knows pi2 pi8 || fail "pi2's pingd: controller $(field pi2 pingd c
 say "pi8, controller, sends a list of version 4294967295 that puts pi2 out"
 on 8 $PY "$IT_DIR/rogue.py" broadcast "$T/pi8/pi8.crt" "$T/pi8/pi8.key" "$NET.255" 7452 \
 	PINGD_QUARANTINE \
-	'{"version":4294967295,"list":[{"name":"pi2","reason":"malicious","at":1}]}' 2 ||
+	"{\"version\":4294967295,\"list\":[{\"name\":\"pi2\",\"reason\":\"malicious\",\"at\":$(date +%s)}]}" 2 ||
 	fail "rogue"
 frozen() { [ "$(field "$1" pingd quarantine_version)" = 4294967295 ]; }
 wait_until 5 frozen hub || fail "hub holds version $(field hub pingd quarantine_version)"
