@@ -78,5 +78,9 @@ echo "$intake_out" | awk -v u="$unwrap" -v f="$fsync_ms" '
 echo "== election convergence"
 "$(dirname "$0")/election.sh"
 
+# pingd: detection time beside its bound; declaration to completed rekey beside the RSA floor
+# (the rates and the ring costs measured above, in this run).
+RSA_SIGN=$rsa_sign RSA_VERIFY=$rsa_verify RINGS_OUT=$rings_out "$(dirname "$0")/pingd.sh"
+
 echo "== footprint: each daemon's memory (native, arm64 under qemu-user) beside mosquitto's"
 "$(dirname "$0")/footprint.sh"
