@@ -305,7 +305,7 @@ struct ctl_server {
 	struct ctl_conn *conns;
 	unsigned n_conns, n_unprivileged;
 	struct ctl_conn *dispatching;
-	struct ctl_ids allowed[2]; /* [0]: readers, [1]: key clients (ctl_server_allow) */
+	struct ctl_ids allowed[2]; /* [0]: readers, [1]: clients (ctl_server_allow) */
 };
 
 /* Root and the daemon's own user: they may change state, and some slots are kept for them. */
@@ -350,11 +350,11 @@ static unsigned peer_may(const struct ctl_server *s, int fd, const struct ucred 
 	unsigned may = 0;
 
 	if (cred->uid == geteuid())
-		return CTL_MAY_READ | CTL_MAY_CHANGE | CTL_MAY_KEYS;
+		return CTL_MAY_READ | CTL_MAY_CHANGE | CTL_MAY_CLIENT;
 	if (cred->uid == 0)
 		may |= CTL_MAY_READ | CTL_MAY_CHANGE;
 	if (ids_match(&s->allowed[1], fd, cred))
-		may |= CTL_MAY_READ | CTL_MAY_KEYS;
+		may |= CTL_MAY_READ | CTL_MAY_CLIENT;
 	if (!(may & CTL_MAY_READ) && ids_match(&s->allowed[0], fd, cred))
 		may |= CTL_MAY_READ;
 	return may;
@@ -430,7 +430,7 @@ int ctl_server_allow(struct ctl_server *s, enum ctl_may may, const char *list, c
 	bool group;
 	int r = 0;
 
-	if (s == NULL || list == NULL || (may != CTL_MAY_READ && may != CTL_MAY_KEYS))
+	if (s == NULL || list == NULL || (may != CTL_MAY_READ && may != CTL_MAY_CLIENT))
 		return -EINVAL;
 	if (missing && missing_len > 0)
 		missing[0] = '\0';
@@ -463,8 +463,8 @@ int ctl_server_allow(struct ctl_server *s, enum ctl_may may, const char *list, c
 		else
 			ids.uids[ids.n_uids++] = id;
 	}
-	ids_free(&s->allowed[may == CTL_MAY_KEYS]);
-	s->allowed[may == CTL_MAY_KEYS] = ids;
+	ids_free(&s->allowed[may == CTL_MAY_CLIENT]);
+	s->allowed[may == CTL_MAY_CLIENT] = ids;
 	ids = (struct ctl_ids){0};
 out:
 	ids_free(&ids);
@@ -612,7 +612,7 @@ static void conn_handle(struct ctl_conn *c, const char *line, size_t len)
 	json_t *req = NULL, *reply = NULL, *fields = NULL;
 	const struct ctl_verb *v;
 	const char *verb, *why = NULL;
-	char unknown[96];
+	char unknown[96], detail[256];
 	size_t cut;
 	int r;
 
@@ -634,14 +634,22 @@ static void conn_handle(struct ctl_conn *c, const char *line, size_t len)
 		goto send;
 	}
 	if (((v->flags & CTL_MUTATES) && !(c->may & CTL_MAY_CHANGE)) ||
-	    ((v->flags & CTL_KEYS) && !(c->may & CTL_MAY_KEYS))) {
+	    ((v->flags & CTL_KEYS) && !(c->may & CTL_MAY_CLIENT)) ||
+	    ((v->flags & CTL_CONTROLS) && !(c->may & (CTL_MAY_CHANGE | CTL_MAY_CLIENT)))) {
 		reply = refusal_new(req, "permission denied");
 		goto send;
 	}
 	r = v->fn(req, &fields, c->s->userdata);
 	if (r >= 0 && fields && !json_is_object(fields))
 		r = -EINVAL; /* a handler bug, but the peer still deserves an answer */
-	reply = r < 0 ? refusal_new(req, iotsec_strerror(r)) : success_new(req, fields);
+	why = json_string_value(json_object_get(fields, "error"));
+	if (r < 0 && why) {
+		/* What exactly was wrong, after the code: "Invalid argument: ...". */
+		snprintf(detail, sizeof(detail), "%s: %s", iotsec_strerror(r), why);
+		reply = refusal_new(req, detail);
+	} else {
+		reply = r < 0 ? refusal_new(req, iotsec_strerror(r)) : success_new(req, fields);
+	}
 send:
 	/* Without memory for a reply the peer would wait forever: hang up instead. */
 	if (reply == NULL)

@@ -8,8 +8,9 @@
  *   {"v":1,"event":"certificate-invalid", ...fields}
  * Who may do what is decided from the peer's credentials (SO_PEERCRED, SO_PEERGROUPS) when it
  * connects: root and the daemon's own user may read and call CTL_MUTATES verbs; the daemon's own
- * user and its key clients may call CTL_KEYS verbs; its readers may read (verbs without flags,
- * subscribe); anyone else is refused at once. Lines are bounded (CTL_LINE_MAX) and so are
+ * user and its clients may call CTL_KEYS verbs; root, the daemon's own user and its clients may
+ * call CTL_CONTROLS verbs; its readers may read (verbs without flags, subscribe); anyone else is
+ * refused at once. Lines are bounded (CTL_LINE_MAX) and so are
  * connections (CTL_MAX_CLIENTS, of which readers may hold all but CTL_PRIVILEGED_SLOTS, each
  * user at most CTL_USER_SLOTS). */
 #ifndef IOTSEC_CTL_H
@@ -33,19 +34,23 @@
 
 enum ctl_flags {
 	CTL_MUTATES = 1 << 0, /* changes state: root and the daemon's own user */
-	CTL_KEYS = 1 << 1,    /* hands out or takes keys: the daemon's own user and key clients */
+	CTL_KEYS = 1 << 1,    /* hands out or takes keys: the daemon's own user and its clients */
+	/* steers what the daemon does (a new pool, a quarantine): root, the daemon's own user and
+	 * its clients, the daemons whose work it is to ask */
+	CTL_CONTROLS = 1 << 2,
 };
 
 /* What a peer may do. */
 enum ctl_may {
 	CTL_MAY_READ = 1 << 0,
 	CTL_MAY_CHANGE = 1 << 1,
-	CTL_MAY_KEYS = 1 << 2,
+	CTL_MAY_CLIENT = 1 << 2, /* one of the daemon's clients (CTL_KEYS, CTL_CONTROLS) */
 };
 
 /* A verb handler gets the whole request object. It returns 0 and sets *ret_reply to an object
  * whose fields are added to the reply (or leaves it NULL), or a negative code whose
- * iotsec_strerror() becomes the error. */
+ * iotsec_strerror() becomes the error; a handler that then sets *ret_reply to {"error": text}
+ * has the text follow it ("Invalid argument: names[2] is not a device name"). */
 typedef int (*ctl_handler)(json_t *request, json_t **ret_reply, void *userdata);
 
 struct ctl_verb {
@@ -59,7 +64,7 @@ struct ctl_server;
  * peer's credentials (above), not by the file's mode. verbs ends with a {NULL} row. */
 int ctl_server_new(sd_event *e, const char *path, const struct ctl_verb *verbs, void *userdata,
 		   struct ctl_server **ret);
-/* Let more peers in: with CTL_MAY_READ the readers, with CTL_MAY_KEYS the key clients (who may
+/* Let more peers in: with CTL_MAY_READ the readers, with CTL_MAY_CLIENT the clients (who may
  * also read), each named by list: words separated by spaces, "user", "@group", "1001" (a uid)
  * or "@1002" (a gid); it replaces the previous list of that kind. Names unknown here are skipped
  * and, when missing is given, written there (space-separated) for the caller to report. Applies

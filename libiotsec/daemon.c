@@ -346,7 +346,7 @@ out:
 
 struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cfg, const char *name,
 				     const struct ctl_verb *verbs, void *userdata,
-				     const char *key_clients)
+				     const char *clients)
 {
 	struct ctl_server *s = NULL;
 	char path[PATH_MAX], missing[256];
@@ -362,11 +362,13 @@ struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cf
 	if (missing[0] != '\0')
 		log_notice("control.readers: no user or group %s on this system: left out",
 			   missing);
-	if (key_clients &&
-	    (r = ctl_server_allow(s, CTL_MAY_KEYS, key_clients, missing, sizeof(missing))) < 0)
-		fatalx("dictd.clients: %s", iotsec_strerror(r));
-	if (key_clients && missing[0] != '\0')
-		log_notice("dictd.clients: no user or group %s on this system: left out", missing);
+	/* The setting is the daemon's own: dictd.clients, keyd.clients. */
+	if (clients &&
+	    (r = ctl_server_allow(s, CTL_MAY_CLIENT, clients, missing, sizeof(missing))) < 0)
+		fatalx("%s.clients: %s", name, iotsec_strerror(r));
+	if (clients && missing[0] != '\0')
+		log_notice("%s.clients: no user or group %s on this system: left out", name,
+			   missing);
 	return s;
 }
 

@@ -73,11 +73,12 @@ int daemon_dict_key_load(const struct iotsec_config *cfg, const char *path,
 			 uint8_t key[CRYPTO_KEY_LEN]);
 
 /* The daemon's control socket, run_dir/NAME.sock (name: "certd"), open beside root and our own
- * user to control.readers and, with key_clients (a list as control.readers), to those who may
- * call its CTL_KEYS verbs. Names unknown on this system are logged once. Exits on failure. */
+ * user to control.readers and, with clients (its setting NAME.clients, a list as control.readers),
+ * to those who may call its CTL_KEYS and CTL_CONTROLS verbs. Names unknown on this system are
+ * logged once. Exits on failure. */
 struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cfg, const char *name,
 				     const struct ctl_verb *verbs, void *userdata,
-				     const char *key_clients);
+				     const char *clients);
 
 /* A daemon's own directory under run_dir or state_dir: dir/daemon ("certd"). Each daemon's
  * files are in directories of its own, which only its user can write (the units'

@@ -14,6 +14,9 @@ struct keyd_controller {
 	struct ctl_call *call; /* storing our ring, which cancels the other epochs */
 	size_t devices;	       /* the home's size the pool was planned for */
 	uint64_t started_ms;
+	/* Left out by the rekey that made this pool (beside the quarantine), by index in
+	 * ks->dev: taking a device off the quarantine does not bring these back. */
+	bool left_out[KEYSHARE_DEVICES_MAX];
 };
 
 /* A ring on its way to a device (the link's data), until it confirms. */
@@ -158,9 +161,9 @@ static void catch_up(struct keyd *k, const struct keyd_peer *p)
 	log_notice("%s holds epoch %u, above ours (%u): a new pool above it", p->name, p->epoch,
 		   ks->epoch);
 	for (size_t i = 0; i < ks->n_dev; i++)
-		if (ks->dev[i].excluded)
+		if (k->ctl_state->left_out[i])
 			left_out[n++] = ks->dev[i].name;
-	keyd_controller_begin(k, left_out, n);
+	keyd_controller_begin(k, left_out, n); /* the quarantine it leaves out by itself */
 }
 
 void keyd_controller_on_seen(struct keyd *k, struct keyd_peer *p)
@@ -217,6 +220,11 @@ void keyd_controller_on_keys(struct keyd *k, struct lan_link *l, struct envelope
 	if ((d = keyshare_device(c->ks, m->sender.name)) == NULL ||
 	    !keyshare_may_contribute(c->ks, d, m->id)) {
 		keyd_link_refuse(k, l, m, -IOTSEC_EUNASKED);
+		return;
+	}
+	/* Asked before it was quarantined: nothing of it goes into the pool. */
+	if (d->excluded) {
+		log_info("keys from %s dropped: it is left out of this pool", d->name);
 		return;
 	}
 	if ((r = ring_client_keys_parse(m->body, k->member->key, RING_KEYS_PER_MSG, &keys)) < 0 ||
@@ -343,21 +351,49 @@ int keyd_controller_begin(struct keyd *k, const char *const *exclude, size_t n)
 		struct keyshare_device *d = keyshare_device(c->ks, exclude[i]);
 
 		if (d)
-			d->excluded = true;
+			d->excluded = c->left_out[d - c->ks->dev] = true;
 	}
 	/* Only now the cycle this one replaces goes (exclude may point into it): a pool that
 	 * cannot be made leaves the current one in place. */
 	keyd_controller_end(k);
 	k->ctl_state = c;
+	keyd_controller_quarantine(k);
 	/* Before anything of this epoch goes out: a restart must go on above it. */
 	k->floor = epoch;
 	keyd_state_save(k);
 	arm_collect(k);
 	log_notice("controller: pool of epoch %u, %u keys, rings of %u (p_share %.3f), %zu "
-		   "devices left out; collecting",
-		   epoch, plan.pool, plan.ring, plan.p_share, n);
+		   "devices left out, %zu quarantined; collecting",
+		   epoch, plan.pool, plan.ring, plan.p_share, n, k->quarantine.n);
 	every_device(k);
 	return 0;
+}
+
+struct keyshare *keyd_controller_pool(const struct keyd *k)
+{
+	return k->ctl_state ? k->ctl_state->ks : NULL;
+}
+
+void keyd_controller_quarantine(struct keyd *k)
+{
+	struct keyd_controller *c = k->ctl_state;
+	struct keyshare_device *d;
+
+	if (c == NULL)
+		return;
+	/* A record for a device not heard from yet, so that it is left out when it comes. */
+	for (size_t i = 0; i < k->quarantine.n; i++)
+		if ((d = keyshare_device(c->ks, k->quarantine.name[i])) != NULL)
+			d->excluded = true;
+	for (size_t i = 0; i < c->ks->n_dev; i++) {
+		d = &c->ks->dev[i];
+		if (d->excluded && !c->left_out[i] && !keyd_quarantined(k, d->name)) {
+			/* Its next announcement asks it or gives it its ring. */
+			d->excluded = false;
+			log_info("%s is no longer left out of the pool of epoch %u", d->name,
+				 c->ks->epoch);
+		}
+	}
 }
 
 void keyd_controller_end(struct keyd *k)
@@ -439,7 +475,7 @@ static void give_path_keys(struct keyd *k, struct lan_link *l, struct keyd_peer 
 		struct keyd_peer *q = keyd_peer_find(k, e->name);
 		struct lan_link *ql;
 
-		if (e == d || !e->confirmed || q == NULL ||
+		if (e == d || !e->confirmed || e->excluded || q == NULL ||
 		    ring_common(d->ring, d->n_ring, e->ring, e->n_ring, scratch) > 0 ||
 		    keyshare_path_key(ks->path_secret, ks->epoch, p->name, q->name, key) < 0)
 			continue;
@@ -475,6 +511,11 @@ void keyd_controller_on_ack(struct keyd *k, struct lan_link *l, struct envelope_
 	if ((r = ring_ack_parse(m->body, &epoch)) < 0 ||
 	    (r = keyshare_on_ack(c->ks, d, epoch, m->id)) < 0) {
 		keyd_link_refuse(k, l, m, r);
+		return;
+	}
+	/* Quarantined while its ring was on its way: no path key on top of it. */
+	if (d->excluded) {
+		lan_link_finish(l);
 		return;
 	}
 	/* From the first key wrapped to the ring stored (with its fsyncs) and confirmed. */

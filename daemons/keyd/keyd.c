@@ -40,6 +40,10 @@ json_t *keyd_status(struct keyd *k)
 			      "pool", (json_int_t)k->pool, "peers", (json_int_t)k->n_peers, "sent",
 			      (json_int_t)k->sent, "received", (json_int_t)k->n_inbox);
 
+	if (o && json_object_set_new(o, "quarantine", keyd_quarantine_json(&k->quarantine)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (o && lan_member_status(k->member, o) < 0) {
 		json_decref(o);
 		o = NULL;
@@ -73,8 +77,9 @@ static int state_path(const struct keyd *k, char *out, size_t len)
 
 void keyd_state_save(struct keyd *k)
 {
-	json_t *o = json_pack("{s:I, s:I, s:I, s:[], s:[]}", "floor", (json_int_t)k->floor, "epoch",
-			      (json_int_t)k->epoch, "pool", (json_int_t)k->pool, "indices", "path");
+	json_t *o = json_pack("{s:I, s:I, s:I, s:[], s:[], s:o}", "floor", (json_int_t)k->floor,
+			      "epoch", (json_int_t)k->epoch, "pool", (json_int_t)k->pool, "indices",
+			      "path", "quarantine", keyd_quarantine_json(&k->quarantine));
 	char path[PATH_MAX], *text = NULL;
 	int r = -ENOMEM;
 
@@ -93,12 +98,14 @@ void keyd_state_save(struct keyd *k)
 }
 
 /* Read back what keyd_state_save() wrote. A missing file is a first start; a damaged one is
- * an error, never a reason to start over at epoch 1. */
+ * an error, never a reason to start over at epoch 1. A file without "quarantine" (written before
+ * keyd kept one) has none. */
 static int state_load(struct keyd *k)
 {
 	char path[PATH_MAX], *text = NULL;
-	json_t *o = NULL, *v, *indices, *names;
+	json_t *o = NULL, *v, *indices, *names, *quarantine;
 	struct ring_indices *x = NULL;
+	char why[128];
 	size_t len, i;
 	int r;
 
@@ -112,8 +119,12 @@ static int state_load(struct keyd *k)
 	o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 	indices = json_object_get(o, "indices");
 	names = json_object_get(o, "path");
+	quarantine = json_object_get(o, "quarantine");
 	if (!json_is_integer(json_object_get(o, "floor")) || !json_is_array(names) ||
-	    json_array_size(names) > KEYD_PEERS_MAX || (x = calloc(1, sizeof(*x))) == NULL)
+	    json_array_size(names) > KEYD_PEERS_MAX ||
+	    (quarantine &&
+	     keyd_quarantine_parse(quarantine, &k->quarantine, why, sizeof(why)) < 0) ||
+	    (x = calloc(1, sizeof(*x))) == NULL)
 		goto out;
 	k->floor = (uint32_t)json_integer_value(json_object_get(o, "floor"));
 	/* The ring, as its announcement carries it: epoch, pool and indices checked alike. */
@@ -243,12 +254,40 @@ static int verb_rekey(json_t *req, json_t **ret, void *ud)
 			return -EINVAL;
 		names[n++] = json_string_value(v);
 	}
-	if (k->ctl_state == NULL)
-		return -EOPNOTSUPP; /* only the controller makes pools */
+	if (k->ctl_state == NULL) {
+		/* Only the controller makes pools: say which device to ask. */
+		char why[CERT_NAME_MAX + 64];
+
+		if (strcmp(k->controller, k->member->self.name) == 0)
+			snprintf(why, sizeof(why), "not the controller (out of the home)");
+		else
+			snprintf(why, sizeof(why), "not the controller (%s%s)",
+				 k->controller[0] ? "the controller is " : "no controller yet",
+				 k->controller);
+		*ret = json_pack("{s:s}", "error", why);
+		return -EOPNOTSUPP;
+	}
 	if ((r = keyd_controller_begin(k, names, n)) < 0)
 		return r;
 	*ret = json_pack("{s:I}", "epoch", (json_int_t)k->floor);
 	return *ret ? 0 : -ENOMEM;
+}
+
+/* {"names":[...]}: the quarantine, replacing the one before (pingd's, kept on every device). */
+static int verb_quarantine(json_t *req, json_t **ret, void *ud)
+{
+	struct keyd_quarantine *q = malloc(sizeof(*q));
+	char why[128];
+	int r;
+
+	if (q == NULL)
+		return -ENOMEM;
+	if ((r = keyd_quarantine_parse(json_object_get(req, "names"), q, why, sizeof(why))) < 0)
+		*ret = json_pack("{s:s}", "error", why);
+	else
+		keyd_quarantine_set(ud, q);
+	free(q);
+	return r;
 }
 
 /* One verb a line: clang-format would pack these short rows into columns. */
@@ -258,7 +297,8 @@ const struct ctl_verb keyd_verbs[] = {
     {PROTO_KEYD_PEERS, 0, verb_peers},
     {PROTO_KEYD_SEND, CTL_MUTATES, verb_send},
     {PROTO_KEYD_INBOX, CTL_MUTATES, verb_inbox},
-    {PROTO_KEYD_REKEY, CTL_MUTATES, verb_rekey},
+    {PROTO_KEYD_REKEY, CTL_CONTROLS, verb_rekey},
+    {PROTO_KEYD_QUARANTINE, CTL_CONTROLS, verb_quarantine},
     {NULL, 0, NULL},
 };
 /* clang-format on */

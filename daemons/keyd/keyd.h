@@ -12,9 +12,14 @@
  * CLIENT_START_SESSION / CLIENT_COMMON_INDEX / MESSAGE_ENC_DATA. Every unicast message names its
  * recipient and its exchange's id (envelope.h).
  *
- * keyd keeps, in state_dir/keyd.state, the highest epoch it ever used or took, its ring's indices
- * and the devices it holds path keys for: a restarted controller goes on above its last epoch,
- * and a restarted device still knows its ring. */
+ * keyd keeps, in state_dir/keyd.state, the highest epoch it ever used or took, its ring's indices,
+ * the devices it holds path keys for and the quarantine: a restarted controller goes on above its
+ * last epoch and still leaves the quarantined devices out, and a restarted device still knows its
+ * ring.
+ *
+ * The quarantine (pingd sets it, every device keeps it): devices no pool of ours gives anything.
+ * Every device keeps the list it was given, so that one becoming controller leaves them out at
+ * once. */
 #ifndef IOTSEC_KEYD_H
 #define IOTSEC_KEYD_H
 
@@ -29,6 +34,7 @@
 #include "dictd_client.h"
 #include "keyshare.h"
 #include "lan.h"
+#include "proto.h"
 #include "ring.h"
 #include "session.h"
 
@@ -41,6 +47,13 @@
 #define KEYD_DELIVER_MS	  10000 /* a ring not confirmed within this is given again */
 #define KEYD_STATE_FILE	  "keyd.state"
 #define KEYD_MSG_ANNOUNCE "I_AM_ON_THE_NETWORK"
+
+/* The devices quarantined, each once, each a valid device name. */
+#define KEYD_QUARANTINE_MAX PROTO_QUARANTINE_MAX
+struct keyd_quarantine {
+	char name[KEYD_QUARANTINE_MAX][CERT_NAME_MAX];
+	size_t n;
+};
 
 struct keyd_peer {
 	char name[CERT_NAME_MAX];
@@ -86,6 +99,7 @@ struct keyd {
 	size_t n_index;
 	char path[KEYD_PEERS_MAX][CERT_NAME_MAX]; /* devices we hold a path key for */
 	size_t n_path;
+	struct keyd_quarantine quarantine;
 	struct keyd_store *storing;	   /* a ring on its way into dictd */
 	struct ctl_call *check;		   /* asking dictd whether our ring is still there */
 	bool ring_checked;		   /* it answered since we started */
@@ -113,6 +127,19 @@ void keyd_state_save(struct keyd *k);
 void keyd_ring_changed(struct keyd *k);
 bool keyd_has_path(const struct keyd *k, const char *peer);
 void keyd_add_path(struct keyd *k, const char *peer);
+
+/* quarantine.c */
+/* A list of names as the verb and the state file carry it: 0 and the names in out, or -EINVAL
+ * (not an array, an entry not a string, not a device name, or named twice) or -E2BIG (more than
+ * KEYD_QUARANTINE_MAX), with what is wrong in why. out is left as it was on failure. */
+int keyd_quarantine_parse(const json_t *list, struct keyd_quarantine *out, char *why,
+			  size_t why_len);
+/* The names, as a JSON array; NULL without memory. */
+json_t *keyd_quarantine_json(const struct keyd_quarantine *q);
+bool keyd_quarantined(const struct keyd *k, const char *name);
+/* Take q as the quarantine: logged and saved when it differs from the one before, and enforced
+ * by a pool under way. */
+void keyd_quarantine_set(struct keyd *k, const struct keyd_quarantine *q);
 
 /* net.c: announcements, and every message on a link to its handler. */
 void keyd_announce(struct keyd *k);
@@ -149,6 +176,11 @@ void keyd_node_stop(struct keyd *k);
  * replaces the pool under way only once it is made: on failure that one goes on. */
 int keyd_controller_begin(struct keyd *k, const char *const *exclude, size_t n);
 void keyd_controller_end(struct keyd *k);
+/* The quarantine changed: the pool under way gives nothing more to a device in it, and a device
+ * taken off it (that the rekey did not leave out) is given its ring at its next announcement. */
+void keyd_controller_quarantine(struct keyd *k);
+/* The cycle under way; NULL when we are not the controller. */
+struct keyshare *keyd_controller_pool(const struct keyd *k);
 void keyd_controller_on_seen(struct keyd *k, struct keyd_peer *p);
 void keyd_controller_on_keys(struct keyd *k, struct lan_link *l, struct envelope_msg *m);
 void keyd_controller_on_ack(struct keyd *k, struct lan_link *l, struct envelope_msg *m);

@@ -15,7 +15,7 @@ int main(int argc, char **argv)
 		     DAEMON_NEEDS_DEVICE, &cfg);
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
-	keyd.ctl = daemon_ctl_server(e, &cfg, "keyd", keyd_verbs, &keyd, NULL);
+	keyd.ctl = daemon_ctl_server(e, &cfg, "keyd", keyd_verbs, &keyd, cfg.keyd.clients);
 	if ((r = keyd_start(&keyd, &cfg, e)) >= 0)
 		r = daemon_run(e, "sharing keys");
 

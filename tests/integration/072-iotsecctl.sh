@@ -2,7 +2,8 @@
 # iotsecctl as scripts use it: status exits 0 healthy, 1 degraded, 3 down, 4 when it cannot tell,
 # and shows only the daemons iotsec has, each in its real state; options before or after the
 # command; --version; watch prints the state first, says when it times out and refuses what it
-# cannot parse; dict lock|unlock; rekey warns of a device nobody heard of.
+# cannot parse; dict lock|unlock; rekey warns of a device nobody heard of; peers and quarantine
+# say so when pingd is not running.
 . "$(dirname "$0")/common.sh"
 need_netns
 make_home
@@ -11,7 +12,8 @@ CONF=$T/pi1/iotsec.conf
 status() { iotsecctl status -c "$CONF" "$@"; }
 
 say "--help wherever it is asked for: usage on stdout, exit 0"
-for cmd in "" status peers "watch certd" rekey dict "dict lock" "dict unlock" "pool plan"; do
+for cmd in "" status peers "watch certd" rekey dict "dict lock" "dict unlock" "pool plan" \
+	quarantine "quarantine list" "quarantine release"; do
 	# shellcheck disable=SC2086 # each command is its words
 	iotsecctl $cmd --help >"$T/help" 2>"$T/help.err" || fail "iotsecctl $cmd --help exits $?"
 	grep -qi "usage" "$T/help" || fail "iotsecctl $cmd --help prints no usage: $(cat "$T/help" "$T/help.err")"
@@ -65,6 +67,29 @@ grep -q "never heard of 'kitchn'" "$T/err" || fail "no warning for kitchn: $(cat
 st=0
 iotsecctl -c "$CONF" rekey --exclude 2>"$T/err" || st=$?
 [ $st -eq 2 ] && grep -q "needs a device name" "$T/err" || fail "rekey --exclude alone: $st $(cat "$T/err")"
+
+say "without pingd: peers shows keyd's part and says pingd is missing; quarantine fails"
+iotsecctl -c "$CONF" peers >"$T/out" 2>"$T/err" || fail "peers without pingd exits $?: $(cat "$T/err")"
+grep -q "^NAME  *ADDRESS  *STATE  *TRUST (h/R)  *FLAGS  *BANNED  *AUTH-FAILURES  *KEY" "$T/out" ||
+	fail "peers prints: $(cat "$T/out")"
+grep -q "iotsec-pingd: not running" "$T/err" || fail "peers does not say pingd is missing: $(cat "$T/err")"
+iotsecctl -c "$CONF" peers --json >"$T/out" 2>/dev/null || fail "peers --json without pingd"
+$PY -c 'import json,sys; assert isinstance(json.load(open(sys.argv[1])), list)' "$T/out" ||
+	fail "peers --json prints no list: $(cat "$T/out")"
+for cmd in "quarantine list" "quarantine list --json" "quarantine release pi2"; do
+	st=0
+	# shellcheck disable=SC2086
+	iotsecctl -c "$CONF" $cmd >"$T/out" 2>"$T/err" || st=$?
+	[ $st -eq 1 ] && grep -q "iotsec-pingd: not running" "$T/err" ||
+		fail "$cmd without pingd: exit $st: $(cat "$T/err")"
+done
+for bad in "quarantine" "quarantine open" "quarantine release" "quarantine release a b" \
+	"quarantine list --yaml" "peers --yaml"; do
+	st=0
+	# shellcheck disable=SC2086
+	iotsecctl -c "$CONF" $bad >/dev/null 2>"$T/err" || st=$?
+	[ $st -eq 2 ] && grep -q "usage: iotsecctl" "$T/err" || fail "$bad: exit $st: $(cat "$T/err")"
+done
 
 say "watch refuses what it cannot parse"
 for bad in "certd --count abc" "certd --count -1" "certd --timeout 1.5" "bogus" "iotsec-certd"; do

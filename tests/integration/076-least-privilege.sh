@@ -2,12 +2,14 @@
 # Least privilege, as the shipped units arrange it but without systemd: every daemon of two Pis
 # runs as its own user, with run and state directories of its own (RuntimeDirectory=,
 # StateDirectory=) and the device key handed over as a credential. The home still forms; each daemon's files are its own;
-# the control sockets let in only whom iotsec.conf names (SPEC 5).
+# the control sockets let in only whom iotsec.conf names (SPEC 5): keyd's rekey and quarantine
+# root and keyd.clients (pingd's user), its send and inbox root alone.
 . "$(dirname "$0")/common.sh"
 need_netns
 
 # The users the sysusers.d file would make, by number: no account is added to this machine.
-GROUP=4400 CERTD=4401 DICTD=4402 ELECTD=4403 KEYD=4404 OPERATORS=4410 OPERATOR=4411 STRANGER=4412
+GROUP=4400 CERTD=4401 DICTD=4402 ELECTD=4403 KEYD=4404 PINGD=4405 OPERATORS=4410 OPERATOR=4411
+STRANGER=4412
 uid_of() { eval "echo \$$(echo "$1" | tr a-z A-Z)"; }
 # as UID GID COMMAND...: run COMMAND as that user, with no other group.
 as() {
@@ -30,6 +32,8 @@ EOF
 	sed -i -e "s|key_file = \"$D/dict.key\"; };|key_file = \"$D/dict.key\"; clients = \"$KEYD\"; };|" \
 		-e "s|$D/state/keys.dict|$D/state/dictd/keys.dict|" "$D/iotsec.conf"
 	grep -q "clients = \"$KEYD\"" "$D/iotsec.conf" || fail "the configuration lacks dictd.clients"
+	sed -i "s|announce_ms = 500; };|announce_ms = 500; clients = \"$PINGD\"; };|" "$D/iotsec.conf"
+	grep -q "clients = \"$PINGD\"" "$D/iotsec.conf" || fail "the configuration lacks keyd.clients"
 	chmod 0755 "$D"
 	# What the units' RuntimeDirectory= and StateDirectory= make: root's parents, and below
 	# them a directory for each daemon, its own (certd's state readable, for the clock).
@@ -149,6 +153,33 @@ for d in certd dictd electd keyd; do
 	out=$(as $STRANGER $STRANGER $PY "$IT_DIR/ctl.py" "$T/pi1/run/$d/$d.sock" '{"v":1,"verb":"status"}')
 	echo "$out" | grep -q "permission denied: uid $STRANGER" || fail "$d let a stranger in: $out"
 done
+
+say "keyd's rekey and quarantine: root and keyd.clients (pingd's user); send and inbox: not them"
+K=$T/pi1/run/keyd/keyd.sock
+keyd_as() { as "$1" "$2" $PY "$IT_DIR/ctl.py" "$K" "$3"; }
+out=$(keyd_as $PINGD $GROUP '{"v":1,"verb":"quarantine","names":["pi9"]}')
+echo "$out" | grep -q '"ok":true' || fail "keyd.clients could not set the quarantine: $out"
+ctl "$K" '{"v":1,"verb":"status"}' | grep -q '"quarantine": *\["pi9"\]' || fail "quarantine not taken"
+for who in "$OPERATOR $OPERATORS" "$ELECTD $GROUP"; do
+	# shellcheck disable=SC2086 # uid and gid
+	out=$(keyd_as $who '{"v":1,"verb":"quarantine","names":[]}')
+	echo "$out" | grep -q '"error":"permission denied"' || fail "a reader ($who) set the quarantine: $out"
+	# shellcheck disable=SC2086
+	out=$(keyd_as $who '{"v":1,"verb":"rekey"}')
+	echo "$out" | grep -q '"error":"permission denied"' || fail "a reader ($who) asked for a rekey: $out"
+done
+ctl "$K" '{"v":1,"verb":"status"}' | grep -q '"quarantine": *\["pi9"\]' || fail "a refused call changed the quarantine"
+for verb in send inbox; do
+	out=$(keyd_as $PINGD $GROUP "{\"v\":1,\"verb\":\"$verb\",\"peer\":\"pi2\",\"text\":\"x\"}")
+	echo "$out" | grep -q '"error":"permission denied"' || fail "keyd.clients may $verb: $out"
+done
+e0=$(epoch pi1)
+out=$(keyd_as $PINGD $GROUP '{"v":1,"verb":"rekey"}')
+echo "$out" | grep -q '"ok":true' || fail "keyd.clients could not ask for a rekey: $out"
+out=$(ctl "$K" '{"v":1,"verb":"quarantine","names":[]}')
+echo "$out" | grep -q '"ok":true' || fail "root could not set the quarantine: $out"
+newer() { [ "$(epoch pi1)" -gt "$e0" ] && same_epoch pi1 pi2; }
+wait_until 30 newer || fail "no new pool after the rekey: $(epoch pi1) $(epoch pi2)"
 
 say "the home still works after all that"
 send_msg pi2 pi1 "still" | grep -q '"ok":true' || fail "pi2 could not send"

@@ -50,6 +50,14 @@ static int verb_fail(json_t *req, json_t **ret, void *ud)
 	return -IOTSEC_EBADSIG;
 }
 
+/* A refusal that says what exactly was wrong. */
+static int verb_detail(json_t *req, json_t **ret, void *ud)
+{
+	(void)req, (void)ud;
+	*ret = json_pack("{s:s}", "error", "names[1] is not a device name");
+	return -EINVAL;
+}
+
 static int verb_keys(json_t *req, json_t **ret, void *ud)
 {
 	(void)req, (void)ud;
@@ -125,12 +133,14 @@ static int verb_badreply(json_t *req, json_t **ret, void *ud)
 static const struct ctl_verb verbs[] = {
     {"echo", 0, verb_echo},
     {"fail", 0, verb_fail},
+    {"detail", 0, verb_detail},
     {"mutate", CTL_MUTATES, verb_mutate},
     {"publish", 0, verb_publish},
     {"sleep", 0, verb_sleep},
     {"big", 0, verb_big},
     {"badreply", 0, verb_badreply},
     {"keys", CTL_KEYS, verb_keys},
+    {"control", CTL_CONTROLS, verb_mutate},
     {NULL, 0, NULL},
 };
 
@@ -152,7 +162,7 @@ _Noreturn static void server_child(const char *path, int ready)
 	    sd_event_add_signal(e, NULL, SIGTERM, NULL, NULL) < 0 ||
 	    ctl_server_new(e, path, verbs, &server, &server) < 0 ||
 	    ctl_server_allow(server, CTL_MAY_READ, "65534 @65531", NULL, 0) < 0 ||
-	    ctl_server_allow(server, CTL_MAY_KEYS, "65530", NULL, 0) < 0)
+	    ctl_server_allow(server, CTL_MAY_CLIENT, "65530", NULL, 0) < 0)
 		_exit(90);
 	if (server_uid != 0 &&
 	    (setgroups(0, NULL) < 0 || setgid(server_uid) < 0 || setuid(server_uid) < 0))
@@ -416,6 +426,7 @@ static void test_handler_errors(void **state)
 
 	(void)state;
 	assert_refused(call(c, "fail", NULL), "bad signature");
+	assert_refused(call(c, "detail", NULL), "Invalid argument: names[1] is not a device name");
 	assert_refused(call(c, "badreply", NULL), "Invalid argument");
 	assert_refused(call(c, "big", NULL), "message too large");
 	assert_refused(call(c, "nope", NULL), "unknown verb 'nope'");
@@ -856,7 +867,7 @@ static bool peergroups_work(void)
 }
 
 /* Who may do what, from the peer's credentials: the server runs as 65529, reads for 65534 and
- * the group 65531, hands keys to 65530. */
+ * the group 65531, has 65530 as its client (keys, control). */
 static pid_t access_server = -1;
 
 /* The server runs as another user: stopped here, even after a failed assertion. */
@@ -897,6 +908,13 @@ static void test_access(void **state)
 	assert_int_equal(call_as(path, 65530, 65530, 0, "keys"), 0);
 	assert_int_equal(call_as(path, 65530, 65530, 0, "echo"), 0);
 	assert_int_equal(call_as(path, 65530, 65530, 0, "mutate"), 1);
+	/* Steering the daemon: root, its own user and its clients; a reader not among them may
+	 * not, nor may a reader by group. */
+	assert_int_equal(call_as(path, 0, 0, 0, "control"), 0);
+	assert_int_equal(call_as(path, 65529, 65529, 0, "control"), 0);
+	assert_int_equal(call_as(path, 65530, 65530, 0, "control"), 0);
+	assert_int_equal(call_as(path, 65534, 65534, 0, "control"), 1);
+	assert_int_equal(call_as(path, 65532, 65532, 65531, "control"), 1);
 	/* A reader by group: supplementary (SO_PEERGROUPS) or primary. */
 	assert_int_equal(call_as(path, 65532, 65532, 65531, "echo"), 0);
 	assert_int_equal(call_as(path, 65528, 65531, 0, "echo"), 0);
@@ -927,7 +945,7 @@ static void test_allow_lists(void **state)
 	assert_int_equal(
 	    ctl_server_allow(s, CTL_MAY_READ, "root @root 0 @0 ", missing, sizeof(missing)), 0);
 	assert_string_equal(missing, "");
-	assert_int_equal(ctl_server_allow(s, CTL_MAY_KEYS, "no-such-user-x @no-such-group-y root",
+	assert_int_equal(ctl_server_allow(s, CTL_MAY_CLIENT, "no-such-user-x @no-such-group-y root",
 					  missing, sizeof(missing)),
 			 0);
 	assert_string_equal(missing, "no-such-user-x @no-such-group-y");

@@ -14,8 +14,6 @@
 #include "log.h"
 #include "version.h"
 
-#define CALL_TIMEOUT_MS 3000
-
 /* Every daemon iotsec has, in the order status shows them. */
 static const char *const daemons[] = {"certd", "electd", "keyd", "dictd"};
 #define N_DAEMONS (sizeof(daemons) / sizeof(daemons[0]))
@@ -43,13 +41,19 @@ static void usage(FILE *f)
 		"                     device is out of the home or has no controller, or the\n"
 		"                     dictionary is locked; 3 when no daemon runs; 4 when the\n"
 		"                     configuration cannot be read or this user may not ask\n"
-		"  peers [--json]     the devices this one knows, and the key shared with each\n"
+		"  peers [--json]     the devices this one knows: whether each answers, its\n"
+		"                     trust, flags and bans (pingd), and the key shared (keyd)\n"
 		"  watch DAEMON [--count N] [--timeout SECONDS]\n"
 		"                     print DAEMON's state, then each event it pushes, one JSON\n"
 		"                     object a line\n"
 		"  rekey [--exclude DEVICE]...\n"
 		"                     on the controller (root): a new key pool now, giving the\n"
 		"                     devices named nothing of it\n"
+		"  quarantine list [--json]\n"
+		"                     the devices put out of the home, and why\n"
+		"  quarantine release DEVICE\n"
+		"                     on the controller (root): take DEVICE off the quarantine;\n"
+		"                     it is given a ring again\n"
 		"  dict lock|unlock   stop or resume serving keys from the dictionary (root)\n"
 		"  pool plan --nodes N --probability P [--ring K] [--pool S] [--json]\n"
 		"                     size a key pool without changing anything\n"
@@ -61,10 +65,8 @@ static void usage(FILE *f)
 		CONFIG_DEFAULT_PATH);
 }
 
-/* Call verb (args may be NULL) on one daemon: NULL reply and a reason when it does not answer or
- * refuses. */
-static json_t *ask(const char *run_dir, const char *daemon, const char *verb, json_t *args,
-		   const char **ret_why, bool *ret_denied)
+json_t *ask(const char *run_dir, const char *daemon, const char *verb, json_t *args,
+	    const char **ret_why, bool *ret_denied)
 {
 	struct ctl_client *c = NULL;
 	json_t *reply = NULL;
@@ -276,52 +278,6 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 	return rc;
 }
 
-/* The devices keyd knows and whether a pairwise key exists with each; never a key. */
-static int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv)
-{
-	bool as_json = argc > 1 && strcmp(argv[1], "--json") == 0;
-	const char *why = NULL;
-	json_t *reply, *p;
-	size_t i;
-
-	if (argc > 2 || (argc > 1 && !as_json)) {
-		bool help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
-
-		if (!help)
-			fprintf(stderr, "iotsecctl peers: unknown argument '%s'\n", argv[argc - 1]);
-		fprintf(help ? stdout : stderr,
-			"usage: iotsecctl peers [--json]\n"
-			"List the devices this one knows and the key it shares with each.\n");
-		return help ? 0 : 2;
-	}
-	if ((reply = ask(cfg->device.run_dir, "keyd", "peers", NULL, &why, NULL)) == NULL) {
-		fprintf(stderr, "iotsecctl peers: iotsec-keyd: %s\n", why);
-		return 1;
-	}
-	if (as_json) {
-		json_dumpf(json_object_get(reply, "peers"), stdout, JSON_INDENT(2));
-		putchar('\n');
-	} else {
-		printf("%-16s %-11s %6s %7s  %s\n", "DEVICE", "ROLE", "EPOCH", "SHARED",
-		       "PAIRWISE KEY");
-		json_array_foreach(json_object_get(reply, "peers"), i, p)
-		{
-			const char *kind = json_string_value(json_object_get(p, "pairwise"));
-
-			printf("%-16s %-11s %6lld %7lld  %s\n",
-			       json_string_value(json_object_get(p, "name")),
-			       json_string_value(json_object_get(p, "role")),
-			       (long long)json_integer_value(json_object_get(p, "epoch")),
-			       (long long)json_integer_value(json_object_get(p, "shared")),
-			       strcmp(kind, "ring") == 0   ? "yes, from shared ring keys"
-			       : strcmp(kind, "path") == 0 ? "yes, a path key from the controller"
-							   : "none");
-		}
-	}
-	json_decref(reply);
-	return 0;
-}
-
 static bool known_daemon(const char *name)
 {
 	for (size_t i = 0; i < N_DAEMONS; i++)
@@ -506,8 +462,9 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 		}
 	}
 	if ((reply = ask(cfg->device.run_dir, "keyd", "rekey", args, &why, NULL)) == NULL) {
-		fprintf(stderr, "iotsecctl rekey: iotsec-keyd: %s%s\n", why,
-			strstr(why, "not supported") ? " (this device is not the controller)" : "");
+		/* keyd's refusal on a node names the controller: "not the controller (the
+		 * controller is hub)". */
+		fprintf(stderr, "iotsecctl rekey: iotsec-keyd: %s\n", why);
 	} else {
 		printf("new key pool: epoch %lld\n",
 		       (long long)json_integer_value(json_object_get(reply, "epoch")));
@@ -627,6 +584,8 @@ int main(int argc, char **argv)
 		r = cmd_rekey(&cfg, argc, argv);
 	else if (strcmp(argv[0], "dict") == 0)
 		r = cmd_dict(&cfg, argc, argv);
+	else if (strcmp(argv[0], "quarantine") == 0)
+		r = cmd_quarantine(&cfg, argc, argv);
 	else {
 		fprintf(stderr, "iotsecctl: unknown command '%s' (try --help)\n", argv[0]);
 		r = 2;
