@@ -18,7 +18,7 @@ device 3 pi3 node
 device 4 pi4 node
 device 5 pi5 node
 NAMES="hub pi2 pi3 pi4 pi5"
-AWAY=5
+AWAY=6
 for n in $NAMES; do
 	sed -i 's/collect_ms = 1500;/collect_ms = 3000;/' "$T/$n/iotsec.conf"
 	pingd_conf "$n" "tries = 8; helpers = 3; confirmations = 2;"

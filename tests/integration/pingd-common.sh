@@ -5,10 +5,14 @@
 # interval + tries x (timeout + retry), 3 s here. Other settings are added after it.
 PINGD_FAST='interval_ms = 1000; retry_ms = 300; tries = 3; timeout_ms = 500; hello_ms = 300;'
 
-# pingd_conf NAME [SETTINGS]: add a pingd group to NAME's configuration: the fast profile and
-# SETTINGS (libconfig text, later settings of the same name are refused, so give only others).
+# pingd_conf NAME [SETTINGS]: add a pingd group to NAME's configuration: the fast profile, with
+# SETTINGS ("name = value; ...") added or put in place of the fast profile's own.
 pingd_conf() {
-	printf 'pingd = { %s %s };\n' "$PINGD_FAST" "${2:-}" >>"$T/$1/iotsec.conf"
+	_fast=$PINGD_FAST
+	for _s in $(echo "${2:-}" | tr ';' '\n' | sed -n 's/^ *\([a-z_]*\) *=.*/\1/p'); do
+		_fast=$(echo "$_fast" | sed "s/ *$_s = [^;]*;//")
+	done
+	printf 'pingd = { %s %s };\n' "$_fast" "${2:-}" >>"$T/$1/iotsec.conf"
 }
 
 # pingd_only NAME SETTINGS: a pingd group of exactly SETTINGS (no fast profile).
