@@ -44,9 +44,10 @@ and time, and stops by itself.
       answers as goodmouth and also sends CONTROLLER at ADDR COUNT unsolicited REPORTs (one a
       link, fresh ids, 10 a second), each saying a device it hears is unreachable
   rogue.py pingdforge CERT KEY SECONDS NAME@ADDR...
-      a node-role insider opens link after link to the pingd of each device NAME at ADDR: each
-      carries one valid message (PINGD_CRL_GET) and then, by turns, the same one with its
-      signature changed (forged) or the same bytes again (replayed); 4 links a second to each
+      a node-role insider whose certificate NAME already knows opens link after link to the
+      pingd of each device NAME at ADDR: each carries one valid PINGD_PING and, in the same
+      write, by turns another with one byte of its signature changed (forged) or the same bytes
+      again (replayed); 4 links a second to each
 """
 import base64
 import json
@@ -574,12 +575,13 @@ def cmd_pingdforge(cert, key, seconds, *targets):
     end, n, kinds = time.time() + float(seconds), 0, {"forged": 0, "replayed": 0}
     while time.time() < end:
         for name, addr in peers:
-            # Asks for a CRL newer than any: valid, and answered by nothing.
-            valid = dev.seal("PINGD_CRL_GET", {"number": 1 << 40}, to=name,
-                             id=os.urandom(8).hex())
+            # A probe, which any device may send another, and which keeps the link open until
+            # its answer is out. Both go in one write, so the bad one is read with it: on a link
+            # that has carried our valid message, the failure can only be ours.
+            valid = dev.seal("PINGD_PING", {}, to=name, id=os.urandom(8).hex(), with_cert=False)
             if n % 2 == 0:  # a fresh message of its own, one byte of its signature changed
-                o = json.loads(dev.seal("PINGD_CRL_GET", {"number": 1 << 40}, to=name,
-                                        id=os.urandom(8).hex()))
+                o = json.loads(dev.seal("PINGD_PING", {}, to=name, id=os.urandom(8).hex(),
+                                        with_cert=False))
                 sig = bytearray(base64.b64decode(o["sig"]))
                 sig[len(sig) // 2] ^= 0x5A
                 o["sig"] = base64.b64encode(bytes(sig)).decode()
@@ -588,17 +590,14 @@ def cmd_pingdforge(cert, key, seconds, *targets):
                 bad, kind = valid, "replayed"
             try:
                 with socket.create_connection((addr, PINGD_PORT), timeout=1) as c:
-                    c.sendall(frame(valid))
-                    time.sleep(0.05)  # the valid one read first: the link is ours
-                    c.sendall(frame(bad))
-                    time.sleep(0.02)
+                    c.sendall(frame(valid) + frame(bad))
+                    read_frame(c, 0.5)
                 kinds[kind] += 1
             except OSError:
                 pass
         n += 1
         time.sleep(0.25)
     log("sent", kinds["forged"], "forged and", kinds["replayed"], "replayed envelopes")
-
 
 if __name__ == "__main__":
     globals()["cmd_" + sys.argv[1]](*sys.argv[2:])
