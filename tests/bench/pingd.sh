@@ -93,7 +93,7 @@ README=$(sed -n 's/^ *# *\(interval_ms = [0-9]*; retry_ms = [0-9]*; tries = [0-9
 detect() { # detect NAME ROUNDS SETTINGS
 	_name=$1
 	_rounds=$2
-	for n in hub pi2 pi3 pi4; do set_pingd "$n" "$3 hello_ms = 300; helpers = 2; confirmations = 2;"; done
+	for n in hub pi2 pi3 pi4; do set_pingd "$n" "$(pingd_merge "$3" "hello_ms = 300; helpers = 2; confirmations = 2;")"; done
 	for n in hub pi2 pi3 pi4; do restart_pingd "$n"; done
 	: >"$T/times"
 	_iv=$(setting "$3" interval_ms)
@@ -141,7 +141,7 @@ for size in $SIZES; do
 		device $((base + i)) "$n" "$([ "$i" = 1 ] && echo controller || echo node)"
 		# Few broadcasts: at 50 devices every HELLO and announcement is verified 49 times.
 		sed -i 's/announce_ms = 500;/announce_ms = 3000;/' "$T/$n/iotsec.conf"
-		pingd_only "$n" "$(echo "$PINGD_FAST" | sed 's/hello_ms = [0-9]*;/hello_ms = 3000;/') helpers = 3; confirmations = 2;"
+		pingd_conf "$n" "hello_ms = 3000; helpers = 3; confirmations = 2;"
 		names="$names $n"
 	done
 	ctrl=s${size}d1

@@ -68,5 +68,6 @@ for n in $NAMES; do
 	[ "$d" -gt 0 ] || fail "$n dropped no packet"
 	dropped="$dropped $n:$d"
 done
-say "no eviction; hub made $probes probes; packets dropped:$dropped"
+failed=$(grep -c "unanswered" "$T/hub/pingd.log" || true)
+say "no eviction; hub made $probes probes, $failed logged unanswered; packets dropped:$dropped"
 echo ok

@@ -7,12 +7,16 @@ PINGD_FAST='interval_ms = 1000; retry_ms = 300; tries = 3; timeout_ms = 500; hel
 
 # pingd_conf NAME [SETTINGS]: add a pingd group to NAME's configuration: the fast profile, with
 # SETTINGS ("name = value; ...") added or put in place of the fast profile's own.
-pingd_conf() {
-	_fast=$PINGD_FAST
-	for _s in $(echo "${2:-}" | tr ';' '\n' | sed -n 's/^ *\([a-z_]*\) *=.*/\1/p'); do
-		_fast=$(echo "$_fast" | sed "s/ *$_s = [^;]*;//")
+pingd_conf() { printf 'pingd = { %s };\n' "$(pingd_merge "$PINGD_FAST" "${2:-}")" >>"$T/$1/iotsec.conf"; }
+
+# pingd_merge BASE SETTINGS: BASE's settings ("name = value; ...") with those of SETTINGS added
+# or put in their place.
+pingd_merge() {
+	_base=$1
+	for _s in $(echo "$2" | tr ';' '\n' | sed -n 's/^ *\([a-z_]*\) *=.*/\1/p'); do
+		_base=$(echo "$_base" | sed "s/ *$_s = [^;]*;//")
 	done
-	printf 'pingd = { %s %s };\n' "$_fast" "${2:-}" >>"$T/$1/iotsec.conf"
+	echo "$_base $2"
 }
 
 # pingd_only NAME SETTINGS: a pingd group of exactly SETTINGS (no fast profile).
