@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include "clock.h"
+#include "crl.h"
 #include "file.h"
 #include "log.h"
 
@@ -183,10 +184,12 @@ struct file_id {
 };
 
 struct cert_store {
-	char *ca_path, *crl_path;
-	struct file_id ca_id, crl_id;
+	char *ca_path, *crl_path, *received_path;  /* received_path: NULL for none */
+	struct file_id ca_id, crl_id, received_id; /* received_id: zero while it is absent */
 	X509 *ca;
-	X509_CRL *crl;
+	X509_CRL *crl; /* in force: the newer usable one of the two files (crl.h) */
+	bool received_in_force;
+	int received_status; /* cert_store_received_status() */
 	X509_STORE *store;
 	char home[CERT_NAME_MAX];
 	uint64_t generation;
@@ -203,51 +206,50 @@ static int file_id_get(const char *path, struct file_id *ret)
 	return 0;
 }
 
+/* The received file's identity, all zero when it is absent or cannot be looked at: a change
+ * between those states and a file is a change to act on. */
+static int received_id_get(const char *path, struct file_id *ret)
+{
+	int r = path ? file_id_get(path, ret) : -ENOENT;
+
+	if (r < 0)
+		*ret = (struct file_id){0};
+	return r;
+}
+
 static bool file_id_eq(const struct file_id *a, const struct file_id *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
 	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
-static int crl_load(const char *path, X509 *ca, X509_CRL **ret)
+/* The received CRL at path when it is usable and newer than crl (-EALREADY when not newer). */
+static int received_load(const char *path, X509 *ca, const X509_CRL *crl, X509_CRL **ret)
 {
-	char *pem = NULL;
-	size_t len;
-	BIO *bio = NULL;
-	X509_CRL *crl = NULL;
-	int r = file_read(path, CERT_FILE_MAX * 16, &pem, &len);
+	X509_CRL *got = NULL;
+	int r = crl_load(path, CRL_PEM_MAX, ca, &got);
 
-	if (r < 0)
-		goto out;
-	r = -IOTSEC_ECRL;
-	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL ||
-	    (crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) == NULL)
-		goto out;
-	/* A CRL not signed by our CA could hide a revocation: refuse it outright. */
-	if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) != 0 ||
-	    X509_CRL_verify(crl, X509_get0_pubkey(ca)) != 1)
-		goto out;
-	*ret = crl;
-	crl = NULL;
-	r = 0;
-out:
-	X509_CRL_free(crl);
-	BIO_free(bio);
-	free(pem);
+	if (r == 0 && !crl_newer(got, crl)) {
+		X509_CRL_free(got);
+		return -EALREADY;
+	}
+	if (r == 0)
+		*ret = got;
 	return r;
 }
 
-/* Load CA and CRL from the paths in s into a fresh X509_STORE, replacing the current one only
- * when everything loaded. */
+/* Load CA and CRLs from the paths in s into a fresh X509_STORE, replacing the current one only
+ * when everything needed loaded. The received CRL is never needed: without it, or with one that
+ * is unusable or not newer, the administrator's is in force. */
 static int store_reload(struct cert_store *s)
 {
-	struct file_id ca_id = {0}, crl_id = {0};
+	struct file_id ca_id = {0}, crl_id = {0}, received_id = {0};
 	X509 *ca = NULL;
-	X509_CRL *crl = NULL;
+	X509_CRL *crl = NULL, *received = NULL;
 	X509_STORE *store = NULL;
 	char home[CERT_NAME_MAX];
 	int64_t from, until, t;
-	int r;
+	int r, received_status;
 
 	if ((r = file_id_get(s->ca_path, &ca_id)) < 0 || (r = cert_load(s->ca_path, &ca)) < 0)
 		goto out;
@@ -257,9 +259,18 @@ static int store_reload(struct cert_store *s)
 		goto out;
 	}
 	if ((r = file_id_get(s->crl_path, &crl_id)) < 0 ||
-	    (r = crl_load(s->crl_path, ca, &crl)) < 0) {
-		r = r == -ENOENT ? -IOTSEC_ECRL : r;
+	    (r = crl_load(s->crl_path, CRL_FILE_MAX, ca, &crl)) < 0) {
+		r = r == -ENOENT || r == -EBADMSG || r == -IOTSEC_EUNKNOWNCA || r == -IOTSEC_EBADSIG
+			? -IOTSEC_ECRL
+			: r;
 		goto out;
+	}
+	received_status = received_id_get(s->received_path, &received_id);
+	if (received_status == 0)
+		received_status = received_load(s->received_path, ca, crl, &received);
+	if (received) {
+		X509_CRL_free(crl);
+		crl = received;
 	}
 	if ((r = cert_time(X509_get0_notBefore(ca), &from)) < 0 ||
 	    (r = cert_time(X509_get0_notAfter(ca), &until)) < 0 ||
@@ -282,7 +293,9 @@ static int store_reload(struct cert_store *s)
 	X509_CRL_free(s->crl);
 	X509_STORE_free(s->store);
 	s->ca = ca, s->crl = crl, s->store = store;
-	s->ca_id = ca_id, s->crl_id = crl_id;
+	s->ca_id = ca_id, s->crl_id = crl_id, s->received_id = received_id;
+	s->received_in_force = received != NULL;
+	s->received_status = received_status;
 	s->valid_from = from, s->valid_until = until;
 	s->generation++;
 	memcpy(s->home, home, sizeof(home));
@@ -297,11 +310,18 @@ out:
 
 int cert_store_load(const char *ca_path, const char *crl_path, struct cert_store **ret)
 {
+	return cert_store_load_received(ca_path, crl_path, NULL, ret);
+}
+
+int cert_store_load_received(const char *ca_path, const char *crl_path, const char *received_path,
+			     struct cert_store **ret)
+{
 	struct cert_store *s = calloc(1, sizeof(*s));
 	int r = -ENOMEM;
 
 	if (s == NULL || (s->ca_path = strdup(ca_path)) == NULL ||
-	    (s->crl_path = strdup(crl_path)) == NULL)
+	    (s->crl_path = strdup(crl_path)) == NULL ||
+	    (received_path && (s->received_path = strdup(received_path)) == NULL))
 		goto out;
 	if ((r = store_reload(s)) < 0)
 		goto out;
@@ -321,18 +341,21 @@ void cert_store_free(struct cert_store *s)
 	X509_STORE_free(s->store);
 	free(s->ca_path);
 	free(s->crl_path);
+	free(s->received_path);
 	free(s);
 }
 
 int cert_store_refresh(struct cert_store *s, bool *ret_changed)
 {
-	struct file_id ca_id = {0}, crl_id = {0};
+	struct file_id ca_id = {0}, crl_id = {0}, received_id = {0};
 	int r;
 
 	if ((r = file_id_get(s->ca_path, &ca_id)) < 0 ||
 	    (r = file_id_get(s->crl_path, &crl_id)) < 0)
 		return r == -ENOENT ? -IOTSEC_ECRL : r;
-	if (file_id_eq(&ca_id, &s->ca_id) && file_id_eq(&crl_id, &s->crl_id)) {
+	(void)received_id_get(s->received_path, &received_id);
+	if (file_id_eq(&ca_id, &s->ca_id) && file_id_eq(&crl_id, &s->crl_id) &&
+	    file_id_eq(&received_id, &s->received_id)) {
 		if (ret_changed)
 			*ret_changed = false;
 		return 0;
@@ -357,6 +380,51 @@ X509 *cert_store_ca(const struct cert_store *s)
 uint64_t cert_store_generation(const struct cert_store *s)
 {
 	return s->generation;
+}
+
+X509_CRL *cert_store_crl(const struct cert_store *s)
+{
+	return s->crl;
+}
+
+const char *cert_store_crl_path(const struct cert_store *s)
+{
+	return s->received_in_force ? s->received_path : s->crl_path;
+}
+
+const char *cert_store_received_path(const struct cert_store *s)
+{
+	return s->received_path;
+}
+
+int cert_store_received_status(const struct cert_store *s)
+{
+	return s->received_in_force ? 0 : s->received_status;
+}
+
+int cert_store_crl_number(const struct cert_store *s, uint64_t *ret)
+{
+	return crl_number(s->crl, ret);
+}
+
+int cert_store_crl_pem(const struct cert_store *s, char **ret, size_t *ret_len)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *copy;
+	long len;
+	int r = -ENOMEM;
+
+	if (bio == NULL || PEM_write_bio_X509_CRL(bio, s->crl) != 1 ||
+	    (len = BIO_get_mem_data(bio, &data)) <= 0 || (copy = malloc((size_t)len + 1)) == NULL)
+		goto out;
+	memcpy(copy, data, (size_t)len);
+	copy[len] = '\0';
+	*ret = copy;
+	*ret_len = (size_t)len;
+	r = 0;
+out:
+	BIO_free(bio);
+	return r;
 }
 
 void cert_store_window(const struct cert_store *s, int64_t *ret_from, int64_t *ret_until)

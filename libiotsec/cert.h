@@ -50,16 +50,38 @@ int cert_to_der(X509 *cert, uint8_t **ret, size_t *ret_len);
 /* 0 when key is the private key of cert's public key, -IOTSEC_EKEYMISMATCH otherwise. */
 int cert_key_matches(X509 *cert, EVP_PKEY *key);
 
-/* The trust anchor: the home CA certificate and its CRL, re-read when either file changes. */
+/* The trust anchor: the home CA certificate and the CRL in force, re-read when a file changes. */
 struct cert_store;
 /* Loads both files now; a missing or unusable CRL is an error (-IOTSEC_ECRL): without it a
  * revoked device would be accepted. */
 int cert_store_load(const char *ca_path, const char *crl_path, struct cert_store **ret);
+/* The same, and the CRL in force is the newer usable one of crl_path (the administrator's, which
+ * must be usable as above) and received_path (NULL: none), a CRL received from another device
+ * (crl.h says what newer means). A missing, unusable or older received file is no error: the
+ * administrator's is in force, and cert_store_received_status() says why. Daemons load theirs
+ * with daemon_cert_store_load() (daemon.h), which names both files of the configuration. */
+int cert_store_load_received(const char *ca_path, const char *crl_path, const char *received_path,
+			     struct cert_store **ret);
 void cert_store_free(struct cert_store *s);
-/* Re-read the CA or CRL if their files changed since the last load (mtime, size, inode). Keeps
- * the previous state and returns an error when the new files are unusable. *ret_changed tells
- * whether anything was reloaded (may be NULL). */
+/* Re-read the CA or CRLs if any of their files changed since the last load (mtime, size, inode;
+ * the received file appearing or going too). Keeps the previous state and returns an error when
+ * the new files are unusable. *ret_changed tells whether anything was reloaded (may be NULL). */
 int cert_store_refresh(struct cert_store *s, bool *ret_changed);
+/* The CRL in force (borrowed), and the file it came from. */
+X509_CRL *cert_store_crl(const struct cert_store *s);
+const char *cert_store_crl_path(const struct cert_store *s);
+/* The received CRL's path as loaded; NULL for none. */
+const char *cert_store_received_path(const struct cert_store *s);
+/* Why the received CRL is or is not in force: 0 it is; -ENOENT there is none (the normal case);
+ * -EALREADY it is not newer than the administrator's (normal once the administrator installs
+ * the same revocation); otherwise it is unusable (crl_parse()'s codes, -EFBIG, -EACCES...), a
+ * thing to say once. */
+int cert_store_received_status(const struct cert_store *s);
+/* The CRL Number of the CRL in force (crl_number(): -ENODATA when it has none). */
+int cert_store_crl_number(const struct cert_store *s, uint64_t *ret);
+/* The CRL in force as PEM, to send to a peer: *ret is malloc'd and NUL-terminated, *ret_len
+ * excludes the NUL. */
+int cert_store_crl_pem(const struct cert_store *s, char **ret, size_t *ret_len);
 /* The home named by the CA certificate (its O). */
 const char *cert_store_home(const struct cert_store *s);
 X509 *cert_store_ca(const struct cert_store *s);

@@ -21,6 +21,7 @@
 
 #include "cert.h"
 #include "clock.h"
+#include "crl.h"
 #include "crypto.h"
 #include "file.h"
 #include "keydict.h"
@@ -205,9 +206,12 @@ void daemon_setup(int argc, char **argv, const char *name, const char *summary, 
 	    (r = file_mkdirs(run_dir, 0755)) < 0)
 		fatalx("cannot create the run directory %s/%s: %s", cfg->device.run_dir, daemon,
 		       iotsec_strerror(r));
-	/* certd's is readable by all, for the clock; the others' hold what is theirs alone. */
+	/* certd's is readable by all, for the clock, and pingd's, for the CRL it received
+	 * (crl_received_path()); the others' hold what is theirs alone. */
 	if ((r = daemon_dir(cfg->device.state_dir, daemon, state_dir, sizeof(state_dir))) < 0 ||
-	    (r = file_mkdirs(state_dir, strcmp(daemon, "certd") == 0 ? 0755 : 0700)) < 0)
+	    (r = file_mkdirs(state_dir, strcmp(daemon, "certd") == 0 || strcmp(daemon, "pingd") == 0
+					    ? 0755
+					    : 0700)) < 0)
 		fatalx("cannot create the state directory %s/%s: %s", cfg->device.state_dir, daemon,
 		       iotsec_strerror(r));
 	take_lock(run_dir, daemon);
@@ -377,6 +381,34 @@ int daemon_dir(const char *dir, const char *daemon, char *out, size_t len)
 	if (dir == NULL || daemon == NULL || daemon[0] == '\0' || strchr(daemon, '/') != NULL)
 		return -EINVAL;
 	return snprintf(out, len, "%s/%s", dir, daemon) < (int)len ? 0 : -ENAMETOOLONG;
+}
+
+int daemon_cert_store_load(const struct iotsec_config *cfg, struct cert_store **ret)
+{
+	char received[PATH_MAX];
+	int r;
+
+	if ((r = crl_received_path(cfg->device.state_dir, received, sizeof(received))) < 0)
+		return r;
+	return cert_store_load_received(cfg->device.ca, cfg->device.crl, received, ret);
+}
+
+void daemon_note_received_crl(const struct cert_store *s, bool reloaded, int *last)
+{
+	int r = cert_store_received_status(s);
+	uint64_t number = 0;
+
+	if (r == *last && !(r == 0 && reloaded))
+		return;
+	*last = r;
+	if (r == 0) {
+		(void)cert_store_crl_number(s, &number);
+		log_notice("CRL in force: %s (number %llu), newer than the configured one",
+			   cert_store_received_path(s), (unsigned long long)number);
+	} else if (r != -ENOENT && r != -EALREADY) {
+		log_warnx("ignoring the received CRL %s: %s", cert_store_received_path(s),
+			  iotsec_strerror(r));
+	}
 }
 
 int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_t outlen)
@@ -561,10 +593,16 @@ static int check_device(const struct iotsec_config *c, FILE *out)
 			    c->device.cert);
 	n += r;
 	if ((r = check_file(out, c->device.ca) + check_file(out, c->device.crl)) == 0 &&
-	    (r = cert_store_load(c->device.ca, c->device.crl, &store)) < 0)
+	    (r = daemon_cert_store_load(c, &store)) < 0)
 		r = problem(out, r == -IOTSEC_ECRL ? c->device.crl : c->device.ca, "%s",
 			    iotsec_strerror(r));
 	n += r;
+	/* Not a problem: the device then follows the administrator's CRL. */
+	if (store && (r = cert_store_received_status(store)) < 0 && r != -ENOENT &&
+	    r != -EALREADY &&
+	    crl_received_path(c->device.state_dir, key_path, sizeof(key_path)) == 0)
+		fprintf(out, "%s: note: ignored (%s); %s is in force\n", key_path,
+			iotsec_strerror(r), c->device.crl);
 	if (store && cert && n == 0) {
 		r = cert_verify(store, cert, CERT_ROLES_ANY, NULL);
 		if (r == -IOTSEC_EUNKNOWNCA || r == -IOTSEC_ESELFSIGNED || r == -IOTSEC_EHOME)

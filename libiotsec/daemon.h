@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <systemd/sd-event.h>
 
+#include "cert.h"
 #include "config.h"
 #include "crypto.h"
 #include "ctl.h"
@@ -79,6 +80,15 @@ int daemon_dict_key_load(const struct iotsec_config *cfg, const char *path,
 struct ctl_server *daemon_ctl_server(sd_event *e, const struct iotsec_config *cfg, const char *name,
 				     const struct ctl_verb *verbs, void *userdata,
 				     const char *clients);
+
+/* The home CA and the CRL in force for cfg: device.ca, and the newer of device.crl and the CRL
+ * received from another device (crl_received_path() under device.state_dir), as
+ * cert_store_load_received() says. Every daemon that verifies certificates loads its store so. */
+int daemon_cert_store_load(const struct iotsec_config *cfg, struct cert_store **ret);
+/* Say once whether the received CRL is in force (again whenever s was reloaded: it may be
+ * another one), or why an unusable one is ignored; *last holds what was said (start it at
+ * -ENOENT: nothing to say without a file). */
+void daemon_note_received_crl(const struct cert_store *s, bool reloaded, int *last);
 
 /* A daemon's own directory under run_dir or state_dir: dir/daemon ("certd"). Each daemon's
  * files are in directories of its own, which only its user can write (the units'

@@ -49,11 +49,13 @@ int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule 
 	    (r = cert_key_matches(m->cert, m->key)) < 0)
 		goto out;
 	what = cfg->device.ca;
-	if ((r = cert_store_load(cfg->device.ca, cfg->device.crl, &m->store)) < 0) {
+	if ((r = daemon_cert_store_load(cfg, &m->store)) < 0) {
 		if (r == -IOTSEC_ECRL)
 			what = cfg->device.crl;
 		goto out;
 	}
+	m->received_crl = -ENOENT;
+	daemon_note_received_crl(m->store, true, &m->received_crl);
 	what = cfg->device.cert;
 	if ((r = envelope_ctx_new(m->store, m->cert, m->key, rules, cfg->net.delta_t, &m->env)) < 0)
 		goto out;
@@ -80,16 +82,18 @@ void lan_member_free(struct lan_member *m)
 void lan_member_refresh(struct lan_member *m)
 {
 	uint64_t now = mono_ms();
+	bool changed = false;
 	int r;
 
-	/* Two stat() calls a look: not for every datagram of a flood. */
+	/* Three stat() calls a look: not for every datagram of a flood. */
 	if (m->refreshed_ms != 0 && now < m->refreshed_ms + LAN_REFRESH_MS)
 		return;
 	m->refreshed_ms = now;
-	r = cert_store_refresh(m->store, NULL);
+	r = cert_store_refresh(m->store, &changed);
 	if (r < 0 && r != m->refresh_error)
 		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
 	m->refresh_error = r;
+	daemon_note_received_crl(m->store, changed, &m->received_crl);
 }
 
 void lan_member_refuse(struct lan_member *m, const struct sockaddr_in *from, const char *sender,
@@ -269,6 +273,7 @@ struct lan_link {
 	struct lan_link *prev, *next;
 	int fd;
 	bool incoming, authenticated, connecting, finishing;
+	bool verified; /* carried a verified unicast from peer: its failures are peer's (lan.h) */
 	bool dispatching, doomed; /* closed from inside its own callback: freed after it */
 	sd_event_source *io, *timer;
 	struct frame_reader *fr;
@@ -287,6 +292,8 @@ struct lan_tcp {
 	sd_event_source *io;
 	lan_link_fn fn;
 	void *userdata;
+	lan_failure_fn failure_fn;
+	void *failure_userdata;
 	struct lan_link *links; /* newest first */
 	size_t n_in, n_out;
 };
@@ -338,6 +345,48 @@ static void link_refuse(struct lan_link *l, const char *sender, int r)
 	lan_link_close(l);
 }
 
+/* The refusals lan.h counts against a link's device: what it sent that fails authentication or
+ * is wrong in itself. Not the state of a certificate (revoked, expired, a CRL that lapsed: the
+ * administrator's doing), nor an unknown type (what a newer version of a daemon sends), nor our
+ * own lack of room. */
+static bool attributable(int r)
+{
+	switch (-r) {
+	case EBADMSG:
+	case EMSGSIZE:
+	case IOTSEC_EBADSIG:
+	case IOTSEC_EREPLAY:
+	case IOTSEC_ESTALE:
+	case IOTSEC_ENOTFORUS:
+	case IOTSEC_EROLE:
+	case IOTSEC_EIDENTITY:
+	case IOTSEC_EUNKNOWNCERT:
+	case IOTSEC_EUNKNOWNCA:
+	case IOTSEC_ESELFSIGNED:
+	case IOTSEC_EHOME:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Refuse what came on l and drop the link; then, when the link had carried a verified message
+ * addressed to us from its device, tell the owner of the transport it was that device's. Called
+ * once the link is gone, the callback may close any other link. */
+static void link_fail(struct lan_link *l, const char *sender, int r)
+{
+	struct lan_tcp *t = l->t;
+	char device[CERT_NAME_MAX] = "";
+
+	if (l->verified && attributable(r))
+		memcpy(device, l->peer, sizeof(device));
+	link_refuse(l, sender, r);
+	if (device[0] != '\0' && t->failure_fn) {
+		log_debug("%s answers for a failure on its link: %s", device, iotsec_strerror(r));
+		t->failure_fn(device, r, t->failure_userdata);
+	}
+}
+
 static int on_link_timer(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct lan_link *l = userdata;
@@ -387,20 +436,24 @@ static bool link_message(struct lan_link *l, const uint8_t *frame, size_t len)
 	int r;
 
 	if ((r = envelope_open(l->t->m->env, frame, len, &msg, sender)) < 0) {
-		link_refuse(l, sender, r);
+		link_fail(l, sender, r);
 		return false;
 	}
 	/* One link, one device: anyone else answering (one that took the address) would otherwise
 	 * be handed what was meant for the other. */
 	if (l->peer[0] != '\0' && strcmp(l->peer, msg.sender.name) != 0) {
 		envelope_msg_clear(&msg);
-		link_refuse(l, sender, -IOTSEC_EIDENTITY);
+		link_fail(l, sender, -IOTSEC_EIDENTITY);
 		return false;
 	}
 	if (l->peer[0] == '\0')
 		make_room(l, msg.sender.name);
 	snprintf(l->peer, sizeof(l->peer), "%s", msg.sender.name);
 	l->authenticated = true;
+	/* Only a message addressed to us binds the stream to its device: a broadcast anyone
+	 * overheard (and we missed) could be relayed on a link of the relayer's. */
+	if (msg.id[0] != '\0')
+		l->verified = true;
 	link_touch(l);
 	l->dispatching = true;
 	l->t->fn(l, &msg, l->t->userdata);
@@ -430,14 +483,14 @@ static bool link_read(struct lan_link *l)
 	if (n < 0)
 		return true;
 	if ((r = frame_reader_feed(l->fr, buf, (size_t)n)) < 0) {
-		link_refuse(l, "", r);
+		link_fail(l, "", r);
 		return false;
 	}
 	while ((r = frame_reader_next(l->fr, &frame, &len)) == 0)
 		if (!link_message(l, frame, len))
 			return false;
 	if (r != -EAGAIN) {
-		link_refuse(l, "", r);
+		link_fail(l, "", r);
 		return false;
 	}
 	return true;
@@ -589,6 +642,12 @@ int lan_tcp_open(sd_event *e, struct lan_member *m, uint16_t port, lan_link_fn f
 out:
 	lan_tcp_free(t);
 	return r;
+}
+
+void lan_tcp_on_failure(struct lan_tcp *t, lan_failure_fn fn, void *userdata)
+{
+	t->failure_fn = fn;
+	t->failure_userdata = userdata;
 }
 
 void lan_tcp_free(struct lan_tcp *t)

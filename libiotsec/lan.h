@@ -54,15 +54,18 @@ struct lan_member {
 	struct refusals refused;
 	uint64_t refreshed_ms; /* when the CA and CRL files were last looked at */
 	int refresh_error;     /* the last refresh's, logged once */
+	int received_crl;      /* daemon_note_received_crl()'s */
 };
 
-/* Load this device's certificate and key and the home CA and CRL named in cfg, for messages of
- * the types in rules. On failure *ret_what names the file at fault. */
+/* Load this device's certificate and key and the home CA and the CRL in force for cfg
+ * (daemon_cert_store_load()), for messages of the types in rules. On failure *ret_what names
+ * the file at fault. */
 int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule *rules,
 		    struct lan_member **ret, const char **ret_what);
 void lan_member_free(struct lan_member *m);
-/* Re-read the CA and CRL if they changed, looking at most every LAN_REFRESH_MS; keep the
- * previous ones if the new ones are unusable, and say so once. */
+/* Re-read the CA and CRLs if they changed, looking at most every LAN_REFRESH_MS; keep the
+ * previous ones if the new ones are unusable, and say so once (and what becomes of a received
+ * CRL, daemon_note_received_crl()). */
 void lan_member_refresh(struct lan_member *m);
 /* Count a refusal of what came from `from` (and from sender, "" when unknown), and log it when
  * refusals.h says it is worth a line. */
@@ -97,6 +100,26 @@ int lan_tcp_open(sd_event *e, struct lan_member *m, uint16_t port, lan_link_fn f
 		 struct lan_tcp **ret);
 /* Closes every link. */
 void lan_tcp_free(struct lan_tcp *t);
+
+/* Authentication failures a device answers for (malicious labelling, SPEC 7). A link that has
+ * carried a verified message addressed to us from device D (a unicast: one D signed for us) is
+ * D's stream; when a later message on it fails (a bad signature, a replay, a stale time, another
+ * recipient, another sender, a role D may not use, a certificate that is not of the home, an
+ * unknown fingerprint, an envelope or frame that does not parse), fn(D, reason, userdata) is
+ * called, reason being the negative code refused, once the link is dropped (fn may close other
+ * links, not free the transport).
+ *
+ * Nothing else is attributed: not a failure before such a message on the link (whoever opened
+ * it may have relayed anything), not a datagram, not a broadcast relayed on a link, not the state
+ * of a certificate (revoked, expired) nor an unknown type (what a newer daemon sends). A
+ * certificate is public, and anyone can replay a datagram or a message already delivered:
+ * counting those would let an outsider frame an honest device. What remains is a failure in a
+ * TCP stream D opened or answered on: an outsider cannot put bytes into it. One who can read
+ * D's traffic to us and beat it here (on the path between us, or when our copy was lost and is
+ * resent) can still make one failure appear per such race; a threshold absorbs that. */
+typedef void (*lan_failure_fn)(const char *device, int reason, void *userdata);
+/* Set (or, with fn NULL, clear) the callback. */
+void lan_tcp_on_failure(struct lan_tcp *t, lan_failure_fn fn, void *userdata);
 
 /* A new link to device peer at addr; messages queue until it connects. -EBUSY when every
  * outgoing slot is taken. The link is owned by the transport: it lives until it is closed,

@@ -51,6 +51,8 @@ const char *iotsec_strerror(int r)
 		return "malformed message";
 	case EMSGSIZE:
 		return "message too large";
+	case EALREADY:
+		return "not newer than the one in force";
 	default:
 		return strerror(r);
 	}

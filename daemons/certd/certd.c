@@ -20,6 +20,7 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
 	const char *what;
+	bool reloaded = false;
 	int r;
 
 	if ((r = daemon_secret_path("device.key", cfg->device.key, c->key_path,
@@ -28,14 +29,18 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 		goto out;
 	}
 	what = cfg->device.ca;
-	if (c->store == NULL)
-		r = cert_store_load(cfg->device.ca, cfg->device.crl, &c->store);
-	else
-		r = cert_store_refresh(c->store, NULL);
+	if (c->store == NULL) {
+		r = daemon_cert_store_load(cfg, &c->store);
+		c->received_crl = -ENOENT;
+		reloaded = true;
+	} else {
+		r = cert_store_refresh(c->store, &reloaded);
+	}
 	if (r == -IOTSEC_ECRL)
 		what = cfg->device.crl;
 	if (r < 0)
 		goto out;
+	daemon_note_received_crl(c->store, reloaded, &c->received_crl);
 	what = cfg->device.cert;
 	if ((r = cert_load(cfg->device.cert, &cert)) < 0)
 		goto out;
@@ -65,7 +70,7 @@ static int certd_verify(struct certd *c, char *reason, size_t len)
 		r = cert_verify(c->store, cert, CERT_ROLES_ANY, &c->info);
 	}
 	if (r == -IOTSEC_ECRL)
-		what = cfg->device.crl; /* expired, or not yet valid */
+		what = cert_store_crl_path(c->store); /* expired, or not yet valid */
 	if (r < 0)
 		goto out;
 	if (cfg->device.name[0] != '\0' && strcmp(cfg->device.name, c->info.name) != 0) {

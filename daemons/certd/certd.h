@@ -26,6 +26,7 @@ struct certd {
 	unsigned checks;
 	struct ctl_server *ctl; /* where transitions are announced; may be NULL */
 	struct cert_store *store;
+	int received_crl; /* daemon_note_received_crl()'s */
 	enum certd_state state;
 	int error;	       /* why it is invalid (negative code) */
 	char reason[256];      /* the same, for people: "certificate /x.crt: certificate revoked" */

@@ -1,6 +1,7 @@
 /* iotsec-certd: the certificate watchdog (SPEC 5.2). Checks this device's certificate, key, CA and
- * CRL every certd.interval seconds and whenever one of their files changes, and announces on its
- * control socket when the device falls out of the home or comes back. */
+ * the CRL in force (device.crl, or a newer one received from a peer: crl.h) every certd.interval
+ * seconds and whenever one of their files changes, and announces on its control socket when the
+ * device falls out of the home or comes back. */
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
@@ -9,6 +10,7 @@
 #include <sys/inotify.h>
 
 #include "certd.h"
+#include "crl.h"
 #include "daemon.h"
 #include "file.h"
 #include "log.h"
@@ -60,18 +62,49 @@ static const struct ctl_verb verbs[] = {
     {NULL, 0, NULL},
 };
 
+#define WATCH_MASK                                                                                 \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
+
+/* The directory of the CRL a peer sent (crl_received_path()) is pingd's, which may be made after
+ * we start: until it exists, state_dir is watched for it. */
+static char received_dir[PATH_MAX];
+static sd_event_source *received_watch, *state_watch;
+
+static bool watch_received(sd_event *e)
+{
+	if (received_watch == NULL && sd_event_add_inotify(e, &received_watch, received_dir,
+							   WATCH_MASK, on_file_change, NULL) < 0)
+		return false;
+	state_watch = sd_event_source_disable_unref(state_watch);
+	return true;
+}
+
+static int on_state_dir_change(sd_event_source *s, const struct inotify_event *ev, void *ud)
+{
+	if (watch_received(sd_event_source_get_event(s)))
+		return on_file_change(s, ev, ud); /* it may hold a CRL already */
+	return 0;
+}
+
 /* Watch the directories, not the files: a certificate is replaced by rename. */
 static void watch_dirs(sd_event *e)
 {
 	const char *files[] = {certd.cfg->device.cert, certd.cfg->device.key, certd.cfg->device.ca,
 			       certd.cfg->device.crl};
-	char dirs[4][PATH_MAX];
+	char dirs[4][PATH_MAX], copy[PATH_MAX];
 	int r;
 
+	if (crl_received_path(certd.cfg->device.state_dir, copy, sizeof(copy)) == 0) {
+		snprintf(received_dir, sizeof(received_dir), "%s", dirname(copy));
+		if (!watch_received(e) &&
+		    (r = sd_event_add_inotify(e, &state_watch, certd.cfg->device.state_dir,
+					      IN_CREATE | IN_MOVED_TO, on_state_dir_change, NULL)) <
+			0)
+			log_warnx("not watching %s (%s): a received CRL is seen at the next check",
+				  certd.cfg->device.state_dir, iotsec_strerror(r));
+	}
 	for (size_t i = 0; i < 4; i++) {
 		bool seen = false;
-
-		char copy[PATH_MAX];
 
 		/* dirname() may return a pointer into its argument: never copy it onto itself. */
 		snprintf(copy, sizeof(copy), "%s", files[i]);
@@ -80,10 +113,7 @@ static void watch_dirs(sd_event *e)
 			seen = seen || strcmp(dirs[i], dirs[j]) == 0;
 		if (seen)
 			continue;
-		r = sd_event_add_inotify(e, NULL, dirs[i],
-					 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-					     IN_DELETE | IN_ATTRIB,
-					 on_file_change, NULL);
+		r = sd_event_add_inotify(e, NULL, dirs[i], WATCH_MASK, on_file_change, NULL);
 		if (r < 0)
 			log_warnx("not watching %s (%s): changes are seen at the next check",
 				  dirs[i], iotsec_strerror(r));
@@ -116,6 +146,8 @@ int main(int argc, char **argv)
 	certd_check(&certd);
 	r = daemon_run(e, certd.state == CERTD_VALID ? "certificate valid" : certd.reason);
 
+	sd_event_source_disable_unref(received_watch);
+	sd_event_source_disable_unref(state_watch);
 	ctl_server_free(certd.ctl);
 	certd_release(&certd);
 	sd_event_source_unref(settle);

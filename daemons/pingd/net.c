@@ -12,9 +12,11 @@ enum link_kind {
 	LINK_PROBE, /* ours to a target: our PING, its PONG */
 	LINK_HELP,  /* the controller's to us: its PING_REQ, our REPORT */
 	LINK_ASK,   /* ours to a helper: our PING_REQ, its REPORT (the controller) */
+	LINK_CRL,   /* ours to a device with a newer CRL: our CRL_GET, its CRL */
 };
 struct pingd_link {
 	enum link_kind kind;
+	struct pingd *d;
 	struct lan_link *link;
 	struct pingd_probe *probe; /* LINK_PROBE: the probe; LINK_HELP: the helper's own */
 	char id[ENVELOPE_ID_MAX + 1];
@@ -43,17 +45,20 @@ static void link_free(void *data)
 		sd_event_source_set_time_relative(pl->probe->timer, 0);
 	} else if (pl->kind == LINK_HELP && pl->probe) {
 		pingd_probe_cancel(pl->probe);
+	} else if (pl->kind == LINK_CRL) {
+		pl->d->crl_asking = false;
 	}
 	free(pl);
 }
 
-static struct pingd_link *link_new(struct lan_link *l, enum link_kind kind, const char *id)
+static struct pingd_link *link_new(struct pingd *d, struct lan_link *l, enum link_kind kind,
+				   const char *id)
 {
 	struct pingd_link *pl = calloc(1, sizeof(*pl));
 
 	if (pl == NULL)
 		return NULL;
-	pl->kind = kind, pl->link = l;
+	pl->kind = kind, pl->link = l, pl->d = d;
 	snprintf(pl->id, sizeof(pl->id), "%s", id);
 	lan_link_set_data(l, pl, link_free);
 	return pl;
@@ -120,7 +125,7 @@ struct pingd_probe *pingd_probe_start(struct pingd *d, struct pingd_peer *p, pin
 	/* A fresh nonce each probe: only an answer signed for it shows the device is there. */
 	if ((r = envelope_new_id(pr->id)) < 0 || !p->has_addr ||
 	    (r = lan_link_open(d->tcp, p->name, &p->addr, &l)) < 0 ||
-	    (pr->link = link_new(l, LINK_PROBE, pr->id)) == NULL) {
+	    (pr->link = link_new(d, l, LINK_PROBE, pr->id)) == NULL) {
 		if (l)
 			lan_link_close(l);
 		log_debug("no probe of %s: %s", p->name,
@@ -204,6 +209,8 @@ void pingd_on_datagram(struct envelope_msg *m, const struct sockaddr_in *from, b
 		return; /* our own, back to us */
 	if (!d->in_home)
 		return; /* out of the home: we speak for nobody, and judge nobody */
+	if (pingd_ignored(d, m->sender.name))
+		return; /* labelled malicious: said once, when labelled */
 	if (!broadcast) {
 		refuse(d, from, m, -IOTSEC_ENOTBCAST);
 		return;
@@ -219,9 +226,14 @@ void pingd_on_datagram(struct envelope_msg *m, const struct sockaddr_in *from, b
 		pingd_peer_heard(d, m, from);
 		if ((p = pingd_peer_find(d, m->sender.name)) != NULL)
 			p->crl = h.crl, p->qv = h.qv;
+		/* A newer CRL somewhere: ask for it (SPEC 5.5, a revocation reaches every Pi). */
+		if (p && h.crl > d->crl_number)
+			pingd_crl_ask(d, p);
 	} else if (strcmp(t, PING_MSG_SUSPECT) == 0) {
-		if (from_controller(d, from, m))
+		if (from_controller(d, from, m)) {
+			pingd_peer_heard(d, m, from);
 			on_suspect(d, from, m);
+		}
 	} else if (strcmp(t, PING_MSG_ALIVE) == 0) {
 		char id[ENVELOPE_ID_MAX + 1];
 
@@ -235,6 +247,7 @@ void pingd_on_datagram(struct envelope_msg *m, const struct sockaddr_in *from, b
 
 		if (!from_controller(d, from, m))
 			return;
+		pingd_peer_heard(d, m, from);
 		if ((q = malloc(sizeof(*q))) == NULL)
 			return;
 		if (ping_quarantine_parse(m->body, q) < 0)
@@ -332,7 +345,7 @@ static void on_ping_req(struct pingd *d, struct lan_link *l, struct envelope_msg
 		link_refuse(d, l, m, -EBADMSG);
 		return;
 	}
-	if ((pl = link_new(l, LINK_HELP, m->id)) == NULL) {
+	if ((pl = link_new(d, l, LINK_HELP, m->id)) == NULL) {
 		lan_link_close(l);
 		return;
 	}
@@ -347,13 +360,94 @@ static void on_ping_req(struct pingd *d, struct lan_link *l, struct envelope_msg
 		helped(d, target, false, pl);
 }
 
+/* ---- CRLs ---- */
+
+void pingd_crl_ask(struct pingd *d, struct pingd_peer *p)
+{
+	uint64_t now = pingd_now_ms();
+	struct pingd_link *pl = NULL;
+	struct lan_link *l = NULL;
+	char id[ENVELOPE_ID_MAX + 1];
+	json_t *body = NULL;
+	int r;
+
+	/* One question at a time, at most one a hello_ms: every device's HELLO says the number. */
+	if (d->crl_asking || !p->has_addr ||
+	    (d->crl_asked_ms && now - d->crl_asked_ms < (uint64_t)d->cfg->pingd.hello_ms))
+		return;
+	d->crl_asked_ms = now;
+	if ((r = envelope_new_id(id)) < 0 || (r = ping_crl_get_build(d->crl_number, &body)) < 0 ||
+	    (r = lan_link_open(d->tcp, p->name, &p->addr, &l)) < 0 ||
+	    (pl = link_new(d, l, LINK_CRL, id)) == NULL ||
+	    (r = lan_link_send(l, PING_MSG_CRL_GET, id, body, true)) < 0) {
+		if (l)
+			lan_link_close(l);
+		log_debug("cannot ask %s for its CRL: %s", p->name, iotsec_strerror(r));
+	} else {
+		d->crl_asking = true;
+		d->sent++;
+		log_info("%s holds CRL number %llu, ours is %llu: asking for it", p->name,
+			 (unsigned long long)p->crl, (unsigned long long)d->crl_number);
+	}
+	json_decref(body);
+}
+
+static void on_crl_get(struct pingd *d, struct lan_link *l, struct envelope_msg *m)
+{
+	json_t *body = NULL;
+	char *pem = NULL;
+	uint64_t theirs;
+	size_t len;
+	int r;
+
+	if (ping_crl_get_parse(m->body, &theirs) < 0) {
+		link_refuse(d, l, m, -EBADMSG);
+		return;
+	}
+	/* Only a newer one is worth the bytes: an older or equal number gets nothing. */
+	if (theirs < d->crl_number) {
+		if ((r = cert_store_crl_pem(d->member->store, &pem, &len)) < 0 ||
+		    (r = ping_crl_build(pem, &body)) < 0 ||
+		    (r = lan_link_send(l, PING_MSG_CRL, m->id, body, true)) < 0)
+			log_warnx("cannot send our CRL to %s: %s", m->sender.name,
+				  iotsec_strerror(r));
+		else
+			d->sent++;
+	}
+	free(pem);
+	json_decref(body);
+	lan_link_finish(l);
+}
+
+static void on_crl(struct pingd *d, struct lan_link *l, struct envelope_msg *m)
+{
+	struct pingd_link *pl = lan_link_data(l);
+	const char *pem;
+	size_t len;
+
+	if (pl == NULL || pl->kind != LINK_CRL) {
+		link_refuse(d, l, m, -IOTSEC_EUNASKED);
+		return;
+	}
+	if (strcmp(pl->id, m->id) != 0) {
+		link_refuse(d, l, m, -IOTSEC_EDELIVERY);
+		return;
+	}
+	if (ping_crl_parse(m->body, &pem, &len) < 0) {
+		link_refuse(d, l, m, -EBADMSG);
+		return;
+	}
+	pingd_crl_received(d, pem, len, m->sender.name, lan_link_addr(l));
+	lan_link_close(l);
+}
+
 void pingd_on_link(struct lan_link *l, struct envelope_msg *m, void *userdata)
 {
 	struct pingd *d = userdata;
 	const char *t = m->type;
 
-	if (!d->in_home) {
-		lan_link_close(l); /* out of the home: we speak for nobody */
+	if (!d->in_home || pingd_ignored(d, m->sender.name)) {
+		lan_link_close(l); /* out of the home, or labelled malicious: nothing to say */
 		return;
 	}
 	pingd_peer_heard(d, m, NULL);
@@ -365,6 +459,12 @@ void pingd_on_link(struct lan_link *l, struct envelope_msg *m, void *userdata)
 		on_ping_req(d, l, m);
 	else if (strcmp(t, PING_MSG_REPORT) == 0)
 		pingd_controller_on_report(d, l, m);
+	else if (strcmp(t, PING_MSG_MALICIOUS) == 0)
+		pingd_controller_on_malicious(d, l, m);
+	else if (strcmp(t, PING_MSG_CRL_GET) == 0)
+		on_crl_get(d, l, m);
+	else if (strcmp(t, PING_MSG_CRL) == 0)
+		on_crl(d, l, m);
 	else
 		link_refuse(d, l, m, -IOTSEC_ETYPE); /* a broadcast has no place here */
 }
@@ -377,9 +477,9 @@ bool pingd_link_is_ask(struct lan_link *l)
 	return pl && pl->kind == LINK_ASK;
 }
 
-int pingd_link_ask(struct lan_link *l, const char *id, const char *target)
+int pingd_link_ask(struct pingd *d, struct lan_link *l, const char *id, const char *target)
 {
-	struct pingd_link *pl = link_new(l, LINK_ASK, id);
+	struct pingd_link *pl = link_new(d, l, LINK_ASK, id);
 
 	if (pl == NULL)
 		return -ENOMEM;

@@ -85,6 +85,7 @@ void pingd_peer_free(struct pingd_peer *p)
 	}
 	sd_event_source_disable_unref(p->next);
 	X509_free(p->cert);
+	free(p->accused);
 	free(p);
 }
 

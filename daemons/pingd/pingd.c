@@ -304,6 +304,27 @@ static int verb_status(json_t *req, json_t **ret, void *ud)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* A monotonic time in ms (trust.h's) as unix seconds; 0 stays 0. */
+static int64_t unix_of(uint64_t ms)
+{
+	uint64_t now = pingd_now_ms();
+
+	if (ms == 0)
+		return 0;
+	return clock_now() +
+	       (ms > now ? (int64_t)((ms - now + 999) / 1000) : -(int64_t)((now - ms) / 1000));
+}
+
+static json_t *flags_of(unsigned flags)
+{
+	json_t *a = json_array();
+
+	for (unsigned f = 1; a && f <= TRUST_MALICIOUS; f <<= 1)
+		if ((flags & f) && trust_flag_name((enum trust_flag)f))
+			json_array_append_new(a, json_string(trust_flag_name((enum trust_flag)f)));
+	return a;
+}
+
 static int verb_peers(json_t *req, json_t **ret, void *ud)
 {
 	struct pingd *d = ud;
@@ -312,19 +333,24 @@ static int verb_peers(json_t *req, json_t **ret, void *ud)
 	(void)req;
 	for (size_t i = 0; list && i < d->n_peers; i++) {
 		const struct pingd_peer *p = d->peers[i];
+		/* A peer trust has not met yet stands where every new one starts. */
+		struct trust_peer fresh = {.reputation = 0.5};
+		const struct trust_peer *tp = trust_find(d->trust, p->name);
 		char addr[INET_ADDRSTRLEN] = "";
-		/* Direct experience from our own probes (Beta, as trust.h's h). */
-		double h = (p->probes - p->fails + 1.0) / (p->probes + 2.0);
 
+		if (tp == NULL)
+			tp = &fresh;
 		if (p->has_addr)
 			inet_ntop(AF_INET, &p->addr.sin_addr, addr, sizeof(addr));
 		json_array_append_new(
 		    list,
-		    json_pack("{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:[], s:I, s:I}", "name",
-			      p->name, "address", addr, "state", pingd_peer_state_name(p->state),
-			      "last_seen", (json_int_t)p->last_seen, "direct", h, "reputation", 0.5,
-			      "trust", 0.5 * h + 0.25, "flags", "banned_until", (json_int_t)0,
-			      "auth_failures", (json_int_t)0));
+		    json_pack("{s:s, s:s, s:s, s:I, s:f, s:f, s:f, s:o, s:I, s:I}", "name", p->name,
+			      "address", addr, "state", pingd_peer_state_name(p->state),
+			      "last_seen", (json_int_t)p->last_seen, "direct", trust_direct(tp),
+			      "reputation", tp->reputation, "trust", trust_value(d->trust, tp),
+			      "flags", flags_of(tp->flags), "banned_until",
+			      (json_int_t)unix_of(tp->banned_until), "auth_failures",
+			      (json_int_t)tp->auth_failures));
 	}
 	*ret = json_pack("{s:o}", "peers", list);
 	return *ret ? 0 : -ENOMEM;
@@ -426,9 +452,11 @@ static int on_hello(sd_event_source *s, uint64_t usec, void *ud)
 	struct pingd *d = ud;
 
 	(void)s, (void)usec;
+	pingd_crl_refresh(d); /* which says HELLO itself when the number changed */
 	pingd_hello(d);
 	if (d->controller_role)
 		pingd_quarantine_broadcast(d);
+	pingd_label_remind(d);
 	keyd_next(d);
 	return 0;
 }
@@ -454,12 +482,23 @@ int pingd_start(struct pingd *d, const struct iotsec_config *cfg, sd_event *loop
 	}
 	if ((r = state_load(d)) < 0)
 		return r;
+	if ((d->trust = malloc(sizeof(*d->trust))) == NULL)
+		return -ENOMEM;
+	trust_init(d->trust, &(struct trust_params){
+				 .weight = cfg->pingd.trust_weight_permille / 1000.0,
+				 .auth_failures = (unsigned)cfg->pingd.auth_failures,
+				 .window_ms = (uint64_t)cfg->pingd.report_window_ms,
+				 .ban_ms = (uint64_t)cfg->pingd.ban_ms,
+			     });
+	if (cert_store_crl_number(d->member->store, &d->crl_number) < 0)
+		d->crl_number = 0;
 	if ((r = lan_udp_open(loop, d->member, port, cfg->net.broadcast, pingd_on_datagram, d,
 			      &d->udp)) < 0 ||
 	    (r = lan_tcp_open(loop, d->member, port, pingd_on_link, d, &d->tcp)) < 0) {
 		log_errx("port %u: %s", port, iotsec_strerror(r));
 		return r;
 	}
+	pingd_label_start(d);
 	if ((r = daemon_socket_path(cfg->device.run_dir, "electd", path, sizeof(path))) < 0 ||
 	    (r = ctl_peer_new(loop, path, 1000, electd_events, on_electd, d, &d->electd)) < 0 ||
 	    (r = daemon_socket_path(cfg->device.run_dir, "keyd", path, sizeof(path))) < 0 ||
@@ -489,4 +528,5 @@ void pingd_stop(struct pingd *d)
 	sd_event_source_disable_unref(d->hello);
 	pingd_peers_free(d);
 	lan_member_free(d->member);
+	free(d->trust);
 }

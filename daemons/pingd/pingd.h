@@ -27,6 +27,7 @@
 #include "keyshare.h"
 #include "lan.h"
 #include "ping.h"
+#include "trust.h"
 
 #define PINGD_PEERS_MAX	   KEYSHARE_DEVICES_MAX
 #define PINGD_STATE_FILE   "pingd.state"
@@ -54,7 +55,22 @@ struct pingd_round {
 	} asked[PINGD_ROUND_MAX];
 	size_t n_asked;
 	bool refuted; /* the suspect spoke since it was suspected */
+	/* Reports on the suspect nobody asked for, heard during the round: judged, never deciding.
+	 */
+	struct {
+		char reporter[CERT_NAME_MAX];
+		bool alive;
+	} unasked[PINGD_ROUND_MAX];
+	size_t n_unasked;
 	sd_event_source *timer;
+};
+
+/* Distinct devices that reported a peer malicious (PINGD_MALICIOUS), made on the first report. */
+#define PINGD_ACCUSERS_MAX 16 /* pingd.confirmations <= 16 */
+struct pingd_accusers {
+	char name[PINGD_ACCUSERS_MAX][CERT_NAME_MAX];
+	size_t n;
+	unsigned failures; /* the most any of them counted */
 };
 
 struct pingd_peer {
@@ -74,6 +90,8 @@ struct pingd_peer {
 	struct pingd_probe *probe; /* ours, under way */
 	struct pingd_round *round; /* ours, under way */
 	sd_event_source *next;	   /* the next probe (controller) */
+	struct pingd_accusers *accused;
+	uint64_t reported_ms; /* when we last reported it malicious to the controller */
 };
 
 struct pingd {
@@ -95,7 +113,10 @@ struct pingd {
 	struct pingd_peer *peers[PINGD_PEERS_MAX];
 	size_t n_peers;
 	struct ping_quarantine q;
+	struct trust *trust; /* every device's view of the others (SPEC 7) */
 	uint64_t crl_number; /* of the CRL in force */
+	bool crl_asking;     /* a CRL_GET of ours is under way */
+	uint64_t crl_asked_ms;
 
 	/* What keyd must still hear: the list (quarantine verb), and a pool without it. */
 	bool keyd_list, keyd_rekey;
@@ -133,7 +154,9 @@ struct pingd_probe *pingd_probe_start(struct pingd *d, struct pingd_peer *p, pin
 				      void *ud);
 void pingd_probe_cancel(struct pingd_probe *pr);
 /* Our links to helpers (the controller's PING_REQ): mark one, and tell one. */
-int pingd_link_ask(struct lan_link *l, const char *id, const char *target);
+int pingd_link_ask(struct pingd *d, struct lan_link *l, const char *id, const char *target);
+/* Ask p for its CRL (its HELLO says a higher number than ours). */
+void pingd_crl_ask(struct pingd *d, struct pingd_peer *p);
 bool pingd_link_is_ask(struct lan_link *l);
 
 /* peers.c */
@@ -151,6 +174,24 @@ void pingd_controller_end(struct pingd *d);
 /* A device just became known, or came back: schedule its probes. */
 void pingd_controller_watch(struct pingd *d, struct pingd_peer *p);
 void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct envelope_msg *m);
+void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct envelope_msg *m);
+
+/* spread.c: the CRL in force, and the devices it revokes. */
+/* Look at the CRL files again; when the CRL in force changed, say its number and forget the
+ * devices it revokes (the controller then rekeys without them). */
+void pingd_crl_refresh(struct pingd *d);
+/* A peer's CRL (asked for): installed when it is our CA's and newer than ours. */
+void pingd_crl_received(struct pingd *d, const char *pem, size_t len, const char *from,
+			const struct sockaddr_in *addr);
+
+/* label.c: malicious labelling (SPEC 7). */
+void pingd_label_start(struct pingd *d);
+/* Labelled malicious by us: its messages are dropped. */
+bool pingd_ignored(const struct pingd *d, const char *name);
+/* name crossed pingd.auth_failures: the controller quarantines it, a node reports it. */
+void pingd_label(struct pingd *d, const char *name);
+/* Report again, every interval_ms, what the controller has not quarantined yet. */
+void pingd_label_remind(struct pingd *d);
 
 /* quarantine.c */
 const struct ping_entry *pingd_quarantined(const struct pingd *d, const char *name);

@@ -60,36 +60,54 @@ static void round_free(struct pingd_peer *p)
 	p->round = NULL;
 }
 
-/* The round is over: out of the home, or back to probing. */
+/* The round is over: out of the home, or back to probing. trust_round() decides, and judges the
+ * reporters against what it found. */
 static int on_round_end(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct pingd_peer *p = ud;
 	struct pingd *d = p->d;
 	struct pingd_round *rd = p->round;
-	size_t unreachable = 0, alive = 0, silent = 0, needed, asked = rd->n_asked;
+	struct trust_report r[1 + 2 * PINGD_ROUND_MAX];
+	size_t n = 0, unreachable = 0, alive = 0, asked = rd->n_asked, needed;
 	bool refuted = rd->refuted;
+	enum trust_verdict v;
 
 	(void)s, (void)usec;
+	/* Our own failed probes, then the helpers' answers, then what came unasked. */
+	r[n++] = (struct trust_report){.reporter = NULL, .alive = false, .solicited = true};
 	for (size_t i = 0; i < rd->n_asked; i++) {
-		if (rd->asked[i].answer == 0)
-			unreachable++;
-		else if (rd->asked[i].answer == 1)
-			alive++;
-		else
-			silent++;
+		if (rd->asked[i].answer < 0)
+			continue;
+		unreachable += rd->asked[i].answer == 0, alive += rd->asked[i].answer == 1;
+		r[n++] = (struct trust_report){.reporter = rd->asked[i].helper,
+					       .alive = rd->asked[i].answer == 1,
+					       .solicited = true};
 	}
+	for (size_t i = 0; i < rd->n_unasked; i++)
+		r[n++] = (struct trust_report){.reporter = rd->unasked[i].reporter,
+					       .alive = rd->unasked[i].alive};
 	/* Confirmations signed by distinct devices; with nobody to ask (a home of two) our own
-	 * probes decide. Our own failed probes count as one opinion beside theirs. */
+	 * probes decide. */
 	needed = (size_t)d->cfg->pingd.confirmations < asked ? (size_t)d->cfg->pingd.confirmations
 							     : asked;
+	v = trust_round(d->trust, p->name, r, n, needed, refuted, pingd_now_ms());
+	for (size_t i = 1; i < n; i++) {
+		for (unsigned f = 1; f <= TRUST_MALICIOUS; f <<= 1)
+			if (r[i].flagged & f)
+				log_warnx(
+				    "%s said %s is %s: %s, banned from reporting for %d ms",
+				    r[i].reporter, p->name, r[i].alive ? "alive" : "unreachable",
+				    trust_flag_name((enum trust_flag)f), d->cfg->pingd.ban_ms);
+	}
 	round_free(p);
-	if (!refuted && unreachable >= needed && unreachable + 1 > alive) {
+	if (v == TRUST_EVICT) {
 		log_notice("%s is missing: %u probes unanswered, %zu of %zu devices asked confirm "
-			   "(%zu saw it, %zu did not answer)",
-			   p->name, p->fails, unreachable, asked, alive, silent);
+			   "(%zu saw it)",
+			   p->name, p->fails, unreachable, asked, alive);
 		d->missing++;
-		pingd_quarantine_add(d, p->name, PING_REASON_MISSING, 0);
-		return 0;
+		if (pingd_quarantine_add(d, p->name, PING_REASON_MISSING, 0) == 0)
+			return 0;
+		refuted = false; /* the list is full: it stays a suspect, probed again */
 	}
 	log_info("%s kept: %s (%zu of %zu confirm, %zu needed, %zu saw it)", p->name,
 		 refuted ? "it answered" : "not confirmed", unreachable, asked, needed, alive);
@@ -99,17 +117,32 @@ static int on_round_end(sd_event_source *s, uint64_t usec, void *ud)
 	return 0;
 }
 
-/* Helpers: the other devices we heard from, not suspect, not quarantined, best known first. */
+/* Helpers: the other devices we heard from whose reports count (trust_trusted()), not suspect,
+ * not quarantined, the most trusted first. */
 static size_t pick_helpers(struct pingd *d, const struct pingd_peer *target,
 			   struct pingd_peer **out, size_t max)
 {
+	uint64_t now = pingd_now_ms();
+	double value[PINGD_PEERS_MAX];
 	size_t n = 0;
 
-	for (size_t i = 0; i < d->n_peers && n < max; i++) {
+	for (size_t i = 0; i < d->n_peers; i++) {
 		struct pingd_peer *h = d->peers[i];
+		const struct trust_peer *tp = trust_peer(d->trust, h->name);
 
-		if (h != target && h->state == PINGD_ALIVE && h->has_addr)
-			out[n++] = h;
+		if (h == target || h->state != PINGD_ALIVE || !h->has_addr || tp == NULL ||
+		    !trust_trusted(d->trust, tp, now))
+			continue;
+		/* Insertion into the sorted list, kept to max. */
+		size_t j = n < max ? n++ : max;
+		double v = trust_value(d->trust, tp);
+
+		for (; j > 0 && value[j - 1] < v; j--) {
+			if (j < max)
+				out[j] = out[j - 1], value[j] = value[j - 1];
+		}
+		if (j < max)
+			out[j] = h, value[j] = v;
 	}
 	return n;
 }
@@ -124,7 +157,7 @@ static void ask(struct pingd *d, struct pingd_peer *p, struct pingd_peer *h)
 
 	if ((r = envelope_new_id(id)) < 0 || (r = ping_req_build(p->name, &body)) < 0 ||
 	    (r = lan_link_open(d->tcp, h->name, &h->addr, &l)) < 0 ||
-	    (r = pingd_link_ask(l, id, p->name)) < 0 ||
+	    (r = pingd_link_ask(d, l, id, p->name)) < 0 ||
 	    (r = lan_link_send(l, PING_MSG_PING_REQ, id, body, true)) < 0) {
 		if (l)
 			lan_link_close(l);
@@ -178,6 +211,7 @@ static void probed(struct pingd *d, const char *target, bool alive, void *ud)
 	(void)target;
 	p->probe = NULL;
 	p->probes++, d->probes++;
+	trust_probe(d->trust, p->name, alive);
 	if (!probed_by_us(d, p))
 		return;
 	if (alive) {
@@ -231,10 +265,70 @@ void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct enve
 		lan_link_close(l);
 		return;
 	}
-	/* Unsolicited: a device that could not reach another. Noted, no more: only our own
-	 * probes and the rounds they start put a device out, at our pace, not the reporter's. */
+	/* Unsolicited: a device that could not reach another. More than it can have made is ballot
+	 * stuffing (trust.h). Heard, it is judged with the round under way on its target, but
+	 * only our own probes and the helpers we chose decide. */
+	if (!trust_unsolicited(d->trust, m->sender.name, d->n_peers + 1, pingd_now_ms())) {
+		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -IOTSEC_EUNASKED);
+		return;
+	}
 	log_debug("%s reports %s %s", m->sender.name, rep.target,
 		  rep.alive ? "alive" : "unreachable");
+	if (p && p->round && p->round->n_unasked < PINGD_ROUND_MAX) {
+		struct pingd_round *rd = p->round;
+
+		for (size_t i = 0; i < rd->n_unasked; i++)
+			if (strcmp(rd->unasked[i].reporter, m->sender.name) == 0)
+				return;
+		snprintf(rd->unasked[rd->n_unasked].reporter, CERT_NAME_MAX, "%s", m->sender.name);
+		rd->unasked[rd->n_unasked++].alive = rep.alive;
+	}
+}
+
+/* A device says target is malicious: out once max(1, confirmations) distinct devices say so. */
+void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct envelope_msg *m)
+{
+	size_t needed = d->cfg->pingd.confirmations > 1 ? (size_t)d->cfg->pingd.confirmations : 1;
+	struct ping_malicious mal;
+	const struct trust_peer *tp;
+	struct pingd_accusers *a;
+	struct pingd_peer *p;
+	size_t i;
+
+	if (ping_malicious_parse(m->body, &mal) < 0) {
+		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -EBADMSG);
+		lan_link_close(l);
+		return;
+	}
+	if (!d->controller_role) {
+		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -IOTSEC_EUNASKED);
+		lan_link_close(l);
+		return;
+	}
+	lan_link_finish(l);
+	/* Only devices whose reports count: not malicious, not banned, trusted enough. */
+	tp = trust_peer(d->trust, m->sender.name);
+	if (tp == NULL || !trust_trusted(d->trust, tp, pingd_now_ms())) {
+		log_info("%s reports %s malicious: not heard (not trusted)", m->sender.name,
+			 mal.target);
+		return;
+	}
+	if ((p = pingd_peer_find(d, mal.target)) == NULL ||
+	    strcmp(mal.target, m->sender.name) == 0 || p->state == PINGD_QUARANTINED)
+		return; /* nobody we know, itself, or already out */
+	if (p->accused == NULL && (p->accused = calloc(1, sizeof(*p->accused))) == NULL)
+		return;
+	a = p->accused;
+	for (i = 0; i < a->n && strcmp(a->name[i], m->sender.name) != 0; i++)
+		;
+	if (i == a->n && a->n < PINGD_ACCUSERS_MAX)
+		snprintf(a->name[a->n++], CERT_NAME_MAX, "%s", m->sender.name);
+	if (mal.failures > a->failures)
+		a->failures = mal.failures;
+	log_warnx("%s reports %s malicious (%u authentication failures): %zu of %zu reports",
+		  m->sender.name, mal.target, mal.failures, a->n, needed);
+	if (a->n >= needed)
+		pingd_quarantine_add(d, p->name, PING_REASON_MALICIOUS, a->failures);
 }
 
 /* ---- role ---- */

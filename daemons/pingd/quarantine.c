@@ -50,6 +50,8 @@ static void apply(struct pingd *d)
 		} else if (!out && p->state == PINGD_QUARANTINED) {
 			p->state = PINGD_UNKNOWN;
 			p->fails = 0;
+			free(p->accused); /* released: what was said of it before is done with */
+			p->accused = NULL;
 			if (d->controller_role)
 				pingd_controller_watch(d, p);
 		}
@@ -84,11 +86,12 @@ int pingd_quarantine_add(struct pingd *d, const char *name, enum ping_reason why
 	apply(d);
 	pingd_state_save(d);
 	pingd_quarantine_broadcast(d);
+	pingd_hello(d); /* our version changed */
 	pingd_keyd_sync(d, true, false);
 	publish(d, name, ping_reason_name(why), e->at);
 	if (why == PING_REASON_MALICIOUS)
 		log_notice("%s is malicious (%u authentication failures): quarantined; revoke it: "
-			   "iotsec-pki revoke --device %s",
+			   "iotsec-pki revoke --dir CA_DIR --device %s",
 			   name, failures, name);
 	else
 		log_notice("%s quarantined (missing), version %u: rekeying without it", name,
@@ -109,9 +112,11 @@ int pingd_quarantine_release(struct pingd *d, const char *name)
 	memmove(&d->q.entry[i], &d->q.entry[i + 1], (d->q.n - i - 1) * sizeof(d->q.entry[0]));
 	d->q.n--;
 	d->q.version++;
+	trust_forget(d->trust, name); /* the administrator's word: it starts afresh */
 	apply(d);
 	pingd_state_save(d);
 	pingd_quarantine_broadcast(d);
+	pingd_hello(d);
 	/* With the quarantine verb keyd gives it a ring when it next announces; a keyd without it
 	 * needs a pool that does not leave it out. */
 	pingd_keyd_sync(d, false, true);
@@ -130,6 +135,7 @@ void pingd_quarantine_take(struct pingd *d, const struct ping_quarantine *q, con
 	d->q = *q;
 	apply(d);
 	pingd_state_save(d);
+	pingd_hello(d);
 	pingd_keyd_sync(d, false, false);
 	log_info("quarantine version %u from %s: %zu devices", q->version, from, q->n);
 }

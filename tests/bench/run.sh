@@ -82,5 +82,9 @@ echo "== election convergence"
 # (the rates and the ring costs measured above, in this run).
 RSA_SIGN=$rsa_sign RSA_VERIFY=$rsa_verify RINGS_OUT=$rings_out "$(dirname "$0")/pingd.sh"
 
+echo "== trust: malicious devices detected, beside the published figures"
+# The simulator prints its own table (the published figures in it); it fails only if broken.
+"$BENCH_DIR/bench_trust_sim"
+
 echo "== footprint: each daemon's memory (native, arm64 under qemu-user) beside mosquitto's"
 "$(dirname "$0")/footprint.sh"

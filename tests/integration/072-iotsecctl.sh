@@ -3,7 +3,7 @@
 # and shows only the daemons iotsec has, each in its real state; options before or after the
 # command; --version; watch prints the state first, says when it times out and refuses what it
 # cannot parse; dict lock|unlock; rekey warns of a device nobody heard of; peers and quarantine
-# say so when pingd is not running.
+# say so when pingd is not running, and show what a pingd (a stand-in) answers.
 . "$(dirname "$0")/common.sh"
 need_netns
 make_home
@@ -90,6 +90,61 @@ for bad in "quarantine" "quarantine open" "quarantine release" "quarantine relea
 	iotsecctl -c "$CONF" $bad >/dev/null 2>"$T/err" || st=$?
 	[ $st -eq 2 ] && grep -q "usage: iotsecctl" "$T/err" || fail "$bad: exit $st: $(cat "$T/err")"
 done
+
+say "pingd's answers, as iotsecctl shows them (a stand-in serves pingd's socket)"
+mkdir -p "$T/pi1/run/pingd"
+$PY - "$T/pi1/run/pingd/pingd.sock" <<'PY' &
+import json, os, socket, sys, time
+now = int(time.time())
+peers = [{"name": "pi2", "address": "10.0.0.2", "state": "alive", "last_seen": now,
+          "direct": 0.9, "reputation": 0.8, "trust": 0.85, "flags": [], "banned_until": 0,
+          "auth_failures": 0},
+         {"name": "pi9", "address": "10.0.0.9", "state": "quarantined", "last_seen": now - 600,
+          "direct": 0.1, "reputation": 0.2, "trust": 0.15, "flags": ["bad-mouthing", "malicious"],
+          "banned_until": now + 600, "auth_failures": 12}]
+quarantine = [{"name": "pi9", "reason": "malicious", "at": 1700000000}]
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+for _ in range(6):
+    c, _ = s.accept()
+    f = c.makefile("rwb")
+    req = json.loads(f.readline())
+    rep = {"v": 1, "ok": True}
+    if req["verb"] == "peers":
+        rep["peers"] = peers
+    elif req["verb"] == "quarantine":
+        rep.update(version=3, quarantine=quarantine)
+    elif req["verb"] == "release" and req.get("name") == "pi9":
+        rep["version"] = 4
+    else:
+        rep = {"v": 1, "ok": False, "error": "Operation not supported: not the controller (the controller is hub)"}
+    f.write((json.dumps(rep) + "\n").encode()); f.flush(); c.close()
+PY
+FAKE=$!
+PIDS="$PIDS $FAKE"
+wait_until 5 test -S "$T/pi1/run/pingd/pingd.sock" || fail "the stand-in did not start"
+iotsecctl -c "$CONF" peers >"$T/out" 2>"$T/err" || fail "peers: $(cat "$T/err")"
+grep -q "^pi2  *10.0.0.2  *alive  *0.85 (0.90/0.80)  *-  *no  *0 " "$T/out" || fail "pi2's row: $(cat "$T/out")"
+grep -q "^pi9  *10.0.0.9  *quarantined  *0.15 (0.10/0.20)  *bad-mouthing,malicious  *10min  *12 " "$T/out" ||
+	fail "pi9's row: $(cat "$T/out")"
+[ ! -s "$T/err" ] || fail "peers complains with pingd and keyd running: $(cat "$T/err")"
+iotsecctl -c "$CONF" peers --json >"$T/out" || fail "peers --json"
+$PY -c 'import json,sys; d = json.load(open(sys.argv[1])); assert [p["name"] for p in d] == ["pi2", "pi9"] and d[1]["auth_failures"] == 12, d' "$T/out" ||
+	fail "peers --json: $(cat "$T/out")"
+iotsecctl -c "$CONF" quarantine list >"$T/out" || fail "quarantine list"
+grep -q "^pi9  *malicious  *2023-11-14 22:13 UTC" "$T/out" && grep -q "^(version 3)" "$T/out" ||
+	fail "quarantine list: $(cat "$T/out")"
+iotsecctl -c "$CONF" quarantine list --json >"$T/out" || fail "quarantine list --json"
+$PY -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["version"] == 3 and d["quarantine"][0]["name"] == "pi9", d' "$T/out" ||
+	fail "quarantine list --json: $(cat "$T/out")"
+iotsecctl -c "$CONF" quarantine release pi9 >"$T/out" || fail "quarantine release pi9"
+grep -q "^pi9 released (quarantine version 4)" "$T/out" || fail "release says: $(cat "$T/out")"
+st=0
+iotsecctl -c "$CONF" quarantine release pi2 >"$T/out" 2>"$T/err" || st=$?
+[ $st -eq 1 ] && grep -q "not the controller (the controller is hub)" "$T/err" ||
+	fail "release refused: exit $st: $(cat "$T/err")"
+wait "$FAKE" || fail "the stand-in for pingd was not asked six times"
+rm -f "$T/pi1/run/pingd/pingd.sock"
 
 say "watch refuses what it cannot parse"
 for bad in "certd --count abc" "certd --count -1" "certd --timeout 1.5" "bogus" "iotsec-certd"; do

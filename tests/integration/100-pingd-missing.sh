@@ -19,6 +19,7 @@ done
 for n in $NAMES; do
 	run_all "$n"
 	run "$n" pingd
+	eval "PINGD_$n=\$LAST_PID"
 done
 wait_until 30 same_epoch $NAMES || fail "rings not delivered"
 e1=$(epoch hub)
@@ -95,4 +96,21 @@ wait_until 20 same_epoch hub pi2 pi3 pi4 || fail "pi4 has no ring of the current
 wait_until 5 sh -c "! $(command -v python3) $IT_DIR/ctl.py $T/pi4/run/pingd/pingd.sock '{\"v\":1,\"verb\":\"quarantine\"}' | grep -q pi4" ||
 	fail "pi4 still holds a list that names it"
 say "pi4 at epoch $(epoch pi4), with the others"
+
+say "hub's pingd restarts: it remembers the devices and the list's version"
+saved=$(cat "$T/hub/state/pingd/pingd.state")
+echo "$saved" | json_get '["version"]' | grep -qx 2 || fail "hub saved: $saved"
+echo "$saved" | grep -q '"name":"pi4","address":"10.213.0.4"' || fail "hub saved: $saved"
+stop "$PINGD_hub"
+run hub pingd
+back() { [ "$(field hub pingd quarantine_version)" = 2 ] && [ "$(field hub pingd peers)" = 3 ]; }
+wait_until 5 back || fail "hub's pingd forgot: $(ctl "$T/hub/run/pingd/pingd.sock" '{"v":1,"verb":"status"}')"
+stop "$LAST_PID"
+say "a damaged state file: pingd refuses to start"
+echo '{"version":1,"devices":[],"quarantine":[{"name":"pi4"}]}' >"$T/hub/state/pingd/pingd.state"
+run hub pingd
+st=0
+wait "$LAST_PID" || st=$?
+[ "$st" = 1 ] || fail "pingd started on a damaged state file (exit status $st)"
+grep -q "pingd.state: bad quarantine list" "$T/hub/pingd.log" || fail "pingd did not say why"
 echo ok

@@ -189,7 +189,7 @@ static void test_parse_bad(void **state)
 {
 	char long_name[CERT_NAME_MAX + 8], why[128], name[16];
 	struct keyd_quarantine q = {0}, before;
-	json_t *many = json_array();
+	json_t *many = json_array(), *first;
 	const struct {
 		json_t *list;
 		int code;
@@ -220,7 +220,9 @@ static void test_parse_bad(void **state)
 		snprintf(name, sizeof(name), "pi%d", i);
 		json_array_append_new(many, json_string(name));
 	}
-	assert_int_equal(keyd_quarantine_parse(json_pack("[s]", "pi7"), &q, why, sizeof(why)), 0);
+	first = json_pack("[s]", "pi7");
+	assert_int_equal(keyd_quarantine_parse(first, &q, why, sizeof(why)), 0);
+	json_decref(first);
 	before = q;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		json_t *list = cases[i].list;

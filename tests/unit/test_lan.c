@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "cert.h"
+#include "clock.h"
 #include "config.h"
 #include "envelope.h"
 #include "frame.h"
@@ -1414,6 +1415,322 @@ static void test_link_idle(void **state)
 	dev_close(&b);
 }
 
+/* ---- failures a device answers for ---- */
+
+struct failures {
+	int n;
+	char device[16][CERT_NAME_MAX];
+	int reason[16];
+	struct lan_link *close; /* closed from inside the callback, when set */
+};
+
+static void on_failure(const char *device, int reason, void *userdata)
+{
+	struct failures *f = userdata;
+
+	if (f->n < 16) {
+		snprintf(f->device[f->n], CERT_NAME_MAX, "%s", device);
+		f->reason[f->n] = reason;
+	}
+	f->n++;
+	if (f->close) {
+		lan_link_close(f->close);
+		f->close = NULL;
+	}
+}
+
+/* An envelope of ctx's whose signature no longer verifies: one base64 character of it changed. */
+static char *seal_badsig(struct envelope_ctx *ctx, const char *type, const char *to, const char *id,
+			 size_t *ret_len)
+{
+	char *env = seal(ctx, type, to, id, ret_len), *sig = strstr(env, "\"sig\":\"");
+
+	assert_non_null(sig);
+	sig += 7;
+	*sig = *sig == 'A' ? 'B' : 'A';
+	return env;
+}
+
+static void send_env(int fd, const char *env, size_t len)
+{
+	uint8_t *frame = NULL;
+	size_t flen;
+
+	assert_int_equal(frame_encode(env, len, &frame, &flen), 0);
+	raw_send(fd, frame, flen);
+	free(frame);
+}
+
+/* Milliseconds until the far end of fd closed, reading (and dropping) what it sent first. */
+static int closed_reading(int fd, int ms)
+{
+	int64_t start = mono_ms();
+	char buf[4096];
+	ssize_t n;
+
+	while ((n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
+		if (n < 0 && errno != EAGAIN)
+			break; /* reset: closed too */
+		if (n < 0 && mono_ms() - start >= ms)
+			return -1;
+		if (n < 0)
+			assert_true(sd_event_run(e, 5000) >= 0);
+	}
+	return (int)(mono_ms() - start);
+}
+
+/* A link from pi2 that has carried one message for us, verified and delivered. */
+static int pi2_link(struct dev *a, struct envelope_ctx *pi2, const char *id)
+{
+	size_t before = json_array_size(a->heard);
+	int fd = raw_connect("127.0.0.1", (uint16_t)a->cfg.net.port);
+
+	send_framed(fd, pi2, "DIRECT", "pi1", id);
+	loop_until(e, json_array_size(a->heard) == before + 1);
+	return fd;
+}
+
+/* After a verified message from pi2 on a link, each failure on it is pi2's, once, with its
+ * reason, and the link is dropped: a bad signature, a replay, a stale time, a message for another
+ * device, one from another device, a role pi2 may not use, junk, a zero-length frame, a frame
+ * too long. */
+static void test_failure_attributed(void **state)
+{
+	static const uint8_t zero[] = {0, 0, 0, 0, 'x'}, huge[] = {0, 1, 0, 0, '{'};
+	static const uint8_t junk[] = {0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'};
+	struct envelope_ctx *pi2, *ctl1;
+	struct failures f = {0};
+	struct dev a;
+	int fd, want = 0;
+	char *env;
+	size_t len;
+	char id[16];
+
+	(void)state;
+	dev_open(&a, "pi1", rules, false, true);
+	lan_tcp_on_failure(a.t, on_failure, &f);
+	pi2 = signer(&a, "pi2");
+	ctl1 = signer(&a, "ctl1");
+	for (int i = 0; i < 9; i++) {
+		snprintf(id, sizeof(id), "d%d", i);
+		fd = pi2_link(&a, pi2, id);
+		switch (i) {
+		case 0:
+			env = seal_badsig(pi2, "DIRECT", "pi1", "x", &len);
+			send_env(fd, env, len);
+			free(env);
+			want = -IOTSEC_EBADSIG;
+			break;
+		case 1:
+			env = seal(pi2, "DIRECT", "pi1", "x", &len);
+			send_env(fd, env, len);
+			send_env(fd, env, len);
+			free(env);
+			loop_until(e, json_array_size(a.heard) == 3);
+			want = -IOTSEC_EREPLAY;
+			break;
+		case 2:
+			/* Signed a minute ahead of our clock: delta_t is 30 s. */
+			clock_set_fake(clock_now() + 60);
+			env = seal(pi2, "DIRECT", "pi1", "x", &len);
+			clock_set_fake(-1);
+			send_env(fd, env, len);
+			free(env);
+			want = -IOTSEC_ESTALE;
+			break;
+		case 3:
+			send_framed(fd, pi2, "DIRECT", "ctl1", "x");
+			want = -IOTSEC_ENOTFORUS;
+			break;
+		case 4:
+			send_framed(fd, ctl1, "DIRECT", "pi1", "x");
+			want = -IOTSEC_EIDENTITY;
+			break;
+		case 5:
+			send_framed(fd, pi2, "CONTROLLER_ONLY", NULL, NULL);
+			want = -IOTSEC_EROLE;
+			break;
+		case 6:
+			raw_send(fd, junk, sizeof(junk));
+			want = -EBADMSG;
+			break;
+		case 7:
+			raw_send(fd, zero, sizeof(zero));
+			want = -EBADMSG;
+			break;
+		case 8:
+			raw_send(fd, huge, sizeof(huge));
+			want = -EMSGSIZE;
+			break;
+		}
+		assert_true(closed_within(fd, WAIT_MS) >= 0);
+		if (f.n != i + 1)
+			fail_msg("case %d: %d failures attributed", i, f.n);
+		assert_string_equal(f.device[i], "pi2");
+		if (f.reason[i] != want)
+			fail_msg("case %d: %s, not %s", i, iotsec_strerror(f.reason[i]),
+				 iotsec_strerror(want));
+		close(fd);
+	}
+	envelope_ctx_free(pi2);
+	envelope_ctx_free(ctl1);
+	dev_close(&a);
+}
+
+/* Nothing is pinned on a device that has not spoken to us on the link, nor for what is not its
+ * doing: a failure as the first word of a link (even one carrying pi2's certificate), on a link
+ * that carried only a broadcast (one anyone may have overheard), on UDP after pi2's datagrams, a
+ * certificate that is revoked, a type we do not know. Each is still refused and drops the link. */
+static void test_failure_not_attributed(void **state)
+{
+	static const uint8_t junk[] = {0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'};
+	struct envelope_ctx *pi2, *revoked;
+	struct failures f = {0};
+	struct dev a, u;
+	unsigned long refused;
+	char *env;
+	size_t len;
+	int fd;
+
+	(void)state;
+	dev_open(&a, "pi1", rules, false, true);
+	lan_tcp_on_failure(a.t, on_failure, &f);
+	pi2 = signer(&a, "pi2");
+	revoked = signer(&a, "revoked");
+
+	/* The first word fails: a forgery under pi2's certificate, a replay of pi2's message. */
+	fd = raw_connect("127.0.0.1", (uint16_t)a.cfg.net.port);
+	env = seal_badsig(pi2, "DIRECT", "pi1", "x", &len);
+	send_env(fd, env, len);
+	free(env);
+	assert_true(closed_within(fd, WAIT_MS) >= 0);
+	close(fd);
+	env = seal(pi2, "DIRECT", "pi1", "y", &len);
+	fd = raw_connect("127.0.0.1", (uint16_t)a.cfg.net.port);
+	send_env(fd, env, len);
+	loop_until(e, json_array_size(a.heard) == 1);
+	close(fd);
+	fd = raw_connect("127.0.0.1", (uint16_t)a.cfg.net.port);
+	send_env(fd, env, len);
+	assert_true(closed_within(fd, WAIT_MS) >= 0);
+	close(fd);
+	free(env);
+	fd = raw_connect("127.0.0.1", (uint16_t)a.cfg.net.port);
+	raw_send(fd, junk, sizeof(junk));
+	assert_true(closed_within(fd, WAIT_MS) >= 0);
+	close(fd);
+
+	/* Only a broadcast before the failure. */
+	fd = raw_connect("127.0.0.1", (uint16_t)a.cfg.net.port);
+	send_framed(fd, pi2, "ANNOUNCE", NULL, NULL);
+	loop_until(e, json_array_size(a.heard) == 2);
+	raw_send(fd, junk, sizeof(junk));
+	assert_true(closed_within(fd, WAIT_MS) >= 0);
+	close(fd);
+
+	/* Verified first, then what is not pi2's doing. */
+	fd = pi2_link(&a, pi2, "d1");
+	send_framed(fd, pi2, "NEWER", NULL, NULL);
+	assert_true(closed_within(fd, WAIT_MS) >= 0);
+	close(fd);
+	fd = pi2_link(&a, pi2, "d2");
+	send_framed(fd, revoked, "DIRECT", "pi1", "x");
+	assert_true(closed_within(fd, WAIT_MS) >= 0);
+	close(fd);
+	refused = a.m->refused.total;
+	assert_int_equal(refused, 6);
+	assert_int_equal(f.n, 0);
+
+	/* UDP: pi2's datagram, then a replay of it and a forgery: refused, never attributed. */
+	dev_open(&u, "ctl1", rules, true, true);
+	lan_tcp_on_failure(u.t, on_failure, &f);
+	env = seal(pi2, "ANNOUNCE", NULL, NULL, &len);
+	send_datagram("127.0.0.1", (uint16_t)u.cfg.net.port, env, len);
+	loop_until(e, json_array_size(u.heard) == 1);
+	send_datagram("127.0.0.1", (uint16_t)u.cfg.net.port, env, len);
+	free(env);
+	env = seal_badsig(pi2, "ANNOUNCE", NULL, NULL, &len);
+	send_datagram("127.0.0.1", (uint16_t)u.cfg.net.port, env, len);
+	free(env);
+	send_datagram("127.0.0.1", (uint16_t)u.cfg.net.port, "junk", 4);
+	loop_until(e, u.m->refused.total == 3);
+	assert_int_equal(f.n, 0);
+	envelope_ctx_free(pi2);
+	envelope_ctx_free(revoked);
+	dev_close(&u);
+	dev_close(&a);
+}
+
+/* On a link we dialled: nothing before the device answered (whoever took its address may be
+ * answering), its failures once it has. The callback may close another link; with no callback
+ * set, or one cleared, the refusal alone. */
+static void test_failure_outgoing(void **state)
+{
+	static const uint8_t junk[] = {0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'};
+	struct envelope_ctx *pi2;
+	struct failures f = {0};
+	struct lan_link *l = NULL, *other = NULL;
+	struct sockaddr_in to;
+	int lfd, fd, other_fd, freed = 0;
+	uint16_t port;
+	struct dev a;
+	char *env;
+	size_t len;
+
+	(void)state;
+	dev_open(&a, "pi1", rules, false, true);
+	lan_tcp_on_failure(a.t, on_failure, &f);
+	pi2 = signer(&a, "pi2");
+	lfd = raw_listen(&port);
+	to = at("127.0.0.1", port);
+
+	/* Junk before pi2 said anything. */
+	assert_int_equal(lan_link_open(a.t, "pi2", &to, &l), 0);
+	assert_int_equal(lan_link_send(l, "DIRECT", "d1", NULL, true), 0);
+	fd = raw_accept(lfd);
+	raw_send(fd, junk, sizeof(junk));
+	assert_true(closed_reading(fd, WAIT_MS) >= 0);
+	close(fd);
+	assert_int_equal(f.n, 0);
+
+	/* pi2 answers, then forges: pi2's; the callback closes another link, which goes at once. */
+	assert_int_equal(lan_link_open(a.t, "pi2", &to, &other), 0);
+	lan_link_set_data(other, tag_new(&freed), tag_free);
+	other_fd = raw_accept(lfd);
+	assert_int_equal(lan_link_open(a.t, "pi2", &to, &l), 0);
+	assert_int_equal(lan_link_send(l, "DIRECT", "d2", NULL, true), 0);
+	fd = raw_accept(lfd);
+	send_framed(fd, pi2, "DIRECT", "pi1", "d2");
+	loop_until(e, json_array_size(a.heard) == 1);
+	f.close = other;
+	env = seal_badsig(pi2, "DIRECT", "pi1", "d2", &len);
+	send_env(fd, env, len);
+	free(env);
+	assert_true(closed_reading(fd, WAIT_MS) >= 0);
+	close(fd);
+	assert_int_equal(f.n, 1);
+	assert_string_equal(f.device[0], "pi2");
+	assert_int_equal(f.reason[0], -IOTSEC_EBADSIG);
+	assert_int_equal(freed, 1);
+	assert_true(closed_reading(other_fd, WAIT_MS) >= 0);
+	close(other_fd);
+
+	/* Cleared: refused, not attributed. */
+	lan_tcp_on_failure(a.t, NULL, NULL);
+	assert_int_equal(lan_link_open(a.t, "pi2", &to, &l), 0);
+	assert_int_equal(lan_link_send(l, "DIRECT", "d3", NULL, true), 0);
+	fd = raw_accept(lfd);
+	send_framed(fd, pi2, "DIRECT", "pi1", "d3");
+	loop_until(e, json_array_size(a.heard) == 2);
+	raw_send(fd, junk, sizeof(junk));
+	assert_true(closed_reading(fd, WAIT_MS) >= 0);
+	close(fd);
+	assert_int_equal(f.n, 1);
+	close(lfd);
+	envelope_ctx_free(pi2);
+	dev_close(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1442,6 +1759,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_link_close_in_callback, loop_setup, loop_teardown),
 	    cmocka_unit_test_setup_teardown(test_link_data_freed_once, loop_setup, loop_teardown),
 	    cmocka_unit_test_setup_teardown(test_link_idle, loop_setup, loop_teardown),
+	    cmocka_unit_test_setup_teardown(test_failure_attributed, loop_setup, loop_teardown),
+	    cmocka_unit_test_setup_teardown(test_failure_not_attributed, loop_setup, loop_teardown),
+	    cmocka_unit_test_setup_teardown(test_failure_outgoing, loop_setup, loop_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

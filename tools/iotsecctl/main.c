@@ -449,10 +449,11 @@ static int cmd_rekey(const struct iotsec_config *cfg, int argc, char **argv)
 			json_array_append_new(json_object_get(args, "exclude"),
 					      json_string(argv[++i]));
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: iotsecctl rekey [--exclude DEVICE]...\n"
-			       "On the controller: build a new key pool now; the devices named get "
-			       "nothing of it,\nand every other device cancels the old one. Needs "
-			       "root.\n");
+			printf(
+			    "usage: iotsecctl rekey [--exclude DEVICE]...\n"
+			    "On the controller: build a new key pool now and print its epoch; the "
+			    "devices named,\nand the quarantined ones, get nothing of it, and "
+			    "every other device cancels the\nold one. Needs root.\n");
 			json_decref(args);
 			return 0;
 		} else {
