@@ -276,7 +276,11 @@ static void keyd_next(struct pingd *d)
 		r = ctl_peer_call(d->keyd, PROTO_KEYD_QUARANTINE, args, PINGD_KEYD_CALL_MS,
 				  on_keyd_list, d, &d->keyd_call);
 	} else if (d->keyd_rekey && d->controller_role) {
-		args = json_pack("{s:o}", "exclude", names_of(d));
+		/* A keyd that holds the list leaves the quarantined out of every pool itself, and
+		 * gives a released one its ring again; an exclude list would keep it out of this
+		 * pool even then. Without the verb, the exclude list is all there is. */
+		args = d->keyd_has_quarantine ? json_object()
+					      : json_pack("{s:o}", "exclude", names_of(d));
 		r = ctl_peer_call(d->keyd, PROTO_KEYD_REKEY, args, PINGD_KEYD_CALL_MS,
 				  on_keyd_rekey, d, &d->keyd_call);
 	}
@@ -376,8 +380,16 @@ static int verb_release(json_t *req, json_t **ret, void *ud)
 
 	if (!json_is_string(name) || !ca_name_valid(json_string_value(name)))
 		return -EINVAL;
-	if (!d->controller_role)
-		return d->controller[0] ? -IOTSEC_ENOTCONTROLLER : -EOPNOTSUPP;
+	if (!d->controller_role) {
+		/* Say whom to ask instead. */
+		char why[CERT_NAME_MAX + 64];
+
+		snprintf(why, sizeof(why), "not the controller (%s%s)",
+			 d->controller[0] ? "the controller is " : "there is none now",
+			 d->controller);
+		*ret = json_pack("{s:s}", "error", why);
+		return -EOPNOTSUPP;
+	}
 	if ((r = pingd_quarantine_release(d, json_string_value(name))) < 0)
 		return r;
 	*ret = json_pack("{s:I}", "version", (json_int_t)d->q.version);

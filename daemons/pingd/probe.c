@@ -259,12 +259,8 @@ void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct enve
 			}
 		}
 	}
-	if (pingd_link_is_ask(l)) {
-		/* On a link of ours, an answer to something else. */
-		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -IOTSEC_EUNASKED);
-		lan_link_close(l);
-		return;
-	}
+	if (pingd_link_is_ask(l))
+		return; /* on a link of ours, too late: the round is over (or its device gone) */
 	/* Unsolicited: a device that could not reach another. More than it can have made is ballot
 	 * stuffing (trust.h). Heard, it is judged with the round under way on its target, but
 	 * only our own probes and the helpers we chose decide. */

@@ -53,6 +53,9 @@ grep -q "pi4 is missing: 3 probes unanswered, 2 of 2 devices asked confirm" "$T/
 say "$(grep -m1 "pi4 is missing" "$T/hub/pingd.log" | sed 's/.*pi4/pi4/')"
 wait_until 5 quarantined pi2 || fail "pi2 did not take the quarantine list"
 wait_until 5 quarantined pi3 || fail "pi3 did not take the quarantine list"
+# Every pingd hands the list to its keyd, so a device that becomes controller leaves pi4 out too.
+keyd_holds() { field "$1" keyd quarantine | grep -q "pi4"; }
+for n in hub pi2 pi3; do wait_until 5 keyd_holds "$n" || fail "$n's keyd does not hold the list"; done
 
 rekeyed() { same_epoch hub pi2 pi3 && [ "$(epoch hub)" -gt "$e1" ]; }
 wait_until 20 rekeyed || fail "no new pool without pi4: hub=$(epoch hub) pi2=$(epoch pi2) pi3=$(epoch pi3)"
@@ -89,10 +92,12 @@ say "pi4 back, still at epoch $e1; pi2 did not take its message"
 say "a node cannot release"
 r=$(pingd pi2 '{"v":1,"verb":"release","name":"pi4"}')
 echo "$r" | grep -q '"ok":false' || fail "pi2 released pi4: $r"
+echo "$r" | grep -q "not the controller (the controller is hub)" || fail "pi2's refusal: $r"
 say "the administrator releases pi4 on the controller"
 r=$(pingd hub '{"v":1,"verb":"release","name":"pi4"}')
 echo "$r" | grep -q '"ok":true' || fail "release refused: $r"
 wait_until 20 same_epoch hub pi2 pi3 pi4 || fail "pi4 has no ring of the current epoch: hub=$(epoch hub) pi4=$(epoch pi4)"
+[ "$(epoch hub)" = "$e2" ] || fail "the release made a new pool ($(epoch hub)): keyd should give pi4 a ring of $e2"
 wait_until 5 sh -c "! $(command -v python3) $IT_DIR/ctl.py $T/pi4/run/pingd/pingd.sock '{\"v\":1,\"verb\":\"quarantine\"}' | grep -q pi4" ||
 	fail "pi4 still holds a list that names it"
 say "pi4 at epoch $(epoch pi4), with the others"
