@@ -15,9 +15,11 @@
 #    the floor of the same work: keyd's collect window (a wait by design) plus, at openssl speed's
 #    RSA-2048 rates measured in this run, the controller's private operations (one unwrap per
 #    contributed key, one signature per message it sends) and public ones (one wrap per ring
-#    key), and one device's unwraps (each device takes its own ring on its own CPU; here they
-#    all share this machine's cores, which the floor does not charge them). 200 devices would be
-#    1000 daemons whose broadcasts alone (every device verifies every other's) outweigh a
+#    key), and one device's unwraps: each device takes its own ring on its own CPU. Here they all
+#    share this machine's cores, so a second floor charges every device's unwraps to them. The
+#    controller's keyd log says how many rings it gave (more than devices: a confirmation came
+#    late and the ring went again) and how long each device took to confirm. 200 devices would
+#    be 1000 daemons whose broadcasts alone (every device verifies every other's) outweigh a
 #    2-core machine: for 200 the line is a model, said to be one: the collect window plus
 #    bench_rings' in-process time for the controller's rings and one device's intake.
 #
@@ -193,14 +195,29 @@ PY
 	[ -n "$contributed" ] && [ -n "$ring" ] || fail "$size devices: keyd logged no pool: $line"
 	# Messages per device: from bench_rings (its private operations over its devices), else 3.
 	per=$(echo "$RINGS_OUT" | awk '/^rings controller 10 devices/ { for (i = 1; i <= NF; i++) if ($i == "rsa_private") print $(i + 1) / 10 }')
+	# Where the time went: the rings of the new epoch given (again, when a confirmation was
+	# late) and how long each device took to confirm its own.
+	e2=$(epoch "$ctrl")
+	gave=$(grep -c "a ring of [0-9]* keys (epoch $e2)" "$T/$ctrl/keyd.log" || true)
+	confirm=$(sed -n "s/.* confirmed its ring of epoch $e2 ([0-9]* keys) in \([0-9.]*\) ms.*/\1/p" \
+		"$T/$ctrl/keyd.log" | sort -n | awk '{ t[++c] = $1 } END { if (c) printf "median %.0f ms, max %.0f ms", t[int((c + 1) / 2)], t[c] }')
 	echo "$took" | awk -v n="$size" -v c="$collect" -v k="$ring" -v got="$contributed" \
-		-v per="${per:-3}" -v s="$RSA_SIGN" -v v="$RSA_VERIFY" '{
+		-v per="${per:-3}" -v s="$RSA_SIGN" -v v="$RSA_VERIFY" -v cores="$(nproc)" \
+		-v gave="$gave" -v confirm="$confirm" '{
 		d = n - 1
 		priv = got + d * per
 		pub = d * k
 		floor = c / 1000 + priv / s + pub / v + k / s
-		printf "rekey %d devices (end to end, %d hosts): %.2f s from declaration to %d rings of %d keys; floor %.2f s (collect window %.1f s + %d RSA private ops at %.0f/s + %d public at %.0f/s + one device'"'"'s %d unwraps): %.0f%% of it is the floor\n",
-			n, n, $1, d, k, floor, c / 1000, priv, s, pub, v, k, 100 * floor / $1 }'
+		# Here every device unwraps its ring on the same cores as all the others.
+		here = c / 1000 + (priv + d * k) / (s * cores) + pub / (v * cores)
+		printf "rekey %d devices (end to end, %d hosts): %.2f s from declaration to %d rings of %d keys\n", n, n, $1, d, k
+		printf "  floor on separate Pis %.2f s: collect window %.1f s + %d RSA private ops at %.0f/s + %d public at %.0f/s + one device'"'"'s %d unwraps; %.0f%% of the time measured\n",
+			floor, c / 1000, priv, s, pub, v, k, 100 * floor / $1
+		printf "  floor on this machine %.2f s (every device'"'"'s unwraps too, on its %d cores): %.0f%% of the time measured\n",
+			here, cores, 100 * here / $1
+		printf "  rings given %d (%d more than devices: late confirmations), confirmations %s\n",
+			gave, gave - d, confirm
+	}'
 	for n in $names; do for p in $(pids_of "$n"); do stop "$p"; done; done
 	for n in $names; do link_down "$n"; done
 	PIDS=""
