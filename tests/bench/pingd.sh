@@ -118,8 +118,8 @@ detect() { # detect NAME ROUNDS SETTINGS
 		-v bound=$((_iv + _tries * _retry + _to)) \
 		-v worst=$((_iv + _tries * _to + (_tries - 1) * _retry + 2 * _to)) '
 		NF { t[++c] = $1 }
-		END { printf "detection %s (%s): median %.2f s, max %.2f s over %d rounds; bound interval + tries x retry + timeout %.2f s, worst case with the indirect round %.2f s: median %.2fx the bound\n",
-			name, set, t[int((c + 1) / 2)], t[c], c, bound / 1000, worst / 1000, t[int((c + 1) / 2)] * 1000 / bound }'
+		END { printf "detection %s (%s): median %.2f s, max %.2f s over %d rounds; bound (interval + tries x retry + timeout) %.2f s: median %.2fx; worst case (every probe waits its timeout, then the indirect round) %.2f s: max %.2fx\n",
+			name, set, t[int((c + 1) / 2)], t[c], c, bound / 1000, t[int((c + 1) / 2)] * 1000 / bound, worst / 1000, t[c] * 1000 / worst }'
 }
 detect "paper profile / 600" 3 "$PAPER"
 detect "fast profile of etc/iotsec.conf" 2 "$README"
@@ -204,19 +204,19 @@ PY
 	echo "$took" | awk -v n="$size" -v c="$collect" -v k="$ring" -v got="$contributed" \
 		-v per="${per:-3}" -v s="$RSA_SIGN" -v v="$RSA_VERIFY" -v cores="$(nproc)" \
 		-v gave="$gave" -v confirm="$confirm" '{
-		d = n - 1
+		d = n - 2 # rings sent: every device but the missing one and the controller itself
 		priv = got + d * per
 		pub = d * k
 		floor = c / 1000 + priv / s + pub / v + k / s
 		# Here every device unwraps its ring on the same cores as all the others.
 		here = c / 1000 + (priv + d * k) / (s * cores) + pub / (v * cores)
-		printf "rekey %d devices (end to end, %d hosts): %.2f s from declaration to %d rings of %d keys\n", n, n, $1, d, k
+		printf "rekey %d devices (end to end, %d hosts): %.2f s from declaration until the %d left hold rings of %d keys\n", n, n, $1, n - 1, k
 		printf "  floor on separate Pis %.2f s: collect window %.1f s + %d RSA private ops at %.0f/s + %d public at %.0f/s + one device'"'"'s %d unwraps; %.0f%% of the time measured\n",
 			floor, c / 1000, priv, s, pub, v, k, 100 * floor / $1
 		printf "  floor on this machine %.2f s (every device'"'"'s unwraps too, on its %d cores): %.0f%% of the time measured\n",
 			here, cores, 100 * here / $1
-		printf "  rings given %d (%d more than devices: late confirmations), confirmations %s\n",
-			gave, gave - d, confirm
+		printf "  rings sent %d for %d devices (more: a confirmation came late), confirmations %s\n",
+			gave, d, confirm
 	}'
 	for n in $names; do for p in $(pids_of "$n"); do stop "$p"; done; done
 	for n in $names; do link_down "$n"; done

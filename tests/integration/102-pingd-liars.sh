@@ -26,7 +26,7 @@ rogue() {
 	_n=$1
 	shift
 	on "$(host_of "$_n")" $PY "$IT_DIR/rogue.py" pingd "$T/$_n/$_n.crt" "$T/$_n/$_n.key" \
-		"$NET.255" 120 "$@" >"$T/$_n.log" 2>&1 &
+		"$NET.255" 120 "$@" >"$T/$_n/rogue.log" 2>&1 &
 	PIDS="$PIDS $!"
 }
 rogue bad badmouth
@@ -58,7 +58,7 @@ for try in 1 2 3; do
 	say "round $try: bad not flagged yet ($(grep "pi4 kept" "$T/hub/pingd.log" | tail -n 1 | sed 's/^iotsec-pingd: //'))"
 done
 flagged hub bad bad-mouthing || fail "bad was not flagged bad-mouthing: $(peer hub bad flags)"
-grep -q "asked about pi4 .*alive: False" "$T/bad.log" || fail "bad was never asked about pi4"
+grep -q "asked about pi4 .*alive: False" "$T/bad/rogue.log" || fail "bad was never asked about pi4"
 grep -q "pi4 kept: it answered" "$T/hub/pingd.log" || fail "pi4's refutation was not what kept it"
 say "bad is flagged bad-mouthing: $(peer hub bad flags), banned until $(peer hub bad banned_until)"
 # Once more, bad banned: the others' word alone.
@@ -79,7 +79,7 @@ say "(b) pi4 loses its network for good; good says it is alive"
 e1=$(epoch hub)
 link_down pi4
 wait_until 30 quarantined hub pi4 missing || fail "pi4 was not evicted despite good's word: $(pingd_call hub quarantine)"
-grep -q "asked about pi4 .*alive: True" "$T/good.log" || fail "good was never asked about pi4"
+grep -q "asked about pi4 .*alive: True" "$T/good/rogue.log" || fail "good was never asked about pi4"
 wait_until 5 flagged hub good good-mouthing || fail "good was not flagged good-mouthing: $(peer hub good flags)"
 unflagged hub pi2 pi3 || fail "honest helpers flagged: pi2 $(peer hub pi2 flags), pi3 $(peer hub pi3 flags)"
 rekeyed() { same_epoch hub pi2 pi3 && [ "$(epoch hub)" -gt "$e1" ]; }
@@ -89,7 +89,7 @@ say "pi4 is evicted, good is flagged $(peer hub good flags); hub, pi2 and pi3 at
 say "(c) stuff floods hub with 40 reports nobody asked for, each saying a device is unreachable"
 rogue stuff stuff hub "$NET.1" 40
 wait_until 30 flagged hub stuff ballot-stuffing || fail "stuff was not flagged ballot-stuffing: $(peer hub stuff flags)"
-grep -q "report to hub failed" "$T/stuff.log" && fail "stuff could not deliver its reports: $(tail -n 3 "$T/stuff.log")"
+grep -q "report to hub failed" "$T/stuff/rogue.log" && fail "stuff could not deliver its reports: $(tail -n 3 "$T/stuff/rogue.log")"
 say "stuff is flagged $(peer hub stuff flags)"
 sleep 3
 [ "$(quarantine_names hub)" = pi4 ] || fail "hub's quarantine after the flood: $(quarantine_names hub), not pi4 alone"

@@ -41,12 +41,12 @@ forge() {
 	for _t in "$@"; do _to="$_to $_t@$NET.$(host_of "$_t")"; done
 	# shellcheck disable=SC2086 # one argument per target
 	on "$(host_of "$_n")" $PY "$IT_DIR/rogue.py" pingdforge "$T/$_n/$_n.crt" "$T/$_n/$_n.key" \
-		"$_s" $_to >>"$T/$_n.rogue.log" 2>&1 || fail "rogue.py pingdforge from $_n failed"
+		"$_s" $_to >>"$T/$_n/rogue.log" 2>&1 || fail "rogue.py pingdforge from $_n failed"
 }
 
 say "mal1 sends forged and replayed envelopes to pi2's and pi3's pingd"
 forge mal1 4 pi2 pi3
-grep "sent" "$T/mal1.rogue.log"
+grep "sent" "$T/mal1/rogue.log"
 for n in pi2 pi3; do
 	wait_until 5 flagged "$n" mal1 malicious || fail "$n did not label mal1 malicious: $(peer "$n" mal1 flags), $(peer "$n" mal1 auth_failures) failures"
 done
