@@ -26,6 +26,25 @@ static bool window_over(uint64_t start, unsigned count, uint64_t now, uint64_t w
 	return count == 0 || now >= later(start, window);
 }
 
+/* A leaky bucket of count events since start: one forgiven per period, at now. A clock that goes
+ * back forgives nothing. The caller adds the new event. */
+static void leak(unsigned *count, uint64_t *start, uint64_t now, uint64_t period)
+{
+	if (*count == 0 || now < *start) {
+		*start = now;
+	} else if (period > 0) {
+		uint64_t forgiven = (now - *start) / period;
+
+		if (forgiven >= *count) {
+			*count = 0;
+			*start = now;
+		} else {
+			*count -= (unsigned)forgiven;
+			*start += forgiven * period;
+		}
+	}
+}
+
 void trust_init(struct trust *t, const struct trust_params *p)
 {
 	memset(t, 0, sizeof(*t));
@@ -143,19 +162,7 @@ bool trust_auth_failure(struct trust *t, const char *name, uint64_t now)
 	/* A leaky bucket: each window_ms forgives one. A device failing more often than that is
 	 * labelled sooner or later, while an honest device's rare failure (a message held up past
 	 * the freshness limit) never adds up to the label over months. */
-	if (p->auth_recent == 0 || now < p->auth_start) {
-		p->auth_start = now;
-	} else if (t->p.window_ms > 0) {
-		uint64_t forgiven = (now - p->auth_start) / t->p.window_ms;
-
-		if (forgiven >= p->auth_recent) {
-			p->auth_recent = 0;
-			p->auth_start = now;
-		} else {
-			p->auth_recent -= (unsigned)forgiven;
-			p->auth_start += forgiven * t->p.window_ms;
-		}
-	}
+	leak(&p->auth_recent, &p->auth_start, now, t->p.window_ms);
 	if (++p->auth_recent < t->p.auth_failures)
 		return false;
 	p->flags |= TRUST_MALICIOUS;
@@ -168,6 +175,26 @@ static void raise_flag(struct trust *t, struct trust_peer *p, enum trust_flag f,
 	p->flags |= f;
 	p->banned_until = later(now, t->p.ban_ms);
 	p->reputation *= TRUST_DECAY;
+}
+
+/* A report contradicted what the round found, from outside the others' mean +- sd: true when
+ * that flags the reporter. A lost packet can make every probe of an honest helper fail, but it
+ * never makes a device answer (a PONG is signed by the target over the prober's nonce): "alive"
+ * against an eviction is a lie, flagged at once; "unreachable" against an answer may be bad luck,
+ * a strike that costs a step of R, and only TRUST_STRIKES of them not yet forgiven (one per
+ * ban_ms) flag. The strikes are spent by the flag: the ban is their price. */
+static bool contradicted(struct trust *t, struct trust_peer *p, enum trust_flag f, uint64_t now)
+{
+	if (f == TRUST_BAD_MOUTHING) {
+		leak(&p->strikes, &p->strike_start, now, t->p.ban_ms);
+		if (++p->strikes < TRUST_STRIKES) {
+			p->reputation *= TRUST_STRIKE_DECAY;
+			return false;
+		}
+	}
+	p->strikes = 0;
+	raise_flag(t, p, f, now);
+	return true;
 }
 
 bool trust_unsolicited(struct trust *t, const char *reporter, size_t n, uint64_t now)
@@ -278,8 +305,8 @@ enum trust_verdict trust_round(struct trust *t, const char *target, struct trust
 		if (op[j] >= mean - sd - EPSILON && op[j] <= mean + sd + EPSILON)
 			continue;
 		f = op[j] > 0.0 ? TRUST_GOOD_MOUTHING : TRUST_BAD_MOUTHING;
-		raise_flag(t, who[j], f, now);
-		r[at[j]].flagged = f;
+		if (contradicted(t, who[j], f, now))
+			r[at[j]].flagged = f;
 	}
 	return v;
 }

@@ -9,7 +9,10 @@
  * the others', weighted as in the verdict (the controller's own probe weighs 1, a reporter it asked
  * its T, an unasked or untrusted one nothing: unasked colluders cannot shield one another). One
  * outside mean +- sd that also contradicts what the round found (the suspect answered: alive;
- * evicted: unreachable) is bad-mouthing (it said unreachable) or good-mouthing (it said alive). A
+ * evicted: unreachable) is judged by what a lost packet can do: it can make an honest device's
+ * probes all fail, never make a device answer. So "alive" against an eviction flags good-mouthing
+ * at once, while "unreachable" against an answer is a strike that costs a tenth of R, and only
+ * TRUST_STRIKES strikes not yet forgiven (one is forgiven per ban_ms) flag bad-mouthing. A
  * reporter that makes more unsolicited reports in the window than it can have made (one per other
  * device) is ballot stuffing. A flagged reporter is banned from reporting for ban_ms and its
  * reputation halves; reputation recovers by a tenth of what it lacks per round it gets right when
@@ -37,6 +40,13 @@
 #define TRUST_HISTORY	   64  /* probe outcomes h remembers (older ones fade by halves) */
 #define TRUST_DECAY	   0.5 /* a flagged reporter's R is multiplied by this */
 #define TRUST_GAIN	   0.1 /* share of what R lacks gained per round right, when asked */
+#define TRUST_STRIKE_DECAY 0.9 /* a struck reporter's R: a tenth off, the step TRUST_GAIN gives */
+/* Strikes that flag bad-mouthing. At 10% loss all of an honest helper's probes fail about once in
+ * 150 (three tries, each ping or answer lost), and a busy round (a ballot stuffer's flood has every
+ * device checked) asks each device several times: two such failures within one ban_ms still befell
+ * one honest device in two simulated homes, three practically never
+ * (tests/bench/bench_trust_sim.c), while a liar is struck every time it lies. */
+#define TRUST_STRIKES 3
 
 enum trust_flag {
 	TRUST_BAD_MOUTHING = 1 << 0,
@@ -63,6 +73,8 @@ struct trust_peer {
 	uint64_t banned_until;	 /* ms; 0: never banned */
 	uint64_t window_start;	 /* ms, of the ballot-stuffing window */
 	unsigned window_reports; /* unsolicited reports in it */
+	unsigned strikes;	 /* "unreachable" against an answer, not yet forgiven */
+	uint64_t strike_start;	 /* ms, when that bucket last leaked (or was empty) */
 };
 
 struct trust {
@@ -130,11 +142,14 @@ enum trust_verdict {
  * Unsolicited reports are judged but never decide: only those the controller chose do.
  *
  * Judgement: the round found "alive" when refuted, "unreachable" on TRUST_EVICT, nothing
- * otherwise (then nobody is flagged or credited). A reporter, asked or not, with at least 2 other
- * opinions that weigh, whose own lies outside their weighted mean +- sd and contradicts the
- * finding is flagged (r[i].flagged), banned and its R multiplied by TRUST_DECAY; one asked that
- * agrees with the finding gains TRUST_GAIN of what its R lacks (unasked, it gains nothing). More
- * than TRUST_ROUND_MAX reports, or a bad target name: TRUST_KEEP, nobody judged. */
+ * otherwise (then nobody is struck, flagged or credited). A reporter, asked or not, with at least 2
+ * other opinions that weigh, whose own lies outside their weighted mean +- sd and contradicts the
+ * finding: said "alive", it is flagged good-mouthing; said "unreachable", it is struck (R
+ * multiplied by TRUST_STRIKE_DECAY), and flagged bad-mouthing at its TRUST_STRIKES-th strike not
+ * yet forgiven (one per ban_ms). Flagged (r[i].flagged): banned, its R multiplied by TRUST_DECAY,
+ * its strikes cleared. One asked that agrees with the finding gains TRUST_GAIN of what its R lacks
+ * (unasked, it gains nothing). More than TRUST_ROUND_MAX reports, or a bad target name:
+ * TRUST_KEEP, nobody judged. */
 enum trust_verdict trust_round(struct trust *t, const char *target, struct trust_report *r,
 			       size_t n, size_t needed, bool refuted, uint64_t now);
 

@@ -61,13 +61,13 @@ void pingd_peer_heard(struct pingd *d, const struct envelope_msg *m, const struc
 	p->role = m->sender.role;
 	snprintf(p->serial, sizeof(p->serial), "%s", m->sender.serial);
 	p->last_seen = clock_now();
-	/* Any fresh signed message from it says it is there (SPEC 5.5's refutation). */
+	/* Any fresh signed message from it refutes a suspicion (SPEC 5.5). Only an answer to a
+	 * probe of ours ends a run of failed probes: a device that says hello but does not answer
+	 * is suspected all the same, and must then answer the suspicion. */
 	if (p->round)
 		p->round->refuted = true;
-	if (p->state != PINGD_QUARANTINED) {
-		p->state = p->round ? PINGD_SUSPECT : PINGD_ALIVE;
-		p->fails = 0;
-	}
+	if (p->state == PINGD_UNKNOWN || (p->state == PINGD_MISSING && p->fails == 0))
+		p->state = PINGD_ALIVE;
 	if (changed)
 		pingd_state_save(d);
 	if (d->controller_role)

@@ -148,7 +148,10 @@ static int state_load(struct pingd *d)
 	if (r < 0)
 		goto out;
 	r = -EBADMSG;
-	o = json_loadb(text, i, JSON_REJECT_DUPLICATES, NULL);
+	if ((o = json_loadb(text, i, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+		why = "damaged: not JSON";
+		goto out;
+	}
 	devices = json_object_get(o, "devices");
 	if (!json_is_object(o) || json_object_size(o) != 3 ||
 	    !json_is_integer(json_object_get(o, "version")) || !json_is_array(devices)) {
@@ -222,11 +225,16 @@ static void on_keyd_rekey(int r, json_t *reply, void *ud)
 		return;
 	d->keyd_call = NULL;
 	if (r < 0) {
-		log_warnx("keyd did not start a pool without the quarantined devices: %s",
-			  r == -EPROTO ? ctl_reply_error(reply) : iotsec_strerror(r));
-		return; /* asked again at the next HELLO */
+		/* Asked again at the next HELLO; said once until it works. */
+		if (!d->keyd_warned)
+			log_warnx("keyd did not start a pool without the quarantined devices: %s "
+				  "(asking again every %d ms)",
+				  r == -EPROTO ? ctl_reply_error(reply) : iotsec_strerror(r),
+				  d->cfg->pingd.hello_ms);
+		d->keyd_warned = true;
+		return;
 	}
-	d->keyd_rekey = false;
+	d->keyd_rekey = false, d->keyd_warned = false;
 	log_notice("keyd starts the pool of epoch %lld without the %zu quarantined",
 		   (long long)json_integer_value(json_object_get(reply, "epoch")), d->q.n);
 	keyd_next(d);
@@ -241,7 +249,7 @@ static void on_keyd_list(int r, json_t *reply, void *ud)
 		return;
 	d->keyd_call = NULL;
 	if (r == 0) {
-		d->keyd_list = false, d->keyd_has_quarantine = true;
+		d->keyd_list = false, d->keyd_has_quarantine = true, d->keyd_warned = false;
 		d->keyd_release = false; /* keyd gives the released their rings itself */
 	} else if (err && strncmp(err, "unknown verb", 12) == 0) {
 		/* A keyd without the verb: the controller's rekey with exclude keeps the
@@ -255,8 +263,11 @@ static void on_keyd_list(int r, json_t *reply, void *ud)
 			d->keyd_rekey = true;
 		d->keyd_release = false;
 	} else {
-		log_warnx("keyd did not take the quarantine list: %s",
-			  err ? err : iotsec_strerror(r));
+		if (!d->keyd_warned)
+			log_warnx("keyd did not take the quarantine list: %s (asking again every "
+				  "%d ms)",
+				  err ? err : iotsec_strerror(r), d->cfg->pingd.hello_ms);
+		d->keyd_warned = true;
 		return;
 	}
 	keyd_next(d);

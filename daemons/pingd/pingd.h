@@ -122,6 +122,7 @@ struct pingd {
 	bool keyd_list, keyd_rekey;
 	bool keyd_release; /* a release: a keyd without the quarantine verb needs a new pool */
 	bool keyd_has_quarantine, keyd_told_no_verb;
+	bool keyd_warned; /* a refusal said, not again until a call works */
 	struct ctl_call *keyd_call;
 
 	unsigned long probes, missing, sent, received;

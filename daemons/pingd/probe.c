@@ -83,7 +83,9 @@ static int on_round_end(sd_event_source *s, uint64_t usec, void *ud)
 					       .alive = rd->asked[i].answer == 1,
 					       .solicited = true};
 	}
-	for (size_t i = 0; i < rd->n_unasked; i++)
+	/* trust_round() refuses a round longer than TRUST_ROUND_MAX whole: the unasked make room.
+	 */
+	for (size_t i = 0; i < rd->n_unasked && n < TRUST_ROUND_MAX; i++)
 		r[n++] = (struct trust_report){.reporter = rd->unasked[i].reporter,
 					       .alive = rd->unasked[i].alive};
 	/* Confirmations signed by distinct devices; with nobody to ask (a home of two) our own
@@ -305,8 +307,7 @@ void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct e
 	/* Only devices whose reports count: not malicious, not banned, trusted enough. */
 	tp = trust_peer(d->trust, m->sender.name);
 	if (tp == NULL || !trust_trusted(d->trust, tp, pingd_now_ms())) {
-		log_info("%s reports %s malicious: not heard (not trusted)", m->sender.name,
-			 mal.target);
+		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -EPERM);
 		return;
 	}
 	if ((p = pingd_peer_find(d, mal.target)) == NULL ||
@@ -317,10 +318,11 @@ void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct e
 	a = p->accused;
 	for (i = 0; i < a->n && strcmp(a->name[i], m->sender.name) != 0; i++)
 		;
-	if (i == a->n && a->n < PINGD_ACCUSERS_MAX)
-		snprintf(a->name[a->n++], CERT_NAME_MAX, "%s", m->sender.name);
 	if (mal.failures > a->failures)
 		a->failures = mal.failures;
+	if (i < a->n || a->n == PINGD_ACCUSERS_MAX)
+		return; /* said already: once per device that reports it */
+	snprintf(a->name[a->n++], CERT_NAME_MAX, "%s", m->sender.name);
 	log_warnx("%s reports %s malicious (%u authentication failures): %zu of %zu reports",
 		  m->sender.name, mal.target, mal.failures, a->n, needed);
 	if (a->n >= needed)

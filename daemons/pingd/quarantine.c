@@ -50,8 +50,11 @@ static void apply(struct pingd *d)
 		} else if (!out && p->state == PINGD_QUARANTINED) {
 			p->state = PINGD_UNKNOWN;
 			p->fails = 0;
-			free(p->accused); /* released: what was said of it before is done with */
+			/* Released: what was said and known of it before is done with, here and on
+			 * every device that takes the list. */
+			free(p->accused);
 			p->accused = NULL;
+			trust_forget(d->trust, p->name);
 			if (d->controller_role)
 				pingd_controller_watch(d, p);
 		}
@@ -112,7 +115,6 @@ int pingd_quarantine_release(struct pingd *d, const char *name)
 	memmove(&d->q.entry[i], &d->q.entry[i + 1], (d->q.n - i - 1) * sizeof(d->q.entry[0]));
 	d->q.n--;
 	d->q.version++;
-	trust_forget(d->trust, name); /* the administrator's word: it starts afresh */
 	apply(d);
 	pingd_state_save(d);
 	pingd_quarantine_broadcast(d);

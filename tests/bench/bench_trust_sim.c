@@ -20,9 +20,10 @@
  *
  * Per configuration: malicious devices detected (a forger labelled malicious, a liar flagged for
  * its own kind of lie), false positives (honest devices labelled, or evicted while up), honest
- * devices flagged (a report that lost packets made look like a lie: a ban, not a label), missing
- * devices evicted, time to detect. Deterministic (fixed seeds); fails only if the simulation itself
- * is broken, never on a figure. */
+ * devices struck (a report that lost packets made look like a lie: a step of reputation) and
+ * flagged (strikes enough for a ban, never a label) of all the honest ones, missing devices
+ * evicted, time to detect. Deterministic (fixed seeds; an argument N > 0 draws other homes);
+ * fails only if the simulation itself is broken, never on a figure. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ struct dev {
 	enum kind kind;
 	int gone_round; /* -1: never goes */
 	bool quarantined, suspect;
+	bool struck;  /* a report of its own contradicted a round, at least once */
 	int detected; /* round the kind's flag or label was first seen, -1: not yet */
 	struct trust_report pending[PENDING_MAX];
 	size_t n_pending;
@@ -63,7 +65,8 @@ struct sim {
 	struct dev dev[DEVICES_MAX];
 	struct trust *t;
 	/* results */
-	int honest_labelled, honest_evicted_up, malicious_evicted_up, honest_flagged;
+	int honest, honest_labelled, honest_evicted_up, malicious_evicted_up, honest_struck,
+	    honest_flagged;
 	int gone, gone_evicted;
 };
 
@@ -229,6 +232,9 @@ static void check(struct sim *s, size_t j)
 	struct dev *d = &s->dev[j];
 	struct trust_report r[TRUST_ROUND_MAX];
 	size_t h[HELPERS], asked, m = 0;
+	struct dev *before[TRUST_ROUND_MAX]; /* each reporter, to see who was struck */
+	unsigned strikes[TRUST_ROUND_MAX];
+	uint64_t since[TRUST_ROUND_MAX];
 	bool refuted = !d->suspect;
 
 	if (d->suspect) {
@@ -261,9 +267,22 @@ static void check(struct sim *s, size_t j)
 		fprintf(stderr, "trust_sim: %zu reports in one round\n", m);
 		exit(1);
 	}
+	for (size_t k = 0; k < m; k++) {
+		before[k] = NULL;
+		if (r[k].reporter != NULL) {
+			before[k] = &s->dev[strtoul(r[k].reporter + 2, NULL, 10)];
+			strikes[k] = before[k]->p->strikes;
+			since[k] = before[k]->p->strike_start;
+		}
+	}
 	if (trust_round(s->t, d->name, r, m, asked < CONFIRMATIONS ? asked : CONFIRMATIONS, refuted,
 			s->now) == TRUST_EVICT)
 		quarantine(s, j);
+	/* Only a strike or a flag touches a reporter's strikes. */
+	for (size_t k = 0; k < m; k++)
+		if (before[k] != NULL && (r[k].flagged || before[k]->p->strikes != strikes[k] ||
+					  before[k]->p->strike_start != since[k]))
+			before[k]->struck = true;
 }
 
 static void round_once(struct sim *s)
@@ -327,13 +346,15 @@ static const unsigned kind_flag[KINDS] = {
 
 /* Over every configuration: those where each kind was all detected, and the false positives. */
 static int configs, all_found[KINDS], false_positives;
+/* And the honest devices, struck and flagged, of all there were. */
+static int honest_all, honest_struck, honest_flagged;
 
 static void run(struct sim *s, size_t n, unsigned pct, double loss, uint64_t seed)
 {
 	int found[KINDS] = {0}, total[KINDS] = {0}, t_sum = 0, t_max = 0, detected = 0, all = 0;
 	double r_onoff = 0, r_honest = 0;
 	int n_onoff = 0, n_honest = 0;
-	char cell[32];
+	char cell[32], flagged[32];
 
 	setup(s, n, pct, loss, seed);
 	for (s->round = 0; s->round < ROUNDS; s->round++) {
@@ -349,6 +370,8 @@ static void run(struct sim *s, size_t n, unsigned pct, double loss, uint64_t see
 		int t;
 
 		if (d->kind == HONEST) {
+			s->honest++;
+			s->honest_struck += d->struck;
 			s->honest_flagged += (p->flags & ~TRUST_MALICIOUS) != 0;
 			if (d->gone_round < 0 && !d->quarantined) {
 				r_honest += p->reputation;
@@ -380,19 +403,23 @@ static void run(struct sim *s, size_t n, unsigned pct, double loss, uint64_t see
 		printf(" %5s", cell);
 	}
 	snprintf(cell, sizeof(cell), "%d/%d", s->gone_evicted, s->gone);
-	printf(" %4d %4d %4d   %5s %4.1f/%-3d  %.2f/%.2f\n", s->honest_labelled,
-	       s->honest_evicted_up, s->honest_flagged, cell,
+	snprintf(flagged, sizeof(flagged), "%d/%d", s->honest_flagged, s->honest);
+	printf(" %4d %4d %6d %7s   %5s %4.1f/%-3d  %.2f/%.2f\n", s->honest_labelled,
+	       s->honest_evicted_up, s->honest_struck, flagged, cell,
 	       detected ? (double)t_sum / detected : 0.0, t_max, n_onoff ? r_onoff / n_onoff : 0.0,
 	       n_honest ? r_honest / n_honest : 0.0);
 	configs++;
 	for (int k = FORGER; k < KINDS; k++)
 		all_found[k] += found[k] == total[k];
 	false_positives += s->honest_labelled + s->honest_evicted_up;
+	honest_all += s->honest;
+	honest_struck += s->honest_struck;
+	honest_flagged += s->honest_flagged;
 	if (s->malicious_evicted_up)
 		printf("     (%d malicious devices evicted while up)\n", s->malicious_evicted_up);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const size_t sizes[] = {50, 100, 200, 300};
 	static const unsigned pcts[] = {2, 5};
@@ -400,6 +427,19 @@ int main(void)
 	static struct sim s;
 	uint64_t seed = 0x9e3779b97f4a7c15ULL;
 
+	/* An optional number draws other homes (other seeds): the published run is 0. */
+	if (argc == 2) {
+		char *end = NULL;
+		unsigned long long k = strtoull(argv[1], &end, 10);
+
+		if (argv[1][0] < '0' || argv[1][0] > '9' || *end != '\0')
+			argc = 0;
+		seed += 1000 * k;
+	}
+	if (argc > 2 || argc == 0) {
+		fprintf(stderr, "usage: bench_trust_sim [SEED]\n");
+		return 2;
+	}
 	s.t = malloc(sizeof(*s.t));
 	if (s.t == NULL)
 		return 1;
@@ -408,9 +448,9 @@ int main(void)
 	       ROUNDS, TRIES, HELPERS, CONFIRMATIONS);
 	printf("x: malicious share per kind; detected: forgers labelled, liars flagged for their "
 	       "lie\n");
-	printf("                         detected of each kind          honest devices "
+	printf("                         detected of each kind          honest devices         "
 	       "missing rounds to  R\n");
-	printf("nodes x loss detect paper forge   bad  good stuff onoff lab. evic flag "
+	printf("nodes x loss detect paper forge   bad  good stuff onoff lab. evic struck    flag "
 	       "evicted detect   onoff/honest\n");
 	for (size_t a = 0; a < sizeof(pcts) / sizeof(pcts[0]); a++)
 		for (size_t b = 0; b < sizeof(losses) / sizeof(losses[0]); b++)
@@ -422,6 +462,8 @@ int main(void)
 	       all_found[STUFFER], all_found[ON_OFF]);
 	printf("honest devices labelled malicious or evicted while up, all configurations: %d\n",
 	       false_positives);
+	printf("honest devices struck, and flagged, all configurations: %d and %d of %d\n",
+	       honest_struck, honest_flagged, honest_all);
 	free(s.t);
 	return 0;
 }

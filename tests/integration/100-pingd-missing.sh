@@ -111,11 +111,33 @@ run hub pingd
 back() { [ "$(field hub pingd quarantine_version)" = 2 ] && [ "$(field hub pingd peers)" = 3 ]; }
 wait_until 5 back || fail "hub's pingd forgot: $(ctl "$T/hub/run/pingd/pingd.sock" '{"v":1,"verb":"status"}')"
 stop "$LAST_PID"
-say "a damaged state file: pingd refuses to start"
-echo '{"version":1,"devices":[],"quarantine":[{"name":"pi4"}]}' >"$T/hub/state/pingd/pingd.state"
+say "a damaged state file: pingd refuses to start, and says why"
+# refused STATE WHY: pingd exits 1 on STATE, its log naming the file and WHY.
+refused() {
+	printf '%s' "$1" >"$T/hub/state/pingd/pingd.state"
+	: >"$T/hub/pingd.log"
+	run hub pingd
+	st=0
+	wait "$LAST_PID" || st=$?
+	[ "$st" = 1 ] || fail "pingd started on $1 (exit status $st)"
+	grep -q "pingd.state: $2" "$T/hub/pingd.log" || fail "on $1: $(cat "$T/hub/pingd.log")"
+}
+D='"devices":[{"name":"pi2","address":"10.213.0.2"}]'
+Q='"quarantine":[{"name":"pi4","reason":"missing","at":1}]'
+refused "{\"version\":1,$D,$Q" "damaged"
+refused "{\"version\":1,$D}" "not a pingd state"
+refused "{\"version\":1,$D,$Q,\"x\":1}" "not a pingd state"
+refused "{\"version\":\"1\",$D,$Q}" "not a pingd state"
+refused "{\"version\":0,$D,$Q}" "bad quarantine list"
+refused "{\"version\":1,$D,\"quarantine\":[{\"name\":\"pi4\"}]}" "bad quarantine list"
+refused "{\"version\":1,$D,\"quarantine\":[{\"name\":\"pi4\",\"reason\":\"bored\",\"at\":1}]}" "bad quarantine list"
+refused "{\"version\":1,\"devices\":[{\"name\":\"pi2\",\"address\":\"10.213.0.300\"}],$Q}" "bad device"
+refused "{\"version\":1,\"devices\":[{\"name\":\"-pi2\",\"address\":\"\"}],$Q}" "bad device"
+refused "{\"version\":1,\"devices\":[{\"name\":\"pi2\",\"address\":\"\"},{\"name\":\"pi2\",\"address\":\"\"}],$Q}" "bad device"
+refused "{\"version\":1,\"devices\":[{\"name\":\"pi2\"}],$Q}" "bad device"
+say "and starts on a good one"
+printf '%s' "{\"version\":1,$D,$Q}" >"$T/hub/state/pingd/pingd.state"
 run hub pingd
-st=0
-wait "$LAST_PID" || st=$?
-[ "$st" = 1 ] || fail "pingd started on a damaged state file (exit status $st)"
-grep -q "pingd.state: bad quarantine list" "$T/hub/pingd.log" || fail "pingd did not say why"
+good() { [ "$(field hub pingd quarantine_version)" = 1 ] && [ "$(field hub pingd quarantined)" = 1 ]; }
+wait_until 5 good || fail "pingd did not take a good state file: $(cat "$T/hub/pingd.log")"
 echo ok

@@ -25,10 +25,12 @@
 
 #include <cmocka.h>
 
+#include "ca.h"
 #include "cert.h"
 #include "clock.h"
 #include "config.h"
 #include "envelope.h"
+#include "file.h"
 #include "frame.h"
 #include "lan.h"
 #include "log.h"
@@ -511,6 +513,60 @@ static void test_member_load_bad(void **state)
 		config_free(&cfg);
 	}
 	unlink(junk), unlink(junk_key), unlink(loose);
+}
+
+/* A member follows the CRL received from a peer (state_dir/pingd/crl.pem) when it is newer than
+ * device.crl, as every daemon does: pi2, revoked by it, is refused within LAN_REFRESH_MS, and
+ * accepted again once it is gone. */
+static void test_member_follows_received_crl(void **state)
+{
+	char cmd[3 * PATH_MAX], ca_copy[PATH_MAX + 16], pingd[PATH_MAX + 16],
+	    received[PATH_MAX + 32], newer[PATH_MAX + 32];
+	struct envelope_ctx *pi2;
+	unsigned long refused;
+	struct dev a;
+	char *env;
+	size_t len;
+
+	(void)state;
+	/* A newer CRL of the same CA revoking pi2, made in a copy of the CA: the fixture's own
+	 * CRL, every other test's device.crl, stays as it is. */
+	snprintf(ca_copy, sizeof(ca_copy), "%s/ca-copy", fx.dir);
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", fx.ca_dir, ca_copy);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(ca_revoke(ca_copy, "pi2"), 0);
+	snprintf(newer, sizeof(newer), "%s/crl.pem", ca_copy);
+	snprintf(pingd, sizeof(pingd), "%s/pingd", fx.dir);
+	snprintf(received, sizeof(received), "%s/crl.pem", pingd);
+	assert_int_equal(file_mkdirs(pingd, 0755), 0);
+
+	dev_open(&a, "pi1", rules, true, false);
+	pi2 = signer(&a, "pi2");
+	env = seal(pi2, "ANNOUNCE", NULL, NULL, &len);
+	send_datagram(BROADCAST, (uint16_t)a.cfg.net.port, env, len);
+	free(env);
+	loop_until(e, json_array_size(a.heard) == 1);
+
+	copy_file(newer, received, 0644);
+	loop_for(e, LAN_REFRESH_MS + 100);
+	refused = a.m->refused.total;
+	env = seal(pi2, "ANNOUNCE", NULL, NULL, &len);
+	send_datagram(BROADCAST, (uint16_t)a.cfg.net.port, env, len);
+	free(env);
+	loop_until(e, a.m->refused.total == refused + 1);
+	assert_int_equal(json_array_size(a.heard), 1);
+
+	assert_int_equal(unlink(received), 0);
+	loop_for(e, LAN_REFRESH_MS + 100);
+	env = seal(pi2, "ANNOUNCE", NULL, NULL, &len);
+	send_datagram(BROADCAST, (uint16_t)a.cfg.net.port, env, len);
+	free(env);
+	loop_until(e, json_array_size(a.heard) == 2);
+	envelope_ctx_free(pi2);
+	dev_close(&a);
+	rmdir(pingd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ca_copy);
+	assert_int_equal(system(cmd), 0);
 }
 
 /* ---- broadcasts ---- */
@@ -1736,6 +1792,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_member_load),
 	    cmocka_unit_test(test_member_load_bad),
+	    cmocka_unit_test_setup_teardown(test_member_follows_received_crl, loop_setup,
+					    loop_teardown),
 	    cmocka_unit_test_setup_teardown(test_udp_broadcast_and_unicast, loop_setup,
 					    loop_teardown),
 	    cmocka_unit_test_setup_teardown(test_udp_broadcast_send, loop_setup, loop_teardown),

@@ -1,6 +1,6 @@
-/* trust: h, R and T; the flags a round raises (bad-mouthing, good-mouthing), ballot stuffing,
- * bans and their end, the malicious label; verdicts that no single liar can turn; and every
- * input the table refuses. */
+/* trust: h, R and T; the strikes and flags a round raises (bad-mouthing after repeated strikes,
+ * good-mouthing at once), strikes forgiven with time, ballot stuffing, bans and their end, the
+ * malicious label; verdicts that no single liar can turn; and every input the table refuses. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -50,6 +50,19 @@ static const struct trust_peer *peer(const struct trust *t, const char *name)
 		.reporter = (who), .alive = (up), .solicited = false                               \
 	}
 #define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A round at now where who says, unasked, that pi5 is unreachable, while pi5 answered and the
+ * controller, pi2 and pi3 found it alive (a table of at least 5). Returns what who got. */
+static unsigned lie(struct trust *t, const char *who, uint64_t now)
+{
+	struct trust_report r[] = {UNSOLICITED(who, false), REPORT(NULL, true), REPORT("pi2", true),
+				   REPORT("pi3", true)};
+
+	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, now), TRUST_KEEP);
+	for (size_t i = 1; i < N(r); i++)
+		assert_int_equal(r[i].flagged, 0);
+	return r[0].flagged;
+}
 
 static void test_new_peer_starts_at_half(void **state)
 {
@@ -298,7 +311,7 @@ static void test_malicious_not_heard(void **state)
 	free(t);
 }
 
-static void test_bad_mouthing_flagged(void **state)
+static void test_bad_mouthing_struck_then_flagged(void **state)
 {
 	struct trust *t = table(5, 8);
 	struct trust_report r[] = {UNSOLICITED("pi1", false), REPORT(NULL, true),
@@ -306,30 +319,147 @@ static void test_bad_mouthing_flagged(void **state)
 	double r0 = peer(t, "pi1")->reputation;
 
 	(void)state;
+	/* One "unreachable" against an answer: a lost packet can do that, so a strike only. */
 	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, 100), TRUST_KEEP);
-	assert_int_equal(r[0].flagged, TRUST_BAD_MOUTHING);
-	assert_true(peer(t, "pi1")->flags & TRUST_BAD_MOUTHING);
-	assert_true(trust_banned(peer(t, "pi1"), 100));
-	assert_int_equal(peer(t, "pi1")->banned_until, 100 + P.ban_ms);
-	assert_float_equal(peer(t, "pi1")->reputation, r0 * TRUST_DECAY, 1e-12);
-	/* The honest ones are not flagged, and gain. */
+	assert_int_equal(r[0].flagged, 0);
+	assert_int_equal(peer(t, "pi1")->flags, 0);
+	assert_int_equal(peer(t, "pi1")->strikes, 1);
+	assert_false(trust_banned(peer(t, "pi1"), 100));
+	assert_true(trust_trusted(t, peer(t, "pi1"), 100));
+	assert_float_equal(peer(t, "pi1")->reputation, r0 * TRUST_STRIKE_DECAY, 1e-12);
+	/* The honest ones are not struck, and gain. */
 	for (size_t i = 2; i < N(r); i++) {
 		assert_int_equal(r[i].flagged, 0);
 		assert_int_equal(peer(t, r[i].reporter)->flags, 0);
+		assert_int_equal(peer(t, r[i].reporter)->strikes, 0);
 		assert_true(peer(t, r[i].reporter)->reputation > 0.5);
 	}
+	/* Again before the first is forgiven: still a strike, until the TRUST_STRIKES-th. */
+	for (unsigned k = 2; k < TRUST_STRIKES; k++) {
+		assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, 100 * k), TRUST_KEEP);
+		assert_int_equal(r[0].flagged, 0);
+		assert_int_equal(peer(t, "pi1")->strikes, k);
+	}
+	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, 1000), TRUST_KEEP);
+	assert_int_equal(r[0].flagged, TRUST_BAD_MOUTHING);
+	assert_true(peer(t, "pi1")->flags & TRUST_BAD_MOUTHING);
+	assert_true(trust_banned(peer(t, "pi1"), 1000));
+	assert_int_equal(peer(t, "pi1")->banned_until, 1000 + P.ban_ms);
+	assert_float_equal(peer(t, "pi1")->reputation,
+			   r0 * pow(TRUST_STRIKE_DECAY, TRUST_STRIKES - 1) * TRUST_DECAY, 1e-12);
+	/* The ban spent the strikes. */
+	assert_int_equal(peer(t, "pi1")->strikes, 0);
 	free(t);
 }
 
-static void test_good_mouthing_flagged(void **state)
+static void test_strikes_forgiven_one_per_ban(void **state)
+{
+	struct trust *t = table(5, 8);
+	uint64_t b = P.ban_ms;
+
+	(void)state;
+	/* One strike every ban_ms, for a long time: each forgiven before the next, never flagged;
+	 * only R pays. */
+	for (uint64_t k = 0; k < 100; k++)
+		assert_int_equal(lie(t, "pi1", k * b + 3), 0);
+	assert_int_equal(peer(t, "pi1")->flags, 0);
+	assert_int_equal(peer(t, "pi1")->strikes, 1);
+	assert_true(peer(t, "pi1")->reputation < 0.01);
+	/* TRUST_STRIKES - 1 at once; one ban_ms later one of them is forgiven, exactly. */
+	for (unsigned k = 1; k < TRUST_STRIKES; k++)
+		assert_int_equal(lie(t, "pi4", k), 0);
+	assert_int_equal(peer(t, "pi4")->strikes, TRUST_STRIKES - 1);
+	assert_int_equal(lie(t, "pi4", 1 + b), 0);
+	assert_int_equal(peer(t, "pi4")->strikes, TRUST_STRIKES - 1);
+	assert_int_equal(lie(t, "pi4", 1 + b + 1), TRUST_BAD_MOUTHING);
+	/* After the ban, a fresh start: one strike is a strike again, not a flag. */
+	assert_int_equal(lie(t, "pi4", 2 + 2 * b), 0);
+	assert_int_equal(peer(t, "pi4")->strikes, 1);
+	/* A clock that goes back forgives nothing and breaks nothing. */
+	assert_int_equal(lie(t, "pi1", 5), 0);
+	assert_int_equal(peer(t, "pi1")->strikes, 2);
+	free(t);
+}
+
+static void test_liar_flagged_within_bounded_rounds(void **state)
+{
+	struct trust *t = table(5, 8);
+	uint64_t now = 0;
+	unsigned rounds = 0;
+
+	(void)state;
+	/* A lie every round, rounds a report window apart: banned at the TRUST_STRIKES-th. */
+	do {
+		now += P.window_ms;
+		rounds++;
+	} while (lie(t, "pi1", now) == 0 && rounds < 100);
+	assert_int_equal(rounds, TRUST_STRIKES);
+	/* Banned, it is not heard, and so not struck further. */
+	assert_int_equal(lie(t, "pi1", now + 1), 0);
+	assert_int_equal(peer(t, "pi1")->strikes, 0);
+	/* Two lies a ban_ms, one more than is forgiven: flagged in the end too. */
+	rounds = 0;
+	now = 0;
+	while (lie(t, "pi4", now) == 0 && lie(t, "pi4", now + 1) == 0 && rounds < 100) {
+		now += P.ban_ms;
+		rounds++;
+	}
+	assert_int_equal(rounds, TRUST_STRIKES - 2);
+	assert_true(peer(t, "pi4")->flags & TRUST_BAD_MOUTHING);
+	free(t);
+}
+
+static void test_unreachable_of_a_missing_device_never_struck(void **state)
+{
+	struct trust *t = table(5, 8);
+	/* pi5 is really gone: honest helpers say so. */
+	struct trust_report evicted[] = {REPORT(NULL, false), REPORT("pi1", false),
+					 REPORT("pi2", false), UNSOLICITED("pi3", false)};
+	/* Two liars, trusted more than the honest one, keep it in: an undecided round. */
+	struct trust_report undecided[] = {REPORT(NULL, false), REPORT("pi1", false),
+					   REPORT("pi2", true), REPORT("pi4", true)};
+
+	(void)state;
+	for (uint64_t k = 0; k < 10 * TRUST_STRIKES; k++) {
+		assert_int_equal(trust_round(t, "pi5", evicted, N(evicted), 2, false, k),
+				 TRUST_EVICT);
+		for (size_t i = 0; i < N(evicted); i++)
+			assert_int_equal(evicted[i].flagged, 0);
+	}
+	trust_peer(t, "pi2")->reputation = 1.0;
+	trust_peer(t, "pi4")->reputation = 1.0;
+	trust_peer(t, "pi1")->reputation = 0.6;
+	for (uint64_t k = 0; k < 10 * TRUST_STRIKES; k++) {
+		assert_int_equal(trust_round(t, "pi5", undecided, N(undecided), 2, false, 100 + k),
+				 TRUST_KEEP);
+		for (size_t i = 0; i < N(undecided); i++)
+			assert_int_equal(undecided[i].flagged, 0);
+	}
+	for (int i = 1; i <= 4; i++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "pi%d", i);
+		assert_int_equal(peer(t, name)->strikes, 0);
+		assert_int_equal(peer(t, name)->flags, 0);
+	}
+	/* Nor is its R lowered for it: an undecided round proves nobody wrong. */
+	assert_float_equal(peer(t, "pi1")->reputation, 0.6, 1e-12);
+	free(t);
+}
+
+static void test_good_mouthing_flagged_at_once(void **state)
 {
 	struct trust *t = table(5, 8);
 	struct trust_report r[] = {REPORT(NULL, false), REPORT("pi1", false), REPORT("pi2", false),
 				   REPORT("pi3", true), REPORT("pi4", false)};
 
 	(void)state;
+	/* No lost packet makes a missing device answer: the first "alive" against an eviction is
+	 * a lie, no strikes needed. */
 	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, false, 100), TRUST_EVICT);
 	assert_int_equal(r[3].flagged, TRUST_GOOD_MOUTHING);
+	assert_int_equal(peer(t, "pi3")->strikes, 0);
+	assert_float_equal(peer(t, "pi3")->reputation, 0.5 * TRUST_DECAY, 1e-12);
 	assert_true(peer(t, "pi3")->flags & TRUST_GOOD_MOUTHING);
 	assert_true(trust_banned(peer(t, "pi3"), 100));
 	assert_int_equal(r[1].flagged | r[2].flagged | r[4].flagged, 0);
@@ -422,8 +552,13 @@ static void test_one_liar_cannot_evict_healthy(void **state)
 	(void)state;
 	/* Even without the suspect's answer, one confirmation is not the two needed. */
 	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, false, 100), TRUST_KEEP);
-	/* And once it answers, the liar is flagged. */
-	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, 200), TRUST_KEEP);
+	/* And once it answers, the liar is struck, and flagged when it keeps at it. */
+	for (uint64_t k = 1; k < TRUST_STRIKES; k++) {
+		assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, 200 + k), TRUST_KEEP);
+		assert_int_equal(r[1].flagged, 0);
+		assert_int_equal(peer(t, "pi1")->strikes, k);
+	}
+	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, 300), TRUST_KEEP);
 	assert_int_equal(r[1].flagged, TRUST_BAD_MOUTHING);
 	assert_int_equal(r[2].flagged | r[3].flagged, 0);
 	free(t);
@@ -468,8 +603,9 @@ static void test_refutation_turns_our_own_opinion(void **state)
 
 	(void)state;
 	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, 100), TRUST_KEEP);
-	assert_int_equal(r[1].flagged, TRUST_BAD_MOUTHING);
-	assert_int_equal(r[2].flagged, 0);
+	assert_int_equal(r[1].flagged | r[2].flagged, 0);
+	assert_int_equal(peer(t, "pi1")->strikes, 1);
+	assert_int_equal(peer(t, "pi2")->strikes, 0);
 	free(t);
 }
 
@@ -535,16 +671,18 @@ static void test_two_device_home_evicts_on_own_probes(void **state)
 static void test_duplicate_reports_count_once(void **state)
 {
 	struct trust *t = table(5, 8);
-	/* pi1 repeats its lie to outweigh the others: heard once, flagged once. */
+	/* pi1 repeats its lie TRUST_STRIKES times, to outweigh the others or to be flagged in its
+	 * place: heard once, struck once. */
 	struct trust_report r[] = {REPORT(NULL, true),	 REPORT("pi1", false), REPORT("pi1", false),
 				   REPORT("pi1", false), REPORT("pi2", true),  REPORT("pi3", true)};
 
 	(void)state;
+	assert_true(TRUST_STRIKES <= 3);
 	assert_int_equal(trust_round(t, "pi5", r, N(r), 2, true, 100), TRUST_KEEP);
-	assert_int_equal(r[1].flagged, TRUST_BAD_MOUTHING);
-	assert_int_equal(r[2].flagged | r[3].flagged, 0);
-	assert_int_equal(r[4].flagged | r[5].flagged, 0);
-	assert_float_equal(peer(t, "pi1")->reputation, 0.5 * TRUST_DECAY, 1e-12);
+	for (size_t i = 0; i < N(r); i++)
+		assert_int_equal(r[i].flagged, 0);
+	assert_int_equal(peer(t, "pi1")->strikes, 1);
+	assert_float_equal(peer(t, "pi1")->reputation, 0.5 * TRUST_STRIKE_DECAY, 1e-12);
 	free(t);
 }
 
@@ -626,12 +764,11 @@ static void test_honest_reporter_within_window_budget(void **state)
 static void test_ban_expires(void **state)
 {
 	struct trust *t = table(5, 8);
-	struct trust_report r[] = {UNSOLICITED("pi1", false), REPORT(NULL, true),
-				   REPORT("pi2", true), REPORT("pi3", true)};
 	uint64_t end;
 
 	(void)state;
-	trust_round(t, "pi5", r, N(r), 2, true, 1000);
+	for (unsigned k = 0; k < TRUST_STRIKES; k++)
+		lie(t, "pi1", 1000);
 	end = peer(t, "pi1")->banned_until;
 	assert_int_equal(end, 1000 + P.ban_ms);
 	assert_true(trust_banned(peer(t, "pi1"), end - 1));
@@ -641,7 +778,8 @@ static void test_ban_expires(void **state)
 	/* Heard again, but its flag stays on record. */
 	assert_true(peer(t, "pi1")->flags & TRUST_BAD_MOUTHING);
 	/* The ban saturates rather than wrap at the end of time. */
-	trust_round(t, "pi5", r, N(r), 2, true, UINT64_MAX - 10);
+	for (unsigned k = 0; k < TRUST_STRIKES; k++)
+		lie(t, "pi1", UINT64_MAX - 10);
 	assert_true(trust_banned(peer(t, "pi1"), UINT64_MAX - 1));
 	free(t);
 }
@@ -649,36 +787,49 @@ static void test_ban_expires(void **state)
 static void test_reputation_decays_and_recovers_slowly(void **state)
 {
 	struct trust *t = table(5, 8);
-	struct trust_report lie[] = {UNSOLICITED("pi1", false), REPORT(NULL, true),
-				     REPORT("pi2", true), REPORT("pi3", true)};
 	struct trust_report truth[] = {REPORT("pi1", true), REPORT(NULL, true), REPORT("pi2", true),
 				       REPORT("pi3", true)};
+	struct trust_report truth4[] = {REPORT("pi4", true), REPORT(NULL, true),
+					REPORT("pi2", true), REPORT("pi3", true)};
+	/* A burst of lies that gets it flagged: R falls by the strikes, then halves. */
+	const double burst = pow(TRUST_STRIKE_DECAY, TRUST_STRIKES - 1) * TRUST_DECAY;
 	uint64_t now = 0;
 	int rounds = 0;
 
 	(void)state;
-	/* Three lies, each after the last ban ended: 0.5 -> 0.0625. */
+	/* Three bursts, each after the last ban ended. */
 	for (int i = 0; i < 3; i++) {
-		trust_round(t, "pi5", lie, N(lie), 2, true, now);
+		for (unsigned k = 0; k < TRUST_STRIKES; k++)
+			lie(t, "pi1", now);
+		assert_true(peer(t, "pi1")->flags & TRUST_BAD_MOUTHING);
 		now += P.ban_ms;
 	}
-	assert_float_equal(peer(t, "pi1")->reputation, 0.5 / 8, 1e-12);
+	assert_float_equal(peer(t, "pi1")->reputation, 0.5 * pow(burst, 3), 1e-12);
+	assert_true(peer(t, "pi1")->reputation < 0.05);
 	/* Back to where it started takes many rounds of truth, each a tenth of the gap. */
 	while (peer(t, "pi1")->reputation < 0.5) {
 		trust_round(t, "pi5", truth, N(truth), 2, true, now++);
 		rounds++;
 	}
-	assert_int_equal(rounds, 6);
-	/* An on-off liar: one lie every ten rounds keeps it below a steady honest peer. */
+	assert_int_equal(rounds, 7);
+	/* An on-off liar: a burst of lies every ten rounds keeps it well below a steady honest
+	 * peer. A liar that tells one lie every ten rounds is never banned, but stays below it too.
+	 */
 	for (int cycle = 0; cycle < 20; cycle++) {
 		now += P.ban_ms;
-		trust_round(t, "pi5", lie, N(lie), 2, true, now);
+		for (unsigned k = 0; k < TRUST_STRIKES; k++)
+			lie(t, "pi1", now);
+		lie(t, "pi4", now);
 		now += P.ban_ms;
-		for (int k = 0; k < 9; k++)
-			trust_round(t, "pi5", truth, N(truth), 2, true, now++);
+		for (int k = 0; k < 9; k++) {
+			trust_round(t, "pi5", truth, N(truth), 2, true, now);
+			trust_round(t, "pi5", truth4, N(truth4), 2, true, now++);
+		}
 	}
 	assert_true(peer(t, "pi1")->reputation < peer(t, "pi2")->reputation - 0.2);
 	assert_true(peer(t, "pi1")->reputation < 0.85);
+	assert_int_equal(peer(t, "pi4")->flags, 0);
+	assert_true(peer(t, "pi4")->reputation < peer(t, "pi2")->reputation - 0.03);
 	free(t);
 }
 
@@ -710,8 +861,11 @@ int main(void)
 	    cmocka_unit_test(test_slow_forger_labelled_in_the_end),
 	    cmocka_unit_test(test_vouching_unasked_earns_nothing),
 	    cmocka_unit_test(test_malicious_not_heard),
-	    cmocka_unit_test(test_bad_mouthing_flagged),
-	    cmocka_unit_test(test_good_mouthing_flagged),
+	    cmocka_unit_test(test_bad_mouthing_struck_then_flagged),
+	    cmocka_unit_test(test_strikes_forgiven_one_per_ban),
+	    cmocka_unit_test(test_liar_flagged_within_bounded_rounds),
+	    cmocka_unit_test(test_unreachable_of_a_missing_device_never_struck),
+	    cmocka_unit_test(test_good_mouthing_flagged_at_once),
 	    cmocka_unit_test(test_unsolicited_good_mouthing_judged_but_never_decides),
 	    cmocka_unit_test(test_honest_split_not_flagged),
 	    cmocka_unit_test(test_too_few_others_to_judge),
