@@ -556,15 +556,19 @@ def cmd_pingd(cert, key, bcast, seconds, mode, ctrl=None, ctrl_addr=None, count=
                 except (ValueError, KeyError):
                     continue
                 t, peer, did = m.get("type"), m.get("from"), m.get("id")
-                if t == "PINGD_PING":
-                    c.sendall(frame(dev.seal("PINGD_PONG", {}, to=peer, id=did)))
-                    counts["pong"] += 1
-                elif t == "PINGD_PING_REQ":
-                    target = m["body"]["target"]
-                    answer = {"target": target, "alive": mode != "badmouth"}
-                    c.sendall(frame(dev.seal("PINGD_REPORT", answer, to=peer, id=did)))
-                    counts["report"] += 1
-                    log("asked about", target, "by", peer, "-> said alive:", answer["alive"])
+                try:
+                    if t == "PINGD_PING":
+                        c.sendall(frame(dev.seal("PINGD_PONG", {}, to=peer, id=did)))
+                        counts["pong"] += 1
+                    elif t == "PINGD_PING_REQ":
+                        target = m["body"]["target"]
+                        answer = {"target": target, "alive": mode != "badmouth"}
+                        c.sendall(frame(dev.seal("PINGD_REPORT", answer, to=peer, id=did)))
+                        counts["report"] += 1
+                        log("asked about", target, "by", peer, "-> said alive:",
+                            answer["alive"])
+                except OSError:
+                    pass  # the other end gave up waiting: its link is gone
     log("answered", counts["pong"], "pings,", counts["report"], "requests;", counts["alive"],
         "refutations;", stuffed, "unsolicited reports")
 
