@@ -79,4 +79,7 @@ echo "garage still holds epoch $(epoch garage)"
 show iotsecctl -c "$T/hub/iotsec.conf" quarantine release garage
 back() { same_epoch hub kitchen garage; }
 wait_until 20 back || fail "garage did not get its ring after the release"
-echo "garage holds a ring of epoch $(epoch garage) again"
+echo "garage holds a ring of epoch $(epoch garage) again, and talks with kitchen:"
+send_msg garage kitchen "back home" >/dev/null
+wait_until 5 received kitchen "back home" || fail "kitchen did not receive garage's message"
+echo "    kitchen's inbox: $(ctl "$T/kitchen/run/keyd/keyd.sock" '{"v":1,"verb":"inbox"}' | json_get '["messages"][-1]["text"]')"
