@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo, part two: three Pis on their own network (namespaces on a bridge) elect a controller,
 # receive key rings, find pairwise keys and exchange an encrypted message; a rogue Pi plugged into
-# the same network is ignored. Uses the integration tests' host helpers.
+# the same network is ignored; a Pi that vanishes is declared missing and the home rekeys without
+# it until the household releases it. Uses the integration tests' host helpers.
 IT_DIR=$(dirname "$0")/../tests/integration
 . "$IT_DIR/common.sh"
 . "$IT_DIR/pingd-common.sh"
