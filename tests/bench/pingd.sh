@@ -126,7 +126,7 @@ detect "fast profile of etc/iotsec.conf" 2 "$README"
 detect "fast profile of the tests" 3 "$PINGD_FAST"
 
 # The RSA work of a rings line of bench_rings (the controller's, for N devices).
-RINGS_OUT=${RINGS_OUT:-$("$BENCH_DIR/bench_rings" 2>/dev/null || true)}
+RINGS_OUT=${RINGS_OUT:-$([ -n "${BENCH_DIR:-}" ] && "$BENCH_DIR/bench_rings" 2>/dev/null || true)}
 
 echo "== pingd: declaration to completed rekey"
 for n in hub pi2 pi3 pi4; do
