@@ -63,6 +63,7 @@ say "mal2 sends forged and replayed envelopes to hub's pingd"
 forge mal2 4 hub
 wait_until 5 flagged hub mal2 malicious || fail "hub did not label mal2 malicious: $(peer hub mal2 auth_failures) failures"
 wait_until 10 quarantined hub mal2 malicious || fail "hub did not quarantine mal2: $(pingd_call hub quarantine)"
+wait_until 5 keyd_excludes hub mal2 || fail "hub's keyd does not exclude mal2"
 grep -q "mal2 is malicious.*iotsec-pki revoke" "$T/hub/pingd.log" ||
 	fail "hub's log does not tell the administrator to revoke mal2: $(grep mal2 "$T/hub/pingd.log" | tail -n 3)"
 rekeyed() { same_epoch hub pi2 pi3 && [ "$(epoch hub)" -gt "$e2" ]; }
