@@ -1,5 +1,5 @@
-# Shared by the pingd tests (1xx-pingd-*.sh): source it after common.sh. What pingd shows through
-# its control socket, and its settings.
+# Shared by the pingd tests (1xx-pingd-*.sh), the pingd bench and the demo: source it after
+# common.sh. What pingd shows through its control socket, and its settings.
 
 # The fast profile of the tests: a device that stops answering is suspected after about
 # interval + tries x (timeout + retry), 3 s here. Other settings are added after it.
