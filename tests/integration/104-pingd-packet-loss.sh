@@ -13,7 +13,7 @@ device 2 pi2 node
 device 3 pi3 node
 device 4 pi4 node
 NAMES="hub pi2 pi3 pi4"
-LOSS_SECONDS=${LOSS_SECONDS:-120}
+LOSS_SECONDS=${LOSS_SECONDS:-120} # shorter by hand, while working on pingd
 # A lost SYN waits 1 s for its first retransmission: a probe's timeout covers it; four failures
 # in a row at about 1 in 8 each, and then the helpers' own, are what an eviction would need.
 LOSSY='interval_ms = 2000; retry_ms = 500; tries = 4; timeout_ms = 2500; hello_ms = 500;
