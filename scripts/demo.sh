@@ -49,7 +49,8 @@ iotsec-certd -c "$D/kitchen/iotsec.conf" 2>"$D/kitchen/certd.log" &
 CERTD_PID=$!
 for _ in $(seq 50); do [ -S "$D/kitchen/run/certd/certd.sock" ] && break; sleep 0.1; done
 sleep 0.3
-run iotsecctl -c "$D/kitchen/iotsec.conf" status
+# Only certd runs on this Pi yet: status says so, and exits 1 (degraded), as it should.
+run iotsecctl -c "$D/kitchen/iotsec.conf" status || true
 
 step "5. The kitchen Pi is stolen: the household revokes it"
 iotsecctl -c "$D/kitchen/iotsec.conf" watch certd --count 1 --timeout 10 >"$D/kitchen/events" &
@@ -62,7 +63,7 @@ echo "The watchdog noticed at once and told every subscriber:"
 sed 's/^/    /' "$D/kitchen/events"
 echo "Its log says:"
 grep "out of the home" "$D/kitchen/certd.log" | sed 's/^/    /'
-run iotsecctl -c "$D/kitchen/iotsec.conf" status
+run iotsecctl -c "$D/kitchen/iotsec.conf" status || true
 run iotsec-pki verify --dir "$D/ca" "$D/kitchen/kitchen.crt" || true
 
 echo "(files of steps 1-5 are in $D)"

@@ -4,7 +4,8 @@
 #   scripts/deps.sh build   what `make` and `make install` need (compilers, -dev packages, scdoc)
 #   scripts/deps.sh test    that, plus what `make check`, `make demo` and `make bench` run: the
 #                           broker, cmocka, Python with python3-cryptography (the integration
-#                           tests sign envelopes), network namespaces, setpriv and flock, man,
+#                           tests sign envelopes), network namespaces and nftables (packet
+#                           loss inside them: the kernel has no netem), setpriv and flock, man,
 #                           systemd-analyze, and debootstrap and systemd-nspawn (the tests that
 #                           boot the units)
 #   scripts/deps.sh fuzz    that, plus clang's libFuzzer and sanitizer runtimes
@@ -19,7 +20,7 @@ set -eu
 BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
 libjansson-dev libsystemd-dev scdoc"
 TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
-python3-cryptography xxd procps util-linux man-db systemd debootstrap systemd-container"
+python3-cryptography nftables xxd procps util-linux man-db systemd debootstrap systemd-container"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;

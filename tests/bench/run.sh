@@ -78,6 +78,10 @@ echo "$intake_out" | awk -v u="$unwrap" -v f="$fsync_ms" '
 echo "== election convergence"
 "$(dirname "$0")/election.sh"
 
+# pingd: detection time beside its bound; declaration to completed rekey beside the RSA floor
+# (the rates and the ring costs measured above, in this run).
+RSA_SIGN=$rsa_sign RSA_VERIFY=$rsa_verify RINGS_OUT=$rings_out "$(dirname "$0")/pingd.sh"
+
 echo "== trust: malicious devices detected, beside the published figures"
 # The simulator prints its own table (the published figures in it); it fails only if broken.
 "$BENCH_DIR/bench_trust_sim"

@@ -37,6 +37,17 @@ and time, and stops by itself.
   rogue.py sessions CERT KEY ADDR PEER SECONDS
       a node-role insider sends PEER at ADDR a CLIENT_START_SESSION of an epoch nobody has, on
       link after link
+  rogue.py pingd CERT KEY BCAST SECONDS MODE [CONTROLLER ADDR COUNT]
+      a node-role insider speaking pingd's protocol (port 7452): HELLO every 0.3 s, PONG to
+      every PING, ALIVE to a SUSPECT naming it, and to every PING_REQ a REPORT that lies as MODE
+      says: badmouth (every target unreachable) or goodmouth (every target alive); MODE stuff
+      answers as goodmouth and also sends CONTROLLER at ADDR COUNT unsolicited REPORTs (one a
+      link, fresh ids, 10 a second), each saying a device it hears is unreachable
+  rogue.py pingdforge CERT KEY SECONDS NAME@ADDR...
+      a node-role insider whose certificate NAME already knows opens link after link to the
+      pingd of each device NAME at ADDR: each carries one valid PINGD_PING and, in the same
+      write, by turns another with one byte of its signature changed (forged) or the same bytes
+      again (replayed); 4 links a second to each
 """
 import base64
 import json
@@ -454,6 +465,143 @@ def cmd_sessions(cert, key, addr, peer, seconds):
             time.sleep(0.01)
     log("sent", sent, "session starts")
 
+
+PINGD_PORT = 7452
+
+
+class FrameReader:
+    """Whole frames from a stream socket read piece by piece."""
+
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def feed(self):
+        """Read what is there; the whole envelopes received, or None once the other end closed."""
+        try:
+            d = self.sock.recv(65536)
+        except OSError:
+            return None
+        if not d:
+            return None
+        self.buf += d
+        out = []
+        while len(self.buf) >= 4 and len(self.buf) >= 4 + struct.unpack("!I", self.buf[:4])[0]:
+            n = struct.unpack("!I", self.buf[:4])[0]
+            out.append(self.buf[4:4 + n])
+            self.buf = self.buf[4 + n:]
+        return out
+
+
+def cmd_pingd(cert, key, bcast, seconds, mode, ctrl=None, ctrl_addr=None, count="0"):
+    dev = Device(cert, key)
+    if mode not in ("badmouth", "goodmouth", "stuff"):
+        sys.exit("mode: badmouth, goodmouth or stuff")
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    udp.bind(("0.0.0.0", PINGD_PORT))
+    lst = socket.socket()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("0.0.0.0", PINGD_PORT))
+    lst.listen(64)
+    links = {}  # socket -> FrameReader
+    heard = set()  # devices heard saying HELLO
+    qv, hello, stuffed, next_stuff = 0, 0.0, 0, 0.0
+    counts = {"pong": 0, "report": 0, "alive": 0}
+    end = time.time() + float(seconds)
+    while time.time() < end:
+        if time.time() >= hello:
+            udp.sendto(dev.seal("PINGD_HELLO", {"crl": 0, "qv": qv}), (bcast, PINGD_PORT))
+            hello = time.time() + 0.3
+        if mode == "stuff" and stuffed < int(count) and time.time() >= next_stuff:
+            others = sorted(heard - {dev.name, ctrl})
+            if others:
+                body = {"target": others[stuffed % len(others)], "alive": False}
+                try:
+                    with socket.create_connection((ctrl_addr, PINGD_PORT), timeout=1) as c:
+                        c.sendall(frame(dev.seal("PINGD_REPORT", body, to=ctrl,
+                                                 id=os.urandom(8).hex())))
+                        time.sleep(0.02)  # read before closed
+                    stuffed += 1
+                except OSError as e:
+                    log("report to", ctrl, "failed:", e)
+            next_stuff = time.time() + 0.1
+        ready = select.select([udp, lst] + list(links), [], [], 0.05)[0]
+        if udp in ready:
+            data, _ = udp.recvfrom(65536)
+            try:
+                m = open_signed(data)
+            except (ValueError, KeyError):
+                m = {}
+            t, body = m.get("type"), m.get("body") or {}
+            if t == "PINGD_HELLO":
+                heard.add(m.get("from"))
+            elif t == "PINGD_QUARANTINE":
+                qv = max(qv, int(body.get("version", 0)))
+            elif t == "PINGD_SUSPECT" and body.get("target") == dev.name:
+                udp.sendto(dev.seal("PINGD_ALIVE", {"suspect_id": body["id"]}),
+                           (bcast, PINGD_PORT))
+                counts["alive"] += 1
+        if lst in ready:
+            c, _ = lst.accept()
+            links[c] = FrameReader(c)
+        for c in [c for c in ready if c in links]:
+            got = links[c].feed()
+            if got is None:
+                c.close()
+                del links[c]
+                continue
+            for wire in got:
+                try:
+                    m = open_signed(wire)
+                except (ValueError, KeyError):
+                    continue
+                t, peer, did = m.get("type"), m.get("from"), m.get("id")
+                try:
+                    if t == "PINGD_PING":
+                        c.sendall(frame(dev.seal("PINGD_PONG", {}, to=peer, id=did)))
+                        counts["pong"] += 1
+                    elif t == "PINGD_PING_REQ":
+                        target = m["body"]["target"]
+                        answer = {"target": target, "alive": mode != "badmouth"}
+                        c.sendall(frame(dev.seal("PINGD_REPORT", answer, to=peer, id=did)))
+                        counts["report"] += 1
+                        log("asked about", target, "by", peer, "-> said alive:",
+                            answer["alive"])
+                except OSError:
+                    pass  # the other end gave up waiting: its link is gone
+    log("answered", counts["pong"], "pings,", counts["report"], "requests;", counts["alive"],
+        "refutations;", stuffed, "unsolicited reports")
+
+
+def cmd_pingdforge(cert, key, seconds, *targets):
+    dev = Device(cert, key)
+    peers = [t.split("@", 1) for t in targets]
+    end, n, kinds = time.time() + float(seconds), 0, {"forged": 0, "replayed": 0}
+    while time.time() < end:
+        for name, addr in peers:
+            # A probe, which any device may send another, and which keeps the link open until
+            # its answer is out. Both go in one write, so the bad one is read with it: on a link
+            # that has carried our valid message, the failure can only be ours.
+            valid = dev.seal("PINGD_PING", {}, to=name, id=os.urandom(8).hex(), with_cert=False)
+            if n % 2 == 0:  # a fresh message of its own, one byte of its signature changed
+                o = json.loads(dev.seal("PINGD_PING", {}, to=name, id=os.urandom(8).hex(),
+                                        with_cert=False))
+                sig = bytearray(base64.b64decode(o["sig"]))
+                sig[len(sig) // 2] ^= 0x5A
+                o["sig"] = base64.b64encode(bytes(sig)).decode()
+                bad, kind = json.dumps(o, separators=(",", ":")).encode(), "forged"
+            else:
+                bad, kind = valid, "replayed"
+            try:
+                with socket.create_connection((addr, PINGD_PORT), timeout=1) as c:
+                    c.sendall(frame(valid) + frame(bad))
+                    read_frame(c, 0.5)
+                kinds[kind] += 1
+            except OSError:
+                pass
+        n += 1
+        time.sleep(0.25)
+    log("sent", kinds["forged"], "forged and", kinds["replayed"], "replayed envelopes")
 
 if __name__ == "__main__":
     globals()["cmd_" + sys.argv[1]](*sys.argv[2:])
