@@ -50,7 +50,9 @@ for t in $TRIPLETS; do
 		out=$("$qemu" "$p" --version 2>&1) || fail "$qemu ${p##*/} --version: $out"
 		echo "$out" | grep -q "(iotsec)" || fail "${p##*/} --version says: $out"
 	done
-	[ $n -eq 6 ] || fail "$n programs in build-$t/bin, not 6: $(ls "$ROOT/build-$t/bin")"
+	# Every daemon, iotsec-pki and iotsecctl.
+	programs=$(($(ls -d "$ROOT"/daemons/* | wc -l) + 2))
+	[ $n -eq $programs ] || fail "$n programs in build-$t/bin, not $programs: $(ls "$ROOT/build-$t/bin")"
 	echo "$n programs: $want, and each says its --version under $qemu"
 done
 
