@@ -234,14 +234,26 @@ static void probed(struct pingd *d, const char *target, bool alive, void *ud)
 		suspect(d, p);
 }
 
-/* A quarantined device keeps its certificate until the administrator revokes it, but no say in
- * who else goes out: put out as malicious, it would otherwise go on accusing honest devices. */
-static bool quarantined_reporter(struct pingd *d, struct lan_link *l, const struct envelope_msg *m)
+/* Whether the controller hears a report (REPORT, MALICIOUS) whose body parsed with `parsed`: a
+ * bad body, or one sent to a device that is not the controller, is refused and its link closed;
+ * otherwise the link is done. A quarantined device keeps its certificate until the administrator
+ * revokes it, but no say in who else goes out: put out as malicious, it would otherwise go on
+ * accusing honest devices. */
+static bool report_heard(struct pingd *d, struct lan_link *l, const struct envelope_msg *m,
+			 int parsed)
 {
-	if (pingd_quarantined(d, m->sender.name) == NULL)
+	int r = parsed < 0 ? -EBADMSG : !d->controller_role ? -IOTSEC_EUNASKED : 0;
+
+	if (r < 0) {
+		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, r);
+		lan_link_close(l);
 		return false;
+	}
+	lan_link_finish(l);
+	if (pingd_quarantined(d, m->sender.name) == NULL)
+		return true;
 	lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -EPERM);
-	return true;
+	return false;
 }
 
 void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct envelope_msg *m)
@@ -249,18 +261,7 @@ void pingd_controller_on_report(struct pingd *d, struct lan_link *l, struct enve
 	struct ping_report rep;
 	struct pingd_peer *p;
 
-	if (ping_report_parse(m->body, &rep) < 0) {
-		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -EBADMSG);
-		lan_link_close(l);
-		return;
-	}
-	if (!d->controller_role) {
-		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -IOTSEC_EUNASKED);
-		lan_link_close(l);
-		return;
-	}
-	lan_link_finish(l);
-	if (quarantined_reporter(d, l, m))
+	if (!report_heard(d, l, m, ping_report_parse(m->body, &rep)))
 		return;
 	p = pingd_peer_find(d, rep.target);
 	if (pingd_link_is_ask(l) && p && p->round) {
@@ -305,18 +306,7 @@ void pingd_controller_on_malicious(struct pingd *d, struct lan_link *l, struct e
 	struct pingd_peer *p;
 	size_t i;
 
-	if (ping_malicious_parse(m->body, &mal) < 0) {
-		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -EBADMSG);
-		lan_link_close(l);
-		return;
-	}
-	if (!d->controller_role) {
-		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name, -IOTSEC_EUNASKED);
-		lan_link_close(l);
-		return;
-	}
-	lan_link_finish(l);
-	if (quarantined_reporter(d, l, m))
+	if (!report_heard(d, l, m, ping_malicious_parse(m->body, &mal)))
 		return;
 	/* Only devices whose reports count: not malicious, not banned, trusted enough. */
 	tp = trust_peer(d->trust, m->sender.name);
