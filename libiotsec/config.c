@@ -4,6 +4,7 @@
  * small scan of the text before parsing: it keeps an integer that does not fit an int by silently
  * truncating it (4294967596 reads as 300), and it follows @include to any file. */
 #include "config.h"
+#include "sensor.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -466,6 +467,21 @@ static const char *check_ids(const char *value)
 	}
 }
 
+/* An absolute path, or "" for none. */
+static const char *check_optional_path(const char *value)
+{
+	return value[0] == '\0' ? NULL : check_absolute(value);
+}
+
+static const char *check_sensors(const char *value)
+{
+	struct sensor_spec spec[SENSOR_MAX];
+	const char *err = NULL;
+	size_t n;
+
+	return sensor_parse_list(value, spec, &n, &err) < 0 ? err : NULL;
+}
+
 #define ROW_IDS(n, f, d, h)                                                                        \
 	{                                                                                          \
 		n, CONFIG_STRING, 0, 1024, 0, d, offsetof(struct iotsec_config, f), h, check_ids   \
@@ -504,8 +520,8 @@ const struct config_def iotsec_config_table[] = {
 	    "users and @groups who may read the daemons' status, beside root"),
     ROW_INT("certd.interval", certd.interval, 1, 86400, 300,
 	    "seconds between two checks of the certificate, key, CA and CRL"),
-    ROW_INT("net.port", net.port, 1, 65533, 7450,
-	    "UDP port of electd's broadcasts; keyd uses this port + 1, pingd this port + 2"),
+    ROW_INT("net.port", net.port, 1, 65532, 7450,
+	    "UDP port of electd's broadcasts; keyd uses this port + 1, pingd + 2, sensord + 3"),
     ROW_INT("net.delta_t", net.delta_t, 1, 3600, 30,
 	    "freshness window of signed messages, seconds"),
     ROW_IPV4("net.broadcast", net.broadcast, "255.255.255.255",
@@ -553,11 +569,50 @@ const struct config_def iotsec_config_table[] = {
 	    "milliseconds over which reports are counted for ballot stuffing"),
     ROW_INT("pingd.ban_ms", pingd.ban_ms, 100, 604800000, 3600000,
 	    "milliseconds a flagged reporter is not heard"),
+    ROW_INT("stream.start", stream.start, 0, INT32_MAX, 1767225600,
+	    "unix time at which epoch 1 of every stream key begins (the same on every device)"),
+    ROW_INT("stream.interval_s", stream.interval_s, 1, 2592000, 3600,
+	    "seconds of one stream-key epoch (the same on every device)"),
+    ROW_STR("sensord.broker", sensord.broker, 1, 255, "broker",
+	    "the home broker's host name or address"),
+    ROW_INT("sensord.broker_port", sensord.broker_port, 1, 65535, 8883,
+	    "the home broker's TLS port"),
+    ROW_STR("sensord.broker_name", sensord.broker_name, 1, 63, "broker",
+	    "the name the broker's certificate must carry"),
+    {"sensord.sensors", CONFIG_STRING, 0, 4095, 0, "",
+     offsetof(struct iotsec_config, sensord.sensors),
+     "sensors read, as [NAME=]DRIVER:ARG items (thermal, hwmon, ds18b20, replay)", check_sensors},
+    ROW_PATH("sensord.sysfs", sensord.sysfs, "/sys", "root of the sysfs sensor drivers"),
+    ROW_INT("sensord.interval_ms", sensord.interval_ms, 100, 86400000, 60000,
+	    "milliseconds between two readings of each sensor"),
+    ROW_STR("sensord.doctor_sensors", sensord.doctor_sensors, 0, 1024, "pulse spo2 body_temp",
+	    "sensors whose readings only the doctor may read"),
+    ROW_INT("sensord.alarm_below", sensord.alarm_below, 0, 300, 30,
+	    "pulse per minute below which an emergency is raised"),
+    {"sensord.alarm_output", CONFIG_STRING, 0, 4095, 0, "",
+     offsetof(struct iotsec_config, sensord.alarm_output),
+     "the alarm output: a GPIO value file (or any file) set to 1; empty: none",
+     check_optional_path},
+    {"sensord.replay_loop", CONFIG_BOOL, 0, 1, 0, NULL,
+     offsetof(struct iotsec_config, sensord.replay_loop),
+     "the replay driver starts its file again at the end", NULL},
+    ROW_INT("sensord.spool_max", sensord.spool_max, 10, 10000000, 100000,
+	    "readings the spool keeps while the broker is away"),
+    ROW_INT("sensord.spool_sync_ms", sensord.spool_sync_ms, 0, 10000, 200,
+	    "longest a spooled reading waits before it is on disk"),
+    ROW_INT("sensord.fresh_s", sensord.fresh_s, 1, 86400, 300,
+	    "readers refuse a reading timed further than this from their clock"),
+    ROW_INT("sensord.resync_ms", sensord.resync_ms, 50, 600000, 1000,
+	    "milliseconds a resynchronizing device waits for its neighbours"),
+    ROW_INT("sensord.resync_tries", sensord.resync_tries, 1, 100, 5,
+	    "requests to neighbours before a device keeps its own clock"),
+    ROW_INT("sensord.max_inflight", sensord.max_inflight, 1, 65535, 100,
+	    "readings awaiting the broker's acknowledgement at once"),
     ROW_PATH("dictd.path", dictd.path, "/var/lib/iotsec/dictd/keys.dict",
 	     "the key dictionary (only iotsec-dictd opens it)"),
     ROW_PATH("dictd.key_file", dictd.key_file, "/etc/credstore/iotsec-dict.key",
 	     "the dictionary key, 32 bytes, root-only; a systemd credential dict.key wins"),
-    ROW_IDS("dictd.clients", dictd.clients, "iotsec-keyd",
+    ROW_IDS("dictd.clients", dictd.clients, "iotsec-keyd iotsec-sensord",
 	    "users and @groups who may store and look up keys in the dictionary"),
 };
 

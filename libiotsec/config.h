@@ -85,6 +85,28 @@ struct iotsec_config {
 		int ban_ms;		   /* how long a flagged reporter is not heard */
 	} pingd;
 	struct {
+		int start;	/* unix seconds: epoch 1 of every stream key begins then */
+		int interval_s; /* seconds of one epoch */
+	} stream;
+	struct {
+		char *broker;	      /* the home broker's host */
+		int broker_port;      /* its TLS port */
+		char *broker_name;    /* the name its certificate must carry */
+		char *sensors;	      /* [NAME=]DRIVER:ARG, ... (sensor.h) */
+		char *sysfs;	      /* root of the sysfs drivers */
+		int interval_ms;      /* between two readings of each sensor */
+		char *doctor_sensors; /* sensors whose readings go to the doctor stream */
+		int alarm_below;      /* pulse per minute that raises an emergency */
+		char *alarm_output;   /* GPIO value file (or a plain file) set to 1 on alarm */
+		int replay_loop;      /* the replay driver starts again at its end */
+		int spool_max;	      /* readings the spool holds */
+		int spool_sync_ms;    /* longest an appended reading waits for fdatasync */
+		int fresh_s;	      /* readers refuse readings older or newer than this */
+		int resync_ms;	      /* wait for neighbours' answers */
+		int resync_tries;     /* requests before keeping our own clock */
+		int max_inflight;     /* QoS 1 readings awaiting the broker's PUBACK */
+	} sensord;
+	struct {
 		char *path;	/* the dictionary file (only dictd touches it) */
 		char *key_file; /* the dictionary key, 32 random bytes, root-only (0600) */
 		char *clients;	/* users and @groups who may store and look up keys */

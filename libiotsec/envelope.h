@@ -54,6 +54,11 @@ struct envelope_rule {
 	const char *type;
 	unsigned roles; /* mask of enum cert_role */
 	bool unicast;
+	/* Freshness is judged by the body (an echoed nonce, an issue time or a sequence number
+	 * that only goes up), not by our clock: neither the delta_t check nor the per-sender
+	 * replay window applies. For messages that wait (a retained grant) or that reach a device
+	 * whose clock is wrong (resync). */
+	bool any_time;
 };
 
 struct envelope_ctx;

@@ -99,4 +99,19 @@
  * home (quarantine or CRL) and asked keyd for a pool without it. */
 #define PROTO_EV_MISSING "device-missing"
 
+/* ---- iotsec-sensord: sensor readings over MQTT (SPEC 5.6, 8) ---- */
+
+/* status: {"device", "broker":"connected"|"connecting", "broker_name", "sync":"synced"|
+ *          "resyncing"|"own-clock", "epoch" (stream epoch), "pool", "group_start",
+ *          "doctor" ("" when none granted), "published", "spooled", "spool_dropped",
+ *          "readings_opened", "refused", "refused_by",
+ *          "alarm":{"set":bool, "seq", "value", "at"},
+ *          "sensors":[{"name", "driver", "stream":"group"|"doctor"|"waiting", "last", "unit",
+ *                      "at", "error" ("" when none)},...]} */
+/* {"max":n?} -> {"readings":[{"device", "sensor", "value", "unit", "time" (unix ms), "seq",
+ *  "epoch", "emergency"},...]}: the last SENSORD_READINGS_MAX group readings this device
+ *  opened, oldest first. */
+#define PROTO_SENSORD_READINGS "readings"
+#define PROTO_EV_READING       "reading" /* one reading, the fields above */
+
 #endif

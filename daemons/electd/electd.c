@@ -11,9 +11,9 @@
 #include "proto.h"
 
 static const struct envelope_rule rules[] = {
-    {ELECTD_MSG_QUERY, CERT_ROLES_ANY, false},
-    {ELECTD_MSG_ANNOUNCE, CERT_ROLE_CONTROLLER, false},
-    {NULL, 0, false},
+    {ELECTD_MSG_QUERY, CERT_ROLES_ANY, false, false},
+    {ELECTD_MSG_ANNOUNCE, CERT_ROLE_CONTROLLER, false, false},
+    {NULL, 0, false, false},
 };
 
 static uint64_t now_ms(void)

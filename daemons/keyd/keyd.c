@@ -18,17 +18,17 @@
 /* Which roles may send what, and which messages name their recipient: the controller's need a
  * controller certificate. */
 static const struct envelope_rule rules[] = {
-    {KEYD_MSG_ANNOUNCE, CERT_ROLES_ANY, false},
-    {RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER, true},
-    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true},
-    {RING_MSG_RING_END, CERT_ROLE_CONTROLLER, true},
-    {RING_MSG_PATH_KEY, CERT_ROLE_CONTROLLER, true},
-    {RING_MSG_CLIENT_KEYS, CERT_ROLES_ANY, true},
-    {RING_MSG_RING_ACK, CERT_ROLES_ANY, true},
-    {RING_MSG_START_SESSION, CERT_ROLES_ANY, true},
-    {RING_MSG_COMMON_INDEX, CERT_ROLES_ANY, true},
-    {SESSION_MSG_DATA, CERT_ROLES_ANY, true},
-    {NULL, 0, false},
+    {KEYD_MSG_ANNOUNCE, CERT_ROLES_ANY, false, false},
+    {RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER, true, false},
+    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true, false},
+    {RING_MSG_RING_END, CERT_ROLE_CONTROLLER, true, false},
+    {RING_MSG_PATH_KEY, CERT_ROLE_CONTROLLER, true, false},
+    {RING_MSG_CLIENT_KEYS, CERT_ROLES_ANY, true, false},
+    {RING_MSG_RING_ACK, CERT_ROLES_ANY, true, false},
+    {RING_MSG_START_SESSION, CERT_ROLES_ANY, true, false},
+    {RING_MSG_COMMON_INDEX, CERT_ROLES_ANY, true, false},
+    {SESSION_MSG_DATA, CERT_ROLES_ANY, true, false},
+    {NULL, 0, false, false},
 };
 
 json_t *keyd_status(struct keyd *k)

@@ -22,18 +22,18 @@
  * broadcasts need a controller certificate; that the sender is the controller electd names is
  * the daemon's to check. */
 static const struct envelope_rule rules[] = {
-    {PING_MSG_HELLO, CERT_ROLES_ANY, false},
-    {PING_MSG_SUSPECT, CERT_ROLE_CONTROLLER, false},
-    {PING_MSG_ALIVE, CERT_ROLES_ANY, false},
-    {PING_MSG_QUARANTINE, CERT_ROLE_CONTROLLER, false},
-    {PING_MSG_PING, CERT_ROLES_ANY, true},
-    {PING_MSG_PONG, CERT_ROLES_ANY, true},
-    {PING_MSG_PING_REQ, CERT_ROLE_CONTROLLER, true},
-    {PING_MSG_REPORT, CERT_ROLES_ANY, true},
-    {PING_MSG_MALICIOUS, CERT_ROLES_ANY, true},
-    {PING_MSG_CRL_GET, CERT_ROLES_ANY, true},
-    {PING_MSG_CRL, CERT_ROLES_ANY, true},
-    {NULL, 0, false},
+    {PING_MSG_HELLO, CERT_ROLES_ANY, false, false},
+    {PING_MSG_SUSPECT, CERT_ROLE_CONTROLLER, false, false},
+    {PING_MSG_ALIVE, CERT_ROLES_ANY, false, false},
+    {PING_MSG_QUARANTINE, CERT_ROLE_CONTROLLER, false, false},
+    {PING_MSG_PING, CERT_ROLES_ANY, true, false},
+    {PING_MSG_PONG, CERT_ROLES_ANY, true, false},
+    {PING_MSG_PING_REQ, CERT_ROLE_CONTROLLER, true, false},
+    {PING_MSG_REPORT, CERT_ROLES_ANY, true, false},
+    {PING_MSG_MALICIOUS, CERT_ROLES_ANY, true, false},
+    {PING_MSG_CRL_GET, CERT_ROLES_ANY, true, false},
+    {PING_MSG_CRL, CERT_ROLES_ANY, true, false},
+    {NULL, 0, false, false},
 };
 
 uint64_t pingd_now_ms(void)

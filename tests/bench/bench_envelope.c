@@ -141,8 +141,8 @@ out:
 
 int main(void)
 {
-	static const struct envelope_rule rules[] = {{"BENCH", CERT_ROLES_ANY, false},
-						     {NULL, 0, false}};
+	static const struct envelope_rule rules[] = {{"BENCH", CERT_ROLES_ANY, false, false},
+						     {NULL, 0, false, false}};
 	struct envelope_ctx *tx = NULL, *rx = NULL;
 	struct cert_store *store = NULL;
 	struct fixture fx = {0};

@@ -183,10 +183,10 @@ out:
 int main(void)
 {
 	static const struct envelope_rule rules[] = {
-	    {RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER, true},
-	    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true},
-	    {RING_MSG_RING_END, CERT_ROLE_CONTROLLER, true},
-	    {NULL, 0, false}};
+	    {RING_MSG_NEEDS_KEYS, CERT_ROLE_CONTROLLER, true, false},
+	    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true, false},
+	    {RING_MSG_RING_END, CERT_ROLE_CONTROLLER, true, false},
+	    {NULL, 0, false, false}};
 	static const unsigned sizes[] = {10, 50, 200};
 	struct envelope_ctx *ctl = NULL, *dev = NULL;
 	struct cert_store *store = NULL;

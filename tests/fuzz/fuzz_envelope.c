@@ -14,10 +14,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Broadcast and unicast types, so the recipient and delivery id checks are reached too. */
 static const struct envelope_rule rules[] = {
-    {"IS_THERE_CONTROLLER", CERT_ROLES_ANY, false},
-    {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER, false},
-    {"KEYS", CERT_ROLES_ANY, true},
-    {NULL, 0, false},
+    {"IS_THERE_CONTROLLER", CERT_ROLES_ANY, false, false},
+    {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER, false, false},
+    {"KEYS", CERT_ROLES_ANY, true, false},
+    {NULL, 0, false, false},
 };
 static struct envelope_ctx *ctx;
 

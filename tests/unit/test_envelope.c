@@ -27,18 +27,18 @@
 
 /* What receivers accept; KEYS is unicast (names its recipient and a delivery id). */
 static const struct envelope_rule rules[] = {
-    {"HELLO", CERT_ROLES_ANY, false},
-    {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER, false},
-    {"KEYS", CERT_ROLES_ANY, true},
-    {NULL, 0, false},
+    {"HELLO", CERT_ROLES_ANY, false, false},
+    {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER, false, false},
+    {"KEYS", CERT_ROLES_ANY, true, false},
+    {NULL, 0, false, false},
 };
 /* Senders also know a type the receivers do not. */
 static const struct envelope_rule send_rules[] = {
-    {"HELLO", CERT_ROLES_ANY, false},
-    {"I_AM_CONTROLLER", CERT_ROLES_ANY, false},
-    {"KEYS", CERT_ROLES_ANY, true},
-    {"NOT_KNOWN_THERE", CERT_ROLES_ANY, false},
-    {NULL, 0, false},
+    {"HELLO", CERT_ROLES_ANY, false, false},
+    {"I_AM_CONTROLLER", CERT_ROLES_ANY, false, false},
+    {"KEYS", CERT_ROLES_ANY, true, false},
+    {"NOT_KNOWN_THERE", CERT_ROLES_ANY, false, false},
+    {NULL, 0, false, false},
 };
 
 static struct fixture fx;

@@ -413,14 +413,14 @@ struct side {
 
 /* clang-format off */
 static const struct envelope_rule side_rules[] = {
-    {KEYD_MSG_ANNOUNCE, CERT_ROLES_ANY, false},
-    {RING_MSG_NEEDS_KEYS, CERT_ROLES_ANY, true},
-    {RING_MSG_RING_KEYS, CERT_ROLES_ANY, true},
-    {RING_MSG_RING_END, CERT_ROLES_ANY, true},
-    {RING_MSG_PATH_KEY, CERT_ROLES_ANY, true},
-    {RING_MSG_CLIENT_KEYS, CERT_ROLES_ANY, true},
-    {RING_MSG_RING_ACK, CERT_ROLES_ANY, true},
-    {NULL, 0, false},
+    {KEYD_MSG_ANNOUNCE, CERT_ROLES_ANY, false, false},
+    {RING_MSG_NEEDS_KEYS, CERT_ROLES_ANY, true, false},
+    {RING_MSG_RING_KEYS, CERT_ROLES_ANY, true, false},
+    {RING_MSG_RING_END, CERT_ROLES_ANY, true, false},
+    {RING_MSG_PATH_KEY, CERT_ROLES_ANY, true, false},
+    {RING_MSG_CLIENT_KEYS, CERT_ROLES_ANY, true, false},
+    {RING_MSG_RING_ACK, CERT_ROLES_ANY, true, false},
+    {NULL, 0, false, false},
 };
 /* clang-format on */
 

@@ -45,17 +45,17 @@
 
 /* The message types of this home: pi1 knows these; the others also know one more. */
 static const struct envelope_rule rules[] = {
-    {"ANNOUNCE", CERT_ROLES_ANY, false},
-    {"CONTROLLER_ONLY", CERT_ROLE_CONTROLLER, false},
-    {"DIRECT", CERT_ROLES_ANY, true},
-    {NULL, 0, false},
+    {"ANNOUNCE", CERT_ROLES_ANY, false, false},
+    {"CONTROLLER_ONLY", CERT_ROLE_CONTROLLER, false, false},
+    {"DIRECT", CERT_ROLES_ANY, true, false},
+    {NULL, 0, false, false},
 };
 static const struct envelope_rule rules_newer[] = {
-    {"ANNOUNCE", CERT_ROLES_ANY, false},
-    {"CONTROLLER_ONLY", CERT_ROLES_ANY, false},
-    {"DIRECT", CERT_ROLES_ANY, true},
-    {"NEWER", CERT_ROLES_ANY, false},
-    {NULL, 0, false},
+    {"ANNOUNCE", CERT_ROLES_ANY, false, false},
+    {"CONTROLLER_ONLY", CERT_ROLES_ANY, false, false},
+    {"DIRECT", CERT_ROLES_ANY, true, false},
+    {"NEWER", CERT_ROLES_ANY, false, false},
+    {NULL, 0, false, false},
 };
 
 static struct fixture fx;

@@ -630,8 +630,8 @@ static void test_path_key(void **state)
 
 /* Unicast CLIENT_RING_KEYS from the controller, as keyd sends it. */
 static const struct envelope_rule ring_rules[] = {
-    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true},
-    {NULL, 0, false},
+    {RING_MSG_RING_KEYS, CERT_ROLE_CONTROLLER, true, false},
+    {NULL, 0, false, false},
 };
 
 static size_t der_len(X509 *x)

@@ -1,0 +1,44 @@
+/* The kit's spool (SPEC 9): sealed readings waiting for the broker (and later the relay's
+ * receipt), kept on disk so that a broker outage, a network outage or a restart of sensord loses
+ * none, drained in order, and bounded, with a count of what was ever dropped.
+ *
+ * A directory holds `log`, records appended as  u32 length | u32 check | payload  (check: the
+ * first four bytes of SHA-256 of the payload; a torn or corrupt tail is cut at the first bad
+ * record when the spool opens), and `head`, the id of the first record not yet acknowledged
+ * (written atomically). Records are numbered from 1 in the order appended. Appends reach the disk
+ * at most sync_ms later (fdatasync; spool_flush() and spool_close() force it); what is
+ * acknowledged is forgotten, and the log is rewritten without it once the forgotten part is more
+ * than half the file. A spool holding max records drops its oldest to take a new one and counts
+ * it. The spool holds no secret (every payload is sealed). */
+#ifndef IOTSEC_SPOOL_H
+#define IOTSEC_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPOOL_RECORD_MAX 4096 /* bytes of one payload */
+
+struct spool;
+/* Open (creating, mode 0700 for dir and 0600 for files) the spool in dir. */
+int spool_open(const char *dir, size_t max, unsigned sync_ms, struct spool **ret);
+/* Flush and close; NULL is allowed. */
+void spool_close(struct spool *sp);
+
+/* Append one payload (1..SPOOL_RECORD_MAX bytes); *ret_id its id. now_ms decides whether the
+ * fdatasync is due. */
+int spool_append(struct spool *sp, const void *data, size_t len, uint64_t now_ms, uint64_t *ret_id);
+int spool_flush(struct spool *sp);
+
+/* The first record after `after` (0: from the head) still waiting: its id and a borrowed
+ * pointer valid until the next call that changes the spool. -ENOENT when none. */
+int spool_next(struct spool *sp, uint64_t after, uint64_t *ret_id, const uint8_t **ret_data,
+	       size_t *ret_len);
+/* Record id was delivered: acknowledgements may come in any order; the head moves past every
+ * delivered record at its front. Unknown or already acknowledged ids: -ENOENT. */
+int spool_ack(struct spool *sp, uint64_t id);
+
+/* Records waiting, and records ever dropped because the spool was full (kept in `head`). */
+size_t spool_pending(const struct spool *sp);
+uint64_t spool_dropped(const struct spool *sp);
+
+#endif
