@@ -122,6 +122,11 @@ static int parse_item(const char *p, size_t len, struct sensor_spec *ret, const 
 			       : "a sysfs sensor's ARG is relative to sensord.sysfs";
 		return -EINVAL;
 	}
+	if (s.driver == SENSOR_HWMON &&
+	    (strchr(s.arg, '/') == NULL || s.arg[strlen(s.arg) - 1] == '/')) {
+		*ret_err = "hwmon:HWMON/FILE, e.g. hwmon:hwmon0/temp1_input";
+		return -EINVAL;
+	}
 	if (s.name[0] == '\0' && s.driver != SENSOR_REPLAY && default_name(&s) < 0) {
 		*ret_err = "a sensor's ARG makes no name of 1 to 31 of a-z, 0-9, '_' and '-': "
 			   "give NAME=";

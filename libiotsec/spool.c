@@ -423,6 +423,11 @@ int spool_open(const char *dir, size_t max, unsigned sync_ms, struct spool **ret
 	}
 	if ((r = file_mkdirs(dir, 0700)) < 0)
 		goto out;
+	/* A compaction a crash interrupted: the log it was to replace is still whole. */
+	if (unlink(sp->tmp_path) < 0 && errno != ENOENT) {
+		r = -errno;
+		goto out;
+	}
 
 	r = file_read(sp->head_path, SPOOL_HEAD_MAX, &text, &len);
 	if (r == 0)

@@ -129,9 +129,12 @@ static void test_list_bad(void **state)
 	    "replay:/var/../etc/shadow",
 	    "replay:relative.csv",
 	    "thermal:/sys/class/thermal/thermal_zone0",
-	    "thermal:Zone0",				 /* no name of its own */
-	    "hwmon:hwmon0",				 /* no FILE */
-	    "hwmon:hwmon0/",				 /* empty FILE */
+	    "thermal:Zone0",  /* no name of its own */
+	    "hwmon:hwmon0",   /* no FILE */
+	    "hwmon:hwmon0/",  /* empty FILE */
+	    "x=hwmon:hwmon0", /* a directory, named or not */
+	    "x=hwmon:hwmon0/",
+	    "x=hwmon:hwmon0/temp1_input/",
 	    "ds18b20:28-00000A1B2C3D",			 /* upper case: give NAME= */
 	    "thermal:abcdefghijklmnopqrstuvwxyz0123456", /* 32 */
 	    "thermal:tz0 thermal:tz0",

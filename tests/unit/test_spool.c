@@ -540,9 +540,12 @@ static void test_bad_log_header_refused(void **state)
 		assert_null(sp);
 		assert_int_equal(size_of(at(t, "log")), (off_t)bad[i].len);
 	}
-	/* A good header alone is an empty spool starting at its id. */
+	/* A good header alone is an empty spool starting at its id; a compaction's leftover
+	 * temporary goes. */
 	write_file(at(t, "log"), "ISPOOL01\0\0\0\0\0\0\0\x07", 16);
+	write_file(at(t, "log.new"), "ISPOOL01\0\0\0\0\0\0\0\x09", 16);
 	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(access(at(t, "log.new"), F_OK), -1);
 	assert_int_equal(append_n(sp, 7, 0), 7);
 	spool_close(sp);
 }
