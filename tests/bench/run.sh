@@ -90,6 +90,10 @@ echo "== election convergence"
 # (the rates and the ring costs measured above, in this run).
 RSA_SIGN=$rsa_sign RSA_VERIFY=$rsa_verify RINGS_OUT=$rings_out "$(dirname "$0")/pingd.sh"
 
+echo "== sensord: a full spool drained through the home broker, beside mosquitto_pub"
+# Its ceiling is measured inside: mosquitto_pub through the same broker, in the same run.
+"$(dirname "$0")/sensord.sh"
+
 echo "== trust: malicious devices detected, beside the published figures"
 # The simulator prints its own table (the published figures in it); it fails only if broken.
 "$BENCH_DIR/bench_trust_sim"

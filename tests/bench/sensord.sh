@@ -1,0 +1,154 @@
+#!/bin/sh
+# sensord (SPEC 5.6), on hosts in network namespaces with real daemons and a real mosquitto run
+# with the shipped etc/mosquitto/iotsec-broker.conf (tests/integration/mqtt-common.sh):
+#
+# A reading a sensor interval is no throughput (sensord.interval_ms is 100 ms at least, and a
+# device reads at most 16 sensors), so what is measured is what does need speed: the drain of a
+# full spool, the backlog a kit sends when its broker comes back after an outage. pi2's sensord
+# reads N readings of 16 replay sensors while no broker runs, so they wait in its spool, sealed;
+# then the broker is started with a raw reader subscribed (mosquitto_sub with pi3's certificate,
+# QoS 1, counting N), and sensord again, which publishes the spool with QoS 1 in order, taking
+# each record off it at its PUBACK (fdatasync'd at most every sensord.spool_sync_ms).
+#
+# Beside it, in the same run, through the same broker, from the same host with the same
+# certificate: mosquitto_pub moving N messages of the sealed reading's size at QoS 1 to the same
+# kind of reader, read from stdin (-l, one connection, each line as it comes) and repeated (-m
+# --repeat). The rate is taken at the reader, from its first message to its N-th (mosquitto_sub's
+# %U timestamps), so the start-up of either publisher (TLS, and for sensord certd's verdict and
+# the connection) is left out; it is shown separately. sensord's subscription to the home's group
+# topic brings its own readings back to it as well: that work is in its rate, as on a Pi.
+#
+# Needs root, ip netns and mosquitto; without them it says so and stops (benchmarks never fail on
+# speed). BENCH_SENSORD_N (default 5000) sets the number of readings; each is measured in
+# 3 rounds (the same spool, put back), the median shown.
+if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
+	echo "sensord: skipped (needs root and ip netns)"
+	exit 0
+fi
+if ! command -v mosquitto >/dev/null || ! command -v mosquitto_pub >/dev/null; then
+	echo "sensord: skipped (needs mosquitto and mosquitto-clients: scripts/deps.sh test)"
+	exit 0
+fi
+IT_DIR=$(dirname "$0")/../integration
+. "$IT_DIR/common.sh"
+. "$IT_DIR/mqtt-common.sh"
+N=${BENCH_SENSORD_N:-5000}
+ROUNDS=3
+SENSORS=16 # SENSOR_MAX: as many as one device reads
+INTERVAL_MS=100
+[ "$N" -ge "$SENSORS" ] || fail "BENCH_SENSORD_N must be at least $SENSORS"
+need_netns
+make_home smith
+broker_host 1
+device 2 pi2 controller
+device 3 pi3 node
+
+# N readings in all: each replay sensor its share of rows, then "done".
+list=""
+for s in $(seq 1 $SENSORS); do
+	name=$(printf 's%02d' "$s")
+	rows=$((N / SENSORS + (s <= N % SENSORS ? 1 : 0)))
+	awk -v n="$rows" -v s="$s" 'BEGIN { for (i = 1; i <= n; i++) printf "room,%d.%02d,C\n", 10 + s, i % 100 }' \
+		>"$T/pi2/$name.csv"
+	list="$list${list:+, }$name=replay:$T/pi2/$name.csv"
+done
+cat >>"$T/pi2/iotsec.conf" <<CONF
+sensord = { broker = "$BROKER_IP"; interval_ms = $INTERVAL_MS; sensors = "$list";
+  spool_max = $((N * 2)); resync_ms = 300; resync_tries = 2; };
+CONF
+
+for n in pi2 pi3; do run_all "$n"; done
+wait_until 30 same_epoch pi2 pi3 || fail "rings not delivered"
+
+# sfield KEY: a field of pi2's sensord status ("" when it does not answer).
+sfield() { field pi2 sensord "$1"; }
+spooled_all() { [ "$(sfield spooled)" = "$N" ]; }
+
+# The spool fills with no broker to take it (and so no reader).
+run pi2 sensord
+SENSORD=$LAST_PID
+wait_until $((N * INTERVAL_MS / SENSORS / 1000 + 60)) spooled_all ||
+	fail "pi2's spool holds $(sfield spooled) readings, not $N: $(ctl "$T/pi2/run/sensord/sensord.sock" '{"v":1,"verb":"status"}')"
+stop "$SENSORD"
+SENSORD=""
+# Nothing more to read: the drain is the spool alone.
+for f in "$T"/pi2/s*.csv; do echo "# read" >"$f"; done
+
+broker_start
+
+# drain_rate OUT LABEL T0: from OUT (mosquitto_sub -F '%U %l' lines, among its -d lines) print
+# "LABEL RATE SIZE ELAPSED": messages a second from the first to the last, their most common size,
+# and the seconds from T0 (unix time) to the last. Fails, saying why, unless all N arrived.
+drain_rate() {
+	grep -E '^[0-9]+\.[0-9]+ [0-9]+$' "$1" | awk -v n="$N" -v label="$2" -v t0="$3" '
+		{ t[++c] = $1; size[$2]++ }
+		END {
+			if (c != n) { printf "%s: the reader got %d messages of %d\n", label, c, n; exit 1 }
+			for (s in size) if (size[s] > best) { best = size[s]; sz = s }
+			printf "%s %.1f %d %.3f\n", label, (c - 1) / (t[c] - t[1]), sz, t[c] - t0
+		}'
+}
+
+# The reader: mosquitto_sub on pi3's host, QoS 1, until it has N messages (or 120 s went by).
+reader() { mqtt_sub_bg pi3 "$T/$1.out" -q 1 -C "$N" -W 120 -t "$2" -F '%U %l'; }
+
+# Every round drains the same full spool: a copy of it as it was, put back each time.
+SPOOL=$T/pi2/state/sensord/spool
+cp -a "$SPOOL" "$T/spool.full"
+: >"$T/results"
+for round in $(seq 1 "$ROUNDS"); do
+	[ -z "$SENSORD" ] || stop "$SENSORD"
+	rm -rf "$SPOOL"
+	cp -a "$T/spool.full" "$SPOOL"
+	reader sensord iotsec/smith/pi2/group
+	t0=$(date +%s.%N)
+	run pi2 sensord
+	SENSORD=$LAST_PID
+	wait "$SUB_PID" || true
+	drain_rate "$T/sensord.out" sensord "$t0" >>"$T/results" || fail "round $round: $(tail -n 1 "$T/results")"
+	drained() { [ "$(sfield spooled)" = 0 ] && [ "$(sfield published)" = "$N" ]; }
+	wait_until 10 drained || fail "pi2's spool: $(sfield spooled) left, $(sfield published) published"
+done
+size=$(awk '{ print $3; exit }' "$T/results")
+
+# The same number of messages of the same size, from the same host with pi2's certificate.
+awk -v n="$N" -v s="$size" 'BEGIN { l = sprintf("%*s", s, ""); gsub(/ /, "x", l); for (i = 0; i < n; i++) print l }' \
+	>"$T/lines"
+for round in $(seq 1 "$ROUNDS"); do
+	reader pub_l iotsec/smith/pi2/bench
+	t0=$(date +%s.%N)
+	# shellcheck disable=SC2046 # the options are words without spaces
+	on 2 mosquitto_pub $(mqtt_tls pi2) -q 1 -t iotsec/smith/pi2/bench -l <"$T/lines" ||
+		fail "mosquitto_pub -l failed"
+	wait "$SUB_PID" || true
+	drain_rate "$T/pub_l.out" mosquitto_pub_l "$t0" >>"$T/results" || fail "$(tail -n 1 "$T/results")"
+
+	reader pub_r iotsec/smith/pi2/bench
+	t0=$(date +%s.%N)
+	# shellcheck disable=SC2046
+	on 2 mosquitto_pub $(mqtt_tls pi2) -q 1 -t iotsec/smith/pi2/bench -m "$(head -n 1 "$T/lines")" \
+		--repeat "$N" || fail "mosquitto_pub --repeat failed"
+	wait "$SUB_PID" || true
+	drain_rate "$T/pub_r.out" mosquitto_pub_r "$t0" >>"$T/results" || fail "$(tail -n 1 "$T/results")"
+done
+
+# The median round of each, by rate.
+sort -k1,1 -k2,2n "$T/results" | awk -v n="$N" -v rounds="$ROUNDS" '
+	{ r[$1, ++c[$1]] = $2; size[$1] = $3; took[$1, c[$1]] = $4 }
+	END {
+		split("sensord mosquitto_pub_l mosquitto_pub_r", k, " ")
+		for (i = 1; i <= 3; i++) {
+			m = int((c[k[i]] + 1) / 2)
+			rate[k[i]] = r[k[i], m]
+			t[k[i]] = took[k[i], m]
+		}
+		printf "sensord drains a full spool of %d sealed readings (%d bytes each, QoS 1, to a reader on another host): %.0f msgs/s, median of %d rounds; %.2f s from its start to the last at the reader\n",
+			n, size["sensord"], rate["sensord"], rounds, t["sensord"]
+		printf "  mosquitto_pub -l, the same %d messages of %d bytes, same broker and hosts: %.0f msgs/s (%.2f s from its start)\n",
+			n, size["mosquitto_pub_l"], rate["mosquitto_pub_l"], t["mosquitto_pub_l"]
+		printf "  mosquitto_pub -m --repeat %d: %.0f msgs/s (%.2f s from its start)\n",
+			n, rate["mosquitto_pub_r"], t["mosquitto_pub_r"]
+		best = rate["mosquitto_pub_l"] > rate["mosquitto_pub_r"] ? "l" : "r"
+		printf "  sensord vs the faster mosquitto_pub (%s): ratio %.0f%%\n",
+			best == "l" ? "-l" : "-m --repeat", 100 * rate["sensord"] / rate["mosquitto_pub_" best]
+	}'
