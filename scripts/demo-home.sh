@@ -2,17 +2,23 @@
 # make demo, part two: three Pis on their own network (namespaces on a bridge) elect a controller,
 # receive key rings, find pairwise keys and exchange an encrypted message; a rogue Pi plugged into
 # the same network is ignored; a Pi that vanishes is declared missing and the home rekeys without
-# it until the household releases it. Uses the integration tests' host helpers.
+# it until the household releases it. Then the Pis publish their sensor readings, sealed, through
+# the home's broker: every Pi reads them, the broker cannot; a patient's pulse goes to the doctor
+# alone, and a pulse too low raises an alarm only the doctor's signed acknowledgement clears. Uses
+# the integration tests' host helpers.
 IT_DIR=$(dirname "$0")/../tests/integration
 . "$IT_DIR/common.sh"
 . "$IT_DIR/pingd-common.sh"
+. "$IT_DIR/mqtt-common.sh"
 
 . "$(dirname "$0")/step.sh"
 # The Pis' files live in a scratch directory removed as the demo ends: show it as $T.
 show() {
-	printf '$ %s\n' "$*" | sed "s|$T|\$T|g"
+	cmdline "$@"
 	"$@"
 }
+# cmdline COMMAND...: print the command as show does, without running it.
+cmdline() { printf '$ %s\n' "$*" | sed "s|$T|\$T|g"; }
 
 step "6. Three Pis and a rogue on one network (namespaces joined by a bridge)"
 echo "(their files are in a scratch directory, \$T below, removed as the demo ends)"
@@ -84,3 +90,130 @@ echo "garage holds a ring of epoch $(epoch garage) again, and talks with kitchen
 send_msg garage kitchen "back home" >/dev/null
 wait_until 5 received kitchen "back home" || fail "kitchen did not receive garage's message"
 echo "    kitchen's inbox: $(ctl "$T/kitchen/run/keyd/keyd.sock" '{"v":1,"verb":"inbox"}' | json_get '["messages"][-1]["text"]')"
+
+step "13. The home's broker: mosquitto, with the configuration iotsec ships"
+if ! command -v mosquitto >/dev/null || ! command -v mosquitto_sub >/dev/null; then
+	echo "(no mosquitto here: steps 13-16 need it; scripts/deps.sh test installs it)"
+	exit 0
+fi
+broker_host 5
+broker_start
+echo "mosquitto runs on its own host, $BROKER_IP:8883, with etc/mosquitto/iotsec-broker.conf (paths"
+echo "moved into \$T) and the certificate 'broker' of the home CA. Who may connect, and publish what:"
+grep -E '^(require_certificate|use_identity_as_username|allow_anonymous|crlfile)' \
+	"$BROKER_DIR/iotsec-broker.conf" | sed "s|$T|\$T|g; s/^/    /"
+grep '^pattern' "$BROKER_DIR/iotsec.acl" | sed 's/^/    /'
+
+step "14. Each Pi's sensord reads its sensors and publishes the readings, sealed"
+# Replayed sensors (the replay driver reads a CSV, one row an interval): the same code path as a
+# thermal zone or a DS18B20 probe, with values known in advance.
+temps() { # temps FILE FROM: 120 rows of room temperature from FROM degrees, a little drift
+	awk -v from="$2" 'BEGIN { print "# sensor,value,unit"
+		for (i = 0; i < 120; i++) printf "temperature,%.1f,C\n", from + (i % 7) / 10 }' >"$1"
+}
+temps "$T/kitchen/temperature.csv" 21.4
+temps "$T/garage/temperature.csv" 8.2
+{
+	echo "# the patient's pulse, per minute"
+	for v in 72 74 73 71 70 72 69 68 25 64 66 68 70 71 72 73 72 71 70 72; do echo "pulse,$v,/min"; done
+	for _ in $(seq 1 100); do echo "pulse,72,/min"; done
+} >"$T/kitchen/pulse.csv"
+cat >>"$T/kitchen/iotsec.conf" <<CONF
+sensord = { broker = "$BROKER_IP"; interval_ms = 500; alarm_output = "$T/kitchen/alarm";
+  sensors = "temperature=replay:$T/kitchen/temperature.csv, pulse=replay:$T/kitchen/pulse.csv"; };
+CONF
+cat >>"$T/garage/iotsec.conf" <<CONF
+sensord = { broker = "$BROKER_IP"; interval_ms = 500; sensors = "temperature=replay:$T/garage/temperature.csv"; };
+CONF
+# hub has no sensor: its sensord only reads the others'.
+cat >>"$T/hub/iotsec.conf" <<CONF
+sensord = { broker = "$BROKER_IP"; };
+CONF
+echo "kitchen's sensord settings (garage's alike, with its temperature alone):"
+sed -n '/^sensord = {/,/};/p' "$T/kitchen/iotsec.conf" | sed "s|$T|\$T|g; s/^/    /"
+echo "its temperature file begins:"
+sed -n 2,4p "$T/kitchen/temperature.csv" | sed 's/^/    /'
+for n in hub kitchen garage; do run "$n" sensord; done
+both() { readings_of hub | grep -q " kitchen temperature " && readings_of hub | grep -q " garage temperature "; }
+readings_of() { iotsecctl -c "$T/$1/iotsec.conf" readings 2>/dev/null; }
+wait_until 30 both || fail "hub reads no temperature of kitchen and garage"
+sleep 1
+echo "hub opens the home's readings (the group stream, whose key came with its ring):"
+printf '$ iotsecctl -c $T/hub/iotsec.conf readings | tail -n 4\n'
+readings_of hub | tail -n 4
+echo "The kitchen's pulse is not read at all: it is for the patient's doctor, and none is granted yet."
+cmdline iotsecctl -c "$T/kitchen/iotsec.conf" status
+iotsecctl -c "$T/kitchen/iotsec.conf" status | grep -E '^sensors' || true
+echo "and its sensors, from sensord's status: $(ctl "$T/kitchen/run/sensord/sensord.sock" '{"v":1,"verb":"status"}' |
+	$PY -c 'import json, sys; print(", ".join("%s: %s" % (s["name"], s["stream"]) for s in json.load(sys.stdin)["sensors"]))')"
+
+step "15. What the broker and anyone subscribed to everything see: sealed bytes"
+printf '$ mosquitto_sub -t '"'"'iotsec/#'"'"' -F '"'"'%%t %%x'"'"' -C 4   (hub'"'"'s certificate; its TLS options left out)\n'
+mqtt_sub hub -q 1 -t 'iotsec/#' -F '%t %x' -C 4 -W 10 >"$T/raw.out" || true
+awk '{ printf "%s %s...%s (%d bytes)\n", $1, substr($2, 1, 72), substr($2, length($2) - 7), length($2) / 2 }' \
+	"$T/raw.out" | sed 's/^/    /'
+echo "In the clear, but authenticated: version 01, kind 01 (group), flags, the sender's name"
+echo "('kitchen' is 6b69746368656e), the stream id, the epoch, the seq, the time and the nonce; the rest"
+echo "is AES-256-GCM ciphertext and its tag. No value, no sensor name:"
+hex() { printf '%s' "$1" | od -An -tx1 | tr -d ' \n'; }
+for w in temperature 21.4 8.2; do
+	if grep -q "$(hex "$w")" "$T/raw.out"; then fail "'$w' crosses the broker in the clear"; fi
+	echo "    '$w' ($(hex "$w")): in none of them"
+done
+
+step "16. The patient's doctor: a grant, an emergency, the doctor's acknowledgement"
+add_host 6
+eval "HOST_dr_lee=6"
+DOC=$T/dr-lee
+echo "The doctor makes a key and a request; the household's CA signs it with the doctor role:"
+cmdline iotsec-doctor init --dir "$DOC" --name dr-lee --home smith-family
+iotsec-doctor init --dir "$DOC" --name dr-lee --home smith-family >/dev/null
+cmdline iotsec-pki enrol --dir "$T/ca" --device dr-lee --role doctor --csr "$DOC/doctor.csr" --out "$DOC/out"
+iotsec-pki enrol --dir "$T/ca" --device dr-lee --role doctor --csr "$DOC/doctor.csr" --out "$DOC/out" >/dev/null
+cp "$DOC/out/dr-lee.crt" "$DOC/doctor.crt"
+cp "$DOC/out/ca.crt" "$DOC/ca.crt"
+# As mqtt_pub names a device's files.
+cp "$DOC/doctor.crt" "$DOC/dr-lee.crt"
+cp "$DOC/doctor.key" "$DOC/dr-lee.key"
+mqtt_sub_bg dr-lee "$T/doctor.out" -q 1 -t iotsec/smith-family/kitchen/doctor \
+	-t iotsec/smith-family/kitchen/emergency -F %x
+echo "It grants the kitchen's kit a stream of its own (the root wrapped to the kit's key) and publishes"
+echo "the grant, retained, so that the kit finds it whenever it connects:"
+cmdline iotsec-doctor grant --dir "$DOC" --kit kitchen --kit-cert "$T/kitchen/kitchen.crt" --out "$DOC/grant"
+iotsec-doctor grant --dir "$DOC" --kit kitchen --kit-cert "$T/kitchen/kitchen.crt" --out "$DOC/grant" >/dev/null
+printf '$ mosquitto_pub -q 1 -r -t iotsec/smith-family/dr-lee/grant/kitchen -f $T/dr-lee/grant\n'
+mqtt_pub dr-lee -q 1 -r -t iotsec/smith-family/dr-lee/grant/kitchen -f "$DOC/grant" ||
+	fail "the doctor cannot publish its grant"
+sfield() { field kitchen sensord "$1"; }
+granted() { [ "$(sfield doctor)" = dr-lee ]; }
+wait_until 10 granted || fail "kitchen did not take dr-lee's grant"
+grep -h "dr-lee" "$T/kitchen/sensord.log" | head -n 2 | sed 's/^/    /'
+echo "The pulse is read now, sealed for dr-lee alone. Then it falls to 25 a minute:"
+wait_until 30 grep -qx 1 "$T/kitchen/alarm" || fail "no alarm on kitchen"
+echo "    the alarm output (\$T/kitchen/alarm, a GPIO's value file on a Pi) reads $(cat "$T/kitchen/alarm")"
+cmdline iotsecctl -c "$T/kitchen/iotsec.conf" status
+iotsecctl -c "$T/kitchen/iotsec.conf" status | grep -E '^(sensors|ALARM)' || true
+seq=$(ctl "$T/kitchen/run/sensord/sensord.sock" '{"v":1,"verb":"status"}' | json_get '["alarm"]["seq"]')
+opened() { grep -E '^[0-9a-f]+$' "$T/doctor.out" | iotsec-doctor read --dir "$DOC" 2>/dev/null | grep -q EMERGENCY; }
+wait_until 10 opened || fail "the doctor got no emergency record"
+echo "The doctor opens what the kit sent (hex lines from mosquitto_sub -F %x); hub could not. The"
+echo "emergency record (on .../emergency, sent ahead of anything spooled) and the reading itself:"
+printf '$ mosquitto_sub -t iotsec/smith-family/kitchen/doctor -t .../emergency -F %%x | iotsec-doctor read --dir $T/dr-lee\n'
+grep -E '^[0-9a-f]+$' "$T/doctor.out" | iotsec-doctor read --dir "$DOC" 2>/dev/null | sed 's/^/    /'
+readings_of hub | grep -q " pulse " && fail "hub reads the kitchen's pulse"
+echo "    (hub's readings hold no pulse: $(readings_of hub | grep -c ' pulse ' || true) of them)"
+echo "The doctor acknowledges the emergency: an envelope signed with the doctor's certificate."
+cmdline iotsec-doctor ack --dir "$DOC" --kit kitchen --seq "$seq" --out "$DOC/ack"
+iotsec-doctor ack --dir "$DOC" --kit kitchen --seq "$seq" --out "$DOC/ack" >/dev/null
+printf '$ mosquitto_pub -q 1 -t iotsec/smith-family/dr-lee/ack/kitchen -f $T/dr-lee/ack\n'
+mqtt_pub dr-lee -q 1 -t iotsec/smith-family/dr-lee/ack/kitchen -f "$DOC/ack" || fail "the doctor cannot publish its ack"
+wait_until 10 grep -qx 0 "$T/kitchen/alarm" || fail "the alarm is still on"
+echo "    the alarm output reads $(cat "$T/kitchen/alarm") again; kitchen's log:"
+grep -h "acknowledged" "$T/kitchen/sensord.log" | tail -n 1 | sed 's/^/    /'
+echo "The same acknowledgement sent again is refused (its seq is not above the last one acknowledged):"
+mqtt_pub dr-lee -q 1 -t iotsec/smith-family/dr-lee/ack/kitchen -f "$DOC/ack" || true
+refused() { field kitchen sensord refused_by | grep -q "dr-lee"; }
+wait_until 10 refused || fail "the replayed acknowledgement was not refused"
+echo "    kitchen's sensord, refusals by sender: $(ctl "$T/kitchen/run/sensord/sensord.sock" '{"v":1,"verb":"status"}' |
+	$PY -c 'import json, sys; print(", ".join("%s %d" % kv for kv in json.load(sys.stdin)["refused_by"].items()))')"
+grep -h "dr-lee" "$T/kitchen/sensord.log" | tail -n 1 | sed 's/^/    /'

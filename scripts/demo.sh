@@ -73,6 +73,6 @@ CERTD_PID=""
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
 	"$(dirname "$0")/demo-home.sh"
 else
-	step "6-10. The home network story needs root (network namespaces): run 'sudo make demo'"
+	step "6-16. The home network story needs root (network namespaces): run 'sudo make demo'"
 fi
 step "Done."
