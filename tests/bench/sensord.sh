@@ -18,9 +18,13 @@
 # the connection) is left out; it is shown separately. sensord's subscription to the home's group
 # topic brings its own readings back to it as well: that work is in its rate, as on a Pi.
 #
+# Then one round with pi3's sensord reading too, each reading opened and passed through the
+# freshness and replay checks: when it has all N, after the raw reader's first (not beside
+# mosquitto_pub: a second reader adds to the broker's work).
+#
 # Needs root, ip netns and mosquitto; without them it says so and stops (benchmarks never fail on
 # speed). BENCH_SENSORD_N (default 5000) sets the number of readings; each is measured in
-# 3 rounds (the same spool, put back), the median shown.
+# 5 rounds (the same spool, put back), the median shown with the range.
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
 	echo "sensord: skipped (needs root and ip netns)"
 	exit 0
@@ -33,7 +37,7 @@ IT_DIR=$(dirname "$0")/../integration
 . "$IT_DIR/common.sh"
 . "$IT_DIR/mqtt-common.sh"
 N=${BENCH_SENSORD_N:-5000}
-ROUNDS=3
+ROUNDS=5
 SENSORS=16 # SENSOR_MAX: as many as one device reads
 INTERVAL_MS=100
 [ "$N" -ge "$SENSORS" ] || fail "BENCH_SENSORD_N must be at least $SENSORS"
@@ -92,7 +96,10 @@ drain_rate() {
 # The reader: mosquitto_sub on pi3's host, QoS 1, until it has N messages (or 120 s went by).
 reader() { mqtt_sub_bg pi3 "$T/$1.out" -q 1 -C "$N" -W 120 -t "$2" -F '%U %l'; }
 
-# Every round drains the same full spool: a copy of it as it was, put back each time.
+# Every round drains the same full spool (a copy of it as it was, put back each time), then
+# mosquitto_pub moves the same number of messages of the same size (known after the first drain)
+# from the same host with pi2's certificate: interleaved, so that a busy moment of this machine
+# falls on both alike.
 SPOOL=$T/pi2/state/sensord/spool
 cp -a "$SPOOL" "$T/spool.full"
 : >"$T/results"
@@ -108,13 +115,12 @@ for round in $(seq 1 "$ROUNDS"); do
 	drain_rate "$T/sensord.out" sensord "$t0" >>"$T/results" || fail "round $round: $(tail -n 1 "$T/results")"
 	drained() { [ "$(sfield spooled)" = 0 ] && [ "$(sfield published)" = "$N" ]; }
 	wait_until 10 drained || fail "pi2's spool: $(sfield spooled) left, $(sfield published) published"
-done
-size=$(awk '{ print $3; exit }' "$T/results")
 
-# The same number of messages of the same size, from the same host with pi2's certificate.
-awk -v n="$N" -v s="$size" 'BEGIN { l = sprintf("%*s", s, ""); gsub(/ /, "x", l); for (i = 0; i < n; i++) print l }' \
-	>"$T/lines"
-for round in $(seq 1 "$ROUNDS"); do
+	if [ "$round" = 1 ]; then
+		size=$(awk '{ print $3; exit }' "$T/results")
+		awk -v n="$N" -v s="$size" 'BEGIN { l = sprintf("%*s", s, ""); gsub(/ /, "x", l); for (i = 0; i < n; i++) print l }' \
+			>"$T/lines"
+	fi
 	reader pub_l iotsec/smith/pi2/bench
 	t0=$(date +%s.%N)
 	# shellcheck disable=SC2046 # the options are words without spaces
@@ -132,23 +138,67 @@ for round in $(seq 1 "$ROUNDS"); do
 	drain_rate "$T/pub_r.out" mosquitto_pub_r "$t0" >>"$T/results" || fail "$(tail -n 1 "$T/results")"
 done
 
+# One round more, not set beside mosquitto_pub (a second reader adds to the broker's work): pi3's
+# sensord reads too, opening each reading and passing it through the freshness and replay checks.
+stop "$SENSORD"
+rm -rf "$SPOOL"
+cp -a "$T/spool.full" "$SPOOL"
+cat >>"$T/pi3/iotsec.conf" <<CONF
+sensord = { broker = "$BROKER_IP"; };
+CONF
+run pi3 sensord
+READER=$LAST_PID
+pi3_ready() { [ "$(field pi3 sensord broker)" = connected ] && [ "$(field pi3 sensord group_start)" -gt 0 ]; }
+wait_until 30 pi3_ready || fail "pi3's sensord: not connected or no group stream"
+reader sensord iotsec/smith/pi2/group
+run pi2 sensord
+SENSORD=$LAST_PID
+# The moment pi3's sensord has opened all N (unix time), from its status polled every 10 ms.
+opened_at=$($PY - "$IT_DIR" "$T/pi3/run/sensord/sensord.sock" "$N" <<'PY'
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from ctl import call
+sock, n = sys.argv[2], int(sys.argv[3])
+end = time.time() + 120
+while time.time() < end:
+    try:
+        s = json.loads(call(sock, '{"v":1,"verb":"status"}', timeout=1))
+        if s["readings_opened"] >= n:
+            print("%.6f %d %d" % (time.time(), s["readings_opened"], s["refused"]))
+            sys.exit(0)
+    except (OSError, ValueError, KeyError):
+        pass
+    time.sleep(0.01)
+sys.exit("pi3's sensord opened fewer than %d readings in 120 s" % n)
+PY
+) || fail "$opened_at"
+wait "$SUB_PID" || true
+first=$(grep -E '^[0-9]+\.[0-9]+ [0-9]+$' "$T/sensord.out" | head -n 1 | cut -d' ' -f1)
+echo "$opened_at" | awk -v n="$N" -v first="$first" '{
+	printf "READER %.1f %.3f %d\n", n / ($1 - first), $1 - first, $3 }' >>"$T/results"
+stop "$READER"
+
 # The median round of each, by rate.
 sort -k1,1 -k2,2n "$T/results" | awk -v n="$N" -v rounds="$ROUNDS" '
+	$1 == "READER" { reader_rate = $2; reader_took = $3; reader_refused = $4; next }
 	{ r[$1, ++c[$1]] = $2; size[$1] = $3; took[$1, c[$1]] = $4 }
 	END {
 		split("sensord mosquitto_pub_l mosquitto_pub_r", k, " ")
 		for (i = 1; i <= 3; i++) {
 			m = int((c[k[i]] + 1) / 2)
 			rate[k[i]] = r[k[i], m]
+			range[k[i]] = sprintf("%.0f-%.0f", r[k[i], 1], r[k[i], c[k[i]]])
 			t[k[i]] = took[k[i], m]
 		}
-		printf "sensord drains a full spool of %d sealed readings (%d bytes each, QoS 1, to a reader on another host): %.0f msgs/s, median of %d rounds; %.2f s from its start to the last at the reader\n",
-			n, size["sensord"], rate["sensord"], rounds, t["sensord"]
-		printf "  mosquitto_pub -l, the same %d messages of %d bytes, same broker and hosts: %.0f msgs/s (%.2f s from its start)\n",
-			n, size["mosquitto_pub_l"], rate["mosquitto_pub_l"], t["mosquitto_pub_l"]
-		printf "  mosquitto_pub -m --repeat %d: %.0f msgs/s (%.2f s from its start)\n",
-			n, rate["mosquitto_pub_r"], t["mosquitto_pub_r"]
+		printf "sensord drains a full spool of %d sealed readings (%d bytes each, QoS 1, to a reader on another host): %.0f msgs/s (median of %d rounds, %s); %.2f s from its start to the last at the reader\n",
+			n, size["sensord"], rate["sensord"], rounds, range["sensord"], t["sensord"]
+		printf "  mosquitto_pub -l, the same %d messages of %d bytes, same broker and hosts: %.0f msgs/s (%s; %.2f s from its start)\n",
+			n, size["mosquitto_pub_l"], rate["mosquitto_pub_l"], range["mosquitto_pub_l"], t["mosquitto_pub_l"]
+		printf "  mosquitto_pub -m --repeat %d: %.0f msgs/s (%s; %.2f s from its start)\n",
+			n, rate["mosquitto_pub_r"], range["mosquitto_pub_r"], t["mosquitto_pub_r"]
 		best = rate["mosquitto_pub_l"] > rate["mosquitto_pub_r"] ? "l" : "r"
 		printf "  sensord vs the faster mosquitto_pub (%s): ratio %.0f%%\n",
 			best == "l" ? "-l" : "-m --repeat", 100 * rate["sensord"] / rate["mosquitto_pub_" best]
+		printf "  one round with a sensord reader too (pi3: each reading opened, fresh and not replayed): all %d opened %.2f s after the raw reader'"'"'s first, %.0f readings/s; %d refused\n",
+			n, reader_took, reader_rate, reader_refused
 	}'
