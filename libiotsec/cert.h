@@ -18,10 +18,16 @@
 enum cert_role {
 	CERT_ROLE_NODE = 1 << 0,
 	CERT_ROLE_CONTROLLER = 1 << 1,
+	/* A patient's doctor (SPEC 9): grants a kit its doctor stream and acknowledges its
+	 * emergencies; never a member of the home network. */
+	CERT_ROLE_DOCTOR = 1 << 2,
 };
+/* Any device of the home: a doctor is not one. */
 #define CERT_ROLES_ANY (CERT_ROLE_NODE | CERT_ROLE_CONTROLLER)
+/* Every certificate the home CA issues. */
+#define CERT_ROLES_ALL (CERT_ROLES_ANY | CERT_ROLE_DOCTOR)
 
-/* "node" / "controller"; NULL for anything else. */
+/* "node" / "controller" / "doctor"; NULL for anything else. */
 const char *cert_role_name(enum cert_role role);
 /* 0 and *ret on a known name, -EINVAL otherwise. */
 int cert_role_parse(const char *name, enum cert_role *ret);
