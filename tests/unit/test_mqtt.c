@@ -429,6 +429,71 @@ static void reconnect(void **state)
 	sd_event_unref(e);
 }
 
+/* A message in flight when the connection goes is sent again once it is back, under the same mid,
+ * and its PUBACK comes then: the caller's spool keeps it until on_publish, as always. */
+static void inflight_across_reconnect(void **state)
+{
+	sd_event *e = NULL;
+	struct client a = {0};
+	int mid = 0;
+
+	(void)state;
+	need_mosquitto();
+	broker_start("pi1");
+	assert_int_equal(sd_event_new(&e), 0);
+	client_new(e, &a, "pi2", "pi1", 0);
+	loop_until_for(e, CONNECT_MS, a.connects == 1);
+	/* No turn of the loop: its PUBACK cannot have been read before the broker goes. */
+	assert_int_equal(mqtt_publish(a.m, "iotsec/h/pi2/group", "kept", 4, 1, false, &mid), 0);
+	broker_stop();
+	loop_until_for(e, WAIT_MS, a.disconnects == 1);
+	assert_int_equal(a.acks, 0);
+	assert_int_equal(mqtt_inflight(a.m), 1);
+	broker_start("pi1");
+	loop_until_for(e, 4000 + CONNECT_MS, a.connects == 2 && a.acks == 1);
+	assert_int_equal(a.last_mid, mid);
+	assert_int_equal(mqtt_inflight(a.m), 0);
+	mqtt_free(a.m);
+	sd_event_unref(e);
+}
+
+/* A persistent session (clean_session false): what is published while its client is away is
+ * delivered when it comes back, without subscribing again. */
+static void persistent_session(void **state)
+{
+	sd_event *e = NULL;
+	struct client a = {0}, b = {.subscribe = "iotsec/+/+/group"};
+	struct mqtt_opts o;
+	int mid;
+
+	(void)state;
+	need_mosquitto();
+	broker_start("pi1");
+	assert_int_equal(sd_event_new(&e), 0);
+	client_new(e, &a, "pi2", "pi1", 0);
+	o = opts("ctl1", "pi1");
+	o.client_id = "ctl1-reader";
+	o.clean_session = false;
+	assert_int_equal(mqtt_new(e, &o, &callbacks, &b, &b.m), 0);
+	loop_until_for(e, CONNECT_MS, a.connects == 1 && b.connects == 1);
+	loop_for(e, 200);
+	mqtt_free(b.m);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(mqtt_publish(a.m, "iotsec/h/pi2/group", "away", 4, 1, false, &mid),
+				 0);
+	loop_until_for(e, WAIT_MS, a.acks == 5);
+	b.subscribe = NULL;
+	o = opts("ctl1", "pi1");
+	o.client_id = "ctl1-reader";
+	o.clean_session = false;
+	assert_int_equal(mqtt_new(e, &o, &callbacks, &b, &b.m), 0);
+	loop_until_for(e, CONNECT_MS, b.connects == 2 && b.messages == 5);
+	assert_string_equal(b.last_payload, "away");
+	mqtt_free(a.m);
+	mqtt_free(b.m);
+	sd_event_unref(e);
+}
+
 /* The broker's log has no client that got as far as its CONNECT. */
 static bool broker_saw_connect(void)
 {
@@ -536,6 +601,8 @@ int main(void)
 	    cmocka_unit_test_teardown(bad_options, test_teardown),
 	    cmocka_unit_test_teardown(inflight_limit, test_teardown),
 	    cmocka_unit_test_teardown(reconnect, test_teardown),
+	    cmocka_unit_test_teardown(inflight_across_reconnect, test_teardown),
+	    cmocka_unit_test_teardown(persistent_session, test_teardown),
 	    cmocka_unit_test_teardown(wrong_name, test_teardown),
 	    cmocka_unit_test_teardown(wrong_name_case, test_teardown),
 	    cmocka_unit_test_teardown(other_home, test_teardown),
