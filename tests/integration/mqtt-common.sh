@@ -11,14 +11,19 @@ BROKER_HOST=""
 BROKER_IP=""
 BROKER_PID=""
 
-# broker_host I [CADIR]: enrol the broker's certificate from the home CA in CADIR (default $T/ca,
-# made by make_home) into $BROKER_DIR, as the README says, make host I for it and write its
-# configuration (broker_config). BROKER_IP is its address.
+# broker_enrol [CADIR]: the broker's certificate (CN "broker") from the home CA in CADIR
+# (default $T/ca, made by make_home) into $BROKER_DIR, as the README says.
+broker_enrol() {
+	iotsec-pki enrol --dir "${1:-$T/ca}" --device broker --role node --out "$BROKER_DIR" \
+		>"$T/broker-enrol.log" 2>&1 || fail "enrol broker: $(cat "$T/broker-enrol.log")"
+}
+
+# broker_host I [CADIR]: broker_enrol, host I for the broker, and its configuration
+# (broker_config). BROKER_IP is its address.
 broker_host() {
 	command -v mosquitto >/dev/null || fail "no mosquitto (scripts/deps.sh test installs it)"
 	id mosquitto >/dev/null 2>&1 || fail "no user mosquitto (Debian's mosquitto package makes it)"
-	iotsec-pki enrol --dir "${2:-$T/ca}" --device broker --role node --out "$BROKER_DIR" \
-		>"$T/broker-enrol.log" 2>&1 || fail "enrol broker: $(cat "$T/broker-enrol.log")"
+	broker_enrol "${2:-$T/ca}"
 	add_host "$1"
 	BROKER_HOST=$1
 	BROKER_IP=$NET.$1
@@ -109,6 +114,7 @@ mqtt_sub_bg() {
 	: >"$_out"
 	# shellcheck disable=SC2046
 	on "$(host_of "$_n")" stdbuf -oL mosquitto_sub $(mqtt_tls "$_n") -d "$@" >"$_out" 2>&1 &
+	# shellcheck disable=SC2034 # for the test that sources us
 	SUB_PID=$!
 	PIDS="$PIDS $!"
 	wait_until 10 grep -q "SUBACK" "$_out" || fail "$_n could not subscribe: $(tail -n 3 "$_out")"
