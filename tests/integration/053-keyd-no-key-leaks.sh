@@ -9,11 +9,14 @@ device 1 hub controller
 device 2 pi2 node
 device 3 pi3 node
 NAMES="hub pi2 pi3"
-# pingd too: its status and log are searched like the others', and without it status says the
-# device is degraded.
+# pingd and sensord too: their status and logs are searched like the others', and without them
+# status says the device is degraded. sensord has no broker here; it still takes the group
+# stream's root from dictd, which is searched for too.
 for n in $NAMES; do
+	echo 'sensord = { broker = "127.0.0.1"; broker_port = 9; };' >>"$T/$n/iotsec.conf"
 	run_all "$n"
 	run "$n" pingd
+	run "$n" sensord
 done
 ready() { for n in $NAMES; do [ "$(field $n keyd ring_size)" -gt 0 ] 2>/dev/null || return 1; done; }
 wait_until 20 ready || fail "rings not delivered"
@@ -27,7 +30,7 @@ for n in $NAMES; do
 	iotsecctl -c "$T/$n/iotsec.conf" status --json >"$T/$n/out.status.json"
 	iotsecctl -c "$T/$n/iotsec.conf" status >"$T/$n/out.status.txt"
 	iotsecctl -c "$T/$n/iotsec.conf" peers --json >"$T/$n/out.peers.json"
-	for d in certd electd keyd dictd pingd; do
+	for d in certd electd keyd dictd pingd sensord; do
 		ctl "$T/$n/run/$d/$d.sock" '{"v":1,"verb":"status"}' >"$T/$n/out.$d.json"
 	done
 done
@@ -44,8 +47,14 @@ def call(sock, req):
 
 keys = set()
 for n in names:
-    pool = call(f"{t}/{n}/run/keyd/keyd.sock", {"v": 1, "verb": "status"})["pool"]
+    st = call(f"{t}/{n}/run/keyd/keyd.sock", {"v": 1, "verb": "status"})
+    pool = st["pool"]
     dict_sock = f"{t}/{n}/run/dictd/dictd.sock"
+    # The group stream's root, stored with the ring (KEYD_GROUP_RECORD).
+    r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-group",
+                         "indices": [st.get("group_start", 0)]})
+    assert len(r.get("keys", [])) == 1, f"{n} holds no group root: {r}"
+    keys.update(base64.b64decode(k["key"]) for k in r["keys"])
     for lo in range(0, pool, 1024):
         r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-ring",
                              "indices": list(range(lo, min(pool, lo + 1024)))})
