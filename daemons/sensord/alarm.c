@@ -56,7 +56,8 @@ void sensord_alarm_raise(struct sensord *d, const struct reading_value *v)
 		return;
 	}
 	if (d->doctor == NULL)
-		log_warnx("no doctor granted: the emergency record is sealed under the group stream");
+		log_warnx(
+		    "no doctor granted: the emergency record is sealed under the group stream");
 	r = sensord_seal(d, s, d->doctor ? READING_DOCTOR : READING_GROUP, READING_F_EMERGENCY,
 			 d->doctor ? SENSORD_DOCTOR : SENSORD_GROUP, &em, a->record, &len, &seq);
 	if (r < 0) {

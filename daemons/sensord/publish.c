@@ -111,9 +111,15 @@ static void read_one(struct sensord *d, struct sensord_sensor *s)
 
 	if (s->done)
 		return;
-	/* A sensor named for the doctor is not even read before a doctor is granted. */
-	if (s->spec.name[0] && doctor_sensor(d, s->spec.name) && d->doctor == NULL) {
-		s->stream = "waiting";
+	/* A sensor named for the doctor is not even read before a doctor is granted, nor one for
+	 * the home before the home's key is here: a replay file would lose its rows. */
+	if (s->spec.name[0] && doctor_sensor(d, s->spec.name)) {
+		if (d->doctor == NULL) {
+			s->stream = "waiting";
+			return;
+		}
+	} else if (d->group == NULL) {
+		sensor_error(s, -ENOKEY, "no group key yet (keyd has no pool)");
 		return;
 	}
 	if (s->s == NULL && (r = sensor_open(&s->spec, d->cfg->sensord.sysfs,
@@ -278,8 +284,7 @@ static void on_message(const char *topic, const void *payload, size_t len, int q
 	snprintf(t, sizeof(t), "%s", topic);
 	for (p = strtok_r(t, "/", &save); p && n < 6; p = strtok_r(NULL, "/", &save))
 		parts[n++] = p;
-	if (n < 4 || strcmp(parts[0], "iotsec") != 0 ||
-	    strcmp(parts[1], d->member->self.home) != 0)
+	if (n < 4 || strcmp(parts[0], "iotsec") != 0 || strcmp(parts[1], d->member->self.home) != 0)
 		return;
 	if (!d->in_home)
 		return; /* out of the home: we judge nothing */
@@ -318,14 +323,13 @@ int sensord_publish_start(struct sensord *d)
 
 	if (snprintf(dir, sizeof(dir), "%s/spool", d->dir) >= (int)sizeof(dir))
 		return -ENAMETOOLONG;
-	if ((r = spool_open(dir, (size_t)cfg->sensord.spool_max, (unsigned)cfg->sensord.spool_sync_ms,
-			    &d->spool)) < 0) {
+	if ((r = spool_open(dir, (size_t)cfg->sensord.spool_max,
+			    (unsigned)cfg->sensord.spool_sync_ms, &d->spool)) < 0) {
 		log_errx("spool %s: %s", dir, iotsec_strerror(r));
 		return r;
 	}
 	d->dropped_logged = spool_dropped(d->spool);
-	if ((d->inflight = calloc((size_t)cfg->sensord.max_inflight, sizeof(*d->inflight))) ==
-	    NULL)
+	if ((d->inflight = calloc((size_t)cfg->sensord.max_inflight, sizeof(*d->inflight))) == NULL)
 		return -ENOMEM;
 	if (spool_pending(d->spool))
 		log_info("%zu readings wait in the spool", spool_pending(d->spool));

@@ -32,8 +32,8 @@ void sensord_refuse(struct sensord *d, const char *device, int r, const char *wh
 		return;
 	more = refusals_take_unlogged(&d->refused);
 	if (more)
-		log_warnx("refused %s from %s: %s (and %lu other refusals not logged)", what, device,
-			  iotsec_strerror(r), more);
+		log_warnx("refused %s from %s: %s (and %lu other refusals not logged)", what,
+			  device, iotsec_strerror(r), more);
 	else
 		log_warnx("refused %s from %s: %s", what, device, iotsec_strerror(r));
 }
@@ -49,8 +49,8 @@ json_t *sensord_refused_by(const struct sensord *d)
 		const char *name = d->member->refused.device[i].name;
 		json_int_t n = json_integer_value(json_object_get(by, name));
 
-		json_object_set_new(by, name,
-				    json_integer(n + (json_int_t)d->member->refused.device[i].count));
+		json_object_set_new(
+		    by, name, json_integer(n + (json_int_t)d->member->refused.device[i].count));
 	}
 	return by;
 }

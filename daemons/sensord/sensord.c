@@ -24,9 +24,19 @@ uint64_t sensord_mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int64_t sensord_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Once a neighbour told us the time, our wall clock plus the offset it gave: the clock floor
+ * (clock.h) stays where it was raised, while this runs on. */
 int64_t sensord_now_ms(const struct sensord *d)
 {
-	int64_t t = clock_now_us() / 1000 + d->offset_ms;
+	int64_t t = d->offset_set ? sensord_wall_ms() + d->offset_ms : clock_now_us() / 1000;
 
 	return t < 0 ? 0 : t;
 }
@@ -120,8 +130,9 @@ json_t *sensord_status(struct sensord *d)
 	    d->cfg->sensord.broker_name, "sync", sensord_sync_name(d->sync), "epoch",
 	    (json_int_t)sensord_epoch_now(d), "pool", (json_int_t)d->pool, "group_start",
 	    (json_int_t)d->group_start, "doctor", d->doctor ? d->doctor_name : "", "published",
-	    (json_int_t)d->published, "spooled", (json_int_t)(d->spool ? spool_pending(d->spool) : 0),
-	    "spool_dropped", (json_int_t)(d->spool ? spool_dropped(d->spool) : 0), "readings_opened",
+	    (json_int_t)d->published, "spooled",
+	    (json_int_t)(d->spool ? spool_pending(d->spool) : 0), "spool_dropped",
+	    (json_int_t)(d->spool ? spool_dropped(d->spool) : 0), "readings_opened",
 	    (json_int_t)d->opened, "refused", (json_int_t)refused, "refused_by",
 	    by ? by : json_object(), "alarm", "set", a->set, "seq", (json_int_t)a->seq, "value",
 	    a->value, "at", (json_int_t)a->at, "sensors", sensors_json(d));

@@ -41,14 +41,15 @@
 #include "spool.h"
 #include "stream.h"
 
-#define SENSORD_STATE_FILE    "sensord.state"
-#define SENSORD_STATE_MAX     (64 * 1024)
-#define SENSORD_READINGS_MAX  256  /* group readings kept for the readings verb */
-#define SENSORD_SEQ_RESERVE   1000 /* seqs saved ahead of use: a crash skips, never reuses */
-#define SENSORD_GROUP_RECORD  "-group" /* dictd's name for the group root (keyd stores it) */
-#define SENSORD_ADVANCE_SKEW_MS 5000 /* a reader moves its chain on this close to the next epoch */
-#define SENSORD_TOPIC_MAX     256
-#define SENSORD_INFLIGHT_MAX  65535
+#define SENSORD_STATE_FILE	"sensord.state"
+#define SENSORD_STATE_MAX	(64 * 1024)
+#define SENSORD_READINGS_MAX	256	 /* group readings kept for the readings verb */
+#define SENSORD_SEQ_RESERVE	1000	 /* seqs saved ahead of use: a crash skips, never reuses */
+#define SENSORD_GROUP_RECORD	"-group" /* dictd's name for the group root (keyd stores it) */
+#define SENSORD_ADVANCE_SKEW_MS 5000 /* a reader moves its chain on this close to the next epoch   \
+				      */
+#define SENSORD_TOPIC_MAX    256
+#define SENSORD_INFLIGHT_MAX 65535
 
 enum sensord_sync {
 	SENSORD_SYNCED,
@@ -69,8 +70,8 @@ struct sensord_sensor {
 	char last_name[READING_SENSOR_MAX + 1];
 	double last;
 	char unit[READING_UNIT_MAX + 1];
-	int64_t at;    /* unix ms of the last reading, 0: none */
-	int error;     /* the last read's, 0 when it worked */
+	int64_t at; /* unix ms of the last reading, 0: none */
+	int error;  /* the last read's, 0 when it worked */
 	char err_text[160];
 	const char *stream; /* "group", "doctor", "waiting" */
 	bool done;	    /* replay at its end */
@@ -122,6 +123,7 @@ struct sensord {
 	/* Stream time: our clock plus what a neighbour said it is off by. */
 	struct stream_schedule sched;
 	int64_t offset_ms;
+	bool offset_set; /* a neighbour's SYNC_STATE set offset_ms */
 	enum sensord_sync sync;
 	const char *sync_why; /* why a resync is needed (static text) */
 	struct resync rs;
@@ -133,8 +135,8 @@ struct sensord {
 
 	/* The group stream: from keyd's pool (dictd) or a neighbour (resync). */
 	struct stream *group;
-	uint32_t pool, group_start;		/* of the group stream we hold */
-	uint32_t keyd_pool, keyd_group_start;	/* what keyd says now */
+	uint32_t pool, group_start;	      /* of the group stream we hold */
+	uint32_t keyd_pool, keyd_group_start; /* what keyd says now */
 	bool group_from_resync;
 
 	/* The doctor stream. */
@@ -173,7 +175,9 @@ void sensord_stop(struct sensord *d);
 json_t *sensord_status(struct sensord *d);
 extern const struct ctl_verb sensord_verbs[];
 uint64_t sensord_mono_ms(void);
-/* Stream time, unix ms: clock_now_us() plus the resync offset. */
+/* CLOCK_REALTIME in unix ms. */
+int64_t sensord_wall_ms(void);
+/* Stream time, unix ms: clock_now_us(), or after a resync our wall clock plus its offset. */
 int64_t sensord_now_ms(const struct sensord *d);
 uint32_t sensord_epoch_now(const struct sensord *d);
 /* Move both chains to the epoch of our clock (never back). Saves when the doctor's moved. */

@@ -286,6 +286,12 @@ static void on_rpa(struct sensord *d, struct lan_link *l, struct envelope_msg *m
 		lan_link_close(l);
 		return;
 	}
+	/* An earlier answer of the same peer (an earlier request) is of no use any more. */
+	for (i = 0; i < SYNC_LINKS_MAX; i++)
+		if (answer_links[i] && strcmp(answer_links[i]->peer, m->sender.name) == 0) {
+			lan_link_close(answer_links[i]->link);
+			answer_links[i] = NULL;
+		}
 	for (i = 0; i < SYNC_LINKS_MAX && answer_links[i]; i++)
 		;
 	if (i == SYNC_LINKS_MAX || (sl = sync_link_new(d, l, false)) == NULL) {
@@ -323,11 +329,10 @@ static void on_state(struct sensord *d, struct lan_link *l, struct envelope_msg 
 			  m->sender.name, (long long)st.schedule.start,
 			  (long long)st.schedule.interval, (long long)d->sched.start,
 			  (long long)d->sched.interval);
-	ours = clock_now_us() / 1000;
+	ours = sensord_wall_ms();
 	d->offset_ms = st.time_ms - ours;
+	d->offset_set = true;
 	clock_raise_floor(st.time_ms / 1000);
-	/* The floor may have moved our clock itself: what is left is the offset. */
-	d->offset_ms = st.time_ms - clock_now_us() / 1000;
 	if ((r = stream_from_key(st.stream, st.epoch, st.key, NULL, &s)) < 0) {
 		log_warnx("resync: the group key of %s: %s", m->sender.name, iotsec_strerror(r));
 		goto out;

@@ -209,11 +209,12 @@ static void test_loose_permissions(void **state)
 	assert_int_equal(sensord_state_load(&d), 0);
 }
 
-#define KEY_B64	 "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
-#define ID_B64	 "AAAAAAAAAAAAAAAAAAAAAA=="
-#define ALARM_OK "\"alarm\":{\"set\":false,\"seq\":0,\"value\":0.0,\"at\":0,\"record\":\"\",\"delivered\":false}"
-#define DOC(x)                                                                                     \
-	"{\"seq\":{\"group\":1,\"doctor\":1},\"doctor\":" x "," ALARM_OK ",\"acked\":0}"
+#define KEY_B64 "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
+#define ID_B64	"AAAAAAAAAAAAAAAAAAAAAA=="
+#define ALARM_OK                                                                                   \
+	"\"alarm\":{\"set\":false,\"seq\":0,\"value\":0.0,\"at\":0,\"record\":\"\",\"delivered\":" \
+	"false}"
+#define DOC(x) "{\"seq\":{\"group\":1,\"doctor\":1},\"doctor\":" x "," ALARM_OK ",\"acked\":0}"
 
 static void test_damaged(void **state)
 {
@@ -237,28 +238,30 @@ static void test_damaged(void **state)
 	    "{\"seq\":{\"group\":1,\"doctor\":1},\"doctor\":null,\"alarm\":{\"set\":true,\"seq\":0,"
 	    "\"value\":0,\"at\":0,\"record\":\"!!\",\"delivered\":false},\"acked\":0}",
 	    DOC("{}"),
-	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64 "\",\"e0\":0,\"epoch\":1,\"key\":\"" KEY_B64
-		"\",\"prev\":null,\"issued\":0}"),
+	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
+		"\",\"e0\":0,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null,\"issued\":0}"),
 	    DOC("{\"name\":\"drwho\",\"stream\":\"AAAA\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64
 		"\",\"prev\":null,\"issued\":0}"),
-	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":1,\"key\":\"AAAA\","
+	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":1,\"key\":\"AAAA\","
 		"\"prev\":null,\"issued\":0}"),
-	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64
-		"\",\"prev\":\"AAAA\",\"issued\":0}"),
-	    DOC("{\"name\":\"../x\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64
-		"\",\"prev\":null,\"issued\":0}"),
-	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64
-		"\",\"prev\":null,\"issued\":-1}"),
-	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64
-		"\",\"prev\":null}"),
+	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":\"AAAA\",\"issued\":0}"),
+	    DOC("{\"name\":\"../x\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null,\"issued\":0}"),
+	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null,\"issued\":-1}"),
+	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null}"),
 	};
 	static const char *const good[] = {
 	    "{\"seq\":{\"group\":1,\"doctor\":1},\"doctor\":null," ALARM_OK ",\"acked\":0}",
 	    "{\"seq\":{\"group\":5001,\"doctor\":2001},\"doctor\":null," ALARM_OK ",\"acked\":9}",
-	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":3,\"key\":\"" KEY_B64
-		"\",\"prev\":null,\"issued\":0}"),
-	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":3,\"key\":\"" KEY_B64
-		"\",\"prev\":\"" KEY_B64 "\",\"issued\":12}"),
+	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":3,\"key\":\"" KEY_B64 "\",\"prev\":null,\"issued\":0}"),
+	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":3,\"key\":\"" KEY_B64 "\",\"prev\":\"" KEY_B64
+		"\",\"issued\":12}"),
 	};
 	struct ctx *c = *state;
 	struct sensord d;
