@@ -223,6 +223,8 @@ void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload
 void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, size_t len);
 
 /* sync.c */
+/* Every envelope sensord opens: the resync messages and the doctor's. */
+extern const struct envelope_rule sensord_rules[];
 int sensord_sync_start(struct sensord *d);
 void sensord_sync_stop(struct sensord *d);
 /* At start, after the state is loaded: is our clock unset, or the saved doctor chain more than

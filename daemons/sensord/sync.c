@@ -17,7 +17,7 @@
 #include "sensord.h"
 
 /* clang-format off */
-static const struct envelope_rule rules[] = {
+const struct envelope_rule sensord_rules[] = {
     {RESYNC_MSG_RQA, CERT_ROLES_ANY, false, true},
     {RESYNC_MSG_RPA, CERT_ROLES_ANY, true, true},
     {RESYNC_MSG_ACK, CERT_ROLES_ANY, true, true},
@@ -377,7 +377,7 @@ int sensord_sync_start(struct sensord *d)
 	const char *what = NULL;
 	int r;
 
-	if ((r = lan_member_load(cfg, rules, &d->member, &what)) < 0) {
+	if ((r = lan_member_load(cfg, sensord_rules, &d->member, &what)) < 0) {
 		log_errx("%s: %s", what, iotsec_strerror(r));
 		return r;
 	}
