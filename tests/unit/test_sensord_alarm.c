@@ -284,8 +284,11 @@ static void test_alarm_and_ack(void **state)
 	m = grant(c, c->doc1, "pi1", 1000, &len);
 	sensord_on_grant(&c->d, "doc1", m, len);
 	free(m);
+	/* A doctor reading went before: the record's seq is not the first. */
+	assert_int_equal(sensord_next_seq(&c->d, SENSORD_DOCTOR), 1);
 	raise_alarm(c);
 	seq = c->d.alarm.seq;
+	assert_int_equal(seq, 2);
 	/* Sealed under the doctor stream, flagged. */
 	assert_int_equal(reading_header_parse(c->d.alarm.record, c->d.alarm.len, &h, &hlen), 0);
 	assert_int_equal(h.kind, READING_DOCTOR);

@@ -199,6 +199,7 @@ static void test_loose_permissions(void **state)
 	struct sensord d;
 
 	fresh(c, &d);
+	assert_int_equal(sensord_state_load(&d), 0);
 	assert_int_equal(sensord_state_save(&d), 0);
 	assert_int_equal(chmod(c->path, 0644), 0);
 	fresh(c, &d);
