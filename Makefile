@@ -256,6 +256,7 @@ build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/libiotsec.
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 UNITS := $(wildcard systemd/*.service systemd/*.target)
+MQTT_ETC := iotsec-broker.conf iotsec.acl
 
 # No key is made here: a tree staged with DESTDIR (a package) would ship it to every Pi. The
 # dictionary key is made on the device at its first start (iotsec-dictd-key.service).
@@ -275,6 +276,12 @@ install: all
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
 		install -m 0644 etc/iotsec.conf $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf
+	# The home broker's configuration (README, "The home broker"), for the Pi that runs mosquitto:
+	# used only when mosquitto is started with it. The same rule: an edited file stays.
+	install -d $(DESTDIR)$(SYSCONFDIR)/iotsec/mosquitto
+	for f in $(MQTT_ETC); do \
+		[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/mosquitto/$$f ] || \
+			install -m 0644 etc/mosquitto/$$f $(DESTDIR)$(SYSCONFDIR)/iotsec/mosquitto/$$f; done
 	# Into this system itself: its users now, not at the next boot.
 	if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
 		systemd-sysusers $(SYSUSERSDIR)/iotsec.conf; fi
@@ -290,6 +297,11 @@ uninstall:
 	rm -f $(DESTDIR)$(DOCDIR)/README.md
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec (the configuration, the device's keys)"
+	# The broker's files as shipped are ours; edited, they are the household's, like its keys.
+	for f in $(MQTT_ETC); do \
+		! cmp -s etc/mosquitto/$$f $(DESTDIR)$(SYSCONFDIR)/iotsec/mosquitto/$$f || \
+			rm -f $(DESTDIR)$(SYSCONFDIR)/iotsec/mosquitto/$$f; done
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/iotsec/mosquitto 2>/dev/null
 
 # Debian packages, built by dpkg-buildpackage from debian/ and checked by lintian (scripts/deb.sh).
 # SOURCE_DATE_EPOCH: the packaged programs keep the clock floor a plain build has.

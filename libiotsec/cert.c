@@ -17,7 +17,7 @@
 
 #define CERT_FILE_MAX (64 * 1024)
 
-static const char *const role_names[] = {"node", "controller"};
+static const char *const role_names[] = {"node", "controller", "doctor"};
 
 const char *cert_role_name(enum cert_role role)
 {
@@ -26,6 +26,8 @@ const char *cert_role_name(enum cert_role role)
 		return role_names[0];
 	case CERT_ROLE_CONTROLLER:
 		return role_names[1];
+	case CERT_ROLE_DOCTOR:
+		return role_names[2];
 	}
 	return NULL;
 }
@@ -36,6 +38,8 @@ int cert_role_parse(const char *name, enum cert_role *ret)
 		*ret = CERT_ROLE_NODE;
 	else if (strcmp(name, role_names[1]) == 0)
 		*ret = CERT_ROLE_CONTROLLER;
+	else if (strcmp(name, role_names[2]) == 0)
+		*ret = CERT_ROLE_DOCTOR;
 	else
 		return -EINVAL;
 	return 0;

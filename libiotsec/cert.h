@@ -1,7 +1,7 @@
 /* Device certificates of one home, and their verification against the home CA and its CRL.
  *
  * A device certificate names the device in CN, the home in O and the device's role in OU
- * ("node", "controller"). It is valid when it chains to the home CA, is not on the CRL, is
+ * ("node", "controller", "doctor"). It is valid when it chains to the home CA, is not on the CRL, is
  * inside its validity at clock_now(), belongs to this home and has an allowed role. */
 #ifndef IOTSEC_CERT_H
 #define IOTSEC_CERT_H
@@ -18,10 +18,14 @@
 enum cert_role {
 	CERT_ROLE_NODE = 1 << 0,
 	CERT_ROLE_CONTROLLER = 1 << 1,
+	/* A doctor of the home's kit (SPEC 9): signs grants and acknowledgements, takes no part
+	 * in the home network (CERT_ROLES_ANY leaves it out). */
+	CERT_ROLE_DOCTOR = 1 << 2,
 };
 #define CERT_ROLES_ANY (CERT_ROLE_NODE | CERT_ROLE_CONTROLLER)
+#define CERT_ROLES_ALL (CERT_ROLES_ANY | CERT_ROLE_DOCTOR)
 
-/* "node" / "controller"; NULL for anything else. */
+/* "node" / "controller" / "doctor"; NULL for anything else. */
 const char *cert_role_name(enum cert_role role);
 /* 0 and *ret on a known name, -EINVAL otherwise. */
 int cert_role_parse(const char *name, enum cert_role *ret);

@@ -154,11 +154,13 @@ int keyshare_on_keys(struct keyshare *ks, struct keyshare_device *d, const struc
 	return 0;
 }
 
-int keyshare_build(struct keyshare *ks)
+int keyshare_build(struct keyshare *ks, uint32_t group_start)
 {
 	uint8_t mix[CRYPTO_KEY_LEN], mixed[CRYPTO_KEY_LEN];
 	int r = -EPROTO;
 
+	if (group_start == 0)
+		return -EINVAL;
 	if (ks->state != KEYSHARE_COLLECTING)
 		return r;
 	/* A contributor knows the key it sent: what enters the pool is that key mixed with our
@@ -177,12 +179,19 @@ int keyshare_build(struct keyshare *ks)
 				  (ks->pool - ks->contributed) * CRYPTO_KEY_LEN);
 	if (r == 0)
 		r = crypto_random(ks->path_secret, sizeof(ks->path_secret));
+	/* A root of its own for every pool: a device left out of this one holds none of it. */
+	if (r == 0)
+		r = crypto_random(ks->group, sizeof(ks->group));
 	if (r == 0)
 		r = ring_pick(ks->pool, ks->ring, ks->own);
 	crypto_wipe(mix, sizeof(mix));
 	crypto_wipe(mixed, sizeof(mixed));
-	if (r == 0)
+	if (r == 0) {
+		ks->group_start = group_start;
 		ks->state = KEYSHARE_STORING;
+	} else {
+		crypto_wipe(ks->group, sizeof(ks->group));
+	}
 	return r;
 }
 
@@ -197,6 +206,8 @@ void keyshare_stored(struct keyshare *ks, int r)
 	/* Start collecting again from nothing: the contributions were mixed into the pool. */
 	crypto_wipe(ks->keys, (size_t)ks->pool * CRYPTO_KEY_LEN);
 	crypto_wipe(ks->path_secret, sizeof(ks->path_secret));
+	crypto_wipe(ks->group, sizeof(ks->group));
+	ks->group_start = 0;
 	ks->contributed = 0;
 	for (size_t i = 0; i < ks->n_dev; i++)
 		ks->dev[i].asked = ks->dev[i].contributed = false;
@@ -268,9 +279,12 @@ int intake_end(struct intake *in, const char *id, const struct ring_end *e)
 {
 	if (in->n == 0 || strcmp(in->id, id) != 0)
 		return -IOTSEC_EDELIVERY;
-	if (e->epoch != in->epoch || e->count != in->n || in->index[in->n - 1] >= e->pool)
+	if (e->epoch != in->epoch || e->count != in->n || in->index[in->n - 1] >= e->pool ||
+	    e->start == 0)
 		return -EBADMSG;
 	in->pool = e->pool;
+	in->group_start = e->start;
+	memcpy(in->group, e->group, sizeof(in->group));
 	return 0;
 }
 

@@ -18,14 +18,15 @@
  *               keys, and contributes once (CLIENT_KEYS), at most its share;
  *   STORING     keyshare_build(): every contributed key is mixed with a secret of the
  *               controller's (no contributor knows a pool key), the rest is drawn at random, and
- *               the controller's own ring is chosen; keyd stores it in dictd;
+ *               the controller's own ring is chosen; so is the home's group root (stream.h), a
+ *               random key that starts the group stream at the stream epoch of the build; keyd
+ *               stores the ring and the root in dictd;
  *   READY       keyshare_stored(0): every device heard from gets a ring (CLIENT_RING_KEYS...,
- *               CLIENT_RING_END), which counts only once the device confirms it (CLIENT_RING_ACK
- *               naming the delivery); a device that announces another epoch, or whose delivery
- *               did not finish, is given its ring again, but not more often than once per
- *               deliver_ms, whatever it says. A store that failed sends the cycle back to
- *               COLLECTING (keyd tries again after collect_ms).
- * Devices excluded (a rekey leaving them out) are neither asked nor given anything. */
+ *               CLIENT_RING_END, with the group root), which counts only once the device confirms
+ * it (CLIENT_RING_ACK naming the delivery); a device that announces another epoch, or whose
+ * delivery did not finish, is given its ring again, but not more often than once per deliver_ms,
+ * whatever it says. A store that failed sends the cycle back to COLLECTING (keyd tries again after
+ * collect_ms). Devices excluded (a rekey leaving them out) are neither asked nor given anything. */
 #ifndef IOTSEC_KEYSHARE_H
 #define IOTSEC_KEYSHARE_H
 
@@ -79,6 +80,10 @@ struct keyshare {
 	uint8_t (*keys)[CRYPTO_KEY_LEN]; /* the pool: wiped with the cycle */
 	size_t contributed;
 	uint8_t path_secret[CRYPTO_KEY_LEN];
+	/* The group stream of this pool (stream.h), once built: its root and the stream epoch e0
+	 * it starts at (>= 1). Wiped with the cycle. */
+	uint8_t group[CRYPTO_KEY_LEN];
+	uint32_t group_start;
 	uint32_t own[RING_SIZE_MAX]; /* the controller's ring, once built */
 	struct keyshare_device *dev;
 	size_t n_dev;
@@ -113,9 +118,11 @@ bool keyshare_may_contribute(const struct keyshare *ks, const struct keyshare_de
 int keyshare_on_keys(struct keyshare *ks, struct keyshare_device *d, const struct ring_keys *k,
 		     uint32_t share);
 /* Collection over: build the pool and our own ring (ks->own, ks->ring keys; keyshare_key()
- * gives each key). COLLECTING -> STORING. */
-int keyshare_build(struct keyshare *ks);
-/* Our ring was stored (r 0: STORING -> READY) or not (-> COLLECTING, the pool wiped). */
+ * gives each key), and draw the group root (ks->group), whose stream starts at group_start (the
+ * stream epoch now, at least 1: -EINVAL for 0). COLLECTING -> STORING. */
+int keyshare_build(struct keyshare *ks, uint32_t group_start);
+/* Our ring was stored (r 0: STORING -> READY) or not (-> COLLECTING, the pool and the group
+ * root wiped). */
 void keyshare_stored(struct keyshare *ks, int r);
 /* The key at index of the pool (READY or STORING). */
 const uint8_t *keyshare_key(const struct keyshare *ks, uint32_t index);
@@ -132,6 +139,8 @@ int keyshare_on_ack(struct keyshare *ks, struct keyshare_device *d, uint32_t epo
 struct intake {
 	char id[ENVELOPE_ID_MAX + 1]; /* "" before the first piece */
 	uint32_t epoch, pool;
+	uint32_t group_start; /* with the group root, once the end came */
+	uint8_t group[CRYPTO_KEY_LEN];
 	size_t n;
 	uint32_t index[RING_SIZE_MAX];
 	uint8_t key[RING_SIZE_MAX][CRYPTO_KEY_LEN];
@@ -145,7 +154,8 @@ struct intake {
 int intake_piece(struct intake *in, const char *id, uint32_t held, uint32_t home,
 		 const struct ring_keys *k);
 /* The end of delivery id: 0 when the ring is whole (as many keys as it says, every index below
- * its pool); in then holds it. */
+ * its pool) and the end carries a group stream (start >= 1); in then holds it, with the group
+ * root. */
 int intake_end(struct intake *in, const char *id, const struct ring_end *e);
 void intake_wipe(struct intake *in);
 

@@ -35,8 +35,9 @@
  * or none, written with one save. With cancel_others, the records are all of one epoch, and
  * every record of another epoch is cancelled in the same save (a new pool cancels every other
  * one, SPEC 5.3). */
-#define PROTO_DICT_STORE     "store"
-#define PROTO_DICT_BATCH_MAX 1024
+#define PROTO_DICT_STORE "store"
+/* A whole ring of KEYPOOL_RING_MAX keys and the group root beside it (keyd.h). */
+#define PROTO_DICT_BATCH_MAX 1025
 /* (privileged) {"name", "indices":[...]} -> {"keys":[{"index","key"},...]}: the usable keys
  * among those asked, in the order asked; refused while locked. */
 #define PROTO_DICT_LOOKUP "lookup"
@@ -60,7 +61,8 @@
 /* ---- iotsec-keyd: key pool, rings and pairwise keys ---- */
 
 /* status: {"device", "role":"node"|"controller", "controller", "epoch", "ring_size", "pool",
- *          "peers", "sent", "received", "refused"} */
+ *          "group_start" (the stream epoch e0 of the pool's group root, which dictd holds as
+ *          "-group" at index e0; 0 before a ring), "peers", "sent", "received", "refused"} */
 /* -> {"peers":[{"name", "role", "epoch", "shared", "pairwise":"ring"|"path"|"none"},...]} */
 #define PROTO_KEYD_PEERS "peers"
 /* (privileged) {"peer", "text"} -> {}: sealed under the pairwise key (MESSAGE_ENC_DATA). */

@@ -269,33 +269,49 @@ int ring_ring_keys_parse(json_t *body, EVP_PKEY *priv, uint32_t pool, size_t max
 	return keys_parse(body, true, priv, pool, max, ret);
 }
 
-int ring_end_build(const struct ring_end *e, json_t **ret)
+int ring_end_build(const struct ring_end *e, EVP_PKEY *pub, json_t **ret)
 {
-	json_t *o;
+	EVP_PKEY_CTX *wrap;
+	json_t *o, *group;
 
 	if (e->epoch == 0 || e->count == 0 || e->count > RING_SIZE_MAX || e->pool == 0 ||
-	    e->pool > RING_POOL_MAX || e->count > e->pool)
+	    e->pool > RING_POOL_MAX || e->count > e->pool || e->start == 0)
 		return -EINVAL;
-	o = json_pack("{s:I, s:I, s:I}", "epoch", (json_int_t)e->epoch, "count",
-		      (json_int_t)e->count, "pool", (json_int_t)e->pool);
+	wrap = crypto_rsa_wrap_ctx(pub);
+	group = wrap_key(wrap, e->group);
+	EVP_PKEY_CTX_free(wrap);
+	if (group == NULL)
+		return -ENOMEM;
+	o = json_pack("{s:I, s:I, s:I, s:o, s:I}", "epoch", (json_int_t)e->epoch, "count",
+		      (json_int_t)e->count, "pool", (json_int_t)e->pool, "group", group, "start",
+		      (json_int_t)e->start);
 	if (o == NULL)
 		return -ENOMEM;
 	*ret = o;
 	return 0;
 }
 
-int ring_end_parse(json_t *body, uint32_t max, struct ring_end *ret)
+int ring_end_parse(json_t *body, EVP_PKEY *priv, uint32_t max, struct ring_end *ret)
 {
 	struct ring_end e;
+	int r = -EBADMSG;
 
 	if (max == 0 || max > RING_SIZE_MAX)
 		return -EINVAL;
-	if (!has_fields(body, 3) || !get_epoch(body, &e.epoch) ||
+	/* Every field checked before the one RSA operation: a malformed end costs no more than
+	 * reading it. */
+	if (!has_fields(body, 5) || !get_epoch(body, &e.epoch) ||
 	    !get_u32(json_object_get(body, "count"), 1, max, &e.count) ||
-	    !get_u32(json_object_get(body, "pool"), e.count, RING_POOL_MAX, &e.pool))
-		return -EBADMSG;
+	    !get_u32(json_object_get(body, "pool"), e.count, RING_POOL_MAX, &e.pool) ||
+	    !get_u32(json_object_get(body, "start"), 1, UINT32_MAX, &e.start))
+		goto out;
+	if ((r = unwrap_key(priv, json_object_get(body, "group"), e.group)) < 0)
+		goto out;
 	*ret = e;
-	return 0;
+	r = 0;
+out:
+	crypto_wipe(&e, sizeof(e));
+	return r;
 }
 
 int ring_ack_build(uint32_t epoch, json_t **ret)

@@ -5,8 +5,10 @@
  *   CONTROLLER_NEEDS_KEYS {"epoch":E,"pool":P,"ring":k,"share":n}
  *   CLIENT_KEYS           {"epoch":E,"keys":["<b64 wrapped>",...]}            node -> controller
  *   CLIENT_RING_KEYS      {"epoch":E,"keys":[{"i":index,"k":"<b64 wrapped>"},...]}
- *   CLIENT_RING_END       {"epoch":E,"count":N,"pool":P}  N: keys in all CLIENT_RING_KEYS of the
- *                         ring, P: the pool's size (every index is below it)
+ *   CLIENT_RING_END       {"epoch":E,"count":N,"pool":P,"group":"<b64 wrapped>","start":S}
+ *                         N: keys in all CLIENT_RING_KEYS of the ring, P: the pool's size (every
+ *                         index is below it), group: the pool's group stream root (stream.h),
+ *                         S: the stream epoch it starts at (e0, >= 1)
  *   CLIENT_RING_ACK       {"epoch":E}                   node -> controller: the ring is stored
  *   I_AM_ON_THE_NETWORK   {"epoch":E,"indices":[sorted unique, at least one]}, or {} before a ring
  *   CLIENT_START_SESSION  the same, plus a challenge (session.h)
@@ -93,12 +95,17 @@ int ring_ring_keys_build(const struct ring_keys *k, uint32_t pool, EVP_PKEY *pub
 int ring_ring_keys_parse(json_t *body, EVP_PKEY *priv, uint32_t pool, size_t max,
 			 struct ring_keys *ret);
 
-/* CLIENT_RING_END: count 1..max, max at most RING_SIZE_MAX; pool 1..RING_POOL_MAX. */
+/* CLIENT_RING_END: count 1..max, max at most RING_SIZE_MAX; pool 1..RING_POOL_MAX; start
+ * 1..UINT32_MAX; the group root wrapped to pub (build), unwrapped with priv (parse). Both "group"
+ * and "start" are required: every device of a home runs the same version. Holds a secret: wipe
+ * it when done. */
 struct ring_end {
 	uint32_t epoch, count, pool;
+	uint32_t start;		       /* e0 of the group stream */
+	uint8_t group[CRYPTO_KEY_LEN]; /* its root */
 };
-int ring_end_build(const struct ring_end *e, json_t **ret);
-int ring_end_parse(json_t *body, uint32_t max, struct ring_end *ret);
+int ring_end_build(const struct ring_end *e, EVP_PKEY *pub, json_t **ret);
+int ring_end_parse(json_t *body, EVP_PKEY *priv, uint32_t max, struct ring_end *ret);
 
 /* CLIENT_RING_ACK: the epoch of the ring stored. */
 int ring_ack_build(uint32_t epoch, json_t **ret);

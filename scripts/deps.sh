@@ -6,8 +6,8 @@
 #                           broker, cmocka, Python with python3-cryptography (the integration
 #                           tests sign envelopes), network namespaces and nftables (packet
 #                           loss inside them: the kernel has no netem), setpriv and flock, man,
-#                           systemd-analyze, and debootstrap and systemd-nspawn (the tests that
-#                           boot the units)
+#                           systemd-analyze, debootstrap and systemd-nspawn (the tests that
+#                           boot the units), and faketime (a device whose clock says 1970)
 #   scripts/deps.sh fuzz    that, plus clang's libFuzzer and sanitizer runtimes
 #   scripts/deps.sh deb     the build packages, plus debhelper and lintian for `make deb` (its
 #                           cross builds also need scripts/deps.sh cross)
@@ -20,7 +20,8 @@ set -eu
 BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
 libjansson-dev libsystemd-dev scdoc"
 TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
-python3-cryptography nftables xxd procps util-linux man-db systemd debootstrap systemd-container"
+python3-cryptography nftables xxd procps util-linux man-db systemd debootstrap systemd-container
+faketime"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;

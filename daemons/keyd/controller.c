@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "keyd.h"
 #include "keypool.h"
 #include "log.h"
@@ -39,6 +40,17 @@ static uint64_t now_ms(void)
 	return now_us() / 1000;
 }
 
+/* The stream epoch now under the home's schedule (stream.h: 0 before stream.start, else
+ * (t - start) / interval + 1), at least 1: a group stream starts at e0 >= 1, even on a clock
+ * from before the schedule. */
+static uint32_t group_start_now(const struct iotsec_config *cfg)
+{
+	int64_t t = clock_now(), start = cfg->stream.start, interval = cfg->stream.interval_s;
+	int64_t e = t < start || interval < 1 ? 0 : (t - start) / interval + 1;
+
+	return e < 1 ? 1 : e > UINT32_MAX ? UINT32_MAX : (uint32_t)e;
+}
+
 static void ask(struct keyd *k, struct keyd_peer *p, const struct keyshare_device *d)
 {
 	struct keyshare *ks = k->ctl_state->ks;
@@ -65,7 +77,7 @@ static void deliver(struct keyd *k, struct keyd_peer *p, struct keyshare_device 
 {
 	struct keyshare *ks = k->ctl_state->ks;
 	EVP_PKEY *pub = X509_get0_pubkey(p->cert);
-	struct ring_end end = {.epoch = ks->epoch, .pool = ks->pool};
+	struct ring_end end = {.epoch = ks->epoch, .pool = ks->pool, .start = ks->group_start};
 	size_t per = ring_keys_per_msg(pub, 0), first = ring_keys_per_msg(pub, k->member->cert_len),
 	       n;
 	struct keyd_delivery *dl = NULL;
@@ -99,7 +111,8 @@ static void deliver(struct keyd *k, struct keyd_peer *p, struct keyshare_device 
 		body = NULL;
 	}
 	end.count = (uint32_t)d->n_ring;
-	if (r == 0 && (r = ring_end_build(&end, &body)) == 0)
+	memcpy(end.group, ks->group, sizeof(end.group));
+	if (r == 0 && (r = ring_end_build(&end, pub, &body)) == 0)
 		r = lan_link_send(l, RING_MSG_RING_END, d->delivery, body, false);
 out:
 	if (r < 0 || l == NULL) {
@@ -111,6 +124,7 @@ out:
 		log_info("gave %s a ring of %zu keys (epoch %u); waiting for its confirmation",
 			 p->name, d->n_ring, ks->epoch);
 	}
+	crypto_wipe(&end, sizeof(end));
 	ring_keys_wipe(batch);
 	free(batch);
 	free(dl);
@@ -270,10 +284,12 @@ static void on_stored(int r, void *userdata)
 	ks = c->ks;
 	keyshare_stored(ks, 0);
 	k->epoch = ks->epoch, k->pool = ks->pool, k->n_index = ks->ring;
+	k->group_start = ks->group_start;
 	memcpy(k->index, ks->own, ks->ring * sizeof(ks->own[0]));
 	k->n_path = 0;
-	log_notice("pool of epoch %u: %u keys (%zu contributed), rings of %u", ks->epoch, ks->pool,
-		   ks->contributed, ks->ring);
+	log_notice("pool of epoch %u: %u keys (%zu contributed), rings of %u; group stream from "
+		   "epoch %u",
+		   ks->epoch, ks->pool, ks->contributed, ks->ring, ks->group_start);
 	keyd_ring_changed(k);
 	every_device(k);
 }
@@ -289,15 +305,18 @@ static int on_collected(sd_event_source *s, uint64_t usec, void *ud)
 
 	(void)s, (void)usec;
 	keyd_peers_prune(k);
-	if ((r = keyshare_build(ks)) < 0)
+	if ((r = keyshare_build(ks, group_start_now(k->cfg))) < 0)
 		goto out;
 	r = -ENOMEM;
-	if ((rec = calloc(ks->ring, sizeof(*rec))) == NULL)
+	if ((rec = calloc(ks->ring + 1, sizeof(*rec))) == NULL)
 		goto out;
 	for (size_t i = 0; i < ks->ring; i++)
 		rec[i] = (struct dictd_record){KEYD_RING_RECORD, ks->own[i], ks->epoch,
 					       keyshare_key(ks, ks->own[i]), 0};
-	r = dictd_client_store(k->dict, rec, ks->ring, true, on_stored, k, &c->call);
+	/* Our group root goes in with our ring, as every device's does. */
+	rec[ks->ring] =
+	    (struct dictd_record){KEYD_GROUP_RECORD, ks->group_start, ks->epoch, ks->group, 0};
+	r = dictd_client_store(k->dict, rec, ks->ring + 1, true, on_stored, k, &c->call);
 out:
 	free(rec);
 	if (r < 0) {

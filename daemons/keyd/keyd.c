@@ -33,12 +33,13 @@ static const struct envelope_rule rules[] = {
 
 json_t *keyd_status(struct keyd *k)
 {
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "daemon",
-			      "keyd", "device", k->member->self.name, "role",
-			      k->ctl_state ? "controller" : "node", "controller", k->controller,
-			      "epoch", (json_int_t)k->epoch, "ring_size", (json_int_t)k->n_index,
-			      "pool", (json_int_t)k->pool, "peers", (json_int_t)k->n_peers, "sent",
-			      (json_int_t)k->sent, "received", (json_int_t)k->n_inbox);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "daemon", "keyd",
+		      "device", k->member->self.name, "role", k->ctl_state ? "controller" : "node",
+		      "controller", k->controller, "epoch", (json_int_t)k->epoch, "ring_size",
+		      (json_int_t)k->n_index, "pool", (json_int_t)k->pool, "group_start",
+		      (json_int_t)k->group_start, "peers", (json_int_t)k->n_peers, "sent",
+		      (json_int_t)k->sent, "received", (json_int_t)k->n_inbox);
 
 	if (o && json_object_set_new(o, "quarantine", keyd_quarantine_json(&k->quarantine)) < 0) {
 		json_decref(o);
@@ -77,9 +78,11 @@ static int state_path(const struct keyd *k, char *out, size_t len)
 
 void keyd_state_save(struct keyd *k)
 {
-	json_t *o = json_pack("{s:I, s:I, s:I, s:[], s:[], s:o}", "floor", (json_int_t)k->floor,
-			      "epoch", (json_int_t)k->epoch, "pool", (json_int_t)k->pool, "indices",
-			      "path", "quarantine", keyd_quarantine_json(&k->quarantine));
+	json_t *o =
+	    json_pack("{s:I, s:I, s:I, s:I, s:[], s:[], s:o}", "floor", (json_int_t)k->floor,
+		      "epoch", (json_int_t)k->epoch, "pool", (json_int_t)k->pool, "group_start",
+		      (json_int_t)k->group_start, "indices", "path", "quarantine",
+		      keyd_quarantine_json(&k->quarantine));
 	char path[PATH_MAX], *text = NULL;
 	int r = -ENOMEM;
 
@@ -99,11 +102,12 @@ void keyd_state_save(struct keyd *k)
 
 /* Read back what keyd_state_save() wrote. A missing file is a first start; a damaged one is
  * an error, never a reason to start over at epoch 1. A file without "quarantine" (written before
- * keyd kept one) has none. */
+ * keyd kept one) has none; one without "group_start" (before the group root) has no group root,
+ * and its ring is asked for again (keyd_check_ring()). */
 static int state_load(struct keyd *k)
 {
 	char path[PATH_MAX], *text = NULL;
-	json_t *o = NULL, *v, *indices, *names, *quarantine;
+	json_t *o = NULL, *v, *indices, *names, *quarantine, *group;
 	struct ring_indices *x = NULL;
 	char why[128];
 	size_t len, i;
@@ -120,7 +124,10 @@ static int state_load(struct keyd *k)
 	indices = json_object_get(o, "indices");
 	names = json_object_get(o, "path");
 	quarantine = json_object_get(o, "quarantine");
+	group = json_object_get(o, "group_start");
 	if (!json_is_integer(json_object_get(o, "floor")) || !json_is_array(names) ||
+	    (group && (!json_is_integer(group) || json_integer_value(group) < 0 ||
+		       json_integer_value(group) > UINT32_MAX)) ||
 	    json_array_size(names) > KEYD_PEERS_MAX ||
 	    (quarantine &&
 	     keyd_quarantine_parse(quarantine, &k->quarantine, why, sizeof(why)) < 0) ||
@@ -142,6 +149,7 @@ static int state_load(struct keyd *k)
 		}
 		json_decref(ring);
 		k->epoch = x->epoch, k->pool = (uint32_t)json_integer_value(pool);
+		k->group_start = (uint32_t)json_integer_value(group); /* 0 when absent */
 		k->n_index = x->n;
 		memcpy(k->index, x->index, x->n * sizeof(x->index[0]));
 	}

@@ -7,15 +7,23 @@
  * net.port + 1. The controller (as electd says) opens a link (TCP, same port) to each device:
  * CONTROLLER_NEEDS_KEYS (the device contributes CLIENT_KEYS on the same link), then, once the
  * pool is built, CLIENT_RING_KEYS... CLIENT_RING_END, which the device confirms with
- * CLIENT_RING_ACK once its ring is in dictd; then a CONTROLLER_PATH_KEY for every device its ring
+ * CLIENT_RING_ACK once its ring is in dictd (with the pool's group root, in the same store);
+ * then a CONTROLLER_PATH_KEY for every device its ring
  * shares no index with. Devices keep their keys in dictd only. Two devices talk with
  * CLIENT_START_SESSION / CLIENT_COMMON_INDEX / MESSAGE_ENC_DATA. Every unicast message names its
  * recipient and its exchange's id (envelope.h).
  *
+ * The group root: with every pool comes a random key that starts the home's group stream
+ * (stream.h) at the stream epoch e0 of the pool's making, wrapped to each device in
+ * CLIENT_RING_END. Every device, the controller too, keeps it in dictd as KEYD_GROUP_RECORD at
+ * index e0, of the pool's epoch, in the store that holds its ring and cancels every other
+ * epoch: a new pool's root replaces the old one. sensord looks it up there; keyd's status and
+ * its epoch-changed event say e0 ("group_start").
+ *
  * keyd keeps, in state_dir/keyd.state, the highest epoch it ever used or took, its ring's indices,
- * the devices it holds path keys for and the quarantine: a restarted controller goes on above its
- * last epoch and still leaves the quarantined devices out, and a restarted device still knows its
- * ring.
+ * the group stream's e0, the devices it holds path keys for and the quarantine: a restarted
+ * controller goes on above its last epoch and still leaves the quarantined devices out, and a
+ * restarted device still knows its ring.
  *
  * The quarantine (pingd sets it, every device keeps it): devices no pool of ours gives anything.
  * Every device keeps the list it was given, so that one becoming controller leaves them out at
@@ -41,7 +49,10 @@
 
 /* dictd's name for ring keys; path keys go under the peer's name, index 0. No device can be
  * called this (a name cannot start with '-', ca_name_valid()), so no device shadows it. */
-#define KEYD_RING_RECORD  "-ring"
+#define KEYD_RING_RECORD "-ring"
+/* dictd's name for the group root, at index e0 (never a device's name either). */
+#define KEYD_GROUP_RECORD "-group"
+_Static_assert(RING_SIZE_MAX + 1 <= PROTO_DICT_BATCH_MAX, "a ring and its group root: one store");
 #define KEYD_PATH_INDEX	  0
 #define KEYD_PEERS_MAX	  KEYSHARE_DEVICES_MAX
 #define KEYD_INBOX_MAX	  16
@@ -96,6 +107,7 @@ struct keyd {
 	/* Our ring: indices here, keys in dictd. floor is the highest epoch we ever used or
 	 * took: no ring below it is taken, no pool of ours starts at or below it. */
 	uint32_t floor, epoch, pool;
+	uint32_t group_start; /* e0 of the group root stored with the ring; 0: none */
 	uint32_t index[RING_SIZE_MAX];
 	size_t n_index;
 	char path[KEYD_PEERS_MAX][CERT_NAME_MAX]; /* devices we hold a path key for */

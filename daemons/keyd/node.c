@@ -143,11 +143,13 @@ static void on_stored(int r, void *userdata)
 		return;
 	}
 	k->epoch = s->in.epoch, k->pool = s->in.pool, k->n_index = s->in.n;
+	k->group_start = s->in.group_start;
 	if (k->floor < k->epoch)
 		k->floor = k->epoch;
 	memcpy(k->index, s->in.index, s->in.n * sizeof(s->in.index[0]));
 	k->n_path = 0; /* those of the other epochs are cancelled */
-	log_notice("ring of %zu keys for epoch %u stored", k->n_index, k->epoch);
+	log_notice("ring of %zu keys for epoch %u stored, group stream from epoch %u", k->n_index,
+		   k->epoch, k->group_start);
 	/* Only now does the controller count the ring as delivered. It closes the link, once it
 	 * has sent the path keys we need on it. */
 	if (s->link && ring_ack_build(k->epoch, &body) == 0)
@@ -157,21 +159,24 @@ static void on_stored(int r, void *userdata)
 	keyd_ring_changed(k);
 }
 
-/* CLIENT_RING_END: the ring is whole; into dictd with one save, then confirm it. */
+/* CLIENT_RING_END: the ring is whole; into dictd with the group root, in one save, then confirm
+ * it. */
 void keyd_on_ring_end(struct keyd *k, struct lan_link *l, struct envelope_msg *m)
 {
 	struct keyd_intake *t = lan_link_data(l);
 	struct dictd_record *rec = NULL;
 	struct keyd_store *s = NULL;
-	struct ring_end end;
+	struct ring_end end = {0};
 	int r = -EPROTO;
 
 	if (t == NULL || t->h.kind != KEYD_LINK_INTAKE ||
-	    (r = ring_end_parse(m->body, RING_SIZE_MAX, &end)) < 0 ||
+	    (r = ring_end_parse(m->body, k->member->key, RING_SIZE_MAX, &end)) < 0 ||
 	    (r = intake_end(&t->in, m->id, &end)) < 0) {
+		crypto_wipe(&end, sizeof(end));
 		keyd_link_refuse(k, l, m, r);
 		return;
 	}
+	crypto_wipe(&end, sizeof(end));
 	/* A ring of an earlier epoch than one stored since its first piece came is history. */
 	if (t->in.epoch < k->epoch) {
 		keyd_link_refuse(k, l, m, -IOTSEC_EEPOCH);
@@ -184,14 +189,18 @@ void keyd_on_ring_end(struct keyd *k, struct lan_link *l, struct envelope_msg *m
 		return;
 	}
 	r = -ENOMEM;
-	if ((s = calloc(1, sizeof(*s))) == NULL || (rec = calloc(t->in.n, sizeof(*rec))) == NULL)
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (rec = calloc(t->in.n + 1, sizeof(*rec))) == NULL)
 		goto out;
 	s->k = k, s->link = l, s->in = t->in;
 	for (size_t i = 0; i < s->in.n; i++)
 		rec[i] = (struct dictd_record){KEYD_RING_RECORD, s->in.index[i], s->in.epoch,
 					       s->in.key[i], 0};
-	/* One save: the ring goes in, every other epoch goes out. */
-	if ((r = dictd_client_store(k->dict, rec, s->in.n, true, on_stored, s, &s->call)) < 0)
+	rec[s->in.n] = (struct dictd_record){KEYD_GROUP_RECORD, s->in.group_start, s->in.epoch,
+					     s->in.group, 0};
+	/* One save: the ring and the group root go in, every other epoch (and so the root of
+	 * every other pool) goes out. */
+	if ((r = dictd_client_store(k->dict, rec, s->in.n + 1, true, on_stored, s, &s->call)) < 0)
 		goto out;
 	k->storing = s;
 	s = NULL;
@@ -274,12 +283,19 @@ static void on_checked(int r, size_t present, void *userdata)
 		return;
 	}
 	k->ring_checked = true;
-	if (present == k->n_index)
+	/* The group root went in with the ring, in the same save: a ring without one was kept by a
+	 * keyd from before the group root, and counts as lost too. */
+	if (present == k->n_index && k->group_start != 0)
 		return;
 	/* dictd lost it (a new dictionary?): announce none, and the controller gives it again. */
-	log_warnx("dictd holds %zu of the %zu keys of our ring: asking for it again", present,
-		  k->n_index);
+	if (k->group_start == 0)
+		log_warnx("our ring of epoch %u came without a group root: asking for it again",
+			  k->epoch);
+	else
+		log_warnx("dictd holds %zu of the %zu keys of our ring: asking for it again",
+			  present, k->n_index);
 	k->n_index = 0;
+	k->group_start = 0;
 	k->n_path = 0;
 	keyd_state_save(k);
 	keyd_announce(k);

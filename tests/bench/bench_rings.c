@@ -3,10 +3,10 @@
  * its ring in.
  *
  * Controller, per device, exactly what keyd's ask() and deliver() do: pick the ring, wrap each of
- * its keys to the device with RSA-OAEP (one RSA public operation per key), and sign the envelopes
- * that carry them: CONTROLLER_NEEDS_KEYS, one CLIENT_RING_KEYS per ring_keys_per_msg() keys (the
- * first beside the controller's certificate, so fewer keys) and CLIENT_RING_END (one RSA private
- * operation each), all addressed to the device under a delivery id. Every device has the same
+ * its keys and the pool's group root to the device with RSA-OAEP (one RSA public operation per
+ * key), and sign the envelopes that carry them: CONTROLLER_NEEDS_KEYS, one CLIENT_RING_KEYS per
+ * ring_keys_per_msg() keys (the first beside the controller's certificate, so fewer keys) and
+ * CLIENT_RING_END (one RSA private operation each), all addressed to the device under a delivery id. Every device has the same
  * RSA-2048 key here: the cost of an operation does not depend on whose key it is. The network is
  * left out: a home LAN moves these few kilobytes per device far faster than RSA makes them.
  *
@@ -69,7 +69,7 @@ static int give_ring(struct envelope_ctx *ctl, EVP_PKEY *pub, size_t cert_len,
 		     struct sent *out)
 {
 	struct ring_needs needs = {.epoch = 1, .pool = plan->pool, .ring = plan->ring, .share = 1};
-	struct ring_end end = {.epoch = 1, .count = plan->ring, .pool = plan->pool};
+	struct ring_end end = {.epoch = 1, .count = plan->ring, .pool = plan->pool, .start = 1};
 	uint32_t ring[RING_SIZE_MAX];
 	struct ring_keys batch;
 	size_t per = ring_keys_per_msg(pub, 0), first = ring_keys_per_msg(pub, cert_len), n;
@@ -96,8 +96,11 @@ static int give_ring(struct envelope_ctx *ctl, EVP_PKEY *pub, size_t cert_len,
 	}
 	ring_keys_wipe(&batch);
 	body = NULL;
-	if (r == 0 && (r = ring_end_build(&end, &body)) == 0)
+	if (r == 0)
+		r = crypto_random(end.group, sizeof(end.group));
+	if (r == 0 && (r = ring_end_build(&end, pub, &body)) == 0)
 		r = seal(ctl, RING_MSG_RING_END, id, body, false, out);
+	crypto_wipe(&end, sizeof(end));
 	return r;
 }
 
@@ -118,6 +121,13 @@ static int take_ring(struct envelope_ctx *dev, EVP_PKEY *priv, const struct keyp
 		    (r = ring_ring_keys_parse(m.body, priv, plan->pool, RING_KEYS_PER_MSG,
 					      &keys)) == 0)
 			got += (uint32_t)keys.n;
+		/* The end carries the group root: one more unwrap. */
+		if (strcmp(m.type, RING_MSG_RING_END) == 0) {
+			struct ring_end end;
+
+			r = ring_end_parse(m.body, priv, RING_SIZE_MAX, &end);
+			crypto_wipe(&end, sizeof(end));
+		}
 		ring_keys_wipe(&keys);
 		envelope_msg_clear(&m);
 		if (r < 0)
@@ -157,7 +167,8 @@ static int bench_home(struct envelope_ctx *ctl, size_t cert_len, struct envelope
 		msgs += out[d].n;
 	printf("rings controller %u devices: %.3f s  pool %u ring %u  rsa_public %lu rsa_private "
 	       "%zu\n",
-	       devices, t_ctl, plan.pool, plan.ring, (unsigned long)devices * plan.ring, msgs);
+	       devices, t_ctl, plan.pool, plan.ring, (unsigned long)devices * (plan.ring + 1),
+	       msgs);
 
 	/* A device takes only its own ring, and only once (a second time would be a replay):
 	 * the best of DEVICE_SAMPLES devices. */
@@ -169,7 +180,7 @@ static int bench_home(struct envelope_ctx *ctl, size_t cert_len, struct envelope
 	}
 	if (r == 0 && devices == 10)
 		printf("rings device (one ring): %.4f s  rsa_public %zu rsa_private %u\n", t_dev,
-		       out[0].n, plan.ring);
+		       out[0].n, plan.ring + 1);
 out:
 	for (unsigned d = 0; out && d < devices; d++)
 		sent_clear(&out[d]);

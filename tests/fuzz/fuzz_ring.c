@@ -139,11 +139,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	memset(&end, 0xa5, sizeof(end));
-	if (ring_end_parse(body, MAX_IDX, &end) == 0) {
-		/* An end that parses names a ring its pool can hold. */
+	if (ring_end_parse(body, key, MAX_IDX, &end) == 0) {
+		/* An end that parses names a ring its pool can hold, and a group stream. */
 		if (end.count == 0 || end.count > MAX_IDX || end.count > end.pool ||
-		    end.pool > RING_POOL_MAX || ring_end_build(&end, &again) < 0 ||
-		    ring_end_parse(again, MAX_IDX, &end2) < 0 ||
+		    end.pool > RING_POOL_MAX || end.start == 0 ||
+		    ring_end_build(&end, key, &again) < 0 ||
+		    ring_end_parse(again, key, MAX_IDX, &end2) < 0 ||
 		    memcmp(&end, &end2, sizeof(end)) != 0)
 			abort();
 		json_decref(again);

@@ -319,8 +319,9 @@ def cmd_poison(cert, key, bcast, seconds, epoch):
             did = os.urandom(8).hex()
             one = [{"i": 0, "k": wrap_to(der, os.urandom(32))}]
             piece = dev.seal("CLIENT_RING_KEYS", {"epoch": epoch, "keys": one}, to=name, id=did)
-            last = dev.seal("CLIENT_RING_END", {"epoch": epoch, "count": 1, "pool": 1}, to=name,
-                            id=did, with_cert=False)
+            last = dev.seal("CLIENT_RING_END", {"epoch": epoch, "count": 1, "pool": 1,
+                                                "group": wrap_to(der, os.urandom(32)),
+                                                "start": 1}, to=name, id=did, with_cert=False)
             try:
                 with socket.create_connection((addr, 7451), timeout=2) as c:
                     c.sendall(frame(piece) + frame(last))

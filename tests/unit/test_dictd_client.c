@@ -381,7 +381,7 @@ static void test_store(void **state)
 }
 
 /* The largest batch the contract allows (PROTO_DICT_BATCH_MAX records, a whole ring of
- * KEYPOOL_RING_MAX keys) is still one request. */
+ * KEYPOOL_RING_MAX keys and its group root) is still one request. */
 static void test_store_largest_batch(void **state)
 {
 	struct dictd_record *rec = calloc(PROTO_DICT_BATCH_MAX, sizeof(*rec));

@@ -30,6 +30,10 @@ static const struct envelope_rule rules[] = {
     {"HELLO", CERT_ROLES_ANY, false, false},
     {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER, false, false},
     {"KEYS", CERT_ROLES_ANY, true, false},
+    /* any_time: judged by their bodies, not by our clock */
+    {"GRANT", CERT_ROLES_ANY, true, true},
+    {"ASK", CERT_ROLES_ANY, false, true},
+    {"CTL_GRANT", CERT_ROLE_CONTROLLER, true, true},
     {NULL, 0, false, false},
 };
 /* Senders also know a type the receivers do not. */
@@ -38,6 +42,10 @@ static const struct envelope_rule send_rules[] = {
     {"I_AM_CONTROLLER", CERT_ROLES_ANY, false, false},
     {"KEYS", CERT_ROLES_ANY, true, false},
     {"NOT_KNOWN_THERE", CERT_ROLES_ANY, false, false},
+    /* any_time */
+    {"GRANT", CERT_ROLES_ANY, true, true},
+    {"ASK", CERT_ROLES_ANY, false, true},
+    {"CTL_GRANT", CERT_ROLES_ANY, true, true},
     {NULL, 0, false, false},
 };
 
@@ -799,6 +807,131 @@ static void test_ctx_refusals(void **state)
 	EVP_PKEY_free(k), EVP_PKEY_free(own);
 }
 
+#define HOUR 3600
+
+/* A signed text of pi1's stamped at ts with sequence number seq (for times the clock floor
+ * keeps envelope_seal() from writing: 1970). */
+static char *inner_at(const char *type, long long ts, unsigned long long seq, const char *extra)
+{
+	char *s;
+
+	assert_true(asprintf(&s,
+			     "{\"type\":\"%s\",\"from\":\"pi1\",\"home\":\"testhome\",\"ts\":%lld,"
+			     "\"seq\":%llu,\"nonce\":\"%s\",\"body\":{}%s}",
+			     type, ts, seq, NONCE, extra) > 0);
+	return s;
+}
+
+#define TO_PI2 ",\"to\":\"pi2\",\"id\":\"d1\""
+
+/* An any_time type is not judged by our clock: hours old, from 1970 or from the future, it is
+ * accepted, where the same message of an ordinary type is stale. */
+static void test_any_time_ignores_clock(void **state)
+{
+	int64_t now = clock_now();
+	const struct {
+		const char *what;
+		long long ts;
+	} rows[] = {
+	    {"five hours old", (long long)now - 5 * HOUR},
+	    {"a day old", (long long)now - DAY},
+	    {"from 1970", 0},
+	    {"five hours ahead", (long long)now + 5 * HOUR},
+	    {"a year ahead", (long long)now + 365LL * DAY},
+	};
+	struct envelope_ctx *tx = tx_for("pi1");
+	char *buf;
+	size_t len;
+
+	(void)state;
+	clock_set_fake(now);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char what[128];
+
+		snprintf(what, sizeof(what), "GRANT %s", rows[i].what);
+		expect(what, pi1_signed(inner_at("GRANT", rows[i].ts, 5, TO_PI2)), 0, "pi1");
+		snprintf(what, sizeof(what), "ASK %s", rows[i].what);
+		expect(what, pi1_signed(inner_at("ASK", rows[i].ts, 5, "")), 0, "pi1");
+		snprintf(what, sizeof(what), "KEYS %s", rows[i].what);
+		expect(what, pi1_signed(inner_at("KEYS", rows[i].ts, 5, TO_PI2)), -IOTSEC_ESTALE,
+		       "");
+		snprintf(what, sizeof(what), "HELLO %s", rows[i].what);
+		expect(what, pi1_signed(inner_at("HELLO", rows[i].ts, 5, "")), -IOTSEC_ESTALE, "");
+	}
+	/* What envelope_seal() writes hours ago, too. */
+	clock_set_fake(now - 5 * HOUR);
+	assert_int_equal(envelope_seal(tx, "GRANT", "pi2", "d2", NULL, true, &buf, &len), 0);
+	clock_set_fake(now);
+	expect("sealed GRANT five hours old", strdup(buf), 0, "pi1");
+	free(buf);
+	clock_set_fake(now - 5 * HOUR);
+	assert_int_equal(envelope_seal(tx, "KEYS", "pi2", "d2", NULL, true, &buf, &len), 0);
+	clock_set_fake(now);
+	expect("sealed KEYS five hours old", buf, -IOTSEC_ESTALE, "");
+	envelope_ctx_free(tx);
+}
+
+/* The per-sender replay window is not theirs: the same any_time message opens again (its body
+ * says whether it is new), and one with a sequence number far ahead does not move the window
+ * the sender's ordinary messages need. */
+static void test_any_time_skips_replay_window(void **state)
+{
+	struct envelope_ctx *rx = rx_for("pi2"), *tx = tx_for("pi1");
+	char *grant = pi1_signed(inner_at("GRANT", 0, 1, TO_PI2));
+	char *ahead =
+	    pi1_signed(inner_at("ASK", (long long)clock_now(), (unsigned long long)INT64_MAX, ""));
+	char *h1 = hello(tx, true), *h2;
+
+	(void)state;
+	assert_int_equal(open_in(rx, grant, NULL), 0);
+	assert_int_equal(open_in(rx, grant, NULL), 0);
+	assert_int_equal(open_in(rx, ahead, NULL), 0);
+	assert_int_equal(open_in(rx, ahead, NULL), 0);
+	assert_int_equal(open_in(rx, h1, NULL), 0);
+	assert_int_equal(open_in(rx, h1, NULL), -IOTSEC_EREPLAY); /* ordinary types still are */
+	h2 = hello(tx, false);
+	assert_int_equal(open_in(rx, h2, NULL), 0);
+	free(grant), free(ahead), free(h1), free(h2);
+	envelope_ctx_free(rx), envelope_ctx_free(tx);
+}
+
+/* Everything else still holds for an any_time message from 1970: the signature, the role, the
+ * recipient, the certificate and the sender's identity. */
+static void test_any_time_other_checks(void **state)
+{
+	char *good = inner_at("GRANT", 0, 1, TO_PI2), *good64 = b64_encode(good, strlen(good));
+	char fp[2 * CERT_FP_LEN + 1];
+	struct envelope_ctx *pi1 = rx_for("pi1");
+
+	(void)state;
+	hex_encode(envelope_self(pi1)->fp, CERT_FP_LEN, fp);
+	envelope_ctx_free(pi1);
+	expect("crafted (passes)", craft_as("pi1", "pi1", strdup(good), "2", ""), 0, "pi1");
+	expect("signed with another key", craft_as("pi1", "pi2", strdup(good), "2", ""),
+	       -IOTSEC_EBADSIG, "");
+	expect("broadcast signed with another key",
+	       craft_as("pi1", "pi2", inner_at("ASK", 0, 1, ""), "2", ""), -IOTSEC_EBADSIG, "");
+	expect("role may not send it", pi1_signed(inner_at("CTL_GRANT", 0, 1, TO_PI2)),
+	       -IOTSEC_EROLE, "pi1");
+	expect("to another device",
+	       pi1_signed(inner_at("GRANT", 0, 1, ",\"to\":\"ctl1\",\"id\":\"d1\"")),
+	       -IOTSEC_ENOTFORUS, "");
+	expect("unicast type without recipient", pi1_signed(inner_at("GRANT", 0, 1, "")), -EBADMSG,
+	       "pi1");
+	expect("broadcast type with a recipient", pi1_signed(inner_at("ASK", 0, 1, TO_PI2)),
+	       -EBADMSG, "pi1");
+	expect("certificate never seen", outer(good64, "fp", fp), -IOTSEC_EUNKNOWNCERT, "");
+	expect("revoked sender", craft_as("revoked", "revoked", strdup(good), "2", ""),
+	       -EKEYREVOKED, "");
+	expect("sender of another home", craft_as("pi9", "pi9", strdup(good), "2", ""),
+	       -IOTSEC_EUNKNOWNCA, "");
+	expect("lies about its name",
+	       craft_as("pi2", "pi2", inner_at("GRANT", 0, 1, ",\"to\":\"pi2\",\"id\":\"d1\""), "2",
+			""),
+	       -IOTSEC_EIDENTITY, "pi2");
+	free(good), free(good64);
+}
+
 /* Every test starts and ends on the real clock. */
 #define T(f) cmocka_unit_test_setup_teardown(f, reset_clock, reset_clock)
 
@@ -824,6 +957,9 @@ int main(void)
 	    T(test_ctx_refusals),
 	    T(test_forged_certificates),
 	    T(test_forged_message_teaches_nothing),
+	    T(test_any_time_ignores_clock),
+	    T(test_any_time_skips_replay_window),
+	    T(test_any_time_other_checks),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -355,11 +355,25 @@ static void expect_in_dictd(const char *name, const uint32_t *index, size_t n,
 		fail_msg("%s", why);
 }
 
+/* dictd gives no key of name at index (none, or cancelled). */
+static void expect_not_in_dictd(const char *name, uint32_t index)
+{
+	json_t *reply = dictd_call(PROTO_DICT_LOOKUP, json_pack("{s:s, s:[I]}", "name", name,
+								"indices", (json_int_t)index));
+
+	assert_null(ctl_reply_error(reply));
+	if (json_array_size(json_object_get(reply, "keys")) != 0)
+		fail_msg("dictd still gives %s %u", name, index);
+	json_decref(reply);
+}
+
 /* ---- rings ---- */
 
 struct ring {
 	char id[ENVELOPE_ID_MAX + 1];
 	uint32_t epoch, pool;
+	uint32_t start;		       /* the group stream's e0 */
+	uint8_t group[CRYPTO_KEY_LEN]; /* and its root */
 	size_t n;
 	uint32_t index[RING_SIZE_MAX];
 	uint8_t key[RING_SIZE_MAX][CRYPTO_KEY_LEN];
@@ -373,6 +387,9 @@ static void ring_make(struct ring *r, uint32_t epoch, size_t n, uint32_t first, 
 	memset(r, 0, sizeof(*r));
 	assert_int_equal(envelope_new_id(r->id), 0);
 	r->epoch = epoch, r->pool = POOL, r->n = n;
+	/* An e0 and a root of each epoch's own, so that one pool's are told from another's. */
+	r->start = epoch * 1000 + 17;
+	key_of(epoch, UINT32_MAX, r->group);
 	for (size_t i = 0; i < n; i++) {
 		r->index[i] = first + (uint32_t)i * step;
 		key_of(epoch, r->index[i], r->key[i]);
@@ -393,11 +410,15 @@ static json_t *piece_body(const struct ring *r, size_t from, size_t n, EVP_PKEY 
 	return body;
 }
 
-static json_t *end_body(uint32_t epoch, uint32_t count, uint32_t pool)
+/* CLIENT_RING_END of r's group stream, with these epoch, count and pool, to pi1. */
+static json_t *end_body(const struct ring *r, uint32_t epoch, uint32_t count, uint32_t pool)
 {
+	struct ring_end end = {.epoch = epoch, .count = count, .pool = pool, .start = r->start};
 	json_t *body = NULL;
 
-	assert_int_equal(ring_end_build(&(struct ring_end){epoch, count, pool}, &body), 0);
+	memcpy(end.group, r->group, sizeof(end.group));
+	assert_int_equal(ring_end_build(&end, X509_get0_pubkey(pi1_x), &body), 0);
+	crypto_wipe(&end, sizeof(end));
 	return body;
 }
 
@@ -574,7 +595,7 @@ static void send_pieces(struct side *s, struct lan_link *l, const struct ring *r
 
 static void send_end(struct lan_link *l, const struct ring *r)
 {
-	send_body(l, RING_MSG_RING_END, r->id, end_body(r->epoch, (uint32_t)r->n, r->pool));
+	send_body(l, RING_MSG_RING_END, r->id, end_body(r, r->epoch, (uint32_t)r->n, r->pool));
 }
 
 /* The acknowledgement side heard for delivery id; NULL when none. */
@@ -614,6 +635,7 @@ static void expect_ring(const struct ring *r)
 	assert_int_equal(dev.pool, r->pool);
 	assert_int_equal(dev.n_index, r->n);
 	assert_memory_equal(dev.index, r->index, r->n * sizeof(r->index[0]));
+	assert_int_equal(dev.group_start, r->start);
 	assert_true(dev.floor >= r->epoch);
 	assert_null(dev.storing);
 }
@@ -704,15 +726,18 @@ static void test_ring_stored(void **state)
 	store = asked_at(PROTO_DICT_STORE, 0, 0);
 	assert_int_equal(json_integer_value(json_object_get(store, "epoch")), 0);
 	assert_int_equal(json_integer_value(json_object_get(store, "n_index")), 0);
+	/* The ring and, in the same store, the group root at index e0. */
 	assert_int_equal(json_array_size(json_object_get(json_object_get(store, "req"), "records")),
-			 r->n);
+			 r->n + 1);
 	json_array_foreach(json_object_get(json_object_get(store, "req"), "records"), i, rec)
 	{
-		char *k64 = b64_encode(r->key[i], CRYPTO_KEY_LEN);
+		bool group = i == r->n;
+		char *k64 = b64_encode(group ? r->group : r->key[i], CRYPTO_KEY_LEN);
 
 		assert_string_equal(json_string_value(json_object_get(rec, "name")),
-				    KEYD_RING_RECORD);
-		assert_int_equal(json_integer_value(json_object_get(rec, "index")), r->index[i]);
+				    group ? KEYD_GROUP_RECORD : KEYD_RING_RECORD);
+		assert_int_equal(json_integer_value(json_object_get(rec, "index")),
+				 group ? r->start : r->index[i]);
 		assert_int_equal(json_integer_value(json_object_get(rec, "epoch")), 5);
 		assert_string_equal(json_string_value(json_object_get(rec, "key")), k64);
 		free(k64);
@@ -731,6 +756,15 @@ static void test_ring_stored(void **state)
 	assert_int_equal(acks(&ctl1), 1);
 
 	expect_in_dictd(KEYD_RING_RECORD, r->index, r->n, (const uint8_t(*)[CRYPTO_KEY_LEN])r->key);
+	expect_in_dictd(KEYD_GROUP_RECORD, &r->start, 1,
+			(const uint8_t(*)[CRYPTO_KEY_LEN])r->group);
+	/* keyd's status (and so its epoch-changed event) says e0. */
+	{
+		json_t *st = keyd_status(&dev);
+
+		assert_int_equal(json_integer_value(json_object_get(st, "group_start")), r->start);
+		json_decref(st);
+	}
 	/* And keyd remembers it across a restart. */
 	{
 		char path[PATH_MAX + 32], *text = NULL;
@@ -742,6 +776,14 @@ static void test_ring_stored(void **state)
 		assert_non_null(o = json_loads(text, 0, NULL));
 		assert_int_equal(json_integer_value(json_object_get(o, "epoch")), 5);
 		assert_int_equal(json_array_size(json_object_get(o, "indices")), r->n);
+		assert_int_equal(json_integer_value(json_object_get(o, "group_start")), r->start);
+		/* The root itself is in dictd only. */
+		{
+			char *g64 = b64_encode(r->group, CRYPTO_KEY_LEN);
+
+			assert_null(strstr(text, g64));
+			free(g64);
+		}
 		json_decref(o);
 		free(text);
 	}
@@ -909,7 +951,7 @@ static void test_other_delivery_drops_link(void **state)
 		  piece_body(b, per_msg(&ctl1), per_msg(&ctl1), X509_get0_pubkey(pi1_x)));
 	/* c's pieces, then the end of another delivery. */
 	send_pieces(&ctl1, lc, b, 0, b->n, X509_get0_pubkey(pi1_x));
-	send_body(lc, RING_MSG_RING_END, other, end_body(b->epoch, (uint32_t)b->n, b->pool));
+	send_body(lc, RING_MSG_RING_END, other, end_body(b, b->epoch, (uint32_t)b->n, b->pool));
 	loop_until(e, tb->gone && tc->gone);
 	assert_false(ta->gone);
 	assert_int_equal(refused(-IOTSEC_EDELIVERY), wrong + 2);
@@ -1025,7 +1067,7 @@ static void test_node_cannot_give_rings(void **state)
 /* One link per bad ring: each is dropped at its bad message, and nothing is stored. */
 static void test_bad_rings(void **state)
 {
-	enum { N_BAD = 11 };
+	enum { N_BAD = 15 };
 	struct ring *r = &ring_a;
 	struct tag *t[N_BAD];
 	size_t per = per_msg(&ctl1);
@@ -1045,17 +1087,17 @@ static void test_bad_rings(void **state)
 		case 1: /* an end that counts one key more */
 			send_pieces(&ctl1, l, r, 0, r->n, pub);
 			send_body(l, RING_MSG_RING_END, r->id,
-				  end_body(r->epoch, (uint32_t)r->n + 1, r->pool));
+				  end_body(r, r->epoch, (uint32_t)r->n + 1, r->pool));
 			break;
 		case 2: /* a pool that does not hold the last index */
 			send_pieces(&ctl1, l, r, 0, r->n, pub);
 			send_body(l, RING_MSG_RING_END, r->id,
-				  end_body(r->epoch, (uint32_t)r->n, r->index[r->n - 1]));
+				  end_body(r, r->epoch, (uint32_t)r->n, r->index[r->n - 1]));
 			break;
 		case 3: /* an end of another epoch */
 			send_pieces(&ctl1, l, r, 0, r->n, pub);
 			send_body(l, RING_MSG_RING_END, r->id,
-				  end_body(r->epoch + 1, (uint32_t)r->n, r->pool));
+				  end_body(r, r->epoch + 1, (uint32_t)r->n, r->pool));
 			break;
 		case 4: /* pieces given again: indices going back */
 			send_pieces(&ctl1, l, r, 0, per, pub);
@@ -1093,10 +1135,45 @@ static void test_bad_rings(void **state)
 			break;
 		case 10: /* an end with a field too many */
 			send_pieces(&ctl1, l, r, 0, r->n, pub);
-			body = end_body(r->epoch, (uint32_t)r->n, r->pool);
+			body = end_body(r, r->epoch, (uint32_t)r->n, r->pool);
 			json_object_set_new(body, "keys", json_array());
 			send_body(l, RING_MSG_RING_END, r->id, body);
 			break;
+		case 11: /* an end without its group root */
+			send_pieces(&ctl1, l, r, 0, r->n, pub);
+			body = end_body(r, r->epoch, (uint32_t)r->n, r->pool);
+			json_object_del(body, "group");
+			send_body(l, RING_MSG_RING_END, r->id, body);
+			break;
+		case 12: /* a group stream from epoch 0 */
+			send_pieces(&ctl1, l, r, 0, r->n, pub);
+			body = end_body(r, r->epoch, (uint32_t)r->n, r->pool);
+			json_object_set_new(body, "start", json_integer(0));
+			send_body(l, RING_MSG_RING_END, r->id, body);
+			break;
+		case 13: /* a group root wrapped to another device */
+			send_pieces(&ctl1, l, r, 0, r->n, pub);
+			body = end_body(r, r->epoch, (uint32_t)r->n, r->pool);
+			more = NULL;
+			assert_int_equal(ring_end_build(
+					     &(struct ring_end){
+						 r->epoch, (uint32_t)r->n, r->pool, r->start, {1}},
+					     X509_get0_pubkey(pi2_x), &more),
+					 0);
+			json_object_set(body, "group", json_object_get(more, "group"));
+			json_decref(more);
+			send_body(l, RING_MSG_RING_END, r->id, body);
+			break;
+		case 14: { /* a group root in the clear */
+			char *clear = b64_encode(r->group, CRYPTO_KEY_LEN);
+
+			send_pieces(&ctl1, l, r, 0, r->n, pub);
+			body = end_body(r, r->epoch, (uint32_t)r->n, r->pool);
+			json_object_set_new(body, "group", json_string(clear));
+			free(clear);
+			send_body(l, RING_MSG_RING_END, r->id, body);
+			break;
+		}
 		}
 		loop_until(e, t[c]->gone);
 	}
@@ -1241,8 +1318,81 @@ static void test_stale_end_after_newer_ring(void **state)
 	expect_ring(r9);
 	expect_in_dictd(KEYD_RING_RECORD, r9->index, r9->n,
 			(const uint8_t(*)[CRYPTO_KEY_LEN])r9->key);
+	/* One group root, the newest pool's: the one before went with its epoch. */
+	expect_in_dictd(KEYD_GROUP_RECORD, &r9->start, 1,
+			(const uint8_t(*)[CRYPTO_KEY_LEN])r9->group);
+	expect_not_in_dictd(KEYD_GROUP_RECORD, r7->start);
+	expect_not_in_dictd(KEYD_GROUP_RECORD, r8->start);
 	assert_int_equal(asked(PROTO_DICT_STORE, from), 0);
 	assert_null(ack_of(&ctl1, r8->id));
+}
+
+/* Restart the device on the state file it has (or the one a case wrote): 0, or keyd_start()'s
+ * error. */
+static int restart(void)
+{
+	int r;
+
+	keyd_stop(&dev);
+	memset(&dev, 0, sizeof(dev));
+	if ((r = keyd_start(&dev, &kcfg, e)) < 0)
+		return r;
+	loop_until(e, dev.in_home);
+	snprintf(dev.controller, sizeof(dev.controller), "ctl1");
+	return 0;
+}
+
+/* The group stream's e0 survives a restart (keyd.state); a state file from before the group
+ * root loads, but its ring, which has no root beside it, is asked for again; a damaged e0 is an
+ * error, not a ring without a root. */
+static void test_group_start_kept(void **state)
+{
+	static const char *const damaged[] = {"-1", "\"5017\"", "4294967296", "5017.0", "null"};
+	struct ring *r = &ring_a;
+	char path[PATH_MAX + 32], *text = NULL, *old = NULL;
+	size_t len;
+	json_t *o;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/keyd/%s", keyd_state, KEYD_STATE_FILE);
+	ring_make(r, 5, 6, 3, 9);
+	deliver(&ctl1, r);
+	assert_int_equal(restart(), 0);
+	loop_until(e, dev.ring_checked);
+	expect_ring(r);
+
+	/* The same file without "group_start", as a keyd before the group root wrote it. */
+	assert_int_equal(file_read(path, 1 << 16, &text, &len), 0);
+	assert_non_null(o = json_loads(text, 0, NULL));
+	assert_int_equal(json_object_del(o, "group_start"), 0);
+	assert_non_null(old = json_dumps(o, JSON_COMPACT));
+	json_decref(o);
+	assert_int_equal(file_write_atomic(path, old, strlen(old), 0600), 0);
+	assert_int_equal(restart(), 0);
+	assert_int_equal(dev.epoch, 5);
+	assert_int_equal(dev.n_index, r->n);
+	assert_int_equal(dev.group_start, 0);
+	loop_until(e, dev.ring_checked);
+	/* Announced as none: the controller gives a ring (and a root) again. */
+	assert_int_equal(dev.n_index, 0);
+	assert_int_equal(dev.group_start, 0);
+	ring_make(r, 6, 6, 3, 9);
+	deliver(&ctl1, r);
+
+	for (size_t i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++) {
+		char *bad = NULL;
+
+		assert_true(asprintf(&bad, "%.*s,\"group_start\":%s}", (int)(strlen(old) - 1), old,
+				     damaged[i]) > 0);
+		assert_int_equal(file_write_atomic(path, bad, strlen(bad), 0600), 0);
+		free(bad);
+		if (restart() >= 0)
+			fail_msg("a state file with group_start %s was taken", damaged[i]);
+	}
+	free(text);
+	free(old);
+	unlink(path);
+	assert_int_equal(restart(), 0); /* for the teardown */
 }
 
 /* ---- the group ---- */
@@ -1326,6 +1476,7 @@ int main(void)
 	    CASE(test_path_key_stored),
 	    CASE(test_path_key_cannot_shadow_ring),
 	    CASE(test_stale_end_after_newer_ring),
+	    CASE(test_group_start_kept),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

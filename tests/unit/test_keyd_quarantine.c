@@ -356,7 +356,7 @@ static void test_pool_enforces(void **state)
 	assert_int_equal(keyshare_on_seen(ks, keyshare_device(ks, "pi4"), 0, 1), KEYSHARE_ASK);
 
 	/* Ready: off the list, given its ring; on it, nothing. */
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 1), 0);
 	keyshare_stored(ks, 0);
 	assert_int_equal(keyshare_on_seen(ks, keyshare_device(ks, "pi3"), 0, 1), KEYSHARE_NOTHING);
 	assert_true(keyshare_deliver(ks, keyshare_device(ks, "pi3"), 1) < 0);

@@ -62,7 +62,7 @@ static struct keyshare *ready(struct keyshare_device **ret_d)
 
 	assert_non_null(d);
 	assert_int_equal(keyshare_on_seen(ks, d, 0, 0), KEYSHARE_ASK);
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	keyshare_stored(ks, 0);
 	assert_int_equal(ks->state, KEYSHARE_READY);
 	*ret_d = d;
@@ -234,7 +234,7 @@ static void test_excluded_gets_nothing(void **state)
 	batch(&k, 5, 4, 0, 1, 0x10);
 	assert_int_equal(keyshare_on_keys(ks, x, &k, 4), -EPERM);
 	assert_int_equal(ks->contributed, 0);
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	assert_int_equal(keyshare_on_seen(ks, x, 0, 0), KEYSHARE_NOTHING);
 	keyshare_stored(ks, 0);
 	assert_int_equal(keyshare_on_seen(ks, x, 0, 0), KEYSHARE_NOTHING);
@@ -282,7 +282,7 @@ static void test_on_keys_rules(void **state)
 	 * READY (its keys would be in no device's ring). */
 	c = keyshare_device(ks, "pi3");
 	assert_int_equal(keyshare_on_seen(ks, c, 0, 0), KEYSHARE_ASK);
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	assert_int_equal(keyshare_on_keys(ks, c, &k, 4), -EPERM);
 	keyshare_stored(ks, 0);
 	assert_int_equal(keyshare_on_keys(ks, c, &k, 4), -EPERM);
@@ -317,7 +317,7 @@ static void test_may_contribute(void **state)
 	assert_int_equal(keyshare_on_keys(ks, a, &k, 4), 0);
 	assert_false(keyshare_may_contribute(ks, a, ask));
 	/* Not once collecting is over. */
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	assert_false(keyshare_may_contribute(ks, b, b->delivery));
 	ring_keys_wipe(&k);
 	keyshare_free(ks);
@@ -342,7 +342,7 @@ static void test_on_keys_never_past_the_pool(void **state)
 		assert_int_equal(keyshare_on_keys(ks, d, &k, 4), 0);
 	}
 	assert_int_equal(ks->contributed, 10);
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	ring_keys_wipe(&k);
 	keyshare_free(ks);
 }
@@ -361,7 +361,7 @@ static void test_build_mixes_contributions(void **state)
 	assert_int_equal(keyshare_on_seen(ks, b, 0, 0), KEYSHARE_ASK);
 	assert_int_equal(keyshare_on_keys(ks, a, &k, 8), 0);
 	assert_int_equal(keyshare_on_keys(ks, b, &same, 8), 0);
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	assert_int_equal(ks->state, KEYSHARE_STORING);
 	/* No contributor knows a pool key: no key sent appears anywhere in the pool. */
 	for (uint32_t i = 0; i < POOL; i++) {
@@ -378,6 +378,12 @@ static void test_build_mixes_contributions(void **state)
 	}
 	assert_null(keyshare_key(ks, POOL));
 	assert_false(all_zero(ks->path_secret, sizeof(ks->path_secret)));
+	/* The group root: drawn, none of the pool's keys nor the path secret, and its e0 kept. */
+	assert_int_equal(ks->group_start, 3);
+	assert_false(all_zero(ks->group, sizeof(ks->group)));
+	assert_memory_not_equal(ks->group, ks->path_secret, sizeof(ks->group));
+	for (uint32_t i = 0; i < POOL; i++)
+		assert_memory_not_equal(ks->group, keyshare_key(ks, i), sizeof(ks->group));
 	/* Our own ring: ks->ring indices, ascending (so distinct), inside the pool. */
 	for (uint32_t i = 0; i < ks->ring; i++) {
 		assert_true(ks->own[i] < POOL);
@@ -389,12 +395,24 @@ static void test_build_mixes_contributions(void **state)
 	a = keyshare_device(again, "pi1");
 	assert_int_equal(keyshare_on_seen(again, a, 0, 0), KEYSHARE_ASK);
 	assert_int_equal(keyshare_on_keys(again, a, &k, 8), 0);
-	assert_int_equal(keyshare_build(again), 0);
+	/* No group stream starts before epoch 1: refused, and nothing is built. */
+	assert_int_equal(keyshare_build(again, 0), -EINVAL);
+	assert_int_equal(again->state, KEYSHARE_COLLECTING);
+	assert_int_equal(again->group_start, 0);
+	assert_true(all_zero(again->group, sizeof(again->group)));
+	assert_true(all_zero(again->path_secret, sizeof(again->path_secret)));
+	assert_int_equal(keyshare_build(again, UINT32_MAX), 0);
 	assert_memory_not_equal(first, keyshare_key(again, 0), sizeof(first));
-	/* Built once: a second build is out of order. */
-	assert_int_equal(keyshare_build(ks), -EPROTO);
+	/* Every pool a root of its own. */
+	assert_int_equal(again->group_start, UINT32_MAX);
+	assert_memory_not_equal(ks->group, again->group, sizeof(ks->group));
+	/* Built once: a second build is out of order, and leaves the root as it was. */
+	memcpy(first, ks->group, sizeof(first));
+	assert_int_equal(keyshare_build(ks, 4), -EPROTO);
+	assert_int_equal(ks->group_start, 3);
+	assert_memory_equal(first, ks->group, sizeof(first));
 	keyshare_stored(ks, 0);
-	assert_int_equal(keyshare_build(ks), -EPROTO);
+	assert_int_equal(keyshare_build(ks, 3), -EPROTO);
 	ring_keys_wipe(&k);
 	ring_keys_wipe(&same);
 	keyshare_free(ks);
@@ -408,7 +426,7 @@ static void test_storing_is_quiet(void **state)
 
 	(void)state;
 	assert_int_equal(keyshare_on_seen(ks, a, 0, 0), KEYSHARE_ASK);
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	/* While our ring is being stored, nobody is asked (too late) or given a ring (not yet). */
 	assert_int_equal(keyshare_on_seen(ks, a, 0, 0), KEYSHARE_NOTHING);
 	assert_int_equal(keyshare_on_seen(ks, late, 0, 0), KEYSHARE_NOTHING);
@@ -429,7 +447,7 @@ static void test_store_failed_collects_again(void **state)
 	batch(&k, 5, 4, 0, 1, 0x10);
 	assert_int_equal(keyshare_on_seen(ks, a, 0, 0), KEYSHARE_ASK);
 	assert_int_equal(keyshare_on_keys(ks, a, &k, 8), 0);
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	keyshare_stored(ks, -EIO);
 	assert_int_equal(ks->state, KEYSHARE_COLLECTING);
 	/* The contributions were mixed into a pool that is gone: forgotten, and wiped. */
@@ -438,6 +456,8 @@ static void test_store_failed_collects_again(void **state)
 	assert_false(a->contributed);
 	assert_true(all_zero(ks->keys, (size_t)POOL * CRYPTO_KEY_LEN));
 	assert_true(all_zero(ks->path_secret, sizeof(ks->path_secret)));
+	assert_true(all_zero(ks->group, sizeof(ks->group)));
+	assert_int_equal(ks->group_start, 0);
 	/* So every device is asked again, and may contribute again. */
 	assert_int_equal(keyshare_on_seen(ks, a, 0, 0), KEYSHARE_ASK);
 	assert_int_equal(keyshare_on_keys(ks, a, &k, 8), 0);
@@ -445,13 +465,15 @@ static void test_store_failed_collects_again(void **state)
 	/* Told "stored" while not storing: nothing happens. */
 	keyshare_stored(ks, 0);
 	assert_int_equal(ks->state, KEYSHARE_COLLECTING);
-	assert_int_equal(keyshare_build(ks), 0);
+	assert_int_equal(keyshare_build(ks, 3), 0);
 	keyshare_stored(ks, 0);
 	assert_int_equal(ks->state, KEYSHARE_READY);
-	/* And once ready, a late failure report does not throw the pool away. */
+	/* And once ready, a late failure report does not throw the pool away, nor its root. */
 	keyshare_stored(ks, -EIO);
 	assert_int_equal(ks->state, KEYSHARE_READY);
 	assert_false(all_zero(ks->keys, (size_t)POOL * CRYPTO_KEY_LEN));
+	assert_false(all_zero(ks->group, sizeof(ks->group)));
+	assert_int_equal(ks->group_start, 3);
 	ring_keys_wipe(&k);
 	keyshare_free(ks);
 }
@@ -592,14 +614,19 @@ static void test_intake_whole_ring(void **state)
 {
 	struct intake *in = fresh();
 	struct ring_keys k;
-	struct ring_end end = {.epoch = 7, .count = 5, .pool = 100};
+	struct ring_end end = {.epoch = 7, .count = 5, .pool = 100, .start = 4800};
 
 	(void)state;
+	memset(end.group, 0x5c, sizeof(end.group));
 	batch(&k, 7, 3, 10, 5, 0x20); /* 10 15 20 */
 	assert_int_equal(intake_piece(in, "d1", 0, 0, &k), 0);
 	batch(&k, 7, 2, 21, 78, 0x30); /* 21 99 */
 	assert_int_equal(intake_piece(in, "d1", 0, 0, &k), 0);
+	assert_int_equal(in->group_start, 0); /* the root comes with the end only */
 	assert_int_equal(intake_end(in, "d1", &end), 0);
+	/* The group root comes with the ring. */
+	assert_int_equal(in->group_start, 4800);
+	assert_memory_equal(in->group, end.group, sizeof(end.group));
 	assert_string_equal(in->id, "d1");
 	assert_int_equal(in->epoch, 7);
 	assert_int_equal(in->pool, 100);
@@ -637,7 +664,7 @@ static void test_intake_other_delivery(void **state)
 {
 	struct intake *in = fresh();
 	struct ring_keys k, theirs;
-	struct ring_end end = {.epoch = 7, .count = 2, .pool = 100};
+	struct ring_end end = {.epoch = 7, .count = 2, .pool = 100, .start = 1};
 
 	(void)state;
 	batch(&k, 7, 2, 10, 1, 0x20);
@@ -798,20 +825,24 @@ static void test_intake_bad_end(void **state)
 		int want;
 		const char *why;
 	} cases[] = {
-	    {"d", {7, 2, 100}, -EBADMSG, "fewer keys than sent: a piece was added"},
-	    {"d", {7, 4, 100}, -EBADMSG, "more keys than sent: a piece was lost"},
-	    {"x", {7, 3, 100}, -IOTSEC_EDELIVERY, "the end of another delivery"},
-	    {"", {7, 3, 100}, -IOTSEC_EDELIVERY, "no delivery at all"},
-	    {"d", {8, 3, 100}, -EBADMSG, "the end of another epoch's ring"},
-	    {"d", {6, 3, 100}, -EBADMSG, "the end of an earlier epoch's ring"},
-	    {"d", {7, 3, 50}, -EBADMSG, "a pool the last index (50) does not fit"},
-	    {"d", {7, 3, 3}, -EBADMSG, "a pool smaller than the indices"},
+	    {"d", {7, 2, 100, 1, {0}}, -EBADMSG, "fewer keys than sent: a piece was added"},
+	    {"d", {7, 4, 100, 1, {0}}, -EBADMSG, "more keys than sent: a piece was lost"},
+	    {"x", {7, 3, 100, 1, {0}}, -IOTSEC_EDELIVERY, "the end of another delivery"},
+	    {"", {7, 3, 100, 1, {0}}, -IOTSEC_EDELIVERY, "no delivery at all"},
+	    {"d", {8, 3, 100, 1, {0}}, -EBADMSG, "the end of another epoch's ring"},
+	    {"d", {6, 3, 100, 1, {0}}, -EBADMSG, "the end of an earlier epoch's ring"},
+	    {"d", {7, 3, 50, 1, {0}}, -EBADMSG, "a pool the last index (50) does not fit"},
+	    {"d", {7, 3, 3, 1, {0}}, -EBADMSG, "a pool smaller than the indices"},
+	    {"d", {7, 3, 100, 0, {0}}, -EBADMSG, "no group stream (e0 0)"},
+	    {"d", {7, 3, 100, 0, {1}}, -EBADMSG, "a group root without its e0"},
 	};
 
 	(void)state;
 	/* Nothing received: no end closes an empty ring. */
-	assert_int_equal(intake_end(in, "d", &(struct ring_end){7, 3, 100}), -IOTSEC_EDELIVERY);
-	assert_int_equal(intake_end(in, "", &(struct ring_end){7, 3, 100}), -IOTSEC_EDELIVERY);
+	assert_int_equal(intake_end(in, "d", &(struct ring_end){7, 3, 100, 1, {0}}),
+			 -IOTSEC_EDELIVERY);
+	assert_int_equal(intake_end(in, "", &(struct ring_end){7, 3, 100, 1, {0}}),
+			 -IOTSEC_EDELIVERY);
 	batch(&k, 7, 3, 10, 20, 0x20); /* 10 30 50 */
 	assert_int_equal(intake_piece(in, "d", 0, 0, &k), 0);
 	memcpy(before, in, sizeof(*in));
@@ -823,8 +854,10 @@ static void test_intake_bad_end(void **state)
 		assert_memory_equal(in, before, sizeof(*in));
 	}
 	/* The right end still closes it: nothing refused spoiled the ring. */
-	assert_int_equal(intake_end(in, "d", &(struct ring_end){7, 3, 51}), 0);
+	assert_int_equal(intake_end(in, "d", &(struct ring_end){7, 3, 51, UINT32_MAX, {9}}), 0);
 	assert_int_equal(in->pool, 51);
+	assert_int_equal(in->group_start, UINT32_MAX);
+	assert_int_equal(in->group[0], 9);
 	ring_keys_wipe(&k);
 	intake_wipe(in);
 	intake_wipe(before);
@@ -838,7 +871,7 @@ static void test_intake_wipe(void **state)
 	(void)state;
 	batch(&k, 7, 4, 1, 1, 0x77);
 	assert_int_equal(intake_piece(in, "d", 0, 0, &k), 0);
-	assert_int_equal(intake_end(in, "d", &(struct ring_end){7, 4, 10}), 0);
+	assert_int_equal(intake_end(in, "d", &(struct ring_end){7, 4, 10, 1, {0x77}}), 0);
 	assert_false(all_zero(in, sizeof(*in)));
 	intake_wipe(in);
 	assert_true(all_zero(in, sizeof(*in)));

@@ -119,7 +119,7 @@ static int parse(enum kind kind, json_t *body, union out *o)
 	case RING_KEYS:
 		return ring_ring_keys_parse(body, ours, 100, 4, &o->keys);
 	case END:
-		return ring_end_parse(body, 75, &o->end);
+		return ring_end_parse(body, ours, 75, &o->end);
 	case ACK:
 		return ring_ack_parse(body, &o->ack);
 	case START:
@@ -202,27 +202,64 @@ static const struct {
      "{\"i\":4,\"k\":\"$W\"},{\"i\":5,\"k\":\"$W\"}]}",
      -EBADMSG},
 
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":100}", 0},
-    {END, "{\"epoch\":1,\"count\":1,\"pool\":1}", 0},
-    {END, "{\"pool\":1000000,\"count\":75,\"epoch\":4294967295}", 0},
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":75}", 0},		/* every key of the pool */
-    {END, "{\"epoch\":1,\"count\":76,\"pool\":100}", -EBADMSG}, /* above the caller's max */
-    {END, "{\"epoch\":1,\"count\":0,\"pool\":100}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":-75,\"pool\":100}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":\"75\",\"pool\":100}", -EBADMSG},
-    {END, "{\"epoch\":1,\"pool\":100}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":75}", -EBADMSG}, /* the old body, without the pool */
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":0}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":1000001}", -EBADMSG}, /* > RING_POOL_MAX */
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":74}", -EBADMSG},	    /* fewer keys than the ring */
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":-1}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":\"100\"}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":100.0}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":null}", -EBADMSG},
-    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"keys\":[]}", -EBADMSG},
-    {END, "{\"epoch\":99999999999,\"count\":75,\"pool\":100}", -EBADMSG},
-    {END, "{\"epoch\":0,\"count\":75,\"pool\":100}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":1}", 0},
+    {END, "{\"epoch\":1,\"count\":1,\"pool\":1,\"group\":\"$W\",\"start\":1}", 0},
+    {END, "{\"pool\":1000000,\"count\":75,\"epoch\":4294967295,\"group\":\"$W\",\"start\":1}", 0},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":75,\"group\":\"$W\",\"start\":1}",
+     0}, /* every key of the pool */
+    {END, "{\"epoch\":1,\"count\":76,\"pool\":100,\"group\":\"$W\",\"start\":1}",
+     -EBADMSG}, /* above the caller's max */
+    {END, "{\"epoch\":1,\"count\":0,\"pool\":100,\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":-75,\"pool\":100,\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":\"75\",\"pool\":100,\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"pool\":100,\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"group\":\"$W\",\"start\":1}",
+     -EBADMSG}, /* the old body, without the pool */
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":0,\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":1000001,\"group\":\"$W\",\"start\":1}",
+     -EBADMSG}, /* > RING_POOL_MAX */
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":74,\"group\":\"$W\",\"start\":1}",
+     -EBADMSG}, /* fewer keys than the ring */
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":-1,\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":\"100\",\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100.0,\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":null,\"group\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"keys\":[],\"group\":\"$W\",\"start\":1}",
+     -EBADMSG},
+    {END, "{\"epoch\":99999999999,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":1}",
+     -EBADMSG},
+    {END, "{\"epoch\":0,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":1}", -EBADMSG},
     {END, "[1,75,100]", -EBADMSG},
+    /* The group stream: both fields required, the root wrapped to us, e0 at least 1. */
+    {END, "{\"start\":4294967295,\"group\":\"$W\",\"epoch\":2,\"count\":1,\"pool\":9}", 0},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100}", -EBADMSG}, /* the old body */
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\"}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"strt\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"grp\":\"$W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":0}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":-1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":4294967296}",
+     -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":\"1\"}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":1.0}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":true}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\",\"start\":null}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":1,\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":null,\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":[\"$W\"],\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":{\"k\":\"$W\"},\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"!!!!\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\" $W\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W\\u0000\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$W$W$W$W\",\"start\":1}",
+     -EBADMSG}, /* over the size cap */
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$O\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$T\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$S\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$L\",\"start\":1}", -EBADMSG},
+    {END, "{\"epoch\":1,\"count\":75,\"pool\":100,\"group\":\"$P\",\"start\":1}", -EBADMSG},
 
     {ACK, "{\"epoch\":1}", 0},
     {ACK, "{\"epoch\":4294967295}", 0},
@@ -416,7 +453,7 @@ static void test_parse_count_limit(void **state)
 static void test_small_bodies_round_trip(void **state)
 {
 	struct ring_needs n = {.epoch = 5, .pool = 10000, .ring = 75, .share = 2500}, n2;
-	struct ring_end e = {.epoch = 5, .count = 75, .pool = 10000}, e2;
+	struct ring_end e = {.epoch = 5, .count = 75, .pool = 10000, .start = 4711}, e2;
 	uint32_t epoch = 0;
 	struct ring_indices *x = calloc(1, sizeof(*x)), *y = calloc(1, sizeof(*y));
 	json_t *body = NULL;
@@ -426,20 +463,41 @@ static void test_small_bodies_round_trip(void **state)
 	assert_int_equal(ring_needs_parse(body, &n2), 0);
 	assert_memory_equal(&n, &n2, sizeof(n));
 	json_decref(body);
-	assert_int_equal(ring_end_build(&e, &body), 0);
-	assert_int_equal(ring_end_parse(body, 75, &e2), 0);
+	for (size_t i = 0; i < sizeof(e.group); i++)
+		e.group[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(ring_end_build(&e, ours, &body), 0);
+	/* The root travels wrapped, never in the clear. */
+	{
+		char *plain = b64_encode(e.group, sizeof(e.group)),
+		     *text = json_dumps(body, JSON_COMPACT);
+
+		assert_non_null(strstr(text, "\"start\":4711"));
+		assert_null(strstr(text, plain));
+		free(plain), free(text);
+	}
+	assert_int_equal(ring_end_parse(body, ours, 75, &e2), 0);
 	assert_memory_equal(&e, &e2, sizeof(e));
-	assert_int_equal(ring_end_parse(body, 74, &e2), -EBADMSG);
-	assert_int_equal(ring_end_parse(body, 0, &e2), -EINVAL);
-	assert_int_equal(ring_end_parse(body, RING_SIZE_MAX + 1, &e2), -EINVAL);
+	/* Only its recipient unwraps it. */
+	memset(&e2, 0xa5, sizeof(e2));
+	assert_int_equal(ring_end_parse(body, other, 75, &e2), -EBADMSG);
+	assert_int_equal(e2.start, 0xa5a5a5a5);
+	assert_int_equal(ring_end_parse(body, ours, 74, &e2), -EBADMSG);
+	assert_int_equal(ring_end_parse(body, ours, 0, &e2), -EINVAL);
+	assert_int_equal(ring_end_parse(body, ours, RING_SIZE_MAX + 1, &e2), -EINVAL);
 	/* An ack is not an end, nor an end an ack. */
 	assert_int_equal(ring_ack_parse(body, &epoch), -EBADMSG);
 	json_decref(body);
 	assert_int_equal(ring_ack_build(5, &body), 0);
 	assert_int_equal(ring_ack_parse(body, &epoch), 0);
 	assert_int_equal(epoch, 5);
-	assert_int_equal(ring_end_parse(body, 75, &e2), -EBADMSG);
+	assert_int_equal(ring_end_parse(body, ours, 75, &e2), -EBADMSG);
 	json_decref(body);
+	e.start = UINT32_MAX;
+	assert_int_equal(ring_end_build(&e, other, &body), 0);
+	assert_int_equal(ring_end_parse(body, other, 75, &e2), 0);
+	assert_memory_equal(&e, &e2, sizeof(e));
+	json_decref(body);
+	crypto_wipe(&e2, sizeof(e2));
 	assert_int_equal(ring_ack_build(UINT32_MAX, &body), 0);
 	assert_int_equal(ring_ack_parse(body, &epoch), 0);
 	assert_int_equal(epoch, UINT32_MAX);
@@ -487,15 +545,24 @@ static void test_build_refuses(void **state)
 	assert_int_equal(ring_needs_build(&(struct ring_needs){1, 10, 11, 1}, &body), -EINVAL);
 	assert_int_equal(ring_needs_build(&(struct ring_needs){0, 10, 5, 1}, &body), -EINVAL);
 	assert_int_equal(ring_needs_build(&(struct ring_needs){1, 10, 5, 0}, &body), -EINVAL);
-	assert_int_equal(ring_end_build(&(struct ring_end){1, 0, 10}, &body), -EINVAL);
-	assert_int_equal(ring_end_build(&(struct ring_end){0, 1, 10}, &body), -EINVAL);
-	assert_int_equal(
-	    ring_end_build(&(struct ring_end){1, RING_SIZE_MAX + 1, RING_POOL_MAX}, &body),
-	    -EINVAL);
-	assert_int_equal(ring_end_build(&(struct ring_end){1, 1, 0}, &body), -EINVAL);
-	assert_int_equal(ring_end_build(&(struct ring_end){1, 1, RING_POOL_MAX + 1}, &body),
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 0, 10, 1, {0}}, ours, &body),
 			 -EINVAL);
-	assert_int_equal(ring_end_build(&(struct ring_end){1, 5, 4}, &body), -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){0, 1, 10, 1, {0}}, ours, &body),
+			 -EINVAL);
+	assert_int_equal(
+	    ring_end_build(&(struct ring_end){1, RING_SIZE_MAX + 1, RING_POOL_MAX, 1, {0}}, ours,
+			   &body),
+	    -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 1, 0, 1, {0}}, ours, &body), -EINVAL);
+	assert_int_equal(
+	    ring_end_build(&(struct ring_end){1, 1, RING_POOL_MAX + 1, 1, {0}}, ours, &body),
+	    -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 5, 4, 1, {0}}, ours, &body), -EINVAL);
+	/* A group stream starts at epoch 1 at the earliest, and the root needs a key to go to. */
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 5, 10, 0, {0}}, ours, &body),
+			 -EINVAL);
+	assert_int_equal(ring_end_build(&(struct ring_end){1, 5, 10, 1, {0}}, NULL, &body),
+			 -ENOMEM);
 	assert_int_equal(ring_ack_build(0, &body), -EINVAL);
 	x->epoch = 1;
 	assert_int_equal(ring_start_build(x, 100, &body), -EINVAL); /* empty */
