@@ -1,7 +1,7 @@
 #!/bin/sh
 # No log line, status output or file outside the dictionary contains a key: take every key the
-# devices hold (through dictd, as keyd does) and grep all logs, state files and status outputs
-# for its hex and base64.
+# devices hold (through dictd, as keyd does: ring, path keys and the group root) and grep all
+# logs, state files and status outputs for its hex and base64.
 . "$(dirname "$0")/common.sh"
 need_netns
 make_home
@@ -10,8 +10,8 @@ device 2 pi2 node
 device 3 pi3 node
 NAMES="hub pi2 pi3"
 # pingd and sensord too: their status and logs are searched like the others', and without them
-# status says the device is degraded. sensord has no broker here; it still takes the group
-# stream's root from dictd, which is searched for too.
+# status says the device is degraded. sensord has no broker here; it still looks the group root
+# up in dictd, and its state and log are searched for it too.
 for n in $NAMES; do
 	echo 'sensord = { broker = "127.0.0.1"; broker_port = 9; };' >>"$T/$n/iotsec.conf"
 	run_all "$n"
@@ -47,13 +47,12 @@ def call(sock, req):
 
 keys = set()
 for n in names:
-    st = call(f"{t}/{n}/run/keyd/keyd.sock", {"v": 1, "verb": "status"})
-    pool = st["pool"]
+    status = call(f"{t}/{n}/run/keyd/keyd.sock", {"v": 1, "verb": "status"})
+    pool, e0 = status["pool"], status["group_start"]
     dict_sock = f"{t}/{n}/run/dictd/dictd.sock"
-    # The group stream's root, stored with the ring (KEYD_GROUP_RECORD).
-    r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-group",
-                         "indices": [st.get("group_start", 0)]})
-    assert len(r.get("keys", [])) == 1, f"{n} holds no group root: {r}"
+    # The group root (SPEC 8), which came with the ring.
+    r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-group", "indices": [e0]})
+    assert len(r["keys"]) == 1, f"{n}: no group root at {e0}"
     keys.update(base64.b64decode(k["key"]) for k in r["keys"])
     for lo in range(0, pool, 1024):
         r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-ring",
