@@ -263,6 +263,8 @@ while True:
                 f.write((json.dumps(dict(r, event="reading")) + "\n").encode())
             f.flush()
             break
+    # Both, or the connection stays open: the follower must see sensord go.
+    f.close()
     c.close()
 PY
 FAKE=$!
