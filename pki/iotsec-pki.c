@@ -653,7 +653,7 @@ static int verify_one(struct cert_store *store, X509 *ca, const char *path, cons
 		X509_free(x);
 		return -IOTSEC_ECERT;
 	}
-	if ((r = cert_verify(store, x, CERT_ROLES_ANY, &info)) < 0)
+	if ((r = cert_verify(store, x, CERT_ROLES_ALL, &info)) < 0)
 		fprintf(stderr, "%s: %s\n", path, iotsec_strerror(r));
 	else if (key_path != NULL)
 		r = verify_key(x, path, key_path);
