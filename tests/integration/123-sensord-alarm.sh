@@ -85,6 +85,9 @@ wait_until 10 test "$(sfield '["alarm"]["set"]')" = true || fail "the alarm is g
 grep -qx 1 "$T/kit/alarm" || fail "the alarm output is off after a restart"
 
 say "doc2's acknowledgement is refused"
+# doc2's own grant, never published: the kit's doctor is doc1.
+iotsec-doctor grant --dir "$T/doc2" --kit kit --kit-cert "$T/kit/kit.crt" --out "$T/grant2" \
+	>"$T/grant2.log" 2>&1 || fail "grant doc2: $(cat "$T/grant2.log")"
 iotsec-doctor ack --dir "$T/doc2" --kit kit --seq "$seq" --out "$T/ack2" >"$T/ack2.log" 2>&1 ||
 	fail "ack doc2: $(cat "$T/ack2.log")"
 mqtt_pub doc2 -q 1 -t iotsec/smith/doc2/ack/kit -f "$T/ack2" || fail "doc2 cannot publish"
