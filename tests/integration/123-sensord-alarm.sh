@@ -50,9 +50,12 @@ wait_until 30 same_epoch pi2 kit || fail "rings not delivered"
 
 status() { ctl "$T/kit/run/sensord/sensord.sock" '{"v":1,"verb":"status"}'; }
 sfield() { status | $PY -c "import json,sys; d=json.load(sys.stdin); print(json.dumps(eval('d' + sys.argv[1])))" "$1"; }
+# is EXPR VALUE / above EXPR N: a status field now (for wait_until, which runs them again).
+is() { [ "$(sfield "$1")" = "$2" ]; }
+above() { [ "$(sfield "$1")" -gt "$2" ]; }
 
 say "no doctor: the pulse is not read"
-wait_until 10 test "$(sfield '["group_start"]')" -gt 0 || fail "kit has no group stream: $(status)"
+wait_until 10 above '["group_start"]' 0 || fail "kit has no group stream: $(status)"
 sleep 1
 [ "$(sfield '["sensors"][0]["stream"]')" = '"waiting"' ] || fail "the pulse is read without a doctor: $(status)"
 [ "$(sfield '["published"]')" = 0 ] || fail "kit published without a doctor: $(status)"
@@ -62,7 +65,7 @@ say "doc1 grants the kit a doctor stream (retained)"
 iotsec-doctor grant --dir "$T/doc1" --kit kit --kit-cert "$T/kit/kit.crt" --out "$T/grant" \
 	>"$T/grant.log" 2>&1 || fail "grant: $(cat "$T/grant.log")"
 mqtt_pub doc1 -q 1 -r -t iotsec/smith/doc1/grant/kit -f "$T/grant" || fail "doc1 cannot publish its grant"
-wait_until 10 test "$(sfield '["doctor"]')" = '"doc1"' || fail "kit did not install doc1's grant: $(status)"
+wait_until 10 is '["doctor"]' '"doc1"' || fail "kit did not install doc1's grant: $(status)"
 
 say "a pulse of 22: the alarm, and an emergency record for the doctor"
 wait_until 20 grep -qx 1 "$T/kit/alarm" || fail "no alarm: $(status)"
@@ -81,7 +84,7 @@ grep -qE '"value":22(\.0+)?[,}]' "$T/emergency.json" || fail "not the pulse of 2
 say "the alarm survives a restart"
 eval "stop \$SENSORD_kit"
 run kit sensord
-wait_until 10 test "$(sfield '["alarm"]["set"]')" = true || fail "the alarm is gone after a restart: $(status)"
+wait_until 10 is '["alarm"]["set"]' true || fail "the alarm is gone after a restart: $(status)"
 grep -qx 1 "$T/kit/alarm" || fail "the alarm output is off after a restart"
 
 say "doc2's acknowledgement is refused"
@@ -91,7 +94,7 @@ iotsec-doctor grant --dir "$T/doc2" --kit kit --kit-cert "$T/kit/kit.crt" --out 
 iotsec-doctor ack --dir "$T/doc2" --kit kit --seq "$seq" --out "$T/ack2" >"$T/ack2.log" 2>&1 ||
 	fail "ack doc2: $(cat "$T/ack2.log")"
 mqtt_pub doc2 -q 1 -t iotsec/smith/doc2/ack/kit -f "$T/ack2" || fail "doc2 cannot publish"
-wait_until 10 test "$(sfield '["refused_by"].get("doc2", 0)')" -ge 1 || fail "doc2's ack not refused: $(status)"
+wait_until 10 above '["refused_by"].get("doc2", 0)' 0 || fail "doc2's ack not refused: $(status)"
 [ "$(sfield '["alarm"]["set"]')" = true ] || fail "doc2 cleared the alarm"
 
 say "doc1's acknowledgement clears it"
@@ -105,6 +108,6 @@ grep -q "doc1 acknowledged the emergency" "$T/kit/sensord.log" || fail "the kit 
 say "the same acknowledgement again: refused"
 before=$(sfield '["refused_by"].get("doc1", 0)')
 mqtt_pub doc1 -q 1 -t iotsec/smith/doc1/ack/kit -f "$T/ack1" || fail "doc1 cannot publish"
-wait_until 10 test "$(sfield '["refused_by"].get("doc1", 0)')" -gt "$before" || fail "the replayed ack was not refused: $(status)"
+wait_until 10 above '["refused_by"].get("doc1", 0)' "$before" || fail "the replayed ack was not refused: $(status)"
 grep -qx 0 "$T/kit/alarm" || fail "the replayed ack changed the alarm"
 say "the kit publishes its pulse to doc1: $(sfield '["published"]') readings"

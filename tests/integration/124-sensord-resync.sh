@@ -50,6 +50,10 @@ sfield() {
 	ctl "$T/$1/run/sensord/sensord.sock" '{"v":1,"verb":"status"}' 2>/dev/null |
 		json_get "[\"$2\"]" 2>/dev/null || true
 }
+# is NAME KEY VALUE / above NAME KEY N: a status field now (for wait_until, which runs them
+# again).
+is() { [ "$(sfield "$1" "$2")" = "$3" ]; }
+above() { [ "$(sfield "$1" "$2")" -gt "$3" ]; }
 keyed() { [ "$(sfield "$1" sync)" = synced ] && [ "$(sfield "$1" group_start)" -gt 0 ]; }
 for n in $NAMES; do wait_until 20 keyed "$n" || fail "$n's sensord has no group stream"; done
 
@@ -57,7 +61,7 @@ say "doc1 grants the kit a doctor stream"
 iotsec-doctor -c "$T/kit/iotsec.conf" grant --dir "$T/doc1" --kit kit --kit-cert "$T/kit/kit.crt" \
 	--out "$T/grant" >"$T/grant.log" 2>&1 || fail "grant: $(cat "$T/grant.log")"
 mqtt_pub doc1 -q 1 -r -t iotsec/smith/doc1/grant/kit -f "$T/grant" || fail "doc1 cannot publish"
-wait_until 10 test "$(sfield kit doctor)" = doc1 || fail "the kit did not install the grant"
+wait_until 10 is kit doctor doc1 || fail "the kit did not install the grant"
 
 # near A B: epochs A and B differ by at most one (a boundary may pass between two questions).
 near() { [ "$1" -ge $(($2 - 1)) ] && [ "$1" -le $(($2 + 1)) ]; }
@@ -71,14 +75,14 @@ wait_until 10 grep -q "resync needed: the saved doctor chain" "$T/kit/sensord.lo
 	fail "the kit does not see its chain is behind"
 wait_until 20 grep -q "resync: synced with" "$T/kit/sensord.log" || fail "the kit did not resync"
 say "$(grep -m1 'resync: synced with' "$T/kit/sensord.log" | sed 's/.*resync: //')"
-wait_until 5 test "$(sfield kit sync)" = synced || fail "kit's status: sync $(sfield kit sync)"
+wait_until 5 is kit sync synced || fail "kit's status: sync $(sfield kit sync)"
 near "$(sfield kit epoch)" "$(sfield pi2 epoch)" ||
 	fail "kit's epoch $(sfield kit epoch), the home's $(sfield pi2 epoch)"
 [ "$(sfield kit pool)" = "$(sfield pi2 pool)" ] || fail "kit's pool $(sfield kit pool), the home's $(sfield pi2 pool)"
 grep -q "resync: gave kit the time" "$T/pi2/sensord.log" "$T/pi3/sensord.log" ||
 	fail "no neighbour says it answered"
 published=$(sfield kit published)
-wait_until 10 test "$(sfield kit published)" -gt "$published" || fail "the kit does not publish again"
+wait_until 10 above kit published "$published" || fail "the kit does not publish again"
 # The doctor chain the kit saved is the home's epoch now, not the one it stopped at.
 saved() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["doctor"]["epoch"])' \
 	"$T/kit/state/sensord/sensord.state"; }
@@ -94,4 +98,4 @@ wait_until 20 grep -q "keeping our own clock" "$T/kit/sensord.log" ||
 	fail "the kit did not fall back to its own clock"
 [ "$(sfield kit sync)" = own-clock ] || fail "kit's status: sync $(sfield kit sync)"
 published=$(sfield kit published)
-wait_until 10 test "$(sfield kit published)" -gt "$published" || fail "the kit does not publish on its own clock"
+wait_until 10 above kit published "$published" || fail "the kit does not publish on its own clock"
