@@ -42,7 +42,9 @@ int stream_id(const uint8_t root[CRYPTO_KEY_LEN], uint8_t ret[STREAM_ID_LEN]);
  * reusable AES-256-GCM context (crypto_aead). Wipes its keys when freed. */
 struct stream;
 /* Start from a root: the holder is at epoch e0 - 1 with the root as its key, and no previous;
- * stream_advance() moves it on. e0 >= 1. The root is copied; the caller wipes its own. */
+ * stream_advance() moves it on. e0 >= 1. The root is copied; the caller wipes its own. The root
+ * itself never seals nor opens a reading (the doctor computes keys from e0 on): stream_aead()
+ * has nothing for e0 - 1, and the first advance keeps no previous key. */
 int stream_from_root(const uint8_t root[CRYPTO_KEY_LEN], uint32_t e0, struct stream **ret);
 /* Resume at epoch with key (and prev, the key of epoch - 1, or NULL), as saved or as a
  * neighbour gave it (resync). */

@@ -21,6 +21,11 @@ echo "$crypto_out"
 echo "$crypto_out" | awk -v c="$gcm" '/^aead seal\+open 64B:/ && c > 0 {
 	printf "aead seal+open 64B vs openssl speed (seal+open = 2 blocks): %.0f pairs/s of %.0f: %.0f%%\n", $4, c / 2, 100 * $4 / (c / 2) }'
 
+echo "== sealed readings: seal, open+guard, stream key advances"
+# Each beside a bare EVP loop doing the same seal or open in the same binary; the advance line
+# is its own ratio (an hour of advances at interval 1 s over an hour of sealing).
+"$BENCH_DIR/bench_reading"
+
 echo "== envelope sign+verify"
 env_out=$("$BENCH_DIR/bench_envelope")
 echo "$env_out"
