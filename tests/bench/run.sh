@@ -67,6 +67,9 @@ dict_out=$(BENCH_TMP=/tmp "$BENCH_DIR/bench_keydict")
 echo "$dict_out" | grep -v '^fsynced write:'
 fsync_ms=$(echo "$dict_out" | awk '/^fsynced write:/ {print $3}')
 
+echo "== the kit's spool: a reading appended, acknowledged 100 later, synced every 200 ms"
+BENCH_TMP=/tmp "$BENCH_DIR/bench_spool"
+
 echo "== ring intake end to end (controller -> device -> dictd, fsynced, confirmed)"
 intake_out=$("$(dirname "$0")/intake.sh")
 echo "$intake_out"
