@@ -9,7 +9,8 @@
  * Unicasts carry the nonce's hex as their delivery id. All four are any_time envelopes
  * (envelope.h): a requester at 1970 cannot judge a timestamp, so the echoed nonce, fresh for each
  * request, is what makes an answer fresh. Parsing is strict (exactly these fields, right types,
- * epoch >= 1, interval >= 1, the wrapped key no longer than RING_WRAPPED_MAX).
+ * epochs and pool >= 1, interval >= 1, times >= 0, the wrapped key no longer than
+ * RING_WRAPPED_MAX); only an RPA that is not synced may say epoch 0 (it may know none).
  *
  * The requester's side is a state machine with no I/O, like election.c: events in, one action
  * out. IDLE -> ASKING (RQA sent; answers collected for collect_ms) -> ACKED (ACK sent to the
@@ -101,8 +102,9 @@ enum resync_action resync_start(struct resync *r, uint64_t now);
 enum resync_action resync_on_rpa(struct resync *r, const char *peer,
 				 const uint8_t nonce[RESYNC_NONCE_LEN], bool synced, uint32_t epoch,
 				 uint64_t now);
-/* An authenticated, parsed STATE from peer: 0 and DONE when it is the one we acknowledged,
- * -EPERM otherwise (ignored). */
+/* An authenticated, parsed STATE from peer: 0 and DONE when it answers our current nonce from
+ * a peer we acknowledged under it (the last chosen, or an earlier one whose STATE came late;
+ * r->chosen then names the sender), -EPERM otherwise (ignored). */
 int resync_on_state(struct resync *r, const char *peer, const struct resync_state *s);
 /* Time passed: the deadline decides (ACK the best answer, next peer, ask again, give up). */
 enum resync_action resync_on_timer(struct resync *r, uint64_t now);

@@ -1,0 +1,194 @@
+/* libFuzzer target: arbitrary bytes as JSON, given to every neighbour-resync body parser
+ * (resync.h) and every doctor message parser (doctor.h), with a real RSA key. A body that parses
+ * must come back identical through its build function, and a parse that fails must leave its
+ * output as it was: anything else aborts. Each "$W" in the input stands for a key really
+ * wrapped to this run's RSA key, so the fuzzer also reaches the success paths of the key
+ * parsers (the seeds use it). */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "crypto.h"
+#include "doctor.h"
+#include "encoding.h"
+#include "resync.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SUBST_MAX 64 /* "$W" replaced at most this many times */
+
+static EVP_PKEY *key;
+static char *wrapped; /* base64 of a key wrapped to key */
+static size_t wrapped_len;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc, (void)argv;
+	uint8_t secret[CRYPTO_KEY_LEN] = {1, 2, 3}, *blob = NULL;
+	EVP_PKEY_CTX *wrap = NULL;
+	size_t len;
+
+	if (crypto_rsa_generate(2048, &key) < 0 || (wrap = crypto_rsa_wrap_ctx(key)) == NULL ||
+	    crypto_rsa_wrap(wrap, secret, sizeof(secret), &blob, &len) < 0 ||
+	    (wrapped = b64_encode(blob, len)) == NULL)
+		abort();
+	wrapped_len = strlen(wrapped);
+	EVP_PKEY_CTX_free(wrap);
+	free(blob);
+	return 0;
+}
+
+static void check_untouched(const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (b[i] != 0xa5)
+			abort();
+}
+
+/* The input with "$W" replaced (up to SUBST_MAX times). */
+static char *expand(const uint8_t *data, size_t size, size_t *ret_len)
+{
+	size_t n = 0, len = 0;
+	char *out;
+
+	for (size_t i = 0; i + 1 < size; i++)
+		if (data[i] == '$' && data[i + 1] == 'W')
+			n++;
+	if (n > SUBST_MAX)
+		n = SUBST_MAX;
+	if ((out = malloc(size + n * wrapped_len + 1)) == NULL)
+		abort();
+	for (size_t i = 0; i < size; i++) {
+		if (n > 0 && i + 1 < size && data[i] == '$' && data[i + 1] == 'W') {
+			memcpy(out + len, wrapped, wrapped_len);
+			len += wrapped_len, i++, n--;
+		} else {
+			out[len++] = (char)data[i];
+		}
+	}
+	*ret_len = len;
+	return out;
+}
+
+/* RQA and ACK: a nonce alone. */
+static void nonce_only(json_t *body, int (*parse)(json_t *, uint8_t *),
+		       int (*build)(const uint8_t *, json_t **))
+{
+	uint8_t n[RESYNC_NONCE_LEN], n2[RESYNC_NONCE_LEN];
+	json_t *again = NULL;
+
+	memset(n, 0xa5, sizeof(n));
+	if (parse(body, n) < 0) {
+		check_untouched(n, sizeof(n));
+		return;
+	}
+	if (build(n, &again) < 0 || parse(again, n2) < 0 || memcmp(n, n2, sizeof(n)) != 0)
+		abort();
+	json_decref(again);
+}
+
+static void rpa(json_t *body)
+{
+	struct {
+		uint8_t nonce[RESYNC_NONCE_LEN];
+		bool synced;
+		uint32_t epoch;
+	} a, b;
+	json_t *again = NULL;
+
+	memset(&a, 0xa5, sizeof(a));
+	if (resync_rpa_parse(body, a.nonce, &a.synced, &a.epoch) < 0) {
+		check_untouched(&a, sizeof(a));
+		return;
+	}
+	if ((a.synced && a.epoch == 0) ||
+	    resync_rpa_build(a.nonce, a.synced, a.epoch, &again) < 0 ||
+	    resync_rpa_parse(again, b.nonce, &b.synced, &b.epoch) < 0 ||
+	    memcmp(a.nonce, b.nonce, sizeof(a.nonce)) != 0 || a.synced != b.synced ||
+	    a.epoch != b.epoch)
+		abort();
+	json_decref(again);
+}
+
+static void state(json_t *body)
+{
+	struct resync_state s, s2;
+	json_t *again = NULL;
+
+	memset(&s, 0xa5, sizeof(s));
+	if (resync_state_parse(body, key, &s) < 0) {
+		check_untouched(&s, sizeof(s));
+		return;
+	}
+	if (s.epoch == 0 || s.pool == 0 || s.schedule.interval < 1 || s.time_ms < 0 ||
+	    resync_state_build(&s, key, &again) < 0 || resync_state_parse(again, key, &s2) < 0 ||
+	    memcmp(&s, &s2, sizeof(s)) != 0)
+		abort();
+	resync_state_wipe(&s);
+	resync_state_wipe(&s2);
+	json_decref(again);
+}
+
+static void grant(json_t *body)
+{
+	struct doctor_grant g, g2;
+	json_t *again = NULL;
+
+	memset(&g, 0xa5, sizeof(g));
+	if (doctor_grant_parse(body, key, &g) < 0) {
+		check_untouched(&g, sizeof(g));
+		return;
+	}
+	if (g.start == 0 || g.issued_ms < 0 || doctor_grant_build(&g, key, &again) < 0 ||
+	    doctor_grant_parse(again, key, &g2) < 0 || strcmp(g.kit, g2.kit) != 0 ||
+	    g.start != g2.start || g.issued_ms != g2.issued_ms ||
+	    memcmp(g.root, g2.root, sizeof(g.root)) != 0)
+		abort();
+	crypto_wipe(&g, sizeof(g));
+	crypto_wipe(&g2, sizeof(g2));
+	json_decref(again);
+}
+
+static void ack(json_t *body)
+{
+	char kit[CERT_NAME_MAX], kit2[CERT_NAME_MAX];
+	uint64_t seq, seq2;
+	json_t *again = NULL;
+
+	memset(kit, 0xa5, sizeof(kit));
+	memset(&seq, 0xa5, sizeof(seq));
+	if (doctor_ack_parse(body, kit, &seq) < 0) {
+		check_untouched(kit, sizeof(kit));
+		check_untouched(&seq, sizeof(seq));
+		return;
+	}
+	if (seq == 0 || doctor_ack_build(kit, seq, &again) < 0 ||
+	    doctor_ack_parse(again, kit2, &seq2) < 0 || strcmp(kit, kit2) != 0 || seq != seq2)
+		abort();
+	json_decref(again);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	size_t len;
+	char *text = expand(data, size, &len);
+	json_t *body = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+
+	free(text);
+	if (body == NULL)
+		return 0;
+	nonce_only(body, resync_rqa_parse, resync_rqa_build);
+	nonce_only(body, resync_ack_parse, resync_ack_build);
+	rpa(body);
+	state(body);
+	grant(body);
+	ack(body);
+	json_decref(body);
+	return 0;
+}

@@ -1,0 +1,365 @@
+/* doctor: DOCTOR_GRANT and EMERGENCY_ACK bodies round-trip, every malformed body is refused with
+ * the output untouched, and a grant's root opens only with the key of the kit it was wrapped
+ * to. pi1 is the kit (fixture.h). Templates in the tables stand for real wrapped roots:
+ *   $W a root wrapped to us    $O wrapped to another kit   $T $W's blob cut short
+ *   $S a 31-byte secret        $L a 33-byte secret         $P a root in base64, not wrapped
+ *   $B base64 of more bytes than RING_WRAPPED_MAX */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "doctor.h"
+#include "encoding.h"
+#include "fixture.h"
+#include "ring.h"
+
+static struct fixture fx;
+static EVP_PKEY *ours, *other;
+static char *wrapped[7]; /* W O T S L P B */
+static const char subst[] = "WOTSLPB";
+static uint8_t root42[CRYPTO_KEY_LEN];
+
+static char *wrap_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
+{
+	EVP_PKEY_CTX *wrap = crypto_rsa_wrap_ctx(to);
+	uint8_t *blob = NULL;
+	size_t blen = 0;
+	char *text;
+
+	assert_non_null(wrap);
+	assert_int_equal(crypto_rsa_wrap(wrap, secret, len, &blob, &blen), 0);
+	EVP_PKEY_CTX_free(wrap);
+	text = b64_encode(blob, blen - cut);
+	assert_non_null(text);
+	free(blob);
+	return text;
+}
+
+static int setup(void **state)
+{
+	uint8_t k[CRYPTO_KEY_LEN + 1], big[RING_WRAPPED_MAX + 1];
+
+	(void)state;
+	memset(k, 0x42, sizeof(k));
+	memset(root42, 0x42, sizeof(root42));
+	memset(big, 0x17, sizeof(big));
+	if (fixture_home(&fx) < 0)
+		return -1;
+	ours = fixture_key(&fx, "pi1");
+	other = fixture_key(&fx, "pi2");
+	wrapped[0] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 0);
+	wrapped[1] = wrap_b64(other, k, CRYPTO_KEY_LEN, 0);
+	wrapped[2] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 1);
+	wrapped[3] = wrap_b64(ours, k, CRYPTO_KEY_LEN - 1, 0);
+	wrapped[4] = wrap_b64(ours, k, CRYPTO_KEY_LEN + 1, 0);
+	wrapped[5] = b64_encode(k, CRYPTO_KEY_LEN);
+	wrapped[6] = b64_encode(big, sizeof(big));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(wrapped) / sizeof(wrapped[0]); i++)
+		free(wrapped[i]);
+	EVP_PKEY_free(ours);
+	EVP_PKEY_free(other);
+	fixture_remove(&fx);
+	return 0;
+}
+
+/* The template with each $X replaced, parsed as JSON (NUL escapes allowed, so the parser sees
+ * them). */
+static json_t *body_of(const char *tmpl)
+{
+	char *text = malloc(strlen(tmpl) * 800 + 1), *o = text;
+	json_t *j;
+
+	assert_non_null(text);
+	for (const char *p = tmpl; *p; p++) {
+		const char *w = p[0] == '$' && p[1] ? strchr(subst, p[1]) : NULL;
+
+		if (w != NULL) {
+			strcpy(o, wrapped[w - subst]);
+			o += strlen(o), p++;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = 0;
+	j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	free(text);
+	assert_non_null(j);
+	return j;
+}
+
+/* A grant body from its field values (JSON texts). */
+#define G(kit, start, issued, root)                                                                \
+	"{\"kit\":" kit ",\"start\":" start ",\"issued\":" issued ",\"root\":" root "}"
+#define K      "\"pi1\""
+#define S      "5"
+#define IS     "1767225600000"
+#define W      "\"$W\""
+#define NAME63 "\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\""
+#define NAME64 "\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\""
+
+enum kind { GRANT, ACK };
+
+union out {
+	struct doctor_grant grant;
+	struct {
+		char kit[CERT_NAME_MAX];
+		uint64_t seq;
+	} ack;
+};
+
+static int parse(enum kind kind, json_t *body, union out *o)
+{
+	if (kind == GRANT)
+		return doctor_grant_parse(body, ours, &o->grant);
+	return doctor_ack_parse(body, o->ack.kit, &o->ack.seq);
+}
+
+static const struct {
+	enum kind kind;
+	const char *tmpl;
+	int want;
+} cases[] = {
+    {GRANT, G(K, S, IS, W), 0},
+    {GRANT, G("\"kit-7.a_b\"", "4294967295", "0", W), 0},
+    {GRANT, G(NAME63, "1", "9223372036854775807", W), 0},
+    {GRANT, "{\"root\":\"$W\",\"issued\":1,\"start\":1,\"kit\":\"pi1\"}", 0},
+    /* fields missing or extra */
+    {GRANT, "{\"start\":5,\"issued\":1,\"root\":\"$W\"}", -EBADMSG},
+    {GRANT, "{\"kit\":\"pi1\",\"issued\":1,\"root\":\"$W\"}", -EBADMSG},
+    {GRANT, "{\"kit\":\"pi1\",\"start\":5,\"root\":\"$W\"}", -EBADMSG},
+    {GRANT, "{\"kit\":\"pi1\",\"start\":5,\"issued\":1}", -EBADMSG},
+    {GRANT, "{\"kit\":\"pi1\",\"start\":5,\"issued\":1,\"root\":\"$W\",\"doctor\":\"d\"}",
+     -EBADMSG},
+    {GRANT, "{\"kit\":\"pi1\",\"start\":5,\"issue\":1,\"root\":\"$W\"}", -EBADMSG},
+    {GRANT, "{}", -EBADMSG},
+    {GRANT, "[\"pi1\",5,1,\"$W\"]", -EBADMSG},
+    {GRANT, "\"$W\"", -EBADMSG},
+    {GRANT, "null", -EBADMSG},
+    /* the kit's name */
+    {GRANT, G("\"\"", S, IS, W), -EBADMSG},
+    {GRANT, G(NAME64, S, IS, W), -EBADMSG},
+    {GRANT, G("\".pi1\"", S, IS, W), -EBADMSG},
+    {GRANT, G("\"-pi1\"", S, IS, W), -EBADMSG},
+    {GRANT, G("\"pi 1\"", S, IS, W), -EBADMSG},
+    {GRANT, G("\"pi/1\"", S, IS, W), -EBADMSG},
+    {GRANT, G("\"pi1\\u0000x\"", S, IS, W), -EBADMSG},
+    {GRANT, G("\"caf\\u00e9\"", S, IS, W), -EBADMSG},
+    {GRANT, G("1", S, IS, W), -EBADMSG},
+    {GRANT, G("null", S, IS, W), -EBADMSG},
+    {GRANT, G("[\"pi1\"]", S, IS, W), -EBADMSG},
+    /* start and issued */
+    {GRANT, G(K, "0", IS, W), -EBADMSG},
+    {GRANT, G(K, "-1", IS, W), -EBADMSG},
+    {GRANT, G(K, "4294967296", IS, W), -EBADMSG},
+    {GRANT, G(K, "5.0", IS, W), -EBADMSG},
+    {GRANT, G(K, "\"5\"", IS, W), -EBADMSG},
+    {GRANT, G(K, "true", IS, W), -EBADMSG},
+    {GRANT, G(K, S, "-1", W), -EBADMSG},
+    {GRANT, G(K, S, "1.5", W), -EBADMSG},
+    {GRANT, G(K, S, "\"1767225600000\"", W), -EBADMSG},
+    {GRANT, G(K, S, "null", W), -EBADMSG},
+    {GRANT, G(K, S, "false", W), -EBADMSG},
+    /* the root */
+    {GRANT, G(K, S, IS, "\"$O\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"$T\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"$S\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"$L\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"$P\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"$B\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"$W$W\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"$W\\u0000\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"$W \""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"!!!!\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "\"\""), -EBADMSG},
+    {GRANT, G(K, S, IS, "[\"$W\"]"), -EBADMSG},
+    {GRANT, G(K, S, IS, "null"), -EBADMSG},
+
+    {ACK, "{\"kit\":\"pi1\",\"seq\":1}", 0},
+    {ACK, "{\"seq\":9223372036854775807,\"kit\":\"kit-7.a_b\"}", 0},
+    {ACK, "{\"kit\":" NAME63 ",\"seq\":42}", 0},
+    {ACK, "{\"kit\":\"pi1\",\"seq\":0}", -EBADMSG},
+    {ACK, "{\"kit\":\"pi1\",\"seq\":-1}", -EBADMSG},
+    {ACK, "{\"kit\":\"pi1\",\"seq\":1e19}", -EBADMSG},
+    {ACK, "{\"kit\":\"pi1\",\"seq\":1.0}", -EBADMSG},
+    {ACK, "{\"kit\":\"pi1\",\"seq\":\"1\"}", -EBADMSG},
+    {ACK, "{\"kit\":\"pi1\",\"seq\":null}", -EBADMSG},
+    {ACK, "{\"kit\":\"pi1\"}", -EBADMSG},
+    {ACK, "{\"seq\":1}", -EBADMSG},
+    {ACK, "{\"kit\":\"pi1\",\"seq\":1,\"at\":1}", -EBADMSG},
+    {ACK, "{\"kit\":\"\",\"seq\":1}", -EBADMSG},
+    {ACK, "{\"kit\":" NAME64 ",\"seq\":1}", -EBADMSG},
+    {ACK, "{\"kit\":\"pi1\\u0000\",\"seq\":1}", -EBADMSG},
+    {ACK, "{\"kit\":\"../pi1\",\"seq\":1}", -EBADMSG},
+    {ACK, "{\"kit\":7,\"seq\":1}", -EBADMSG},
+    {ACK, "[\"pi1\",1]", -EBADMSG},
+    {ACK, "1", -EBADMSG},
+};
+
+static bool all_bytes(const void *p, size_t len, uint8_t b)
+{
+	const uint8_t *x = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (x[i] != b)
+			return false;
+	return true;
+}
+
+/* Each case: the result wanted, nothing written on failure, and a body that parses builds
+ * again into one that parses to the same thing. */
+static void test_bodies(void **state)
+{
+	size_t good = 0, bad = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *body = body_of(cases[i].tmpl), *again = NULL;
+		union out o, o2;
+		int r;
+
+		memset(&o, 0xa5, sizeof(o));
+		r = parse(cases[i].kind, body, &o);
+		json_decref(body);
+		if (r != cases[i].want)
+			fail_msg("case %zu (%s): got %d, want %d", i, cases[i].tmpl, r,
+				 cases[i].want);
+		if (r < 0) {
+			bad++;
+			if (!all_bytes(&o, sizeof(o), 0xa5))
+				fail_msg("case %zu: output written on failure", i);
+			continue;
+		}
+		good++;
+		memset(&o2, 0, sizeof(o2));
+		if (cases[i].kind == GRANT) {
+			assert_memory_equal(o.grant.root, root42, CRYPTO_KEY_LEN);
+			assert_int_equal(doctor_grant_build(&o.grant, ours, &again), 0);
+			assert_int_equal(parse(GRANT, again, &o2), 0);
+			assert_string_equal(o.grant.kit, o2.grant.kit);
+			assert_int_equal(o.grant.start, o2.grant.start);
+			assert_int_equal(o.grant.issued_ms, o2.grant.issued_ms);
+			assert_memory_equal(o.grant.root, o2.grant.root, CRYPTO_KEY_LEN);
+			crypto_wipe(&o, sizeof(o)), crypto_wipe(&o2, sizeof(o2));
+		} else {
+			assert_int_equal(doctor_ack_build(o.ack.kit, o.ack.seq, &again), 0);
+			assert_int_equal(parse(ACK, again, &o2), 0);
+			assert_string_equal(o.ack.kit, o2.ack.kit);
+			assert_int_equal(o.ack.seq, o2.ack.seq);
+		}
+		json_decref(again);
+	}
+	assert_true(bad >= good);
+}
+
+/* A grant as the doctor's tool builds it: the values carried, the root wrapped, and opened
+ * only by the kit it was wrapped to. */
+static void test_grant_to_one_kit(void **state)
+{
+	struct doctor_grant g = {.kit = "pi1", .start = 12, .issued_ms = 1767225600123}, got;
+	json_t *body = NULL;
+	const char *root;
+
+	(void)state;
+	memcpy(g.root, root42, sizeof(g.root));
+	assert_int_equal(doctor_grant_build(&g, ours, &body), 0);
+	assert_int_equal(json_object_size(body), 4);
+	assert_string_equal(json_string_value(json_object_get(body, "kit")), "pi1");
+	assert_int_equal(json_integer_value(json_object_get(body, "start")), 12);
+	assert_int_equal(json_integer_value(json_object_get(body, "issued")), 1767225600123);
+	root = json_string_value(json_object_get(body, "root"));
+	assert_non_null(root);
+	assert_null(strstr(root, "QkJCQkJC")); /* not the root in base64 */
+	assert_int_equal(doctor_grant_parse(body, ours, &got), 0);
+	assert_string_equal(got.kit, "pi1");
+	assert_int_equal(got.start, 12);
+	assert_int_equal(got.issued_ms, 1767225600123);
+	assert_memory_equal(got.root, root42, CRYPTO_KEY_LEN);
+	/* Another kit's key opens nothing, and NULL is no key. */
+	memset(&got, 0xa5, sizeof(got));
+	assert_int_equal(doctor_grant_parse(body, other, &got), -EBADMSG);
+	assert_int_equal(doctor_grant_parse(body, NULL, &got), -EBADMSG);
+	assert_true(all_bytes(&got, sizeof(got), 0xa5));
+	json_decref(body);
+	/* Wrapped to pi2: pi2's. */
+	assert_int_equal(doctor_grant_build(&g, other, &body), 0);
+	assert_int_equal(doctor_grant_parse(body, ours, &got), -EBADMSG);
+	assert_int_equal(doctor_grant_parse(body, other, &got), 0);
+	assert_memory_equal(got.root, root42, CRYPTO_KEY_LEN);
+	crypto_wipe(&got, sizeof(got));
+	crypto_wipe(&g, sizeof(g));
+	json_decref(body);
+}
+
+/* We never build what a kit would refuse. */
+static void test_build_refusals(void **state)
+{
+	const struct {
+		const char *what, *kit;
+		uint32_t start;
+		int64_t issued;
+	} rows[] = {
+	    {"empty kit", "", 1, 0},
+	    {"kit starting with a dot", ".k", 1, 0},
+	    {"kit with a space", "k 1", 1, 0},
+	    {"start 0", "pi1", 0, 0},
+	    {"issued before 1970", "pi1", 1, -1},
+	};
+	struct doctor_grant g = {.kit = "pi1", .start = 1};
+	EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	json_t *body = NULL;
+	char name64[CERT_NAME_MAX + 1];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct doctor_grant b = {.start = rows[i].start, .issued_ms = rows[i].issued};
+
+		snprintf(b.kit, sizeof(b.kit), "%s", rows[i].kit);
+		if (doctor_grant_build(&b, ours, &body) != -EINVAL)
+			fail_msg("%s: built", rows[i].what);
+		assert_null(body);
+	}
+	/* A name filling the whole array, with no NUL in it. */
+	memset(g.kit, 'n', sizeof(g.kit));
+	assert_int_equal(doctor_grant_build(&g, ours, &body), -EINVAL);
+	snprintf(g.kit, sizeof(g.kit), "pi1");
+	assert_non_null(ec);
+	assert_int_equal(doctor_grant_build(&g, NULL, &body), -EINVAL);
+	assert_int_equal(doctor_grant_build(&g, ec, &body), -EINVAL);
+	assert_null(body);
+
+	memset(name64, 'n', CERT_NAME_MAX), name64[CERT_NAME_MAX] = '\0';
+	assert_int_equal(doctor_ack_build("pi1", 0, &body), -EINVAL);
+	assert_int_equal(doctor_ack_build("pi1", (uint64_t)INT64_MAX + 1, &body), -EINVAL);
+	assert_int_equal(doctor_ack_build("", 1, &body), -EINVAL);
+	assert_int_equal(doctor_ack_build(NULL, 1, &body), -EINVAL);
+	assert_int_equal(doctor_ack_build(name64, 1, &body), -EINVAL);
+	assert_int_equal(doctor_ack_build("a/b", 1, &body), -EINVAL);
+	assert_null(body);
+	assert_int_equal(doctor_ack_build("pi1", (uint64_t)INT64_MAX, &body), 0);
+	json_decref(body);
+	EVP_PKEY_free(ec);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_bodies),
+	    cmocka_unit_test(test_grant_to_one_kit),
+	    cmocka_unit_test(test_build_refusals),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
