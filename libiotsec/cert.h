@@ -1,8 +1,8 @@
 /* Device certificates of one home, and their verification against the home CA and its CRL.
  *
  * A device certificate names the device in CN, the home in O and the device's role in OU
- * ("node", "controller", "doctor"). It is valid when it chains to the home CA, is not on the CRL, is
- * inside its validity at clock_now(), belongs to this home and has an allowed role. */
+ * ("node", "controller", "doctor"). It is valid when it chains to the home CA, is not on the
+ * CRL, is inside its validity at clock_now(), belongs to this home and has an allowed role. */
 #ifndef IOTSEC_CERT_H
 #define IOTSEC_CERT_H
 
