@@ -166,7 +166,8 @@ struct sensord {
 	size_t ring_start, ring_n;
 	unsigned long opened;
 	struct refusals refused;
-	uint64_t dropped_logged; /* spool drops said so far */
+	uint64_t dropped_logged; /* spool drops seen so far */
+	bool dropping;		 /* the last append dropped one */
 	bool no_group_said;
 };
 
