@@ -4,9 +4,13 @@
  * runs every second (keepalive, retries of unacknowledged QoS 1 messages). A lost connection is
  * tried again after 1 s, doubling to 30 s.
  *
- * The broker's certificate must chain to the home CA (libmosquitto checks it) and carry the name
- * the caller expects (broker_name; checked here on every connection, before on_connect runs:
- * the address is not what we trust, since a home's devices rarely have names in DNS). */
+ * The broker's certificate must chain to the home CA and carry the name the caller expects
+ * (broker_name; checked on every connection, in the TLS handshake, so a broker of another name
+ * gets nothing from us, and exactly again before on_connect runs: the address is not what we
+ * trust, since a home's devices rarely have names in DNS).
+ *
+ * Messages in flight when a connection is lost are sent again by libmosquitto once it is back,
+ * under the same mid: their on_publish still comes. */
 #ifndef IOTSEC_MQTT_H
 #define IOTSEC_MQTT_H
 
