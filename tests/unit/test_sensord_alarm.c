@@ -28,6 +28,8 @@
 #include "sensord.h"
 
 static struct fixture fx;
+static struct cert_store *stores[3]; /* the signers', freed with them */
+static size_t n_stores;
 
 struct ctx {
 	char dir[PATH_MAX];
@@ -47,10 +49,12 @@ static struct envelope_ctx *signer(const char *name)
 	EVP_PKEY *key = fixture_key(&fx, name);
 
 	assert_int_equal(cert_store_load(fx.ca_crt, fx.crl, &store), 0);
+	assert_true(n_stores < 3);
+	stores[n_stores++] = store;
 	assert_int_equal(envelope_ctx_new(store, cert, key, sensord_rules, 30, &ctx), 0);
 	X509_free(cert);
 	EVP_PKEY_free(key);
-	return ctx; /* the store leaks with the process: a test's lifetime */
+	return ctx;
 }
 
 static int group_setup(void **state)
@@ -128,6 +132,8 @@ static int teardown(void **state)
 	envelope_ctx_free(c->doc1);
 	envelope_ctx_free(c->doc2);
 	envelope_ctx_free(c->pi2);
+	while (n_stores > 0)
+		cert_store_free(stores[--n_stores]);
 	X509_free(c->kit_cert);
 	stream_free(c->d.group);
 	stream_free(c->d.doctor);
