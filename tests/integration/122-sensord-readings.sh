@@ -92,63 +92,10 @@ for other in names:
 ' "$1" "$2" "$T" "$NAMES"
 }
 
-say "each Pi opens the others' readings, in order"
-for n in $NAMES; do
-	wait_until 40 sees "$n" 10 || fail "$n: $(sees "$n" 10 2>&1 | tail -n 1)"
-done
-say "$(readings pi3 | $PY -c 'import json,sys; r=json.load(sys.stdin)["readings"]; print(len(r), "readings at pi3, the last:", r[-1])')"
-
-for n in $NAMES; do
-	st=$(ctl "$T/$n/run/sensord/sensord.sock" '{"v":1,"verb":"status"}')
-	for f in device broker broker_name sync epoch pool group_start doctor published spooled \
-		spool_dropped readings_opened refused refused_by alarm sensors; do
-		echo "$st" | grep -q "\"$f\":" || fail "$n's sensord status has no $f: $st"
-	done
-done
-
-# readings NAME: NAME's readings, as iotsecctl prints them with --json.
-readings() {
-	if iotsecctl -c "$T/$1/iotsec.conf" readings --json >"$T/$1.readings" 2>"$T/$1.readings.err"; then
-		cat "$T/$1.readings"
-	else
-		ctl "$T/$1/run/sensord/sensord.sock" '{"v":1,"verb":"readings"}'
-	fi
-}
-
-# sees NAME MIN: NAME holds at least MIN readings of each other device, and those of each are
-# consecutive rows of that device's file, in order, with their unit, and nothing of its own.
-sees() {
-	readings "$1" | $PY -c '
-import json, sys
-name, want, T, names = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
-d = json.load(sys.stdin)
-rows = d["readings"]
-for r in rows:
-    if r["device"] == name:
-        sys.exit("its own reading is listed: %r" % r)
-for other in names:
-    if other == name:
-        continue
-    csv = [l.strip().split(",") for l in open("%s/%s/readings.csv" % (T, other))
-           if l.strip() and not l.startswith("#")]
-    values = [float(c[1]) for c in csv]
-    got = [r for r in rows if r["device"] == other]
-    if len(got) < want:
-        sys.exit("%d readings of %s" % (len(got), other))
-    seen = [r["value"] for r in got]
-    if seen[0] not in values:
-        sys.exit("%s: %r is no value of its file" % (other, seen[0]))
-    i = values.index(seen[0])
-    if seen != values[i:i + len(seen)]:
-        sys.exit("%s: %r are not consecutive rows of its file from row %d" % (other, seen, i))
-    seqs = [r["seq"] for r in got]
-    if seqs != sorted(seqs) or len(set(seqs)) != len(seqs):
-        sys.exit("%s: seqs out of order: %r" % (other, seqs))
-    for r in got:
-        if r["sensor"] != "room" or r["unit"] != "C" or r["emergency"] or r["epoch"] < 1:
-            sys.exit("%s: wrong fields %r" % (other, r))
-' "$1" "$2" "$T" "$NAMES"
-}
+# pi2's operator follows the readings as they come (the `reading` events).
+stdbuf -oL iotsecctl -c "$T/pi2/iotsec.conf" readings --follow --json >"$T/follow.out" 2>&1 &
+FOLLOW_PID=$!
+PIDS="$PIDS $FOLLOW_PID"
 
 say "each Pi opens the others' readings, in order"
 for n in $NAMES; do
@@ -167,6 +114,12 @@ ok = (s["broker"] == "connected" and s["sync"] == "synced" and s["published"] > 
       s["sensors"][0]["error"] == "")
 sys.exit(0 if ok else "status: %r" % s)' || fail "$n's sensord: $st"
 done
+
+say "iotsecctl readings --follow shows them as they come"
+followed() { [ "$(grep -c '"device":"pi3"' "$T/follow.out")" -ge 5 ] && [ "$(grep -c '"device":"pi4"' "$T/follow.out")" -ge 5 ]; }
+wait_until 10 followed || fail "iotsecctl readings --follow: $(tail -n 3 "$T/follow.out")"
+kill "$FOLLOW_PID" 2>/dev/null || true
+! grep -q '"device":"pi2"' "$T/follow.out" || fail "pi2 follows its own readings"
 
 say "the broker goes away for three seconds: the readings wait in the spools"
 broker_stop
