@@ -1,8 +1,8 @@
 /* Device certificates of one home, and their verification against the home CA and its CRL.
  *
  * A device certificate names the device in CN, the home in O and the device's role in OU
- * ("node", "controller", "doctor"). It is valid when it chains to the home CA, is not on the
- * CRL, is inside its validity at clock_now(), belongs to this home and has an allowed role. */
+ * ("node", "controller"). It is valid when it chains to the home CA, is not on the CRL, is
+ * inside its validity at clock_now(), belongs to this home and has an allowed role. */
 #ifndef IOTSEC_CERT_H
 #define IOTSEC_CERT_H
 
@@ -18,11 +18,13 @@
 enum cert_role {
 	CERT_ROLE_NODE = 1 << 0,
 	CERT_ROLE_CONTROLLER = 1 << 1,
-	/* A doctor of the home's kit (SPEC 9): signs grants and acknowledgements, takes no part
-	 * in the home network (CERT_ROLES_ANY leaves it out). */
+	/* A patient's doctor (SPEC 9): grants a kit its doctor stream and acknowledges its
+	 * emergencies; never a member of the home network. */
 	CERT_ROLE_DOCTOR = 1 << 2,
 };
+/* Any device of the home: a doctor is not one. */
 #define CERT_ROLES_ANY (CERT_ROLE_NODE | CERT_ROLE_CONTROLLER)
+/* Every certificate the home CA issues. */
 #define CERT_ROLES_ALL (CERT_ROLES_ANY | CERT_ROLE_DOCTOR)
 
 /* "node" / "controller" / "doctor"; NULL for anything else. */

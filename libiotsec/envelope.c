@@ -250,7 +250,6 @@ static int known_verify(struct envelope_ctx *ctx, struct known_cert *k, X509 *ce
 	int64_t from, until;
 	int r;
 
-	/* Every role here: the rule of the message's type says which may send it. */
 	if ((r = cert_verify(ctx->store, cert, CERT_ROLES_ALL, &info)) < 0) {
 		if (k) { /* revoked or expired since: forget it */
 			X509_free(k->cert);

@@ -653,7 +653,7 @@ static int verify_one(struct cert_store *store, X509 *ca, const char *path, cons
 		X509_free(x);
 		return -IOTSEC_ECERT;
 	}
-	if ((r = cert_verify(store, x, CERT_ROLES_ANY, &info)) < 0)
+	if ((r = cert_verify(store, x, CERT_ROLES_ALL, &info)) < 0)
 		fprintf(stderr, "%s: %s\n", path, iotsec_strerror(r));
 	else if (key_path != NULL)
 		r = verify_key(x, path, key_path);
@@ -719,8 +719,8 @@ static const struct pki_cmd cmds[] = {
      "(ca.crt), an empty revocation list (crl.pem) and the issuance database (index.json).\n"
      "--days: validity of the CA certificate (default 3650).\n"},
     {"enrol", cmd_enrol,
-     "--dir D --device NAME --role node|controller|doctor [--days N | --not-before T "
-     "--not-after T] [--csr FILE] --out O",
+     "--dir D --device NAME --role node|controller|doctor [--days N | --not-before T --not-after T] "
+     "[--csr FILE] --out O",
      "Issue a certificate for device NAME into O: NAME.crt, NAME.key (mode 0600; not with --csr)\n"
      "and copies of ca.crt and crl.pem. --csr FILE: certify the key of a PEM request made on\n"
      "the device instead of making one (its CN, if any, must be NAME). --days: validity from\n"

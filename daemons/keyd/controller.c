@@ -8,6 +8,7 @@
 #include "keyd.h"
 #include "keypool.h"
 #include "log.h"
+#include "stream.h"
 
 struct keyd_controller {
 	struct keyshare *ks;
@@ -40,15 +41,14 @@ static uint64_t now_ms(void)
 	return now_us() / 1000;
 }
 
-/* The stream epoch now under the home's schedule (stream.h: 0 before stream.start, else
- * (t - start) / interval + 1), at least 1: a group stream starts at e0 >= 1, even on a clock
- * from before the schedule. */
+/* The stream epoch now under the home's schedule, at least 1: a group stream starts at e0 >= 1,
+ * even on a clock from before the schedule. */
 static uint32_t group_start_now(const struct iotsec_config *cfg)
 {
-	int64_t t = clock_now(), start = cfg->stream.start, interval = cfg->stream.interval_s;
-	int64_t e = t < start || interval < 1 ? 0 : (t - start) / interval + 1;
+	struct stream_schedule s = {.start = cfg->stream.start, .interval = cfg->stream.interval_s};
+	uint32_t e = stream_epoch(&s, clock_now());
 
-	return e < 1 ? 1 : e > UINT32_MAX ? UINT32_MAX : (uint32_t)e;
+	return e ? e : 1;
 }
 
 static void ask(struct keyd *k, struct keyd_peer *p, const struct keyshare_device *d)

@@ -70,6 +70,9 @@ fsync_ms=$(echo "$dict_out" | awk '/^fsynced write:/ {print $3}')
 echo "== the kit's spool: a reading appended, acknowledged 100 later, synced every 200 ms"
 BENCH_TMP=/tmp "$BENCH_DIR/bench_spool"
 
+echo "== the MQTT glue: QoS 1 readings through mosquitto, beside mosquitto_pub and mosquitto_sub"
+"$(dirname "$0")/mqtt.sh"
+
 echo "== ring intake end to end (controller -> device -> dictd, fsynced, confirmed)"
 intake_out=$("$(dirname "$0")/intake.sh")
 echo "$intake_out"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # No log line, status output or file outside the dictionary contains a key: take every key the
-# devices hold (through dictd, as keyd does) and grep all logs, state files and status outputs
-# for its hex and base64.
+# devices hold (through dictd, as keyd does: ring, path keys and the group root) and grep all
+# logs, state files and status outputs for its hex and base64.
 . "$(dirname "$0")/common.sh"
 need_netns
 make_home
@@ -44,8 +44,13 @@ def call(sock, req):
 
 keys = set()
 for n in names:
-    pool = call(f"{t}/{n}/run/keyd/keyd.sock", {"v": 1, "verb": "status"})["pool"]
+    status = call(f"{t}/{n}/run/keyd/keyd.sock", {"v": 1, "verb": "status"})
+    pool, e0 = status["pool"], status["group_start"]
     dict_sock = f"{t}/{n}/run/dictd/dictd.sock"
+    # The group root (SPEC 8), which came with the ring.
+    r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-group", "indices": [e0]})
+    assert len(r["keys"]) == 1, f"{n}: no group root at {e0}"
+    keys.update(base64.b64decode(k["key"]) for k in r["keys"])
     for lo in range(0, pool, 1024):
         r = call(dict_sock, {"v": 1, "verb": "lookup", "name": "-ring",
                              "indices": list(range(lo, min(pool, lo + 1024)))})

@@ -8,6 +8,7 @@
 #   systemctl enable --now iotsec.target
 #                                 runs each unit's ExecStartPre and ExecStart by hand, under a
 #                                 loop that starts a daemon again after a failure (no systemd);
+#   systemctl restart mosquitto   runs the ExecStart of the README's drop-in the same way;
 #   iotsecctl status, rekey       are tried for 15 s: the daemons join the home and elect a
 #                                 controller within seconds of starting (and of a re-enrolment).
 # Then: `man iotsecctl` works, bash completes iotsecctl's commands, and the target's
@@ -45,11 +46,20 @@ make() { command make -C "$REPO" --no-print-directory SANITIZE=$SAN "$@" >"$T/ma
 	return 1
 }; }
 systemctl() {
+	[ "$*" != "restart mosquitto" ] || { mosquitto_unit; return; }
 	[ "$*" = "enable --now iotsec.target" ] || { say "not here: systemctl $*"; return 0; }
 	for d in certd dictd electd keyd pingd; do
 		iotsec-$d -c /etc/iotsec/iotsec.conf --check-config >/dev/null || return 1
 		respawn "$T/pi/$d.log" "/usr/local/bin/iotsec-$d" -c /etc/iotsec/iotsec.conf -v
 	done
+}
+# mosquitto's ExecStart as the README's drop-in sets it, under the same loop; ready once it listens.
+mosquitto_unit() {
+	_cmd=$(sed -n 's/^ExecStart=\(..*\)/\1/p' /etc/systemd/system/mosquitto.service.d/iotsec.conf)
+	[ -n "$_cmd" ] || return 1
+	# shellcheck disable=SC2086 # the command line is words without spaces
+	respawn "$T/pi/mosquitto.log" $_cmd
+	wait_until 10 sh -c 'ss -Hltn "sport = :8883" | grep -q .' || { tail -n 5 "$T/pi/mosquitto.log"; return 1; }
 }
 iotsecctl() {
 	case "$1" in

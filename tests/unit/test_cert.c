@@ -267,8 +267,15 @@ static void test_role_names(void **state)
 	assert_int_equal(cert_role_parse("Controller", &role), -EINVAL);
 	assert_int_equal(cert_role_parse("", &role), -EINVAL);
 	assert_int_equal(cert_role_parse("admin", &role), -EINVAL);
+	assert_int_equal(cert_role_parse("doctors", &role), -EINVAL);
 	assert_int_equal(role, CERT_ROLE_CONTROLLER);
 	assert_null(cert_role_name(0));
+	assert_null(cert_role_name(CERT_ROLE_NODE | CERT_ROLE_DOCTOR));
+	/* A doctor is no device of the home: no daemon's "any device" admits one. */
+	assert_int_equal(cert_role_parse("doctor", &role), 0);
+	assert_int_equal(role, CERT_ROLE_DOCTOR);
+	assert_string_equal(cert_role_name(CERT_ROLE_DOCTOR), "doctor");
+	assert_int_equal(CERT_ROLES_ANY & CERT_ROLE_DOCTOR, 0);
 }
 
 int main(void)

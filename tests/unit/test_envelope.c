@@ -30,6 +30,7 @@ static const struct envelope_rule rules[] = {
     {"HELLO", CERT_ROLES_ANY, false, false},
     {"I_AM_CONTROLLER", CERT_ROLE_CONTROLLER, false, false},
     {"KEYS", CERT_ROLES_ANY, true, false},
+    {"DOC_NOTE", CERT_ROLE_DOCTOR, false, false},
     /* any_time: judged by their bodies, not by our clock */
     {"GRANT", CERT_ROLES_ANY, true, true},
     {"ASK", CERT_ROLES_ANY, false, true},
@@ -42,6 +43,7 @@ static const struct envelope_rule send_rules[] = {
     {"I_AM_CONTROLLER", CERT_ROLES_ANY, false, false},
     {"KEYS", CERT_ROLES_ANY, true, false},
     {"NOT_KNOWN_THERE", CERT_ROLES_ANY, false, false},
+    {"DOC_NOTE", CERT_ROLES_ALL, false, false},
     /* any_time */
     {"GRANT", CERT_ROLES_ANY, true, true},
     {"ASK", CERT_ROLES_ANY, false, true},
@@ -376,6 +378,11 @@ static void test_sender_rejections(void **state)
 	    {"selfsigned", "I_AM_CONTROLLER", -IOTSEC_ESELFSIGNED, ""},
 	    {"pi1", "I_AM_CONTROLLER", -IOTSEC_EROLE, "pi1"},
 	    {"pi1", "NOT_KNOWN_THERE", -IOTSEC_ETYPE, "pi1"},
+	    /* A doctor's certificate is the home's, but no device's. */
+	    {"doc1", "DOC_NOTE", 0, "doc1"},
+	    {"doc1", "HELLO", -IOTSEC_EROLE, "doc1"},
+	    {"pi1", "DOC_NOTE", -IOTSEC_EROLE, "pi1"},
+	    {"ctl1", "DOC_NOTE", -IOTSEC_EROLE, "ctl1"},
 	};
 
 	(void)state;
