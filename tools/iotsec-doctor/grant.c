@@ -31,11 +31,10 @@ static const char ack_usage[] =
     "to seq N (the alarm's seq, as iotsec-doctor read shows it) goes to --out. Publish\n"
     "it on the home's broker: the line is printed.\n";
 
-/* Sealing judges no role (the kit's table does): the rows say the two types are unicast and
- * judged by their bodies, not by the time. */
+/* As the kit's table has them: a doctor's, unicast, judged by their bodies, not by the time. */
 static const struct envelope_rule rules[] = {
-    {DOCTOR_MSG_GRANT, CERT_ROLES_ANY, true, true},
-    {DOCTOR_MSG_ACK, CERT_ROLES_ANY, true, true},
+    {DOCTOR_MSG_GRANT, CERT_ROLE_DOCTOR, true, true},
+    {DOCTOR_MSG_ACK, CERT_ROLE_DOCTOR, true, true},
     {NULL, 0, false, false},
 };
 

@@ -134,6 +134,11 @@ int doctor_dir_load(const char *cmd, const char *dir, struct doctor_dir *ret)
 		why = "not an iotsec certificate (no name, home or role)";
 		goto fail;
 	}
+	/* A kit takes grants and acknowledgements from a doctor's certificate alone. */
+	if (d.self.role != CERT_ROLE_DOCTOR) {
+		why = "a certificate for a device, not a doctor (enrol with --role doctor)";
+		goto fail;
+	}
 	if ((r = cert_key_matches(d.cert, d.key)) < 0) {
 		file = "doctor.key";
 		why = "not the key of doctor.crt";

@@ -34,67 +34,52 @@ struct root_slot {
 	struct stream *s; /* at the epoch last asked for */
 };
 
-/* (device, stream, seq) already shown: open addressing, grown at half full. */
+/* Readings already shown. A reading opens only under the root of its kit, so its root (its
+ * slot) stands for its device and stream: (slot, seq) in open addressing, seq 0 an empty place
+ * (a reading's seq is at least 1), grown at half full up to SEEN_MAX readings a run. */
+#define SEEN_MAX (1u << 21)
 struct seen_entry {
-	bool used;
-	char device[READING_NAME_MAX + 1];
-	uint8_t stream[STREAM_ID_LEN];
 	uint64_t seq;
+	uint32_t slot;
 };
 struct seen {
 	struct seen_entry *e;
 	size_t cap, n;
 };
 
-static uint64_t seen_hash(const char *device, const uint8_t *stream, uint64_t seq)
+static struct seen_entry *seen_place(struct seen_entry *e, size_t cap, uint32_t slot, uint64_t seq)
 {
-	uint64_t x = 1469598103934665603ULL;
+	uint64_t x = (seq ^ ((uint64_t)slot << 40)) * 0x9e3779b97f4a7c15ULL;
+	size_t i = (size_t)(x >> 20) & (cap - 1);
 
-	for (const uint8_t *p = (const uint8_t *)device; *p; p++)
-		x = (x ^ *p) * 1099511628211ULL;
-	for (size_t i = 0; i < STREAM_ID_LEN; i++)
-		x = (x ^ stream[i]) * 1099511628211ULL;
-	for (int i = 0; i < 8; i++)
-		x = (x ^ ((seq >> (8 * i)) & 0xff)) * 1099511628211ULL;
-	return x;
-}
-
-static struct seen_entry *seen_slot(struct seen_entry *e, size_t cap, const char *device,
-				    const uint8_t *stream, uint64_t seq)
-{
-	size_t i = seen_hash(device, stream, seq) & (cap - 1);
-
-	while (e[i].used && !(e[i].seq == seq && strcmp(e[i].device, device) == 0 &&
-			      memcmp(e[i].stream, stream, STREAM_ID_LEN) == 0))
+	while (e[i].seq != 0 && !(e[i].seq == seq && e[i].slot == slot))
 		i = (i + 1) & (cap - 1);
 	return &e[i];
 }
 
-/* 0 when new (and now remembered), -IOTSEC_EREPLAY when seen, -ENOMEM. */
-static int seen_add(struct seen *t, const struct reading_header *h)
+/* 0 when new (and now remembered), -IOTSEC_EREPLAY when seen, -ENOBUFS past SEEN_MAX, -ENOMEM. */
+static int seen_add(struct seen *t, uint32_t slot, uint64_t seq)
 {
-	struct seen_entry *slot;
+	struct seen_entry *place;
 
 	if (2 * (t->n + 1) > t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 1024;
-		struct seen_entry *e = calloc(cap, sizeof(*e));
+		struct seen_entry *e;
 
-		if (e == NULL)
+		if (t->n >= SEEN_MAX)
+			return -ENOBUFS;
+		if ((e = calloc(cap, sizeof(*e))) == NULL)
 			return -ENOMEM;
 		for (size_t i = 0; i < t->cap; i++)
-			if (t->e[i].used)
-				*seen_slot(e, cap, t->e[i].device, t->e[i].stream, t->e[i].seq) =
-				    t->e[i];
+			if (t->e[i].seq != 0)
+				*seen_place(e, cap, t->e[i].slot, t->e[i].seq) = t->e[i];
 		free(t->e);
 		t->e = e, t->cap = cap;
 	}
-	slot = seen_slot(t->e, t->cap, h->device, h->stream, h->seq);
-	if (slot->used)
+	place = seen_place(t->e, t->cap, slot, seq);
+	if (place->seq != 0)
 		return -IOTSEC_EREPLAY;
-	slot->used = true;
-	snprintf(slot->device, sizeof(slot->device), "%s", h->device);
-	memcpy(slot->stream, h->stream, STREAM_ID_LEN);
-	slot->seq = h->seq;
+	place->seq = seq, place->slot = slot;
 	t->n++;
 	return 0;
 }
@@ -266,9 +251,11 @@ static int read_one(char *line, struct root_slot *slots, size_t n, struct seen *
 		*ret_why = "its emergency flag and its record disagree";
 		return -EBADMSG;
 	}
-	if ((r = seen_add(seen, &opened)) < 0) {
-		*ret_why =
-		    r == -IOTSEC_EREPLAY ? "seen before (same device, stream and seq)" : NULL;
+	if ((r = seen_add(seen, (uint32_t)(slot - slots), opened.seq)) < 0) {
+		*ret_why = r == -IOTSEC_EREPLAY ? "seen before (same device, stream and seq)"
+			   : r == -ENOBUFS	? "this run has shown as many readings as it "
+						  "remembers: start read again for more"
+						: NULL;
 		return r;
 	}
 	print_value(&opened, &v, as_json);
