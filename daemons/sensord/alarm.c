@@ -32,45 +32,64 @@ void sensord_alarm_output(struct sensord *d, bool on)
 		close(fd);
 }
 
-void sensord_alarm_raise(struct sensord *d, const struct reading_value *v)
+/* Seal the emergency record of the alarm that is set: under the doctor stream, or the group
+ * stream when no doctor is granted (said in the log); false when there is no key yet. */
+static bool alarm_seal(struct sensord *d)
 {
 	struct sensord_alarm *a = &d->alarm;
-	struct reading_value em = *v;
+	struct reading_value em = {.sensor = "pulse", .unit = "/min", .emergency = true};
 	struct stream *s = d->doctor ? d->doctor : d->group;
 	size_t len = 0;
 	uint64_t seq = 0;
 	int r;
 
-	if (a->set)
-		return; /* one alarm at a time: the doctor acknowledges it */
-	em.emergency = true;
+	if (s == NULL)
+		return false;
+	em.value = a->value;
 	em.threshold = d->cfg->sensord.alarm_below;
-	sensord_alarm_output(d, true);
-	a->set = true, a->value = v->value, a->at = sensord_now_ms(d);
-	a->delivered = false, a->mid = -1, a->len = 0, a->seq = 0;
-	if (s == NULL) {
-		log_warnx("EMERGENCY: %s %g below %d; no stream key to seal the record with: the "
-			  "alarm output is set, the record waits for a key",
-			  v->sensor, v->value, d->cfg->sensord.alarm_below);
-		sensord_state_save(d);
-		return;
-	}
 	if (d->doctor == NULL)
 		log_warnx(
 		    "no doctor granted: the emergency record is sealed under the group stream");
 	r = sensord_seal(d, s, d->doctor ? READING_DOCTOR : READING_GROUP, READING_F_EMERGENCY,
 			 d->doctor ? SENSORD_DOCTOR : SENSORD_GROUP, &em, a->record, &len, &seq);
 	if (r < 0) {
-		log_warnx("EMERGENCY: %s %g below %d; the record cannot be sealed: %s", v->sensor,
-			  v->value, d->cfg->sensord.alarm_below, iotsec_strerror(r));
-	} else {
-		a->len = len, a->seq = seq;
-		log_warnx("EMERGENCY: %s %g below %d: alarm set, record seq %llu sent to %s",
-			  v->sensor, v->value, d->cfg->sensord.alarm_below, (unsigned long long)seq,
-			  d->doctor ? d->doctor_name : "the home");
+		log_warnx("the emergency record cannot be sealed: %s", iotsec_strerror(r));
+		return false;
 	}
+	a->len = len, a->seq = seq;
+	a->delivered = false, a->mid = -1;
+	log_warnx("EMERGENCY: pulse %g below %d: record seq %llu sent to %s", a->value,
+		  d->cfg->sensord.alarm_below, (unsigned long long)seq,
+		  d->doctor ? d->doctor_name : "the home");
+	return true;
+}
+
+void sensord_alarm_raise(struct sensord *d, const struct reading_value *v)
+{
+	struct sensord_alarm *a = &d->alarm;
+
+	if (a->set)
+		return; /* one alarm at a time: the doctor acknowledges it */
+	sensord_alarm_output(d, true);
+	a->set = true, a->value = v->value, a->at = sensord_now_ms(d);
+	a->delivered = false, a->mid = -1, a->len = 0, a->seq = 0;
+	log_warnx("EMERGENCY: %s %g below %d: alarm set", v->sensor, v->value,
+		  d->cfg->sensord.alarm_below);
+	if (!alarm_seal(d))
+		log_warnx("no stream key to seal the emergency record with yet: it is sent once "
+			  "there is one");
 	sensord_state_save(d);
 	sensord_drain(d);
+}
+
+void sensord_alarm_retry(struct sensord *d)
+{
+	if (!d->alarm.set || d->alarm.len > 0 || !sensord_may_publish(d))
+		return;
+	if (alarm_seal(d)) {
+		sensord_state_save(d);
+		sensord_drain(d);
+	}
 }
 
 /* Open an envelope from doctor (the topic's name) of type want; 0 and m filled. */

@@ -95,12 +95,18 @@ static void spool_one(struct sensord *d, struct sensord_sensor *s, const struct 
 	if (s->error)
 		log_info("sensor %s: reading again", v->sensor);
 	s->error = 0, s->err_text[0] = '\0';
+	/* Said once per run of drops, not once per reading. */
 	dropped = spool_dropped(d->spool);
-	if (dropped > d->dropped_logged) {
-		log_warnx("spool full (%d records): %llu oldest readings dropped so far",
-			  d->cfg->sensord.spool_max, (unsigned long long)dropped);
-		d->dropped_logged = dropped;
-	}
+	if (dropped > d->dropped_logged && !d->dropping)
+		log_warnx(
+		    "spool full (%d readings): the oldest undelivered are dropped to take new "
+		    "ones",
+		    d->cfg->sensord.spool_max);
+	else if (dropped == d->dropped_logged && d->dropping)
+		log_notice("spool no longer full: %llu readings dropped in all",
+			   (unsigned long long)dropped);
+	d->dropping = dropped > d->dropped_logged;
+	d->dropped_logged = dropped;
 }
 
 static void read_one(struct sensord *d, struct sensord_sensor *s)

@@ -256,6 +256,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 	(void)s, (void)usec;
 	sensord_advance(d);
 	group_lookup(d);
+	sensord_alarm_retry(d);
 	if (sensord_may_publish(d))
 		sensord_read_all(d);
 	sensord_drain(d);

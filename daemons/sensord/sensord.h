@@ -41,13 +41,14 @@
 #include "spool.h"
 #include "stream.h"
 
-#define SENSORD_STATE_FILE	"sensord.state"
-#define SENSORD_STATE_MAX	(64 * 1024)
-#define SENSORD_READINGS_MAX	256	 /* group readings kept for the readings verb */
-#define SENSORD_SEQ_RESERVE	1000	 /* seqs saved ahead of use: a crash skips, never reuses */
-#define SENSORD_GROUP_RECORD	"-group" /* dictd's name for the group root (keyd stores it) */
-#define SENSORD_ADVANCE_SKEW_MS 5000 /* a reader moves its chain on this close to the next epoch   \
-				      */
+#define SENSORD_STATE_FILE   "sensord.state"
+#define SENSORD_STATE_MAX    (64 * 1024)
+#define SENSORD_READINGS_MAX 256      /* group readings kept for the readings verb */
+#define SENSORD_SEQ_RESERVE  1000     /* seqs saved ahead of use: a crash skips, never reuses */
+#define SENSORD_GROUP_RECORD "-group" /* dictd's name for the group root (keyd stores it) */
+#define SENSORD_ADVANCE_SKEW_MS                                                                    \
+	5000 /* a reader moves its chain on this close to the next epoch                           \
+	      */
 #define SENSORD_TOPIC_MAX    256
 #define SENSORD_INFLIGHT_MAX 65535
 
@@ -165,7 +166,8 @@ struct sensord {
 	size_t ring_start, ring_n;
 	unsigned long opened;
 	struct refusals refused;
-	uint64_t dropped_logged; /* spool drops said so far */
+	uint64_t dropped_logged; /* spool drops seen so far */
+	bool dropping;		 /* the last append dropped one */
 	bool no_group_said;
 };
 
@@ -217,6 +219,9 @@ json_t *sensord_refused_by(const struct sensord *d);
 /* alarm.c */
 /* A pulse v below the threshold: raise the alarm (unless one is set). */
 void sensord_alarm_raise(struct sensord *d, const struct reading_value *v);
+/* An alarm set without a key to seal its record (none yet, or none before a restart): seal and
+ * send it now if there is one. */
+void sensord_alarm_retry(struct sensord *d);
 /* Write the alarm output ("1\n" or "0\n"). */
 void sensord_alarm_output(struct sensord *d, bool on);
 void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload, size_t len);

@@ -2,8 +2,9 @@
 # Sensor readings of a home, sealed end to end: a broker on a host of its own and three Pis that
 # run every daemon plus iotsec-sensord with the replay driver (a CSV of known values). Each Pi
 # opens the others' group readings: `iotsecctl readings --json` shows each device's values, the
-# right ones, in the order of its file. The broker and anyone subscribed to everything see only
-# sealed bytes: no value, no sensor name.
+# right ones, in the order of its file. While the broker is away the readings wait in each
+# Pi's spool and arrive afterwards, none missing, none out of order. The broker and anyone
+# subscribed to everything see only sealed bytes: no value, no sensor name.
 . "$(dirname "$0")/common.sh"
 IT_DIR=$(dirname "$0")
 . "$IT_DIR/mqtt-common.sh"
@@ -22,7 +23,7 @@ for n in $NAMES; do
 	i=$((i + 1))
 	{
 		echo "# sensor,value,unit: one row a reading"
-		for k in $(seq 1 40); do
+		for k in $(seq 1 100); do
 			printf 'room,%d.%04d,C\n' $((10 + i)) $((k * 37 + i))
 		done
 	} >"$T/$n/readings.csv"
@@ -91,6 +92,11 @@ for other in names:
 ' "$1" "$2" "$T" "$NAMES"
 }
 
+# pi2's operator follows the readings as they come (the `reading` events).
+stdbuf -oL iotsecctl -c "$T/pi2/iotsec.conf" readings --follow --json >"$T/follow.out" 2>&1 &
+FOLLOW_PID=$!
+PIDS="$PIDS $FOLLOW_PID"
+
 say "each Pi opens the others' readings, in order"
 for n in $NAMES; do
 	wait_until 40 sees "$n" 10 || fail "$n: $(sees "$n" 10 2>&1 | tail -n 1)"
@@ -108,6 +114,24 @@ ok = (s["broker"] == "connected" and s["sync"] == "synced" and s["published"] > 
       s["sensors"][0]["error"] == "")
 sys.exit(0 if ok else "status: %r" % s)' || fail "$n's sensord: $st"
 done
+
+say "iotsecctl readings --follow shows them as they come"
+followed() { [ "$(grep -c '"device":"pi3"' "$T/follow.out")" -ge 5 ] && [ "$(grep -c '"device":"pi4"' "$T/follow.out")" -ge 5 ]; }
+wait_until 10 followed || fail "iotsecctl readings --follow: $(tail -n 3 "$T/follow.out")"
+kill "$FOLLOW_PID" 2>/dev/null || true
+! grep -q '"device":"pi2"' "$T/follow.out" || fail "pi2 follows its own readings"
+
+say "the broker goes away for three seconds: the readings wait in the spools"
+broker_stop
+spooling() { [ "$(field "$1" sensord spooled)" -gt 0 ]; }
+for n in $NAMES; do wait_until 5 spooling "$n" || fail "$n spools nothing while the broker is away"; done
+sleep 2
+broker_start
+for n in $NAMES; do
+	wait_until 60 sees "$n" 40 || fail "after the outage, $n: $(sees "$n" 40 2>&1 | tail -n 1)"
+done
+drained() { [ "$(field "$1" sensord spooled)" -eq 0 ] && [ "$(field "$1" sensord broker)" = connected ]; }
+for n in $NAMES; do wait_until 30 drained "$n" || fail "$n's spool is not drained"; done
 
 say "the broker's subscribers see sealed bytes only"
 kill "$SUB_PID" 2>/dev/null || true
