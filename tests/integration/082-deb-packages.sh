@@ -41,11 +41,14 @@ dpkg-deb -f "$DEB" Depends | grep -q systemd || fail "no dependency on systemd (
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >"$T/files"
 has() { grep -qx "$1" "$T/files" || fail "the package has no $1"; }
 
-say "the conffile is the configuration, and the only file in /etc"
+say "the conffiles are the configuration and the home broker's, and the only files in /etc"
+CONFFILES="/etc/iotsec/iotsec.conf
+/etc/iotsec/mosquitto/iotsec-broker.conf
+/etc/iotsec/mosquitto/iotsec.acl"
 dpkg-deb --ctrl-tarfile "$DEB" | tar -xOf - ./conffiles >"$T/conffiles" || fail "no conffiles"
-[ "$(cat "$T/conffiles")" = /etc/iotsec/iotsec.conf ] || fail "conffiles: $(cat "$T/conffiles")"
-etc=$(grep '^/etc/.*[^/]$' "$T/files" || true)
-[ "$etc" = /etc/iotsec/iotsec.conf ] || fail "files in /etc: $etc"
+[ "$(sort "$T/conffiles")" = "$CONFFILES" ] || fail "conffiles: $(cat "$T/conffiles")"
+etc=$(grep '^/etc/.*[^/]$' "$T/files" | sort || true)
+[ "$etc" = "$CONFFILES" ] || fail "files in /etc: $etc"
 
 say "no key, certificate or private key material (outside the programs, which name the PEM markers)"
 if grep -E '\.(key|pem|crt|csr)$|/keys\.dict$' "$T/files"; then fail "key files shipped (above)"; fi
@@ -58,6 +61,7 @@ say "programs, man pages, completion, documentation"
 for d in "$REPO"/daemons/*; do has "/usr/bin/iotsec-${d##*/}"; done
 has /usr/bin/iotsec-pki
 has /usr/bin/iotsecctl
+has /usr/bin/iotsec-doctor
 for m in "$REPO"/man/*.scd; do
 	m=${m##*/}
 	m=${m%.scd}
@@ -136,7 +140,8 @@ for f in etc/iotsec/device.key etc/iotsec/device.crt etc/iotsec/ca.crt etc/iotse
 	mkdir -p "$R/${f%/*}"
 	echo x >"$R/$f"
 done
-rm "$R/etc/iotsec/iotsec.conf" # dpkg removes the conffile before postrm purge
+# dpkg removes the conffiles before postrm purge
+rm "$R/etc/iotsec/iotsec.conf" "$R/etc/iotsec/mosquitto/iotsec-broker.conf" "$R/etc/iotsec/mosquitto/iotsec.acl"
 maint postrm purge
 for f in etc/iotsec/device.key etc/iotsec/device.crt etc/iotsec/ca.crt etc/iotsec/crl.pem \
 	etc/credstore/iotsec-dict.key var/lib/iotsec run/iotsec; do
