@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "sensord.h"
 
@@ -307,14 +308,14 @@ static void on_message(const char *topic, const void *payload, size_t len, int q
 int sensord_publish_start(struct sensord *d)
 {
 	const struct iotsec_config *cfg = d->cfg;
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], key[PATH_MAX];
 	struct mqtt_opts o = {
 	    .host = cfg->sensord.broker,
 	    .port = cfg->sensord.broker_port,
 	    .broker_name = cfg->sensord.broker_name,
 	    .ca = cfg->device.ca,
 	    .cert = cfg->device.cert,
-	    .key = cfg->device.key,
+	    .key = key,
 	    .client_id = d->member->self.name,
 	    .clean_session = false,
 	    .max_inflight = cfg->sensord.max_inflight,
@@ -329,6 +330,11 @@ int sensord_publish_start(struct sensord *d)
 
 	if (snprintf(dir, sizeof(dir), "%s/spool", d->dir) >= (int)sizeof(dir))
 		return -ENAMETOOLONG;
+	/* The key as systemd hands it to us (LoadCredential=), as lan_member_load() reads it. */
+	if ((r = daemon_secret_path("device.key", cfg->device.key, key, sizeof(key))) < 0) {
+		log_errx("device.key: %s", iotsec_strerror(r));
+		return r;
+	}
 	if ((r = spool_open(dir, (size_t)cfg->sensord.spool_max,
 			    (unsigned)cfg->sensord.spool_sync_ms, &d->spool)) < 0) {
 		log_errx("spool %s: %s", dir, iotsec_strerror(r));
