@@ -102,7 +102,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 LIB      := $(B)/libiotsec.a
 
 DAEMONS  := $(notdir $(wildcard daemons/*))
-PROGS    := $(DAEMONS:%=$(B)/bin/iotsec-%) $(B)/bin/iotsec-pki $(B)/bin/iotsecctl
+PROGS    := $(DAEMONS:%=$(B)/bin/iotsec-%) $(B)/bin/iotsec-pki $(B)/bin/iotsecctl \
+	$(B)/bin/iotsec-doctor
 
 # man/NAME.N.scd becomes $(B)/man/NAME.N
 MANS     := $(patsubst man/%.scd,$(B)/man/%,$(wildcard man/*.scd))
@@ -167,6 +168,10 @@ $(B)/bin/iotsec-pki: $(patsubst %.c,$(B)/obj/%.o,$(wildcard pki/*.c)) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(B)/bin/iotsecctl: $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/iotsecctl/*.c)) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/bin/iotsec-doctor: $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/iotsec-doctor/*.c)) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -258,7 +263,7 @@ MQTT_ETC := iotsec-broker.conf iotsec.acl
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/iotsec \
 		$(DESTDIR)$(SYSUSERSDIR) \
-		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPDIR)
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR) $(DESTDIR)$(COMPDIR)
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	for u in $(UNITS); do \
 		d=$(DESTDIR)$(UNITDIR)/$${u#systemd/}; \

@@ -9,11 +9,14 @@ device 1 hub controller
 device 2 pi2 node
 device 3 pi3 node
 NAMES="hub pi2 pi3"
-# pingd too: its status and log are searched like the others', and without it status says the
-# device is degraded.
+# pingd and sensord too: their status and logs are searched like the others', and without them
+# status says the device is degraded. sensord has no broker here; it still looks the group root
+# up in dictd, and its state and log are searched for it too.
 for n in $NAMES; do
+	echo 'sensord = { broker = "127.0.0.1"; broker_port = 9; };' >>"$T/$n/iotsec.conf"
 	run_all "$n"
 	run "$n" pingd
+	run "$n" sensord
 done
 ready() { for n in $NAMES; do [ "$(field $n keyd ring_size)" -gt 0 ] 2>/dev/null || return 1; done; }
 wait_until 20 ready || fail "rings not delivered"
@@ -27,7 +30,7 @@ for n in $NAMES; do
 	iotsecctl -c "$T/$n/iotsec.conf" status --json >"$T/$n/out.status.json"
 	iotsecctl -c "$T/$n/iotsec.conf" status >"$T/$n/out.status.txt"
 	iotsecctl -c "$T/$n/iotsec.conf" peers --json >"$T/$n/out.peers.json"
-	for d in certd electd keyd dictd pingd; do
+	for d in certd electd keyd dictd pingd sensord; do
 		ctl "$T/$n/run/$d/$d.sock" '{"v":1,"verb":"status"}' >"$T/$n/out.$d.json"
 	done
 done

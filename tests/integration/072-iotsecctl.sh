@@ -3,7 +3,8 @@
 # and shows only the daemons iotsec has, each in its real state; options before or after the
 # command; --version; watch prints the state first, says when it times out and refuses what it
 # cannot parse; dict lock|unlock; rekey warns of a device nobody heard of; peers and quarantine
-# say so when pingd is not running, and show what a pingd (a stand-in) answers.
+# say so when pingd is not running, and show what a pingd (a stand-in) answers; readings lists
+# and follows what sensord opened, and sensord's alarm makes status degraded (a stand-in again).
 . "$(dirname "$0")/common.sh"
 need_netns
 make_home
@@ -11,11 +12,14 @@ device 1 pi1 controller
 CONF=$T/pi1/iotsec.conf
 # nobody plays an operator: a reader, who may not change anything.
 echo 'control = { readers = "nobody"; };' >>"$CONF"
+# No broker here: sensord must run all the same, "connecting" (and resolve no name meanwhile).
+echo 'sensord = { broker = "127.0.0.1"; broker_port = 9; };' >>"$CONF"
 status() { iotsecctl status -c "$CONF" "$@"; }
 
 say "--help wherever it is asked for: usage on stdout, exit 0"
 for cmd in "" status peers "watch certd" rekey dict "dict lock" "dict unlock" "pool plan" \
-	quarantine "quarantine list" "quarantine release"; do
+	quarantine "quarantine list" "quarantine release" readings "readings --follow" \
+	"watch sensord"; do
 	# shellcheck disable=SC2086 # each command is its words
 	iotsecctl $cmd --help >"$T/help" 2>"$T/help.err" || fail "iotsecctl $cmd --help exits $?"
 	grep -qi "usage" "$T/help" || fail "iotsecctl $cmd --help prints no usage: $(cat "$T/help" "$T/help.err")"
@@ -25,8 +29,12 @@ say "nothing runs: exit 3"
 st=0
 status >"$T/out" || st=$?
 [ $st -eq 3 ] || fail "status exits $st with nothing running: $(cat "$T/out")"
-for d in certd electd keyd dictd pingd; do grep -q "^  $d  *not running" "$T/out" || fail "no $d line"; done
-[ "$(grep -c '^  [a-z]' "$T/out")" -eq 5 ] || fail "status lists daemons that do not exist: $(cat "$T/out")"
+for d in certd electd keyd dictd pingd sensord; do grep -q "^  $d  *not running" "$T/out" || fail "no $d line"; done
+[ "$(grep -c '^  [a-z]' "$T/out")" -eq 6 ] || fail "status lists daemons that do not exist: $(cat "$T/out")"
+st=0
+iotsecctl -c "$CONF" readings >"$T/out" 2>"$T/err" || st=$?
+[ $st -eq 1 ] && grep -q "iotsec-sensord: not running" "$T/err" ||
+	fail "readings without sensord: exit $st: $(cat "$T/err")"
 
 say "certd and dictd only: exit 1"
 run pi1 certd
@@ -36,14 +44,35 @@ st=0
 status --json >"$T/out" || st=$?
 [ $st -eq 1 ] || fail "status exits $st with two daemons down"
 
-say "all five, certificate valid, a controller: exit 0"
+say "all six, certificate valid, a controller, no broker: exit 0"
 run pi1 electd
 run pi1 keyd
 run pi1 pingd
 PINGD=$LAST_PID
+run pi1 sensord
+SENSORD=$LAST_PID
 healthy() { status >"$T/out"; }
 wait_until 10 healthy || fail "status is not healthy: $(cat "$T/out")"
 grep -q "^controller   pi1" "$T/out" || fail "controller line: $(cat "$T/out")"
+# The broker away is shown, and is no reason for exit 1: the readings wait in the spool.
+grep -q "^sensors      broker connecting, .*, epoch [0-9]*, doctor none, spool [0-9]* pending (0 dropped)" \
+	"$T/out" || fail "no sensord line: $(cat "$T/out")"
+if grep -q "^ALARM" "$T/out"; then fail "an alarm with none set: $(cat "$T/out")"; fi
+
+say "readings with sensord running and nothing heard: an empty list, exit 0"
+iotsecctl -c "$CONF" readings >"$T/out" 2>"$T/err" || fail "readings exits $?: $(cat "$T/err")"
+[ "$(cat "$T/out")" = "no reading yet" ] || fail "readings prints: $(cat "$T/out")"
+iotsecctl readings --json -c "$CONF" >"$T/out" || fail "readings --json exits $?"
+$PY -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"readings": []}' "$T/out" ||
+	fail "readings --json prints: $(cat "$T/out")"
+for bad in "readings --yaml" "readings extra" "readings --follow --max"; do
+	st=0
+	# shellcheck disable=SC2086
+	iotsecctl -c "$CONF" $bad >/dev/null 2>"$T/err" || st=$?
+	[ $st -eq 2 ] && grep -q "usage: iotsecctl readings" "$T/err" || fail "$bad: exit $st: $(cat "$T/err")"
+done
+iotsecctl -c "$CONF" watch sensord --count 0 >"$T/watch" || fail "watch sensord exits $?"
+head -n 1 "$T/watch" | grep -q '"event":"status".*"broker":"connecting"' || fail "watch sensord: $(cat "$T/watch")"
 st=0
 iotsecctl -c "$T/none.conf" status 2>"$T/err" || st=$?
 [ $st -eq 4 ] || fail "status exits $st when the configuration cannot be read"
@@ -192,6 +221,84 @@ iotsecctl -c "$CONF" quarantine release pi2 >"$T/out" 2>"$T/err" || st=$?
 	fail "release refused: exit $st: $(cat "$T/err")"
 wait "$FAKE" || fail "the stand-in for pingd was not asked six times"
 rm -f "$T/pi1/run/pingd/pingd.sock"
+
+say "sensord's answers, as iotsecctl shows them (a stand-in serves sensord's socket)"
+stop "$SENSORD"
+mkdir -p "$T/pi1/run/sensord"
+rm -f "$T/pi1/run/sensord/sensord.sock"
+$PY - "$T/pi1/run/sensord/sensord.sock" <<'PY' &
+import json, socket, sys
+r1 = {"device": "pi2", "sensor": "room", "value": 21.5, "unit": "C", "time": 1767229200000,
+      "seq": 7, "epoch": 2, "emergency": False}
+r2 = {"device": "pi3", "sensor": "pulse", "value": 25, "unit": "/min", "time": 1767229201500,
+      "seq": 3, "epoch": 2, "emergency": True}
+r3 = {"device": "pi2", "sensor": "room", "value": 21.75, "unit": "", "time": 1767229260000,
+      "seq": 8, "epoch": 2, "emergency": False}
+status = {"device": "pi1", "broker": "connected", "broker_name": "broker", "sync": "synced",
+          "epoch": 2, "pool": 1, "group_start": 1, "doctor": "dr-lee", "published": 10,
+          "spooled": 4, "spool_dropped": 2, "readings_opened": 2, "refused": 0, "refused_by": {},
+          "alarm": {"set": True, "seq": 3, "value": 25, "at": 1767229201},
+          "sensors": []}
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+while True:
+    c, _ = s.accept()
+    f = c.makefile("rwb")
+    subscribed = False
+    for line in f:
+        req = json.loads(line)
+        rep = {"v": 1, "id": req.get("id"), "ok": True}
+        if req["verb"] == "status":
+            rep.update(status)
+        elif req["verb"] == "subscribe":
+            subscribed = req.get("events") == ["reading"]
+        elif req["verb"] == "readings":
+            rep["readings"] = [r1, r2]
+        else:
+            rep = {"v": 1, "id": req.get("id"), "ok": False, "error": "unknown verb"}
+        f.write((json.dumps(rep) + "\n").encode()); f.flush()
+        if req["verb"] == "readings" and subscribed:
+            # r2 came while the list was on its way: the follower shows it once.
+            for r in (r2, r3):
+                f.write((json.dumps(dict(r, event="reading")) + "\n").encode())
+            f.flush()
+            break
+    # Both, or the connection stays open: the follower must see sensord go.
+    f.close()
+    c.close()
+PY
+FAKE=$!
+PIDS="$PIDS $FAKE"
+wait_until 5 test -S "$T/pi1/run/sensord/sensord.sock" || fail "the stand-in did not start"
+st=0
+status >"$T/out" || st=$?
+[ $st -eq 1 ] || fail "status exits $st with the alarm set: $(cat "$T/out")"
+grep -q "^sensors      broker connected, synced, epoch 2, doctor dr-lee, spool 4 pending (2 dropped)" "$T/out" ||
+	fail "sensord's line: $(cat "$T/out")"
+grep -q "^ALARM        pulse 25 since 2026-01-01 01:00:01 UTC (emergency record 3)" "$T/out" ||
+	fail "no alarm line: $(cat "$T/out")"
+iotsecctl -c "$CONF" readings >"$T/out" || fail "readings exits $?"
+[ "$(cat "$T/out")" = "2026-01-01 01:00:00 UTC pi2 room 21.5 C
+2026-01-01 01:00:01 UTC pi3 pulse 25 /min EMERGENCY" ] || fail "readings prints: $(cat "$T/out")"
+iotsecctl -c "$CONF" readings --json >"$T/out" || fail "readings --json exits $?"
+$PY -c 'import json,sys; d = json.load(open(sys.argv[1])); assert [r["seq"] for r in d["readings"]] == [7, 3] and d["readings"][1]["emergency"] is True, d' "$T/out" ||
+	fail "readings --json: $(cat "$T/out")"
+say "readings --follow: the list, then each new one once; the daemon gone ends it, exit 1"
+st=0
+iotsecctl -c "$CONF" readings --follow >"$T/out" 2>"$T/err" || st=$?
+[ $st -eq 1 ] && grep -q "iotsec-sensord: stopped" "$T/err" || fail "readings --follow: exit $st: $(cat "$T/err")"
+[ "$(cat "$T/out")" = "2026-01-01 01:00:00 UTC pi2 room 21.5 C
+2026-01-01 01:00:01 UTC pi3 pulse 25 /min EMERGENCY
+2026-01-01 01:01:00 UTC pi2 room 21.75 -" ] || fail "readings --follow prints: $(cat "$T/out")"
+st=0
+iotsecctl -c "$CONF" readings --follow --json >"$T/out" 2>/dev/null || st=$?
+$PY -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["seq"] for r in rows] == [7, 3, 8] and all("event" not in r for r in rows), rows' "$T/out" ||
+	fail "readings --follow --json: $(cat "$T/out")"
+kill "$FAKE"
+rm -f "$T/pi1/run/sensord/sensord.sock"
 
 say "watch refuses what it cannot parse"
 for bad in "certd --count abc" "certd --count -1" "certd --timeout 1.5" "bogus" "iotsec-certd"; do

@@ -48,7 +48,7 @@ make() { command make -C "$REPO" --no-print-directory SANITIZE=$SAN "$@" >"$T/ma
 systemctl() {
 	[ "$*" != "restart mosquitto" ] || { mosquitto_unit; return; }
 	[ "$*" = "enable --now iotsec.target" ] || { say "not here: systemctl $*"; return 0; }
-	for d in certd dictd electd keyd pingd; do
+	for d in certd dictd electd keyd pingd sensord; do
 		iotsec-$d -c /etc/iotsec/iotsec.conf --check-config >/dev/null || return 1
 		respawn "$T/pi/$d.log" "/usr/local/bin/iotsec-$d" -c /etc/iotsec/iotsec.conf -v
 	done
@@ -92,7 +92,8 @@ wait_until 15 command iotsecctl status || fail "not healthy at the end: $(comman
 
 say "man pages, completion and the target's documentation were installed"
 MANPAGER=cat MANWIDTH=80 man iotsecctl 2>&1 | grep -q "iotsecctl - show and steer" || fail "man iotsecctl: $(man iotsecctl 2>&1 | head -3)"
-for p in iotsec-certd iotsec-electd iotsec-keyd iotsec-dictd iotsec-pki iotsec.conf; do
+for p in iotsec-certd iotsec-electd iotsec-keyd iotsec-dictd iotsec-pingd iotsec-sensord iotsec-pki \
+	iotsec-doctor iotsec.conf; do
 	MANPAGER=cat man "$p" >/dev/null 2>&1 || fail "no man page for $p"
 done
 got=$(bash -c '. /usr/local/share/bash-completion/completions/iotsecctl

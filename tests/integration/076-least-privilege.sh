@@ -3,12 +3,14 @@
 # runs as its own user, with run and state directories of its own (RuntimeDirectory=,
 # StateDirectory=) and the device key handed over as a credential. The home still forms; each daemon's files are its own;
 # the control sockets let in only whom iotsec.conf names (SPEC 5): keyd's rekey and quarantine
-# root and keyd.clients (pingd's user), its send and inbox root alone.
+# root and keyd.clients (pingd's user), its send and inbox root alone; dictd's keys keyd's and
+# sensord's users alone.
 . "$(dirname "$0")/common.sh"
 need_netns
 
 # The users the sysusers.d file would make, by number: no account is added to this machine.
-GROUP=4400 CERTD=4401 DICTD=4402 ELECTD=4403 KEYD=4404 PINGD=4405 OPERATORS=4410 OPERATOR=4411
+GROUP=4400 CERTD=4401 DICTD=4402 ELECTD=4403 KEYD=4404 PINGD=4405 SENSORD=4406 OPERATORS=4410
+OPERATOR=4411
 STRANGER=4412
 uid_of() { eval "echo \$$(echo "$1" | tr a-z A-Z)"; }
 # as UID GID COMMAND...: run COMMAND as that user, with no other group.
@@ -28,16 +30,17 @@ for n in pi1 pi2; do
 	sed -i "s|$T/ca/|$D/|" "$D/iotsec.conf"
 	cat >>"$D/iotsec.conf" <<EOF
 control = { readers = "@$OPERATORS @$GROUP"; };
+sensord = { broker = "127.0.0.1"; broker_port = 9; };
 EOF
-	sed -i -e "s|key_file = \"$D/dict.key\"; };|key_file = \"$D/dict.key\"; clients = \"$KEYD\"; };|" \
+	sed -i -e "s|key_file = \"$D/dict.key\"; };|key_file = \"$D/dict.key\"; clients = \"$KEYD $SENSORD\"; };|" \
 		-e "s|$D/state/keys.dict|$D/state/dictd/keys.dict|" "$D/iotsec.conf"
-	grep -q "clients = \"$KEYD\"" "$D/iotsec.conf" || fail "the configuration lacks dictd.clients"
+	grep -q "clients = \"$KEYD $SENSORD\"" "$D/iotsec.conf" || fail "the configuration lacks dictd.clients"
 	sed -i "s|announce_ms = 500; };|announce_ms = 500; clients = \"$PINGD\"; };|" "$D/iotsec.conf"
 	grep -q "clients = \"$PINGD\"" "$D/iotsec.conf" || fail "the configuration lacks keyd.clients"
 	chmod 0755 "$D"
 	# What the units' RuntimeDirectory= and StateDirectory= make: root's parents, and below
 	# them a directory for each daemon, its own (certd's state readable, for the clock).
-	for d in certd dictd electd keyd pingd; do
+	for d in certd dictd electd keyd pingd sensord; do
 		mkdir -p "$D/state/$d" "$D/run/$d"
 		chown "$(uid_of $d):$GROUP" "$D/state/$d" "$D/run/$d"
 		chmod 0700 "$D/state/$d"
@@ -54,7 +57,7 @@ EOF
 	cmp -s "$D/dict.key" "$T/$n-first.key" || fail "a second --make-key made another key"
 
 	# LoadCredential=: a copy readable by the daemon's user alone, in a directory of its own.
-	for d in certd dictd electd keyd pingd; do
+	for d in certd dictd electd keyd pingd sensord; do
 		mkdir -p "$D/creds/$d"
 		if [ $d = dictd ]; then cp "$D/dict.key" "$D/creds/$d/dict.key"; else cp "$D/$n.key" "$D/creds/$d/device.key"; fi
 		chown -R "$(uid_of $d):$GROUP" "$D/creds/$d"
@@ -76,11 +79,12 @@ run_as() {
 
 say "every daemon of two Pis, each as its own user"
 for n in pi1 pi2; do
-	for d in certd dictd electd keyd pingd; do run_as $n $d; done
+	for d in certd dictd electd keyd pingd sensord; do run_as $n $d; done
 done
 wait_until 30 same_epoch pi1 pi2 || fail "the home did not form with the daemons apart"
 for n in pi1 pi2; do
-	for d in certd dictd electd keyd pingd; do
+	for d in certd dictd electd keyd pingd sensord; do
+		wait_until 10 test -s "$T/$n/run/$d/$d.pid" || fail "$n's $d wrote no pid file"
 		pid=$(sed -n 1p "$T/$n/run/$d/$d.pid")
 		uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
 		[ "$uid" = "$(uid_of $d)" ] || fail "$n's $d runs as uid $uid"
@@ -99,7 +103,7 @@ wait_until 10 test -f "$S/pingd/pingd.state" || fail "pingd kept no state"
 	fail "pingd.state is $(stat -c %a:%u "$S/pingd/pingd.state")"
 # pingd hands its quarantine list to keyd as keyd.clients: keyd let it in.
 if grep -q "permission denied" "$T/pi1/pingd.log"; then fail "keyd refused pingd: $(grep -m1 'permission denied' "$T/pi1/pingd.log")"; fi
-for d in certd electd keyd pingd; do
+for d in certd electd keyd pingd sensord; do
 	if as "$(uid_of $d)" $GROUP cat "$S/dictd/keys.dict" >/dev/null 2>&1; then fail "$d read the dictionary"; fi
 	if as "$(uid_of $d)" $GROUP cat "$T/pi1/creds/dictd/dict.key" >/dev/null 2>&1; then
 		fail "$d read the dictionary key"
@@ -108,6 +112,15 @@ done
 if as $ELECTD $GROUP cat "$T/pi1/creds/keyd/device.key" >/dev/null 2>&1; then fail "electd read keyd's key"; fi
 if as $DICTD $GROUP cat "$S/keyd/keyd.state" >/dev/null 2>&1; then fail "dictd read keyd's state"; fi
 if as $KEYD $GROUP cat "$S/pingd/pingd.state" >/dev/null 2>&1; then fail "keyd read pingd's state"; fi
+# sensord's state (its doctor's keys, its seqs) and spool are its alone.
+[ "$(stat -c %a:%u "$S/sensord")" = "700:$SENSORD" ] || fail "sensord's state directory is $(stat -c %a:%u "$S/sensord")"
+for d in certd electd keyd pingd; do
+	if as "$(uid_of $d)" $GROUP ls "$S/sensord" >/dev/null 2>&1; then fail "$d looked into sensord's state"; fi
+	if as "$(uid_of $d)" $GROUP cat "$T/pi1/creds/sensord/device.key" >/dev/null 2>&1; then
+		fail "$d read sensord's key"
+	fi
+done
+if as $SENSORD $GROUP cat "$T/pi1/creds/keyd/device.key" >/dev/null 2>&1; then fail "sensord read keyd's key"; fi
 say "nor remove, replace or plant any (a socket posing as dictd, a saved clock)"
 for f in "$T/pi1/run/dictd/dictd.sock" "$T/pi1/run/dictd/dictd.pid" "$S/keyd/keyd.state" \
 	"$S/certd/clock" "$S/pingd/pingd.state"; do
@@ -116,28 +129,33 @@ for f in "$T/pi1/run/dictd/dictd.sock" "$T/pi1/run/dictd/dictd.pid" "$S/keyd/key
 	if as $ELECTD $GROUP mv "$f" "$f.x" 2>/dev/null; then fail "electd moved $f"; fi
 	if as $ELECTD $GROUP sh -c "echo x > '$f'" 2>/dev/null; then fail "electd wrote $f"; fi
 done
-for d in certd dictd keyd pingd; do
+for d in certd dictd keyd pingd sensord; do
 	for dir in "$S/$d" "$T/pi1/run/$d"; do
 		if as $ELECTD $GROUP touch "$dir/planted" 2>/dev/null; then fail "electd planted a file in $dir"; fi
 	done
 done
 if as $ELECTD $GROUP sh -c "echo x > '$S/dictd/keys.dict'" 2>/dev/null; then fail "electd wrote the dictionary"; fi
 
-say "dictd's key verbs: keyd's user alone"
+say "dictd's key verbs: keyd's and sensord's users alone"
 LOOKUP='{"v":1,"verb":"lookup","name":"-ring","indices":[0]}'
 ctl "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/root.out"
 grep -q '"error":"permission denied"' "$T/root.out" || fail "root looked up a key: $(cat "$T/root.out")"
-for d in certd electd; do
+for d in certd electd pingd; do
 	as "$(uid_of $d)" $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/$d.out"
 	grep -q '"error":"permission denied"' "$T/$d.out" || fail "$d looked up a key: $(cat "$T/$d.out")"
 done
 as $KEYD $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd/dictd.sock" "$LOOKUP" >"$T/keyd.out"
 grep -q "\"ok\":true" "$T/keyd.out" || fail "keyd was refused: $(cat "$T/keyd.out")"
+# sensord looks up the group stream's root (dictd.clients names it).
+as $SENSORD $GROUP $PY "$IT_DIR/ctl.py" "$T/pi1/run/dictd/dictd.sock" \
+	'{"v":1,"verb":"lookup","name":"-group","indices":[1]}' >"$T/sensord.out"
+grep -q "\"ok\":true" "$T/sensord.out" || fail "sensord was refused: $(cat "$T/sensord.out")"
+if grep -q "permission denied" "$T/pi1/sensord.log"; then fail "a daemon refused sensord: $(grep -m1 'permission denied' "$T/pi1/sensord.log")"; fi
 
 say "an operator (group $OPERATORS) reads status, and changes nothing"
 as $OPERATOR $OPERATORS iotsecctl -c "$T/pi1/iotsec.conf" status >"$T/op.out" 2>&1 && st=0 || st=$?
 [ $st -le 1 ] || fail "iotsecctl status as an operator: exit $st: $(cat "$T/op.out")"
-for d in certd dictd electd keyd pingd; do
+for d in certd dictd electd keyd pingd sensord; do
 	grep -q "$d.*running" "$T/op.out" || fail "the operator does not see $d running: $(cat "$T/op.out")"
 done
 if as $OPERATOR $OPERATORS iotsecctl -c "$T/pi1/iotsec.conf" dict lock >"$T/op-lock.out" 2>&1; then
@@ -156,7 +174,7 @@ grep -q "uid $STRANGER is not among this socket's users" "$T/stranger.out" ||
 if grep -q "not running" "$T/stranger.out"; then fail "the stranger is told a daemon is not running"; fi
 grep -q "join a group of control.readers" "$T/stranger.out" ||
 	fail "the stranger is not told how to be let in: $(cat "$T/stranger.out")"
-for d in certd dictd electd keyd pingd; do
+for d in certd dictd electd keyd pingd sensord; do
 	out=$(as $STRANGER $STRANGER $PY "$IT_DIR/ctl.py" "$T/pi1/run/$d/$d.sock" '{"v":1,"verb":"status"}')
 	echo "$out" | grep -q "permission denied: uid $STRANGER" || fail "$d let a stranger in: $out"
 done

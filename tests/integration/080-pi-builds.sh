@@ -50,8 +50,8 @@ for t in $TRIPLETS; do
 		out=$("$qemu" "$p" --version 2>&1) || fail "$qemu ${p##*/} --version: $out"
 		echo "$out" | grep -q "(iotsec)" || fail "${p##*/} --version says: $out"
 	done
-	# Every daemon, iotsec-pki and iotsecctl.
-	programs=$(($(ls -d "$ROOT"/daemons/* | wc -l) + 2))
+	# Every daemon, iotsec-pki, iotsecctl and iotsec-doctor.
+	programs=$(($(ls -d "$ROOT"/daemons/* | wc -l) + 3))
 	[ $n -eq $programs ] || fail "$n programs in build-$t/bin, not $programs: $(ls "$ROOT/build-$t/bin")"
 	echo "$n programs: $want, and each says its --version under $qemu"
 done

@@ -61,6 +61,7 @@ say "programs, man pages, completion, documentation"
 for d in "$REPO"/daemons/*; do has "/usr/bin/iotsec-${d##*/}"; done
 has /usr/bin/iotsec-pki
 has /usr/bin/iotsecctl
+has /usr/bin/iotsec-doctor
 for m in "$REPO"/man/*.scd; do
 	m=${m##*/}
 	m=${m%.scd}

@@ -14,7 +14,7 @@ case ${IOTSEC_BIN:-} in
 	;;
 esac
 . "$(dirname "$0")/bookworm.sh"
-UNITS="certd dictd electd keyd pingd"
+UNITS="certd dictd electd keyd pingd sensord"
 DICT_KEY=/etc/credstore/iotsec-dict.key
 
 # prop DAEMON PROPERTY: a property of iotsec-DAEMON.service, as systemd has it.
@@ -117,7 +117,7 @@ as alice iotsecctl status >"$T/alice.txt" 2>&1 || fail "alice (group iotsec): $(
 if as mallory iotsecctl status >"$T/mallory.txt" 2>&1; then fail "mallory may read the status"; fi
 grep -q "permission denied: uid $(inside id -u mallory)" "$T/mallory.txt" ||
 	fail "mallory is told: $(cat "$T/mallory.txt")"
-if grep -E "^  (certd|dictd|electd|keyd|pingd) +running" "$T/mallory.txt"; then fail "mallory sees daemons running"; fi
+if grep -E "^  (certd|dictd|electd|keyd|pingd|sensord) +running" "$T/mallory.txt"; then fail "mallory sees daemons running"; fi
 sed "s/^/  mallory: /" "$T/mallory.txt" | grep -m 2 "permission denied"
 
 say "the dictionary key: made once, by iotsec-dictd-key.service, and kept by a restart"
@@ -229,7 +229,7 @@ done
 say "without the device key (not enrolled yet): the units wait, saying for what, and try nothing"
 mv "$BW_ROOT/etc/iotsec/device.key" "$BW_ROOT/etc/iotsec/device.key.away"
 inside systemctl start iotsec.target
-for d in certd electd keyd pingd; do
+for d in certd electd keyd pingd sensord; do
 	[ "$(prop "$d" ConditionResult)" = no ] ||
 		fail "iotsec-$d started without a device key: $(prop "$d" ActiveState)"
 	[ "$(prop "$d" NRestarts)" = 0 ] || fail "iotsec-$d keeps trying without a device key"

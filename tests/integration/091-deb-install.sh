@@ -17,7 +17,7 @@ if ! grep -q '^deb:' "$(dirname "$0")/../../Makefile"; then
 	exit 77
 fi
 . "$(dirname "$0")/bookworm.sh"
-UNITS="certd dictd electd keyd pingd"
+UNITS="certd dictd electd keyd pingd sensord"
 DICT_KEY=/etc/credstore/iotsec-dict.key
 ARCH=$(dpkg --print-architecture)
 

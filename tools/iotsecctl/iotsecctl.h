@@ -20,5 +20,6 @@ json_t *ask(const char *run_dir, const char *daemon, const char *verb, json_t *a
 int cmd_pool(int argc, char **argv);
 int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv);
 int cmd_quarantine(const struct iotsec_config *cfg, int argc, char **argv);
+int cmd_readings(const struct iotsec_config *cfg, int argc, char **argv);
 
 #endif

@@ -15,7 +15,7 @@
 #include "version.h"
 
 /* Every daemon iotsec has, in the order status shows them. */
-static const char *const daemons[] = {"certd", "electd", "keyd", "dictd", "pingd"};
+static const char *const daemons[] = {"certd", "electd", "keyd", "dictd", "pingd", "sensord"};
 #define N_DAEMONS (sizeof(daemons) / sizeof(daemons[0]))
 
 /* status's exit codes, as systemctl is-active and LSB's status: all well, something wrong,
@@ -41,9 +41,12 @@ static void usage(FILE *f)
 		"                     device is out of the home, quarantined or has no\n"
 		"                     controller, or the dictionary is locked; 3 when no daemon\n"
 		"                     runs; 4 when the configuration cannot be read or this\n"
-		"                     user may not ask\n"
+		"                     user may not ask; 1 too when sensord's alarm is set\n"
 		"  peers [--json]     the devices this one knows: whether each answers, its\n"
 		"                     trust, flags and bans (pingd), and the key shared (keyd)\n"
+		"  readings [--follow] [--json]\n"
+		"                     the home's sensor readings that sensord opened; with\n"
+		"                     --follow, each new one as it comes\n"
 		"  watch DAEMON [--count N] [--timeout SECONDS]\n"
 		"                     print DAEMON's state, then each event it pushes, one JSON\n"
 		"                     object a line\n"
@@ -124,6 +127,44 @@ static bool self_quarantined(json_t *doc)
 	return false;
 }
 
+static bool alarm_set(json_t *sensord)
+{
+	return json_is_true(json_object_get(json_object_get(sensord, "alarm"), "set"));
+}
+
+/* sensord's line: the broker, the clock the stream keys follow, the doctor, the spool and the
+ * alarm (an emergency the doctor has not acknowledged yet). */
+static void print_sensord(json_t *s)
+{
+	json_t *alarm = json_object_get(s, "alarm");
+	const char *doctor = json_string_value(json_object_get(s, "doctor"));
+
+	if (!json_is_true(json_object_get(s, "running")))
+		return;
+	printf("sensors      broker %s, %s, epoch %lld, doctor %s, spool %lld pending "
+	       "(%lld dropped)\n",
+	       json_string_value(json_object_get(s, "broker")) ?: "?",
+	       json_string_value(json_object_get(s, "sync")) ?: "?",
+	       (long long)json_integer_value(json_object_get(s, "epoch")),
+	       doctor && doctor[0] ? doctor : "none",
+	       (long long)json_integer_value(json_object_get(s, "spooled")),
+	       (long long)json_integer_value(json_object_get(s, "spool_dropped")));
+	if (alarm_set(s)) {
+		long long raw = json_integer_value(json_object_get(alarm, "at"));
+		/* Seconds, as every "at" of the status verbs; milliseconds read the same. */
+		time_t at = (time_t)(raw > 100000000000LL ? raw / 1000 : raw);
+		char when[64] = "-";
+		struct tm tm;
+
+		if (at > 0)
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&at, &tm));
+		printf("ALARM        pulse %.15g since %s (emergency record %lld), until the "
+		       "doctor acknowledges it\n",
+		       json_number_value(json_object_get(alarm, "value")), when,
+		       (long long)json_integer_value(json_object_get(alarm, "seq")));
+	}
+}
+
 static void print_human(json_t *doc)
 {
 	json_t *cert = json_object_get(doc, "certificate"), *ds = json_object_get(doc, "daemons");
@@ -183,6 +224,7 @@ static void print_human(json_t *doc)
 		}
 		printf(" (iotsecctl quarantine list)\n");
 	}
+	print_sensord(json_object_get(ds, "sensord"));
 	if (json_is_true(json_object_get(json_object_get(ds, "dictd"), "locked")))
 		printf(
 		    "dictionary   LOCKED: %s\n",
@@ -199,7 +241,9 @@ static void print_human(json_t *doc)
 }
 
 /* What status exits with: whether every daemon answers, certd's word on the certificate,
- * whether electd has this device in a home with a controller, and whether dictd serves keys. */
+ * whether electd has this device in a home with a controller, whether dictd serves keys, and
+ * whether sensord's alarm waits for the doctor (an emergency needs someone). A broker still
+ * connecting is shown, not counted: readings wait in the spool meanwhile. */
 static int health(json_t *doc)
 {
 	const char *state =
@@ -224,7 +268,8 @@ static int health(json_t *doc)
 	/* In the home means a controller: "node" follows one, "controller" is one. */
 	if (running < json_object_size(ds) || state == NULL || strcmp(state, "valid") != 0 ||
 	    (election && strcmp(election, "node") != 0 && strcmp(election, "controller") != 0) ||
-	    json_is_true(json_object_get(dict, "locked")) || self_quarantined(doc))
+	    json_is_true(json_object_get(dict, "locked")) || self_quarantined(doc) ||
+	    alarm_set(json_object_get(ds, "sensord")))
 		return STATUS_DEGRADED;
 	return STATUS_HEALTHY;
 }
@@ -243,7 +288,8 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			    "usage: iotsecctl status [--json]\n"
 			    "Ask every iotsec daemon on this device for its state. Exit status: "
 			    "0 all well,\n1 degraded (a daemon down, the device out of the home, "
-			    "quarantined or\nwithout a controller, the dictionary locked), 3 no "
+			    "quarantined or\nwithout a controller, the dictionary locked, "
+			    "sensord's alarm set), 3 no "
 			    "daemon running, 4 cannot\ntell (the configuration unreadable, or this "
 			    "user not allowed to ask).\n");
 			json_decref(doc), json_decref(ds), json_decref(cert);
@@ -374,7 +420,8 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 		}
 	}
 	if (daemon == NULL || !known_daemon(daemon)) {
-		fprintf(stderr, "iotsecctl watch: %s%s%s (certd, electd, keyd, dictd or pingd)\n",
+		fprintf(stderr,
+			"iotsecctl watch: %s%s%s (certd, electd, keyd, dictd, pingd or sensord)\n",
 			daemon ? "unknown daemon '" : "which daemon?", daemon ? daemon : "",
 			daemon ? "'" : "");
 		return 2;
@@ -622,6 +669,8 @@ int main(int argc, char **argv)
 		r = cmd_rekey(&cfg, argc, argv);
 	else if (strcmp(argv[0], "dict") == 0)
 		r = cmd_dict(&cfg, argc, argv);
+	else if (strcmp(argv[0], "readings") == 0)
+		r = cmd_readings(&cfg, argc, argv);
 	else if (strcmp(argv[0], "quarantine") == 0)
 		r = cmd_quarantine(&cfg, argc, argv);
 	else {

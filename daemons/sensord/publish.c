@@ -1,0 +1,355 @@
+/* From the sensors to the broker: read, seal, spool, publish with QoS 1 in order, and take each
+ * record off the spool when the broker acknowledges it. The emergency record goes first. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sensord.h"
+
+/* Is name one of sensord.doctor_sensors (words separated by spaces or commas)? */
+static bool doctor_sensor(const struct sensord *d, const char *name)
+{
+	const char *p = d->cfg->sensord.doctor_sensors;
+	size_t len = strlen(name);
+
+	while (p && *p) {
+		size_t n;
+
+		p += strspn(p, " \t,");
+		n = strcspn(p, " \t,");
+		if (n == len && n > 0 && strncmp(p, name, n) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+int sensord_seal(struct sensord *d, struct stream *s, enum reading_kind kind, uint8_t flags,
+		 enum sensord_kind k, const struct reading_value *v, uint8_t *out, size_t *ret_len,
+		 uint64_t *ret_seq)
+{
+	struct reading_header h = {.kind = (uint8_t)kind, .flags = flags};
+	char pt[READING_PLAIN_MAX];
+	size_t ptlen, len;
+	int r;
+
+	if (stream_current(s) == 0)
+		return -ENOKEY; /* before the schedule: nothing is sealed at epoch 0 */
+	if ((r = reading_value_build(v, pt, sizeof(pt), &ptlen)) < 0)
+		return r;
+	if ((h.seq = sensord_next_seq(d, k)) == 0)
+		return -EIO;
+	snprintf(h.device, sizeof(h.device), "%s", d->member->self.name);
+	h.epoch = stream_current(s);
+	h.time_ms = sensord_now_ms(d);
+	if ((r = reading_seal(s, &h, pt, ptlen, out, READING_MAX, &len)) < 0)
+		goto out;
+	*ret_len = len;
+	if (ret_seq)
+		*ret_seq = h.seq;
+out:
+	explicit_bzero(pt, sizeof(pt));
+	return r;
+}
+
+/* Say a sensor's failure once per change of error. */
+static void sensor_error(struct sensord_sensor *s, int r, const char *text)
+{
+	char buf[sizeof(s->err_text)];
+
+	snprintf(buf, sizeof(buf), "%s", text ? text : iotsec_strerror(r));
+	if (r != s->error || strcmp(buf, s->err_text) != 0)
+		log_warnx("sensor %s (%s:%s): %s", s->spec.name[0] ? s->spec.name : "-",
+			  sensor_driver_name(s->spec.driver), s->spec.arg, buf);
+	s->error = r;
+	memcpy(s->err_text, buf, sizeof(buf));
+}
+
+static void spool_one(struct sensord *d, struct sensord_sensor *s, const struct reading_value *v)
+{
+	bool doc = doctor_sensor(d, v->sensor);
+	struct stream *st = doc ? d->doctor : d->group;
+	uint8_t buf[READING_MAX];
+	uint64_t id, dropped;
+	size_t len;
+	int r;
+
+	s->stream = doc ? (d->doctor ? "doctor" : "waiting") : "group";
+	if (doc && d->doctor == NULL)
+		return; /* read by mistake (a replay row): kept from everyone but the doctor */
+	if (st == NULL) {
+		sensor_error(s, -ENOKEY, "no group key yet (keyd has no pool)");
+		return;
+	}
+	r = sensord_seal(d, st, doc ? READING_DOCTOR : READING_GROUP, 0,
+			 doc ? SENSORD_DOCTOR : SENSORD_GROUP, v, buf, &len, NULL);
+	if (r == 0)
+		r = spool_append(d->spool, buf, len, sensord_mono_ms(), &id);
+	if (r < 0) {
+		sensor_error(s, r, NULL);
+		return;
+	}
+	if (s->error)
+		log_info("sensor %s: reading again", v->sensor);
+	s->error = 0, s->err_text[0] = '\0';
+	/* Said once per run of drops, not once per reading. */
+	dropped = spool_dropped(d->spool);
+	if (dropped > d->dropped_logged && !d->dropping)
+		log_warnx(
+		    "spool full (%d readings): the oldest undelivered are dropped to take new "
+		    "ones",
+		    d->cfg->sensord.spool_max);
+	else if (dropped == d->dropped_logged && d->dropping)
+		log_notice("spool no longer full: %llu readings dropped in all",
+			   (unsigned long long)dropped);
+	d->dropping = dropped > d->dropped_logged;
+	d->dropped_logged = dropped;
+}
+
+static void read_one(struct sensord *d, struct sensord_sensor *s)
+{
+	struct reading_value v = {0};
+	const char *err = NULL;
+	int r;
+
+	if (s->done)
+		return;
+	/* A sensor named for the doctor is not even read before a doctor is granted, nor one for
+	 * the home before the home's key is here: a replay file would lose its rows. */
+	if (s->spec.name[0] && doctor_sensor(d, s->spec.name)) {
+		if (d->doctor == NULL) {
+			s->stream = "waiting";
+			return;
+		}
+	} else if (d->group == NULL) {
+		sensor_error(s, -ENOKEY, "no group key yet (keyd has no pool)");
+		return;
+	}
+	if (s->s == NULL && (r = sensor_open(&s->spec, d->cfg->sensord.sysfs,
+					     d->cfg->sensord.replay_loop != 0, &s->s)) < 0) {
+		sensor_error(s, r, NULL);
+		return;
+	}
+	if ((r = sensor_read(s->s, &v, &err)) == -ENODATA) {
+		log_info("sensor %s: replay done", s->spec.arg);
+		s->done = true;
+		snprintf(s->err_text, sizeof(s->err_text), "done");
+		return;
+	}
+	if (r < 0) {
+		sensor_error(s, r, err);
+		return;
+	}
+	if (s->spec.name[0])
+		snprintf(v.sensor, sizeof(v.sensor), "%s", s->spec.name);
+	snprintf(s->last_name, sizeof(s->last_name), "%s", v.sensor);
+	snprintf(s->unit, sizeof(s->unit), "%s", v.unit);
+	s->last = v.value;
+	s->at = sensord_now_ms(d);
+	if (strcmp(v.sensor, "pulse") == 0 && v.value < d->cfg->sensord.alarm_below)
+		sensord_alarm_raise(d, &v);
+	spool_one(d, s, &v);
+}
+
+void sensord_read_all(struct sensord *d)
+{
+	for (size_t i = 0; i < d->n_sensors; i++)
+		read_one(d, &d->sensors[i]);
+	spool_flush(d->spool);
+}
+
+/* ---- the broker ---- */
+
+static void inflight_clear(struct sensord *d)
+{
+	d->n_inflight = 0;
+	d->sent_id = 0;
+	d->alarm.mid = -1;
+}
+
+void sensord_drain(struct sensord *d)
+{
+	char topic[SENSORD_TOPIC_MAX];
+	const uint8_t *data;
+	uint64_t id;
+	size_t len;
+	int r, mid;
+
+	if (d->mqtt == NULL || !mqtt_connected(d->mqtt) || !sensord_may_publish(d))
+		return;
+	if (d->alarm.len && !d->alarm.delivered && d->alarm.mid < 0) {
+		sensord_topic(d, d->member->self.name, "emergency", topic, sizeof(topic));
+		if ((r = mqtt_publish(d->mqtt, topic, d->alarm.record, d->alarm.len, 1, false,
+				      &mid)) == 0)
+			d->alarm.mid = mid;
+		else
+			log_debug("emergency record not sent yet: %s", iotsec_strerror(r));
+	}
+	while (d->n_inflight < (size_t)d->cfg->sensord.max_inflight &&
+	       spool_next(d->spool, d->sent_id, &id, &data, &len) == 0) {
+		struct reading_header h;
+		size_t hlen;
+
+		if (reading_header_parse(data, len, &h, &hlen) < 0) {
+			log_warnx("spool record %llu is no sealed reading: dropped",
+				  (unsigned long long)id);
+			d->sent_id = id;
+			spool_ack(d->spool, id);
+			continue;
+		}
+		sensord_topic(d, d->member->self.name,
+			      h.flags & READING_F_EMERGENCY ? "emergency"
+			      : h.kind == READING_DOCTOR    ? "doctor"
+							    : "group",
+			      topic, sizeof(topic));
+		if ((r = mqtt_publish(d->mqtt, topic, data, len, 1, false, &mid)) < 0) {
+			if (r != -ENOBUFS)
+				log_debug("publish %s: %s", topic, iotsec_strerror(r));
+			break;
+		}
+		d->inflight[d->n_inflight++] = (struct sensord_inflight){.mid = mid, .id = id};
+		d->sent_id = id;
+	}
+}
+
+static void on_connect(void *ud)
+{
+	struct sensord *d = ud;
+	char topic[SENSORD_TOPIC_MAX];
+	int r;
+
+	log_info("connected to the broker %s:%d", d->cfg->sensord.broker,
+		 d->cfg->sensord.broker_port);
+	d->broker_warned = false;
+	inflight_clear(d);
+	/* Grants are retained: the one in force arrives at every connection. */
+	sensord_topic(d, "+", "group", topic, sizeof(topic));
+	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
+		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+	snprintf(topic, sizeof(topic), "iotsec/%s/+/grant/%s", d->member->self.home,
+		 d->member->self.name);
+	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
+		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+	snprintf(topic, sizeof(topic), "iotsec/%s/+/ack/%s", d->member->self.home,
+		 d->member->self.name);
+	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
+		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+	sensord_drain(d);
+}
+
+static void on_disconnect(const char *reason, void *ud)
+{
+	struct sensord *d = ud;
+
+	if (!d->broker_warned)
+		log_warnx("broker %s:%d: %s (readings wait in the spool)", d->cfg->sensord.broker,
+			  d->cfg->sensord.broker_port, reason);
+	d->broker_warned = true;
+	/* What was in flight is sent again from the spool. */
+	inflight_clear(d);
+}
+
+static void on_publish(int mid, void *ud)
+{
+	struct sensord *d = ud;
+
+	if (d->alarm.mid == mid) {
+		d->alarm.mid = -1;
+		d->alarm.delivered = true;
+		log_info("emergency record (seq %llu) delivered to the broker",
+			 (unsigned long long)d->alarm.seq);
+		sensord_state_save(d);
+		sensord_drain(d);
+		return;
+	}
+	for (size_t i = 0; i < d->n_inflight; i++) {
+		if (d->inflight[i].mid != mid)
+			continue;
+		if (spool_ack(d->spool, d->inflight[i].id) == 0)
+			d->published++;
+		d->inflight[i] = d->inflight[--d->n_inflight];
+		break;
+	}
+	sensord_drain(d);
+}
+
+/* iotsec/<home>/<device>/<what>[/<kit>] */
+static void on_message(const char *topic, const void *payload, size_t len, int qos, bool retained,
+		       void *ud)
+{
+	struct sensord *d = ud;
+	char t[SENSORD_TOPIC_MAX], *parts[6] = {0}, *save = NULL, *p;
+	size_t n = 0;
+
+	(void)qos, (void)retained;
+	if (strlen(topic) >= sizeof(t))
+		return;
+	snprintf(t, sizeof(t), "%s", topic);
+	for (p = strtok_r(t, "/", &save); p && n < 6; p = strtok_r(NULL, "/", &save))
+		parts[n++] = p;
+	if (n < 4 || strcmp(parts[0], "iotsec") != 0 || strcmp(parts[1], d->member->self.home) != 0)
+		return;
+	if (!d->in_home)
+		return; /* out of the home: we judge nothing */
+	if (n == 4 && strcmp(parts[3], "group") == 0)
+		sensord_on_group(d, parts[2], payload, len);
+	else if (n == 5 && strcmp(parts[3], "grant") == 0 &&
+		 strcmp(parts[4], d->member->self.name) == 0)
+		sensord_on_grant(d, parts[2], payload, len);
+	else if (n == 5 && strcmp(parts[3], "ack") == 0 &&
+		 strcmp(parts[4], d->member->self.name) == 0)
+		sensord_on_ack(d, parts[2], payload, len);
+}
+
+int sensord_publish_start(struct sensord *d)
+{
+	const struct iotsec_config *cfg = d->cfg;
+	char dir[PATH_MAX];
+	struct mqtt_opts o = {
+	    .host = cfg->sensord.broker,
+	    .port = cfg->sensord.broker_port,
+	    .broker_name = cfg->sensord.broker_name,
+	    .ca = cfg->device.ca,
+	    .cert = cfg->device.cert,
+	    .key = cfg->device.key,
+	    .client_id = d->member->self.name,
+	    .clean_session = false,
+	    .max_inflight = cfg->sensord.max_inflight,
+	};
+	struct mqtt_callbacks cb = {
+	    .on_connect = on_connect,
+	    .on_disconnect = on_disconnect,
+	    .on_message = on_message,
+	    .on_publish = on_publish,
+	};
+	int r;
+
+	if (snprintf(dir, sizeof(dir), "%s/spool", d->dir) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	if ((r = spool_open(dir, (size_t)cfg->sensord.spool_max,
+			    (unsigned)cfg->sensord.spool_sync_ms, &d->spool)) < 0) {
+		log_errx("spool %s: %s", dir, iotsec_strerror(r));
+		return r;
+	}
+	d->dropped_logged = spool_dropped(d->spool);
+	if ((d->inflight = calloc((size_t)cfg->sensord.max_inflight, sizeof(*d->inflight))) == NULL)
+		return -ENOMEM;
+	if (spool_pending(d->spool))
+		log_info("%zu readings wait in the spool", spool_pending(d->spool));
+	if ((r = mqtt_new(d->loop, &o, &cb, d, &d->mqtt)) < 0) {
+		log_errx("broker %s:%d: %s", o.host, o.port, iotsec_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
+void sensord_publish_stop(struct sensord *d)
+{
+	mqtt_free(d->mqtt);
+	spool_close(d->spool);
+	free(d->inflight);
+	d->mqtt = NULL, d->spool = NULL, d->inflight = NULL;
+}

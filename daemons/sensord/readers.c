@@ -1,0 +1,149 @@
+/* Reading the home's group readings: open each with the group stream, judge it (fresh, not seen
+ * before), keep the last SENSORD_READINGS_MAX and push each to the `reading` subscribers.
+ *
+ * The broker lets a device publish only under its own name (its ACL), so the topic names the
+ * sender; the sealed header must name the same device. Refusals are counted against that name
+ * and logged once per (device, reason) within refusals.h's budget. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proto.h"
+#include "sensord.h"
+
+/* refusals.h keys its pairs by an IPv4 address; a broker topic has none, the device name
+ * stands in (FNV-1a). */
+static uint32_t name_key(const char *name)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h;
+}
+
+void sensord_refuse(struct sensord *d, const char *device, int r, const char *what)
+{
+	unsigned long more;
+
+	if (!refusals_note(&d->refused, name_key(device), device, r, sensord_mono_ms()))
+		return;
+	more = refusals_take_unlogged(&d->refused);
+	if (more)
+		log_warnx("refused %s from %s: %s (and %lu other refusals not logged)", what,
+			  device, iotsec_strerror(r), more);
+	else
+		log_warnx("refused %s from %s: %s", what, device, iotsec_strerror(r));
+}
+
+json_t *sensord_refused_by(const struct sensord *d)
+{
+	json_t *by = json_object();
+
+	for (size_t i = 0; by && i < d->refused.n_devices; i++)
+		json_object_set_new(by, d->refused.device[i].name,
+				    json_integer((json_int_t)d->refused.device[i].count));
+	for (size_t i = 0; by && i < d->member->refused.n_devices; i++) {
+		const char *name = d->member->refused.device[i].name;
+		json_int_t n = json_integer_value(json_object_get(by, name));
+
+		json_object_set_new(
+		    by, name, json_integer(n + (json_int_t)d->member->refused.device[i].count));
+	}
+	return by;
+}
+
+static json_t *reading_json(const struct sensord_reading *r)
+{
+	return json_pack("{s:s, s:s, s:f, s:s, s:I, s:I, s:I, s:b}", "device", r->device, "sensor",
+			 r->v.sensor, "value", r->v.value, "unit", r->v.unit, "time",
+			 (json_int_t)r->time_ms, "seq", (json_int_t)r->seq, "epoch",
+			 (json_int_t)r->epoch, "emergency", r->v.emergency);
+}
+
+int sensord_readings(struct sensord *d, size_t max, json_t **ret)
+{
+	json_t *a = json_array();
+	size_t skip = d->ring_n > max ? d->ring_n - max : 0;
+
+	for (size_t i = skip; a && i < d->ring_n; i++)
+		json_array_append_new(
+		    a, reading_json(&d->ring[(d->ring_start + i) % SENSORD_READINGS_MAX]));
+	*ret = a ? json_pack("{s:o}", "readings", a) : NULL;
+	return *ret ? 0 : -ENOMEM;
+}
+
+static void keep(struct sensord *d, const struct sensord_reading *r)
+{
+	json_t *ev;
+
+	if (d->ring_n < SENSORD_READINGS_MAX) {
+		d->ring[(d->ring_start + d->ring_n++) % SENSORD_READINGS_MAX] = *r;
+	} else {
+		d->ring[d->ring_start] = *r;
+		d->ring_start = (d->ring_start + 1) % SENSORD_READINGS_MAX;
+	}
+	if (d->ctl && (ev = reading_json(r)) != NULL) {
+		ctl_server_publish(d->ctl, PROTO_EV_READING, ev);
+		json_decref(ev);
+	}
+}
+
+/* A reading of the next epoch while our chain is still on the one before: move on when our
+ * clock is close to that epoch's start (a few seconds either side: clocks drift), never
+ * further than one epoch on a sender's word. */
+static void maybe_advance(struct sensord *d, uint32_t epoch)
+{
+	int64_t start_ms;
+
+	if (d->group == NULL || epoch != stream_current(d->group) + 1 || epoch == 0)
+		return;
+	start_ms = stream_epoch_start(&d->sched, epoch) * 1000;
+	if (sensord_now_ms(d) + SENSORD_ADVANCE_SKEW_MS < start_ms)
+		return;
+	if (stream_advance(d->group, epoch) == 0)
+		log_debug("group stream: epoch %u, as the readings say", epoch);
+}
+
+void sensord_on_group(struct sensord *d, const char *device, const void *payload, size_t len)
+{
+	struct sensord_reading rd = {0};
+	struct reading_header h;
+	uint8_t pt[READING_PLAIN_MAX];
+	size_t hlen, ptlen = 0;
+	int r;
+
+	if (strcmp(device, d->member->self.name) == 0)
+		return; /* our own, back from the broker */
+	if (d->group == NULL || d->sync == SENSORD_RESYNCING)
+		return; /* nothing to open it with yet: not the sender's fault */
+	if ((r = reading_header_parse(payload, len, &h, &hlen)) < 0) {
+		sensord_refuse(d, device, r, "a group reading");
+		return;
+	}
+	if (strcmp(h.device, device) != 0 || h.kind != READING_GROUP) {
+		sensord_refuse(d, device, -IOTSEC_EIDENTITY, "a group reading");
+		return;
+	}
+	maybe_advance(d, h.epoch);
+	if ((r = reading_open(d->group, payload, len, &h, pt, &ptlen)) < 0) {
+		sensord_refuse(d, device, r, "a group reading");
+		return;
+	}
+	if ((r = reading_value_parse(pt, ptlen, &rd.v)) < 0) {
+		sensord_refuse(d, device, r, "a group reading");
+		goto out;
+	}
+	if ((r = reading_guard_check(d->guard, &h, sensord_now_ms(d))) < 0) {
+		sensord_refuse(d, device, r, "a group reading");
+		goto out;
+	}
+	snprintf(rd.device, sizeof(rd.device), "%s", h.device);
+	rd.time_ms = h.time_ms, rd.seq = h.seq, rd.epoch = h.epoch;
+	d->opened++;
+	keep(d, &rd);
+out:
+	explicit_bzero(pt, sizeof(pt));
+}

@@ -1,0 +1,242 @@
+/* iotsec-sensord (SPEC 5.6, 8): sensor readings over MQTT, sealed end to end.
+ *
+ * Every sensord.interval_ms each sensor is read; a reading becomes compact JSON sealed
+ * (reading.h) under the doctor stream (sensors named in sensord.doctor_sensors, once a doctor
+ * granted one) or under the home's group stream (its root from keyd's pool, looked up in dictd),
+ * goes through the spool (spool.h) and is published with QoS 1, in order, on
+ * iotsec/<home>/<device>/{group,doctor}; the broker's PUBACK takes it off the spool. A pulse
+ * below sensord.alarm_below raises the alarm output and sends an emergency record at once, ahead
+ * of the spool; only the granted doctor's EMERGENCY_ACK clears it.
+ *
+ * As a reader it opens every device's group readings (iotsec/<home>/+/group), keeps the last
+ * SENSORD_READINGS_MAX for the readings verb and pushes each as a `reading` event.
+ *
+ * A device whose clock is unset or whose saved chains are far from its clock asks its
+ * neighbours for the time and the group key (resync.h) on UDP port net.port + 3 and publishes
+ * nothing until they answer (or sensord.resync_tries requests went unanswered: then it keeps its
+ * own clock, and says so).
+ *
+ * state_dir/sensord/sensord.state (0600) keeps the seqs (with a reserve, so a crash never
+ * reuses one), the doctor chain, the last grant, the alarm and the last acknowledged seq;
+ * state_dir/sensord/spool holds what the broker has not acknowledged. */
+#ifndef IOTSEC_SENSORD_H
+#define IOTSEC_SENSORD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "cert.h"
+#include "certd_client.h"
+#include "config.h"
+#include "ctl.h"
+#include "dictd_client.h"
+#include "lan.h"
+#include "mqtt.h"
+#include "reading.h"
+#include "refusals.h"
+#include "resync.h"
+#include "sensor.h"
+#include "spool.h"
+#include "stream.h"
+
+#define SENSORD_STATE_FILE   "sensord.state"
+#define SENSORD_STATE_MAX    (64 * 1024)
+#define SENSORD_READINGS_MAX 256      /* group readings kept for the readings verb */
+#define SENSORD_SEQ_RESERVE  1000     /* seqs saved ahead of use: a crash skips, never reuses */
+#define SENSORD_GROUP_RECORD "-group" /* dictd's name for the group root (keyd stores it) */
+#define SENSORD_ADVANCE_SKEW_MS                                                                    \
+	5000 /* a reader moves its chain on this close to the next epoch                           \
+	      */
+#define SENSORD_TOPIC_MAX    256
+#define SENSORD_INFLIGHT_MAX 65535
+
+enum sensord_sync {
+	SENSORD_SYNCED,
+	SENSORD_RESYNCING,
+	SENSORD_OWN_CLOCK,
+};
+
+/* The seq counters: one per kind of stream we seal under. */
+enum sensord_kind {
+	SENSORD_GROUP = 0,
+	SENSORD_DOCTOR = 1,
+};
+
+struct sensord_sensor {
+	struct sensor_spec spec;
+	struct sensor *s;
+	bool doctor; /* its name is in sensord.doctor_sensors (replay: decided per row) */
+	char last_name[READING_SENSOR_MAX + 1];
+	double last;
+	char unit[READING_UNIT_MAX + 1];
+	int64_t at; /* unix ms of the last reading, 0: none */
+	int error;  /* the last read's, 0 when it worked */
+	char err_text[160];
+	const char *stream; /* "group", "doctor", "waiting" */
+	bool done;	    /* replay at its end */
+};
+
+/* One opened group reading, for the readings verb. */
+struct sensord_reading {
+	char device[READING_NAME_MAX + 1];
+	struct reading_value v;
+	int64_t time_ms;
+	uint64_t seq;
+	uint32_t epoch;
+};
+
+struct sensord_alarm {
+	bool set;
+	uint64_t seq;
+	double value;
+	int64_t at; /* unix ms */
+	/* The emergency record, sealed, until the broker acknowledged it. */
+	uint8_t record[READING_MAX];
+	size_t len;
+	bool delivered;
+	int mid; /* in flight: its mid; -1 none */
+};
+
+struct sensord_inflight {
+	int mid;
+	uint64_t id; /* spool record */
+};
+
+struct sensord {
+	const struct iotsec_config *cfg;
+	sd_event *loop;
+	struct ctl_server *ctl;
+	struct lan_member *member;
+	struct lan_udp *udp;
+	struct lan_tcp *tcp;
+	struct certd_client *certd;
+	struct ctl_peer *keyd;
+	struct dictd_client *dictd;
+	struct ctl_call *dictd_call;
+	struct mqtt *mqtt;
+	struct spool *spool;
+	sd_event_source *tick, *misc;
+	char dir[4096]; /* state_dir/sensord */
+	bool in_home;
+
+	/* Stream time: our clock plus what a neighbour said it is off by. */
+	struct stream_schedule sched;
+	int64_t offset_ms;
+	bool offset_set; /* a neighbour's SYNC_STATE set offset_ms */
+	enum sensord_sync sync;
+	const char *sync_why; /* why a resync is needed (static text) */
+	struct resync rs;
+	sd_event_source *rs_timer;
+	struct sensord_answered {
+		char peer[CERT_NAME_MAX];
+		uint64_t at; /* monotonic ms */
+	} answered[RESYNC_PEERS_MAX];
+
+	/* The group stream: from keyd's pool (dictd) or a neighbour (resync). */
+	struct stream *group;
+	uint32_t pool, group_start;	      /* of the group stream we hold */
+	uint32_t keyd_pool, keyd_group_start; /* what keyd says now */
+	bool group_from_resync;
+
+	/* The doctor stream. */
+	struct stream *doctor;
+	char doctor_name[CERT_NAME_MAX];
+	uint32_t doctor_e0;
+	int64_t grant_issued; /* ms; 0 none */
+
+	uint64_t seq[2], reserved[2]; /* next seq to use; seqs below reserved are saved */
+	struct sensord_alarm alarm;
+	uint64_t acked_seq;
+
+	struct sensord_sensor sensors[SENSOR_MAX];
+	size_t n_sensors;
+
+	/* Publishing: QoS 1 messages in flight and the last spool record sent. */
+	struct sensord_inflight *inflight;
+	size_t n_inflight;
+	uint64_t sent_id;
+	unsigned long published;
+	bool broker_warned;
+
+	/* Reading. */
+	struct reading_guard *guard;
+	struct sensord_reading ring[SENSORD_READINGS_MAX];
+	size_t ring_start, ring_n;
+	unsigned long opened;
+	struct refusals refused;
+	uint64_t dropped_logged; /* spool drops seen so far */
+	bool dropping;		 /* the last append dropped one */
+	bool no_group_said;
+};
+
+/* sensord.c */
+int sensord_start(struct sensord *d, const struct iotsec_config *cfg, sd_event *loop);
+void sensord_stop(struct sensord *d);
+json_t *sensord_status(struct sensord *d);
+extern const struct ctl_verb sensord_verbs[];
+uint64_t sensord_mono_ms(void);
+/* CLOCK_REALTIME in unix ms. */
+int64_t sensord_wall_ms(void);
+/* Stream time, unix ms: clock_now_us(), or after a resync our wall clock plus its offset. */
+int64_t sensord_now_ms(const struct sensord *d);
+uint32_t sensord_epoch_now(const struct sensord *d);
+/* Move both chains to the epoch of our clock (never back). Saves when the doctor's moved. */
+void sensord_advance(struct sensord *d);
+/* Publishing may happen: in the home, synced (or on our own clock). */
+bool sensord_may_publish(const struct sensord *d);
+void sensord_topic(const struct sensord *d, const char *device, const char *what, char *out,
+		   size_t len);
+/* Install a group stream (the caller's; freed when replaced). */
+void sensord_set_group(struct sensord *d, struct stream *s, uint32_t pool, uint32_t start);
+
+/* state.c */
+int sensord_state_load(struct sensord *d);
+/* Write sensord.state now (atomically); logs a failure. */
+int sensord_state_save(struct sensord *d);
+/* The next seq of kind k, saving a new reserve first when needed; 0 when it cannot be saved. */
+uint64_t sensord_next_seq(struct sensord *d, enum sensord_kind k);
+
+/* publish.c */
+int sensord_publish_start(struct sensord *d);
+void sensord_publish_stop(struct sensord *d);
+/* Read every sensor once. */
+void sensord_read_all(struct sensord *d);
+/* Send what waits: the emergency first, then the spool in order. */
+void sensord_drain(struct sensord *d);
+/* Seal pt under stream s (kind, flags) with a fresh seq of counter k into out. */
+int sensord_seal(struct sensord *d, struct stream *s, enum reading_kind kind, uint8_t flags,
+		 enum sensord_kind k, const struct reading_value *v, uint8_t *out, size_t *ret_len,
+		 uint64_t *ret_seq);
+
+/* readers.c */
+void sensord_on_group(struct sensord *d, const char *device, const void *payload, size_t len);
+int sensord_readings(struct sensord *d, size_t max, json_t **ret);
+void sensord_refuse(struct sensord *d, const char *device, int r, const char *what);
+json_t *sensord_refused_by(const struct sensord *d);
+
+/* alarm.c */
+/* A pulse v below the threshold: raise the alarm (unless one is set). */
+void sensord_alarm_raise(struct sensord *d, const struct reading_value *v);
+/* An alarm set without a key to seal its record (none yet, or none before a restart): seal and
+ * send it now if there is one. */
+void sensord_alarm_retry(struct sensord *d);
+/* Write the alarm output ("1\n" or "0\n"). */
+void sensord_alarm_output(struct sensord *d, bool on);
+void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload, size_t len);
+void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, size_t len);
+
+/* sync.c */
+/* Every envelope sensord opens: the resync messages and the doctor's. */
+extern const struct envelope_rule sensord_rules[];
+int sensord_sync_start(struct sensord *d);
+void sensord_sync_stop(struct sensord *d);
+/* At start, after the state is loaded: is our clock unset, or the saved doctor chain more than
+ * one epoch from it? *why says which. */
+bool sensord_sync_needed(struct sensord *d, const char **why);
+/* Start asking the neighbours (unless a request is under way). */
+void sensord_resync(struct sensord *d, const char *why);
+const char *sensord_sync_name(enum sensord_sync s);
+
+#endif
