@@ -8,7 +8,11 @@
  * MQTT 3.1.1 rather than 5: a 3.1.1 session without clean_session lasts until the broker's
  * persistent_client_expiration, where a version 5 session ends at the disconnection unless every
  * client remembers to send a session expiry interval, and a reader would lose its queue without a
- * word; the home broker and mosquitto_pub/sub speak 3.1.1 by default as well. */
+ * word; the home broker and mosquitto_pub/sub speak 3.1.1 by default as well.
+ *
+ * One call blocks: libmosquitto resolves a host name with getaddrinfo() at each attempt. An
+ * address, or a name in /etc/hosts, costs nothing; a name that needs DNS on a home network
+ * without it may hold the loop for the resolver's timeout. */
 #include "mqtt.h"
 
 #include <errno.h>

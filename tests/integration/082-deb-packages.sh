@@ -1,10 +1,10 @@
 #!/bin/sh
 # The Debian package of this machine's architecture, as `make deb` builds it: what it holds (the
-# programs, every unit with /usr paths, the configuration as the one conffile, sysusers.d and
-# man pages, completion, README and copyright, and no key), and lintian has nothing to
-# say. Its maintainer scripts run against a scratch root (DPKG_ROOT, as dpkg --root does): they
-# make the users, enable nothing, and purge takes the home's keys and state away
-# but leaves what else the household put in /etc/iotsec. Installing it on a booted system is
+# programs, every unit with /usr paths, the configuration, the daemons' and the home broker's, as
+# the conffiles, sysusers.d and man pages, completion, README and copyright, and no key), and
+# lintian has nothing to say. Its maintainer scripts run against a scratch root (DPKG_ROOT, as
+# dpkg --root does): they make the users, enable nothing, and purge takes the home's keys and
+# state away but leaves what else the household put in /etc/iotsec. Installing it on a booted system is
 # another test's.
 case $IOTSEC_BIN in
 */build-san/bin)
@@ -41,7 +41,7 @@ dpkg-deb -f "$DEB" Depends | grep -q systemd || fail "no dependency on systemd (
 dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >"$T/files"
 has() { grep -qx "$1" "$T/files" || fail "the package has no $1"; }
 
-say "the conffiles are the configuration and the home broker's, and the only files in /etc"
+say "the conffiles are the configuration (the daemons' and the home broker's), the only files in /etc"
 CONFFILES="/etc/iotsec/iotsec.conf
 /etc/iotsec/mosquitto/iotsec-broker.conf
 /etc/iotsec/mosquitto/iotsec.acl"
@@ -135,16 +135,20 @@ test -d "$R/var/lib/systemd/deb-systemd-helper-enabled" || fail "deb-systemd-hel
 if find "$R/etc/systemd" -name '*iotsec*' 2>/dev/null | grep .; then fail "postinst enabled units (above)"; fi
 
 say "postrm purge (DPKG_ROOT): the home's keys and state go, the household's other files stay"
+BROKER_FILES="etc/iotsec/mosquitto/broker.key etc/iotsec/mosquitto/broker.crt
+etc/iotsec/mosquitto/ca.crt etc/iotsec/mosquitto/crl.pem"
 for f in etc/iotsec/device.key etc/iotsec/device.crt etc/iotsec/ca.crt etc/iotsec/crl.pem \
-	etc/credstore/iotsec-dict.key var/lib/iotsec/dictd/keys.dict etc/iotsec/notes.txt; do
+	etc/credstore/iotsec-dict.key var/lib/iotsec/dictd/keys.dict etc/iotsec/notes.txt \
+	$BROKER_FILES; do
 	mkdir -p "$R/${f%/*}"
 	echo x >"$R/$f"
 done
 # dpkg removes the conffiles before postrm purge
-rm "$R/etc/iotsec/iotsec.conf" "$R/etc/iotsec/mosquitto/iotsec-broker.conf" "$R/etc/iotsec/mosquitto/iotsec.acl"
+rm -f "$R/etc/iotsec/iotsec.conf" "$R/etc/iotsec/mosquitto/iotsec-broker.conf" \
+	"$R/etc/iotsec/mosquitto/iotsec.acl"
 maint postrm purge
 for f in etc/iotsec/device.key etc/iotsec/device.crt etc/iotsec/ca.crt etc/iotsec/crl.pem \
-	etc/credstore/iotsec-dict.key var/lib/iotsec run/iotsec; do
+	etc/credstore/iotsec-dict.key var/lib/iotsec run/iotsec $BROKER_FILES etc/iotsec/mosquitto; do
 	[ ! -e "$R/$f" ] || fail "purge left /$f"
 done
 [ -f "$R/etc/iotsec/notes.txt" ] || fail "purge removed a file of the household's own"

@@ -41,7 +41,9 @@ broker_config() {
 	cp "$MQTT_ETC/iotsec.acl" "$BROKER_DIR/"
 	sed -e "s|/etc/iotsec/mosquitto/|$BROKER_DIR/|g" -e "s|/var/lib/mosquitto/|$BROKER_DIR/db/|g" \
 		"$MQTT_ETC/iotsec-broker.conf" >"$_c"
-	if grep -n "/etc/\|/var/" "$_c" >&2; then fail "broker_config: a shipped path is left (above)"; fi
+	if grep -n '^[^#]*\(/etc/\|/var/\)' "$_c" >&2; then
+		fail "broker_config: a shipped path is left (above)"
+	fi
 	if [ -n "${1:-}" ]; then
 		sed -e "$1" "$_c" >"$_c.new"
 		! cmp -s "$_c" "$_c.new" || fail "broker_config: '$1' changed nothing"
