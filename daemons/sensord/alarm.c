@@ -99,6 +99,8 @@ static int open_doctor_msg(struct sensord *d, const char *doctor, const void *pa
 	char sender[CERT_NAME_MAX] = "";
 	int r;
 
+	/* A doctor revoked since: the CRL in force now, not the one we started with. */
+	lan_member_refresh(d->member);
 	if ((r = envelope_open(d->member->env, payload, len, m, sender)) < 0)
 		return r;
 	if (strcmp(m->type, want) != 0)

@@ -46,11 +46,9 @@
 #define SENSORD_READINGS_MAX 256      /* group readings kept for the readings verb */
 #define SENSORD_SEQ_RESERVE  1000     /* seqs saved ahead of use: a crash skips, never reuses */
 #define SENSORD_GROUP_RECORD "-group" /* dictd's name for the group root (keyd stores it) */
-#define SENSORD_ADVANCE_SKEW_MS                                                                    \
-	5000 /* a reader moves its chain on this close to the next epoch                           \
-	      */
-#define SENSORD_TOPIC_MAX    256
-#define SENSORD_INFLIGHT_MAX 65535
+/* A reader moves its chain on to the next epoch this close to its start. */
+#define SENSORD_ADVANCE_SKEW_MS 5000
+#define SENSORD_TOPIC_MAX	256
 
 enum sensord_sync {
 	SENSORD_SYNCED,
@@ -67,7 +65,6 @@ enum sensord_kind {
 struct sensord_sensor {
 	struct sensor_spec spec;
 	struct sensor *s;
-	bool doctor; /* its name is in sensord.doctor_sensors (replay: decided per row) */
 	char last_name[READING_SENSOR_MAX + 1];
 	double last;
 	char unit[READING_UNIT_MAX + 1];

@@ -27,7 +27,7 @@ cp "$T/doc1/out/doc1.crt" "$T/doc1/doctor.crt"
 cp "$T/doc1/out/ca.crt" "$T/doc1/ca.crt"
 cp "$T/doc1/doctor.crt" "$T/doc1/doc1.crt"
 cp "$T/doc1/doctor.key" "$T/doc1/doc1.key"
-HOST_doc1=5
+eval "HOST_doc1=5" # as device() names a host: host_of reads it
 
 for n in $NAMES; do
 	printf 'room,21.5,C\nroom,21.6,C\n' >"$T/$n/room.csv"
@@ -70,7 +70,7 @@ say "the kit is off for four epochs: its doctor chain is behind; it asks its nei
 eval "stop \$SENSORD_kit"
 sleep 8
 run kit sensord
-SENSORD_kit=$LAST_PID
+eval "SENSORD_kit=\$LAST_PID"
 wait_until 10 grep -q "resync needed: the saved doctor chain" "$T/kit/sensord.log" ||
 	fail "the kit does not see its chain is behind"
 wait_until 20 grep -q "resync: synced with" "$T/kit/sensord.log" || fail "the kit did not resync"
