@@ -95,7 +95,7 @@ CFLAGS   ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Ilibiotsec $(SANFLAGS) $(CFLAGS) $(PKG_CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
-LIBS     = $(PKG_LIBS) -lm
+LIBS     = $(PKG_LIBS) -lm -pthread
 
 LIB_SRC  := $(wildcard libiotsec/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)

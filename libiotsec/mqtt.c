@@ -10,9 +10,11 @@
  * client remembers to send a session expiry interval, and a reader would lose its queue without a
  * word; the home broker and mosquitto_pub/sub speak 3.1.1 by default as well.
  *
- * One call blocks: libmosquitto resolves a host name with getaddrinfo() at each attempt. An
- * address, or a name in /etc/hosts, costs nothing; a name that needs DNS on a home network
- * without it may hold the loop for the resolver's timeout. */
+ * The broker's name is resolved before each attempt, off the loop (resolve.h), and libmosquitto
+ * is given the address: its own getaddrinfo() would hold the loop, and every other thing the
+ * daemon does, for as long as a slow resolver takes. Connecting to an address loses nothing:
+ * what we check is the name in the broker's certificate (tls_context()), never the address.
+ * When a name has several addresses, each failed attempt moves on to the next. */
 #include "mqtt.h"
 
 #include <errno.h>
@@ -31,13 +33,14 @@
 
 #include "cert.h"
 #include "log.h"
+#include "resolve.h"
 
 #define MQTT_TICK_US	   (1000 * 1000ULL)
 #define MQTT_BACKOFF_MIN_S 1
 #define MQTT_BACKOFF_MAX_S 30
 /* A connection not up (TCP, TLS, CONNACK) this long after the attempt is given up: a broker
  * that vanished from the network would otherwise hold the attempt for the kernel's two minutes
- * of SYN retries. */
+ * of SYN retries. The name's resolution gets as long again, on its own clock. */
 #define MQTT_CONNECT_TIMEOUT_S 10
 #define MQTT_KEEPALIVE_DEFAULT 30
 #define MQTT_INFLIGHT_DEFAULT  100
@@ -47,6 +50,7 @@
 
 enum mqtt_state {
 	MQTT_WAITING,	 /* for the retry timer */
+	MQTT_RESOLVING,	 /* the broker's name, in resolve's thread */
 	MQTT_CONNECTING, /* TCP, TLS and CONNECT under way */
 	MQTT_CONNECTED,	 /* CONNACK accepted, broker's name checked, on_connect called */
 };
@@ -63,10 +67,13 @@ struct mqtt {
 	uint8_t mids[MQTT_MIDS / 8];
 	enum mqtt_state state;
 	sd_event_source *io, *tick, *retry;
+	struct resolve *query;	     /* while MQTT_RESOLVING */
+	unsigned addr_turn;	     /* which of the name's addresses the next attempt takes */
+	char addr[INET6_ADDRSTRLEN]; /* the one of this attempt */
 	int io_fd;
 	uint32_t io_events;
 	unsigned backoff_s;
-	uint64_t attempt_us; /* CLOCK_MONOTONIC, when the connection attempt began */
+	uint64_t attempt_us; /* CLOCK_MONOTONIC, when the resolution or the connection began */
 	char why[200];	     /* the last failure logged */
 	char tls_why[200];   /* what OpenSSL found wrong with the broker's certificate */
 };
@@ -109,7 +116,9 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
  * what it waits for. */
 static void update_io(struct mqtt *m)
 {
-	int fd = m->state == MQTT_WAITING ? -1 : mosquitto_socket(m->mosq);
+	int fd = m->state == MQTT_CONNECTING || m->state == MQTT_CONNECTED
+		     ? mosquitto_socket(m->mosq)
+		     : -1;
 	uint32_t events = EPOLLIN | (mosquitto_want_write(m->mosq) ? EPOLLOUT : 0);
 
 	if (fd < 0) {
@@ -141,14 +150,19 @@ static void say_why(struct mqtt *m, const char *why)
 }
 
 /* The connection or the attempt is over, for reason: try again after the backoff, which doubles
- * with every attempt that fails and starts again at 1 s after a connection that was up. */
+ * with every attempt that fails and starts again at 1 s after a connection that was up. A
+ * connection that failed sends the next attempt to the name's next address. */
 static void lost(struct mqtt *m, const char *reason)
 {
 	bool was_up = m->state == MQTT_CONNECTED;
 
 	if (m->state == MQTT_WAITING)
 		return;
+	if (m->state == MQTT_CONNECTING)
+		m->addr_turn++;
 	m->state = MQTT_WAITING;
+	resolve_free(m->query);
+	m->query = NULL;
 	drop_io(m);
 	if (was_up)
 		m->backoff_s = MQTT_BACKOFF_MIN_S;
@@ -232,16 +246,41 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 	return 0;
 }
 
-static void attempt(struct mqtt *m)
+static void on_resolved(const struct resolve_result *res, void *userdata)
 {
+	struct mqtt *m = userdata;
+	char why[sizeof(m->why)];
 	int rc;
 
+	if (res->r < 0) {
+		snprintf(why, sizeof(why), "cannot resolve the broker's name: %s", res->why);
+		lost(m, why);
+		return;
+	}
+	/* res is the query's: copied before the query goes. */
+	snprintf(m->addr, sizeof(m->addr), "%s", res->addrs[m->addr_turn % res->n]);
+	resolve_free(m->query);
+	m->query = NULL;
 	m->state = MQTT_CONNECTING;
 	m->attempt_us = now_us(m);
 	m->tls_why[0] = '\0';
 	errno = 0;
-	rc = mosquitto_connect_async(m->mosq, m->host, m->port, m->keepalive_s);
+	rc = mosquitto_connect_async(m->mosq, m->addr, m->port, m->keepalive_s);
 	after(m, rc);
+}
+
+/* Resolve the name (at once for an address), then connect from on_resolved(). */
+static void attempt(struct mqtt *m)
+{
+	char why[sizeof(m->why)];
+	int r;
+
+	m->state = MQTT_RESOLVING;
+	m->attempt_us = now_us(m);
+	if ((r = resolve_start(m->loop, m->host, on_resolved, m, &m->query)) < 0) {
+		snprintf(why, sizeof(why), "cannot resolve the broker's name: %s", strerror(-r));
+		lost(m, why);
+	}
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata)
@@ -256,12 +295,19 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata)
 	struct mqtt *m = userdata;
 
 	sd_event_source_set_time(s, usec + MQTT_TICK_US);
+	/* A resolver that does not answer: its thread is left to finish alone. */
+	if (m->state == MQTT_RESOLVING &&
+	    now_us(m) > m->attempt_us + MQTT_CONNECT_TIMEOUT_S * 1000000ULL) {
+		lost(m, "cannot resolve the broker's name: no answer within " STR(
+			    MQTT_CONNECT_TIMEOUT_S) " s");
+		return 0;
+	}
 	if (m->state == MQTT_CONNECTING &&
 	    (m->io == NULL || now_us(m) > m->attempt_us + MQTT_CONNECT_TIMEOUT_S * 1000000ULL)) {
 		lost(m, "no connection within " STR(MQTT_CONNECT_TIMEOUT_S) " s");
 		return 0;
 	}
-	if (m->state != MQTT_WAITING)
+	if (m->state == MQTT_CONNECTING || m->state == MQTT_CONNECTED)
 		after(m, mosquitto_loop_misc(m->mosq));
 	return 0;
 }
@@ -299,7 +345,7 @@ static void on_connack(struct mosquitto *mosq, void *userdata, int rc)
 	m->state = MQTT_CONNECTED;
 	m->backoff_s = MQTT_BACKOFF_MIN_S;
 	m->why[0] = '\0';
-	log_debug("mqtt %s:%d: connected to %s", m->host, m->port, m->broker_name);
+	log_debug("mqtt %s:%d: connected to %s at %s", m->host, m->port, m->broker_name, m->addr);
 	if (m->cb.on_connect != NULL)
 		m->cb.on_connect(m->userdata);
 }
@@ -474,6 +520,8 @@ void mqtt_free(struct mqtt *m)
 {
 	if (m == NULL)
 		return;
+	/* A resolution under way is cancelled: its thread finishes alone. */
+	resolve_free(m->query);
 	drop_io(m);
 	m->tick = sd_event_source_disable_unref(m->tick);
 	m->retry = sd_event_source_disable_unref(m->retry);

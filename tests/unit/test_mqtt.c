@@ -3,10 +3,15 @@
  * "pi1"). Two clients on one loop: a round trip with the PUBACK's mid, the limit of messages in
  * flight, a broker killed and started again (reconnection, subscriptions made again), and brokers
  * that must never be connected to: another name, another home's CA, a self-signed certificate
- * with the right name. Skipped only when mosquitto is not installed. Every wait is bounded. */
+ * with the right name. The broker by name: "localhost", a name that does not resolve, and (as root,
+ * in a mount namespace of a child's own) a resolver that never answers, while a timer on the same
+ * loop must keep its pace. Skipped only when mosquitto is not installed (or, for the silent
+ * resolver, when not root). Every wait is bounded. */
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -443,7 +449,9 @@ static void inflight_across_reconnect(void **state)
 	assert_int_equal(sd_event_new(&e), 0);
 	client_new(e, &a, "pi2", "pi1", 0);
 	loop_until_for(e, CONNECT_MS, a.connects == 1);
-	/* No turn of the loop: its PUBACK cannot have been read before the broker goes. */
+	/* The broker stopped first: it can neither read the message nor acknowledge it before it
+	 * goes (without, it sometimes won the race to the kill and sent its PUBACK). */
+	assert_int_equal(kill(broker, SIGSTOP), 0);
 	assert_int_equal(mqtt_publish(a.m, "iotsec/h/pi2/group", "kept", 4, 1, false, &mid), 0);
 	broker_stop();
 	loop_until_for(e, WAIT_MS, a.disconnects == 1);
@@ -594,6 +602,199 @@ static void no_broker(void **state)
 	sd_event_unref(e);
 }
 
+/* A timer every PACE_MS on the loop, and the longest it had to wait beyond that. */
+#define PACE_MS 50
+
+struct pace {
+	sd_event_source *s;
+	unsigned fired;
+	int64_t last_ms, worst_gap_ms;
+};
+
+static int on_pace(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct pace *p = userdata;
+	int64_t now = mono_ms();
+
+	p->fired++;
+	if (now - p->last_ms > p->worst_gap_ms)
+		p->worst_gap_ms = now - p->last_ms;
+	p->last_ms = now;
+	sd_event_source_set_time(s, usec + PACE_MS * 1000ULL);
+	return 0;
+}
+
+static int pace_start(sd_event *e, struct pace *p)
+{
+	memset(p, 0, sizeof(*p));
+	/* From now: a loop held before the first firing counts too. */
+	p->last_ms = mono_ms();
+	if (sd_event_add_time_relative(e, &p->s, CLOCK_MONOTONIC, PACE_MS * 1000ULL, 0, on_pace,
+				       p) < 0)
+		return -1;
+	return sd_event_source_set_enabled(p->s, SD_EVENT_ON);
+}
+
+/* The broker by name: resolved off the loop, then connected to by address (its certificate
+ * still checked by name). */
+static void by_name(void **state)
+{
+	sd_event *e = NULL;
+	struct client a = {0}, b = {.subscribe = "iotsec/+/+/group"};
+	struct mqtt_opts o;
+	int mid = 0;
+
+	(void)state;
+	need_mosquitto();
+	broker_start("pi1");
+	assert_int_equal(sd_event_new(&e), 0);
+	o = opts("pi2", "pi1");
+	o.host = "localhost";
+	assert_int_equal(mqtt_new(e, &o, &callbacks, &a, &a.m), 0);
+	client_new(e, &b, "ctl1", "pi1", 0);
+	/* Not inside mqtt_new(): the answer comes on the loop. */
+	assert_false(mqtt_connected(a.m));
+	loop_until_for(e, CONNECT_MS, a.connects == 1 && b.connects == 1);
+	loop_for(e, 200);
+	assert_int_equal(mqtt_publish(a.m, "iotsec/h/pi2/group", "named", 5, 1, false, &mid), 0);
+	loop_until_for(e, WAIT_MS, a.acks == 1 && b.messages == 1);
+	assert_int_equal(a.last_mid, mid);
+	assert_string_equal(b.last_payload, "named");
+	/* The broker's name is still what is checked: localhost, with the wrong one expected. */
+	mqtt_free(a.m);
+	a = (struct client){0};
+	o.broker_name = "pi2";
+	assert_int_equal(mqtt_new(e, &o, &callbacks, &a, &a.m), 0);
+	loop_for(e, 2500);
+	assert_int_equal(a.connects, 0);
+	mqtt_free(a.m);
+	mqtt_free(b.m);
+	sd_event_unref(e);
+}
+
+/* A name that does not resolve: never connected, nothing called, tried again with the backoff,
+ * and the loop keeps its pace all along. A broker listens, on the port, for the sake of it. */
+static void unresolvable(void **state)
+{
+	const char *names[] = {"no-such-broker.invalid", "no such name", "broker..home"};
+	sd_event *e = NULL;
+	struct client a = {0};
+	struct mqtt_opts o;
+	struct pace p;
+
+	(void)state;
+	need_mosquitto();
+	broker_start("pi1");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		assert_int_equal(sd_event_new(&e), 0);
+		assert_int_equal(pace_start(e, &p), 0);
+		a = (struct client){0};
+		o = opts("pi2", "pi1");
+		o.host = names[i];
+		assert_int_equal(mqtt_new(e, &o, &callbacks, &a, &a.m), 0);
+		/* Two attempts at least (1 s apart). */
+		loop_for(e, 2500);
+		assert_int_equal(a.connects + a.disconnects, 0);
+		assert_false(mqtt_connected(a.m));
+		assert_int_equal(mqtt_publish(a.m, "t", "x", 1, 1, false, NULL), -ENOTCONN);
+		assert_true(p.fired >= 2500 / PACE_MS / 2);
+		assert_true(p.worst_gap_ms < 10 * PACE_MS);
+		mqtt_free(a.m);
+		sd_event_source_disable_unref(p.s);
+		sd_event_unref(e);
+	}
+	assert_false(broker_saw_connect());
+}
+
+/* The child of silent_resolver(): exits 0, or the number of the check that failed. */
+static int silent_child(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53)};
+	sd_event *e = NULL;
+	struct client a = {0};
+	struct mqtt_opts o;
+	struct pace p;
+	char query[512];
+	FILE *f;
+	int dns;
+
+	inet_pton(AF_INET, "127.83.0.53", &sa.sin_addr);
+	/* The resolver only this child sees: an address of its own on lo, where nobody answers. */
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return 10;
+	if ((f = fopen(in_dir("resolv.conf"), "w")) == NULL)
+		return 11;
+	fprintf(f, "nameserver 127.83.0.53\noptions timeout:10 attempts:1\n");
+	if (fclose(f) != 0 ||
+	    mount(in_dir("resolv.conf"), "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+		return 12;
+	if ((dns = socket(AF_INET, SOCK_DGRAM, 0)) < 0 ||
+	    bind(dns, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return 13;
+	if (sd_event_new(&e) < 0 || pace_start(e, &p) < 0)
+		return 14;
+	o = opts("pi2", "pi1");
+	o.host = "silent-broker.example";
+	if (mqtt_new(e, &o, &callbacks, &a, &a.m) < 0)
+		return 15;
+	for (int64_t end = mono_ms() + 3000, now; (now = mono_ms()) < end;)
+		if (sd_event_run(e, (uint64_t)(end - now) * 1000) < 0)
+			return 16;
+	/* The question was asked, and is still unanswered... */
+	if (recv(dns, query, sizeof(query), MSG_DONTWAIT) <= 0)
+		return 17;
+	/* ...while the loop kept its pace. */
+	if (p.fired < 3000 / PACE_MS / 2 || p.worst_gap_ms >= 10 * PACE_MS)
+		return 18;
+	if (a.connects + a.disconnects != 0 || mqtt_connected(a.m))
+		return 19;
+	/* Freed with the question in flight: its thread is left to finish alone. */
+	mqtt_free(a.m);
+	sd_event_source_disable_unref(p.s);
+	sd_event_unref(e);
+	close(dns);
+	return 0;
+}
+
+/* A resolver that never answers does not hold the loop (the blocking getaddrinfo() of old held
+ * it for the resolver's whole timeout, here 10 s). In a child, in a mount namespace of its own
+ * with its own /etc/resolv.conf: root only. */
+static void silent_resolver(void **state)
+{
+	const char *checks[] = {
+	    [10] = "unshare or mount",
+	    [11] = "resolv.conf",
+	    [12] = "bind mount",
+	    [13] = "the silent resolver's socket",
+	    [14] = "the loop",
+	    [15] = "mqtt_new",
+	    [16] = "sd_event_run",
+	    [17] = "no query reached the resolver",
+	    [18] = "the loop lost its pace",
+	    [19] = "connected to nothing",
+	};
+	pid_t pid;
+	int status = 0, code;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("not root: no resolver of our own, skipped\n");
+		skip();
+	}
+	if (port == 0)
+		port = free_port();
+	fflush(NULL);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0)
+		_exit(silent_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	code = WEXITSTATUS(status);
+	if (code != 0)
+		fail_msg("silent resolver: %s",
+			 code >= 10 && code <= 19 ? checks[code] : "the child failed");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +809,9 @@ int main(void)
 	    cmocka_unit_test_teardown(other_home, test_teardown),
 	    cmocka_unit_test_teardown(self_signed, test_teardown),
 	    cmocka_unit_test_teardown(no_broker, test_teardown),
+	    cmocka_unit_test_teardown(by_name, test_teardown),
+	    cmocka_unit_test_teardown(unresolvable, test_teardown),
+	    cmocka_unit_test_teardown(silent_resolver, test_teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
