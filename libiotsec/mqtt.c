@@ -32,6 +32,7 @@
 #include <openssl/x509v3.h>
 
 #include "cert.h"
+#include "clock.h"
 #include "log.h"
 #include "resolve.h"
 
@@ -76,6 +77,7 @@ struct mqtt {
 	uint64_t attempt_us; /* CLOCK_MONOTONIC, when the resolution or the connection began */
 	char why[200];	     /* the last failure logged */
 	char tls_why[200];   /* what OpenSSL found wrong with the broker's certificate */
+	SSL_CTX *ctx;	     /* libmosquitto's reference: each connection's SSL is made from it */
 };
 
 static bool lib_ready;
@@ -264,6 +266,11 @@ static void on_resolved(const struct resolve_result *res, void *userdata)
 	m->state = MQTT_CONNECTING;
 	m->attempt_us = now_us(m);
 	m->tls_why[0] = '\0';
+	/* The broker's certificate is judged at clock_now(), as every certificate (SPEC 5.2): a
+	 * Pi that booted at 1970 and took the time from a neighbour (resync) would find it "not yet
+	 * valid" by the wall clock. */
+	if (m->ctx)
+		X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param(m->ctx), (time_t)clock_now());
 	errno = 0;
 	rc = mosquitto_connect_async(m->mosq, m->addr, m->port, m->keepalive_s);
 	after(m, rc);
@@ -493,6 +500,7 @@ int mqtt_new(sd_event *e, const struct mqtt_opts *o, const struct mqtt_callbacks
 	    mosquitto_int_option(m->mosq, MOSQ_OPT_SEND_MAXIMUM, (int)m->max_inflight) != 0 ||
 	    mosquitto_int_option(m->mosq, MOSQ_OPT_TCP_NODELAY, 1) != 0)
 		goto out;
+	m->ctx = ctx;
 	mosquitto_connect_callback_set(m->mosq, on_connack);
 	mosquitto_disconnect_callback_set(m->mosq, on_disconnected);
 	mosquitto_publish_callback_set(m->mosq, on_published);

@@ -4,9 +4,7 @@
 # gives it the time, the schedule, the epoch and the group key (wrapped to it); the kit moves its
 # doctor chain on and publishes again. With no neighbour to answer it keeps its own clock after
 # sensord.resync_tries requests, and says so. Epochs last two seconds here.
-#
-# (A kit at 1970 is the other case; faketime cannot stand in for it here: libfaketime moves the
-# deadlines sd-event gives timerfd_settime() too, so the daemon's timers stop firing.)
+# (A kit at 1970 is the other case: 132.)
 . "$(dirname "$0")/common.sh"
 IT_DIR=$(dirname "$0")
 . "$IT_DIR/mqtt-common.sh"

@@ -27,13 +27,13 @@ say "kitA has drwho's doctor stream; kitB opens kitA's readings"
 # mark NAME: the length of NAME's sensord log now; since NAME MARK: what was logged after it.
 mark() { wc -l <"$T/$1/sensord.log"; }
 since() { tail -n "+$(($2 + 1))" "$T/$1/sensord.log"; }
-# newer_from NAME SEQ: NAME opened a reading of kitA with a seq above SEQ, timed within 10 s
-# of our clock (not 1970).
+# newer_from NAME SEQ: NAME opened a reading of kitA with a seq above SEQ ("": any; a restarted
+# reader may hold none yet), timed within 10 s of our clock (not 1970).
 newer_from() {
 	readings "$1" | $PY -c 'import json, sys, time
 now = time.time() * 1000
 ok = [r for r in map(json.loads, sys.stdin)
-      if r["device"] == "kitA" and r["seq"] > int(sys.argv[1]) and abs(r["time"] - now) < 10000]
+      if r["device"] == "kitA" and r["seq"] > int(sys.argv[1] or 0) and abs(r["time"] - now) < 10000]
 sys.exit(not ok)' "$2"
 }
 last_seq() { seqs_of "$1" kitA | sort -n | tail -n 1; }

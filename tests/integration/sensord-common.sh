@@ -66,8 +66,14 @@ stop_sensord() {
 # child, whose pid is SENSORD_<NAME> (and the wrapper's FAKETIME_<NAME>).
 run_sensord_at() {
 	command -v faketime >/dev/null || fail "no faketime (scripts/deps.sh test installs it)"
-	# Under ASan the preloaded libfaketime comes before the sanitizer's runtime: allowed here.
+	# sd-event's timers need faketime-timers.c ahead of libfaketime (it says why).
+	if [ ! -f "$T/faketime-timers.so" ]; then
+		${CC:-cc} -shared -fPIC -o "$T/faketime-timers.so" "$IT_DIR/faketime-timers.c" \
+			2>"$T/faketime-timers.err" || fail "faketime-timers.c: $(cat "$T/faketime-timers.err")"
+	fi
+	# Under ASan the preloaded libraries come before the sanitizer's runtime: allowed here.
 	ip netns exec "$NS_PREFIX-h$(host_of "$1")" env FAKETIME_DONT_FAKE_MONOTONIC=1 \
+		LD_PRELOAD="$T/faketime-timers.so" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
 		faketime -f "$2" "$IOTSEC_BIN/iotsec-sensord" -c "$T/$1/iotsec.conf" -v \
 		>>"$T/$1/sensord.log" 2>&1 &
