@@ -245,15 +245,54 @@ enum resync_action resync_on_rpa(struct resync *r, const char *peer,
 	return RESYNC_NOTHING;
 }
 
-/* The synced peer not yet tried with the highest epoch, the first heard on a tie. */
+static int epoch_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The next peer to ask for the state. Honest synced peers name the same epoch, or one apart
+ * across a boundary; a lying one may name any, and "the highest wins" would hand every request
+ * to a single liar claiming a far epoch (it then sets our clock and chains that far ahead).
+ * So the lower median m of all answers decides: the untried peer with the highest epoch in
+ * [m, m + 1] (the first heard on a tie), else the highest one below m; one above m + 1 is
+ * never asked. A liar must outnumber the honest answers to be chosen. */
 static struct resync_answer *best(struct resync *r)
 {
-	struct resync_answer *b = NULL;
+	uint32_t sorted[RESYNC_PEERS_MAX], m;
+	struct resync_answer *in = NULL, *below = NULL;
 
+	if (r->n_answers == 0)
+		return NULL;
 	for (size_t i = 0; i < r->n_answers; i++)
-		if (!r->answers[i].tried && (b == NULL || r->answers[i].epoch > b->epoch))
-			b = &r->answers[i];
-	return b;
+		sorted[i] = r->answers[i].epoch;
+	qsort(sorted, r->n_answers, sizeof(sorted[0]), epoch_cmp);
+	m = sorted[(r->n_answers - 1) / 2];
+	for (size_t i = 0; i < r->n_answers; i++) {
+		struct resync_answer *a = &r->answers[i];
+
+		if (a->tried)
+			continue;
+		if (a->epoch >= m && a->epoch - m <= 1) {
+			if (in == NULL || a->epoch > in->epoch)
+				in = a;
+		} else if (a->epoch < m && (below == NULL || a->epoch > below->epoch)) {
+			below = a;
+		}
+	}
+	return in ? in : below;
+}
+
+/* A STATE must say what its peer's RPA said: the epoch it announced (or the next, turned
+ * meanwhile), and a time inside that epoch by the schedule it sends (one epoch either side:
+ * its chain moves at its tick, not at the boundary). Else the announced epoch was a decoy. */
+static bool state_agrees(const struct resync_answer *a, const struct resync_state *s)
+{
+	uint32_t e = stream_epoch(&s->schedule, s->time_ms / 1000);
+
+	return s->epoch >= a->epoch && s->epoch - a->epoch <= 1 &&
+	       (e >= s->epoch ? e - s->epoch : s->epoch - e) <= 1;
 }
 
 int resync_on_state(struct resync *r, const char *peer, const struct resync_state *s)
@@ -266,6 +305,8 @@ int resync_on_state(struct resync *r, const char *peer, const struct resync_stat
 	    crypto_memcmp(s->nonce, r->nonce, RESYNC_NONCE_LEN) != 0 ||
 	    (a = answer_find(r, peer)) == NULL || !a->tried)
 		return -EPERM;
+	if (!state_agrees(a, s))
+		return -EBADMSG; /* still ACKED: the timer moves on to the next peer */
 	snprintf(r->chosen, sizeof(r->chosen), "%s", a->peer);
 	become(r, RESYNC_DONE);
 	return 0;

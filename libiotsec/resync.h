@@ -15,7 +15,9 @@
  * The requester's side is a state machine with no I/O, like election.c: events in, one action
  * out. IDLE -> ASKING (RQA sent; answers collected for collect_ms) -> ACKED (ACK sent to the
  * synced peer with the highest epoch; the first such answer wins a tie; its STATE expected
- * within collect_ms, else the next synced peer, else ask again) -> DONE. After `tries` requests
+ * within collect_ms, else the next synced peer, else ask again) -> DONE. "Highest" is bounded:
+ * only an epoch within one above the lower median of all answers is chosen (below it only when
+ * none is left), so one lying peer cannot win by naming a far epoch. After `tries` requests
  * with no usable answer: FAILED (the daemon keeps its own clock and says so). Answers that are
  * not synced, name another nonce, or come from a peer not asked are ignored. */
 #ifndef IOTSEC_RESYNC_H
@@ -104,7 +106,9 @@ enum resync_action resync_on_rpa(struct resync *r, const char *peer,
 				 uint64_t now);
 /* An authenticated, parsed STATE from peer: 0 and DONE when it answers our current nonce from
  * a peer we acknowledged under it (the last chosen, or an earlier one whose STATE came late;
- * r->chosen then names the sender), -EPERM otherwise (ignored). */
+ * r->chosen then names the sender), -EPERM otherwise (ignored); -EBADMSG when its epoch is not
+ * the one its RPA announced (or the next) or its time is not within one epoch of it by the
+ * schedule it carries (refused; the request goes on). */
 int resync_on_state(struct resync *r, const char *peer, const struct resync_state *s);
 /* Time passed: the deadline decides (ACK the best answer, next peer, ask again, give up). */
 enum resync_action resync_on_timer(struct resync *r, uint64_t now);

@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
+#include <openssl/x509.h>
+
 #include "doctor.h"
 #include "envelope.h"
 #include "log.h"
@@ -154,6 +157,7 @@ void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload
 	stream_free(d->doctor);
 	d->doctor = s;
 	snprintf(d->doctor_name, sizeof(d->doctor_name), "%s", doctor);
+	snprintf(d->doctor_serial, sizeof(d->doctor_serial), "%s", m.sender.serial);
 	d->doctor_e0 = g.start;
 	d->grant_issued = g.issued_ms;
 	log_notice("doctor %s granted (stream from epoch %u, issued %lld): doctor sensors are read",
@@ -201,4 +205,35 @@ void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, 
 	sensord_state_save(d);
 out:
 	envelope_msg_clear(&m);
+}
+
+/* A grant is judged once, when it comes; the home may revoke its doctor afterwards. Kept, its
+ * stream would go on sealing the patient's readings for a doctor the home has cut off (who holds
+ * the root, so every epoch's key): the stream is dropped, and the doctor sensors wait for a new
+ * grant. */
+void sensord_doctor_check(struct sensord *d)
+{
+	X509_CRL *crl;
+	X509_REVOKED *rev = NULL;
+	ASN1_INTEGER *serial = NULL;
+	BIGNUM *bn = NULL;
+
+	if (d->doctor == NULL || d->doctor_serial[0] == '\0')
+		return;
+	lan_member_refresh(d->member);
+	if ((crl = cert_store_crl(d->member->store)) == NULL ||
+	    BN_hex2bn(&bn, d->doctor_serial) == 0 ||
+	    (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+	    X509_CRL_get0_by_serial(crl, &rev, serial) != 1)
+		goto out;
+	log_warnx("doctor %s is revoked: its stream is dropped; the doctor sensors wait for a new "
+		  "grant",
+		  d->doctor_name);
+	stream_free(d->doctor);
+	d->doctor = NULL;
+	d->doctor_serial[0] = '\0';
+	sensord_state_save(d);
+out:
+	ASN1_INTEGER_free(serial);
+	BN_free(bn);
 }

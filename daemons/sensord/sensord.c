@@ -254,6 +254,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 	struct sensord *d = ud;
 
 	(void)s, (void)usec;
+	sensord_doctor_check(d);
 	sensord_advance(d);
 	group_lookup(d);
 	sensord_alarm_retry(d);

@@ -140,6 +140,7 @@ struct sensord {
 	/* The doctor stream. */
 	struct stream *doctor;
 	char doctor_name[CERT_NAME_MAX];
+	char doctor_serial[2 * 20 + 1]; /* its certificate's (hex), to see it revoked; "" unknown */
 	uint32_t doctor_e0;
 	int64_t grant_issued; /* ms; 0 none */
 
@@ -223,6 +224,8 @@ void sensord_alarm_retry(struct sensord *d);
 void sensord_alarm_output(struct sensord *d, bool on);
 void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload, size_t len);
 void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, size_t len);
+/* Drop the doctor stream when the CRL in force revokes the granted doctor's certificate. */
+void sensord_doctor_check(struct sensord *d);
 
 /* sync.c */
 /* Every envelope sensord opens: the resync messages and the doctor's. */

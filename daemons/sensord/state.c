@@ -1,8 +1,10 @@
 /* sensord.state: what sensord must not forget across a restart or a power cut.
  *
  *   {"seq":{"group":G,"doctor":D},            the first seq not yet reserved, per counter
- *    "doctor":null | {"name","stream":b64 16,"e0","epoch","key":b64 32,"prev":b64 32|null,
- *                     "issued"},              the doctor chain and its grant
+ *    "doctor":null | {"name","serial","stream":b64 16,"e0","epoch","key":b64 32,
+ *                     "prev":b64 32|null,"issued"}
+ *                                             the doctor chain and its grant (serial: of the
+ *                                             doctor's certificate, to see it revoked)
  *    "alarm":{"set","seq","value","at","record":b64|"","delivered"},
  *    "acked":N}                               the last acknowledged emergency seq
  *
@@ -46,7 +48,8 @@ static json_t *doctor_json(const struct sensord *d)
 	if (d->doctor == NULL)
 		return json_null();
 	prev = stream_key(d->doctor, true);
-	return json_pack("{s:s, s:o, s:I, s:I, s:o, s:o, s:I}", "name", d->doctor_name, "stream",
+	return json_pack("{s:s, s:s, s:o, s:I, s:I, s:o, s:o, s:I}", "name", d->doctor_name,
+			 "serial", d->doctor_serial, "stream",
 			 b64_json(stream_get_id(d->doctor), STREAM_ID_LEN), "e0",
 			 (json_int_t)d->doctor_e0, "epoch", (json_int_t)stream_current(d->doctor),
 			 "key", b64_json(stream_key(d->doctor, false), CRYPTO_KEY_LEN), "prev",
@@ -112,13 +115,17 @@ static int doctor_load(struct sensord *d, json_t *o, const char **why)
 {
 	uint8_t id[STREAM_ID_LEN], key[CRYPTO_KEY_LEN], prev[CRYPTO_KEY_LEN];
 	const char *name = json_string_value(json_object_get(o, "name"));
+	const char *serial = json_string_value(json_object_get(o, "serial"));
 	json_t *jprev = json_object_get(o, "prev");
 	json_int_t e0, epoch, issued;
 	struct stream *s = NULL;
 	int r = -EBADMSG;
 
 	*why = "bad doctor chain";
-	if (!json_is_object(o) || json_object_size(o) != 7 || name == NULL ||
+	/* "serial" came later: a chain saved without it is kept, its doctor unknown to the CRL. */
+	if (!json_is_object(o) || json_object_size(o) != (serial ? 8u : 7u) || name == NULL ||
+	    (serial && (strlen(serial) >= sizeof(d->doctor_serial) ||
+			strspn(serial, "0123456789ABCDEFabcdef") != strlen(serial))) ||
 	    !ca_name_valid(name) || !int_in(json_object_get(o, "e0"), 1, UINT32_MAX, &e0) ||
 	    !int_in(json_object_get(o, "epoch"), e0 - 1, UINT32_MAX, &epoch) ||
 	    !int_in(json_object_get(o, "issued"), 0, INT64_MAX, &issued) ||
@@ -132,6 +139,7 @@ static int doctor_load(struct sensord *d, json_t *o, const char **why)
 	stream_free(d->doctor);
 	d->doctor = s;
 	snprintf(d->doctor_name, sizeof(d->doctor_name), "%s", name);
+	snprintf(d->doctor_serial, sizeof(d->doctor_serial), "%s", serial ? serial : "");
 	d->doctor_e0 = (uint32_t)e0;
 	d->grant_issued = issued;
 	r = 0;

@@ -317,18 +317,26 @@ static void on_state(struct sensord *d, struct lan_link *l, struct envelope_msg 
 		lan_link_close(l);
 		return;
 	}
-	if ((r = resync_state_parse(m->body, d->member->key, &st)) < 0 ||
-	    (r = resync_on_state(&d->rs, m->sender.name, &st)) < 0) {
-		lan_member_refuse(d->member, lan_link_addr(l), m->sender.name,
-				  r == -EPERM ? -IOTSEC_EUNASKED : r);
-		goto out;
-	}
-	if (st.schedule.start != d->sched.start || st.schedule.interval != d->sched.interval)
+	if ((r = resync_state_parse(m->body, d->member->key, &st)) < 0)
+		goto refuse;
+	/* resync_on_state() judges the time by the schedule the STATE carries: only ours makes
+	 * that a bound on the clock we take. Nor is the home's time ever before our floor (the
+	 * build, the certificates): a peer saying so is lost or lying. */
+	if (st.schedule.start != d->sched.start || st.schedule.interval != d->sched.interval) {
 		log_warnx("resync: %s's stream schedule (start %lld, every %lld s) is not ours "
 			  "(start %lld, every %lld s): check stream.start and stream.interval_s",
 			  m->sender.name, (long long)st.schedule.start,
 			  (long long)st.schedule.interval, (long long)d->sched.start,
 			  (long long)d->sched.interval);
+		r = -EBADMSG;
+		goto refuse;
+	}
+	if (st.time_ms / 1000 < clock_floor()) {
+		r = -IOTSEC_ESTALE;
+		goto refuse;
+	}
+	if ((r = resync_on_state(&d->rs, m->sender.name, &st)) < 0)
+		goto refuse;
 	ours = sensord_wall_ms();
 	d->offset_ms = st.time_ms - ours;
 	d->offset_set = true;
@@ -345,6 +353,10 @@ static void on_state(struct sensord *d, struct lan_link *l, struct envelope_msg 
 	sensord_advance(d); /* the doctor chain moves on locally */
 	arm_timer(d);
 	sensord_drain(d);
+	goto out;
+refuse:
+	lan_member_refuse(d->member, lan_link_addr(l), m->sender.name,
+			  r == -EPERM ? -IOTSEC_EUNASKED : r);
 out:
 	resync_state_wipe(&st);
 	lan_link_close(l);

@@ -80,8 +80,10 @@ run_sensord_at() {
 	_w=$!
 	PIDS="$PIDS $_w"
 	DAEMONS="$DAEMONS $_w"
-	wait_until 5 pgrep -P "$_w" || fail "faketime started no sensord for $1"
-	_c=$(pgrep -P "$_w")
+	# faketime's first child may be a short-lived date(1) reading the time given: wait for the
+	# one that runs (or is about to exec) sensord, else $_c may be empty or that date.
+	wait_until 5 pgrep -P "$_w" -f iotsec-sensord || fail "faketime started no sensord for $1"
+	_c=$(pgrep -P "$_w" -f iotsec-sensord)
 	PIDS="$PIDS $_c"
 	STARTED="$STARTED $_w:$1/sensord(faketime)"
 	eval "SENSORD_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)=$_c"

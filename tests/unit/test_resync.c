@@ -473,13 +473,21 @@ static void rpa(struct resync *r, const char *peer, bool synced, uint32_t epoch,
 	assert_int_equal(resync_on_rpa(r, peer, r->nonce, synced, epoch, now), RESYNC_NOTHING);
 }
 
-/* A STATE answering request nonce. */
-static struct resync_state state_for(const uint8_t nonce[RESYNC_NONCE_LEN])
+/* A STATE answering request nonce, at epoch e, its time a second into that epoch. */
+static struct resync_state state_at(const uint8_t nonce[RESYNC_NONCE_LEN], uint32_t e)
 {
 	struct resync_state s = sample_state();
 
 	memcpy(s.nonce, nonce, RESYNC_NONCE_LEN);
+	s.epoch = e;
+	s.time_ms = (s.schedule.start + (int64_t)(e - 1) * s.schedule.interval + 1) * 1000;
 	return s;
+}
+
+/* The peers of these tests announce epoch 3 (or below). */
+static struct resync_state state_for(const uint8_t nonce[RESYNC_NONCE_LEN])
+{
+	return state_at(nonce, 3);
 }
 
 /* The synced peer with the highest epoch wins, the first heard on a tie; answers that are not
@@ -667,9 +675,116 @@ static void test_answers_bounded(void **state)
 		rpa(&r, name, true, (uint32_t)(i + 1), 2);
 	}
 	assert_int_equal(r.n_answers, RESYNC_PEERS_MAX);
+	/* Epochs 1..32 kept: the lower median is 16, and 17 the highest within one above it. */
 	assert_int_equal(resync_on_timer(&r, COLLECT), RESYNC_SEND_ACK);
-	snprintf(name, sizeof(name), "p%d", RESYNC_PEERS_MAX - 1);
-	assert_string_equal(r.chosen, name);
+	assert_string_equal(r.chosen, "p16");
+}
+
+/* One lying peer naming a far epoch is never chosen while the honest answers are as many:
+ * the choice stays within one above the lower median, whatever the order heard. A liar in the
+ * majority wins, and so does a lone answer (nothing to weigh it against). */
+static void test_far_epoch_not_chosen(void **state)
+{
+	struct resync r;
+	uint64_t t = 0;
+
+	(void)state;
+	resync_init(&r, 2, COLLECT);
+	/* One honest peer and one liar: the liar, heard first, is not chosen, nor ever tried. */
+	assert_int_equal(resync_start(&r, t), RESYNC_SEND_RQA);
+	rpa(&r, "liar", true, 4000000000u, t + 1);
+	rpa(&r, "pi2", true, 8000, t + 2);
+	t += COLLECT;
+	assert_int_equal(resync_on_timer(&r, t), RESYNC_SEND_ACK);
+	assert_string_equal(r.chosen, "pi2");
+	t += COLLECT; /* pi2 silent: a new request, not the liar */
+	assert_int_equal(resync_on_timer(&r, t), RESYNC_SEND_RQA);
+	/* Two honest ones across a boundary and a liar: the higher honest one. */
+	rpa(&r, "pi2", true, 8000, t + 1);
+	rpa(&r, "liar", true, 8100, t + 2);
+	rpa(&r, "pi3", true, 8001, t + 3);
+	t += COLLECT;
+	assert_int_equal(resync_on_timer(&r, t), RESYNC_SEND_ACK);
+	assert_string_equal(r.chosen, "pi3");
+	t += COLLECT;
+	assert_int_equal(resync_on_timer(&r, t), RESYNC_SEND_ACK);
+	assert_string_equal(r.chosen, "pi2");
+	t += COLLECT; /* both silent: the liar is still not asked */
+	assert_int_equal(resync_on_timer(&r, t), RESYNC_GAVE_UP);
+
+	/* A liar far behind: asked only when nobody in the median's range is left. */
+	resync_init(&r, 1, COLLECT);
+	assert_int_equal(resync_start(&r, t), RESYNC_SEND_RQA);
+	rpa(&r, "old", true, 5, t + 1);
+	rpa(&r, "pi2", true, 8000, t + 2);
+	rpa(&r, "pi3", true, 8000, t + 3);
+	t += COLLECT;
+	assert_int_equal(resync_on_timer(&r, t), RESYNC_SEND_ACK);
+	assert_string_equal(r.chosen, "pi2");
+	t += COLLECT;
+	assert_int_equal(resync_on_timer(&r, t), RESYNC_SEND_ACK);
+	assert_string_equal(r.chosen, "pi3");
+	t += COLLECT;
+	assert_int_equal(resync_on_timer(&r, t), RESYNC_SEND_ACK);
+	assert_string_equal(r.chosen, "old");
+
+	/* A lone answer is taken. */
+	resync_init(&r, 1, COLLECT);
+	assert_int_equal(resync_start(&r, t), RESYNC_SEND_RQA);
+	rpa(&r, "pi9", true, 4000000000u, t + 1);
+	assert_int_equal(resync_on_timer(&r, t + COLLECT), RESYNC_SEND_ACK);
+	assert_string_equal(r.chosen, "pi9");
+}
+
+/* A STATE must keep what its RPA announced: the epoch (or the next one, turned meanwhile) and
+ * a time inside it by its schedule (one epoch either side). A decoy RPA followed by a far
+ * STATE is refused, and the request goes on to the next peer. */
+static void test_state_must_match_rpa(void **state)
+{
+	static const struct {
+		uint32_t epoch;	  /* the STATE's */
+		int64_t shift_ms; /* its time moved from a second into that epoch */
+		int want;
+	} rows[] = {
+	    {8000, 0, 0},
+	    {8001, 0, 0},			       /* the epoch turned since the RPA */
+	    {8000, 3600 * 1000, 0},		       /* its time one epoch on: its tick is late */
+	    {8000, -3600 * 1000, 0},		       /* one epoch back */
+	    {8002, 0, -EBADMSG},		       /* two above the RPA's */
+	    {7999, 0, -EBADMSG},		       /* below it */
+	    {4000000000u, 0, -EBADMSG},		       /* far above */
+	    {8000, 2 * 3600 * 1000, -EBADMSG},	       /* its time two epochs on */
+	    {8000, -2 * 3600 * 1000 - 2000, -EBADMSG}, /* two back */
+	    {8000, 100LL * 365 * 86400 * 1000, -EBADMSG}, /* a century on */
+	    {8000, -1767225601000, -EBADMSG},		  /* 1970 */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct resync r;
+		struct resync_state s;
+
+		resync_init(&r, 1, COLLECT);
+		assert_int_equal(resync_start(&r, 0), RESYNC_SEND_RQA);
+		rpa(&r, "pi2", true, 8000, 1);
+		rpa(&r, "pi3", true, 8000, 2);
+		assert_int_equal(resync_on_timer(&r, COLLECT), RESYNC_SEND_ACK);
+		assert_string_equal(r.chosen, "pi2");
+		s = state_at(r.nonce, rows[i].epoch);
+		s.time_ms += rows[i].shift_ms;
+		if (s.time_ms < 0)
+			s.time_ms = 0;
+		assert_int_equal(resync_on_state(&r, "pi2", &s), rows[i].want);
+		if (rows[i].want == 0) {
+			assert_int_equal(r.phase, RESYNC_DONE);
+			continue;
+		}
+		assert_int_equal(r.phase, RESYNC_ACKED);
+		assert_int_equal(resync_on_timer(&r, 2 * COLLECT), RESYNC_SEND_ACK);
+		assert_string_equal(r.chosen, "pi3");
+		s = state_at(r.nonce, 8000);
+		assert_int_equal(resync_on_state(&r, "pi3", &s), 0);
+	}
 }
 
 int main(void)
@@ -685,6 +800,8 @@ int main(void)
 	    cmocka_unit_test(test_gives_up),
 	    cmocka_unit_test(test_one_try),
 	    cmocka_unit_test(test_answers_bounded),
+	    cmocka_unit_test(test_far_epoch_not_chosen),
+	    cmocka_unit_test(test_state_must_match_rpa),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

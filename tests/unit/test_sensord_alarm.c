@@ -3,7 +3,7 @@
  * is set by a low pulse, survives in the state file, and only the granted doctor's
  * acknowledgement of that record clears it. Forged, replayed, misaddressed and other doctors'
  * messages are refused and counted. The device is pi1 of the fixture's home; the doctors are
- * enrolled here (doc1 granted, doc2 not). */
+ * enrolled here (doc1 granted, doc2 not, doc3 revoked after its grant). */
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -28,7 +28,7 @@
 #include "sensord.h"
 
 static struct fixture fx;
-static struct cert_store *stores[3]; /* the signers', freed with them */
+static struct cert_store *stores[4]; /* the signers', freed with them */
 static size_t n_stores;
 
 struct ctx {
@@ -49,7 +49,7 @@ static struct envelope_ctx *signer(const char *name)
 	EVP_PKEY *key = fixture_key(&fx, name);
 
 	assert_int_equal(cert_store_load(fx.ca_crt, fx.crl, &store), 0);
-	assert_true(n_stores < 3);
+	assert_true(n_stores < 4);
 	stores[n_stores++] = store;
 	assert_int_equal(envelope_ctx_new(store, cert, key, sensord_rules, 30, &ctx), 0);
 	X509_free(cert);
@@ -70,8 +70,10 @@ static int group_setup(void **state)
 		return -1;
 	snprintf(out, sizeof(out), "%s/out", fx.dir);
 	req.out_dir = out;
-	for (int i = 0; i < 2; i++) {
-		req.device = i == 0 ? "doc1" : "doc2";
+	for (int i = 0; i < 3; i++) {
+		req.device = i == 0   ? "doc1"
+			     : i == 1 ? "doc2"
+				      : "doc3"; /* doc3: revoked in a test */
 		if ((r = ca_enrol(fx.ca_dir, &req)) < 0 && r != -EEXIST)
 			return -1;
 	}
@@ -385,6 +387,52 @@ static void test_alarm_without_doctor(void **state)
 	assert_true(c->d.alarm.set);
 }
 
+/* The granted doctor revoked since: at the next check its stream is gone, from the state file too,
+ * and the doctor sensors wait for a new grant; until the revocation the same check keeps it. */
+static void test_revoked_doctor_dropped(void **state)
+{
+	struct ctx *c = *state;
+	struct envelope_ctx *doc3 = signer("doc3");
+	char *m;
+	size_t len;
+
+	m = grant(c, doc3, "pi1", 5000, &len);
+	sensord_on_grant(&c->d, "doc3", m, len);
+	free(m);
+	assert_non_null(c->d.doctor);
+	assert_string_equal(c->d.doctor_name, "doc3");
+	c->d.member->refreshed_ms = 0; /* the CRL looked at now, not LAN_REFRESH_MS on */
+	sensord_doctor_check(&c->d);
+	assert_non_null(c->d.doctor);
+	/* Kept across a restart, with the serial to check. */
+	stream_free(c->d.doctor);
+	c->d.doctor = NULL;
+	c->d.doctor_serial[0] = '\0';
+	assert_int_equal(sensord_state_load(&c->d), 0);
+	assert_non_null(c->d.doctor);
+	assert_true(c->d.doctor_serial[0] != '\0');
+
+	assert_int_equal(ca_revoke(fx.ca_dir, "doc3"), 0);
+	c->d.member->refreshed_ms = 0;
+	sensord_doctor_check(&c->d);
+	assert_null(c->d.doctor);
+	assert_int_equal(sensord_state_load(&c->d), 0);
+	assert_null(c->d.doctor);
+	/* Its grant, retained on the broker, is not installed again. */
+	m = grant(c, doc3, "pi1", 6000, &len);
+	sensord_on_grant(&c->d, "doc3", m, len);
+	free(m);
+	assert_null(c->d.doctor);
+	/* Another doctor's grant is taken. */
+	m = grant(c, c->doc1, "pi1", 7000, &len);
+	sensord_on_grant(&c->d, "doc1", m, len);
+	free(m);
+	assert_non_null(c->d.doctor);
+	sensord_doctor_check(&c->d);
+	assert_non_null(c->d.doctor);
+	envelope_ctx_free(doc3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -392,6 +440,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_grant_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alarm_and_ack, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alarm_without_doctor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_revoked_doctor_dropped, setup, teardown),
 	};
 
 	log_init("test_sensord_alarm", LOG_CRIT);

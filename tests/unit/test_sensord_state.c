@@ -254,6 +254,15 @@ static void test_damaged(void **state)
 		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null,\"issued\":-1}"),
 	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
 		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null}"),
+	    /* The doctor's certificate serial: hex, at most 40 digits, a string. */
+	    DOC("{\"name\":\"drwho\",\"serial\":\"12G4\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null,\"issued\":0}"),
+	    DOC("{\"name\":\"drwho\",\"serial\":\""
+		"0123456789ABCDEF0123456789ABCDEF012345678"
+		"\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64
+		"\",\"prev\":null,\"issued\":0}"),
+	    DOC("{\"name\":\"drwho\",\"serial\":12,\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null,\"issued\":0}"),
 	};
 	static const char *const good[] = {
 	    "{\"seq\":{\"group\":1,\"doctor\":1},\"doctor\":null," ALARM_OK ",\"acked\":0}",
@@ -263,6 +272,12 @@ static void test_damaged(void **state)
 	    DOC("{\"name\":\"drwho\",\"stream\":\"" ID_B64
 		"\",\"e0\":1,\"epoch\":3,\"key\":\"" KEY_B64 "\",\"prev\":\"" KEY_B64
 		"\",\"issued\":12}"),
+	    DOC("{\"name\":\"drwho\",\"serial\":\""
+		"0123456789ABCDEF0123456789abcdef01234567"
+		"\",\"stream\":\"" ID_B64 "\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64
+		"\",\"prev\":null,\"issued\":0}"),
+	    DOC("{\"name\":\"drwho\",\"serial\":\"\",\"stream\":\"" ID_B64
+		"\",\"e0\":1,\"epoch\":1,\"key\":\"" KEY_B64 "\",\"prev\":null,\"issued\":0}"),
 	};
 	struct ctx *c = *state;
 	struct sensord d;
