@@ -123,14 +123,14 @@ json_t *sensord_status(struct sensord *d)
 	unsigned long refused = d->refused.total + d->member->refused.total;
 
 	return json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:o, "
+	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:o, "
 	    "s:{s:b, s:I, s:f, s:I}, s:o}",
 	    "daemon", "sensord", "device", d->member->self.name, "broker",
-	    d->mqtt && mqtt_connected(d->mqtt) ? "connected" : "connecting", "broker_name",
-	    d->cfg->sensord.broker_name, "sync", sensord_sync_name(d->sync), "epoch",
-	    (json_int_t)sensord_epoch_now(d), "pool", (json_int_t)d->pool, "group_start",
-	    (json_int_t)d->group_start, "doctor", d->doctor ? d->doctor_name : "", "published",
-	    (json_int_t)d->published, "spooled",
+	    d->mqtt && mqtt_connected(d->mqtt) ? "connected" : "connecting", "broker_error",
+	    d->mqtt ? mqtt_why(d->mqtt) : "", "broker_name", d->cfg->sensord.broker_name, "sync",
+	    sensord_sync_name(d->sync), "epoch", (json_int_t)sensord_epoch_now(d), "pool",
+	    (json_int_t)d->pool, "group_start", (json_int_t)d->group_start, "doctor",
+	    d->doctor ? d->doctor_name : "", "published", (json_int_t)d->published, "spooled",
 	    (json_int_t)(d->spool ? spool_pending(d->spool) : 0), "spool_dropped",
 	    (json_int_t)(d->spool ? spool_dropped(d->spool) : 0), "readings_opened",
 	    (json_int_t)d->opened, "refused", (json_int_t)refused, "refused_by",
