@@ -226,14 +226,10 @@ static void on_connect(void *ud)
 		 d->cfg->sensord.broker_port);
 	d->broker_warned = false;
 	inflight_clear(d);
-	/* Grants are retained: the one in force arrives at every connection. */
 	sensord_topic(d, "+", "group", topic, sizeof(topic));
 	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
 		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
-	snprintf(topic, sizeof(topic), "iotsec/%s/+/grant/%s", d->member->self.home,
-		 d->member->self.name);
-	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
-		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+	sensord_subscribe_grants(d);
 	snprintf(topic, sizeof(topic), "iotsec/%s/+/ack/%s", d->member->self.home,
 		 d->member->self.name);
 	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
@@ -275,6 +271,22 @@ static void on_publish(int mid, void *ud)
 		break;
 	}
 	sensord_drain(d);
+}
+
+/* Grants are retained: the broker sends the one in force at every subscription. Asked again when
+ * sensord enters the home, as one delivered while it was out of it (certd not heard from yet, at
+ * boot) was not judged, and would otherwise wait for the next connection. */
+void sensord_subscribe_grants(struct sensord *d)
+{
+	char topic[SENSORD_TOPIC_MAX];
+	int r;
+
+	if (d->mqtt == NULL || !mqtt_connected(d->mqtt))
+		return;
+	snprintf(topic, sizeof(topic), "iotsec/%s/+/grant/%s", d->member->self.home,
+		 d->member->self.name);
+	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
+		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
 }
 
 /* iotsec/<home>/<device>/<what>[/<kit>] */

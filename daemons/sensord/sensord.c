@@ -238,9 +238,12 @@ static void on_keyd(json_t *ev, void *ud)
 static void on_certd(bool member, const char *why, void *ud)
 {
 	struct sensord *d = ud;
+	bool entered = member && !d->in_home;
 
 	log_info("%s: %s", member ? "in the home" : "out of the home", why);
 	d->in_home = member;
+	if (entered)
+		sensord_subscribe_grants(d);
 	if (member && d->sync == SENSORD_RESYNCING && d->rs.phase == RESYNC_IDLE)
 		sensord_resync(d, d->sync_why);
 	if (member) {

@@ -202,6 +202,8 @@ void sensord_publish_stop(struct sensord *d);
 void sensord_read_all(struct sensord *d);
 /* Send what waits: the emergency first, then the spool in order. */
 void sensord_drain(struct sensord *d);
+/* Subscribe to this kit's grants (again): the retained one in force is delivered. */
+void sensord_subscribe_grants(struct sensord *d);
 /* Seal pt under stream s (kind, flags) with a fresh seq of counter k into out. */
 int sensord_seal(struct sensord *d, struct stream *s, enum reading_kind kind, uint8_t flags,
 		 enum sensord_kind k, const struct reading_value *v, uint8_t *out, size_t *ret_len,
