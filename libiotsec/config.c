@@ -374,6 +374,13 @@ int config_parse(const char *text, const char *name, const struct config_def *ta
 		/* libconfig's own word for most problems is already "syntax error". */
 		if (strcmp(why, "syntax error") == 0)
 			config_err(&c, "%s:%d: syntax error", c.name, config_error_line(&cf));
+		/* The shipped file holds every group already: a group pasted in from the
+		 * documentation at its end is the likely cause. */
+		else if (strcmp(why, "duplicate setting name") == 0)
+			config_err(&c,
+				   "%s:%d: syntax error: a setting or group given twice (edit the "
+				   "first one: the shipped file has every group already)",
+				   c.name, config_error_line(&cf));
 		else
 			config_err(&c, "%s:%d: syntax error: %s", c.name, config_error_line(&cf),
 				   why);

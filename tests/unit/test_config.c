@@ -282,7 +282,11 @@ static const struct bad small_bad[] = {
     {"name at the very end", "a = { n = 3; };\nzz", "t.conf:2: syntax error"},
     {"unterminated group", "a = { n = 3;\n", "t.conf:2: syntax error"},
     {"duplicate setting", "a = { n = 3;\n n = 4; };",
-     "t.conf:2: syntax error: duplicate setting name"},
+     "t.conf:2: syntax error: a setting or group given twice (edit the first one: the shipped "
+     "file has every group already)"},
+    {"duplicate group", "a = {\n n = 3;\n};\na = {\n m = 4;\n};\n",
+     "t.conf:4: syntax error: a setting or group given twice (edit the first one: the shipped "
+     "file has every group already)"},
     {"@include", "a = { n = 3; };\n@include \"/etc/passwd\"\n",
      "t.conf:2: @include is not supported"},
 };
