@@ -242,8 +242,10 @@ static void on_certd(bool member, const char *why, void *ud)
 
 	log_info("%s: %s", member ? "in the home" : "out of the home", why);
 	d->in_home = member;
-	if (entered)
+	if (entered) {
 		sensord_subscribe_grants(d);
+		sensord_judge_held_ack(d);
+	}
 	if (member && d->sync == SENSORD_RESYNCING && d->rs.phase == RESYNC_IDLE)
 		sensord_resync(d, d->sync_why);
 	if (member) {
@@ -357,6 +359,8 @@ void sensord_stop(struct sensord *d)
 	ctl_peer_free(d->keyd);
 	dictd_client_free(d->dictd);
 	certd_client_free(d->certd);
+	free(d->held_ack);
+	d->held_ack = NULL;
 	for (size_t i = 0; i < d->n_sensors; i++)
 		sensor_close(d->sensors[i].s);
 	reading_guard_free(d->guard);
