@@ -374,6 +374,13 @@ int config_parse(const char *text, const char *name, const struct config_def *ta
 		/* libconfig's own word for most problems is already "syntax error". */
 		if (strcmp(why, "syntax error") == 0)
 			config_err(&c, "%s:%d: syntax error", c.name, config_error_line(&cf));
+		/* The shipped file holds every group already: a group pasted in from the
+		 * documentation at its end is the likely cause. */
+		else if (strcmp(why, "duplicate setting name") == 0)
+			config_err(&c,
+				   "%s:%d: syntax error: a setting or group given twice (edit the "
+				   "first one: the shipped file has every group already)",
+				   c.name, config_error_line(&cf));
 		else
 			config_err(&c, "%s:%d: syntax error: %s", c.name, config_error_line(&cf),
 				   why);
@@ -482,6 +489,31 @@ static const char *check_sensors(const char *value)
 	return sensor_parse_list(value, spec, &n, &err) < 0 ? err : NULL;
 }
 
+/* Names as a reading carries them (a-z, 0-9, '_', '-', 1 to 31), separated by spaces or commas:
+ * sensord routes a reading to the doctor by comparing its name with these words, so a word no
+ * sensor can be named ("Pulse") would quietly send the pulse to the whole home instead. */
+static const char *check_doctor_sensors(const char *value)
+{
+	static const char *const bad =
+	    "a sensor name has 1 to 31 of a-z, 0-9, '_' and '-' (names separated by spaces)";
+	const char *p = value;
+
+	while (*p) {
+		size_t n;
+
+		p += strspn(p, " \t,");
+		n = strcspn(p, " \t,");
+		if (n > READING_SENSOR_MAX)
+			return bad;
+		for (size_t i = 0; i < n; i++)
+			if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') ||
+			      p[i] == '_' || p[i] == '-'))
+				return bad;
+		p += n;
+	}
+	return NULL;
+}
+
 #define ROW_IDS(n, f, d, h)                                                                        \
 	{                                                                                          \
 		n, CONFIG_STRING, 0, 1024, 0, d, offsetof(struct iotsec_config, f), h, check_ids   \
@@ -585,8 +617,9 @@ const struct config_def iotsec_config_table[] = {
     ROW_PATH("sensord.sysfs", sensord.sysfs, "/sys", "root of the sysfs sensor drivers"),
     ROW_INT("sensord.interval_ms", sensord.interval_ms, 100, 86400000, 60000,
 	    "milliseconds between two readings of each sensor"),
-    ROW_STR("sensord.doctor_sensors", sensord.doctor_sensors, 0, 1024, "pulse spo2 body_temp",
-	    "sensors whose readings only the doctor may read"),
+    {"sensord.doctor_sensors", CONFIG_STRING, 0, 1024, 0, "pulse spo2 body_temp",
+     offsetof(struct iotsec_config, sensord.doctor_sensors),
+     "sensors whose readings only the doctor may read", check_doctor_sensors},
     ROW_INT("sensord.alarm_below", sensord.alarm_below, 0, 300, 30,
 	    "pulse per minute below which an emergency is raised"),
     {"sensord.alarm_output", CONFIG_STRING, 0, 4095, 0, "",

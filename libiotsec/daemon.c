@@ -668,6 +668,40 @@ static int check_dictionary(const struct iotsec_config *c, FILE *out)
 	return n;
 }
 
+/* The alarm is written only when a pulse falls: a typo in its path, or a GPIO the unit may not
+ * write (no ReadWritePaths= drop-in), would be found then, too late. sensord creates a missing
+ * file but not its directory. */
+static int check_alarm_output(const struct iotsec_config *c, FILE *out)
+{
+	const char *path = c->sensord.alarm_output;
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (path == NULL || path[0] == '\0')
+		return 0;
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return problem(out, path, "a directory, not a file");
+		if (access(path, W_OK) < 0)
+			return problem(out, path,
+				       "not writable by uid %u: %s (a GPIO needs the unit's "
+				       "ReadWritePaths=, see iotsec-sensord(8))",
+				       (unsigned)geteuid(), strerror(errno));
+		return 0;
+	}
+	if (errno != ENOENT)
+		return problem(out, path, "%s", strerror(errno));
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return problem(out, path, "path too long");
+	dirname(dir);
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return problem(out, path, "missing, and so is its directory %s", dir);
+	if (access(dir, W_OK | X_OK) < 0)
+		return problem(out, path, "missing, and its directory is not writable by uid %u",
+			       (unsigned)geteuid());
+	return 0;
+}
+
 int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned needs, FILE *out)
 {
 	char state_dir[PATH_MAX], run_dir[PATH_MAX];
@@ -677,5 +711,6 @@ int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned n
 		return problem(out, cfg->device.state_dir, "path too long");
 	return (needs & DAEMON_NEEDS_DEVICE ? check_device(cfg, out) : 0) +
 	       check_dir(out, state_dir) + check_dir(out, run_dir) +
-	       (needs & DAEMON_NEEDS_DICTIONARY ? check_dictionary(cfg, out) : 0);
+	       (needs & DAEMON_NEEDS_DICTIONARY ? check_dictionary(cfg, out) : 0) +
+	       (needs & DAEMON_NEEDS_ALARM ? check_alarm_output(cfg, out) : 0);
 }

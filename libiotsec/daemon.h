@@ -55,13 +55,15 @@ int daemon_add_periodic(sd_event *e, uint64_t period_usec, sd_event_time_handler
 enum daemon_needs {
 	DAEMON_NEEDS_DEVICE = 1,     /* certificate, key, CA and CRL (certd, electd, keyd) */
 	DAEMON_NEEDS_DICTIONARY = 2, /* the dictionary and its key (dictd) */
+	DAEMON_NEEDS_ALARM = 4,	     /* sensord.alarm_output can be written (sensord) */
 };
 
 /* Check what start-up needs, beyond the configuration's syntax: the state and run directories
  * are usable; with DAEMON_NEEDS_DEVICE the certificate, key, CA and CRL are there and parse, the
  * key is a secret (0600, ours or root's) and matches the certificate, which the CA signed; with
  * DAEMON_NEEDS_DICTIONARY the dictionary key is 32 bytes and opens the dictionary, or, missing,
- * can be made and no dictionary exists. Print each problem on out as "path: reason" (and what
+ * can be made and no dictionary exists; with DAEMON_NEEDS_ALARM sensord.alarm_output, when set, is
+ * a file we may write, or one we may create in its directory. Print each problem on out as "path: reason" (and what
  * certd will judge, such as a revoked certificate, as a note); return how many problems. */
 int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned needs, FILE *out);
 /* Where a daemon finds a secret: systemd's credential of that name (LoadCredential=, which

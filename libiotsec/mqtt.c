@@ -151,6 +151,11 @@ static void say_why(struct mqtt *m, const char *why)
 	log_warnx("mqtt %s:%d: %s", m->host, m->port, why);
 }
 
+const char *mqtt_why(const struct mqtt *m)
+{
+	return m->state == MQTT_CONNECTED ? "" : m->why;
+}
+
 /* The connection or the attempt is over, for reason: try again after the backoff, which doubles
  * with every attempt that fails and starts again at 1 s after a connection that was up. A
  * connection that failed sends the next attempt to the name's next address. */

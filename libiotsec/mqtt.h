@@ -50,6 +50,9 @@ int mqtt_new(sd_event *e, const struct mqtt_opts *o, const struct mqtt_callbacks
 void mqtt_free(struct mqtt *m);
 
 bool mqtt_connected(const struct mqtt *m);
+/* Why the last attempt to connect failed ("the broker's certificate is x's, not broker's"), or ""
+ * when connected or no attempt has failed yet: for a status that says more than "connecting". */
+const char *mqtt_why(const struct mqtt *m);
 /* -ENOTCONN when not connected, -ENOBUFS when max_inflight messages wait for their PUBACK
  * (libmosquitto queues beyond it; we do not, so the spool stays the one queue). */
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos,

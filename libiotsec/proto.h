@@ -103,7 +103,8 @@
 
 /* ---- iotsec-sensord: sensor readings over MQTT (SPEC 5.6, 8) ---- */
 
-/* status: {"device", "broker":"connected"|"connecting", "broker_name", "sync":"synced"|
+/* status: {"device", "broker":"connected"|"connecting", "broker_error" (why the last attempt
+ *          failed, "" when connected or none has), "broker_name", "sync":"synced"|
  *          "resyncing"|"own-clock", "epoch" (stream epoch), "pool", "group_start",
  *          "doctor" ("" when none granted), "published", "spooled", "spool_dropped",
  *          "readings_opened", "refused", "refused_by",

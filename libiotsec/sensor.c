@@ -122,6 +122,17 @@ static int parse_item(const char *p, size_t len, struct sensor_spec *ret, const 
 			       : "a sysfs sensor's ARG is relative to sensord.sysfs";
 		return -EINVAL;
 	}
+	/* A sysfs ARG names a zone, an hwmon file or a 1-Wire id: anything else ("tz0;room=...",
+	 * "thermal_zone0/temp") names a file that is never there, found out only at run time. */
+	if (s.driver != SENSOR_REPLAY &&
+	    (s.arg[strspn(s.arg,
+			  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/")] !=
+		 '\0' ||
+	     (s.driver != SENSOR_HWMON && strchr(s.arg, '/') != NULL))) {
+		*ret_err = "a sysfs sensor's ARG has only letters, digits, '.', '_' and '-' (and "
+			   "'/' for hwmon's HWMON/FILE)";
+		return -EINVAL;
+	}
 	if (s.driver == SENSOR_HWMON &&
 	    (strchr(s.arg, '/') == NULL || s.arg[strlen(s.arg) - 1] == '/')) {
 		*ret_err = "hwmon:HWMON/FILE, e.g. hwmon:hwmon0/temp1_input";

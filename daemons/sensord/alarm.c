@@ -193,7 +193,24 @@ void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, 
 		goto out;
 	}
 	if (!d->alarm.set || seq < d->alarm.seq || seq <= d->acked_seq) {
-		sensord_refuse(d, doctor, -IOTSEC_EREPLAY, "an emergency acknowledgement");
+		char what[128];
+
+		/* "replayed" alone sends a doctor who typed the wrong --seq looking for an
+		 * attacker: say which seq would do. */
+		if (seq <= d->acked_seq)
+			snprintf(what, sizeof(what),
+				 "an emergency acknowledgement (seq %llu, acknowledged already)",
+				 (unsigned long long)seq);
+		else if (!d->alarm.set)
+			snprintf(what, sizeof(what),
+				 "an emergency acknowledgement (seq %llu; no alarm is set)",
+				 (unsigned long long)seq);
+		else
+			snprintf(what, sizeof(what),
+				 "an emergency acknowledgement (seq %llu, below the alarm's "
+				 "emergency record, seq %llu)",
+				 (unsigned long long)seq, (unsigned long long)d->alarm.seq);
+		sensord_refuse(d, doctor, -IOTSEC_EREPLAY, what);
 		goto out;
 	}
 	d->acked_seq = seq;

@@ -12,7 +12,7 @@ int main(int argc, char **argv)
 	int r;
 
 	daemon_setup(argc, argv, "iotsec-sensord", "publish sealed sensor readings over MQTT",
-		     DAEMON_NEEDS_DEVICE, &cfg);
+		     DAEMON_NEEDS_DEVICE | DAEMON_NEEDS_ALARM, &cfg);
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	sensord.ctl = daemon_ctl_server(e, &cfg, "sensord", sensord_verbs, &sensord, NULL);

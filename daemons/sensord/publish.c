@@ -226,14 +226,10 @@ static void on_connect(void *ud)
 		 d->cfg->sensord.broker_port);
 	d->broker_warned = false;
 	inflight_clear(d);
-	/* Grants are retained: the one in force arrives at every connection. */
 	sensord_topic(d, "+", "group", topic, sizeof(topic));
 	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
 		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
-	snprintf(topic, sizeof(topic), "iotsec/%s/+/grant/%s", d->member->self.home,
-		 d->member->self.name);
-	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
-		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+	sensord_subscribe_grants(d);
 	snprintf(topic, sizeof(topic), "iotsec/%s/+/ack/%s", d->member->self.home,
 		 d->member->self.name);
 	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
@@ -277,6 +273,33 @@ static void on_publish(int mid, void *ud)
 	sensord_drain(d);
 }
 
+/* Grants are retained: the broker sends the one in force at every subscription. Asked again when
+ * sensord enters the home, as one delivered while it was out of it (certd not heard from yet, at
+ * boot) was not judged, and would otherwise wait for the next connection. */
+void sensord_subscribe_grants(struct sensord *d)
+{
+	char topic[SENSORD_TOPIC_MAX];
+	int r;
+
+	if (d->mqtt == NULL || !mqtt_connected(d->mqtt))
+		return;
+	snprintf(topic, sizeof(topic), "iotsec/%s/+/grant/%s", d->member->self.home,
+		 d->member->self.name);
+	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
+		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+}
+
+void sensord_judge_held_ack(struct sensord *d)
+{
+	uint8_t *ack = d->held_ack;
+
+	if (ack == NULL)
+		return;
+	d->held_ack = NULL;
+	sensord_on_ack(d, d->held_ack_from, ack, d->held_ack_len);
+	free(ack);
+}
+
 /* iotsec/<home>/<device>/<what>[/<kit>] */
 static void on_message(const char *topic, const void *payload, size_t len, int qos, bool retained,
 		       void *ud)
@@ -293,8 +316,27 @@ static void on_message(const char *topic, const void *payload, size_t len, int q
 		parts[n++] = p;
 	if (n < 4 || strcmp(parts[0], "iotsec") != 0 || strcmp(parts[1], d->member->self.home) != 0)
 		return;
-	if (!d->in_home)
-		return; /* out of the home: we judge nothing */
+	if (!d->in_home) {
+		/* Out of the home we judge nothing; a grant comes again (retained, and
+		 * sensord_subscribe_grants()), an acknowledgement does not: keep the last. */
+		if (n == 5 && strcmp(parts[3], "ack") == 0 &&
+		    strcmp(parts[4], d->member->self.name) == 0 && len > 0 &&
+		    len <= SENSORD_HELD_ACK_MAX && strlen(parts[2]) < sizeof(d->held_ack_from)) {
+			uint8_t *copy = malloc(len);
+
+			if (copy == NULL)
+				return;
+			memcpy(copy, payload, len);
+			free(d->held_ack);
+			d->held_ack = copy;
+			d->held_ack_len = len;
+			snprintf(d->held_ack_from, sizeof(d->held_ack_from), "%s", parts[2]);
+			log_info("an emergency acknowledgement from %s waits until we are in the "
+				 "home",
+				 parts[2]);
+		}
+		return;
+	}
 	if (n == 4 && strcmp(parts[3], "group") == 0)
 		sensord_on_group(d, parts[2], payload, len);
 	else if (n == 5 && strcmp(parts[3], "grant") == 0 &&

@@ -123,14 +123,14 @@ json_t *sensord_status(struct sensord *d)
 	unsigned long refused = d->refused.total + d->member->refused.total;
 
 	return json_pack(
-	    "{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:o, "
+	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:o, "
 	    "s:{s:b, s:I, s:f, s:I}, s:o}",
 	    "daemon", "sensord", "device", d->member->self.name, "broker",
-	    d->mqtt && mqtt_connected(d->mqtt) ? "connected" : "connecting", "broker_name",
-	    d->cfg->sensord.broker_name, "sync", sensord_sync_name(d->sync), "epoch",
-	    (json_int_t)sensord_epoch_now(d), "pool", (json_int_t)d->pool, "group_start",
-	    (json_int_t)d->group_start, "doctor", d->doctor ? d->doctor_name : "", "published",
-	    (json_int_t)d->published, "spooled",
+	    d->mqtt && mqtt_connected(d->mqtt) ? "connected" : "connecting", "broker_error",
+	    d->mqtt ? mqtt_why(d->mqtt) : "", "broker_name", d->cfg->sensord.broker_name, "sync",
+	    sensord_sync_name(d->sync), "epoch", (json_int_t)sensord_epoch_now(d), "pool",
+	    (json_int_t)d->pool, "group_start", (json_int_t)d->group_start, "doctor",
+	    d->doctor ? d->doctor_name : "", "published", (json_int_t)d->published, "spooled",
 	    (json_int_t)(d->spool ? spool_pending(d->spool) : 0), "spool_dropped",
 	    (json_int_t)(d->spool ? spool_dropped(d->spool) : 0), "readings_opened",
 	    (json_int_t)d->opened, "refused", (json_int_t)refused, "refused_by",
@@ -238,9 +238,14 @@ static void on_keyd(json_t *ev, void *ud)
 static void on_certd(bool member, const char *why, void *ud)
 {
 	struct sensord *d = ud;
+	bool entered = member && !d->in_home;
 
 	log_info("%s: %s", member ? "in the home" : "out of the home", why);
 	d->in_home = member;
+	if (entered) {
+		sensord_subscribe_grants(d);
+		sensord_judge_held_ack(d);
+	}
 	if (member && d->sync == SENSORD_RESYNCING && d->rs.phase == RESYNC_IDLE)
 		sensord_resync(d, d->sync_why);
 	if (member) {
@@ -355,6 +360,8 @@ void sensord_stop(struct sensord *d)
 	ctl_peer_free(d->keyd);
 	dictd_client_free(d->dictd);
 	certd_client_free(d->certd);
+	free(d->held_ack);
+	d->held_ack = NULL;
 	for (size_t i = 0; i < d->n_sensors; i++)
 		sensor_close(d->sensors[i].s);
 	reading_guard_free(d->guard);

@@ -49,6 +49,8 @@
 /* A reader moves its chain on to the next epoch this close to its start. */
 #define SENSORD_ADVANCE_SKEW_MS 5000
 #define SENSORD_TOPIC_MAX	256
+/* An acknowledgement kept while out of the home, at most: the broker's message size limit. */
+#define SENSORD_HELD_ACK_MAX 16384
 
 enum sensord_sync {
 	SENSORD_SYNCED,
@@ -117,6 +119,11 @@ struct sensord {
 	sd_event_source *tick, *misc;
 	char dir[4096]; /* state_dir/sensord */
 	bool in_home;
+	/* The last acknowledgement for us that came while out of the home, judged on entering it:
+	 * unlike a grant it is not retained, and the broker will not send it again. */
+	uint8_t *held_ack;
+	size_t held_ack_len;
+	char held_ack_from[CERT_NAME_MAX];
 
 	/* Stream time: our clock plus what a neighbour said it is off by. */
 	struct stream_schedule sched;
@@ -203,6 +210,10 @@ void sensord_publish_stop(struct sensord *d);
 void sensord_read_all(struct sensord *d);
 /* Send what waits: the emergency first, then the spool in order. */
 void sensord_drain(struct sensord *d);
+/* Subscribe to this kit's grants (again): the retained one in force is delivered. */
+void sensord_subscribe_grants(struct sensord *d);
+/* Judge the acknowledgement held while out of the home, if any, and forget it. */
+void sensord_judge_held_ack(struct sensord *d);
 /* Seal pt under stream s (kind, flags) with a fresh seq of counter k into out. */
 int sensord_seal(struct sensord *d, struct stream *s, enum reading_kind kind, uint8_t flags,
 		 enum sensord_kind k, const struct reading_value *v, uint8_t *out, size_t *ret_len,

@@ -54,8 +54,11 @@ SENSORD=$LAST_PID
 healthy() { status >"$T/out"; }
 wait_until 10 healthy || fail "status is not healthy: $(cat "$T/out")"
 grep -q "^controller   pi1" "$T/out" || fail "controller line: $(cat "$T/out")"
-# The broker away is shown, and is no reason for exit 1: the readings wait in the spool.
-grep -q "^sensors      broker connecting, .*, epoch [0-9]*, doctor none, spool [0-9]* pending (0 dropped)" \
+# The broker away is shown, and why (port 9 refuses), and is no reason for exit 1: the readings
+# wait in the spool.
+refused() { status >"$T/out" && grep -q "^sensors      broker connecting ([^)]*refused[^)]*)," "$T/out"; }
+wait_until 10 refused || fail "sensord's line does not say why it is connecting: $(cat "$T/out")"
+grep -q "^sensors      broker connecting (.*), .*, epoch [0-9]*, doctor none, spool [0-9]* pending (0 dropped)" \
 	"$T/out" || fail "no sensord line: $(cat "$T/out")"
 if grep -q "^ALARM" "$T/out"; then fail "an alarm with none set: $(cat "$T/out")"; fi
 

@@ -76,8 +76,18 @@ iotsec-pki enrol --dir "$T/ca" --device drlee --role doctor --csr "$D/doctor.csr
 	>"$T/enrol.out" 2>&1 || fail "iotsec-pki enrol --role doctor --csr: $(cat "$T/enrol.out")"
 st=0
 doc grant --dir "$D" --kit kit1 --kit-cert "$T/kit1/kit1.crt" --out "$T/g" >/dev/null 2>"$T/err" || st=$?
-[ $st -eq 1 ] && grep -q "doctor.crt: missing" "$T/err" || fail "grant without doctor.crt: exit $st: $(cat "$T/err")"
+# Right after init the certificates are not there yet: each message says which step brings it.
+[ $st -eq 1 ] && grep -q "doctor.crt: missing: copy here the certificate iotsec-pki enrol --role doctor issued" "$T/err" ||
+	fail "grant without doctor.crt: exit $st: $(cat "$T/err")"
 cp "$T/drlee/drlee.crt" "$D/doctor.crt"
+st=0
+doc grant --dir "$D" --kit kit1 --kit-cert "$T/kit1/kit1.crt" --out "$T/g" >/dev/null 2>"$T/err" || st=$?
+[ $st -eq 1 ] && grep -q "ca.crt: missing: copy here the home's CA certificate" "$T/err" ||
+	fail "grant without ca.crt: exit $st: $(cat "$T/err")"
+st=0
+doc ack --dir "$T/no-doctor" --kit kit1 --seq 1 --out "$T/g" >/dev/null 2>"$T/err" || st=$?
+[ $st -eq 1 ] && grep -q "no-doctor: missing (iotsec-doctor init --dir makes it)" "$T/err" ||
+	fail "ack without the doctor's directory: exit $st: $(cat "$T/err")"
 cp "$T/drlee/ca.crt" "$D/ca.crt"
 for k in kit1 kit2; do
 	iotsec-pki enrol --dir "$T/ca" --device $k --role node --out "$T/$k" >/dev/null 2>&1 || fail "enrol $k"
@@ -98,7 +108,7 @@ fail1() {
 fail1 "kit1.crt: not a certificate of home testhome" grant --dir "$D" --kit kit1 --kit-cert "$T/stranger/kit1.crt" --out "$T/g"
 fail1 "is kit2's certificate, not kit1's" grant --dir "$D" --kit kit1 --kit-cert "$T/kit2/kit2.crt" --out "$T/g"
 fail1 "not a PEM certificate" grant --dir "$D" --kit kit1 --kit-cert "$D/doctor.key" --out "$T/g"
-fail1 "not a PEM certificate" grant --dir "$D" --kit kit1 --kit-cert "$T/nothing.crt" --out "$T/g"
+fail1 "nothing.crt: missing$" grant --dir "$D" --kit kit1 --kit-cert "$T/nothing.crt" --out "$T/g"
 chmod 0640 "$D/doctor.key"
 fail1 "doctor.key: readable by others" grant --dir "$D" --kit kit1 --kit-cert "$T/kit1/kit1.crt" --out "$T/g"
 chmod 0600 "$D/doctor.key"

@@ -134,6 +134,9 @@ forged "an acknowledgement from a doctor of another home" drwho "$T/ack-evil" "c
 doctor_cmd drwho ack --kit kit1 --seq $((SEQ - 1)) --out "$T/ack-low" >"$T/ack.log" 2>&1 ||
 	fail "iotsec-doctor ack: $(cat "$T/ack.log")"
 forged "drwho's acknowledgement of seq $((SEQ - 1))" drwho "$T/ack-low" "replayed message"
+# A wrong --seq is the doctor's likely mistake, not an attack: the log says which seq would do.
+grep -q "refused an emergency acknowledgement (seq $((SEQ - 1)), below the alarm's emergency record, seq $SEQ) from drwho" \
+	"$T/kit1/sensord.log" || fail "kit1's log does not say the seq is too low: $(grep "refused an emergency" "$T/kit1/sensord.log" | tail -n 3)"
 
 say "drwho acknowledges seq $SEQ"
 doctor_cmd drwho ack --kit kit1 --seq "$SEQ" --out "$T/ack-good" >"$T/ack.log" 2>&1 ||

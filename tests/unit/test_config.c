@@ -282,7 +282,11 @@ static const struct bad small_bad[] = {
     {"name at the very end", "a = { n = 3; };\nzz", "t.conf:2: syntax error"},
     {"unterminated group", "a = { n = 3;\n", "t.conf:2: syntax error"},
     {"duplicate setting", "a = { n = 3;\n n = 4; };",
-     "t.conf:2: syntax error: duplicate setting name"},
+     "t.conf:2: syntax error: a setting or group given twice (edit the first one: the shipped "
+     "file has every group already)"},
+    {"duplicate group", "a = {\n n = 3;\n};\na = {\n m = 4;\n};\n",
+     "t.conf:4: syntax error: a setting or group given twice (edit the first one: the shipped "
+     "file has every group already)"},
     {"@include", "a = { n = 3; };\n@include \"/etc/passwd\"\n",
      "t.conf:2: @include is not supported"},
 };
@@ -322,6 +326,16 @@ static const struct bad real_bad[] = {
      "bad.conf:1: setting 'relayd': unknown group"},
     {"misspelt", "device = {\n cert = \"/a\";\n certs = \"b\";\n};",
      "bad.conf:3: setting 'device.certs': unknown setting"},
+    {"doctor sensor in capitals", "sensord = { doctor_sensors = \"Pulse spo2\"; };",
+     "bad.conf:1: setting 'sensord.doctor_sensors': a sensor name has 1 to 31 of a-z, 0-9, "
+     "'_' and '-' (names separated by spaces)"},
+    {"doctor sensor with a stray character", "sensord = {\n doctor_sensors = \"pulse;spo2\"; };",
+     "bad.conf:2: setting 'sensord.doctor_sensors': a sensor name has 1 to 31 of a-z, 0-9, "
+     "'_' and '-' (names separated by spaces)"},
+    {"doctor sensor name too long",
+     "sensord = { doctor_sensors = \"pulse a23456789012345678901234567890123\"; };",
+     "bad.conf:1: setting 'sensord.doctor_sensors': a sensor name has 1 to 31 of a-z, 0-9, "
+     "'_' and '-' (names separated by spaces)"},
 };
 
 static void check_bad(const struct bad *b, int real)
@@ -351,6 +365,27 @@ static void test_small_bad(void **state)
 static void test_real_bad(void **state)
 {
 	check_bad(*state, 1);
+}
+
+/* Every spelling sensord itself takes: spaces, commas, tabs, none at all. */
+static void test_doctor_sensors_good(void **state)
+{
+	static const char *const good[] = {
+	    "sensord = { doctor_sensors = \"\"; };",
+	    "sensord = { doctor_sensors = \"pulse\"; };",
+	    "sensord = { doctor_sensors = \"pulse, spo2,body_temp\"; };",
+	    "sensord = { doctor_sensors = \" heart-rate\tspo2 \"; };",
+	    "sensord = { doctor_sensors = \"a234567890123456789012345678901\"; };",
+	};
+	char err[CONFIG_ERR_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct iotsec_config c;
+
+		assert_int_equal(config_load_string(good[i], "good.conf", &c, err, sizeof(err)), 0);
+		config_free(&c);
+	}
 }
 
 static void test_too_many_lines(void **state)
@@ -455,6 +490,7 @@ int main(void)
 	    cmocka_unit_test(test_real_table_defaults),
 	    cmocka_unit_test(test_example_file_lists_every_default),
 	    cmocka_unit_test(test_load_from_file),
+	    cmocka_unit_test(test_doctor_sensors_good),
 	    cmocka_unit_test(test_too_many_lines),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_nul_in_file),

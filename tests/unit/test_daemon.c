@@ -451,7 +451,9 @@ static void run_child(char **argv, int setup, struct child *c)
 		unsetenv("JOURNAL_STREAM");
 		if (setup) {
 			daemon_setup(argc, argv, "iotsec-test", "a test daemon",
-				     DAEMON_NEEDS_DEVICE | DAEMON_NEEDS_DICTIONARY, &cfg);
+				     DAEMON_NEEDS_DEVICE | DAEMON_NEEDS_DICTIONARY |
+					 DAEMON_NEEDS_ALARM,
+				     &cfg);
 			printf("interval %d\n", cfg.certd.interval);
 			config_free(&cfg);
 		} else {
@@ -817,6 +819,63 @@ static void test_check_config_problems(void **state)
 	}
 }
 
+/* sensord.alarm_output is written only when a pulse falls: a path it cannot write is found by
+ * --check-config, not then. A missing file is made by sensord; a missing directory is not. */
+static void test_check_config_alarm_output(void **state)
+{
+	char path[PATH_MAX], line[2 * PATH_MAX];
+	char *argv[] = {"iotsec-test", "--check-config", "-c", path, NULL};
+	struct child c;
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		const char *want = NULL, *output = NULL;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s", device());
+		switch (i) {
+		case 0:
+			output = at("no-such-dir/value");
+			want = "/dev/no-such-dir/value: missing, and so is its directory";
+			break;
+		case 1:
+			assert_int_equal(mkdir(at("gpio17"), 0755), 0);
+			output = at("gpio17");
+			want = "/dev/gpio17: a directory, not a file\n";
+			break;
+		case 2:
+			/* A file where its directory should be. */
+			output = at("pi1.crt/value");
+			want = "/dev/pi1.crt/value: Not a directory\n";
+			break;
+		case 3:
+			output = ""; /* none */
+			break;
+		case 4:
+			output = at("value"); /* made when the alarm is raised */
+			break;
+		case 5:
+			assert_int_equal(file_write_atomic(at("value"), "0\n", 2, 0644), 0);
+			output = at("value");
+			break;
+		}
+		snprintf(line, sizeof(line), "sensord = { alarm_output = \"%s\"; };\n", output);
+		f = fopen(path, "a");
+		assert_non_null(f);
+		assert_true(fputs(line, f) >= 0);
+		assert_int_equal(fclose(f), 0);
+		run_child(argv, 1, &c);
+		if (want == NULL) {
+			if (c.status != 0 || strcmp(c.out, "configuration OK\n") != 0)
+				fail_msg("case %d: status %d, stderr '%s'", i, c.status, c.err);
+			continue;
+		}
+		if (c.status != 1 || strstr(c.err, want) == NULL || c.out[0] != '\0')
+			fail_msg("case %d: status %d, stderr '%s', want '%s'", i, c.status, c.err,
+				 want);
+	}
+}
+
 static void test_setup_bad_config_exits_1(void **state)
 {
 	char path[PATH_MAX], want[PATH_MAX + 128];
@@ -941,6 +1000,7 @@ int main(void)
 	    cmocka_unit_test_teardown(test_setup_lock_is_ours, cleanup),
 	    cmocka_unit_test_teardown(test_setup_check_config_ok, cleanup),
 	    cmocka_unit_test_teardown(test_check_config_problems, cleanup),
+	    cmocka_unit_test_teardown(test_check_config_alarm_output, cleanup),
 	    cmocka_unit_test_teardown(test_check_config_notes_revoked, cleanup),
 	    cmocka_unit_test_teardown(test_setup_bad_config_exits_1, cleanup),
 	    cmocka_unit_test_teardown(test_setup_missing_config_exits_1, cleanup),

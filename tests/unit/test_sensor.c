@@ -140,6 +140,13 @@ static void test_list_bad(void **state)
 	    "thermal:tz0 thermal:tz0",
 	    "a=thermal:tz0 a=thermal:tz1",
 	    "thermal:tz0 tz0=hwmon:hwmon0/temp1_input",
+	    /* A sysfs ARG of characters no zone, hwmon file or 1-Wire id has, named or not. */
+	    "cpu=thermal:tz0;room=thermal:tz1",
+	    "cpu=thermal:thermal_zone0/temp",
+	    "room=ds18b20:28-0000075b1f2a/w1_slave",
+	    "x=hwmon:hwmon0/temp1_input;y",
+	    "x=thermal:tz0=1",
+	    "x=ds18b20:28-00:ff",
 	};
 	struct sensor_spec s[SENSOR_MAX];
 	char many[(SENSOR_MAX + 1) * 24 + 1] = "", long_arg[300];

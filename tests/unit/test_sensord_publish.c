@@ -104,6 +104,11 @@ unsigned mqtt_inflight(const struct mqtt *m)
 	return m->inflight;
 }
 
+const char *mqtt_why(const struct mqtt *m)
+{
+	return m->connected ? "" : "connection refused or closed";
+}
+
 static void broker_up(void)
 {
 	broker->connected = true;

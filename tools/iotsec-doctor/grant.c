@@ -78,9 +78,15 @@ static void print_publish(const struct iotsec_config *cfg, struct doctor_dir *d,
 static int load_kit_cert(struct doctor_dir *d, const char *kit, const char *path, X509 **ret)
 {
 	struct cert_info info;
+	char buf[256];
+	const char *why;
 	X509 *x = NULL;
 	int r;
 
+	if ((why = file_problem(path, false, buf, sizeof(buf))) != NULL) {
+		fprintf(stderr, "iotsec-doctor grant: %s: %s\n", path, why);
+		return -1;
+	}
 	if ((r = cert_load(path, &x)) < 0) {
 		fprintf(stderr, "iotsec-doctor grant: %s: not a PEM certificate: %s\n", path,
 			iotsec_strerror(r));

@@ -104,7 +104,8 @@ int doctor_dir_load(const char *cmd, const char *dir, struct doctor_dir *ret)
 	}
 	snprintf(path, sizeof(path), "%s", dir);
 	if ((why = file_problem(path, true, buf, sizeof(buf))) != NULL) {
-		fprintf(stderr, "iotsec-doctor %s: %s: %s\n", cmd, dir, why);
+		fprintf(stderr, "iotsec-doctor %s: %s: %s%s\n", cmd, dir, why,
+			strcmp(why, "missing") == 0 ? " (iotsec-doctor init --dir makes it)" : "");
 		return -1;
 	}
 	snprintf(path, sizeof(path), "%.*s/doctor.crt", DOCTOR_DIR_MAX, dir);
@@ -147,6 +148,14 @@ int doctor_dir_load(const char *cmd, const char *dir, struct doctor_dir *ret)
 	*ret = d;
 	return 0;
 fail:
+	/* Right after init, the certificates are not there yet: say which step brings each. */
+	if (why && strcmp(why, "missing") == 0)
+		why = strcmp(file, "doctor.crt") == 0
+			  ? "missing: copy here the certificate iotsec-pki enrol --role doctor "
+			    "issued "
+			    "(OUT/NAME.crt)"
+			  : "missing: copy here the home's CA certificate iotsec-pki enrol wrote "
+			    "beside it (OUT/ca.crt)";
 	fprintf(stderr, "iotsec-doctor %s: %s/%s: %s\n", cmd, dir, file,
 		why ? why : iotsec_strerror(r));
 	doctor_dir_free(&d);

@@ -138,12 +138,16 @@ static void print_sensord(json_t *s)
 {
 	json_t *alarm = json_object_get(s, "alarm");
 	const char *doctor = json_string_value(json_object_get(s, "doctor"));
+	const char *why = json_string_value(json_object_get(s, "broker_error"));
 
 	if (!json_is_true(json_object_get(s, "running")))
 		return;
-	printf("sensors      broker %s, %s, epoch %lld, doctor %s, spool %lld pending "
+	/* "connecting" for ever says nothing of a wrong name or port: the reason is in the log,
+	 * and here too. */
+	printf("sensors      broker %s%s%s%s, %s, epoch %lld, doctor %s, spool %lld pending "
 	       "(%lld dropped)\n",
-	       json_string_value(json_object_get(s, "broker")) ?: "?",
+	       json_string_value(json_object_get(s, "broker")) ?: "?", why && why[0] ? " (" : "",
+	       why && why[0] ? why : "", why && why[0] ? ")" : "",
 	       json_string_value(json_object_get(s, "sync")) ?: "?",
 	       (long long)json_integer_value(json_object_get(s, "epoch")),
 	       doctor && doctor[0] ? doctor : "none",
