@@ -36,7 +36,11 @@ ok = [r for r in map(json.loads, sys.stdin)
       if r["device"] == "kitA" and r["seq"] > int(sys.argv[1]) and abs(r["time"] - now) < 10000]
 sys.exit(not ok)' "$2"
 }
-last_seq() { seqs_of "$1" kitA | sort -n | tail -n 1; }
+# last_seq NAME: the highest seq of kitA's readings NAME holds, 0 when none (after a restart).
+last_seq() {
+	_s=$(seqs_of "$1" kitA | sort -n | tail -n 1)
+	echo "${_s:-0}"
+}
 
 say "the controller's daemons stop; kitA is off for 4 epochs"
 stop_device hub

@@ -75,7 +75,7 @@ run_sensord_at() {
 	PIDS="$PIDS $_w"
 	DAEMONS="$DAEMONS $_w"
 	wait_until 5 pgrep -P "$_w" || fail "faketime started no sensord for $1"
-	_c=$(pgrep -P "$_w")
+	_c=$(pgrep -P "$_w" | head -n 1)
 	PIDS="$PIDS $_c"
 	STARTED="$STARTED $_w:$1/sensord(faketime)"
 	eval "SENSORD_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)=$_c"
