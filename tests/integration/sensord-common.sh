@@ -62,12 +62,19 @@ stop_sensord() {
 }
 
 # run_sensord_at NAME TIME: NAME's sensord under faketime, its clock starting at TIME (faketime's
-# -f form, '@1970-01-01 00:00:00'); monotonic time stays true. faketime forks: the daemon is its
-# child, whose pid is SENSORD_<NAME> (and the wrapper's FAKETIME_<NAME>).
+# -f form, '@1970-01-01 00:00:00'); monotonic time stays true, and so do the daemon's timers
+# (timerfd_real.c, preloaded first). faketime forks: the daemon is its child, whose pid is
+# SENSORD_<NAME> (and the wrapper's FAKETIME_<NAME>).
 run_sensord_at() {
 	command -v faketime >/dev/null || fail "no faketime (scripts/deps.sh test installs it)"
-	# Under ASan the preloaded libfaketime comes before the sanitizer's runtime: allowed here.
+	if [ ! -f "$T/timerfd_real.so" ]; then
+		${CC:-cc} -shared -fPIC -O2 -o "$T/timerfd_real.so" "$IT_DIR/timerfd_real.c" \
+			2>"$T/timerfd_real.err" || fail "cannot build timerfd_real.so: $(cat "$T/timerfd_real.err")"
+	fi
+	# faketime puts libfaketime after what LD_PRELOAD holds. Under ASan the preloads come
+	# before the sanitizer's runtime: allowed here.
 	ip netns exec "$NS_PREFIX-h$(host_of "$1")" env FAKETIME_DONT_FAKE_MONOTONIC=1 \
+		LD_PRELOAD="$T/timerfd_real.so" \
 		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
 		faketime -f "$2" "$IOTSEC_BIN/iotsec-sensord" -c "$T/$1/iotsec.conf" -v \
 		>>"$T/$1/sensord.log" 2>&1 &
