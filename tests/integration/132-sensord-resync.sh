@@ -36,7 +36,14 @@ ok = [r for r in map(json.loads, sys.stdin)
       if r["device"] == "kitA" and r["seq"] > int(sys.argv[1] or 0) and abs(r["time"] - now) < 10000]
 sys.exit(not ok)' "$2"
 }
-last_seq() { seqs_of "$1" kitA | sort -n | tail -n 1; }
+# resynced NAME MARK: NAME's sensord synced with a neighbour since MARK, and says synced (not
+# only the status: it may say synced before it found out that it is not).
+resynced() { since "$1" "$2" | grep -q "resync: synced with " && sync_is "$1" synced; }
+# last_seq NAME: the highest seq of kitA's readings NAME holds, 0 when none (after a restart).
+last_seq() {
+	_s=$(seqs_of "$1" kitA | sort -n | tail -n 1)
+	echo "${_s:-0}"
+}
 
 say "the controller's daemons stop; kitA is off for 4 epochs"
 stop_device hub
@@ -45,7 +52,7 @@ sleep 8
 ma=$(mark kitA)
 sb=$(last_seq kitB)
 run_sensord kitA
-wait_until 20 sync_is kitA synced ||
+wait_until 20 resynced kitA "$ma" ||
 	fail "kitA did not resynchronize: $(sstatus kitA)"
 since kitA "$ma" | grep -q "resync needed: the saved doctor chain is more than one epoch from our clock" ||
 	fail "kitA's log does not say why it resyncs: $(since kitA "$ma" | grep resync)"
@@ -77,7 +84,7 @@ mb=$(mark kitB)
 mc=$(mark kitC)
 sb=$(last_seq kitB)
 run_sensord_at kitA '@1970-01-01 00:00:00'
-wait_until 20 sync_is kitA synced ||
+wait_until 20 resynced kitA "$ma" ||
 	fail "kitA at 1970 did not resynchronize: $(sstatus kitA)"
 since kitA "$ma" | grep -q "resync needed: the clock is not set" || fail "kitA's log: $(since kitA "$ma" | grep -i resync)"
 since kitA "$ma" | grep -q "resync: synced with kitB:" || fail "kitA did not sync with kitB: $(since kitA "$ma" | grep -i resync)"

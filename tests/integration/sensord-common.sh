@@ -62,8 +62,9 @@ stop_sensord() {
 }
 
 # run_sensord_at NAME TIME: NAME's sensord under faketime, its clock starting at TIME (faketime's
-# -f form, '@1970-01-01 00:00:00'); monotonic time stays true. faketime forks: the daemon is its
-# child, whose pid is SENSORD_<NAME> (and the wrapper's FAKETIME_<NAME>).
+# -f form, '@1970-01-01 00:00:00'); monotonic time stays true, and so do the daemon's timers
+# (faketime-timers.c, preloaded first). faketime forks: the daemon is its child, whose pid is
+# SENSORD_<NAME> (and the wrapper's FAKETIME_<NAME>).
 run_sensord_at() {
 	command -v faketime >/dev/null || fail "no faketime (scripts/deps.sh test installs it)"
 	# sd-event's timers need faketime-timers.c ahead of libfaketime (it says why).
