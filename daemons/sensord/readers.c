@@ -132,11 +132,9 @@ void sensord_on_group(struct sensord *d, const char *device, const void *payload
 		sensord_refuse(d, device, r, "a group reading");
 		return;
 	}
-	if ((r = reading_value_parse(pt, ptlen, &rd.v)) < 0) {
-		sensord_refuse(d, device, r, "a group reading");
-		goto out;
-	}
-	if ((r = reading_guard_check(d->guard, &h, sensord_now_ms(d))) < 0) {
+	/* Fresh and not seen before, then what it says: README's order (What a reader accepts). */
+	if ((r = reading_guard_check(d->guard, &h, sensord_now_ms(d))) < 0 ||
+	    (r = reading_value_parse(pt, ptlen, &rd.v)) < 0) {
 		sensord_refuse(d, device, r, "a group reading");
 		goto out;
 	}
