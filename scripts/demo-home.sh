@@ -100,7 +100,7 @@ broker_host 5
 broker_start
 echo "mosquitto runs on its own host, $BROKER_IP:8883, with etc/mosquitto/iotsec-broker.conf (paths"
 echo "moved into \$T) and the certificate 'broker' of the home CA. Who may connect, and publish what:"
-grep -E '^(require_certificate|use_identity_as_username|allow_anonymous|crlfile)' \
+grep -E '^(require_certificate|use_identity_as_username|use_username_as_clientid|allow_anonymous|crlfile)' \
 	"$BROKER_DIR/iotsec-broker.conf" | sed "s|$T|\$T|g; s/^/    /"
 grep '^pattern' "$BROKER_DIR/iotsec.acl" | sed 's/^/    /'
 
@@ -148,8 +148,11 @@ echo "and its sensors, from sensord's status: $(ctl "$T/kitchen/run/sensord/sens
 	$PY -c 'import json, sys; print(", ".join("%s: %s" % (s["name"], s["stream"]) for s in json.load(sys.stdin)["sensors"]))')"
 
 step "15. What the broker and anyone subscribed to everything see: sealed bytes"
-printf '$ mosquitto_sub -t '"'"'iotsec/#'"'"' -F '"'"'%%t %%x'"'"' -C 4   (hub'"'"'s certificate; its TLS options left out)\n'
-mqtt_sub hub -q 1 -t 'iotsec/#' -F '%t %x' -C 4 -W 10 >"$T/raw.out" || true
+# A certificate of its own, on hub's host: the broker names a client by its certificate's CN, and
+# a second connection with hub's would close hub's sensord's.
+mqtt_client onlooker "$(host_of hub)"
+printf '$ mosquitto_sub -t '"'"'iotsec/#'"'"' -F '"'"'%%t %%x'"'"' -C 4   (a certificate of the home, '"'"'onlooker'"'"'; its TLS options left out)\n'
+mqtt_sub onlooker -q 1 -t 'iotsec/#' -F '%t %x' -C 4 -W 10 >"$T/raw.out" || true
 awk '{ printf "%s %s...%s (%d bytes)\n", $1, substr($2, 1, 72), substr($2, length($2) - 7), length($2) / 2 }' \
 	"$T/raw.out" | sed 's/^/    /'
 echo "In the clear, but authenticated: version 01, kind 01 (group), flags, the sender's name"
@@ -175,8 +178,6 @@ cp "$DOC/out/ca.crt" "$DOC/ca.crt"
 # As mqtt_pub names a device's files.
 cp "$DOC/doctor.crt" "$DOC/dr-lee.crt"
 cp "$DOC/doctor.key" "$DOC/dr-lee.key"
-mqtt_sub_bg dr-lee "$T/doctor.out" -q 1 -t iotsec/smith-family/kitchen/doctor \
-	-t iotsec/smith-family/kitchen/emergency -F %x
 echo "It grants the kitchen's kit a stream of its own (the root wrapped to the kit's key) and publishes"
 echo "the grant, retained, so that the kit finds it whenever it connects:"
 cmdline iotsec-doctor grant --dir "$DOC" --kit kitchen --kit-cert "$T/kitchen/kitchen.crt" --out "$DOC/grant"
@@ -184,6 +185,12 @@ iotsec-doctor grant --dir "$DOC" --kit kitchen --kit-cert "$T/kitchen/kitchen.cr
 printf '$ mosquitto_pub -q 1 -r -t iotsec/smith-family/dr-lee/grant/kitchen -f $T/dr-lee/grant\n'
 mqtt_pub dr-lee -q 1 -r -t iotsec/smith-family/dr-lee/grant/kitchen -f "$DOC/grant" ||
 	fail "the doctor cannot publish its grant"
+# Then it reads: one connection per certificate at the broker (the client id is the CN), so the
+# doctor's reader runs between its publishes, not beside them. The pulse is read from the grant
+# on, the emergency comes seconds later.
+mqtt_sub_bg dr-lee "$T/doctor.out" -q 1 -t iotsec/smith-family/kitchen/doctor \
+	-t iotsec/smith-family/kitchen/emergency -F %x
+DOC_SUB=$SUB_PID
 sfield() { field kitchen sensord "$1"; }
 granted() { [ "$(sfield doctor)" = dr-lee ]; }
 wait_until 10 granted || fail "kitchen did not take dr-lee's grant"
@@ -203,6 +210,7 @@ grep -E '^[0-9a-f]+$' "$T/doctor.out" | iotsec-doctor read --dir "$DOC" 2>/dev/n
 readings_of hub | grep -q " pulse " && fail "hub reads the kitchen's pulse"
 echo "    (hub's readings hold no pulse: $(readings_of hub | grep -c ' pulse ' || true) of them)"
 echo "The doctor acknowledges the emergency: an envelope signed with the doctor's certificate."
+kill "$DOC_SUB" 2>/dev/null || true
 cmdline iotsec-doctor ack --dir "$DOC" --kit kitchen --seq "$seq" --out "$DOC/ack"
 iotsec-doctor ack --dir "$DOC" --kit kitchen --seq "$seq" --out "$DOC/ack" >/dev/null
 printf '$ mosquitto_pub -q 1 -t iotsec/smith-family/dr-lee/ack/kitchen -f $T/dr-lee/ack\n'

@@ -6,16 +6,18 @@
 # device reads at most 16 sensors), so what is measured is what does need speed: the drain of a
 # full spool, the backlog a kit sends when its broker comes back after an outage. pi2's sensord
 # reads N readings of 16 replay sensors while no broker runs, so they wait in its spool, sealed;
-# then the broker is started with a raw reader subscribed (mosquitto_sub with pi3's certificate,
-# QoS 1, counting N), and sensord again, which publishes the spool with QoS 1 in order, taking
-# each record off it at its PUBACK (fdatasync'd at most every sensord.spool_sync_ms).
+# then the broker is started with a raw reader subscribed (mosquitto_sub on pi3's host with a
+# certificate of its own, QoS 1, counting N), and sensord again, which publishes the spool with
+# QoS 1 in order, taking each record off it at its PUBACK (fdatasync'd at most every
+# sensord.spool_sync_ms).
 #
 # Beside it, in the same run, through the same broker, from the same host with the same
-# certificate: mosquitto_pub moving N messages of the sealed reading's size at QoS 1 to the same
-# kind of reader, read from stdin (-l, one connection, each line as it comes) and repeated (-m
-# --repeat), with as many messages in flight as sensord (-M). tests/bench/mqtt.sh measures the
-# MQTT glue alone the same way; this is the daemon, spool included. The rate is taken at the reader, from its first message to its N-th (mosquitto_sub's
-# %U timestamps), so the start-up of either publisher (TLS, and for sensord certd's verdict and
+# certificate (sensord stopped first: one connection per certificate): mosquitto_pub moving N
+# messages of the sealed reading's size at QoS 1 to the same kind of reader, read from stdin (-l,
+# one connection, each line as it comes) and repeated (-m --repeat), with as many messages in
+# flight as sensord (-M). tests/bench/mqtt.sh measures the MQTT glue alone the same way; this is
+# the daemon, spool included. The rate is taken at the reader, from its first message to its
+# N-th (mosquitto_sub's %U timestamps), so the start-up of either publisher (TLS, and for sensord certd's verdict and
 # the connection) is left out; it is shown separately. sensord's subscription to the home's group
 # topic brings its own readings back to it as well: that work is in its rate, as on a Pi.
 #
@@ -96,7 +98,10 @@ drain_rate() {
 }
 
 # The reader: mosquitto_sub on pi3's host, QoS 1, until it has N messages (or 120 s went by).
-reader() { mqtt_sub_bg pi3 "$T/$1.out" -q 1 -C "$N" -W 120 -t "$2" -F '%U %l'; }
+# Its certificate is its own: the broker names a client by its certificate's CN, and a second
+# connection with pi3's would close pi3's sensord's (the last round runs both).
+mqtt_client reader 3
+reader() { mqtt_sub_bg reader "$T/$1.out" -q 1 -C "$N" -W 120 -t "$2" -F '%U %l'; }
 
 # Every round drains the same full spool (a copy of it as it was, put back each time), then
 # mosquitto_pub moves the same number of messages of the same size (known after the first drain)
@@ -117,6 +122,10 @@ for round in $(seq 1 "$ROUNDS"); do
 	drain_rate "$T/sensord.out" sensord "$t0" >>"$T/results" || fail "round $round: $(tail -n 1 "$T/results")"
 	drained() { [ "$(sfield spooled)" = 0 ] && [ "$(sfield published)" = "$N" ]; }
 	wait_until 10 drained || fail "pi2's spool: $(sfield spooled) left, $(sfield published) published"
+	# mosquitto_pub below has pi2's certificate: with sensord still connected, each would close
+	# the other's connection (the broker names both by the CN).
+	stop "$SENSORD"
+	SENSORD=""
 
 	if [ "$round" = 1 ]; then
 		size=$(awk '{ print $3; exit }' "$T/results")
@@ -142,7 +151,6 @@ done
 
 # One round more, not set beside mosquitto_pub (a second reader adds to the broker's work): pi3's
 # sensord reads too, opening each reading and passing it through the freshness and replay checks.
-stop "$SENSORD"
 rm -rf "$SPOOL"
 cp -a "$T/spool.full" "$SPOOL"
 cat >>"$T/pi3/iotsec.conf" <<CONF

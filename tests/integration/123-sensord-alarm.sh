@@ -40,7 +40,11 @@ sensord = { broker = "$BROKER_IP"; interval_ms = 300; sensors = "pulse=replay:$T
 CONF
 done
 cp "$T/kit/pulse.csv" "$T/pi2/pulse.csv"
-mqtt_sub_bg pi2 "$T/emergency.out" -q 1 -t 'iotsec/smith/kit/emergency' -F '%x'
+# On pi2's host with a certificate of its own: pi2's sensord runs beside it, and the broker
+# names a client by its certificate's CN (a second connection with one certificate closes the
+# first).
+mqtt_client watcher 2
+mqtt_sub_bg watcher "$T/emergency.out" -q 1 -t 'iotsec/smith/kit/emergency' -F '%x'
 for n in pi2 kit; do
 	run_all "$n"
 	run "$n" sensord

@@ -12,6 +12,11 @@ kit 1 hub controller
 kit 2 kitA node "sensors = \"replay:$T/kitA.csv\"; replay_loop = true;"
 kit 3 kitB node "fresh_s = 3;"
 device 4 spy node # a certificate and nothing else
+# The eavesdropper's other clients, run while spy's is connected: the broker takes a client's id
+# from its certificate, so each needs a certificate of its own (a second connection with spy's
+# would close the first).
+mqtt_client spyaway 4
+mqtt_client spycap 4
 # Values and names that cannot appear by chance in ciphertext, headers or topics.
 write_csv "$T/kitA.csv" "# kitA's sensors" "attic_probe,73.125,C" "cellar_hygro,41.875,%"
 SECRETS="73.125 41.875 attic_probe cellar_hygro"
@@ -23,7 +28,7 @@ say "an eavesdropper with spy's certificate subscribes to #"
 mqtt_sub_bg spy "$T/spy.out" -F '%t %x' -t '#'
 # And a persistent session that goes away: the broker queues every reading for it, in memory
 # and, at its next save, in its database.
-mqtt_sub spy -c -i spy-away -q 1 -t 'iotsec/#' -C 1 -W 15 >/dev/null ||
+mqtt_sub spyaway -c -i spyaway -q 1 -t 'iotsec/#' -C 1 -W 15 >/dev/null ||
 	fail "the persistent subscriber got nothing"
 for n in hub kitB; do
 	wait_until 15 opened "$n" kitA attic_probe 73.125 || fail "$n did not open kitA's attic_probe: $(readings "$n" | tail -n 3)"
@@ -62,15 +67,24 @@ say "no sensor name or value in anything the eavesdropper received"
 
 say "a reading captured and published again by kitA is a replay"
 capture() {
-	mqtt_sub spy -t "$G" -F '%t %x' -C 1 -W 10 >"$T/$1.hex" || fail "no reading of kitA captured"
+	mqtt_sub spycap -t "$G" -F '%t %x' -C 1 -W 10 >"$T/$1.hex" || fail "no reading of kitA captured"
 	headers "$T/$1.hex" | grep "^$G kitA 1 0 " | awk '{print $6}'
 }
 S1=$(capture cap1)
 [ -n "$S1" ] || fail "the capture is no sealed reading: $(cat "$T/cap1.hex")"
 cut -d' ' -f2 "$T/cap1.hex" | xxd -r -p >"$T/cap1.bin"
+# republish FILE: kitA's certificate publishes FILE on kitA's topic (the broker takes nothing on
+# it from another certificate). kitA's sensord is stopped first: a second connection with its
+# certificate would close sensord's (the broker names both by the CN), and the refusals counted
+# below are then the replay's alone. sensord subscribes again at each connection, so the clean
+# session of this publisher under its name costs it nothing.
+republish() {
+	stop_sensord kitA
+	mqtt_pub kitA -q 1 -t "$G" -f "$1"
+}
 rh=$(refused_from hub kitA)
 rb=$(refused_from kitB kitA)
-mqtt_pub kitA -q 1 -t "$G" -f "$T/cap1.bin" || fail "kitA could not publish under its own name"
+republish "$T/cap1.bin" || fail "kitA could not publish under its own name"
 more_refused() { [ "$(refused_from "$1" kitA)" -gt "$2" ]; }
 wait_until 10 more_refused hub "$rh" || fail "hub did not refuse the replay: $(sstatus hub)"
 wait_until 10 more_refused kitB "$rb" || fail "kitB did not refuse the replay: $(sstatus kitB)"
@@ -83,6 +97,8 @@ for n in hub kitB; do
 	[ "$c" = 1 ] || fail "$n holds kitA's reading $S1 $c times"
 done
 say "refused by hub and kitB; seq $S1 opened once by each"
+run_sensord kitA
+wait_until 20 sensord_ready kitA || fail "kitA's sensord did not come back: $(sstatus kitA)"
 
 say "a reading older than kitB's window (3 s), published again after kitB restarted"
 S2=$(capture cap2)
@@ -99,7 +115,7 @@ has_seq kitB "$S2" && fail "kitB, restarted, holds seq $S2 already"
 sleep 3 # cap2 is more than 3 s old by now
 rh=$(refused_from hub kitA)
 rb=$(refused_from kitB kitA)
-mqtt_pub kitA -q 1 -t "$G" -f "$T/cap2.bin" || fail "kitA could not publish"
+republish "$T/cap2.bin" || fail "kitA could not publish"
 wait_until 10 more_refused kitB "$rb" || fail "kitB did not refuse the stale reading: $(sstatus kitB)"
 wait_until 10 more_refused hub "$rh" || fail "hub did not refuse the replay: $(sstatus hub)"
 grep -q "refused a group reading from kitA: timestamp outside the freshness window" \
@@ -115,7 +131,7 @@ stop "$SUB_PID"
 broker_stop TERM
 DB=$BROKER_DIR/db/mosquitto.db
 [ -s "$DB" ] || fail "no database in $BROKER_DIR/db: $(ls -l "$BROKER_DIR/db")"
-# It holds what waits for spy-away: readings of kitA, their headers naming it.
+# It holds what waits for spyaway's session: readings of kitA, their headers naming it.
 grep -q "$G" "$DB" || fail "the database holds no reading of kitA: the search below would prove nothing"
 n=$($PY -c 'import sys; print(open(sys.argv[1], "rb").read().count(b"\x01\x01\x00\x04kitA"))' "$DB")
 [ "$n" -ge 5 ] || fail "the database holds $n sealed readings of kitA"

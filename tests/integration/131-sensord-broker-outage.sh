@@ -22,7 +22,10 @@ G=iotsec/$HOME_NAME/kitA/group
 
 # The raw subscriber's session is persistent (-c): what is published while it is away waits
 # for it at the broker, which saves it when stopped.
-mqtt_sub_bg hub "$T/raw1.out" -c -i raw124 -q 1 -t "$G" -F '%t %x'
+# On hub's host with a certificate of its own: hub's sensord runs beside it, and the broker
+# names a client, and its persistent session, by its certificate's CN.
+mqtt_client raw 1
+mqtt_sub_bg raw "$T/raw1.out" -c -i raw -q 1 -t "$G" -F '%t %x'
 RAW=$SUB_PID
 flowing() { [ "$(seqs_of hub kitA | wc -l)" -ge 10 ]; }
 wait_until 20 flowing || fail "hub opened $(seqs_of hub kitA | wc -l) readings of kitA"
@@ -51,7 +54,7 @@ broker_start
 t1=$(date +%s)
 # mosquitto_sub reconnects by itself; if it gave up, the same session is taken up again.
 if ! kill -0 "$RAW" 2>/dev/null; then
-	mqtt_sub_bg hub "$T/raw2.out" -c -i raw124 -q 1 -t "$G" -F '%t %x'
+	mqtt_sub_bg raw "$T/raw2.out" -c -i raw -q 1 -t "$G" -F '%t %x'
 	RAW=$SUB_PID
 fi
 drained() { [ "$(sfield kitA spooled)" = 0 ] && [ "$(sfield kitA broker)" = connected ]; }

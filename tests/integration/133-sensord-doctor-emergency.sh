@@ -31,7 +31,10 @@ print(" ".join(s["stream"] for s in json.load(sys.stdin)["sensors"] if s["name"]
 say "no doctor yet: kit1's pulse waits"
 
 D=iotsec/$HOME_NAME/kit1
-mqtt_sub_bg drwho "$T/doctor.out" -q 1 -t "$D/doctor" -t "$D/emergency" -F '%t %x'
+# drwho's reader, on its host with a certificate of its own: drwho's publishes below would
+# otherwise close it (the broker names a client by its certificate's CN).
+mqtt_client drwhoreader 5
+mqtt_sub_bg drwhoreader "$T/doctor.out" -q 1 -t "$D/doctor" -t "$D/emergency" -F '%t %x'
 grant drwho kit1
 wait_until 15 granted kit1 drwho || fail "kit1 did not install the grant: $(sstatus kit1)"
 grep -q "doctor drwho granted" "$T/kit1/sensord.log" || fail "kit1's log does not say"
@@ -118,6 +121,9 @@ sys.stdout.buffer.write(d.seal("EMERGENCY_ACK", {"kit": "kit1", "seq": int(sys.a
 		"$IT_DIR" "$1" "$2" "$SEQ"
 }
 sign_ack "$T/hub/hub.crt" "$T/hub/hub.key" >"$T/ack-node" || fail "cannot sign as hub"
+# Published with hub's certificate: hub's sensord is stopped first, since a second connection with
+# its certificate would close sensord's (the broker names both by the CN). Nothing below needs it.
+stop_sensord hub
 forged "an acknowledgement signed by a node" hub "$T/ack-node" "certificate role not allowed"
 
 # A doctor of another home that took the same names: home testhome, doctor drwho.

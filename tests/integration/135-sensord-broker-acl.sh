@@ -12,6 +12,9 @@ kit 1 hub controller
 kit 2 kitA node "sensors = \"replay:$T/a.csv\"; replay_loop = true;"
 kit 3 kitB node "sensors = \"replay:$T/b.csv\"; replay_loop = true;"
 device 4 spy node
+# The spy's captures, made while its subscriber runs: the broker takes a client's id from its
+# certificate, so a second connection with spy's would close the first.
+mqtt_client spycap 4
 add_host 6 # a stranger
 write_csv "$T/a.csv" "attic,17.5,C"
 write_csv "$T/b.csv" "cellar,11.5,C"
@@ -23,7 +26,7 @@ wait_until 10 opened hub kitB cellar 11.5 || fail "hub does not open kitB's read
 
 # capture DEVICE: one sealed reading of DEVICE, in hex.
 capture() {
-	mqtt_sub spy -t "iotsec/$HOME_NAME/$1/group" -F %x -C 1 -W 10 || fail "no reading of $1 captured"
+	mqtt_sub spycap -t "iotsec/$HOME_NAME/$1/group" -F %x -C 1 -W 10 || fail "no reading of $1 captured"
 }
 hexb=$(capture kitB)
 hexa=$(capture kitA)
@@ -35,6 +38,9 @@ refused_b=$(refused_from hub kitB)
 
 say "kitA publishes on kitB's topics"
 B=iotsec/$HOME_NAME/kitB
+# With kitA's certificate, its sensord stopped: a second connection with the certificate would
+# close sensord's (the broker names both by the CN).
+stop_sensord kitA
 mqtt_pub kitA -q 1 -t "$B/group" -f "$T/b.bin" || true
 mqtt_pub kitA -q 1 -t "$B/group" -f "$T/a.bin" || true
 mqtt_pub kitA -q 1 -t "$B/group" -m "forged-by-kitA-1" || true
@@ -55,7 +61,7 @@ n=$(grep -c " $hexb\$" "$T/spy.out" || true)
 [ "$n" = 1 ] || fail "kitB's reading $sb reached the spy $n times"
 grep -q "^$B/group $hexa\$" "$T/spy.out" && fail "kitA's reading reached the spy on kitB's topic"
 # No retained message was kept on a topic that is not kitA's.
-mqtt_sub spy -t "iotsec/$HOME_NAME/drwho/grant/kitB" -C 1 -W 2 >"$T/retained" 2>/dev/null || true
+mqtt_sub spycap -t "iotsec/$HOME_NAME/drwho/grant/kitB" -C 1 -W 2 >"$T/retained" 2>/dev/null || true
 [ -s "$T/retained" ] && fail "a retained forged grant: $(cat "$T/retained")"
 say "no subscriber got any of them"
 

@@ -89,6 +89,17 @@ broker_cn() {
 		sed -n 's/.*CN=\([^,]*\).*/\1/p'
 }
 
+# mqtt_client NAME I: a certificate of the home CA for NAME, in $T/NAME, for clients run on host I
+# (already made) and nothing else. The broker names a client by its certificate's CN, whatever
+# client id it gives (use_username_as_clientid): a second connection with the same certificate
+# closes the first, and a persistent session is the certificate's. So each client that runs
+# beside another, and each persistent session, needs a certificate of its own.
+mqtt_client() {
+	iotsec-pki enrol --dir "$T/ca" --device "$1" --role node --out "$T/$1" >"$T/$1-enrol.log" 2>&1 ||
+		fail "enrol $1: $(cat "$T/$1-enrol.log")"
+	eval "HOST_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)=$2"
+}
+
 # mqtt_pub NAME ARGS...: mosquitto_pub on NAME's host with NAME's certificate (files
 # $T/NAME/NAME.crt, .key and ca.crt as `device` enrols them), ARGS being -t, -m, -q and so on.
 mqtt_pub() {
