@@ -19,85 +19,34 @@
 #include "encoding.h"
 #include "fixture.h"
 #include "ring.h"
+#include "wrapped.h"
 
 static struct fixture fx;
 static EVP_PKEY *ours, *other;
-static char *wrapped[7]; /* W O T S L P B */
-static const char subst[] = "WOTSLPB";
+static struct wrapped wr;
 static uint8_t root42[CRYPTO_KEY_LEN];
-
-static char *wrap_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
-{
-	EVP_PKEY_CTX *wrap = crypto_rsa_wrap_ctx(to);
-	uint8_t *blob = NULL;
-	size_t blen = 0;
-	char *text;
-
-	assert_non_null(wrap);
-	assert_int_equal(crypto_rsa_wrap(wrap, secret, len, &blob, &blen), 0);
-	EVP_PKEY_CTX_free(wrap);
-	text = b64_encode(blob, blen - cut);
-	assert_non_null(text);
-	free(blob);
-	return text;
-}
 
 static int setup(void **state)
 {
-	uint8_t k[CRYPTO_KEY_LEN + 1], big[RING_WRAPPED_MAX + 1];
-
 	(void)state;
-	memset(k, 0x42, sizeof(k));
 	memset(root42, 0x42, sizeof(root42));
-	memset(big, 0x17, sizeof(big));
-	if (fixture_home(&fx) < 0)
+	if (wrapped_home(&wr, &fx) < 0)
 		return -1;
-	ours = fixture_key(&fx, "pi1");
-	other = fixture_key(&fx, "pi2");
-	wrapped[0] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 0);
-	wrapped[1] = wrap_b64(other, k, CRYPTO_KEY_LEN, 0);
-	wrapped[2] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 1);
-	wrapped[3] = wrap_b64(ours, k, CRYPTO_KEY_LEN - 1, 0);
-	wrapped[4] = wrap_b64(ours, k, CRYPTO_KEY_LEN + 1, 0);
-	wrapped[5] = b64_encode(k, CRYPTO_KEY_LEN);
-	wrapped[6] = b64_encode(big, sizeof(big));
+	ours = wr.ours;
+	other = wr.other;
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(wrapped) / sizeof(wrapped[0]); i++)
-		free(wrapped[i]);
-	EVP_PKEY_free(ours);
-	EVP_PKEY_free(other);
-	fixture_remove(&fx);
+	wrapped_home_remove(&wr, &fx);
 	return 0;
 }
 
-/* The template with each $X replaced, parsed as JSON (NUL escapes allowed, so the parser sees
- * them). */
 static json_t *body_of(const char *tmpl)
 {
-	char *text = malloc(strlen(tmpl) * 800 + 1), *o = text;
-	json_t *j;
-
-	assert_non_null(text);
-	for (const char *p = tmpl; *p; p++) {
-		const char *w = p[0] == '$' && p[1] ? strchr(subst, p[1]) : NULL;
-
-		if (w != NULL) {
-			strcpy(o, wrapped[w - subst]);
-			o += strlen(o), p++;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = 0;
-	j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	free(text);
-	assert_non_null(j);
-	return j;
+	return wrapped_body(&wr, tmpl);
 }
 
 /* A grant body from its field values (JSON texts). */

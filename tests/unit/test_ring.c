@@ -21,81 +21,32 @@
 #include "envelope.h"
 #include "fixture.h"
 #include "ring.h"
+#include "wrapped.h"
 
 static struct fixture fx;
 static EVP_PKEY *ours, *other;
-static char *wrapped[6]; /* W O T S L P */
-static const char subst[] = "WOTSLP";
-
-static char *wrap_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
-{
-	EVP_PKEY_CTX *wrap = crypto_rsa_wrap_ctx(to);
-	uint8_t *blob = NULL;
-	size_t blen = 0;
-	char *text;
-
-	assert_non_null(wrap);
-	assert_int_equal(crypto_rsa_wrap(wrap, secret, len, &blob, &blen), 0);
-	EVP_PKEY_CTX_free(wrap);
-	text = b64_encode(blob, blen - cut);
-	assert_non_null(text);
-	free(blob);
-	return text;
-}
+static struct wrapped wr;
 
 static int setup(void **state)
 {
-	uint8_t k[CRYPTO_KEY_LEN + 1];
-
 	(void)state;
-	memset(k, 0x42, sizeof(k));
-	if (fixture_home(&fx) < 0)
+	if (wrapped_home(&wr, &fx) < 0)
 		return -1;
-	ours = fixture_key(&fx, "pi1");
-	other = fixture_key(&fx, "pi2");
-	wrapped[0] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 0);
-	wrapped[1] = wrap_b64(other, k, CRYPTO_KEY_LEN, 0);
-	wrapped[2] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 1);
-	wrapped[3] = wrap_b64(ours, k, CRYPTO_KEY_LEN - 1, 0);
-	wrapped[4] = wrap_b64(ours, k, CRYPTO_KEY_LEN + 1, 0);
-	wrapped[5] = b64_encode(k, CRYPTO_KEY_LEN);
+	ours = wr.ours;
+	other = wr.other;
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < 6; i++)
-		free(wrapped[i]);
-	EVP_PKEY_free(ours);
-	EVP_PKEY_free(other);
-	fixture_remove(&fx);
+	wrapped_home_remove(&wr, &fx);
 	return 0;
 }
 
-/* The template with each $X replaced, parsed as JSON (NUL escapes allowed, so the parser sees
- * them). */
 static json_t *body_of(const char *tmpl)
 {
-	char *text = malloc(strlen(tmpl) * 400 + 1), *o = text;
-	json_t *j;
-
-	assert_non_null(text);
-	for (const char *p = tmpl; *p; p++) {
-		const char *w = p[0] == '$' && p[1] ? strchr(subst, p[1]) : NULL;
-
-		if (w != NULL) {
-			strcpy(o, wrapped[w - subst]);
-			o += strlen(o), p++;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = 0;
-	j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	free(text);
-	assert_non_null(j);
-	return j;
+	return wrapped_body(&wr, tmpl);
 }
 
 enum kind { NEEDS, CLIENT_KEYS, RING_KEYS, END, ACK, START, COMMON };
