@@ -26,30 +26,13 @@
 
 static struct fixture fx;
 static EVP_PKEY *ours, *other;
-static struct wrapped wr;
 static uint8_t key42[CRYPTO_KEY_LEN];
 
 static int setup(void **state)
 {
 	(void)state;
 	memset(key42, 0x42, sizeof(key42));
-	if (wrapped_home(&wr, &fx) < 0)
-		return -1;
-	ours = wr.ours;
-	other = wr.other;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	wrapped_home_remove(&wr, &fx);
-	return 0;
-}
-
-static json_t *body_of(const char *tmpl)
-{
-	return wrapped_body(&wr, tmpl);
+	return wrapped_setup(&fx, &ours, &other);
 }
 
 /* Nonces: 16 bytes 00..0f (and 10..1f), then wrong ones. */
@@ -270,7 +253,7 @@ static void test_bodies(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		json_t *body = body_of(cases[i].tmpl), *again = NULL;
+		json_t *body = wrapped_body(cases[i].tmpl), *again = NULL;
 		union out o, o2;
 		int r;
 
@@ -753,5 +736,5 @@ int main(void)
 	    cmocka_unit_test(test_state_must_match_rpa),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, wrapped_teardown);
 }

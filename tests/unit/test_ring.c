@@ -25,28 +25,11 @@
 
 static struct fixture fx;
 static EVP_PKEY *ours, *other;
-static struct wrapped wr;
 
 static int setup(void **state)
 {
 	(void)state;
-	if (wrapped_home(&wr, &fx) < 0)
-		return -1;
-	ours = wr.ours;
-	other = wr.other;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	wrapped_home_remove(&wr, &fx);
-	return 0;
-}
-
-static json_t *body_of(const char *tmpl)
-{
-	return wrapped_body(&wr, tmpl);
+	return wrapped_setup(&fx, &ours, &other);
 }
 
 enum kind { NEEDS, CLIENT_KEYS, RING_KEYS, END, ACK, START, COMMON };
@@ -259,7 +242,7 @@ static void test_body_table(void **state)
 	assert_non_null(o);
 	assert_non_null(before);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		json_t *body = body_of(cases[i].tmpl);
+		json_t *body = wrapped_body(cases[i].tmpl);
 		int r;
 
 		memset(o, 0xa5, sizeof(*o));
@@ -279,7 +262,7 @@ static void test_unwrapped_values(void **state)
 {
 	static const char *tmpl =
 	    "{\"epoch\":9,\"keys\":[{\"i\":3,\"k\":\"$W\"},{\"i\":8,\"k\":\"$W\"}]}";
-	json_t *body = body_of(tmpl);
+	json_t *body = wrapped_body(tmpl);
 	struct ring_keys k;
 	uint8_t want[CRYPTO_KEY_LEN];
 
@@ -390,7 +373,7 @@ static void test_parse_count_limit(void **state)
 		for (size_t i = 1; i < n; i++)
 			strcat(tmpl, ",\"$W\"");
 		strcat(tmpl, "]}");
-		body = body_of(tmpl);
+		body = wrapped_body(tmpl);
 		assert_int_equal(ring_client_keys_parse(body, ours, RING_KEYS_PER_MSG, &k),
 				 n == RING_KEYS_PER_MSG ? 0 : -EBADMSG);
 		json_decref(body);
@@ -839,5 +822,5 @@ int main(void)
 	    cmocka_unit_test(test_budget_longest_names),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, wrapped_teardown);
 }

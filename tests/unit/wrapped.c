@@ -11,9 +11,11 @@
 
 #include "crypto.h"
 #include "encoding.h"
+#include "fixture.h"
 #include "ring.h"
 
-char *wrapped_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
+/* secret (len bytes) wrapped to `to`, its blob cut short by `cut` bytes, in base64. */
+static char *wrapped_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
 {
 	EVP_PKEY_CTX *wrap = crypto_rsa_wrap_ctx(to);
 	uint8_t *blob = NULL;
@@ -29,60 +31,64 @@ char *wrapped_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
 	return text;
 }
 
-void wrapped_make(struct wrapped *w, EVP_PKEY *ours, EVP_PKEY *other)
+/* The letters a template may follow '$' with, and their values in that order. */
+static const char subst[] = "WOTSLPB";
+static char *values[sizeof(subst) - 1];
+/* What wrapped_setup() made, for wrapped_teardown(). */
+static struct fixture *home;
+static EVP_PKEY *ours, *other;
+
+int wrapped_setup(struct fixture *fx, EVP_PKEY **ret_ours, EVP_PKEY **ret_other)
 {
 	/* One byte more than a key: $L takes it. */
 	uint8_t k[CRYPTO_KEY_LEN + 1], big[RING_WRAPPED_MAX + 1];
 
 	memset(k, 0x42, sizeof(k));
 	memset(big, 0x17, sizeof(big));
-	w->b64[0] = wrapped_b64(ours, k, CRYPTO_KEY_LEN, 0);
-	w->b64[1] = wrapped_b64(other, k, CRYPTO_KEY_LEN, 0);
-	w->b64[2] = wrapped_b64(ours, k, CRYPTO_KEY_LEN, 1);
-	w->b64[3] = wrapped_b64(ours, k, CRYPTO_KEY_LEN - 1, 0);
-	w->b64[4] = wrapped_b64(ours, k, CRYPTO_KEY_LEN + 1, 0);
-	w->b64[5] = b64_encode(k, CRYPTO_KEY_LEN);
-	w->b64[6] = b64_encode(big, sizeof(big));
-	assert_non_null(w->b64[5]);
-	assert_non_null(w->b64[6]);
-}
-
-void wrapped_free(struct wrapped *w)
-{
-	for (size_t i = 0; i < WRAPPED_N; i++) {
-		free(w->b64[i]);
-		w->b64[i] = NULL;
-	}
-}
-
-int wrapped_home(struct wrapped *w, struct fixture *fx)
-{
 	if (fixture_home(fx) < 0)
 		return -1;
-	w->ours = fixture_key(fx, "pi1");
-	w->other = fixture_key(fx, "pi2");
-	wrapped_make(w, w->ours, w->other);
+	home = fx;
+	ours = fixture_key(fx, "pi1");
+	other = fixture_key(fx, "pi2");
+	values[0] = wrapped_b64(ours, k, CRYPTO_KEY_LEN, 0);
+	values[1] = wrapped_b64(other, k, CRYPTO_KEY_LEN, 0);
+	values[2] = wrapped_b64(ours, k, CRYPTO_KEY_LEN, 1);
+	values[3] = wrapped_b64(ours, k, CRYPTO_KEY_LEN - 1, 0);
+	values[4] = wrapped_b64(ours, k, CRYPTO_KEY_LEN + 1, 0);
+	values[5] = b64_encode(k, CRYPTO_KEY_LEN);
+	values[6] = b64_encode(big, sizeof(big));
+	assert_non_null(values[5]);
+	assert_non_null(values[6]);
+	*ret_ours = ours;
+	*ret_other = other;
 	return 0;
 }
 
-void wrapped_home_remove(struct wrapped *w, struct fixture *fx)
+int wrapped_teardown(void **state)
 {
-	wrapped_free(w);
-	EVP_PKEY_free(w->ours);
-	EVP_PKEY_free(w->other);
-	w->ours = w->other = NULL;
-	fixture_remove(fx);
+	(void)state;
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		free(values[i]);
+		values[i] = NULL;
+	}
+	EVP_PKEY_free(ours);
+	EVP_PKEY_free(other);
+	ours = other = NULL;
+	if (home != NULL)
+		fixture_remove(home);
+	home = NULL;
+	return 0;
 }
 
-/* The letter's value after a '$' at p, or NULL where p starts no substitution. */
-static const char *value_at(const struct wrapped *w, const char *p)
+/* The value of the substitution p starts, or NULL where it starts none. */
+static const char *value_at(const char *p)
 {
-	const char *x = p[0] == '$' && p[1] ? strchr(WRAPPED_SUBST, p[1]) : NULL;
+	const char *x = p[0] == '$' && p[1] ? strchr(subst, p[1]) : NULL;
 
-	return x == NULL ? NULL : w->b64[x - WRAPPED_SUBST];
+	return x == NULL ? NULL : values[x - subst];
 }
 
-json_t *wrapped_body(const struct wrapped *w, const char *tmpl)
+json_t *wrapped_body(const char *tmpl)
 {
 	size_t size = 1;
 	char *text, *o;
@@ -90,7 +96,7 @@ json_t *wrapped_body(const struct wrapped *w, const char *tmpl)
 
 	/* Sized exactly, in a first pass, so that no template is too long for it. */
 	for (const char *p = tmpl; *p; p++) {
-		const char *v = value_at(w, p);
+		const char *v = value_at(p);
 
 		size += v != NULL ? strlen(v) : 1;
 		p += v != NULL;
@@ -98,7 +104,7 @@ json_t *wrapped_body(const struct wrapped *w, const char *tmpl)
 	text = o = malloc(size);
 	assert_non_null(text);
 	for (const char *p = tmpl; *p; p++) {
-		const char *v = value_at(w, p);
+		const char *v = value_at(p);
 
 		if (v != NULL) {
 			strcpy(o, v);

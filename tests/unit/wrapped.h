@@ -8,34 +8,18 @@
 #ifndef IOTSEC_TEST_WRAPPED_H
 #define IOTSEC_TEST_WRAPPED_H
 
-#include <stddef.h>
-
 #include <jansson.h>
 #include <openssl/evp.h>
 
 #include "fixture.h"
 
-#define WRAPPED_N 7
-
-struct wrapped {
-	EVP_PKEY *ours, *other; /* pi1's and pi2's keys, once wrapped_home() made them */
-	char *b64[WRAPPED_N];	/* in the order of WRAPPED_SUBST */
-};
-
-/* The letters a template may follow '$' with. */
-#define WRAPPED_SUBST "WOTSLPB"
-
-/* secret (len bytes) wrapped to `to`, its blob cut short by `cut` bytes, in base64. */
-char *wrapped_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut);
-/* Fills w with the values above for the two keys (the caller keeps them). */
-void wrapped_make(struct wrapped *w, EVP_PKEY *ours, EVP_PKEY *other);
-void wrapped_free(struct wrapped *w);
-/* The test home (fixture.h) and, with pi1 as ours and pi2 as other, all of the above: a group
- * set-up's work. 0 on success; wrapped_home_remove() undoes it. */
-int wrapped_home(struct wrapped *w, struct fixture *fx);
-void wrapped_home_remove(struct wrapped *w, struct fixture *fx);
+/* A cmocka group set-up's work: the test home in *fx (fixture.h), pi1's key in *ret_ours and
+ * pi2's in *ret_other, and the values above for them. 0 on success. */
+int wrapped_setup(struct fixture *fx, EVP_PKEY **ret_ours, EVP_PKEY **ret_other);
+/* The matching group tear-down: frees all of it and removes the home. */
+int wrapped_teardown(void **state);
 /* The template with each $X replaced, parsed as JSON (NUL escapes allowed, so that the parser
  * sees them). */
-json_t *wrapped_body(const struct wrapped *w, const char *tmpl);
+json_t *wrapped_body(const char *tmpl);
 
 #endif
