@@ -199,7 +199,8 @@ $$($(1)_TESTS:$(B)/tests/%=$(B)/obj/tests/unit/%.o): ALL_CFLAGS += -Idaemons/$(1
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_test_rule,$(d))))
 
-$(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/unit/fixture.o $(LIB)
+$(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/bench/timing.o \
+		$(B)/obj/tests/unit/fixture.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
