@@ -69,8 +69,10 @@ union out {
 	struct resync_state state;
 };
 
-static int parse(enum kind kind, json_t *body, union out *o)
+static int parse(int kind, json_t *body, void *out)
 {
+	union out *o = out;
+
 	switch (kind) {
 	case RQA:
 		return resync_rqa_parse(body, o->nonce);
@@ -235,16 +237,6 @@ static const struct {
     {STATE, "[]", -EBADMSG},
 };
 
-static bool all_bytes(const void *p, size_t len, uint8_t b)
-{
-	const uint8_t *x = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (x[i] != b)
-			return false;
-	return true;
-}
-
 /* Each case: the result wanted, nothing written on failure, and a body that parses builds
  * again into one that parses to the same thing. */
 static void test_bodies(void **state)
@@ -253,20 +245,12 @@ static void test_bodies(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		json_t *body = wrapped_body(cases[i].tmpl), *again = NULL;
+		json_t *again = NULL;
 		union out o, o2;
-		int r;
 
-		memset(&o, 0xa5, sizeof(o));
-		r = parse(cases[i].kind, body, &o);
-		json_decref(body);
-		if (r != cases[i].want)
-			fail_msg("case %zu (%s): got %d, want %d", i, cases[i].tmpl, r,
-				 cases[i].want);
-		if (r < 0) {
+		if (wrapped_case(i, cases[i].tmpl, cases[i].want, parse, cases[i].kind, &o,
+				 sizeof(o)) < 0) {
 			bad++;
-			if (!all_bytes(&o, sizeof(o), 0xa5))
-				fail_msg("case %zu: output written on failure", i);
 			continue;
 		}
 		good++;
@@ -283,7 +267,7 @@ static void test_bodies(void **state)
 			assert_memory_equal(o.state.key, key42, CRYPTO_KEY_LEN);
 			resync_state_wipe(&o.state);
 			resync_state_wipe(&o2.state);
-			assert_true(all_bytes(&o.state, sizeof(o.state), 0));
+			assert_true(wrapped_all_bytes(&o.state, sizeof(o.state), 0));
 		} else {
 			assert_memory_equal(o.nonce, o2.nonce, RESYNC_NONCE_LEN);
 		}
@@ -330,7 +314,7 @@ static void test_state_values(void **state)
 	assert_memory_equal(&got, &s, sizeof(s));
 	memset(&got, 0xa5, sizeof(got));
 	assert_int_equal(resync_state_parse(body, other, &got), -EBADMSG);
-	assert_true(all_bytes(&got, sizeof(got), 0xa5));
+	assert_true(wrapped_all_bytes(&got, sizeof(got), 0xa5));
 	assert_int_equal(resync_state_parse(body, NULL, &got), -EBADMSG);
 	json_decref(body);
 	body = NULL;

@@ -119,3 +119,29 @@ json_t *wrapped_body(const char *tmpl)
 	assert_non_null(j);
 	return j;
 }
+
+bool wrapped_all_bytes(const void *p, size_t len, uint8_t b)
+{
+	const uint8_t *x = p;
+
+	for (size_t i = 0; i < len; i++)
+		if (x[i] != b)
+			return false;
+	return true;
+}
+
+int wrapped_case(size_t i, const char *tmpl, int want, wrapped_parse_fn *parse, int kind, void *out,
+		 size_t size)
+{
+	json_t *body = wrapped_body(tmpl);
+	int r;
+
+	memset(out, 0xa5, size);
+	r = parse(kind, body, out);
+	json_decref(body);
+	if (r != want)
+		fail_msg("case %zu (%s): got %d, want %d", i, tmpl, r, want);
+	if (r < 0 && !wrapped_all_bytes(out, size, 0xa5))
+		fail_msg("case %zu: output written on failure", i);
+	return r;
+}

@@ -8,6 +8,10 @@
 #ifndef IOTSEC_TEST_WRAPPED_H
 #define IOTSEC_TEST_WRAPPED_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include <jansson.h>
 #include <openssl/evp.h>
 
@@ -21,5 +25,16 @@ int wrapped_teardown(void **state);
 /* The template with each $X replaced, parsed as JSON (NUL escapes allowed, so that the parser
  * sees them). */
 json_t *wrapped_body(const char *tmpl);
+
+/* Whether all len bytes at p are b. */
+bool wrapped_all_bytes(const void *p, size_t len, uint8_t b);
+
+/* A table's parser: kind is the table's own enum, out its own union of outputs. */
+typedef int wrapped_parse_fn(int kind, json_t *body, void *out);
+/* Case i of a body table: tmpl's body parsed by parse into out (size bytes, filled with 0xa5
+ * first). Fails the test unless parse returns want, and unless a failed parse left out as it
+ * was. Returns parse's result. */
+int wrapped_case(size_t i, const char *tmpl, int want, wrapped_parse_fn *parse, int kind, void *out,
+		 size_t size);
 
 #endif
