@@ -132,11 +132,8 @@ static void ack(json_t *body)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t len;
-	char *text = fuzz_expand(data, size, 'W', wrapped, SUBST_MAX, &len);
-	json_t *body = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	json_t *body = fuzz_json(data, size, 'W', wrapped, SUBST_MAX);
 
-	free(text);
 	if (body == NULL)
 		return 0;
 	nonce_only(body, resync_rqa_parse, resync_rqa_build);

@@ -71,16 +71,13 @@ static void indices(json_t *body, int (*parse)(json_t *, uint32_t, size_t, struc
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t len;
-	char *text = fuzz_expand(data, size, 'W', wrapped, SUBST_MAX, &len);
-	json_t *body = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	json_t *body = fuzz_json(data, size, 'W', wrapped, SUBST_MAX);
 	json_t *again = NULL;
 	struct ring_needs needs, needs2;
 	struct ring_end end, end2;
 	struct ring_keys keys;
 	uint32_t ack, ack2;
 
-	free(text);
 	if (body == NULL)
 		return 0;
 

@@ -289,11 +289,8 @@ out:
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = {.data = data, .size = size};
-	size_t len;
-	char *json = fuzz_expand(data, size, 'C', challenge, SUBST_MAX, &len);
 
-	in.json = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	free(json);
+	in.json = fuzz_json(data, size, 'C', challenge, SUBST_MAX);
 	for (enum how how = AS_IS; how <= TWEAKED; how++) {
 		try_respond(&in, how);
 		try_common(&in, how);

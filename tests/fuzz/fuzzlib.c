@@ -41,6 +41,16 @@ char *fuzz_expand(const uint8_t *data, size_t size, char letter, const char *val
 	return out;
 }
 
+json_t *fuzz_json(const uint8_t *data, size_t size, char letter, const char *value, size_t max)
+{
+	size_t len;
+	char *text = fuzz_expand(data, size, letter, value, max, &len);
+	json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+
+	free(text);
+	return j;
+}
+
 char *fuzz_wrapped_key(EVP_PKEY **ret_key)
 {
 	uint8_t secret[CRYPTO_KEY_LEN] = {1, 2, 3}, *blob = NULL;

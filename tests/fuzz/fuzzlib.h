@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 /* Aborts unless all len bytes at p are still 0xa5, what the targets fill outputs with. */
@@ -16,6 +17,9 @@ void fuzz_untouched(const void *p, size_t len);
  * *ret_len. The caller frees it. */
 char *fuzz_expand(const uint8_t *data, size_t size, char letter, const char *value, size_t max,
 		  size_t *ret_len);
+/* The input, expanded as by fuzz_expand(), parsed as JSON (NUL escapes allowed, so that the
+ * parsers see them); NULL where it is not JSON. */
+json_t *fuzz_json(const uint8_t *data, size_t size, char letter, const char *value, size_t max);
 /* A new RSA-2048 key in *ret_key, and base64 of a key wrapped to it (the caller keeps both). */
 char *fuzz_wrapped_key(EVP_PKEY **ret_key);
 
