@@ -66,11 +66,7 @@ static int parse(int kind, json_t *body, void *out)
 	return -1;
 }
 
-static const struct {
-	enum kind kind;
-	const char *tmpl;
-	int want;
-} cases[] = {
+static const struct wrapped_row cases[] = {
     {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":10,\"share\":25}", 0},
     {NEEDS, "{\"epoch\":4294967295,\"pool\":1000000,\"ring\":1024,\"share\":1}", 0},
     {NEEDS, "{\"epoch\":1,\"pool\":5,\"ring\":5,\"share\":5}", 0},

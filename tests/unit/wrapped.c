@@ -145,3 +145,20 @@ int wrapped_case(size_t i, const char *tmpl, int want, wrapped_parse_fn *parse, 
 		fail_msg("case %zu: output written on failure", i);
 	return r;
 }
+
+void wrapped_table(const struct wrapped_row *rows, size_t n, wrapped_parse_fn *parse,
+		   void (*check)(int kind, void *out), void *out, size_t size)
+{
+	size_t good = 0, bad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (wrapped_case(i, rows[i].tmpl, rows[i].want, parse, rows[i].kind, out, size) <
+		    0) {
+			bad++;
+			continue;
+		}
+		good++;
+		check(rows[i].kind, out);
+	}
+	assert_true(bad >= good);
+}

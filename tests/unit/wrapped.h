@@ -29,6 +29,13 @@ json_t *wrapped_body(const char *tmpl);
 /* Whether all len bytes at p are b. */
 bool wrapped_all_bytes(const void *p, size_t len, uint8_t b);
 
+/* A row of a body table: kind is the table's own enum. */
+struct wrapped_row {
+	int kind;
+	const char *tmpl;
+	int want;
+};
+
 /* A table's parser: kind is the table's own enum, out its own union of outputs. */
 typedef int wrapped_parse_fn(int kind, json_t *body, void *out);
 /* Case i of a body table: tmpl's body parsed by parse into out (size bytes, filled with 0xa5
@@ -36,5 +43,10 @@ typedef int wrapped_parse_fn(int kind, json_t *body, void *out);
  * was. Returns parse's result. */
 int wrapped_case(size_t i, const char *tmpl, int want, wrapped_parse_fn *parse, int kind, void *out,
 		 size_t size);
+/* Every row of a table through wrapped_case(), out (size bytes) holding its result; a row that
+ * parses goes on to check(kind, out), which builds it again and compares. Fails unless at least
+ * as many rows are refused as parse. */
+void wrapped_table(const struct wrapped_row *rows, size_t n, wrapped_parse_fn *parse,
+		   void (*check)(int kind, void *out), void *out, size_t size);
 
 #endif
