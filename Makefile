@@ -199,7 +199,8 @@ $$($(1)_TESTS:$(B)/tests/%=$(B)/obj/tests/unit/%.o): ALL_CFLAGS += -Idaemons/$(1
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_test_rule,$(d))))
 
-$(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/unit/fixture.o $(LIB)
+$(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/bench/timing.o \
+		$(B)/obj/tests/unit/fixture.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -251,7 +252,8 @@ fuzz:
 		$(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 
-build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/libiotsec.a
+build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/obj/tests/fuzz/fuzzlib.o \
+		build-fuzz/libiotsec.a
 	@mkdir -p $(@D)
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 

@@ -13,20 +13,11 @@
 #include <openssl/rsa.h>
 
 #include "crypto.h"
+#include "timing.h"
 
 #define READING_LEN 64
 #define AAD_LEN	    16
-#define ROUNDS	    3
-#define SECONDS	    1.0
 #define BATCH	    256 /* operations between clock reads */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint8_t key[CRYPTO_KEY_LEN], nonce[CRYPTO_NONCE_LEN], aad[AAD_LEN], reading[READING_LEN];
 
@@ -151,43 +142,6 @@ static int unwrap(long batch, uint64_t *ctr, void *arg)
 	return 0;
 }
 
-/* Operations per second over one run of about secs; -1 if an operation failed. */
-static double run(int (*fn)(long, uint64_t *, void *), void *arg, long batch, double secs)
-{
-	static uint64_t ctr;
-	double t0 = now_s(), t;
-	long n = 0;
-
-	do {
-		if (fn(batch, &ctr, arg) < 0)
-			return -1;
-		n += batch;
-		t = now_s() - t0;
-	} while (t < secs);
-	return n / t;
-}
-
-/* Best of ROUNDS runs of f and g, interleaved so that a change of clock speed or a noisy
- * neighbour weighs on both figures alike. */
-static int best_of(int (*f)(long, uint64_t *, void *), void *fa, double *ret_f,
-		   int (*g)(long, uint64_t *, void *), void *ga, double *ret_g, long batch)
-{
-	double bf = 0, bg = 0;
-
-	for (int round = 0; round < ROUNDS; round++) {
-		double x = run(f, fa, batch, SECONDS), y = g ? run(g, ga, batch, SECONDS) : 0;
-
-		if (x < 0 || y < 0)
-			return -1;
-		bf = x > bf ? x : bf;
-		bg = y > bg ? y : bg;
-	}
-	*ret_f = bf;
-	if (ret_g != NULL)
-		*ret_g = bg;
-	return 0;
-}
-
 int main(void)
 {
 	struct crypto_aead *a = NULL;
@@ -207,8 +161,8 @@ int main(void)
 		goto out;
 	}
 	/* Warm both paths (page faults, CPU frequency) before timing either. */
-	if (run(ours, a, BATCH, 0.2) < 0 || run(bare, &b, BATCH, 0.2) < 0 ||
-	    best_of(ours, a, &o, bare, &b, &c, BATCH) < 0) {
+	if (bench_run(ours, a, BATCH, 0.2) < 0 || bench_run(bare, &b, BATCH, 0.2) < 0 ||
+	    bench_best_of(ours, a, &o, bare, &b, &c, BATCH) < 0) {
 		fprintf(stderr, "bench_crypto: an AES-256-GCM operation failed\n");
 		goto out;
 	}
@@ -234,8 +188,8 @@ int main(void)
 		fprintf(stderr, "bench_crypto: RSA setup failed\n");
 		goto out;
 	}
-	if (best_of(wrap, &r, &w, bare_wrap, &r, &wc, 16) < 0 ||
-	    best_of(unwrap, &r, &u, bare_unwrap, &r, &uc, 4) < 0) {
+	if (bench_best_of(wrap, &r, &w, bare_wrap, &r, &wc, 16) < 0 ||
+	    bench_best_of(unwrap, &r, &u, bare_unwrap, &r, &uc, 4) < 0) {
 		fprintf(stderr, "bench_crypto: an RSA-OAEP operation failed\n");
 		goto out;
 	}

@@ -16,14 +16,7 @@
 #include "encoding.h"
 #include "envelope.h"
 #include "log.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "timing.h"
 
 /* Best of three one-second runs of seal then open. */
 static int rate(struct envelope_ctx *tx, struct envelope_ctx *rx, json_t *body, bool with_cert,
@@ -32,7 +25,7 @@ static int rate(struct envelope_ctx *tx, struct envelope_ctx *rx, json_t *body, 
 	double best = 0;
 
 	for (int round = 0; round < 3; round++) {
-		double t0 = now_s(), t;
+		double t0 = bench_now(), t;
 		long n = 0;
 
 		do {
@@ -47,7 +40,7 @@ static int rate(struct envelope_ctx *tx, struct envelope_ctx *rx, json_t *body, 
 			envelope_msg_clear(&m);
 			free(buf);
 			n++;
-		} while ((t = now_s() - t0) < 1.0);
+		} while ((t = bench_now() - t0) < 1.0);
 		if (n / t > best)
 			best = n / t;
 	}
@@ -69,7 +62,7 @@ static int refusals(struct envelope_ctx *tx, struct envelope_ctx *rx, json_t *bo
 		return -1;
 	sig[7] = sig[7] == 'A' ? 'B' : 'A';
 	for (int round = 0; round < 3; round++) {
-		double t0 = now_s(), t;
+		double t0 = bench_now(), t;
 		long n = 0;
 
 		do {
@@ -78,7 +71,7 @@ static int refusals(struct envelope_ctx *tx, struct envelope_ctx *rx, json_t *bo
 				return -1;
 			}
 			n++;
-		} while ((t = now_s() - t0) < 1.0);
+		} while ((t = bench_now() - t0) < 1.0);
 		if (n / t > best)
 			best = n / t;
 	}
@@ -118,14 +111,14 @@ static int forgeries(struct envelope_ctx *tx, struct envelope_ctx *rx, json_t *b
 		free(f);
 	}
 	for (int round = 0; round < 3; round++) {
-		double t0 = now_s(), t;
+		double t0 = bench_now(), t;
 		long n = 0;
 
 		do {
 			if (envelope_open(rx, copy[n % N], len, &m, NULL) != -IOTSEC_EUNKNOWNCA)
 				goto out;
 			n++;
-		} while ((t = now_s() - t0) < 1.0);
+		} while ((t = bench_now() - t0) < 1.0);
 		if (n / t > best)
 			best = n / t;
 	}

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mqtt.h"
+#include "timing.h"
 
 #define TOPIC "iotsec/bench/pub/group"
 
@@ -45,14 +46,6 @@ static void on_publish(int mid, void *userdata)
 }
 
 static const struct mqtt_callbacks callbacks = {on_connect, NULL, on_message, on_publish};
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int main(int argc, char **argv)
 {
@@ -97,16 +90,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_mqtt: publisher: %s\n", strerror(-r));
 		return 1;
 	}
-	for (t0 = now_s(); !(pub.up && sub.up) && now_s() - t0 < 10;)
+	for (t0 = bench_now(); !(pub.up && sub.up) && bench_now() - t0 < 10;)
 		sd_event_run(e, 100000);
 	if (!(pub.up && sub.up) || mqtt_subscribe(sub.m, TOPIC, 1) < 0) {
 		fprintf(stderr, "bench_mqtt: no connection to %s:%s\n", argv[1], argv[2]);
 		return 1;
 	}
 	/* The SUBACK: a message published before it would not reach the subscriber. */
-	for (t0 = now_s(); now_s() - t0 < 0.3;)
+	for (t0 = bench_now(); bench_now() - t0 < 0.3;)
 		sd_event_run(e, 100000);
-	t0 = now_s();
+	t0 = bench_now();
 	while (sub.got < n || pub.acked < n) {
 		while (sent < n &&
 		       (r = mqtt_publish(pub.m, TOPIC, payload, size, 1, false, &mid)) == 0)
@@ -115,14 +108,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_mqtt: publish: %s\n", strerror(-r));
 			return 1;
 		}
-		if (now_s() - t0 > 120) {
+		if (bench_now() - t0 > 120) {
 			fprintf(stderr, "bench_mqtt: %ld of %ld received after 120 s\n", sub.got,
 				n);
 			return 1;
 		}
 		sd_event_run(e, 100000);
 	}
-	t = now_s() - t0;
+	t = bench_now() - t0;
 	printf("mqtt glue: %ld msgs of %zu bytes, QoS 1, %d in flight: %.3f s, %.0f msgs/s\n", n,
 	       size, 100, t, (double)n / t);
 	mqtt_free(pub.m);

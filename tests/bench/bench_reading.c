@@ -17,22 +17,13 @@
 
 #include "log.h"
 #include "reading.h"
+#include "timing.h"
 
 #define PLAIN_LEN    64
-#define ROUNDS	     3
-#define SECONDS	     1.0
 #define BATCH	     256 /* operations between clock reads */
 #define INTERVAL_MIN 1	 /* seconds: the least stream.interval_s */
 #define EPOCH	     10
 #define NOW_MS	     1767225600000LL
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct ctx {
 	struct stream *s;
@@ -135,43 +126,6 @@ static int advance(long batch, uint64_t *ctr, void *arg)
 	return 0;
 }
 
-/* Operations per second over one run of about secs; -1 if an operation failed. */
-static double run(int (*fn)(long, uint64_t *, void *), void *arg, long batch, double secs)
-{
-	static uint64_t ctr;
-	double t0 = now_s(), t;
-	long n = 0;
-
-	do {
-		if (fn(batch, &ctr, arg) < 0)
-			return -1;
-		n += batch;
-		t = now_s() - t0;
-	} while (t < secs);
-	return n / t;
-}
-
-/* Best of ROUNDS runs of f and g, interleaved so that a change of clock speed or a noisy
- * neighbour weighs on both figures alike. */
-static int best_of(int (*f)(long, uint64_t *, void *), void *fa, double *ret_f,
-		   int (*g)(long, uint64_t *, void *), void *ga, double *ret_g, long batch)
-{
-	double bf = 0, bg = 0;
-
-	for (int round = 0; round < ROUNDS; round++) {
-		double x = run(f, fa, batch, SECONDS), y = g ? run(g, ga, batch, SECONDS) : 0;
-
-		if (x < 0 || y < 0)
-			return -1;
-		bf = x > bf ? x : bf;
-		bg = y > bg ? y : bg;
-	}
-	*ret_f = bf;
-	if (ret_g != NULL)
-		*ret_g = bg;
-	return 0;
-}
-
 static int setup(struct ctx *c, EVP_CIPHER *gcm)
 {
 	const struct reading_value v = {"living_room_temperature_2nd", 21.5, "C", false, 0};
@@ -231,10 +185,10 @@ int main(void)
 		goto out;
 	}
 	/* Warm both paths (page faults, CPU frequency) before timing either. */
-	if (run(seal, &c, BATCH, 0.2) < 0 || run(bare_seal, &c, BATCH, 0.2) < 0 ||
-	    best_of(seal, &c, &s, bare_seal, &c, &sc, BATCH) < 0 ||
-	    best_of(open_guard, &c, &o, bare_open, &c, &oc, BATCH) < 0 ||
-	    best_of(advance, adv, &a, NULL, NULL, NULL, 64) < 0) {
+	if (bench_run(seal, &c, BATCH, 0.2) < 0 || bench_run(bare_seal, &c, BATCH, 0.2) < 0 ||
+	    bench_best_of(seal, &c, &s, bare_seal, &c, &sc, BATCH) < 0 ||
+	    bench_best_of(open_guard, &c, &o, bare_open, &c, &oc, BATCH) < 0 ||
+	    bench_best_of(advance, adv, &a, NULL, NULL, NULL, 64) < 0) {
 		fprintf(stderr, "bench_reading: an operation failed\n");
 		goto out;
 	}

@@ -6,9 +6,10 @@
  * its keys and the pool's group root to the device with RSA-OAEP (one RSA public operation per
  * key), and sign the envelopes that carry them: CONTROLLER_NEEDS_KEYS, one CLIENT_RING_KEYS per
  * ring_keys_per_msg() keys (the first beside the controller's certificate, so fewer keys) and
- * CLIENT_RING_END (one RSA private operation each), all addressed to the device under a delivery id. Every device has the same
- * RSA-2048 key here: the cost of an operation does not depend on whose key it is. The network is
- * left out: a home LAN moves these few kilobytes per device far faster than RSA makes them.
+ * CLIENT_RING_END (one RSA private operation each), all addressed to the device under a delivery
+ * id. Every device has the same RSA-2048 key here: the cost of an operation does not depend on
+ * whose key it is. The network is left out: a home LAN moves these few kilobytes per device far
+ * faster than RSA makes them.
  *
  * Device: verify those envelopes (RSA public) and unwrap every key (RSA private).
  *
@@ -24,6 +25,7 @@
 #include "envelope.h"
 #include "keypool.h"
 #include "ring.h"
+#include "timing.h"
 
 #define TARGET	       0.9 /* keyd.target_permille's default */
 #define DEVICE_SAMPLES 3   /* devices whose receiving side is timed */
@@ -33,14 +35,6 @@ struct sent {
 	char *buf[2 + RING_SIZE_MAX];
 	size_t len[2 + RING_SIZE_MAX], n;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sent_clear(struct sent *s)
 {
@@ -155,10 +149,10 @@ static int bench_home(struct envelope_ctx *ctl, size_t cert_len, struct envelope
 	for (int round = 0; round < ROUNDS && r == 0; round++) {
 		for (unsigned d = 0; d < devices; d++)
 			sent_clear(&out[d]);
-		t0 = now_s();
+		t0 = bench_now();
 		for (unsigned d = 0; d < devices && r == 0; d++)
 			r = give_ring(ctl, dev_key, cert_len, &plan, pool, &out[d]);
-		t = now_s() - t0;
+		t = bench_now() - t0;
 		t_ctl = round == 0 || t < t_ctl ? t : t_ctl;
 	}
 	if (r < 0)
@@ -173,9 +167,9 @@ static int bench_home(struct envelope_ctx *ctl, size_t cert_len, struct envelope
 	/* A device takes only its own ring, and only once (a second time would be a replay):
 	 * the best of DEVICE_SAMPLES devices. */
 	for (unsigned d = 0; d < DEVICE_SAMPLES && d < devices && r == 0; d++) {
-		t0 = now_s();
+		t0 = bench_now();
 		r = take_ring(dev, dev_key, &plan, &out[d]);
-		t = now_s() - t0;
+		t = bench_now() - t0;
 		t_dev = d == 0 || t < t_dev ? t : t_dev;
 	}
 	if (r == 0 && devices == 10)

@@ -15,6 +15,7 @@
 
 #include "crypto.h"
 #include "spool.h"
+#include "timing.h"
 
 #define RECORD	 128
 #define SYNC_MS	 200
@@ -23,33 +24,25 @@
 #define SECONDS	 1.0
 #define BATCH	 64 /* records between clock reads */
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static uint8_t record[RECORD];
 
 /* Records per second through the spool over about secs; -1 on failure. */
 static double ours(struct spool *sp, double secs)
 {
-	double t0 = now_s(), t;
+	double t0 = bench_now(), t;
 	long n = 0;
 	uint64_t id;
 
 	do {
 		for (int i = 0; i < BATCH; i++, n++) {
 			record[0] = (uint8_t)n;
-			if (spool_append(sp, record, sizeof(record), (uint64_t)(now_s() * 1000),
+			if (spool_append(sp, record, sizeof(record), (uint64_t)(bench_now() * 1000),
 					 &id) < 0)
 				return -1;
 			if (id > INFLIGHT && spool_ack(sp, id - INFLIGHT) < 0)
 				return -1;
 		}
-		t = now_s() - t0;
+		t = bench_now() - t0;
 	} while (t < secs);
 	return n / t;
 }
@@ -58,7 +51,7 @@ static double ours(struct spool *sp, double secs)
 static double bare(int fd, double secs)
 {
 	uint8_t buf[8 + RECORD] = {0};
-	double t0 = now_s(), t, synced = t0;
+	double t0 = bench_now(), t, synced = t0;
 	long n = 0;
 
 	if (ftruncate(fd, 0) < 0)
@@ -69,13 +62,13 @@ static double bare(int fd, double secs)
 			buf[8] = (uint8_t)n;
 			if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
 				return -1;
-			if (now_s() - synced >= SYNC_MS / 1000.0) {
+			if (bench_now() - synced >= SYNC_MS / 1000.0) {
 				if (fdatasync(fd) < 0)
 					return -1;
-				synced = now_s();
+				synced = bench_now();
 			}
 		}
-		t = now_s() - t0;
+		t = bench_now() - t0;
 	} while (t < secs);
 	return fdatasync(fd) < 0 ? -1 : n / t;
 }

@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "doctor.h"
 #include "encoding.h"
+#include "fuzzlib.h"
 #include "resync.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -23,57 +24,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static EVP_PKEY *key;
 static char *wrapped; /* base64 of a key wrapped to key */
-static size_t wrapped_len;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
-	uint8_t secret[CRYPTO_KEY_LEN] = {1, 2, 3}, *blob = NULL;
-	EVP_PKEY_CTX *wrap = NULL;
-	size_t len;
-
-	if (crypto_rsa_generate(2048, &key) < 0 || (wrap = crypto_rsa_wrap_ctx(key)) == NULL ||
-	    crypto_rsa_wrap(wrap, secret, sizeof(secret), &blob, &len) < 0 ||
-	    (wrapped = b64_encode(blob, len)) == NULL)
-		abort();
-	wrapped_len = strlen(wrapped);
-	EVP_PKEY_CTX_free(wrap);
-	free(blob);
+	wrapped = fuzz_wrapped_key(&key);
 	return 0;
-}
-
-static void check_untouched(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (b[i] != 0xa5)
-			abort();
-}
-
-/* The input with "$W" replaced (up to SUBST_MAX times). */
-static char *expand(const uint8_t *data, size_t size, size_t *ret_len)
-{
-	size_t n = 0, len = 0;
-	char *out;
-
-	for (size_t i = 0; i + 1 < size; i++)
-		if (data[i] == '$' && data[i + 1] == 'W')
-			n++;
-	if (n > SUBST_MAX)
-		n = SUBST_MAX;
-	if ((out = malloc(size + n * wrapped_len + 1)) == NULL)
-		abort();
-	for (size_t i = 0; i < size; i++) {
-		if (n > 0 && i + 1 < size && data[i] == '$' && data[i + 1] == 'W') {
-			memcpy(out + len, wrapped, wrapped_len);
-			len += wrapped_len, i++, n--;
-		} else {
-			out[len++] = (char)data[i];
-		}
-	}
-	*ret_len = len;
-	return out;
 }
 
 /* RQA and ACK: a nonce alone. */
@@ -85,7 +41,7 @@ static void nonce_only(json_t *body, int (*parse)(json_t *, uint8_t *),
 
 	memset(n, 0xa5, sizeof(n));
 	if (parse(body, n) < 0) {
-		check_untouched(n, sizeof(n));
+		fuzz_untouched(n, sizeof(n));
 		return;
 	}
 	if (build(n, &again) < 0 || parse(again, n2) < 0 || memcmp(n, n2, sizeof(n)) != 0)
@@ -104,7 +60,7 @@ static void rpa(json_t *body)
 
 	memset(&a, 0xa5, sizeof(a));
 	if (resync_rpa_parse(body, a.nonce, &a.synced, &a.epoch) < 0) {
-		check_untouched(&a, sizeof(a));
+		fuzz_untouched(&a, sizeof(a));
 		return;
 	}
 	if ((a.synced && a.epoch == 0) ||
@@ -123,7 +79,7 @@ static void state(json_t *body)
 
 	memset(&s, 0xa5, sizeof(s));
 	if (resync_state_parse(body, key, &s) < 0) {
-		check_untouched(&s, sizeof(s));
+		fuzz_untouched(&s, sizeof(s));
 		return;
 	}
 	if (s.epoch == 0 || s.pool == 0 || s.schedule.interval < 1 || s.time_ms < 0 ||
@@ -142,7 +98,7 @@ static void grant(json_t *body)
 
 	memset(&g, 0xa5, sizeof(g));
 	if (doctor_grant_parse(body, key, &g) < 0) {
-		check_untouched(&g, sizeof(g));
+		fuzz_untouched(&g, sizeof(g));
 		return;
 	}
 	if (g.start == 0 || g.issued_ms < 0 || doctor_grant_build(&g, key, &again) < 0 ||
@@ -164,8 +120,8 @@ static void ack(json_t *body)
 	memset(kit, 0xa5, sizeof(kit));
 	memset(&seq, 0xa5, sizeof(seq));
 	if (doctor_ack_parse(body, kit, &seq) < 0) {
-		check_untouched(kit, sizeof(kit));
-		check_untouched(&seq, sizeof(seq));
+		fuzz_untouched(kit, sizeof(kit));
+		fuzz_untouched(&seq, sizeof(seq));
 		return;
 	}
 	if (seq == 0 || doctor_ack_build(kit, seq, &again) < 0 ||
@@ -176,11 +132,8 @@ static void ack(json_t *body)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t len;
-	char *text = expand(data, size, &len);
-	json_t *body = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	json_t *body = fuzz_json(data, size, 'W', wrapped, SUBST_MAX);
 
-	free(text);
 	if (body == NULL)
 		return 0;
 	nonce_only(body, resync_rqa_parse, resync_rqa_build);

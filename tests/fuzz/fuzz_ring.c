@@ -12,6 +12,7 @@
 
 #include "crypto.h"
 #include "encoding.h"
+#include "fuzzlib.h"
 #include "ring.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -23,59 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define SUBST_MAX 64 /* "$W" replaced at most this many times */
 
 static EVP_PKEY *key;
-static char *wrapped; /* base64 of a key wrapped to key */
-static size_t wrapped_len;
+static char *wrapped;		      /* base64 of a key wrapped to key */
 static struct ring_indices idx, idx2; /* 4 KiB each: kept off the stack */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc, (void)argv;
-	uint8_t secret[CRYPTO_KEY_LEN] = {1, 2, 3}, *blob = NULL;
-	EVP_PKEY_CTX *wrap = NULL;
-	size_t len;
-
-	if (crypto_rsa_generate(2048, &key) < 0 || (wrap = crypto_rsa_wrap_ctx(key)) == NULL ||
-	    crypto_rsa_wrap(wrap, secret, sizeof(secret), &blob, &len) < 0 ||
-	    (wrapped = b64_encode(blob, len)) == NULL)
-		abort();
-	wrapped_len = strlen(wrapped);
-	EVP_PKEY_CTX_free(wrap);
-	free(blob);
+	wrapped = fuzz_wrapped_key(&key);
 	return 0;
-}
-
-static void check_untouched(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (b[i] != 0xa5)
-			abort();
-}
-
-/* The input with "$W" replaced (up to SUBST_MAX times). */
-static char *expand(const uint8_t *data, size_t size, size_t *ret_len)
-{
-	size_t n = 0, len = 0;
-	char *out;
-
-	for (size_t i = 0; i + 1 < size; i++)
-		if (data[i] == '$' && data[i + 1] == 'W')
-			n++;
-	if (n > SUBST_MAX)
-		n = SUBST_MAX;
-	if ((out = malloc(size + n * wrapped_len + 1)) == NULL)
-		abort();
-	for (size_t i = 0; i < size; i++) {
-		if (n > 0 && i + 1 < size && data[i] == '$' && data[i + 1] == 'W') {
-			memcpy(out + len, wrapped, wrapped_len);
-			len += wrapped_len, i++, n--;
-		} else {
-			out[len++] = (char)data[i];
-		}
-	}
-	*ret_len = len;
-	return out;
 }
 
 static void keys_round_trip(const struct ring_keys *k, bool with_index)
@@ -103,7 +59,7 @@ static void indices(json_t *body, int (*parse)(json_t *, uint32_t, size_t, struc
 
 	memset(&idx, 0xa5, sizeof(idx));
 	if (parse(body, POOL, MAX_IDX, &idx) < 0) {
-		check_untouched(&idx, sizeof(idx));
+		fuzz_untouched(&idx, sizeof(idx));
 		return;
 	}
 	if (build(&idx, POOL, &again) < 0 || parse(again, POOL, MAX_IDX, &idx2) < 0 ||
@@ -115,16 +71,13 @@ static void indices(json_t *body, int (*parse)(json_t *, uint32_t, size_t, struc
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t len;
-	char *text = expand(data, size, &len);
-	json_t *body = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	json_t *body = fuzz_json(data, size, 'W', wrapped, SUBST_MAX);
 	json_t *again = NULL;
 	struct ring_needs needs, needs2;
 	struct ring_end end, end2;
 	struct ring_keys keys;
 	uint32_t ack, ack2;
 
-	free(text);
 	if (body == NULL)
 		return 0;
 
@@ -135,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		json_decref(again);
 	} else {
-		check_untouched(&needs, sizeof(needs));
+		fuzz_untouched(&needs, sizeof(needs));
 	}
 
 	memset(&end, 0xa5, sizeof(end));
@@ -149,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		json_decref(again);
 	} else {
-		check_untouched(&end, sizeof(end));
+		fuzz_untouched(&end, sizeof(end));
 	}
 
 	memset(&ack, 0xa5, sizeof(ack));
@@ -159,20 +112,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		json_decref(again);
 	} else {
-		check_untouched(&ack, sizeof(ack));
+		fuzz_untouched(&ack, sizeof(ack));
 	}
 
 	memset(&keys, 0xa5, sizeof(keys));
 	if (ring_client_keys_parse(body, key, MAX_KEYS, &keys) == 0)
 		keys_round_trip(&keys, false);
 	else
-		check_untouched(&keys, sizeof(keys));
+		fuzz_untouched(&keys, sizeof(keys));
 	ring_keys_wipe(&keys);
 	memset(&keys, 0xa5, sizeof(keys));
 	if (ring_ring_keys_parse(body, key, POOL, MAX_KEYS, &keys) == 0)
 		keys_round_trip(&keys, true);
 	else
-		check_untouched(&keys, sizeof(keys));
+		fuzz_untouched(&keys, sizeof(keys));
 	ring_keys_wipe(&keys);
 
 	indices(body, ring_start_parse, ring_start_build);

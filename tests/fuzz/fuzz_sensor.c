@@ -10,18 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzzlib.h"
 #include "sensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check_untouched(const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < len; i++)
-		if (b[i] != 0xa5)
-			abort();
-}
 
 static int name_ok(const char *s)
 {
@@ -67,7 +59,7 @@ static void fuzz_list(const uint8_t *data, size_t size)
 	} else {
 		if (err == NULL || n != 0xa5a5)
 			abort();
-		check_untouched(spec, sizeof(spec));
+		fuzz_untouched(spec, sizeof(spec));
 	}
 	free(text);
 }
@@ -82,7 +74,7 @@ static void fuzz_number(const uint8_t *data, size_t size)
 	if (r == 0 ? !isfinite(v) || fabs(v) > 9.3e15 : r != -EBADMSG && r != -ERANGE)
 		abort();
 	if (r < 0)
-		check_untouched(&v, sizeof(v));
+		fuzz_untouched(&v, sizeof(v));
 
 	memset(&v, 0xa5, sizeof(v));
 	r = sensor_parse_w1((const char *)data, size, &v);
@@ -90,7 +82,7 @@ static void fuzz_number(const uint8_t *data, size_t size)
 		   : r != -EBADMSG && r != -ERANGE && r != -EIO && r != -EAGAIN)
 		abort();
 	if (r < 0)
-		check_untouched(&v, sizeof(v));
+		fuzz_untouched(&v, sizeof(v));
 }
 
 static void fuzz_row(const uint8_t *data, size_t size)
@@ -101,7 +93,7 @@ static void fuzz_row(const uint8_t *data, size_t size)
 
 	memset(&v, 0xa5, sizeof(v));
 	if (sensor_parse_row((const char *)data, size, &v) < 0) {
-		check_untouched(&v, sizeof(v));
+		fuzz_untouched(&v, sizeof(v));
 		return;
 	}
 	if (!name_ok(v.sensor) || !isfinite(v.value) || v.emergency ||

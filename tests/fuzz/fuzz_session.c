@@ -29,6 +29,7 @@
 
 #include "crypto.h"
 #include "encoding.h"
+#include "fuzzlib.h"
 #include "session.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -285,39 +286,11 @@ out:
 	run_free(&x);
 }
 
-/* The input with "$C" replaced (up to SUBST_MAX times). */
-static char *expand(const uint8_t *data, size_t size, size_t *ret_len)
-{
-	size_t n = 0, len = 0, clen = strlen(challenge);
-	char *out;
-
-	for (size_t i = 0; i + 1 < size; i++)
-		if (data[i] == '$' && data[i + 1] == 'C')
-			n++;
-	if (n > SUBST_MAX)
-		n = SUBST_MAX;
-	if ((out = malloc(size + n * clen + 1)) == NULL)
-		abort();
-	for (size_t i = 0; i < size; i++) {
-		if (n > 0 && i + 1 < size && data[i] == '$' && data[i + 1] == 'C') {
-			memcpy(out + len, challenge, clen);
-			len += clen, i++, n--;
-		} else {
-			out[len++] = (char)data[i];
-		}
-	}
-	*ret_len = len;
-	return out;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = {.data = data, .size = size};
-	size_t len;
-	char *json = expand(data, size, &len);
 
-	in.json = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	free(json);
+	in.json = fuzz_json(data, size, 'C', challenge, SUBST_MAX);
 	for (enum how how = AS_IS; how <= TWEAKED; how++) {
 		try_respond(&in, how);
 		try_common(&in, how);

@@ -21,81 +21,15 @@
 #include "envelope.h"
 #include "fixture.h"
 #include "ring.h"
+#include "wrapped.h"
 
 static struct fixture fx;
 static EVP_PKEY *ours, *other;
-static char *wrapped[6]; /* W O T S L P */
-static const char subst[] = "WOTSLP";
-
-static char *wrap_b64(EVP_PKEY *to, const void *secret, size_t len, size_t cut)
-{
-	EVP_PKEY_CTX *wrap = crypto_rsa_wrap_ctx(to);
-	uint8_t *blob = NULL;
-	size_t blen = 0;
-	char *text;
-
-	assert_non_null(wrap);
-	assert_int_equal(crypto_rsa_wrap(wrap, secret, len, &blob, &blen), 0);
-	EVP_PKEY_CTX_free(wrap);
-	text = b64_encode(blob, blen - cut);
-	assert_non_null(text);
-	free(blob);
-	return text;
-}
 
 static int setup(void **state)
 {
-	uint8_t k[CRYPTO_KEY_LEN + 1];
-
 	(void)state;
-	memset(k, 0x42, sizeof(k));
-	if (fixture_home(&fx) < 0)
-		return -1;
-	ours = fixture_key(&fx, "pi1");
-	other = fixture_key(&fx, "pi2");
-	wrapped[0] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 0);
-	wrapped[1] = wrap_b64(other, k, CRYPTO_KEY_LEN, 0);
-	wrapped[2] = wrap_b64(ours, k, CRYPTO_KEY_LEN, 1);
-	wrapped[3] = wrap_b64(ours, k, CRYPTO_KEY_LEN - 1, 0);
-	wrapped[4] = wrap_b64(ours, k, CRYPTO_KEY_LEN + 1, 0);
-	wrapped[5] = b64_encode(k, CRYPTO_KEY_LEN);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	for (size_t i = 0; i < 6; i++)
-		free(wrapped[i]);
-	EVP_PKEY_free(ours);
-	EVP_PKEY_free(other);
-	fixture_remove(&fx);
-	return 0;
-}
-
-/* The template with each $X replaced, parsed as JSON (NUL escapes allowed, so the parser sees
- * them). */
-static json_t *body_of(const char *tmpl)
-{
-	char *text = malloc(strlen(tmpl) * 400 + 1), *o = text;
-	json_t *j;
-
-	assert_non_null(text);
-	for (const char *p = tmpl; *p; p++) {
-		const char *w = p[0] == '$' && p[1] ? strchr(subst, p[1]) : NULL;
-
-		if (w != NULL) {
-			strcpy(o, wrapped[w - subst]);
-			o += strlen(o), p++;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = 0;
-	j = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-	free(text);
-	assert_non_null(j);
-	return j;
+	return wrapped_setup(&fx, &ours, &other);
 }
 
 enum kind { NEEDS, CLIENT_KEYS, RING_KEYS, END, ACK, START, COMMON };
@@ -109,8 +43,10 @@ union out {
 };
 
 /* Bounds used by every table: pool 100, at most 4 keys or indices, rings of at most 75. */
-static int parse(enum kind kind, json_t *body, union out *o)
+static int parse(int kind, json_t *body, void *out)
 {
+	union out *o = out;
+
 	switch (kind) {
 	case NEEDS:
 		return ring_needs_parse(body, &o->needs);
@@ -130,11 +66,7 @@ static int parse(enum kind kind, json_t *body, union out *o)
 	return -1;
 }
 
-static const struct {
-	enum kind kind;
-	const char *tmpl;
-	int want;
-} cases[] = {
+static const struct wrapped_row cases[] = {
     {NEEDS, "{\"epoch\":1,\"pool\":100,\"ring\":10,\"share\":25}", 0},
     {NEEDS, "{\"epoch\":4294967295,\"pool\":1000000,\"ring\":1024,\"share\":1}", 0},
     {NEEDS, "{\"epoch\":1,\"pool\":5,\"ring\":5,\"share\":5}", 0},
@@ -302,33 +234,21 @@ static const struct {
 
 static void test_body_table(void **state)
 {
-	union out *o = malloc(sizeof(*o)), *before = malloc(sizeof(*o));
+	union out *o = malloc(sizeof(*o));
 
 	(void)state;
 	assert_non_null(o);
-	assert_non_null(before);
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		json_t *body = body_of(cases[i].tmpl);
-		int r;
-
-		memset(o, 0xa5, sizeof(*o));
-		memcpy(before, o, sizeof(*o));
-		r = parse(cases[i].kind, body, o);
-		if (r != cases[i].want)
-			fail_msg("case %zu (%s): %d, want %d", i, cases[i].tmpl, r, cases[i].want);
-		if (r < 0)
-			assert_memory_equal(o, before, sizeof(*o));
-		json_decref(body);
-	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		wrapped_case(i, cases[i].tmpl, cases[i].want, parse, cases[i].kind, o, sizeof(*o));
 	ring_keys_wipe(&o->keys);
-	free(o), free(before);
+	free(o);
 }
 
 static void test_unwrapped_values(void **state)
 {
 	static const char *tmpl =
 	    "{\"epoch\":9,\"keys\":[{\"i\":3,\"k\":\"$W\"},{\"i\":8,\"k\":\"$W\"}]}";
-	json_t *body = body_of(tmpl);
+	json_t *body = wrapped_body(tmpl);
 	struct ring_keys k;
 	uint8_t want[CRYPTO_KEY_LEN];
 
@@ -439,7 +359,7 @@ static void test_parse_count_limit(void **state)
 		for (size_t i = 1; i < n; i++)
 			strcat(tmpl, ",\"$W\"");
 		strcat(tmpl, "]}");
-		body = body_of(tmpl);
+		body = wrapped_body(tmpl);
 		assert_int_equal(ring_client_keys_parse(body, ours, RING_KEYS_PER_MSG, &k),
 				 n == RING_KEYS_PER_MSG ? 0 : -EBADMSG);
 		json_decref(body);
@@ -888,5 +808,5 @@ int main(void)
 	    cmocka_unit_test(test_budget_longest_names),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, wrapped_teardown);
 }

@@ -16,37 +16,11 @@
 
 #include "file.h"
 #include "sensor.h"
-
-struct tmp {
-	char dir[64];
-	char path[512];
-};
+#include "tmpdir.h"
 
 static int setup(void **state)
 {
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	if (t == NULL)
-		return -1;
-	snprintf(t->dir, sizeof(t->dir), "%s", "/tmp/iotsec-test-sensor-XXXXXX");
-	if (mkdtemp(t->dir) == NULL) {
-		free(t);
-		return -1;
-	}
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tmp *t = *state;
-	char cmd[96];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(t);
-	return 0;
+	return tmp_setup(state, "sensor");
 }
 
 /* Write DIR/rel (parents made) with len bytes of text (strlen when len is -1). */
@@ -54,7 +28,7 @@ static const char *put(struct tmp *t, const char *rel, const char *text, ssize_t
 {
 	char *slash;
 
-	snprintf(t->path, sizeof(t->path), "%s/%s", t->dir, rel);
+	tmp_at(t, rel);
 	slash = strrchr(t->path, '/');
 	*slash = '\0';
 	assert_int_equal(file_mkdirs(t->path, 0700), 0);
@@ -724,7 +698,7 @@ static void test_replay_file_bounds(void **state)
 	free(big);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, tmp_teardown)
 
 int main(void)
 {

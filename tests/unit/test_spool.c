@@ -18,47 +18,25 @@
 #include "crypto.h"
 #include "file.h"
 #include "spool.h"
+#include "tmpdir.h"
 
 #define HDR 16 /* the log's header */
 #define REC 8  /* a record's length and check */
 
-struct tmp {
-	char dir[64];
-	char spool[96];
-	char path[128];
-};
+/* DIR/sensord/spool, where every test opens its spool. */
+static char spool_dir[96];
 
 static int setup(void **state)
 {
-	struct tmp *t = calloc(1, sizeof(*t));
-
-	if (t == NULL)
+	if (tmp_setup(state, "spool") < 0)
 		return -1;
-	snprintf(t->dir, sizeof(t->dir), "%s", "/tmp/iotsec-test-spool-XXXXXX");
-	if (mkdtemp(t->dir) == NULL) {
-		free(t);
-		return -1;
-	}
-	snprintf(t->spool, sizeof(t->spool), "%s/sensord/spool", t->dir);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct tmp *t = *state;
-	char cmd[96];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
-	if (system(cmd) != 0)
-		return -1;
-	free(t);
+	snprintf(spool_dir, sizeof(spool_dir), "%s/sensord/spool", ((struct tmp *)*state)->dir);
 	return 0;
 }
 
 static const char *at(struct tmp *t, const char *name)
 {
-	snprintf(t->path, sizeof(t->path), "%s/%s", t->spool, name);
+	snprintf(t->path, sizeof(t->path), "%s/%s", spool_dir, name);
 	return t->path;
 }
 
@@ -131,8 +109,8 @@ static void test_append_next_ack_any_order(void **state)
 	struct spool *sp = NULL;
 	struct stat st;
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
-	assert_int_equal(stat(t->spool, &st), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
+	assert_int_equal(stat(spool_dir, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
 	assert_int_equal(stat(at(t, "log"), &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
@@ -162,7 +140,7 @@ static void test_reopen_after_acks_keeps_order(void **state)
 	struct spool *sp = NULL;
 	char head[64];
 
-	assert_int_equal(spool_open(t->spool, 100, 200, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 200, &sp), 0);
 	for (uint64_t i = 1; i <= 8; i++)
 		append_n(sp, i, 0);
 	assert_int_equal(spool_ack(sp, 1), 0);
@@ -172,14 +150,14 @@ static void test_reopen_after_acks_keeps_order(void **state)
 	read_head(t, head, sizeof(head));
 	assert_string_equal(head, "3 0\n");
 
-	assert_int_equal(spool_open(t->spool, 100, 200, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 200, &sp), 0);
 	/* 5 was acknowledged past the head: at least once means it is sent again. */
 	expect_waiting(sp, (uint64_t[]){3, 4, 5, 6, 7, 8}, NULL, 6, 0);
 	assert_int_equal(append_n(sp, 9, 0), 9);
 	assert_int_equal(spool_ack(sp, 3), 0);
 	spool_close(sp);
 
-	assert_int_equal(spool_open(t->spool, 100, 200, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 200, &sp), 0);
 	expect_waiting(sp, (uint64_t[]){4, 5, 6, 7, 8, 9}, NULL, 6, 0);
 	spool_close(sp);
 }
@@ -193,7 +171,7 @@ static void test_head_written_at_sync_points(void **state)
 	uint64_t id = 0;
 	char head[64];
 
-	assert_int_equal(spool_open(t->spool, 100, 1000, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 1000, &sp), 0);
 	read_head(t, head, sizeof(head));
 	assert_string_equal(head, "1 0\n");
 	assert_int_equal(spool_append(sp, buf, payload(1, buf, 0), 5000, &id), 0);
@@ -223,7 +201,7 @@ static void test_full_drops_oldest_counted_and_kept(void **state)
 	struct spool *sp = NULL;
 	char head[64];
 
-	assert_int_equal(spool_open(t->spool, 10, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 10, 0, &sp), 0);
 	for (uint64_t i = 1; i <= 15; i++)
 		assert_int_equal(append_n(sp, i, 0), i);
 	assert_int_equal(spool_dropped(sp), 5);
@@ -240,13 +218,13 @@ static void test_full_drops_oldest_counted_and_kept(void **state)
 	read_head(t, head, sizeof(head));
 	assert_string_equal(head, "16 6\n");
 
-	assert_int_equal(spool_open(t->spool, 10, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 10, 0, &sp), 0);
 	assert_int_equal(spool_dropped(sp), 6);
 	for (uint64_t i = 17; i <= 20; i++)
 		append_n(sp, i, 0);
 	spool_close(sp);
 	/* A smaller max at the next start drops the oldest at once, counted too. */
-	assert_int_equal(spool_open(t->spool, 2, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 2, 0, &sp), 0);
 	assert_int_equal(spool_dropped(sp), 9);
 	expect_waiting(sp, (uint64_t[]){19, 20}, NULL, 2, 0);
 	spool_close(sp);
@@ -262,7 +240,7 @@ static void test_compaction_keeps_order(void **state)
 	uint64_t ids[40];
 	off_t before, after;
 
-	assert_int_equal(spool_open(t->spool, 1000, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 1000, 0, &sp), 0);
 	for (uint64_t i = 1; i <= 100; i++)
 		append_n(sp, i, 1000);
 	before = size_of(at(t, "log"));
@@ -283,7 +261,7 @@ static void test_compaction_keeps_order(void **state)
 	expect_waiting(sp, ids, NULL, 30, 1000);
 	spool_close(sp);
 
-	assert_int_equal(spool_open(t->spool, 1000, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 1000, 0, &sp), 0);
 	/* 80, acknowledged past the head, is sent again after a restart. */
 	for (size_t i = 0; i < 30; i++)
 		ids[i] = 71 + i;
@@ -300,7 +278,7 @@ static void test_compaction_thresholds(void **state)
 	struct tmp *t = *state;
 	struct spool *sp = NULL;
 
-	assert_int_equal(spool_open(t->spool, 1000, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 1000, 0, &sp), 0);
 	for (uint64_t i = 1; i <= 10; i++)
 		append_n(sp, i, 100);
 	for (uint64_t i = 1; i <= 9; i++)
@@ -315,7 +293,7 @@ static void test_compaction_thresholds(void **state)
 	assert_int_equal(size_of(at(t, "log")), HDR);
 	assert_int_equal(append_n(sp, 81, 0), 81);
 	spool_close(sp);
-	assert_int_equal(spool_open(t->spool, 1000, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 1000, 0, &sp), 0);
 	expect_waiting(sp, (uint64_t[]){81}, NULL, 1, 0);
 	spool_close(sp);
 }
@@ -327,18 +305,18 @@ static void test_head_beyond_log_never_reuses_ids(void **state)
 	struct spool *sp = NULL;
 	char head[64];
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	for (uint64_t i = 1; i <= 3; i++)
 		append_n(sp, i, 0);
 	spool_close(sp);
 	write_file(at(t, "head"), "50 3\n", 5);
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	expect_waiting(sp, NULL, NULL, 0, 0);
 	assert_int_equal(spool_dropped(sp), 3);
 	assert_int_equal(append_n(sp, 50, 0), 50);
 	spool_close(sp);
 	assert_int_equal(size_of(at(t, "log")), HDR + REC + payload(50, (uint8_t[128]){0}, 0));
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	expect_waiting(sp, (uint64_t[]){50}, NULL, 1, 0);
 	spool_close(sp);
 	read_head(t, head, sizeof(head));
@@ -351,12 +329,12 @@ static void test_empty_log_starts_at_head(void **state)
 	struct tmp *t = *state;
 	struct spool *sp = NULL;
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	append_n(sp, 1, 0);
 	assert_int_equal(spool_ack(sp, 1), 0);
 	spool_close(sp);
 	write_file(at(t, "log"), "", 0);
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	expect_waiting(sp, NULL, NULL, 0, 0);
 	assert_int_equal(append_n(sp, 2, 0), 2);
 	spool_close(sp);
@@ -365,13 +343,13 @@ static void test_empty_log_starts_at_head(void **state)
 /* spool_next() skips what is acknowledged and starts after `after`, wherever that is. */
 static void test_next_after(void **state)
 {
-	struct tmp *t = *state;
 	struct spool *sp = NULL;
 	const uint8_t *data;
 	uint64_t id;
 	size_t len;
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	(void)state;
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	for (uint64_t i = 1; i <= 6; i++)
 		append_n(sp, i, 0);
 	assert_int_equal(spool_ack(sp, 1), 0);
@@ -406,7 +384,7 @@ static void test_torn_tail_every_offset(void **state)
 	size_t orig_len = 0, last;
 	off_t good;
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	for (uint64_t i = 1; i <= 3; i++)
 		append_n(sp, i, 0);
 	spool_close(sp);
@@ -415,12 +393,12 @@ static void test_torn_tail_every_offset(void **state)
 	good = (off_t)(orig_len - last);
 	for (size_t cut = orig_len - last; cut < orig_len; cut++) {
 		write_file(at(t, "log"), orig, cut);
-		assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+		assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 		assert_int_equal(size_of(at(t, "log")), good);
 		expect_waiting(sp, (uint64_t[]){1, 2}, NULL, 2, 0);
 		assert_int_equal(append_n(sp, 33, 0), 3);
 		spool_close(sp);
-		assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+		assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 		expect_waiting(sp, (uint64_t[]){1, 2, 3}, (uint64_t[]){1, 2, 33}, 3, 0);
 		spool_close(sp);
 	}
@@ -436,7 +414,7 @@ static void test_corrupt_record_cuts_the_rest(void **state)
 	size_t orig_len = 0, rec1 = REC + payload(1, (uint8_t[128]){0}, 0);
 	size_t rec2 = REC + payload(2, (uint8_t[128]){0}, 0);
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	for (uint64_t i = 1; i <= 3; i++)
 		append_n(sp, i, 0);
 	spool_close(sp);
@@ -445,7 +423,7 @@ static void test_corrupt_record_cuts_the_rest(void **state)
 		orig[off] ^= 0x40;
 		write_file(at(t, "log"), orig, orig_len);
 		orig[off] ^= 0x40;
-		assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+		assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 		expect_waiting(sp, (uint64_t[]){1}, NULL, 1, 0);
 		assert_int_equal(size_of(at(t, "log")), (off_t)(HDR + rec1));
 		spool_close(sp);
@@ -463,7 +441,7 @@ static void test_bad_lengths_cut(void **state)
 	char *orig = NULL, *bad;
 	size_t orig_len = 0;
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	append_n(sp, 1, 0);
 	spool_close(sp);
 	assert_int_equal(file_read(at(t, "log"), 1 << 20, &orig, &orig_len), 0);
@@ -479,7 +457,7 @@ static void test_bad_lengths_cut(void **state)
 		memcpy(bad, orig, orig_len);
 		memcpy(bad + orig_len, rec, sizeof(rec));
 		write_file(at(t, "log"), bad, orig_len + sizeof(rec));
-		assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+		assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 		expect_waiting(sp, (uint64_t[]){1}, NULL, 1, 0);
 		assert_int_equal(size_of(at(t, "log")), (off_t)orig_len);
 		spool_close(sp);
@@ -496,7 +474,7 @@ static void test_garbage_tail_cut(void **state)
 	char *orig = NULL, *bad;
 	size_t orig_len = 0;
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	append_n(sp, 1, 0);
 	append_n(sp, 2, 0);
 	spool_close(sp);
@@ -508,7 +486,7 @@ static void test_garbage_tail_cut(void **state)
 		memcpy(bad, orig, orig_len);
 		assert_int_equal(crypto_random(bad + orig_len, extra), 0);
 		write_file(at(t, "log"), bad, orig_len + extra);
-		assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+		assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 		expect_waiting(sp, (uint64_t[]){1, 2}, NULL, 2, 0);
 		spool_close(sp);
 	}
@@ -533,10 +511,10 @@ static void test_bad_log_header_refused(void **state)
 	struct tmp *t = *state;
 	struct spool *sp = NULL;
 
-	assert_int_equal(file_mkdirs(t->spool, 0700), 0);
+	assert_int_equal(file_mkdirs(spool_dir, 0700), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_file(at(t, "log"), bad[i].data, bad[i].len);
-		assert_int_equal(spool_open(t->spool, 100, 0, &sp), -EBADMSG);
+		assert_int_equal(spool_open(spool_dir, 100, 0, &sp), -EBADMSG);
 		assert_null(sp);
 		assert_int_equal(size_of(at(t, "log")), (off_t)bad[i].len);
 	}
@@ -544,7 +522,7 @@ static void test_bad_log_header_refused(void **state)
 	 * temporary goes. */
 	write_file(at(t, "log"), "ISPOOL01\0\0\0\0\0\0\0\x07", 16);
 	write_file(at(t, "log.new"), "ISPOOL01\0\0\0\0\0\0\0\x09", 16);
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	assert_int_equal(access(at(t, "log.new"), F_OK), -1);
 	assert_int_equal(append_n(sp, 7, 0), 7);
 	spool_close(sp);
@@ -567,7 +545,7 @@ static void test_bad_head_file_resends(void **state)
 	struct spool *sp = NULL;
 	char head[64];
 
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	for (uint64_t i = 1; i <= 4; i++)
 		append_n(sp, i, 0);
 	spool_close(sp);
@@ -575,7 +553,7 @@ static void test_bad_head_file_resends(void **state)
 		size_t len = strlen(bad[i]) + (i == 14 ? 2 : 0);
 
 		write_file(at(t, "head"), bad[i], len);
-		assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+		assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 		expect_waiting(sp, (uint64_t[]){1, 2, 3, 4}, NULL, 4, 0);
 		assert_int_equal(spool_dropped(sp), 0);
 		spool_close(sp);
@@ -584,7 +562,7 @@ static void test_bad_head_file_resends(void **state)
 	}
 	/* The good form of the same, for contrast. */
 	write_file(at(t, "head"), "3 2\n", 4);
-	assert_int_equal(spool_open(t->spool, 100, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 100, 0, &sp), 0);
 	expect_waiting(sp, (uint64_t[]){3, 4}, NULL, 2, 0);
 	assert_int_equal(spool_dropped(sp), 2);
 	spool_close(sp);
@@ -599,7 +577,7 @@ static void test_bad_calls(void **state)
 	uint64_t id = 77;
 	size_t len = 5;
 
-	assert_int_equal(spool_open(t->spool, 0, 0, &sp), -EINVAL);
+	assert_int_equal(spool_open(spool_dir, 0, 0, &sp), -EINVAL);
 	assert_int_equal(spool_open("", 10, 0, &sp), -EINVAL);
 	assert_int_equal(spool_open(NULL, 10, 0, &sp), -EINVAL);
 	snprintf(t->path, sizeof(t->path), "%s/file", t->dir);
@@ -607,7 +585,7 @@ static void test_bad_calls(void **state)
 	assert_int_equal(spool_open(t->path, 10, 0, &sp), -ENOTDIR);
 	assert_ptr_equal(sp, orig);
 
-	assert_int_equal(spool_open(t->spool, 10, 0, &sp), 0);
+	assert_int_equal(spool_open(spool_dir, 10, 0, &sp), 0);
 	assert_int_equal(spool_append(sp, big, 0, 0, &id), -EINVAL);
 	assert_int_equal(spool_append(sp, big, sizeof(big), 0, &id), -EMSGSIZE);
 	assert_int_equal(id, 77);
@@ -632,10 +610,10 @@ static void test_bad_calls(void **state)
 	assert_int_equal(unlink(at(t, "log")), 0);
 	assert_int_equal(unlink(at(t, "head")), 0);
 	assert_int_equal(mkdir(at(t, "log"), 0700), 0);
-	assert_true(spool_open(t->spool, 10, 0, &sp) < 0);
+	assert_true(spool_open(spool_dir, 10, 0, &sp) < 0);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, tmp_teardown)
 
 int main(void)
 {
