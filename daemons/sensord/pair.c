@@ -147,6 +147,10 @@ static void on_peers(int r, json_t *reply, void *ud)
 			pair_failed(p, -EBADMSG, "keyd's indices");
 			continue;
 		}
+		if (json_integer_value(json_object_get(row, "epoch")) != d->keyd_pool) {
+			pair_failed(p, -EAGAIN, "it is not on our pool yet");
+			continue;
+		}
 		if (n == 0 && !json_is_true(json_object_get(row, "path"))) {
 			pair_failed(p, -ENOKEY, "it shares no ring key nor a path key with us");
 			continue;

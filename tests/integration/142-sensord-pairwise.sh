@@ -101,6 +101,18 @@ opened=$(field pi4 sensord readings_opened)
 [ "$(field pi4 sensord refused)" -eq 0 ] || fail "pi4 refused something: $(ctl "$T/pi4/run/sensord/sensord.sock" '{"v":1,"verb":"status"}')"
 [ "$(field pi3 sensord refused)" -eq 0 ] || fail "pi3 refused something: $(ctl "$T/pi3/run/sensord/sensord.sock" '{"v":1,"verb":"status"}')"
 
+say "a new pool: both ends draw the keys again from the new rings"
+e0=$(epoch pi2)
+r=$(iotsecctl -c "$T/pi2/iotsec.conf" rekey) || fail "rekey refused: $r"
+moved() { for n in $NAMES; do [ "$(epoch "$n")" -gt "$e0" ] || return 1; done; same_epoch $NAMES; }
+wait_until 30 moved || fail "after the rekey: $(for n in $NAMES; do printf '%s=%s ' $n "$(epoch $n)"; done)"
+e1=$(epoch pi2)
+# new_pool NAME: NAME opened a secret reading sealed under the new pool's epoch.
+new_pool() { readings "$1" | $PY -c 'import json,sys; sys.exit(0 if any(r["sensor"] == "secret" and r["epoch"] == int(sys.argv[1]) for r in json.load(sys.stdin)["readings"]) else 1)' "$e1"; }
+wait_until 30 new_pool pi3 || fail "pi3 opens no secret reading of pool $e1: $(readings pi3 | tail -n 20)"
+wait_until 20 secrets pi3 20 || fail "after the rekey, pi3: $(secrets pi3 20 2>&1 | tail -n 1)"
+! readings pi4 | grep -q secret || fail "pi4's readings name the secret sensor after the rekey"
+
 say "the broker's subscribers see sealed bytes only"
 kill "$SUB_PID" 2>/dev/null || true
 grep -q "^iotsec/smith/pi2/to/pi3 " "$T/raw.out" || fail "no reading of pi2 for pi3 on the broker"
