@@ -74,8 +74,9 @@ static void on_keys(int r, const uint8_t (*keys)[CRYPTO_KEY_LEN], void *ud)
 	}
 	if (p->asked_pool != d->keyd_pool)
 		return; /* keyd moved on meanwhile: asked again for the new pool */
-	if ((r = pairwise_derive(keys[0], p->n_keys, p->asked_pool, d->member->self.name, p->peer,
-				 k)) < 0 ||
+	/* A path key stands in for the ring keys as one key (keyd's sessions do the same). */
+	if ((r = pairwise_derive(keys[0], p->n_keys ? p->n_keys : 1, p->asked_pool,
+				 d->member->self.name, p->peer, k)) < 0 ||
 	    (r = pairwise_reading_key(k, d->member->self.name, p->peer, ks, ids)) < 0 ||
 	    (r = pairwise_reading_key(k, p->peer, d->member->self.name, kr, idr)) < 0 ||
 	    (r = stream_from_key(ids, p->asked_pool, ks, NULL, &send)) < 0 ||
