@@ -248,6 +248,17 @@ void sensord_drain(struct sensord *d)
 			spool_ack(d->spool, id);
 			continue;
 		}
+		/* Sealed under a pool's key both ends have wiped since: nobody can open it. */
+		if (to[0] && d->keyd_pool != 0 && h.epoch != d->keyd_pool) {
+			if (d->pair_gone_said != h.epoch)
+				log_notice("readings for %s sealed under pool %u, now gone, are "
+					   "dropped",
+					   to, h.epoch);
+			d->pair_gone_said = h.epoch;
+			d->sent_id = id;
+			spool_ack(d->spool, id);
+			continue;
+		}
 		if (to[0])
 			snprintf(topic, sizeof(topic), "iotsec/%s/%s/to/%s", d->member->self.home,
 				 d->member->self.name, to);

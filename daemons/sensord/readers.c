@@ -127,6 +127,12 @@ static void open_one(struct sensord *d, struct stream *s, enum reading_kind kind
 	}
 	if (kind == READING_GROUP)
 		maybe_advance(d, h.epoch);
+	/* One end moved to a new pool before the other: not the sender's fault. */
+	if (kind == READING_PAIR && h.epoch != stream_current(s)) {
+		log_debug("a reading from %s of pool %u, ours is %u", device, h.epoch,
+			  stream_current(s));
+		return;
+	}
 	if ((r = reading_open(s, payload, len, &h, pt, &ptlen)) < 0) {
 		sensord_refuse(d, device, r, what);
 		return;

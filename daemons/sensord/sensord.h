@@ -167,6 +167,7 @@ struct sensord {
 	struct sensord_pair pairs[SENSORD_PAIRS_MAX];
 	size_t n_pairs;
 	struct ctl_call *keyd_call; /* keyd `peers` under way */
+	uint32_t pair_gone_said;    /* the last gone pool whose readings were dropped */
 
 	/* The doctor stream. */
 	struct stream *doctor;
