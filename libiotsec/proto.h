@@ -114,11 +114,13 @@
  *          "doctor" ("" when none granted), "published", "spooled", "spool_dropped",
  *          "readings_opened", "refused", "refused_by",
  *          "alarm":{"set":bool, "seq", "value", "at"},
- *          "sensors":[{"name", "driver", "stream":"group"|"doctor"|"waiting", "last", "unit",
+ *          "sensors":[{"name", "driver", "stream":"group"|"doctor"|"waiting"|"pair", "last",
+ *                      "unit",
  *                      "at", "error" ("" when none)},...]} */
 /* {"max":n?} -> {"readings":[{"device", "sensor", "value", "unit", "time" (unix ms), "seq",
- *  "epoch", "emergency"},...]}: the last SENSORD_READINGS_MAX group readings this device
- *  opened, oldest first. */
+ *  "epoch", "emergency", "to"},...]}: the last SENSORD_READINGS_MAX readings this device
+ *  opened, oldest first: the group's ("to":"") and those sealed for it alone (sensord.pairwise;
+ *  "to": its own name, "epoch": keyd's pool epoch). */
 #define PROTO_SENSORD_READINGS "readings"
 #define PROTO_EV_READING       "reading" /* one reading, the fields above */
 

@@ -77,7 +77,7 @@ struct sensord_sensor {
 	int64_t at; /* unix ms of the last reading, 0: none */
 	int error;  /* the last read's, 0 when it worked */
 	char err_text[160];
-	const char *stream; /* "group", "doctor", "waiting" */
+	const char *stream; /* "group", "doctor", "waiting", "pair" */
 	bool done;	    /* replay at its end */
 };
 
