@@ -115,8 +115,7 @@
  *          "readings_opened", "refused", "refused_by",
  *          "alarm":{"set":bool, "seq", "value", "at"},
  *          "sensors":[{"name", "driver", "stream":"group"|"doctor"|"waiting"|"pair", "last",
- *                      "unit",
- *                      "at", "error" ("" when none)},...]} */
+ *                      "unit", "at", "error" ("" when none)},...]} */
 /* {"max":n?} -> {"readings":[{"device", "sensor", "value", "unit", "time" (unix ms), "seq",
  *  "epoch", "emergency", "to"},...]}: the last SENSORD_READINGS_MAX readings this device
  *  opened, oldest first: the group's ("to":"") and those sealed for it alone (sensord.pairwise;
