@@ -514,6 +514,13 @@ static const char *check_doctor_sensors(const char *value)
 	return NULL;
 }
 
+static const char *check_pairwise(const char *value)
+{
+	const char *err = NULL;
+
+	return sensor_pairs_check(value, &err) < 0 ? err : NULL;
+}
+
 #define ROW_IDS(n, f, d, h)                                                                        \
 	{                                                                                          \
 		n, CONFIG_STRING, 0, 1024, 0, d, offsetof(struct iotsec_config, f), h, check_ids   \
@@ -620,6 +627,9 @@ const struct config_def iotsec_config_table[] = {
     {"sensord.doctor_sensors", CONFIG_STRING, 0, 1024, 0, "pulse spo2 body_temp",
      offsetof(struct iotsec_config, sensord.doctor_sensors),
      "sensors whose readings only the doctor may read", check_doctor_sensors},
+    {"sensord.pairwise", CONFIG_STRING, 0, 4095, 0, "",
+     offsetof(struct iotsec_config, sensord.pairwise),
+     "sensors whose readings one device alone may read, as SENSOR>DEVICE items", check_pairwise},
     ROW_INT("sensord.alarm_below", sensord.alarm_below, 0, 300, 30,
 	    "pulse per minute below which an emergency is raised"),
     {"sensord.alarm_output", CONFIG_STRING, 0, 4095, 0, "",

@@ -96,6 +96,7 @@ struct iotsec_config {
 		char *sysfs;	      /* root of the sysfs drivers */
 		int interval_ms;      /* between two readings of each sensor */
 		char *doctor_sensors; /* sensors whose readings go to the doctor stream */
+		char *pairwise;	      /* SENSOR>DEVICE: sealed for that device alone */
 		int alarm_below;      /* pulse per minute that raises an emergency */
 		char *alarm_output;   /* GPIO value file (or a plain file) set to 1 on alarm */
 		int replay_loop;      /* the replay driver starts again at its end */

@@ -17,6 +17,9 @@
 #define AAD_MAX	  (2 * CERT_NAME_MAX + 4 + PAIRWISE_SEQ_LEN)
 #define LABEL_MAX (sizeof("iotsec confirm ") + 2 * CERT_NAME_MAX)
 
+#define READING_SALT	 "iotsec pair reading v1"
+#define READING_ID_LABEL "iotsec pair id v1"
+
 struct pairwise_session {
 	struct crypto_aead *send, *recv;
 	uint8_t confirm_self[CRYPTO_KEY_LEN], confirm_peer[CRYPTO_KEY_LEN];
@@ -238,5 +241,35 @@ int pairwise_check_confirm(const struct pairwise_session *s,
 		return r;
 	r = crypto_memcmp(want, mac, sizeof(want)) == 0 ? 0 : -EKEYREJECTED;
 	crypto_wipe(want, sizeof(want));
+	return r;
+}
+
+int pairwise_reading_key(const uint8_t key[CRYPTO_KEY_LEN], const char *sender,
+			 const char *receiver, uint8_t ret_key[CRYPTO_KEY_LEN],
+			 uint8_t ret_id[STREAM_ID_LEN])
+{
+	uint8_t buf[sizeof(READING_ID_LABEL) - 1 + 2 * CERT_NAME_MAX];
+	uint8_t out[CRYPTO_KEY_LEN], mac[CRYPTO_SHA256_LEN];
+	const size_t label = sizeof(READING_ID_LABEL) - 1;
+	size_t slen, rlen;
+	int r = -EINVAL;
+
+	if (!names_ok(sender, receiver))
+		goto out;
+	slen = strlen(sender), rlen = strlen(receiver);
+	/* info = sender || 0x00 || receiver, after the id's label in the same buffer */
+	memcpy(buf, READING_ID_LABEL, label);
+	memcpy(buf + label, sender, slen);
+	buf[label + slen] = 0;
+	memcpy(buf + label + slen + 1, receiver, rlen);
+	if ((r = crypto_hkdf_sha256(READING_SALT, sizeof(READING_SALT) - 1, key, CRYPTO_KEY_LEN,
+				    buf + label, slen + 1 + rlen, out, sizeof(out))) < 0 ||
+	    (r = crypto_hmac_sha256(key, CRYPTO_KEY_LEN, buf, label + slen + 1 + rlen, mac)) < 0)
+		goto out;
+	memcpy(ret_key, out, CRYPTO_KEY_LEN);
+	memcpy(ret_id, mac, STREAM_ID_LEN);
+out:
+	crypto_wipe(out, sizeof(out));
+	crypto_wipe(mac, sizeof(mac));
 	return r;
 }

@@ -31,6 +31,7 @@
 #include "crypto.h"
 #include "envelope.h"
 #include "keypool.h"
+#include "stream.h"
 
 #define PAIRWISE_KEYS_MAX      KEYPOOL_RING_MAX /* shared keys feeding one pairwise key */
 #define PAIRWISE_CHALLENGE_LEN 16
@@ -45,6 +46,16 @@
  * more, or two equal names. */
 int pairwise_derive(const uint8_t *keys, size_t n, uint32_t epoch, const char *name_a,
 		    const char *name_b, uint8_t ret_key[CRYPTO_KEY_LEN]);
+
+/* The key and stream id under which sender seals sensor readings for receiver alone (reading.h
+ * kind READING_PAIR), from their pairwise key K:
+ *   key = HKDF-SHA256(salt = "iotsec pair reading v1", ikm = K, info = sender || 0x00 || receiver)
+ *   id  = HMAC-SHA256(K, "iotsec pair id v1" || sender || 0x00 || receiver)[0..STREAM_ID_LEN]
+ * Each direction has its own key: what one end seals cannot be passed off as the other's.
+ * -EINVAL on the names as for pairwise_derive(). */
+int pairwise_reading_key(const uint8_t key[CRYPTO_KEY_LEN], const char *sender,
+			 const char *receiver, uint8_t ret_key[CRYPTO_KEY_LEN],
+			 uint8_t ret_id[STREAM_ID_LEN]);
 
 struct pairwise_session;
 /* key is the pairwise key (copied); self_challenge is a fresh crypto_random() value of ours,

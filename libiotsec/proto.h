@@ -63,7 +63,12 @@
 /* status: {"device", "role":"node"|"controller", "controller", "epoch", "ring_size", "pool",
  *          "group_start" (the stream epoch e0 of the pool's group root, which dictd holds as
  *          "-group" at index e0; 0 before a ring), "peers", "sent", "received", "refused"} */
-/* -> {"peers":[{"name", "role", "epoch", "shared", "pairwise":"ring"|"path"|"none"},...]} */
+/* -> {"epoch" (our pool epoch), "peers":[{"name", "role", "epoch", "shared",
+ *      "pairwise":"ring"|"path"|"none", "indices":[...], "path":bool},...]}
+ * indices: the ring indices the peer shares with us, ascending (not secret: every device
+ * announces its own), empty unless the peer is on our epoch; the pairwise key is derived from
+ * dictd's "-ring" keys at these indices. path: no index is shared and dictd holds a path key
+ * under the peer's name at index 0 (keyd.h KEYD_PATH_INDEX). */
 #define PROTO_KEYD_PEERS "peers"
 /* (privileged) {"peer", "text"} -> {}: sealed under the pairwise key (MESSAGE_ENC_DATA). */
 #define PROTO_KEYD_SEND "send"
@@ -109,11 +114,12 @@
  *          "doctor" ("" when none granted), "published", "spooled", "spool_dropped",
  *          "readings_opened", "refused", "refused_by",
  *          "alarm":{"set":bool, "seq", "value", "at"},
- *          "sensors":[{"name", "driver", "stream":"group"|"doctor"|"waiting", "last", "unit",
- *                      "at", "error" ("" when none)},...]} */
+ *          "sensors":[{"name", "driver", "stream":"group"|"doctor"|"waiting"|"pair", "last",
+ *                      "unit", "at", "error" ("" when none)},...]} */
 /* {"max":n?} -> {"readings":[{"device", "sensor", "value", "unit", "time" (unix ms), "seq",
- *  "epoch", "emergency"},...]}: the last SENSORD_READINGS_MAX group readings this device
- *  opened, oldest first. */
+ *  "epoch", "emergency", "to"},...]}: the last SENSORD_READINGS_MAX readings this device
+ *  opened, oldest first: the group's ("to":"") and those sealed for it alone (sensord.pairwise;
+ *  "to": its own name, "epoch": keyd's pool epoch). */
 #define PROTO_SENSORD_READINGS "readings"
 #define PROTO_EV_READING       "reading" /* one reading, the fields above */
 

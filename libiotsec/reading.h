@@ -34,7 +34,7 @@
 enum reading_kind {
 	READING_GROUP = 1,
 	READING_DOCTOR = 2,
-	READING_PAIR = 3, /* reserved: a pairwise key for one device */
+	READING_PAIR = 3, /* for one device alone: pairwise_reading_key() */
 };
 
 struct reading_header {

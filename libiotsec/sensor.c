@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ca.h"
+#include "cert.h"
 #include "file.h"
 
 static const char *const driver_names[] = {
@@ -587,4 +589,80 @@ int sensor_read(struct sensor *s, struct reading_value *ret, const char **ret_er
 {
 	return s->spec.driver == SENSOR_REPLAY ? read_replay(s, ret, ret_err)
 					       : read_sysfs(s, ret, ret_err);
+}
+
+/* ---- sensord.pairwise ---- */
+
+/* The next item of text from *p: its sensor and peer spans; false at the end. */
+static bool pair_next(const char **p, const char **sensor, size_t *slen, const char **peer,
+		      size_t *plen)
+{
+	const char *q = *p + strspn(*p, " \t,");
+	size_t n = strcspn(q, " \t,");
+	const char *gt;
+
+	if (n == 0)
+		return false;
+	*p = q + n;
+	gt = memchr(q, '>', n);
+	*sensor = q, *slen = gt ? (size_t)(gt - q) : n;
+	*peer = gt ? gt + 1 : q + n, *plen = gt ? n - *slen - 1 : 0;
+	return true;
+}
+
+static bool sensor_word_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > READING_SENSOR_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '-'))
+			return false;
+	return true;
+}
+
+int sensor_pairs_check(const char *text, const char **ret_err)
+{
+	const char *p = text, *sensor, *peer;
+	size_t slen, plen;
+	char name[CERT_NAME_MAX];
+
+	while (pair_next(&p, &sensor, &slen, &peer, &plen)) {
+		const char *q = p, *s2, *p2;
+		size_t s2len, p2len;
+
+		if (!sensor_word_ok(sensor, slen) || plen == 0 || plen >= sizeof(name) ||
+		    memchr(peer, '>', plen)) {
+			*ret_err = "an item is SENSOR>DEVICE (sensor: 1 to 31 of a-z, 0-9, '_' and "
+				   "'-'), items separated by spaces or commas";
+			return -EINVAL;
+		}
+		memcpy(name, peer, plen);
+		name[plen] = '\0';
+		if (!ca_name_valid(name)) {
+			*ret_err = "a device name is 1 to 63 of A-Z, a-z, 0-9, '.', '_' and '-'";
+			return -EINVAL;
+		}
+		while (pair_next(&q, &s2, &s2len, &p2, &p2len))
+			if (s2len == slen && memcmp(s2, sensor, slen) == 0) {
+				*ret_err = "a sensor is sealed for one device only: named twice";
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
+int sensor_pair_of(const char *text, const char *sensor, char *ret_peer)
+{
+	const char *p = text, *s, *peer;
+	size_t slen, plen, len = strlen(sensor);
+
+	while (p && pair_next(&p, &s, &slen, &peer, &plen))
+		if (slen == len && memcmp(s, sensor, len) == 0 && plen > 0 &&
+		    plen < CERT_NAME_MAX) {
+			memcpy(ret_peer, peer, plen);
+			ret_peer[plen] = '\0';
+			return 0;
+		}
+	return -ENOENT;
 }

@@ -37,6 +37,14 @@ struct sensor_spec {
 /* Parse the list: -EINVAL with *ret_err (static text) naming the problem; at most SENSOR_MAX. */
 int sensor_parse_list(const char *text, struct sensor_spec *ret, size_t *ret_n,
 		      const char **ret_err);
+
+/* sensord.pairwise: items SENSOR>PEER separated by spaces or commas (SENSOR as a reading names
+ * it, PEER a device name as ca_name_valid() takes it, each sensor at most once). -EINVAL with
+ * *ret_err saying why. */
+int sensor_pairs_check(const char *text, const char **ret_err);
+/* The device the readings of sensor are sealed for alone (ret_peer: CERT_NAME_MAX bytes), or
+ * -ENOENT when sensor is in no item. text is one sensor_pairs_check() accepted. */
+int sensor_pair_of(const char *text, const char *sensor, char *ret_peer);
 const char *sensor_driver_name(enum sensor_driver d);
 
 struct sensor;

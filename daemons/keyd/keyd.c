@@ -199,17 +199,21 @@ static int verb_peers(json_t *req, json_t **ret, void *ud)
 	(void)req;
 	for (size_t i = 0; list && i < k->n_peers; i++) {
 		struct keyd_peer *p = k->peers[i];
-		uint32_t scratch[RING_SIZE_MAX];
+		uint32_t common[RING_SIZE_MAX];
+		size_t n = ring_common(k->index, k->n_index, p->index, p->n_index, common);
+		const char *kind = keyd_pairwise_kind(k, p);
+		json_t *indices = json_array();
 
-		json_array_append_new(
-		    list,
-		    json_pack("{s:s, s:s, s:I, s:I, s:s}", "name", p->name, "role",
-			      cert_role_name(p->role), "epoch", (json_int_t)p->epoch, "shared",
-			      (json_int_t)ring_common(k->index, k->n_index, p->index, p->n_index,
-						      scratch),
-			      "pairwise", keyd_pairwise_kind(k, p)));
+		/* Indices of another epoch's ring name no key we hold. */
+		for (size_t j = 0; indices && p->epoch == k->epoch && j < n; j++)
+			json_array_append_new(indices, json_integer(common[j]));
+		json_array_append_new(list, json_pack("{s:s, s:s, s:I, s:I, s:s, s:o, s:b}", "name",
+						      p->name, "role", cert_role_name(p->role),
+						      "epoch", (json_int_t)p->epoch, "shared",
+						      (json_int_t)n, "pairwise", kind, "indices",
+						      indices, "path", strcmp(kind, "path") == 0));
 	}
-	*ret = json_pack("{s:o}", "peers", list);
+	*ret = json_pack("{s:I, s:o}", "epoch", (json_int_t)k->epoch, "peers", list);
 	return *ret ? 0 : -ENOMEM;
 }
 

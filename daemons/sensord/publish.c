@@ -69,29 +69,58 @@ static void sensor_error(struct sensord_sensor *s, int r, const char *text)
 	memcpy(s->err_text, buf, sizeof(buf));
 }
 
+/* Seal v under the pairwise reading key for peer and spool it with peer's name before it. */
+static int spool_pair(struct sensord *d, const char *peer, const struct reading_value *v,
+		      uint64_t *ret_id)
+{
+	struct stream *st = sensord_pair_stream(d, peer, true);
+	uint8_t buf[2 + CERT_NAME_MAX + READING_MAX];
+	size_t n = strlen(peer), len;
+	int r;
+
+	if (st == NULL)
+		return -ENOKEY;
+	buf[0] = SENSORD_SPOOL_TO, buf[1] = (uint8_t)n;
+	memcpy(buf + 2, peer, n);
+	/* The group's seq counter: a seq is then never reused by any of our streams. */
+	if ((r = sensord_seal(d, st, READING_PAIR, 0, SENSORD_GROUP, v, buf + 2 + n, &len, NULL)) <
+	    0)
+		return r;
+	return spool_append(d->spool, buf, 2 + n + len, sensord_mono_ms(), ret_id);
+}
+
 static void spool_one(struct sensord *d, struct sensord_sensor *s, const struct reading_value *v)
 {
 	bool doc = doctor_sensor(d, v->sensor);
 	struct stream *st = doc ? d->doctor : d->group;
+	char peer[CERT_NAME_MAX];
+	bool pair = !doc && sensor_pair_of(d->cfg->sensord.pairwise, v->sensor, peer) == 0;
 	uint8_t buf[READING_MAX];
 	uint64_t id, dropped;
 	size_t len;
 	int r;
 
-	s->stream = doc ? (d->doctor ? "doctor" : "waiting") : "group";
+	s->stream = doc ? (d->doctor ? "doctor" : "waiting") : pair ? "pair" : "group";
 	if (doc && d->doctor == NULL)
 		return; /* read by mistake (a replay row): kept from everyone but the doctor */
-	if (st == NULL) {
+	if (pair) {
+		if ((r = spool_pair(d, peer, v, &id)) < 0) {
+			sensor_error(s, r,
+				     r == -ENOKEY ? "no pairwise key with its device yet" : NULL);
+			return;
+		}
+	} else if (st == NULL) {
 		sensor_error(s, -ENOKEY, "no group key yet (keyd has no pool)");
 		return;
-	}
-	r = sensord_seal(d, st, doc ? READING_DOCTOR : READING_GROUP, 0,
-			 doc ? SENSORD_DOCTOR : SENSORD_GROUP, v, buf, &len, NULL);
-	if (r == 0)
-		r = spool_append(d->spool, buf, len, sensord_mono_ms(), &id);
-	if (r < 0) {
-		sensor_error(s, r, NULL);
-		return;
+	} else {
+		r = sensord_seal(d, st, doc ? READING_DOCTOR : READING_GROUP, 0,
+				 doc ? SENSORD_DOCTOR : SENSORD_GROUP, v, buf, &len, NULL);
+		if (r == 0)
+			r = spool_append(d->spool, buf, len, sensord_mono_ms(), &id);
+		if (r < 0) {
+			sensor_error(s, r, NULL);
+			return;
+		}
 	}
 	if (s->error)
 		log_info("sensor %s: reading again", v->sensor);
@@ -112,6 +141,7 @@ static void spool_one(struct sensord *d, struct sensord_sensor *s, const struct 
 
 static void read_one(struct sensord *d, struct sensord_sensor *s)
 {
+	char peer[CERT_NAME_MAX];
 	struct reading_value v = {0};
 	const char *err = NULL;
 	int r;
@@ -123,6 +153,13 @@ static void read_one(struct sensord *d, struct sensord_sensor *s)
 	if (s->spec.name[0] && doctor_sensor(d, s->spec.name)) {
 		if (d->doctor == NULL) {
 			s->stream = "waiting";
+			return;
+		}
+	} else if (s->spec.name[0] &&
+		   sensor_pair_of(d->cfg->sensord.pairwise, s->spec.name, peer) == 0) {
+		s->stream = "pair";
+		if (sensord_pair_stream(d, peer, true) == NULL) {
+			sensor_error(s, -ENOKEY, "no pairwise key with its device yet");
 			return;
 		}
 	} else if (d->group == NULL) {
@@ -192,20 +229,45 @@ void sensord_drain(struct sensord *d)
 	while (d->n_inflight < (size_t)d->cfg->sensord.max_inflight &&
 	       spool_next(d->spool, d->sent_id, &id, &data, &len) == 0) {
 		struct reading_header h;
+		char to[CERT_NAME_MAX] = "";
 		size_t hlen;
 
-		if (reading_header_parse(data, len, &h, &hlen) < 0) {
+		/* A reading for one device: its name, then the sealed reading. */
+		if (len >= 2 && data[0] == SENSORD_SPOOL_TO && data[1] > 0 &&
+		    data[1] < CERT_NAME_MAX && len > 2u + data[1]) {
+			memcpy(to, data + 2, data[1]);
+			to[data[1]] = '\0';
+			len -= 2u + data[1];
+			data += 2u + data[1];
+		}
+		if (reading_header_parse(data, len, &h, &hlen) < 0 ||
+		    (h.kind == READING_PAIR) != (to[0] != '\0')) {
 			log_warnx("spool record %llu is no sealed reading: dropped",
 				  (unsigned long long)id);
 			d->sent_id = id;
 			spool_ack(d->spool, id);
 			continue;
 		}
-		sensord_topic(d, d->member->self.name,
-			      h.flags & READING_F_EMERGENCY ? "emergency"
-			      : h.kind == READING_DOCTOR    ? "doctor"
-							    : "group",
-			      topic, sizeof(topic));
+		/* Sealed under a pool's key both ends have wiped since: nobody can open it. */
+		if (to[0] && d->keyd_pool != 0 && h.epoch != d->keyd_pool) {
+			if (d->pair_gone_said != h.epoch)
+				log_notice("readings for %s sealed under pool %u, now gone, are "
+					   "dropped",
+					   to, h.epoch);
+			d->pair_gone_said = h.epoch;
+			d->sent_id = id;
+			spool_ack(d->spool, id);
+			continue;
+		}
+		if (to[0])
+			snprintf(topic, sizeof(topic), "iotsec/%s/%s/to/%s", d->member->self.home,
+				 d->member->self.name, to);
+		else
+			sensord_topic(d, d->member->self.name,
+				      h.flags & READING_F_EMERGENCY ? "emergency"
+				      : h.kind == READING_DOCTOR    ? "doctor"
+								    : "group",
+				      topic, sizeof(topic));
 		if ((r = mqtt_publish(d->mqtt, topic, data, len, 1, false, &mid)) < 0) {
 			if (r != -ENOBUFS)
 				log_debug("publish %s: %s", topic, iotsec_strerror(r));
@@ -227,6 +289,10 @@ static void on_connect(void *ud)
 	d->broker_warned = false;
 	inflight_clear(d);
 	sensord_topic(d, "+", "group", topic, sizeof(topic));
+	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
+		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+	snprintf(topic, sizeof(topic), "iotsec/%s/+/to/%s", d->member->self.home,
+		 d->member->self.name);
 	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
 		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
 	sensord_subscribe_grants(d);
@@ -339,6 +405,9 @@ static void on_message(const char *topic, const void *payload, size_t len, int q
 	}
 	if (n == 4 && strcmp(parts[3], "group") == 0)
 		sensord_on_group(d, parts[2], payload, len);
+	else if (n == 5 && strcmp(parts[3], "to") == 0 &&
+		 strcmp(parts[4], d->member->self.name) == 0)
+		sensord_on_pair(d, parts[2], payload, len);
 	else if (n == 5 && strcmp(parts[3], "grant") == 0 &&
 		 strcmp(parts[4], d->member->self.name) == 0)
 		sensord_on_grant(d, parts[2], payload, len);

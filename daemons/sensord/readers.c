@@ -57,10 +57,10 @@ json_t *sensord_refused_by(const struct sensord *d)
 
 static json_t *reading_json(const struct sensord_reading *r)
 {
-	return json_pack("{s:s, s:s, s:f, s:s, s:I, s:I, s:I, s:b}", "device", r->device, "sensor",
-			 r->v.sensor, "value", r->v.value, "unit", r->v.unit, "time",
+	return json_pack("{s:s, s:s, s:f, s:s, s:I, s:I, s:I, s:b, s:s}", "device", r->device,
+			 "sensor", r->v.sensor, "value", r->v.value, "unit", r->v.unit, "time",
 			 (json_int_t)r->time_ms, "seq", (json_int_t)r->seq, "epoch",
-			 (json_int_t)r->epoch, "emergency", r->v.emergency);
+			 (json_int_t)r->epoch, "emergency", r->v.emergency, "to", r->to);
 }
 
 int sensord_readings(struct sensord *d, size_t max, json_t **ret)
@@ -107,7 +107,9 @@ static void maybe_advance(struct sensord *d, uint32_t epoch)
 		log_debug("group stream: epoch %u, as the readings say", epoch);
 }
 
-void sensord_on_group(struct sensord *d, const char *device, const void *payload, size_t len)
+/* Open a reading of kind from device with s (what names the refusals), judge it and keep it. */
+static void open_one(struct sensord *d, struct stream *s, enum reading_kind kind, const char *what,
+		     const char *device, const void *payload, size_t len)
 {
 	struct sensord_reading rd = {0};
 	struct reading_header h;
@@ -115,33 +117,62 @@ void sensord_on_group(struct sensord *d, const char *device, const void *payload
 	size_t hlen, ptlen = 0;
 	int r;
 
-	if (strcmp(device, d->member->self.name) == 0)
-		return; /* our own, back from the broker */
-	if (d->group == NULL || d->sync == SENSORD_RESYNCING)
-		return; /* nothing to open it with yet: not the sender's fault */
 	if ((r = reading_header_parse(payload, len, &h, &hlen)) < 0) {
-		sensord_refuse(d, device, r, "a group reading");
+		sensord_refuse(d, device, r, what);
 		return;
 	}
-	if (strcmp(h.device, device) != 0 || h.kind != READING_GROUP) {
-		sensord_refuse(d, device, -IOTSEC_EIDENTITY, "a group reading");
+	if (strcmp(h.device, device) != 0 || h.kind != kind) {
+		sensord_refuse(d, device, -IOTSEC_EIDENTITY, what);
 		return;
 	}
-	maybe_advance(d, h.epoch);
-	if ((r = reading_open(d->group, payload, len, &h, pt, &ptlen)) < 0) {
-		sensord_refuse(d, device, r, "a group reading");
+	if (kind == READING_GROUP)
+		maybe_advance(d, h.epoch);
+	/* One end moved to a new pool before the other: not the sender's fault. */
+	if (kind == READING_PAIR && h.epoch != stream_current(s)) {
+		log_debug("a reading from %s of pool %u, ours is %u", device, h.epoch,
+			  stream_current(s));
+		return;
+	}
+	if ((r = reading_open(s, payload, len, &h, pt, &ptlen)) < 0) {
+		sensord_refuse(d, device, r, what);
 		return;
 	}
 	/* Fresh and not seen before, then what it says: README's order (What a reader accepts). */
 	if ((r = reading_guard_check(d->guard, &h, sensord_now_ms(d))) < 0 ||
 	    (r = reading_value_parse(pt, ptlen, &rd.v)) < 0) {
-		sensord_refuse(d, device, r, "a group reading");
+		sensord_refuse(d, device, r, what);
 		goto out;
 	}
 	snprintf(rd.device, sizeof(rd.device), "%s", h.device);
+	if (kind == READING_PAIR)
+		snprintf(rd.to, sizeof(rd.to), "%s", d->member->self.name);
 	rd.time_ms = h.time_ms, rd.seq = h.seq, rd.epoch = h.epoch;
 	d->opened++;
 	keep(d, &rd);
 out:
 	explicit_bzero(pt, sizeof(pt));
+}
+
+void sensord_on_group(struct sensord *d, const char *device, const void *payload, size_t len)
+{
+	if (strcmp(device, d->member->self.name) == 0)
+		return; /* our own, back from the broker */
+	if (d->group == NULL || d->sync == SENSORD_RESYNCING)
+		return; /* nothing to open it with yet: not the sender's fault */
+	open_one(d, d->group, READING_GROUP, "a group reading", device, payload, len);
+}
+
+/* The topic names the sender (the broker's ACL), and only a device keyd shares a key with us
+ * can have a stream here: a name keyd does not know gets no key, and its readings are dropped. */
+void sensord_on_pair(struct sensord *d, const char *device, const void *payload, size_t len)
+{
+	struct stream *s;
+
+	if (strcmp(device, d->member->self.name) == 0 || d->sync == SENSORD_RESYNCING)
+		return;
+	if ((s = sensord_pair_stream(d, device, false)) == NULL) {
+		log_debug("a reading from %s for us alone: no pairwise key yet", device);
+		return;
+	}
+	open_one(d, s, READING_PAIR, "a reading for us alone", device, payload, len);
 }

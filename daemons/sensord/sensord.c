@@ -233,6 +233,7 @@ static void on_keyd(json_t *ev, void *ud)
 	d->keyd_group_start = gs ? (uint32_t)json_integer_value(gs) : 0;
 	log_debug("keyd: pool %u, group stream from epoch %u", d->keyd_pool, d->keyd_group_start);
 	group_lookup(d);
+	sensord_pairs_new_pool(d);
 }
 
 static void on_certd(bool member, const char *why, void *ud)
@@ -262,6 +263,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 	sensord_doctor_check(d);
 	sensord_advance(d);
 	group_lookup(d);
+	sensord_pairs_fetch(d);
 	sensord_alarm_retry(d);
 	if (sensord_may_publish(d))
 		sensord_read_all(d);
@@ -356,6 +358,7 @@ void sensord_stop(struct sensord *d)
 		ctl_call_cancel(d->dictd_call);
 	sd_event_source_disable_unref(d->tick);
 	sensord_publish_stop(d);
+	sensord_pairs_free(d);
 	sensord_sync_stop(d);
 	ctl_peer_free(d->keyd);
 	dictd_client_free(d->dictd);

@@ -51,6 +51,10 @@
 #define SENSORD_TOPIC_MAX	256
 /* An acknowledgement kept while out of the home, at most: the broker's message size limit. */
 #define SENSORD_HELD_ACK_MAX 16384
+#define SENSORD_PAIRS_MAX    64 /* devices we hold pairwise reading keys with */
+/* A spool record of a reading for one device: this byte (no sealed reading's version), the
+ * length of the device's name, the name, then the sealed reading. The topic needs the name. */
+#define SENSORD_SPOOL_TO 0x80
 
 enum sensord_sync {
 	SENSORD_SYNCED,
@@ -73,13 +77,14 @@ struct sensord_sensor {
 	int64_t at; /* unix ms of the last reading, 0: none */
 	int error;  /* the last read's, 0 when it worked */
 	char err_text[160];
-	const char *stream; /* "group", "doctor", "waiting" */
+	const char *stream; /* "group", "doctor", "waiting", "pair" */
 	bool done;	    /* replay at its end */
 };
 
-/* One opened group reading, for the readings verb. */
+/* One opened reading, for the readings verb. */
 struct sensord_reading {
 	char device[READING_NAME_MAX + 1];
+	char to[CERT_NAME_MAX]; /* a reading for us alone: our name; "" for the group's */
 	struct reading_value v;
 	int64_t time_ms;
 	uint64_t seq;
@@ -96,6 +101,20 @@ struct sensord_alarm {
 	size_t len;
 	bool delivered;
 	int mid; /* in flight: its mid; -1 none */
+};
+
+/* The reading keys of one direction each with a device, of keyd's pool `pool`. */
+struct sensord_pair {
+	struct sensord *d;
+	char peer[CERT_NAME_MAX];
+	uint32_t pool;		    /* of the streams; 0: none */
+	struct stream *send, *recv; /* us -> peer, peer -> us */
+	struct ctl_call *call;	    /* dictd lookup under way */
+	uint32_t asked_pool;	    /* the pool that lookup is for */
+	size_t n_keys;		    /* ring keys asked for; 0: the path key */
+	bool want;		    /* waits for keyd's peers answer */
+	int error;		    /* the last failure, said once */
+	uint64_t failed_at;	    /* monotonic ms; asked again PAIR_RETRY_MS later */
 };
 
 struct sensord_inflight {
@@ -143,6 +162,12 @@ struct sensord {
 	uint32_t pool, group_start;	      /* of the group stream we hold */
 	uint32_t keyd_pool, keyd_group_start; /* what keyd says now */
 	bool group_from_resync;
+
+	/* Readings for one device alone (pair.c). */
+	struct sensord_pair pairs[SENSORD_PAIRS_MAX];
+	size_t n_pairs;
+	struct ctl_call *keyd_call; /* keyd `peers` under way */
+	uint32_t pair_gone_said;    /* the last gone pool whose readings were dropped */
 
 	/* The doctor stream. */
 	struct stream *doctor;
@@ -221,9 +246,21 @@ int sensord_seal(struct sensord *d, struct stream *s, enum reading_kind kind, ui
 
 /* readers.c */
 void sensord_on_group(struct sensord *d, const char *device, const void *payload, size_t len);
+/* A reading device sealed for us alone (iotsec/<home>/<device>/to/<us>). */
+void sensord_on_pair(struct sensord *d, const char *device, const void *payload, size_t len);
 int sensord_readings(struct sensord *d, size_t max, json_t **ret);
 void sensord_refuse(struct sensord *d, const char *device, int r, const char *what);
 json_t *sensord_refused_by(const struct sensord *d);
+
+/* pair.c */
+/* The stream sealing our readings for peer (send) or opening theirs for us, of keyd's current
+ * pool; NULL while it is being drawn (asked for now) or cannot be. */
+struct stream *sensord_pair_stream(struct sensord *d, const char *peer, bool send);
+/* Ask keyd and dictd for the keys of every pair that lacks them. */
+void sensord_pairs_fetch(struct sensord *d);
+/* keyd's pool changed: wipe the keys of the old one and draw the new. */
+void sensord_pairs_new_pool(struct sensord *d);
+void sensord_pairs_free(struct sensord *d);
 
 /* alarm.c */
 /* A pulse v below the threshold: raise the alarm (unless one is set). */

@@ -27,6 +27,24 @@ for n in $NAMES; do
 	paths=$((paths + p))
 done
 say "$paths of 12 directions rely on a path key"
+# peers names the shared indices (both ends the same, ascending) or says a path key stands in.
+$PY - "$T" $NAMES <<'PYEOF' || fail "keyd peers: indices or path wrong"
+import json, sys
+T, names = sys.argv[1], sys.argv[2:]
+got = {n: json.load(open("%s/%s.peers" % (T, n))) for n in names}
+for n, d in got.items():
+    if not isinstance(d.get("epoch"), int) or d["epoch"] < 1:
+        sys.exit("%s: no epoch: %r" % (n, d))
+    for p in d["peers"]:
+        ind = p["indices"]
+        if ind != sorted(set(ind)) or len(ind) != p["shared"]:
+            sys.exit("%s: indices %r for %r" % (n, ind, p))
+        if p["path"] != (p["pairwise"] == "path") or (p["path"] and ind):
+            sys.exit("%s: path %r for %r" % (n, p["path"], p))
+        back = [q for q in got[p["name"]]["peers"] if q["name"] == n][0]
+        if back["indices"] != ind or back["path"] != p["path"]:
+            sys.exit("%s and %s disagree: %r, %r" % (n, p["name"], p, back))
+PYEOF
 [ "$paths" -gt 0 ] || fail "every pair shares a ring key: the test proves nothing (rerun)"
 
 for a in $NAMES; do

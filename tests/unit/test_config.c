@@ -336,6 +336,27 @@ static const struct bad real_bad[] = {
      "sensord = { doctor_sensors = \"pulse a23456789012345678901234567890123\"; };",
      "bad.conf:1: setting 'sensord.doctor_sensors': a sensor name has 1 to 31 of a-z, 0-9, "
      "'_' and '-' (names separated by spaces)"},
+    {"pairwise item without a device", "sensord = { pairwise = \"secret\"; };",
+     "bad.conf:1: setting 'sensord.pairwise': an item is SENSOR>DEVICE (sensor: 1 to 31 of a-z, "
+     "0-9, '_' and '-'), items separated by spaces or commas"},
+    {"pairwise item with an empty device", "sensord = { pairwise = \"secret>\"; };",
+     "bad.conf:1: setting 'sensord.pairwise': an item is SENSOR>DEVICE (sensor: 1 to 31 of a-z, "
+     "0-9, '_' and '-'), items separated by spaces or commas"},
+    {"pairwise item without a sensor", "sensord = { pairwise = \">kitB\"; };",
+     "bad.conf:1: setting 'sensord.pairwise': an item is SENSOR>DEVICE (sensor: 1 to 31 of a-z, "
+     "0-9, '_' and '-'), items separated by spaces or commas"},
+    {"pairwise sensor in capitals", "sensord = { pairwise = \"Secret>kitB\"; };",
+     "bad.conf:1: setting 'sensord.pairwise': an item is SENSOR>DEVICE (sensor: 1 to 31 of a-z, "
+     "0-9, '_' and '-'), items separated by spaces or commas"},
+    {"pairwise item with two arrows", "sensord = { pairwise = \"secret>kitB>kitC\"; };",
+     "bad.conf:1: setting 'sensord.pairwise': an item is SENSOR>DEVICE (sensor: 1 to 31 of a-z, "
+     "0-9, '_' and '-'), items separated by spaces or commas"},
+    {"pairwise device name not a device's", "sensord = { pairwise = \"secret>-kitB\"; };",
+     "bad.conf:1: setting 'sensord.pairwise': a device name is 1 to 63 of A-Z, a-z, 0-9, '.', "
+     "'_' and '-'"},
+    {"pairwise sensor named twice", "sensord = { pairwise = \"secret>kitB, secret>kitC\"; };",
+     "bad.conf:1: setting 'sensord.pairwise': a sensor is sealed for one device only: named "
+     "twice"},
 };
 
 static void check_bad(const struct bad *b, int real)
@@ -376,6 +397,9 @@ static void test_doctor_sensors_good(void **state)
 	    "sensord = { doctor_sensors = \"pulse, spo2,body_temp\"; };",
 	    "sensord = { doctor_sensors = \" heart-rate\tspo2 \"; };",
 	    "sensord = { doctor_sensors = \"a234567890123456789012345678901\"; };",
+	    "sensord = { pairwise = \"\"; };",
+	    "sensord = { pairwise = \"secret>kitB\"; };",
+	    "sensord = { pairwise = \" secret>kitB,\tpulse-2>kit.C_1 \"; };",
 	};
 	char err[CONFIG_ERR_MAX];
 

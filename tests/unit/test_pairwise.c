@@ -32,6 +32,15 @@ static const uint8_t kat_mac[PAIRWISE_MAC_LEN] = {
     0x5d, 0x7d, 0xbd, 0xa9, 0xa9, 0xe8, 0xa3, 0x2c, 0xc4, 0xc0, 0x3c, 0x46, 0xc0, 0xae, 0x89, 0x1c,
 };
 
+/* pairwise_reading_key(kat_key, "pi1", "pi2") */
+static const uint8_t kat_reading_key[CRYPTO_KEY_LEN] = {
+    0xce, 0x6f, 0xd5, 0xd0, 0x94, 0x13, 0x67, 0x64, 0xa1, 0x37, 0xba, 0x59, 0xa0, 0x8b, 0xc5, 0xc0,
+    0x87, 0xfb, 0x11, 0xd3, 0x8f, 0x8c, 0x96, 0xf5, 0xbe, 0x52, 0x1c, 0x47, 0xc9, 0x53, 0xd0, 0x9d,
+};
+static const uint8_t kat_reading_id[STREAM_ID_LEN] = {
+    0x86, 0xe2, 0x2f, 0x0b, 0x48, 0xd6, 0xb0, 0x67, 0xc3, 0xe4, 0x66, 0xb0, 0x34, 0xad, 0xdf, 0x58,
+};
+
 static int setup(void **state)
 {
 	(void)state;
@@ -311,10 +320,70 @@ static void test_session_refuses(void **state)
 	pairwise_session_free(NULL);
 }
 
+/* Both ends, each from its own derivation of K, get the same key for one direction; the other
+ * direction, another epoch's K or another name gives another key and id. */
+static void test_reading_key(void **state)
+{
+	uint8_t ka[CRYPTO_KEY_LEN], kb[CRYPTO_KEY_LEN], k[CRYPTO_KEY_LEN], k8[CRYPTO_KEY_LEN];
+	uint8_t ia[STREAM_ID_LEN], ib[STREAM_ID_LEN], i[STREAM_ID_LEN];
+
+	(void)state;
+	assert_int_equal(pairwise_derive(ring, 2, 7, "pi1", "pi2", ka), 0);
+	assert_int_equal(pairwise_derive(ring, 2, 7, "pi2", "pi1", kb), 0);
+	assert_int_equal(pairwise_reading_key(ka, "pi1", "pi2", k, i), 0);
+	assert_memory_equal(k, kat_reading_key, sizeof(k));
+	assert_memory_equal(i, kat_reading_id, sizeof(i));
+	/* the receiver's side of the same direction */
+	assert_int_equal(pairwise_reading_key(kb, "pi1", "pi2", ka, ia), 0);
+	assert_memory_equal(ka, kat_reading_key, sizeof(ka));
+	assert_memory_equal(ia, kat_reading_id, sizeof(ia));
+	/* the other direction */
+	assert_int_equal(pairwise_reading_key(kb, "pi2", "pi1", k, ib), 0);
+	assert_memory_not_equal(k, kat_reading_key, sizeof(k));
+	assert_memory_not_equal(ib, kat_reading_id, sizeof(ib));
+	/* another epoch's pairwise key */
+	assert_int_equal(pairwise_derive(ring, 2, 8, "pi1", "pi2", k8), 0);
+	assert_int_equal(pairwise_reading_key(k8, "pi1", "pi2", k, ib), 0);
+	assert_memory_not_equal(k, kat_reading_key, sizeof(k));
+	assert_memory_not_equal(ib, kat_reading_id, sizeof(ib));
+	/* another receiver, or names that only run together the same way */
+	assert_int_equal(pairwise_reading_key(kb, "pi1", "pi3", k, ib), 0);
+	assert_memory_not_equal(k, kat_reading_key, sizeof(k));
+	assert_int_equal(pairwise_reading_key(kb, "pi1p", "i2", k, ib), 0);
+	assert_memory_not_equal(k, kat_reading_key, sizeof(k));
+	assert_memory_not_equal(ib, kat_reading_id, sizeof(ib));
+}
+
+static void test_reading_key_refuses(void **state)
+{
+	char longname[CERT_NAME_MAX + 1];
+	uint8_t k[CRYPTO_KEY_LEN], i[STREAM_ID_LEN];
+
+	(void)state;
+	memset(longname, 'a', CERT_NAME_MAX);
+	longname[CERT_NAME_MAX] = '\0';
+	memset(k, 0x55, sizeof(k));
+	memset(i, 0x55, sizeof(i));
+	assert_int_equal(pairwise_reading_key(kat_key, "pi1", "pi1", k, i), -EINVAL);
+	assert_int_equal(pairwise_reading_key(kat_key, "", "pi2", k, i), -EINVAL);
+	assert_int_equal(pairwise_reading_key(kat_key, "pi1", "", k, i), -EINVAL);
+	assert_int_equal(pairwise_reading_key(kat_key, NULL, "pi2", k, i), -EINVAL);
+	assert_int_equal(pairwise_reading_key(kat_key, "pi1", NULL, k, i), -EINVAL);
+	assert_int_equal(pairwise_reading_key(kat_key, longname, "pi2", k, i), -EINVAL);
+	assert_int_equal(pairwise_reading_key(kat_key, "pi1", longname, k, i), -EINVAL);
+	/* outputs untouched on failure */
+	for (size_t j = 0; j < sizeof(k); j++)
+		assert_int_equal(k[j], 0x55);
+	for (size_t j = 0; j < sizeof(i); j++)
+		assert_int_equal(i[j], 0x55);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_derive_known_answer_either_order),
+	    cmocka_unit_test(test_reading_key),
+	    cmocka_unit_test(test_reading_key_refuses),
 	    cmocka_unit_test(test_derive_differs),
 	    cmocka_unit_test(test_derive_refuses),
 	    cmocka_unit_test(test_known_answer_seal_and_confirm),

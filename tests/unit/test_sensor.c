@@ -698,6 +698,67 @@ static void test_replay_file_bounds(void **state)
 	free(big);
 }
 
+/* sensord.pairwise: the device a sensor's readings are for, whatever the separators. */
+static void test_pairs_good(void **state)
+{
+	const char *list = " secret>kitB,\tpulse-2>kit.C_1 , room_a>pi3";
+	char peer[CERT_NAME_MAX];
+	const char *err = NULL;
+
+	(void)state;
+	assert_int_equal(sensor_pairs_check(list, &err), 0);
+	assert_int_equal(sensor_pairs_check("", &err), 0);
+	assert_int_equal(sensor_pair_of(list, "secret", peer), 0);
+	assert_string_equal(peer, "kitB");
+	assert_int_equal(sensor_pair_of(list, "pulse-2", peer), 0);
+	assert_string_equal(peer, "kit.C_1");
+	assert_int_equal(sensor_pair_of(list, "room_a", peer), 0);
+	assert_string_equal(peer, "pi3");
+	/* a prefix or an extension of a listed name is another sensor */
+	assert_int_equal(sensor_pair_of(list, "secre", peer), -ENOENT);
+	assert_int_equal(sensor_pair_of(list, "secrets", peer), -ENOENT);
+	assert_int_equal(sensor_pair_of(list, "kitB", peer), -ENOENT);
+	assert_int_equal(sensor_pair_of("", "secret", peer), -ENOENT);
+	assert_string_equal(peer, "pi3"); /* untouched */
+}
+
+static void test_pairs_bad(void **state)
+{
+	static const char *const bad[] = {
+	    "secret",
+	    "secret>",
+	    ">kitB",
+	    "Secret>kitB",
+	    "se;cret>kitB",
+	    "secret>kitB>pi4",
+	    "secret>-kitB",
+	    "secret>.kitB",
+	    "secret>ki/tB",
+	    "a23456789012345678901234567890123>kitB",
+	    "secret>kitB secret>pi4",
+	};
+	char name[CERT_NAME_MAX + 8];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *err = NULL;
+
+		assert_int_equal(sensor_pairs_check(bad[i], &err), -EINVAL);
+		assert_non_null(err);
+	}
+	/* a device name of 64 bytes is one too many */
+	memcpy(name, "s>", 2);
+	memset(name + 2, 'a', CERT_NAME_MAX);
+	name[2 + CERT_NAME_MAX] = '\0';
+	{
+		const char *err = NULL;
+
+		assert_int_equal(sensor_pairs_check(name, &err), -EINVAL);
+		name[2 + CERT_NAME_MAX - 1] = '\0';
+		assert_int_equal(sensor_pairs_check(name, &err), 0);
+	}
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, tmp_teardown)
 
 int main(void)
@@ -712,6 +773,7 @@ int main(void)
 	    T(test_replay_loops),      T(test_replay_named),
 	    T(test_replay_empty),      T(test_replay_bad_only_loops),
 	    T(test_replay_long_lines), T(test_replay_file_bounds),
+	    T(test_pairs_good),	       T(test_pairs_bad),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -237,10 +237,11 @@ static void test_spooled_then_in_order(void **state)
 
 	/* It comes: subscriptions, then three at once (max_inflight), in order. */
 	broker_up();
-	assert_int_equal(broker->n_subs, 3);
+	assert_int_equal(broker->n_subs, 4);
 	assert_string_equal(broker->subs[0], "iotsec/testhome/+/group");
-	assert_string_equal(broker->subs[1], "iotsec/testhome/+/grant/pi1");
-	assert_string_equal(broker->subs[2], "iotsec/testhome/+/ack/pi1");
+	assert_string_equal(broker->subs[1], "iotsec/testhome/+/to/pi1");
+	assert_string_equal(broker->subs[2], "iotsec/testhome/+/grant/pi1");
+	assert_string_equal(broker->subs[3], "iotsec/testhome/+/ack/pi1");
 	assert_int_equal(broker->n_sent, 3);
 	for (size_t i = 0; i < 3; i++) {
 		assert_string_equal(broker->sent[i].topic, "iotsec/testhome/pi1/group");

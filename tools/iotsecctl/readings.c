@@ -26,6 +26,7 @@ static void print_reading(json_t *r, bool as_json)
 {
 	json_t *t = json_object_get(r, "time");
 	const char *unit = json_string_value(json_object_get(r, "unit"));
+	const char *to = json_string_value(json_object_get(r, "to"));
 	char when[64] = "-";
 
 	if (as_json) {
@@ -45,11 +46,12 @@ static void print_reading(json_t *r, bool as_json)
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&s, &tm));
 	}
-	printf("%s %s %s %.15g %s%s\n", when,
+	printf("%s %s %s %.15g %s%s%s\n", when,
 	       json_string_value(json_object_get(r, "device")) ?: "-",
 	       json_string_value(json_object_get(r, "sensor")) ?: "-",
 	       json_number_value(json_object_get(r, "value")), unit && unit[0] ? unit : "-",
-	       json_is_true(json_object_get(r, "emergency")) ? " EMERGENCY" : "");
+	       json_is_true(json_object_get(r, "emergency")) ? " EMERGENCY" : "",
+	       to && to[0] ? " (for us alone)" : "");
 }
 
 /* The same reading as one already printed: an event that came while the list was on its way. */
