@@ -125,6 +125,14 @@ static void open_one(struct sensord *d, struct stream *s, enum reading_kind kind
 		sensord_refuse(d, device, -IOTSEC_EIDENTITY, what);
 		return;
 	}
+	/* The pool changed under one end before the other (a reading of the pool before ours, or
+	 * of the one keyd has and we are fetching): not the sender's fault. */
+	if (kind == READING_GROUP && memcmp(h.stream, stream_get_id(s), STREAM_ID_LEN) != 0 &&
+	    ((d->has_prev_group && memcmp(h.stream, d->prev_group_id, STREAM_ID_LEN) == 0) ||
+	     d->keyd_pool != d->pool)) {
+		log_debug("a group reading from %s of another pool", device);
+		return;
+	}
 	if (kind == READING_GROUP)
 		maybe_advance(d, h.epoch);
 	/* One end moved to a new pool before the other: not the sender's fault. */

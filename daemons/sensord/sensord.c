@@ -90,6 +90,10 @@ void sensord_advance(struct sensord *d)
 
 void sensord_set_group(struct sensord *d, struct stream *s, uint32_t pool, uint32_t start)
 {
+	if (d->group != NULL && pool != d->pool) {
+		memcpy(d->prev_group_id, stream_get_id(d->group), STREAM_ID_LEN);
+		d->has_prev_group = true;
+	}
 	stream_free(d->group);
 	d->group = s;
 	d->pool = pool, d->group_start = start;

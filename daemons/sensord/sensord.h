@@ -199,6 +199,10 @@ struct sensord {
 	uint64_t dropped_logged; /* spool drops seen so far */
 	bool dropping;		 /* the last append dropped one */
 	bool no_group_said;
+	/* The group stream of the pool before ours: its readings still in flight when the pool
+	 * changed are no sender's fault. */
+	uint8_t prev_group_id[STREAM_ID_LEN];
+	bool has_prev_group;
 };
 
 /* sensord.c */

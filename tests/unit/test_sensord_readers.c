@@ -243,6 +243,48 @@ static void test_next_epoch(void **state)
 	assert_int_equal(c->d.refused.total, 2);
 }
 
+/* A new pool: readings still in flight under the one before, or under the one keyd has and we
+ * are fetching, are nobody's fault; a stream of no pool of ours still is. */
+static void test_pool_change(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t buf[READING_MAX], old[READING_MAX], root2[CRYPTO_KEY_LEN], root3[CRYPTO_KEY_LEN];
+	struct stream *next = NULL, *next_sender = NULL, *stranger = NULL;
+	size_t len, old_len;
+
+	c->d.pool = c->d.keyd_pool = 1;
+	old_len = seal(c, c->sender, "pi2", READING_GROUP, 1, now_ms(), old);
+	memset(root2, 5, sizeof(root2));
+	assert_int_equal(stream_from_root(root2, 1, &next), 0);
+	assert_int_equal(stream_from_root(root2, 1, &next_sender), 0);
+	assert_int_equal(stream_advance(next_sender, base_epoch), 0);
+	c->d.keyd_pool = 2;
+	sensord_set_group(&c->d, next, 2, 1);
+	/* In flight under pool 1: ignored. */
+	sensord_on_group(&c->d, "pi2", old, old_len);
+	assert_int_equal(c->d.opened, 0);
+	assert_int_equal(c->d.refused.total, 0);
+	/* Pool 2's: opened. */
+	len = seal(c, next_sender, "pi2", READING_GROUP, 2, now_ms(), buf);
+	sensord_on_group(&c->d, "pi2", buf, len);
+	assert_int_equal(c->d.opened, 1);
+	/* A stream of no pool of ours, while we hold keyd's: refused. */
+	memset(root3, 6, sizeof(root3));
+	assert_int_equal(stream_from_root(root3, 1, &stranger), 0);
+	assert_int_equal(stream_advance(stranger, base_epoch), 0);
+	len = seal(c, stranger, "pi2", READING_GROUP, 3, now_ms(), buf);
+	sensord_on_group(&c->d, "pi2", buf, len);
+	assert_int_equal(c->d.refused.total, 1);
+	/* keyd has pool 3 and we are still fetching its root: the sender may be ahead of us. */
+	c->d.keyd_pool = 3;
+	len = seal(c, stranger, "pi2", READING_GROUP, 4, now_ms(), buf);
+	sensord_on_group(&c->d, "pi2", buf, len);
+	assert_int_equal(c->d.refused.total, 1);
+	assert_int_equal(c->d.opened, 1);
+	stream_free(next_sender);
+	stream_free(stranger);
+}
+
 /* Without the group key (no pool yet) or while resyncing: nothing is judged. */
 static void test_not_ready(void **state)
 {
@@ -268,6 +310,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ring, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_next_epoch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_change, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_ready, setup, teardown),
 	};
 
