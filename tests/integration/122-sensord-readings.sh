@@ -97,7 +97,7 @@ for other in names:
 }
 
 # pi2's operator follows the readings as they come (the `reading` events).
-stdbuf -oL iotsecctl -c "$T/pi2/iotsec.conf" readings --follow --json >"$T/follow.out" 2>&1 &
+iotsecctl -c "$T/pi2/iotsec.conf" readings --follow --json >"$T/follow.out" 2>&1 &
 FOLLOW_PID=$!
 PIDS="$PIDS $FOLLOW_PID"
 
