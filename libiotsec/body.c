@@ -95,7 +95,12 @@ out:
 
 int body_key_unwrap(json_t *o, const char *field, EVP_PKEY *priv, uint8_t ret[CRYPTO_KEY_LEN])
 {
-	const char *text = text_of(json_object_get(o, field), B64_LEN(RING_WRAPPED_MAX));
+	return body_key_unwrap_value(json_object_get(o, field), priv, ret);
+}
+
+int body_key_unwrap_value(json_t *v, EVP_PKEY *priv, uint8_t ret[CRYPTO_KEY_LEN])
+{
+	const char *text = text_of(v, B64_LEN(RING_WRAPPED_MAX));
 	uint8_t *blob = NULL, plain[RING_WRAPPED_MAX];
 	size_t len = 0, plen = 0;
 	int r = -EBADMSG;

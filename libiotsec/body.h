@@ -33,5 +33,7 @@ int body_key_wrap(EVP_PKEY *pub, const uint8_t key[CRYPTO_KEY_LEN], char **ret);
 /* o[field] unwrapped with priv; -EBADMSG for anything but base64 of at most RING_WRAPPED_MAX
  * (ring.h) bytes that decrypt under priv to exactly CRYPTO_KEY_LEN bytes, -ENOMEM. */
 int body_key_unwrap(json_t *o, const char *field, EVP_PKEY *priv, uint8_t ret[CRYPTO_KEY_LEN]);
+/* The same for a value that is not a field (an element of a list of keys). */
+int body_key_unwrap_value(json_t *v, EVP_PKEY *priv, uint8_t ret[CRYPTO_KEY_LEN]);
 
 #endif

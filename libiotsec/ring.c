@@ -1,5 +1,7 @@
 #include "ring.h"
 
+#include "body.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -7,8 +9,6 @@
 
 #include "encoding.h"
 
-/* base64 text of RING_WRAPPED_MAX bytes, checked before decoding anything bigger */
-#define WRAPPED_B64_MAX (4 * ((RING_WRAPPED_MAX + 2) / 3))
 /* Worst cases in compact JSON: {"epoch":4294967295,"keys":[]} and {"i":999999,"k":""}, */
 #define KEYS_HEAD_LEN  32
 #define KEYS_ENTRY_LEN 24 /* plus the base64 */
@@ -86,37 +86,6 @@ out:
 	free(text);
 	free(blob);
 	return s;
-}
-
-/* Decode and unwrap one key; -EBADMSG for anything but exactly CRYPTO_KEY_LEN bytes that
- * decrypt under priv. out is written only on success. */
-static int unwrap_key(EVP_PKEY *priv, json_t *v, uint8_t out[CRYPTO_KEY_LEN])
-{
-	const char *text = json_string_value(v);
-	uint8_t *blob = NULL, plain[RING_WRAPPED_MAX];
-	size_t len = 0, plen = 0;
-	int r = -EBADMSG;
-
-	/* An embedded NUL would make the decoder see a shorter text than the one sent. */
-	if (text == NULL || json_string_length(v) > WRAPPED_B64_MAX ||
-	    strlen(text) != json_string_length(v))
-		goto out;
-	if ((r = b64_decode(text, &blob, &len)) < 0)
-		goto out;
-	r = -EBADMSG;
-	if (len == 0 || len > RING_WRAPPED_MAX)
-		goto out;
-	if ((r = crypto_rsa_unwrap(priv, blob, len, plain, sizeof(plain), &plen)) < 0)
-		goto out;
-	r = -EBADMSG;
-	if (plen != CRYPTO_KEY_LEN)
-		goto out;
-	memcpy(out, plain, CRYPTO_KEY_LEN);
-	r = 0;
-out:
-	crypto_wipe(plain, sizeof(plain));
-	free(blob);
-	return r == -ENOMEM ? r : r < 0 ? -EBADMSG : 0;
 }
 
 int ring_needs_build(const struct ring_needs *n, json_t **ret)
@@ -205,7 +174,7 @@ static int keys_parse(json_t *body, bool with_index, EVP_PKEY *priv, uint32_t po
 			    (k.n > 0 && k.index[k.n] <= k.index[k.n - 1]))
 				goto out;
 		}
-		if ((r = unwrap_key(priv, wrapped, k.key[k.n])) < 0)
+		if ((r = body_key_unwrap_value(wrapped, priv, k.key[k.n])) < 0)
 			goto out;
 	}
 	*ret = k;
@@ -305,7 +274,7 @@ int ring_end_parse(json_t *body, EVP_PKEY *priv, uint32_t max, struct ring_end *
 	    !get_u32(json_object_get(body, "pool"), e.count, RING_POOL_MAX, &e.pool) ||
 	    !get_u32(json_object_get(body, "start"), 1, UINT32_MAX, &e.start))
 		goto out;
-	if ((r = unwrap_key(priv, json_object_get(body, "group"), e.group)) < 0)
+	if ((r = body_key_unwrap(body, "group", priv, e.group)) < 0)
 		goto out;
 	*ret = e;
 	r = 0;
@@ -517,7 +486,7 @@ int ring_path_key_parse(json_t *body, EVP_PKEY *priv, struct ring_path_key *ret)
 	    strlen(json_string_value(peer)) != json_string_length(peer))
 		goto out;
 	memcpy(p.peer, json_string_value(peer), json_string_length(peer) + 1);
-	if ((r = unwrap_key(priv, json_object_get(body, "k"), p.key)) < 0)
+	if ((r = body_key_unwrap(body, "k", priv, p.key)) < 0)
 		goto out;
 	*ret = p;
 	r = 0;
