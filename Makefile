@@ -26,6 +26,10 @@ INTEGRATION ?= 1
 FUZZ_SECONDS ?= 30
 
 PKGS = openssl libmosquitto sqlite3 libconfig jansson libsystemd
+# The relay and the doctor's tool run in the cloud and on the doctor's machine, not on a Pi:
+# only they link these, and a CROSS build leaves them out.
+RELAY_PKGS  = libmicrohttpd libpq
+DOCTOR_PKGS = libcurl
 
 # CROSS=TRIPLET: Debian's cross compiler and the -dev packages of the matching multiarch
 # architecture (scripts/deps.sh cross ARCH), found through the triplet's pkg-config. Build-time
@@ -84,6 +88,10 @@ BUILD_TIME := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/n
 # with its value on first use.
 PKG_CFLAGS    = $(eval PKG_CFLAGS := $$(shell $$(PKG_CONFIG) --cflags $$(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS      = $(eval PKG_LIBS := $$(shell $$(PKG_CONFIG) --libs $$(PKGS)))$(PKG_LIBS)
+RELAY_CFLAGS  = $(eval RELAY_CFLAGS := $$(shell $$(PKG_CONFIG) --cflags $$(RELAY_PKGS)))$(RELAY_CFLAGS)
+RELAY_LIBS    = $(eval RELAY_LIBS := $$(shell $$(PKG_CONFIG) --libs $$(RELAY_PKGS)))$(RELAY_LIBS)
+DOCTOR_CFLAGS = $(eval DOCTOR_CFLAGS := $$(shell $$(PKG_CONFIG) --cflags $$(DOCTOR_PKGS)))$(DOCTOR_CFLAGS)
+DOCTOR_LIBS   = $(eval DOCTOR_LIBS := $$(shell $$(PKG_CONFIG) --libs $$(DOCTOR_PKGS)))$(DOCTOR_LIBS)
 CMOCKA_CFLAGS = $(eval CMOCKA_CFLAGS := $$(shell $$(PKG_CONFIG) --cflags cmocka))$(CMOCKA_CFLAGS)
 CMOCKA_LIBS   = $(eval CMOCKA_LIBS := $$(shell $$(PKG_CONFIG) --libs cmocka))$(CMOCKA_LIBS)
 
@@ -101,15 +109,22 @@ LIB_SRC  := $(wildcard libiotsec/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 LIB      := $(B)/libiotsec.a
 
-DAEMONS  := $(notdir $(wildcard daemons/*))
+# A daemon is a folder of daemons/ with a main.c.
+DAEMONS  := $(patsubst daemons/%/main.c,%,$(wildcard daemons/*/main.c))
+ifneq ($(CROSS),)
+DAEMONS  := $(filter-out relayd,$(DAEMONS))
+endif
 PROGS    := $(DAEMONS:%=$(B)/bin/iotsec-%) $(B)/bin/iotsec-pki $(B)/bin/iotsecctl \
-	$(B)/bin/iotsec-doctor
+	$(if $(CROSS),,$(B)/bin/iotsec-doctor)
 
 # man/NAME.N.scd becomes $(B)/man/NAME.N
 MANS     := $(patsubst man/%.scd,$(B)/man/%,$(wildcard man/*.scd))
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+ifneq ($(CROSS),)
+UNIT_BIN := $(filter-out $(B)/tests/test_relayd_%,$(UNIT_BIN))
+endif
 UNIT_LIB := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
 INTEG    := $(sort $(wildcard tests/integration/[0-9]*.sh))
 
@@ -173,7 +188,13 @@ $(B)/bin/iotsecctl: $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/iotsecctl/*.c))
 
 $(B)/bin/iotsec-doctor: $(patsubst %.c,$(B)/obj/%.o,$(wildcard tools/iotsec-doctor/*.c)) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(DOCTOR_LIBS)
+$(B)/obj/tools/iotsec-doctor/%.o: ALL_CFLAGS += $(DOCTOR_CFLAGS)
+
+# The relay's objects (and tests of them, test_relayd_*) see libmicrohttpd's and libpq's headers
+# and link them.
+$(B)/obj/daemons/relayd/%.o $(B)/obj/tests/unit/test_relayd_%.o: ALL_CFLAGS += $(RELAY_CFLAGS)
+$(B)/bin/iotsec-relayd $(B)/tests/test_relayd_%: LIBS += $(RELAY_LIBS)
 
 $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(UNIT_LIB) $(LIB)
 	@mkdir -p $(@D)

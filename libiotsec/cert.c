@@ -17,7 +17,7 @@
 
 #define CERT_FILE_MAX (64 * 1024)
 
-static const char *const role_names[] = {"node", "controller", "doctor"};
+static const char *const role_names[] = {"node", "controller", "doctor", "relay"};
 
 const char *cert_role_name(enum cert_role role)
 {
@@ -28,6 +28,8 @@ const char *cert_role_name(enum cert_role role)
 		return role_names[1];
 	case CERT_ROLE_DOCTOR:
 		return role_names[2];
+	case CERT_ROLE_RELAY:
+		return role_names[3];
 	}
 	return NULL;
 }
@@ -40,6 +42,8 @@ int cert_role_parse(const char *name, enum cert_role *ret)
 		*ret = CERT_ROLE_CONTROLLER;
 	else if (strcmp(name, role_names[2]) == 0)
 		*ret = CERT_ROLE_DOCTOR;
+	else if (strcmp(name, role_names[3]) == 0)
+		*ret = CERT_ROLE_RELAY;
 	else
 		return -EINVAL;
 	return 0;

@@ -21,13 +21,16 @@ enum cert_role {
 	/* A patient's doctor (SPEC 9): grants a kit its doctor stream and acknowledges its
 	 * emergencies; never a member of the home network. */
 	CERT_ROLE_DOCTOR = 1 << 2,
+	/* The cloud relay (SPEC 9): stores and forwards a home's doctor readings, sends kits their
+	 * receipts and forwards doctors' grants and acknowledgements; never a member either. */
+	CERT_ROLE_RELAY = 1 << 3,
 };
-/* Any device of the home: a doctor is not one. */
+/* Any device of the home: a doctor or a relay is not one. */
 #define CERT_ROLES_ANY (CERT_ROLE_NODE | CERT_ROLE_CONTROLLER)
 /* Every certificate the home CA issues. */
-#define CERT_ROLES_ALL (CERT_ROLES_ANY | CERT_ROLE_DOCTOR)
+#define CERT_ROLES_ALL (CERT_ROLES_ANY | CERT_ROLE_DOCTOR | CERT_ROLE_RELAY)
 
-/* "node" / "controller" / "doctor"; NULL for anything else. */
+/* "node" / "controller" / "doctor" / "relay"; NULL for anything else. */
 const char *cert_role_name(enum cert_role role);
 /* 0 and *ret on a known name, -EINVAL otherwise. */
 int cert_role_parse(const char *name, enum cert_role *ret);

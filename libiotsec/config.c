@@ -19,6 +19,8 @@
 
 #include <libconfig.h>
 
+#include "ca.h"
+#include "cert.h"
 #include "file.h"
 #include "keypool.h"
 #include "log.h"
@@ -521,6 +523,46 @@ static const char *check_pairwise(const char *value)
 	return sensor_pairs_check(value, &err) < 0 ? err : NULL;
 }
 
+/* Device names (ca_name_valid()) separated by spaces or commas: the relays a kit trusts. */
+static const char *check_names(const char *value)
+{
+	const char *p = value;
+	char name[CERT_NAME_MAX];
+
+	while (*p) {
+		size_t n;
+
+		p += strspn(p, " \t,");
+		if ((n = strcspn(p, " \t,")) == 0)
+			break;
+		if (n >= sizeof(name))
+			return "a name is 1 to 63 characters";
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (!ca_name_valid(name))
+			return "not a name a certificate can carry (names separated by spaces)";
+		p += n;
+	}
+	return NULL;
+}
+
+static const char *check_store(const char *value)
+{
+	return strcmp(value, "sqlite") == 0 || strcmp(value, "postgresql") == 0
+		   ? NULL
+		   : "sqlite or postgresql";
+}
+
+/* "", or a literal IPv4 or IPv6 address. */
+static const char *check_address(const char *value)
+{
+	struct in6_addr a6;
+
+	if (value[0] == '\0' || check_ipv4(value) == NULL || inet_pton(AF_INET6, value, &a6) == 1)
+		return NULL;
+	return "not an IPv4 or IPv6 address";
+}
+
 #define ROW_IDS(n, f, d, h)                                                                        \
 	{                                                                                          \
 		n, CONFIG_STRING, 0, 1024, 0, d, offsetof(struct iotsec_config, f), h, check_ids   \
@@ -651,6 +693,43 @@ const struct config_def iotsec_config_table[] = {
 	    "requests to neighbours before a device keeps its own clock"),
     ROW_INT("sensord.max_inflight", sensord.max_inflight, 1, 65535, 100,
 	    "readings awaiting the broker's acknowledgement at once"),
+    {"sensord.relay", CONFIG_STRING, 0, 1024, 0, "", offsetof(struct iotsec_config, sensord.relay),
+     "relays (their certificates' names) whose receipts take doctor readings off the spool; "
+     "empty: the broker's acknowledgement does",
+     check_names},
+    ROW_INT("sensord.receipt_s", sensord.receipt_s, 1, 86400, 30,
+	    "seconds after which a doctor reading without a relay's receipt is sent again"),
+    ROW_STR("relay.broker", relay.broker, 1, 255, "broker",
+	    "the home broker's host name or address (iotsec-relayd)"),
+    ROW_INT("relay.broker_port", relay.broker_port, 1, 65535, 8883, "the home broker's TLS port"),
+    ROW_STR("relay.broker_name", relay.broker_name, 1, 63, "broker",
+	    "the name the broker's certificate must carry"),
+    {"relay.share", CONFIG_STRING, 0, 63, 0, "", offsetof(struct iotsec_config, relay.share),
+     "MQTT shared subscription group of several relays on one PostgreSQL store; empty: none",
+     check_names},
+    {"relay.store", CONFIG_STRING, 1, 15, 0, "sqlite", offsetof(struct iotsec_config, relay.store),
+     "where readings are kept: sqlite or postgresql", check_store},
+    ROW_PATH("relay.database", relay.database, "/var/lib/iotsec/relayd/relay.db",
+	     "the SQLite store (relay.store = \"sqlite\")"),
+    ROW_STR("relay.pg", relay.pg, 1, 1023, "dbname=iotsec",
+	    "libpq connection string of the PostgreSQL store (relay.store = \"postgresql\")"),
+    ROW_INT("relay.commit_ms", relay.commit_ms, 1, 10000, 20,
+	    "milliseconds a received reading waits at most for its group commit"),
+    ROW_INT("relay.batch_max", relay.batch_max, 1, 100000, 1000,
+	    "readings committed in one transaction at most"),
+    ROW_INT("relay.retention_s", relay.retention_s, 60, INT32_MAX, 2592000,
+	    "seconds a reading is kept; older ones expire and are counted"),
+    ROW_INT("relay.cap", relay.cap, 1, INT32_MAX, 1000000,
+	    "readings kept per patient at most; the oldest expire and are counted"),
+    ROW_INT("relay.http_port", relay.http_port, 0, 65535, 8443,
+	    "TCP port of the doctors' HTTPS interface and page; 0: none"),
+    {"relay.http_address", CONFIG_STRING, 0, 63, 0, "",
+     offsetof(struct iotsec_config, relay.http_address),
+     "address the HTTPS interface listens on; empty: every address", check_address},
+    ROW_PATH("relay.web_dir", relay.web_dir, "/usr/share/iotsec/web",
+	     "the doctor's page: static files served as they are"),
+    ROW_INT("relay.session_s", relay.session_s, 60, 604800, 28800,
+	    "seconds a doctor's login lasts"),
     ROW_PATH("dictd.path", dictd.path, "/var/lib/iotsec/dictd/keys.dict",
 	     "the key dictionary (only iotsec-dictd opens it)"),
     ROW_PATH("dictd.key_file", dictd.key_file, "/etc/credstore/iotsec-dict.key",

@@ -106,7 +106,26 @@ struct iotsec_config {
 		int resync_ms;	      /* wait for neighbours' answers */
 		int resync_tries;     /* requests before keeping our own clock */
 		int max_inflight;     /* QoS 1 readings awaiting the broker's PUBACK */
+		char *relay;	      /* relays whose receipts take doctor readings off the spool */
+		int receipt_s;	      /* a doctor reading without a receipt is sent again after */
 	} sensord;
+	struct {
+		char *broker;	   /* the home broker's host */
+		int broker_port;   /* its TLS port */
+		char *broker_name; /* the name its certificate must carry */
+		char *share;	   /* shared subscription group ("": none) */
+		char *store;	   /* "sqlite" or "postgresql" */
+		char *database;	   /* the SQLite file */
+		char *pg;	   /* libpq connection string */
+		int commit_ms;	   /* group commit: the longest a reading waits for its commit */
+		int batch_max;	   /* readings in one commit at most */
+		int retention_s;   /* readings older than this expire */
+		int cap;	   /* readings kept per patient (stream) at most */
+		int http_port;	   /* the doctors' HTTPS port; 0: none */
+		char *http_address; /* IPv4 or IPv6 address to listen on; "": every address */
+		char *web_dir;	   /* the doctor's page (static files) */
+		int session_s;	   /* a doctor's login lasts */
+	} relay;
 	struct {
 		char *path;	/* the dictionary file (only dictd touches it) */
 		char *key_file; /* the dictionary key, 32 random bytes, root-only (0600) */

@@ -403,7 +403,7 @@ static int cmd_enrol(int argc, char **argv)
 				   "with . or -, not \"ca\"",
 				   a.device);
 	if (cert_role_parse(a.role, &req.role) < 0)
-		return usage_error("--role is node, controller or doctor, not '%s'", a.role);
+		return usage_error("--role is node, controller, doctor or relay, not '%s'", a.role);
 	if ((r = enrol_times(&a, &req.not_before, &req.not_after)) >= 0)
 		return r;
 	req.device = a.device;
@@ -719,7 +719,7 @@ static const struct pki_cmd cmds[] = {
      "(ca.crt), an empty revocation list (crl.pem) and the issuance database (index.json).\n"
      "--days: validity of the CA certificate (default 3650).\n"},
     {"enrol", cmd_enrol,
-     "--dir D --device NAME --role node|controller|doctor [--days N | --not-before T --not-after T] "
+     "--dir D --device NAME --role node|controller|doctor|relay [--days N | --not-before T --not-after T] "
      "[--csr FILE] --out O",
      "Issue a certificate for device NAME into O: NAME.crt, NAME.key (mode 0600; not with --csr)\n"
      "and copies of ca.crt and crl.pem. --csr FILE: certify the key of a PEM request made on\n"

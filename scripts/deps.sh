@@ -18,10 +18,10 @@
 set -eu
 
 BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev libconfig-dev
-libjansson-dev libsystemd-dev scdoc"
+libjansson-dev libsystemd-dev scdoc libmicrohttpd-dev libpq-dev libcurl4-openssl-dev"
 TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
 python3-cryptography nftables xxd procps util-linux man-db systemd debootstrap systemd-container
-faketime"
+faketime postgresql chromium"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;

@@ -1,0 +1,132 @@
+/* The relay's store (SPEC 9): sealed doctor readings it cannot open, filed under their stream id
+ * (the pseudonym only the kit and its doctor can compute), the doctors' grants, and what
+ * retention removed. Two back ends behind one interface: SQLite (store_sqlite.c; WAL,
+ * synchronous=NORMAL, one transaction per batch) for one machine, PostgreSQL (store_pg.c) for
+ * several relay instances sharing one database. Every call is synchronous and short: the daemon
+ * calls it from its event loop, a batch at a time.
+ *
+ * Tables (the same columns in both):
+ *   readings (id       arrival order, the database's own (INTEGER PRIMARY KEY / bigserial),
+ *             stream   16 bytes, seq, emergency 0/1, received_ms, delivered 0/1,
+ *             data     the sealed reading as it came, header included;
+ *             UNIQUE (stream, seq): a duplicate is stored once, the first copy kept)
+ *   grants   (stream PRIMARY KEY, doctor (its certificate's name), e0, wrapped (the stream root
+ *             and the kit's name wrapped to the doctor's own key: only the doctor's page opens
+ *             it), granted_ms)
+ *   expired  (stream PRIMARY KEY, count, undelivered (of count), first_seq, last_seq, at_ms)
+ *   meta     (key PRIMARY KEY, value): the schema version.
+ * Nothing in them is a key or a plaintext value, and neither the patient's nor the home's name.
+ *
+ * The doctor's queue: the readings of the streams granted to that doctor with delivered = 0,
+ * emergencies first, then by (stream, seq). A reading whose stream has no grant yet is kept and
+ * joins the queue of whoever is granted it. */
+#ifndef IOTSEC_RELAYD_STORE_H
+#define IOTSEC_RELAYD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cert.h"
+#include "reading.h"
+#include "stream.h"
+
+#define STORE_WRAPPED_MAX 1024 /* bytes of a grant's wrapped root (RSA-OAEP of a 4096-bit key) */
+
+enum store_kind {
+	STORE_SQLITE,
+	STORE_POSTGRESQL,
+};
+
+struct store_opts {
+	enum store_kind kind;
+	const char *path;     /* SQLite: the file (created 0600 with its directory 0700) */
+	const char *conninfo; /* PostgreSQL: libpq's connection string */
+};
+
+/* One reading to store, or one read back. */
+struct store_reading {
+	int64_t id; /* filled by reads; ignored by store_insert() */
+	uint8_t stream[STREAM_ID_LEN];
+	uint64_t seq;
+	bool emergency;
+	int64_t received_ms;
+	bool delivered;
+	const uint8_t *data; /* reads: valid until the next call on the store */
+	size_t len;
+};
+
+struct store_grant {
+	uint8_t stream[STREAM_ID_LEN];
+	char doctor[CERT_NAME_MAX];
+	uint32_t e0;
+	uint8_t wrapped[STORE_WRAPPED_MAX];
+	size_t wrapped_len;
+	int64_t granted_ms;
+};
+
+struct store_expired {
+	uint8_t stream[STREAM_ID_LEN];
+	uint64_t count, undelivered, first_seq, last_seq;
+	int64_t at_ms;
+};
+
+struct store_stats {
+	uint64_t readings, undelivered, emergencies_undelivered, expired;
+	int64_t oldest_undelivered_ms; /* received_ms of the oldest undelivered; 0: none */
+	uint64_t bytes;		       /* the store's size on disk */
+};
+
+/* Per doctor: what waits. */
+struct store_queue {
+	char doctor[CERT_NAME_MAX];
+	uint64_t undelivered;
+	int64_t oldest_ms; /* 0: none */
+};
+
+struct store;
+/* Open (creating the schema when new; -EPROTO for a schema of another version). */
+int store_open(const struct store_opts *o, struct store **ret);
+void store_close(struct store *s);
+
+/* One transaction: every reading is stored (a duplicate of (stream, seq) already stored, or
+ * twice in rs, is skipped) and the commit has reached the disk (SQLite: the WAL, under
+ * synchronous=NORMAL; PostgreSQL: the server's commit) before it returns 0. *ret_new: how many
+ * were new. On failure nothing of the batch is stored. */
+int store_insert(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new);
+
+/* A grant: replaces the stream's row when the same doctor grants it again; -EEXIST when the
+ * stream is another doctor's (the first to register a stream keeps it). */
+int store_grant_put(struct store *s, const struct store_grant *g);
+/* The doctor's grants, newest first; fn returns < 0 to stop (returned as is). */
+int store_grants(struct store *s, const char *doctor,
+		 int (*fn)(const struct store_grant *g, void *userdata), void *userdata);
+
+/* The doctor's queue in delivery order, at most max readings. */
+int store_queue(struct store *s, const char *doctor, size_t max,
+		int (*fn)(const struct store_reading *r, void *userdata), void *userdata);
+/* Mark ids delivered; ids not in the doctor's streams are ignored. *ret_marked may be NULL. */
+int store_delivered(struct store *s, const char *doctor, const int64_t *ids, size_t n,
+		    size_t *ret_marked);
+/* Every kept reading of the doctor's stream (delivered or not) with seq > after_seq, by seq,
+ * at most max: the page's charts. -EACCES when the stream is not the doctor's. */
+int store_history(struct store *s, const char *doctor, const uint8_t stream[STREAM_ID_LEN],
+		  uint64_t after_seq, size_t max,
+		  int (*fn)(const struct store_reading *r, void *userdata), void *userdata);
+
+/* Retention: remove readings received before now_ms - retention_ms, and the oldest (by seq)
+ * beyond cap per stream, adding each stream's removals to its expired row (count, undelivered,
+ * the seq range grown to cover them). *ret_removed may be NULL. At most max rows per call, so
+ * the loop is never held long; call again while it returns max. */
+int store_expire(struct store *s, int64_t now_ms, int64_t retention_ms, uint64_t cap, size_t max,
+		 size_t *ret_removed);
+/* The expired rows of the doctor's streams. */
+int store_expired_of(struct store *s, const char *doctor,
+		     int (*fn)(const struct store_expired *e, void *userdata), void *userdata);
+
+int store_stats(struct store *s, struct store_stats *ret);
+/* Every doctor with a grant, and what waits for each. */
+int store_queues(struct store *s, int (*fn)(const struct store_queue *q, void *userdata),
+		 void *userdata);
+
+#endif
