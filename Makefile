@@ -123,7 +123,7 @@ MANS     := $(patsubst man/%.scd,$(B)/man/%,$(wildcard man/*.scd))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 ifneq ($(CROSS),)
-UNIT_BIN := $(filter-out $(B)/tests/test_relayd_%,$(UNIT_BIN))
+UNIT_BIN := $(filter-out $(B)/tests/test_relayd_% $(B)/tests/test_doctor_tool,$(UNIT_BIN))
 endif
 UNIT_LIB := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
 INTEG    := $(sort $(wildcard tests/integration/[0-9]*.sh))
@@ -219,6 +219,15 @@ $$($(1)_TESTS): $(B)/tests/%: $(B)/obj/tests/unit/%.o \
 $$($(1)_TESTS:$(B)/tests/%=$(B)/obj/tests/unit/%.o): ALL_CFLAGS += -Idaemons/$(1)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_test_rule,$(d))))
+
+# The doctor's tool under test: tests/unit/test_doctor_tool.c links its objects but main.o, as
+# a daemon's tests do, and libcurl with them.
+DOCTOR_TOOL_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(filter-out tools/iotsec-doctor/main.c,\
+	$(wildcard tools/iotsec-doctor/*.c)))
+$(B)/tests/test_doctor_tool: $(B)/obj/tests/unit/test_doctor_tool.o $(DOCTOR_TOOL_OBJ) $(UNIT_LIB) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(DOCTOR_LIBS) $(CMOCKA_LIBS)
+$(B)/obj/tests/unit/test_doctor_tool.o: ALL_CFLAGS += -Itools/iotsec-doctor $(DOCTOR_CFLAGS)
 
 $(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/bench/timing.o \
 		$(B)/obj/tests/unit/fixture.o $(LIB)

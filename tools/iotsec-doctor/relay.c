@@ -99,6 +99,7 @@ int relay_name_of(const char *cmd, const char *opt, const struct iotsec_config *
 {
 	const char *list = cfg->sensord.relay ? cfg->sensord.relay : "";
 	size_t skip = strspn(list, " \t,"), len = strcspn(list + skip, " \t,");
+	char name[CERT_NAME_MAX];
 
 	if (opt) {
 		if (!ca_name_valid(opt)) {
@@ -115,11 +116,13 @@ int relay_name_of(const char *cmd, const char *opt, const struct iotsec_config *
 			cmd);
 		return -1;
 	}
-	snprintf(ret, CERT_NAME_MAX, "%.*s", (int)len, list + skip);
-	if (!ca_name_valid(ret)) {
-		fprintf(stderr, "iotsec-doctor %s: sensord.relay: bad relay name '%s'\n", cmd, ret);
+	snprintf(name, sizeof(name), "%.*s", (int)len, list + skip);
+	if (!ca_name_valid(name)) {
+		fprintf(stderr, "iotsec-doctor %s: sensord.relay: bad relay name '%s'\n", cmd,
+			name);
 		return -1;
 	}
+	memcpy(ret, name, sizeof(name));
 	return 0;
 }
 
