@@ -12,11 +12,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "ca.h"
 #include "doctor.h"
 #include "encoding.h"
 #include "file.h"
@@ -136,14 +144,16 @@ static void test_grant_ack_envelopes(void **state)
 	struct doctor_grant g = {.kit = "pi1", .start = 5, .issued_ms = 1767225600000}, back;
 	struct envelope_msg m = {0};
 	char kit[CERT_NAME_MAX], *text = NULL;
+	X509 *pi1;
 	uint64_t seq;
 	json_t *body = NULL;
 	size_t len;
 
 	(void)state;
 	memset(g.root, 0x42, sizeof(g.root));
-	assert_int_equal(doctor_grant_build(&g, X509_get0_pubkey(fixture_cert(&fx, "pi1")), &body),
-			 0);
+	pi1 = fixture_cert(&fx, "pi1");
+	assert_int_equal(doctor_grant_build(&g, X509_get0_pubkey(pi1), &body), 0);
+	X509_free(pi1);
 	assert_int_equal(doctor_seal(&doc, DOCTOR_MSG_GRANT, "pi1", NULL, body, &text, &len), 0);
 	json_decref(body);
 	assert_int_equal(open_as("pi1", kit_rules, text, len, &m), 0);
@@ -447,6 +457,141 @@ static void test_open(void **state)
 	doctor_roots_free(&roots);
 }
 
+/* A free TCP port on the loopback (the kernel's choice; another may take it before the server
+ * does, which a test run would show plainly). */
+static int free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* openssl s_server -WWW with name's certificate and key (from dir): a real TLS server that
+ * answers GET /api/challenge from the file www/api/challenge. */
+static pid_t server_start(const char *dir, const char *name, int *ret_port)
+{
+	char crt[256], key[256], accept[64], www[256];
+	int port = free_port();
+	pid_t pid;
+
+	snprintf(crt, sizeof(crt), "%s/%s.crt", dir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, name);
+	snprintf(accept, sizeof(accept), "127.0.0.1:%d", port);
+	snprintf(www, sizeof(www), "%s", at("www"));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		if (null < 0 || chdir(www) < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+		    dup2(null, 2) < 0)
+			_exit(127);
+		execlp("openssl", "openssl", "s_server", "-accept", accept, "-cert", crt, "-key",
+		       key, "-WWW", "-quiet", (char *)NULL);
+		_exit(127);
+	}
+	/* Ready when it accepts. */
+	for (int i = 0; i < 100; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+		ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (ok)
+			break;
+		usleep(50 * 1000);
+	}
+	*ret_port = port;
+	return pid;
+}
+
+static void server_stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+/* GET /api/challenge from a server showing shown's certificate (of dir), the doctor expecting
+ * the relay named want: 0 and the answer, or the refusal. */
+static int challenge(const char *dir, const char *shown, const char *want, json_t **ret)
+{
+	struct doctor_dir d = doc;
+	struct relay *r = NULL;
+	char url[64];
+	int port, rc;
+	pid_t pid = server_start(dir, shown, &port);
+
+	d.dir = at("home"); /* its ca.crt: the home's CA */
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", port);
+	assert_int_equal(relay_open("test", &d, url, want, &r), 0);
+	rc = relay_call(r, "GET", "/api/challenge", NULL, ret);
+	relay_free(r);
+	server_stop(pid);
+	return rc;
+}
+
+static void enrol(const char *ca_dir, const char *out, const char *name, enum cert_role role)
+{
+	struct ca_enrol_req req = {.device = name,
+				   .role = role,
+				   .not_before = time(NULL) - 60,
+				   .not_after = time(NULL) + 86400,
+				   .out_dir = out};
+
+	assert_int_equal(file_mkdirs(out, 0700), 0);
+	assert_int_equal(ca_enrol(ca_dir, &req), 0);
+}
+
+/* The relay is pinned in the handshake: the home's CA, the name the doctor gave, the relay
+ * role. Anything else is refused before a request leaves. */
+static void test_relay_tls(void **state)
+{
+	const char *answer =
+	    "{\"relay\":\"relay1\",\"nonce\":\"0123456789abcdef0123456789abcdef\"}";
+	char home[256], other[256];
+	struct doctor_dir d = doc;
+	struct relay *r = NULL;
+	json_t *o = NULL;
+
+	(void)state;
+	snprintf(home, sizeof(home), "%s", at("home"));
+	snprintf(other, sizeof(other), "%s", at("other"));
+	enrol(fx.ca_dir, home, "relay1", CERT_ROLE_RELAY);
+	enrol(fx.ca_dir, home, "relay2", CERT_ROLE_RELAY);
+	enrol(fx.ca_dir, home, "node7", CERT_ROLE_NODE);
+	enrol(fx.other_ca_dir, other, "relay1", CERT_ROLE_RELAY);
+	assert_int_equal(file_mkdirs(at("www/api"), 0755), 0);
+	assert_int_equal(file_write_atomic(at("www/api/challenge"), answer, strlen(answer), 0644),
+			 0);
+
+	/* The relay named relay1, of the home: its answer comes. */
+	assert_int_equal(challenge(home, "relay1", "relay1", &o), 0);
+	assert_string_equal(json_string_value(json_object_get(o, "relay")), "relay1");
+	json_decref(o);
+	o = NULL;
+	/* Another relay of the home than the one named; a node of the home; a relay1 of another
+	 * home: the handshake fails, nothing comes. */
+	assert_int_equal(challenge(home, "relay2", "relay1", &o), -EIO);
+	assert_int_equal(challenge(home, "node7", "node7", &o), -EIO);
+	assert_int_equal(challenge(other, "relay1", "relay1", &o), -EIO);
+	assert_null(o);
+	/* Nothing but https. */
+	d.dir = home;
+	assert_int_equal(relay_open("test", &d, "http://127.0.0.1:1/", "relay1", &r), -1);
+	assert_int_equal(relay_open("test", &d, "https://", "relay1", &r), -1);
+	assert_int_equal(relay_open("test", &d, "https://a b/", "relay1", &r), -1);
+	assert_null(r);
+}
+
 static void test_relay_name(void **state)
 {
 	struct iotsec_config cfg = {0};
@@ -476,6 +621,7 @@ int main(void)
 	    cmocka_unit_test(test_wrapped),	   cmocka_unit_test(test_seen),
 	    cmocka_unit_test(test_seen_bad_files), cmocka_unit_test(test_seen_ranges_max),
 	    cmocka_unit_test(test_open),	   cmocka_unit_test(test_relay_name),
+	    cmocka_unit_test(test_relay_tls),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

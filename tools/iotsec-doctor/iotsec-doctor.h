@@ -130,8 +130,11 @@ struct relay;
  * the problem and returns -1. */
 int relay_name_of(const char *cmd, const char *opt, const struct iotsec_config *cfg,
 		  char ret[CERT_NAME_MAX]);
-/* Connect to url (https://HOST[:PORT]), trusting only a certificate of the home's CA (D/ca.crt)
- * whose name is name and role relay, and log in as the doctor. Prints the problem, -1. */
+/* Talk to url (https://HOST[:PORT]), trusting only a certificate of the home's CA (D/ca.crt)
+ * whose name is name and role relay; not logged in yet. Prints the problem, -1. */
+int relay_open(const char *cmd, struct doctor_dir *d, const char *url, const char *name,
+	       struct relay **ret);
+/* relay_open(), then log in as the doctor. */
 int relay_login(const char *cmd, struct doctor_dir *d, const char *url, const char *name,
 		struct relay **ret);
 /* One API call: body (NULL for none) as JSON; *ret the answer's JSON (2xx). A refusal

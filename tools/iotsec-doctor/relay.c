@@ -274,8 +274,8 @@ out:
 	return rc;
 }
 
-int relay_login(const char *cmd, struct doctor_dir *d, const char *url, const char *name,
-		struct relay **ret)
+int relay_open(const char *cmd, struct doctor_dir *d, const char *url, const char *name,
+	       struct relay **ret)
 {
 	char ca[DOCTOR_DIR_MAX + 16];
 	struct relay *r = NULL;
@@ -329,14 +329,27 @@ int relay_login(const char *cmd, struct doctor_dir *d, const char *url, const ch
 		goto out;
 	}
 	curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->headers);
-	if (relay_relogin(r, d) < 0)
-		goto out;
 	*ret = r;
 	r = NULL;
 	rc = 0;
 out:
 	relay_free(r);
 	return rc;
+}
+
+int relay_login(const char *cmd, struct doctor_dir *d, const char *url, const char *name,
+		struct relay **ret)
+{
+	struct relay *r = NULL;
+
+	if (relay_open(cmd, d, url, name, &r) < 0)
+		return -1;
+	if (relay_relogin(r, d) < 0) {
+		relay_free(r);
+		return -1;
+	}
+	*ret = r;
+	return 0;
 }
 
 void relay_free(struct relay *r)
