@@ -80,6 +80,16 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 	return 0;
 }
 
+/* relay_call(), logging in again once when the login has expired (a long --follow). */
+static int call(struct fetch *f, const char *method, const char *path, json_t *body, json_t **ret)
+{
+	int r = relay_call(f->relay, method, path, body, ret);
+
+	if (r == -EACCES && relay_relogin(f->relay, f->d) == 0)
+		r = relay_call(f->relay, method, path, body, ret);
+	return r == -EACCES ? relay_logged_out(f->relay, method, path) : r;
+}
+
 static const char *kit_of(struct fetch *f, const uint8_t stream[STREAM_ID_LEN], char *hex)
 {
 	struct root_slot *slot = doctor_roots_find(&f->roots, stream);
@@ -137,7 +147,7 @@ static void roots_from_relay(struct fetch *f)
 	if (f->streams_asked)
 		return;
 	f->streams_asked = true;
-	if (relay_call(f->relay, "GET", "/api/streams", NULL, &o) < 0)
+	if (call(f, "GET", "/api/streams", NULL, &o) < 0)
 		return;
 	json_array_foreach(json_object_get(o, "streams"), i, s)
 	{
@@ -271,21 +281,14 @@ static int batch(struct fetch *f, uint64_t max, bool *ret_more, size_t *ret_n)
 
 	snprintf(path, sizeof(path), "/api/fetch?max=%" PRIu64, max);
 	f->streams_asked = false;
-	if ((r = relay_call(f->relay, "GET", path, NULL, &o)) == -EACCES) {
-		/* A --follow that outlived its login: once more, with a new one. */
-		if (relay_relogin(f->relay, f->d) < 0 ||
-		    relay_call(f->relay, "GET", path, NULL, &o) < 0)
-			goto out;
-	} else if (r < 0) {
+	if (call(f, "GET", path, NULL, &o) < 0)
 		goto out;
-	}
 	if (!json_is_array(readings = json_object_get(o, "readings")) ||
 	    json_array_size(readings) > FETCH_BATCH_MAX) {
 		fprintf(stderr,
 			"iotsec-doctor fetch: the relay's answer has no list of readings\n");
 		goto out;
 	}
-	say_expired(f, json_object_get(o, "expired"));
 	if ((ids = json_array()) == NULL)
 		goto out;
 	json_array_foreach(readings, i, item)
@@ -302,6 +305,8 @@ static int batch(struct fetch *f, uint64_t max, bool *ret_more, size_t *ret_n)
 		if (id > 0 && json_array_append_new(ids, json_integer(id)) < 0)
 			goto out;
 	}
+	/* After the readings: a root taken from the relay names its kit. */
+	say_expired(f, json_object_get(o, "expired"));
 	/* Only what is printed and remembered leaves the queue. */
 	if ((r = doctor_seen_save(f->seen, f->seen_path)) < 0) {
 		fprintf(stderr, "iotsec-doctor fetch: %s: %s\n", f->seen_path, iotsec_strerror(r));
@@ -309,7 +314,7 @@ static int batch(struct fetch *f, uint64_t max, bool *ret_more, size_t *ret_n)
 	}
 	if (json_array_size(ids) > 0) {
 		if ((body = json_pack("{s:O}", "ids", ids)) == NULL ||
-		    relay_call(f->relay, "POST", "/api/delivered", body, &done) < 0)
+		    call(f, "POST", "/api/delivered", body, &done) < 0)
 			goto out;
 	}
 	*ret_more = json_is_true(json_object_get(o, "more"));
@@ -433,7 +438,7 @@ out:
 		fprintf(stderr,
 			"iotsec-doctor fetch: %" PRIu64 " readings shown, %" PRIu64
 			" refused, %" PRIu64 " seen before\n",
-			f.printed, f.refused, f.duplicates);
+			f.printed - f.out.unmapped, f.refused, f.duplicates);
 	relay_free(f.relay);
 	doctor_seen_free(f.seen);
 	doctor_roots_free(&f.roots);

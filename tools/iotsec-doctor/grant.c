@@ -71,9 +71,13 @@ static int deliver(const char *cmd, struct doctor_dir *d, const char *type, cons
 	    (extra && json_object_update(req, extra) < 0))
 		goto out;
 	r = -EIO;
-	if (relay_login(cmd, d, dest->url, dest->name, &relay) < 0 ||
-	    relay_call(relay, "POST", path, req, &answer) < 0)
+	if (relay_login(cmd, d, dest->url, dest->name, &relay) < 0)
 		goto out;
+	if ((r = relay_call(relay, "POST", path, req, &answer)) < 0) {
+		if (r == -EACCES)
+			relay_logged_out(relay, "POST", path);
+		goto out;
+	}
 	r = 0;
 out:
 	relay_free(relay);

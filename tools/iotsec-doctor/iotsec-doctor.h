@@ -138,10 +138,13 @@ int relay_open(const char *cmd, struct doctor_dir *d, const char *url, const cha
 int relay_login(const char *cmd, struct doctor_dir *d, const char *url, const char *name,
 		struct relay **ret);
 /* One API call: body (NULL for none) as JSON; *ret the answer's JSON (2xx). A refusal
- * ({"error":...}, a 4xx or 5xx) is printed; -EACCES for 401 (logged out), -EIO otherwise. */
+ * ({"error":...}, a 4xx or 5xx) is printed, -EIO; but -EACCES for 401 (logged out), unsaid:
+ * the caller logs in again, or says it with relay_logged_out(). */
 int relay_call(struct relay *r, const char *method, const char *path, json_t *body, json_t **ret);
 /* Log in again (a --follow that outlived its token). */
 int relay_relogin(struct relay *r, struct doctor_dir *d);
+/* Say that method path was refused for want of a login; -EACCES. */
+int relay_logged_out(struct relay *r, const char *method, const char *path);
 void relay_free(struct relay *r);
 
 int cmd_init(int argc, char **argv);

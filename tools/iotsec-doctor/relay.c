@@ -190,8 +190,11 @@ int relay_call(struct relay *r, const char *method, const char *path, json_t *bo
 	if (status < 200 || status > 299) {
 		const char *why = json_string_value(json_object_get(o, "error"));
 
-		fprintf(stderr, "iotsec-doctor %s: relay %s refused %s %s: %ld %s\n", r->cmd,
-			r->name, method, path, status, why ? why : "(no reason given)");
+		/* 401: logged out; the caller logs in again, or says so. */
+		if (status != 401)
+			fprintf(stderr, "iotsec-doctor %s: relay %s refused %s %s: %ld %s\n",
+				r->cmd, r->name, method, path, status,
+				why ? why : "(no reason given)");
 		rc = status == 401 ? -EACCES : -EIO;
 		goto out;
 	}
@@ -205,6 +208,13 @@ out:
 }
 
 /* GET /api/challenge, POST /api/login: the bearer token in r->auth. */
+int relay_logged_out(struct relay *r, const char *method, const char *path)
+{
+	fprintf(stderr, "iotsec-doctor %s: relay %s refused %s %s: not logged in (401)\n", r->cmd,
+		r->name, method, path);
+	return -EACCES;
+}
+
 int relay_relogin(struct relay *r, struct doctor_dir *d)
 {
 	json_t *o = NULL, *done = NULL;
@@ -214,8 +224,12 @@ int relay_relogin(struct relay *r, struct doctor_dir *d)
 	long status = 0;
 	int rc = -EIO;
 
-	if (relay_call(r, "GET", "/api/challenge", NULL, &o) < 0)
+	if ((rc = relay_call(r, "GET", "/api/challenge", NULL, &o)) < 0) {
+		if (rc == -EACCES)
+			relay_logged_out(r, "GET", "/api/challenge");
+		rc = -EIO;
 		goto out;
+	}
 	relay = json_string_value(json_object_get(o, "relay"));
 	nonce = json_string_value(json_object_get(o, "nonce"));
 	if (relay == NULL || nonce == NULL || strlen(nonce) != RELAY_NONCE_LEN ||
