@@ -161,7 +161,8 @@ async function poll() {
 		render();
 		view.error("");
 		view.status(`Signed in to ${state.relay} as ${state.ident.cert.name}: ${state.streams.size} ` +
-			`stream${state.streams.size === 1 ? "" : "s"}, updated ${new Date().toLocaleTimeString()}.`);
+			`stream${state.streams.size === 1 ? "" : "s"}.`);
+		view.updated(Date.now());
 	} catch (e) {
 		if (gen !== state.generation) return;
 		view.error(`Could not update: ${e.message}. Trying again.`);

@@ -21,12 +21,26 @@ export function show(id, on) {
 	$(id).hidden = !on;
 }
 
+// The live region speaks only when its text changes: a poll that found nothing new is silent.
 export function status(text) {
-	$("status").textContent = text;
+	if ($("status").textContent !== text) $("status").textContent = text;
+}
+
+export function updated(ms) {
+	$("updated").textContent = `Updated ${new Date(ms).toLocaleTimeString()}.`;
+}
+
+// Replace a list's items only when they differ, so that a screen reader is not told the same
+// emergency again at every poll.
+function replaceItems(ul, items) {
+	const text = items.map((li) => li.textContent).join("\n");
+	if (ul.dataset.shown === text) return;
+	ul.dataset.shown = text;
+	ul.replaceChildren(...items);
 }
 
 export function error(text) {
-	$("error").textContent = text || "";
+	if ($("error").textContent !== (text || "")) $("error").textContent = text || "";
 	$("error").hidden = !text;
 }
 
@@ -53,6 +67,12 @@ function patientSection(kit) {
 	const after = [...list.children].find((s) => s.querySelector("h3").textContent > kit);
 	list.insertBefore(sec, after || null);
 	return sec;
+}
+
+// A time on the x axis: the date too when the chart spans more than a day.
+function tick(v) {
+	const d = new Date(v);
+	return this.max - this.min > 86400000 ? `${d.toLocaleDateString()} ${d.toLocaleTimeString()}` : d.toLocaleTimeString();
 }
 
 // The charts: key "kit\u0000sensor" -> {chart, points, unit, figure, table, canvas}.
@@ -103,7 +123,7 @@ function chartFor(kit, sensor, unit) {
 			},
 			scales: {
 				x: { type: "linear", title: { display: true, text: "time" },
-					ticks: { maxTicksLimit: 6, callback: (v) => new Date(v).toLocaleTimeString() } },
+					ticks: { maxTicksLimit: 6, callback: tick } },
 				y: { title: { display: !!unit, text: unit } },
 			},
 		},
@@ -141,11 +161,11 @@ export function plot(readings) {
 // Emergencies not yet acknowledged: [{kit, header, value}], newest first. onAck(kit, seq).
 export function emergencies(list, onAck, busy) {
 	const ul = $("emergency-list");
-	ul.replaceChildren(...list.map((r) => {
+	replaceItems(ul, list.map((r) => {
 		const v = r.value;
 		const what = `${r.kit}: ${v.sensor} ${fmtValue(v.value, v.unit)} ` +
 			`(threshold ${fmtValue(v.threshold, v.unit)}) at ${fmtTime(r.header.timeMs)}, seq ${r.header.seq}`;
-		const b = el("button", { type: "button", text: "Acknowledge",
+		const b = el("button", { type: "button", text: busy.has(r.kit) ? "Acknowledging…" : "Acknowledge",
 			"aria-label": `Acknowledge ${r.kit}'s emergencies up to seq ${r.header.seq}`,
 			onclick: () => onAck(r.kit, r.header.seq) });
 		if (busy.has(r.kit)) b.disabled = true;
@@ -156,7 +176,7 @@ export function emergencies(list, onAck, busy) {
 
 // The relay's expired rows, the stream named by its kit where we know it.
 export function expired(rows, kitOf) {
-	$("expired-list").replaceChildren(...rows.map((e) => el("li", {
+	replaceItems($("expired-list"), rows.map((e) => el("li", {
 		text: `${kitOf(e.stream)}: ${e.count} reading${e.count === 1 ? "" : "s"} removed ` +
 			`(seq ${e.first_seq} to ${e.last_seq}, ${e.undelivered} never delivered), last at ${fmtTime(e.at_ms)}`,
 	})));
@@ -165,7 +185,7 @@ export function expired(rows, kitOf) {
 
 // What did not open: [{what, count, why}].
 export function problems(rows) {
-	$("problem-list").replaceChildren(...rows.map((p) => el("li", {
+	replaceItems($("problem-list"), rows.map((p) => el("li", {
 		text: `${p.what}: ${p.count} refused, the last because: ${p.why}`,
 	})));
 	show("problems", rows.length > 0);
@@ -174,6 +194,10 @@ export function problems(rows) {
 export function reset() {
 	for (const c of charts.values()) c.chart.destroy();
 	charts.clear();
-	for (const id of ["patient-list", "emergency-list", "expired-list", "problem-list"]) $(id).replaceChildren();
+	for (const id of ["patient-list", "emergency-list", "expired-list", "problem-list"]) {
+		$(id).replaceChildren();
+		delete $(id).dataset.shown;
+	}
+	$("updated").textContent = "";
 	for (const id of ["emergencies", "expired", "problems", "patients"]) show(id, false);
 }

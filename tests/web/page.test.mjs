@@ -11,8 +11,9 @@
 //   expected.json  [{"kit":"kit1","sensor":"pulse","time_ms":T,"value":72,"emergency":false}, ...]
 //                  every reading the page should chart, no more, no less
 //   secrets.json   {"roots":["<b64>",...],"plaintexts":["{\"sensor\":...}",...]}: each root and
-//                  each reading's plaintext JSON, to be found in no request (the key's PEM, DER
-//                  and base64 are always looked for)
+//                  each reading's plaintext JSON, to be found in no request, as they are, in hex
+//                  or in base64 at any alignment (inside a signed envelope's "msg", say); the
+//                  key's private parts are always looked for, in its PEM, DER and base64 forms
 //   --ack KIT:SEQ  press that emergency's Acknowledge button; the relay must take the EMERGENCY_ACK
 //                  and the emergency leave the list
 // playwright-core is found in tests/web/node_modules, or in $PLAYWRIGHT_MODULES (a node_modules
@@ -67,6 +68,18 @@ const { chromium } = createRequire(join(modules, "noop.js"))("playwright-core");
 // is looked for by its private parts (d, p, q and the CRT values), in base64 at each of the
 // three byte alignments a longer blob (its PEM, its DER, PKCS#1 or PKCS#8) would put them, in
 // base64url and in hex: its public half (the modulus) is in the certificate, which does travel.
+// The base64 and base64url text bytes take inside any longer blob: one for each of the three
+// byte alignments, each cut short of its last group (which the bytes after it change).
+function b64Inner(bytes) {
+	const out = [];
+	for (let a = 0; a < 3; a++) {
+		const b = bytes.subarray(a);
+		const n = Math.floor(b.length / 3) * 4 - 4;
+		if (n >= 8) out.push(b.toString("base64").slice(0, n), b.toString("base64url").slice(0, n));
+	}
+	return out;
+}
+
 function needles() {
 	const out = [["a PEM private key", "PRIVATE KEY-----"]];
 	const key = createPrivateKey(readFileSync(o.key, "utf8"));
@@ -77,22 +90,20 @@ function needles() {
 	};
 	for (const p of ["d", "p", "q", "dp", "dq", "qi"]) {
 		const raw = Buffer.from(jwk[p], "base64url");
-		for (let a = 0; a < 3; a++) {
-			const b = raw.subarray(a);
-			const n = Math.floor(b.length / 3) * 4 - 4; // whole groups only, short of the end
-			pieces(`the key's ${p} (base64)`, b.toString("base64").slice(0, n));
-			pieces(`the key's ${p} (base64url)`, b.toString("base64url").slice(0, n));
-		}
+		for (const t of b64Inner(raw)) pieces(`the key's ${p} (base64)`, t);
 		pieces(`the key's ${p} (hex)`, raw.toString("hex"));
 	}
 	if (o.secrets) {
 		const s = JSON.parse(readFileSync(o.secrets, "utf8"));
 		for (const r of s.roots || []) {
 			const raw = Buffer.from(r, "base64");
-			out.push(["a root (base64)", r], ["a root (hex)", raw.toString("hex")], ["a root (base64url)", raw.toString("base64url")]);
+			out.push(["a root (hex)", raw.toString("hex")]);
+			for (const t of b64Inner(raw)) out.push(["a root (base64)", t]);
 		}
-		for (const t of s.plaintexts || [])
-			out.push(["a reading's plaintext", t], ["a reading's plaintext (base64)", Buffer.from(t).toString("base64")]);
+		for (const t of s.plaintexts || []) {
+			out.push(["a reading's plaintext", t]);
+			for (const b of b64Inner(Buffer.from(t))) out.push(["a reading's plaintext (base64)", b]);
+		}
 	}
 	return out;
 }
