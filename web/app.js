@@ -8,10 +8,11 @@ import * as view from "./view.js";
 
 const POLL_MS = 2000;
 const HISTORY_MAX = 1000; // RELAYD_FETCH_MAX
-// History is by seq: a reading that reaches the relay late (a kit's spool sent after an outage)
-// can have a seq below the newest we have. Every RESCAN_POLLS polls the whole kept history is
-// read again, and what is new in it charted.
+// History is by seq: a reading stored late (committed by another relay instance after a later
+// seq, or sent again by a kit after an outage) can have a seq below the newest we have. Every
+// RESCAN_POLLS polls the last RESCAN_BACK seqs are read again, and what is new in them charted.
 const RESCAN_POLLS = 30;
+const RESCAN_BACK = HISTORY_MAX;
 const ACKED_KEY = "iotsec.acked."; // localStorage: the highest seq acknowledged per kit
 
 const state = {
@@ -154,7 +155,8 @@ async function poll() {
 		await refreshStreams();
 		const opened = [];
 		const rescan = state.polls++ % RESCAN_POLLS === RESCAN_POLLS - 1;
-		for (const [hexId, st] of state.streams) await pullStream(hexId, st, rescan ? 0 : st.after, opened);
+		for (const [hexId, st] of state.streams)
+			await pullStream(hexId, st, rescan ? Math.max(0, st.after - RESCAN_BACK) : st.after, opened);
 		await refreshExpired();
 		if (gen !== state.generation) return;
 		view.plot(opened);

@@ -146,6 +146,12 @@ export function plot(readings) {
 		touched.add(c);
 	}
 	for (const c of touched) {
+		// A minute at least across, so that one reading is not alone on a scale of years.
+		const x = c.chart.options.scales.x;
+		const first = c.points[0].x,
+			span = c.points[c.points.length - 1].x - first;
+		x.min = span < 60000 ? first - (60000 - span) / 2 : undefined;
+		x.max = span < 60000 ? x.min + 60000 : undefined;
 		c.chart.update("none");
 		const last = c.points[c.points.length - 1];
 		c.latest.textContent = `Latest: ${fmtValue(last.y, c.unit)} at ${fmtTime(last.x)} (${c.points.length} reading${c.points.length === 1 ? "" : "s"})`;

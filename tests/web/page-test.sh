@@ -6,7 +6,8 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DIR=$ROOT/build/npm/tests-web
 mkdir -p "$DIR"
-if [ ! -f "$DIR/installed" ] || [ "$ROOT/tests/web/package-lock.json" -nt "$DIR/installed" ]; then
+if [ ! -f "$DIR/installed" ] ||
+	[ -n "$(find "$ROOT/tests/web/package-lock.json" -newer "$DIR/installed")" ]; then
 	echo "iotsec: npm ci for the page test (tests/web/package-lock.json) into $DIR" >&2
 	flock "$ROOT/build/npm/lock" sh -c "cp '$ROOT/tests/web/package.json' \
 		'$ROOT/tests/web/package-lock.json' '$DIR/' && cd '$DIR' && npm ci --prefer-offline \
