@@ -27,6 +27,7 @@ const state = {
 	expired: [],
 	timer: null,
 	generation: 0, // bumped at sign-out: answers for an older session are dropped
+	skewMs: 0, // the relay's clock (its Date header) less ours
 };
 
 class ApiError extends Error {
@@ -44,6 +45,8 @@ async function api(method, path, body, again = true) {
 		headers.Authorization = `Bearer ${state.token}`;
 	if (body !== undefined) headers["Content-Type"] = "application/json";
 	const r = await fetch(path, { method, headers, body, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" });
+	const date = Date.parse(r.headers.get("Date") || "");
+	if (Number.isFinite(date)) state.skewMs = date - Date.now();
 	let j = {};
 	try {
 		j = await r.json();
@@ -63,7 +66,16 @@ async function login() {
 	const c = await api("GET", "/api/challenge");
 	if (typeof c.relay !== "string" || typeof c.nonce !== "string") throw new Error("the relay's challenge is malformed");
 	const wire = await ic.loginEnvelope(state.ident, c.relay, c.nonce);
-	const s = await api("POST", "/api/login", wire);
+	let s;
+	try {
+		s = await api("POST", "/api/login", wire);
+	} catch (e) {
+		// The relay takes a login signed within a minute of its own time.
+		if (Math.abs(state.skewMs) > 30000)
+			e.message += ` (this computer's clock is ${Math.round(Math.abs(state.skewMs) / 1000)} s ` +
+				`${state.skewMs > 0 ? "behind" : "ahead of"} the relay's: set it right and sign in again)`;
+		throw e;
+	}
 	if (typeof s.token !== "string" || !/^[0-9a-f]{64}$/.test(s.token)) throw new Error("the relay's answer has no token");
 	if (s.doctor !== state.ident.cert.name) throw new Error(`the relay signed in ${s.doctor}, not ${state.ident.cert.name}`);
 	state.token = s.token;
