@@ -21,6 +21,7 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANDIR      ?= $(PREFIX)/share/man
 DOCDIR      ?= $(PREFIX)/share/doc/iotsec
 COMPDIR     ?= $(PREFIX)/share/bash-completion/completions
+WEBDIR      ?= $(PREFIX)/share/iotsec/web
 SANITIZE    ?= 0
 INTEGRATION ?= 1
 FUZZ_SECONDS ?= 30
@@ -128,6 +129,17 @@ endif
 UNIT_LIB := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
 INTEG    := $(sort $(wildcard tests/integration/[0-9]*.sh))
 
+# The doctor's page (web/): static files the relay serves (relay.web_dir), with Chart.js from
+# npm, pinned by web/package-lock.json. npm ci runs into build/npm, one tree for every build
+# (plain or SANITIZE=1: the page has no C), under a lock so two builds do not write it at once;
+# its download cache is there too (NPM_CACHE), so once filled it installs offline. Not for a Pi
+# (CROSS): the relay runs in the cloud.
+NPM_DIR  := build/npm
+NPM_CACHE ?= $(CURDIR)/$(NPM_DIR)/cache
+NPM_WEB  := $(NPM_DIR)/web/installed
+WEB_OUT  := $(if $(CROSS),,$(patsubst web/%,$(B)/web/%,$(wildcard web/*.html web/*.js web/*.svg \
+	web/*.css)) $(B)/web/chart.umd.min.js $(B)/web/chart.js-LICENSE.md)
+
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
@@ -136,7 +148,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 # Keep objects: they are not throw-away intermediates.
 .SECONDARY:
 
-all: $(PROGS) $(MANS)
+all: $(PROGS) $(MANS) $(WEB_OUT)
 
 deps:
 	@scripts/deps.sh $(DEPS_BUILD)
@@ -161,6 +173,22 @@ $(B)/build-time:
 	@mkdir -p $(@D)
 	echo $(BUILD_TIME) > $@
 FORCE:
+
+$(NPM_WEB): web/package.json web/package-lock.json | deps
+	@echo "iotsec: npm ci for the doctor's page (web/package-lock.json) into $(NPM_DIR)/web"
+	@mkdir -p $(@D)
+	@flock $(NPM_DIR)/lock sh -c 'cp web/package.json web/package-lock.json $(@D)/ && \
+		cd $(@D) && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund \
+		--loglevel=error --cache $(NPM_CACHE)' && touch $@
+$(B)/web/chart.umd.min.js: $(NPM_WEB)
+	@mkdir -p $(@D)
+	cp $(NPM_DIR)/web/node_modules/chart.js/dist/chart.umd.min.js $@
+$(B)/web/chart.js-LICENSE.md: $(NPM_WEB)
+	@mkdir -p $(@D)
+	cp $(NPM_DIR)/web/node_modules/chart.js/LICENSE.md $@
+$(B)/web/%: web/%
+	@mkdir -p $(@D)
+	cp $< $@
 
 $(B)/man/%: man/%.scd | deps
 	@mkdir -p $(@D)
@@ -305,6 +333,7 @@ install: all
 	for m in $(MANS); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 completions/* $(DESTDIR)$(COMPDIR)/
+	$(if $(WEB_OUT),install -d $(DESTDIR)$(WEBDIR) && install -m 0644 $(WEB_OUT) $(DESTDIR)$(WEBDIR)/)
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
 		install -m 0644 etc/iotsec.conf $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf
@@ -327,6 +356,8 @@ uninstall:
 	rm -f $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(wildcard completions/*)))
 	rm -f $(DESTDIR)$(DOCDIR)/README.md
+	rm -f $(addprefix $(DESTDIR)$(WEBDIR)/,$(notdir $(WEB_OUT)))
+	-rmdir $(DESTDIR)$(WEBDIR) $(DESTDIR)$(PREFIX)/share/iotsec 2>/dev/null
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec (the configuration, the device's keys)"
 	# The broker's files as shipped are ours; edited, they are the household's, like its keys.
