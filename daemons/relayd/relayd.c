@@ -6,8 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "api.h"
 #include "daemon.h"
-#include "doctor.h"
 #include "lan.h"
 #include "log.h"
 #include "proto.h"
@@ -17,19 +17,6 @@
 /* The next retention step when the last one removed a whole batch: soon, but after whatever
  * else waits on the loop. */
 #define RELAYD_EXPIRE_AGAIN_MS 10
-
-/* What the relay opens (a doctor's login; a doctor's grant and acknowledgement, addressed to a
- * kit, which http.c checks and forwards) and what it seals (receipts, any_time: a receipt stays
- * true forever). */
-/* clang-format off */
-static const struct envelope_rule rules[] = {
-    {RELAY_MSG_LOGIN, CERT_ROLE_DOCTOR, true, false},
-    {DOCTOR_MSG_GRANT, CERT_ROLE_DOCTOR, true, true},
-    {DOCTOR_MSG_ACK, CERT_ROLE_DOCTOR, true, true},
-    {RECEIPT_MSG, CERT_ROLE_RELAY, true, true},
-    {NULL, 0, false, false},
-};
-/* clang-format on */
 
 static const char *const refusal_names[RELAYD_REF_COUNT] = {
     [RELAYD_REF_TOPIC] = "topic",	[RELAYD_REF_MALFORMED] = "malformed",
@@ -76,14 +63,12 @@ static int arm_expire(struct relayd *d, uint64_t ms)
 }
 
 /* One bounded step of store_expire(); another comes at once (after the loop's other work) while
- * steps remove whole batches, else in RELAYD_EXPIRE_MS. The CA and CRL are looked at here too:
- * a doctor's revocation reaches the logins within a retention period. */
+ * steps remove whole batches, else in RELAYD_EXPIRE_MS. */
 static int on_expire(sd_event_source *s, uint64_t usec, void *ud)
 {
 	struct relayd *d = ud;
 	const struct iotsec_config *cfg = d->cfg;
 	size_t removed = 0;
-	bool changed = false;
 	int r;
 
 	(void)s, (void)usec;
@@ -97,10 +82,6 @@ static int on_expire(sd_event_source *s, uint64_t usec, void *ud)
 		log_info("retention: %zu readings expired (%llu since start)", removed,
 			 (unsigned long long)d->expired_total);
 	}
-	if ((r = cert_store_refresh(d->ca, &changed)) < 0)
-		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
-	else if (changed)
-		log_info("CA or CRL changed: loaded again");
 	arm_expire(d, removed >= RELAYD_EXPIRE_BATCH ? RELAYD_EXPIRE_AGAIN_MS : RELAYD_EXPIRE_MS);
 	return 0;
 }
@@ -139,7 +120,9 @@ static int verb_status(json_t *req, json_t **ret, void *ud)
 	    (json_int_t)d->n_pending, "dropped", (json_int_t)d->dropped, "expired",
 	    (json_int_t)d->expired_total, "refused", total, "refused_by", by ? by : json_object(),
 	    "rate", relayd_rate(d));
-	return *ret ? 0 : -ENOMEM;
+	if (*ret == NULL)
+		return -ENOMEM;
+	return relayd_api_status(d, *ret); /* the doctors' side: logins, sessions */
 }
 
 static int queue_json(const struct store_queue *q, void *ud)
@@ -200,7 +183,7 @@ static int identity_load(struct relayd *d)
 	const char *what = NULL;
 	int r;
 
-	if ((r = lan_member_load(d->cfg, rules, &m, &what)) < 0) {
+	if ((r = lan_member_load(d->cfg, relayd_rules, &m, &what)) < 0) {
 		log_errx("%s: %s", what ? what : "device", iotsec_strerror(r));
 		return r;
 	}

@@ -26,8 +26,6 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "ca.h"
-#include "clock.h"
 #include "crypto.h"
 #include "log.h"
 #include "mqtt.h"
@@ -160,19 +158,8 @@ static const struct envelope_rule kit_rules[] = {
 
 static int group_setup(void **state)
 {
-	int64_t now = clock_now();
-	char out[PATH_MAX + 8];
-	struct ca_enrol_req req = {.device = "relay1",
-				   .role = CERT_ROLE_RELAY,
-				   .not_before = now - 60,
-				   .not_after = now + 86400,
-				   .out_dir = out};
-
 	(void)state;
-	if (fixture_home(&fx) < 0)
-		return -1;
-	snprintf(out, sizeof(out), "%s/out", fx.dir);
-	return ca_enrol(fx.ca_dir, &req) < 0 ? -1 : 0;
+	return fixture_home(&fx) < 0 ? -1 : 0;
 }
 
 static int group_teardown(void **state)
