@@ -423,6 +423,8 @@ static void on_message(const char *topic, const void *payload, size_t len, int q
 	relayd_on_reading(ud, topic, payload, len);
 }
 
+/* Without a loop (d->loop NULL: the fuzz target) there is no broker and no commit timer: the
+ * caller commits, and receipts are sealed but not sent. */
 int relayd_ingest_start(struct relayd *d)
 {
 	const struct iotsec_config *cfg = d->cfg;
