@@ -204,7 +204,7 @@ static int ctl(struct pg_server *pg, const char *verb, const char *mode)
 
 int pg_start(struct pg_server *pg)
 {
-	char version[16];
+	char version[24];
 	struct passwd *pw;
 	int r;
 
