@@ -315,6 +315,16 @@ build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/obj/tests/
 	@mkdir -p $(@D)
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
+# The relay's targets (fuzz_relay_*) link its objects but main.o, see its headers and link
+# RELAY_LIBS; make picks this rule over the one above (the shorter stem).
+RELAYD_FUZZ_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out daemons/relayd/main.c,\
+	$(wildcard daemons/relayd/*.c)))
+build-fuzz/obj/tests/fuzz/fuzz_relay_%.o: ALL_CFLAGS += -Idaemons/relayd $(RELAY_CFLAGS)
+build-fuzz/fuzz/fuzz_relay_%: build-fuzz/obj/tests/fuzz/fuzz_relay_%.o \
+		build-fuzz/obj/tests/fuzz/fuzzlib.o $(RELAYD_FUZZ_OBJ) build-fuzz/libiotsec.a
+	@mkdir -p $(@D)
+	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS) $(RELAY_LIBS)
+
 UNITS := $(wildcard systemd/*.service systemd/*.target)
 MQTT_ETC := iotsec-broker.conf iotsec.acl
 

@@ -116,6 +116,10 @@ struct relayd {
 	size_t n_pending;
 	sd_event_source *commit_timer;
 	uint64_t received, stored, duplicates, receipts, commit_failures;
+	/* Readings dropped because the pending array was full while commits failed: the broker
+	 * had acknowledged them, but the kit keeps each until its receipt and sends it again. */
+	uint64_t dropped, dropped_said;
+	bool commit_failing; /* the last commit failed: said once, tried again at the timer */
 	uint64_t refused[RELAYD_REF_COUNT];
 	/* (kit, reason) pairs already logged, so a flood is said once. */
 	struct relayd_said {

@@ -140,6 +140,7 @@ static int fixture_make(struct fixture *f)
 	    enrol(f, f->ca_dir, "pi2", CERT_ROLE_NODE, now - 60, now + year) < 0 ||
 	    enrol(f, f->ca_dir, "ctl1", CERT_ROLE_CONTROLLER, now - 60, now + year) < 0 ||
 	    enrol(f, f->ca_dir, "doc1", CERT_ROLE_DOCTOR, now - 60, now + year) < 0 ||
+	    enrol(f, f->ca_dir, "relay1", CERT_ROLE_RELAY, now - 60, now + year) < 0 ||
 	    enrol(f, f->ca_dir, "revoked", CERT_ROLE_NODE, now - 60, now + year) < 0 ||
 	    ca_revoke(f->ca_dir, "revoked") < 0 ||
 	    enrol(f, f->ca_dir, "expired", CERT_ROLE_NODE, now - 2 * 86400, now - 86400) < 0 ||
