@@ -22,7 +22,7 @@ BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev lib
 libjansson-dev libsystemd-dev scdoc libmicrohttpd-dev libpq-dev libcurl4-openssl-dev"
 TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
 python3-cryptography nftables xxd procps util-linux man-db systemd debootstrap systemd-container
-faketime postgresql chromium"
+faketime postgresql chromium sqlite3"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;

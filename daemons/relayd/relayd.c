@@ -226,9 +226,11 @@ int relayd_start(struct relayd *d, const struct iotsec_config *cfg, sd_event *lo
 	d->cfg = cfg, d->loop = loop;
 	if ((r = identity_load(d)) < 0 || (r = store_start(d)) < 0)
 		return r;
+	/* The first run soon after start: a relay that was down a while has readings past the
+	 * limit now, and a doctor should not see them as kept for another minute. */
 	if ((r = sd_event_add_time_relative(loop, &d->expire_timer, CLOCK_MONOTONIC,
-					    (uint64_t)RELAYD_EXPIRE_MS * 1000, 0, on_expire, d)) <
-	    0) {
+					    (uint64_t)RELAYD_EXPIRE_FIRST_MS * 1000, 0, on_expire,
+					    d)) < 0) {
 		log_errx("retention timer: %s", iotsec_strerror(r));
 		return r;
 	}

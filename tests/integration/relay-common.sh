@@ -1,0 +1,70 @@
+# Shared by the relay tests (160-169): source it after common.sh and sensord-common.sh. The
+# relay (iotsec-relayd, a certificate of the home with the relay role) runs on a host of its own,
+# subscribed to the home broker, with its SQLite store in its state directory and its HTTPS
+# interface on RELAY_PORT serving the page from the build. A doctor reaches it from the doctor's
+# host with iotsec-doctor; a kit trusts its receipts (sensord.relay).
+
+RELAY_PORT=8443
+WEB_DIR=$(cd "$IOTSEC_BIN/../web" 2>/dev/null && pwd || echo /nonexistent)
+# A commit at least every 20 ms, so a test never waits on the group commit; a kit sends a doctor
+# reading again 3 s after it went without a receipt.
+RELAY_KIT='relay = "relay1"; receipt_s = 3;'
+
+# relay I NAME [SETTINGS]: enrol NAME with the relay role, host I for it, and its configuration:
+# the broker's address, its store in its state, the page, then SETTINGS.
+relay() {
+	iotsec-pki enrol --dir "$T/ca" --device "$2" --role relay --out "$T/$2" \
+		>"$T/$2-enrol.log" 2>&1 || fail "enrol relay $2: $(cat "$T/$2-enrol.log")"
+	host_config "$1" "$2"
+	printf 'relay = { %s };\n' "$(settings_merge "broker = \"$BROKER_IP\"; database = \"$T/$2/state/relay.db\"; http_port = $RELAY_PORT; web_dir = \"$WEB_DIR\"; commit_ms = 20;" "${3:-}")" \
+		>>"$T/$2/iotsec.conf"
+}
+
+# run_relay NAME: start NAME's relayd; its pid in RELAY_<NAME>.
+run_relay() {
+	run "$1" relayd
+	eval "RELAY_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)=\$LAST_PID"
+}
+relay_pid() { eval "echo \$RELAY_$(echo "$1" | tr -c 'a-zA-Z0-9\n' _)"; }
+
+# relay_call NAME VERB: one reply of NAME's relayd to VERB (status, relay); "" when it does not
+# answer.
+relay_call() { ctl "$T/$1/run/relayd/relayd.sock" "{\"v\":1,\"verb\":\"$2\"}" 2>/dev/null || true; }
+# rfield NAME VERB KEY: one field of that reply.
+rfield() { relay_call "$1" "$2" | json_get "[\"$3\"]" 2>/dev/null || true; }
+relay_ready() { [ "$(rfield "$1" status broker)" = connected ]; }
+relay_url() { echo "https://$NET.$(host_of "$1"):$RELAY_PORT"; }
+
+# doctor_via RELAY NAME COMMAND ARGS...: iotsec-doctor COMMAND of doctor NAME, on its host,
+# through RELAY.
+doctor_via() {
+	_r=$1
+	_n=$2
+	_c=$3
+	shift 3
+	on "$(host_of "$_n")" iotsec-doctor -c "$T/$_n/iotsec.conf" "$_c" --dir "$T/$_n" \
+		--relay "$(relay_url "$_r")" --relay-name "$_r" "$@"
+}
+
+# grant_via RELAY DOCTOR KIT: DOCTOR grants KIT a doctor stream through RELAY.
+grant_via() {
+	doctor_via "$1" "$2" grant --kit "$3" --kit-cert "$T/$3/$3.crt" >"$T/$2/grant.log" 2>&1 ||
+		fail "iotsec-doctor grant through $1: $(cat "$T/$2/grant.log")"
+}
+
+# fetch_json RELAY DOCTOR FILE: what the relay queued for DOCTOR, opened, one JSON object a line
+# added to FILE; stderr in FILE.err.
+fetch_json() {
+	doctor_via "$1" "$2" fetch --format json >>"$3" 2>>"$3.err" ||
+		fail "iotsec-doctor fetch: $(tail -n 5 "$3.err")"
+}
+
+# awaiting NAME: doctor readings NAME's sensord holds until a receipt comes (with those not yet
+# sent: the spool).
+awaiting() { sstatus "$1" | json_get '["spooled"]'; }
+
+# store_dump NAME: everything in NAME's SQLite store, as sqlite3 .dump prints it (blobs in hex).
+store_dump() {
+	command -v sqlite3 >/dev/null || fail "no sqlite3 (scripts/deps.sh test installs it)"
+	sqlite3 "$T/$1/state/relay.db" .dump
+}
