@@ -68,3 +68,75 @@ store_dump() {
 	command -v sqlite3 >/dev/null || fail "no sqlite3 (scripts/deps.sh test installs it)"
 	sqlite3 "$T/$1/state/relay.db" .dump
 }
+
+# --- Ten thousand readings (161, 162) ----------------------------------------------------------
+BULK_SENSORS="d0 d1 d2 d3 d4 d5 d6 d7 d8 d9"
+BULK_ROWS=1000
+
+# bulk_home: the home, relay1 (running), drwho, and kit1 with ten doctor sensors of BULK_ROWS
+# rows each, every value its row number (so each reading names itself), sending every 20 ms:
+# 10,000 readings in about 20 s. kit1 is granted and running when it returns.
+bulk_home() {
+	sensord_home
+	_sensors=""
+	for _s in $BULK_SENSORS; do
+		seq 1 $BULK_ROWS | sed "s/^/$_s,/; s/\$/,\/min/" >"$T/$_s.csv"
+		_sensors="$_sensors $_s=replay:$T/$_s.csv"
+	done
+	kit 1 hub controller
+	kit 2 kit1 node "sensors = \"${_sensors# }\"; doctor_sensors = \"$BULK_SENSORS\"; interval_ms = 20; spool_sync_ms = 20; $RELAY_KIT"
+	relay 7 relay1
+	doctor 5 drwho
+	run_relay relay1
+	wait_until 10 relay_ready relay1 || fail "relay1 not connected: $(relay_call relay1 status)"
+	run_all hub
+	run_all kit1
+	wait_until 40 same_epoch hub kit1 || fail "rings not delivered"
+	# The grant first: kit1's sensord starts with it, so no row is read before the doctor stream
+	# exists (a doctor row read with no doctor is not sent: it is the doctor's alone).
+	grant_via relay1 drwho kit1
+	run_sensord hub
+	run_sensord kit1
+	wait_until 20 granted kit1 drwho || fail "kit1 did not install the grant: $(sstatus kit1)"
+}
+
+# bulk_done: every row of kit1 read, and nothing waiting for a receipt.
+bulk_done() {
+	sstatus kit1 | $PY -c 'import json, sys
+s = json.load(sys.stdin)
+sys.exit(not (all(x.get("done") for x in s["sensors"]) and s["spooled"] == 0))'
+}
+
+# bulk_check: drwho fetches everything: each of the 10,000 readings exactly once, each sensor's
+# in its order, and relay1 stores exactly 10,000.
+bulk_check() {
+	wait_until 120 bulk_done || fail "kit1 still holds readings: $(sstatus kit1)"
+	_stored=$(rfield relay1 relay readings)
+	[ "$_stored" = $((10 * BULK_ROWS)) ] || fail "relay1 stores $_stored readings, not $((10 * BULK_ROWS)): $(relay_call relay1 relay)"
+	: >"$T/bulk.out"
+	_i=0
+	while :; do
+		_before=$(wc -l <"$T/bulk.out")
+		fetch_json relay1 drwho "$T/bulk.out"
+		[ "$(wc -l <"$T/bulk.out")" -gt "$_before" ] || break
+		_i=$((_i + 1))
+		[ $_i -lt 100 ] || fail "fetch does not end"
+	done
+	$PY - "$T/bulk.out" "$BULK_ROWS" $BULK_SENSORS <<'PY' || fail "what drwho fetched is wrong (above)"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+n = int(sys.argv[2])
+ok = True
+keys = [(r["device"], r["seq"]) for r in rows]
+if len(keys) != len(set(keys)):
+    print("duplicates delivered:", len(keys) - len(set(keys)))
+    ok = False
+for s in sys.argv[3:]:
+    vals = [r["value"] for r in rows if r["sensor"] == s]
+    if vals != [float(i) for i in range(1, n + 1)]:
+        missing = sorted(set(range(1, n + 1)) - set(int(v) for v in vals))
+        print("%s: %d readings; missing %r; in order: %s" % (s, len(vals), missing[:5], vals == sorted(vals)))
+        ok = False
+sys.exit(not ok)
+PY
+}
