@@ -265,8 +265,12 @@ static bool is_api(const char *url)
 
 static enum MHD_Result too_large(struct relayd *d, struct MHD_Connection *conn)
 {
+	json_t *o = json_pack("{s:s}", "error", "the body is too large");
+	enum MHD_Result ok = respond_json(conn, 413, o);
+
 	d->http->too_large++;
-	return respond_json(conn, 413, json_pack("{s:s}", "error", "the body is too large"));
+	json_decref(o);
+	return ok;
 }
 
 /* Called first with the headers, then with each piece of the body, then once more with none. */
