@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "body.h"
+#include "clock.h"
 #include "crypto.h"
 #include "daemon.h"
 #include "doctor.h"
@@ -316,7 +317,8 @@ static void login_refused(struct call *c, const char *sender, int r)
 	if (i == h->n_said && h->n_said < RELAYD_SAID_MAX) {
 		h->said[h->n_said++] = r;
 		log_warnx("refused a doctor's login%s%s (%s): %s; said once",
-			  sender[0] ? " from " : "", sender, login_cause[why], iotsec_strerror(r));
+			  sender[0] ? " from " : "", sender, login_cause[why],
+			  r == -ETIME ? "the challenge has expired" : iotsec_strerror(r));
 	}
 	fail(c, why == RELAYD_LOGIN_MALFORMED ? 400 : 401,
 	     why == RELAYD_LOGIN_NONCE	     ? "login refused: no such challenge outstanding"
@@ -440,6 +442,7 @@ static void api_login(struct call *c)
 	s->cert = m.cert;
 	m.cert = NULL;
 	s->generation = cert_store_generation(c->d->ca);
+	s->not_after = m.sender.not_after;
 	s->expires_ms = relayd_mono_ms() + (uint64_t)c->d->cfg->relay.session_s * 1000;
 	s->expires_wall_ms = relayd_wall_ms() + (int64_t)c->d->cfg->relay.session_s * 1000;
 	c->h->logins++;
@@ -489,7 +492,9 @@ static bool authenticate(struct call *c, const char *auth)
 		return false;
 	}
 	ca_refresh(c->d);
-	if (found->generation != cert_store_generation(c->d->ca)) {
+	/* A new CRL, or the certificate's end: verified again, as a login would verify it. */
+	if (found->generation != cert_store_generation(c->d->ca) ||
+	    clock_now() > found->not_after) {
 		if ((r = cert_verify(c->d->ca, found->cert, CERT_ROLE_DOCTOR, NULL)) < 0) {
 			log_warnx("session of doctor %s ended: %s", found->doctor,
 				  iotsec_strerror(r));

@@ -50,6 +50,7 @@ struct relayd_session {
 	char doctor[CERT_NAME_MAX];
 	X509 *cert;	     /* the doctor's, verified again when the CRL changes */
 	uint64_t generation; /* cert_store_generation() it was last verified under */
+	int64_t not_after;   /* the certificate's end (clock_now() seconds) */
 	uint64_t expires_ms; /* relayd_mono_ms() */
 	int64_t expires_wall_ms;
 };

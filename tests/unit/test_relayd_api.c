@@ -508,6 +508,14 @@ static void test_tokens(void **state)
 	assert_int_equal(POST(c, "/api/ack", NULL, "{}", NULL), 401);
 	assert_int_equal(POST(c, "/api/delivered", NULL, "{\"ids\":[]}", NULL), 401);
 	free(auth);
+	/* The doctor's certificate ends (a year from now) before the session would. */
+	auth = login(c, "doc1");
+	assert_int_equal(GET(c, "/api/streams", NULL, auth, NULL), 200);
+	clock_set_fake(time(NULL) + 2 * 365 * 86400);
+	assert_int_equal(GET(c, "/api/streams", NULL, auth, NULL), 401);
+	clock_set_fake(-1);
+	assert_int_equal(GET(c, "/api/streams", NULL, auth, NULL), 401);
+	free(auth);
 }
 
 /* Last of its group: it revokes doc2 in the test home. */
