@@ -15,6 +15,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <spawn.h>
@@ -44,6 +45,7 @@
 #include "encoding.h"
 #include "file.h"
 #include "log.h"
+#include "mqtt.h"
 #include "relayd.h"
 
 #include "fixture.h"
@@ -1010,20 +1012,39 @@ static void answer_clear(struct answer *a)
 	memset(a, 0, sizeof(*a));
 }
 
-/* curl ARGS... https://relay1:PORT<path>, run while the relay's loop turns (curl is the client,
- * the relay serves from the loop as the daemon does). */
+/* Run argv (its stdout into out) while the relay's loop turns, as the daemon's would: the
+ * program is a client of the relay, or of its broker. */
+static void spawn_run(struct ctx *c, const char *const *argv, const char *out)
+{
+	int64_t end = (int64_t)time(NULL) + 30;
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st;
+
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	assert_int_equal(
+	    posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+	assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		assert_true(sd_event_run(c->loop, 20000) >= 0);
+		if ((int64_t)time(NULL) > end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			fail_msg("%s did not end", argv[0]);
+		}
+	}
+}
+
+/* curl ARGS... https://relay1:PORT<path> */
 static void curl_run(struct ctx *c, struct answer *ret, const char *path, ...)
 {
 	const char *argv[40];
 	char url[4096], resolve[128], hdr[600], out[600], status[600];
-	posix_spawn_file_actions_t fa;
 	size_t n = 0, len;
-	int64_t end = (int64_t)time(NULL) + 30;
 	const char *a;
 	char *text;
 	va_list ap;
-	pid_t pid;
-	int st;
 
 	snprintf(url, sizeof(url), "https://relay1:%d%s", c->port, path);
 	snprintf(resolve, sizeof(resolve), "relay1:%d:127.0.0.1", c->port);
@@ -1051,16 +1072,7 @@ static void curl_run(struct ctx *c, struct answer *ret, const char *path, ...)
 	va_end(ap);
 	argv[n++] = url;
 	argv[n] = NULL;
-	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-	assert_int_equal(
-	    posix_spawn_file_actions_addopen(&fa, 1, status, O_WRONLY | O_CREAT | O_TRUNC, 0600),
-	    0);
-	assert_int_equal(posix_spawnp(&pid, "curl", &fa, NULL, (char *const *)argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	while (waitpid(pid, &st, WNOHANG) == 0) {
-		assert_true(sd_event_run(c->loop, 20000) >= 0);
-		assert_true((int64_t)time(NULL) < end);
-	}
+	spawn_run(c, argv, status);
 	assert_int_equal(file_read(status, 64, &text, &len), 0);
 	ret->status = atoi(text);
 	free(text);
@@ -1220,6 +1232,132 @@ static void test_https(void **state)
 	free(env), free(nonce);
 }
 
+/* ---- through a real broker ---- */
+
+static pid_t broker = -1;
+
+/* mosquitto on 127.0.0.1:port as pi1 (the relay's broker_name), clients of the home CA only. */
+static void broker_start(struct ctx *c, int port)
+{
+	char conf[600];
+	const char *path;
+	FILE *f;
+	int log;
+
+	snprintf(conf, sizeof(conf), "%s", tmp_at(c->t, "mosquitto.conf"));
+	assert_non_null(f = fopen(conf, "w"));
+	fprintf(f,
+		"listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\n"
+		"require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n"
+		"persistence false\nlog_dest stderr\n%s",
+		port, fx.ca_crt, fixture_path(&fx, "pi1", "crt"), fixture_path(&fx, "pi1", "key"),
+		geteuid() == 0 ? "user root\n" : "");
+	assert_int_equal(fclose(f), 0);
+	path = tmp_at(c->t, "mosquitto.log");
+	assert_true((log = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0);
+	broker = fork();
+	assert_true(broker >= 0);
+	if (broker == 0) {
+		dup2(log, 1);
+		dup2(log, 2);
+		execlp("mosquitto", "mosquitto", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	close(log);
+}
+
+static int setup_broker(void **state)
+{
+	struct ctx *c;
+	int64_t end;
+
+	if (access("/usr/sbin/mosquitto", X_OK) != 0 && access("/usr/bin/mosquitto", X_OK) != 0) {
+		print_message("mosquitto is not installed (scripts/deps.sh test): skipped\n");
+		*state = NULL;
+		return 0;
+	}
+	assert_int_equal(setup_port(state, false), 0);
+	c = *state;
+	broker_start(c, c->cfg.relay.broker_port);
+	/* The relay connects (again, after its first try found nobody). */
+	for (end = (int64_t)time(NULL) + 20; !mqtt_connected(c->d.mqtt);) {
+		assert_true(sd_event_run(c->loop, 50000) >= 0);
+		assert_int_equal(waitpid(broker, NULL, WNOHANG), 0);
+		if ((int64_t)time(NULL) > end)
+			fail_msg("the relay did not connect to mosquitto");
+	}
+	return 0;
+}
+
+static int teardown_broker(void **state)
+{
+	if (broker > 0) {
+		kill(broker, SIGTERM);
+		waitpid(broker, NULL, 0);
+		broker = -1;
+	}
+	return *state ? teardown(state) : 0;
+}
+
+/* With the broker there, a grant and an ack are 200, and the grant waits retained on the
+ * relay's grant topic for the kit, exactly as the doctor signed it. */
+static void test_forward_through_broker(void **state)
+{
+	struct ctx *c = *state;
+	char *auth, *env, *body, port[16], *got;
+	const char *argv[32];
+	size_t n = 0, len;
+	json_t *o, *b;
+
+	if (c == NULL)
+		skip();
+	auth = login(c, "doc1");
+	env = grant_envelope(c, "doc1", "pi1", "pi1");
+	body = grant_body(env, HEX_A, WRAPPED);
+	assert_int_equal(POST(c, "/api/grant", auth, body, &o), 200);
+	assert_string_equal(json_string_value(json_object_get(o, "stream")), HEX_A);
+	assert_string_equal(json_string_value(json_object_get(o, "kit")), "pi1");
+	json_decref(o);
+	free(body);
+	assert_int_equal(doctor_ack_build("pi1", 5, &b), 0);
+	{
+		char *ack = seal_as(c, "doc1", DOCTOR_MSG_ACK, "pi1", "a1", b), *ab = ack_body(ack);
+
+		assert_int_equal(POST(c, "/api/ack", auth, ab, &o), 200);
+		assert_string_equal(json_string_value(json_object_get(o, "kit")), "pi1");
+		assert_int_equal(json_integer_value(json_object_get(o, "seq")), 5);
+		json_decref(o);
+		free(ab), free(ack);
+	}
+	json_decref(b);
+	/* What the kit (pi2's certificate stands in for it) finds on the topic. */
+	snprintf(port, sizeof(port), "%d", c->cfg.relay.broker_port);
+	argv[n++] = "mosquitto_sub";
+	argv[n++] = "-h";
+	argv[n++] = "127.0.0.1";
+	argv[n++] = "-p";
+	argv[n++] = port;
+	argv[n++] = "--cafile";
+	argv[n++] = fx.ca_crt;
+	argv[n++] = "--cert";
+	argv[n++] = fixture_path(&fx, "pi2", "crt");
+	argv[n++] = "--key";
+	argv[n++] = fixture_path(&fx, "pi2", "key");
+	argv[n++] = "--insecure"; /* the broker's certificate names pi1, not 127.0.0.1 */
+	argv[n++] = "-t";
+	argv[n++] = "iotsec/testhome/relay1/grant/pi1";
+	argv[n++] = "-C";
+	argv[n++] = "1";
+	argv[n++] = "-W";
+	argv[n++] = "10";
+	argv[n] = NULL;
+	spawn_run(c, argv, tmp_at(c->t, "sub.out"));
+	assert_int_equal(file_read(tmp_at(c->t, "sub.out"), 65536, &got, &len), 0);
+	assert_int_equal(len, strlen(env) + 1);
+	assert_memory_equal(got, env, strlen(env));
+	free(got), free(env), free(auth);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1234,6 +1372,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_history_and_expired, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_https, setup_https, teardown),
+	    cmocka_unit_test_setup_teardown(test_forward_through_broker, setup_broker,
+					    teardown_broker),
 	    /* Last: it revokes doc2. */
 	    cmocka_unit_test_setup_teardown(test_revoked_session_ends, setup, teardown),
 	};
