@@ -13,8 +13,8 @@ int main(int argc, char **argv)
 	int r;
 
 	daemon_setup(argc, argv, "iotsec-relayd",
-		     "keep a home's sealed doctor readings for its doctors", DAEMON_NEEDS_DEVICE,
-		     &cfg);
+		     "keep a home's sealed doctor readings for its doctors",
+		     DAEMON_NEEDS_DEVICE | DAEMON_NEEDS_RELAY, &cfg);
 	if ((r = daemon_loop_new(&e)) < 0)
 		fatalx("event loop: %s", iotsec_strerror(r));
 	relayd.ctl = daemon_ctl_server(e, &cfg, "relayd", relayd_verbs, &relayd, NULL);
