@@ -23,10 +23,11 @@
  * with it. */
 extern const struct envelope_rule relayd_rules[];
 
-#define RELAYD_NONCE_HEX  (2 * 16)
-#define RELAYD_TOKEN_HEX  (2 * 32)
-#define RELAYD_REFRESH_MS 1000 /* the CA and CRL files are looked at no more often */
-#define RELAYD_SAID_MAX	  16   /* refusal causes remembered as already logged */
+#define RELAYD_NONCE_HEX       (2 * 16)
+#define RELAYD_TOKEN_HEX       (2 * 32)
+#define RELAYD_REFRESH_MS      1000 /* the CA and CRL files are looked at no more often */
+#define RELAYD_DOCTOR_SESSIONS 8    /* sessions of one doctor at once */
+#define RELAYD_SAID_MAX	       16   /* refusal causes remembered as already logged */
 
 /* Why a login was refused: counted, and each said once. */
 enum relayd_login_refusal {

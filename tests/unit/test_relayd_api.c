@@ -468,6 +468,22 @@ static void test_challenges_bounded(void **state)
 	free(env), free(first);
 }
 
+/* One doctor's logins push out that doctor's oldest session, never another doctor's. */
+static void test_sessions_bounded(void **state)
+{
+	struct ctx *c = *state;
+	char *other = login(c, "doc2"), *first = login(c, "doc1"), *last = NULL;
+
+	for (int i = 0; i < RELAYD_DOCTOR_SESSIONS; i++) {
+		free(last);
+		last = login(c, "doc1");
+	}
+	assert_int_equal(GET(c, "/api/streams", NULL, first, NULL), 401);
+	assert_int_equal(GET(c, "/api/streams", NULL, last, NULL), 200);
+	assert_int_equal(GET(c, "/api/streams", NULL, other, NULL), 200);
+	free(other), free(first), free(last);
+}
+
 static void test_tokens(void **state)
 {
 	struct ctx *c = *state;
@@ -1364,6 +1380,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_login, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_login_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_challenges_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sessions_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_grant, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_grant_malformed, setup, teardown),
