@@ -3,7 +3,8 @@
  *   relay1 (relay), revoked (node, revoked), expired (node, ended a day ago),
  *   future (node, starts in a day), short (node, ends in 30 days)
  * plus "pi9" (node) and "doc9" (doctor) of another home "otherhome" and "selfsigned": a
- * self-signed certificate whose subject is pi1's. Files: DIR/ca/{ca.crt,crl.pem,...}, DIR/out/NAME.{crt,key}. */
+ * self-signed certificate whose subject is pi1's. Files: DIR/ca/{ca.crt,crl.pem,...},
+ * DIR/out/NAME.{crt,key}. */
 #ifndef IOTSEC_TEST_FIXTURE_H
 #define IOTSEC_TEST_FIXTURE_H
 
