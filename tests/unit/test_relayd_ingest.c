@@ -232,6 +232,11 @@ static int setup_shared(void **state)
 	return setup_with(state, "share = \"relays\";");
 }
 
+static int setup_cap(void **state)
+{
+	return setup_with(state, "cap = 2;");
+}
+
 static int teardown(void **state)
 {
 	struct ctx *c = *state;
@@ -689,6 +694,28 @@ static void test_no_broker(void **state)
 	assert_ranges(&rc, c->a, r11, 1);
 }
 
+/* Retention on the loop (relay.cap 2 here): the timer's step removes what is beyond the cap,
+ * counted in status, and is armed again for the next period. */
+static void test_retention(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t next = 0, now = 0;
+
+	broker_up();
+	for (uint64_t s = 1; s <= 5; s++)
+		give(c, c->a, "pi1", s);
+	give(c, c->b, "pi2", 1);
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(stored_rows(c), 6);
+	/* Not a minute: the test brings the first run forward. */
+	assert_int_equal(sd_event_source_set_time_relative(c->d.expire_timer, 1000), 0);
+	loop_until(c->loop, c->d.expired_total == 3);
+	assert_int_equal(stored_rows(c), 3);
+	assert_int_equal(sd_event_source_get_time(c->d.expire_timer, &next), 0);
+	assert_int_equal(sd_event_now(c->loop, CLOCK_MONOTONIC, &now), 0);
+	assert_true(next > now + (uint64_t)(RELAYD_EXPIRE_MS - 1000) * 1000);
+}
+
 static void test_forward(void **state)
 {
 	struct ctx *c = *state;
@@ -800,6 +827,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pending_bound, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_timer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_broker, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention, setup_cap, teardown),
 	    cmocka_unit_test_setup_teardown(test_forward, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verbs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_role, setup, teardown),
