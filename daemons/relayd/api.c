@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "body.h"
+#include "clock.h"
 #include "crypto.h"
 #include "daemon.h"
 #include "doctor.h"
@@ -316,7 +317,8 @@ static void login_refused(struct call *c, const char *sender, int r)
 	if (i == h->n_said && h->n_said < RELAYD_SAID_MAX) {
 		h->said[h->n_said++] = r;
 		log_warnx("refused a doctor's login%s%s (%s): %s; said once",
-			  sender[0] ? " from " : "", sender, login_cause[why], iotsec_strerror(r));
+			  sender[0] ? " from " : "", sender, login_cause[why],
+			  r == -ETIME ? "the challenge has expired" : iotsec_strerror(r));
 	}
 	fail(c, why == RELAYD_LOGIN_MALFORMED ? 400 : 401,
 	     why == RELAYD_LOGIN_NONCE	     ? "login refused: no such challenge outstanding"
@@ -372,26 +374,39 @@ static int challenge_take(struct relayd_http *h, const char *id)
 	return -IOTSEC_EUNASKED;
 }
 
-static struct relayd_session *session_slot(struct relayd_http *h)
+/* A slot for a new session of doctor: when the doctor has RELAYD_DOCTOR_SESSIONS already, the
+ * doctor's own that would end first (one doctor's logins never push out another's); else a free
+ * or expired one; else the one of all that would end first. */
+static struct relayd_session *session_slot(struct relayd_http *h, const char *doctor)
 {
-	struct relayd_session *slot = NULL;
+	struct relayd_session *free_slot = NULL, *own = NULL, *any = NULL, *s;
 	uint64_t now = relayd_mono_ms();
+	size_t n_own = 0;
 
 	for (size_t i = 0; i < RELAYD_SESSIONS_MAX; i++) {
-		struct relayd_session *s = &h->sessions[i];
-
-		if (s->token[0] == '\0')
-			return s;
-		if (s->expires_ms <= now) {
+		s = &h->sessions[i];
+		if (s->token[0] && s->expires_ms <= now)
 			session_end(h, s);
-			return s;
+		if (s->token[0] == '\0') {
+			free_slot = free_slot ? free_slot : s;
+			continue;
 		}
-		if (slot == NULL || s->expires_ms < slot->expires_ms)
-			slot = s;
+		if (strcmp(s->doctor, doctor) == 0) {
+			n_own++;
+			if (own == NULL || s->expires_ms < own->expires_ms)
+				own = s;
+		}
+		if (any == NULL || s->expires_ms < any->expires_ms)
+			any = s;
 	}
-	/* Full of live sessions: the one that would end first goes. */
-	session_end(h, slot);
-	return slot;
+	if (n_own >= RELAYD_DOCTOR_SESSIONS)
+		s = own;
+	else if (free_slot)
+		return free_slot;
+	else
+		s = any;
+	session_end(h, s);
+	return s;
 }
 
 static void api_login(struct call *c)
@@ -433,13 +448,14 @@ static void api_login(struct call *c)
 		fail(c, 500, "no random numbers");
 		goto out;
 	}
-	s = session_slot(c->h);
+	s = session_slot(c->h, m.sender.name);
 	hex_encode(raw, sizeof(raw), s->token);
 	crypto_wipe(raw, sizeof(raw));
 	memcpy(s->doctor, m.sender.name, sizeof(s->doctor));
 	s->cert = m.cert;
 	m.cert = NULL;
 	s->generation = cert_store_generation(c->d->ca);
+	s->not_after = m.sender.not_after;
 	s->expires_ms = relayd_mono_ms() + (uint64_t)c->d->cfg->relay.session_s * 1000;
 	s->expires_wall_ms = relayd_wall_ms() + (int64_t)c->d->cfg->relay.session_s * 1000;
 	c->h->logins++;
@@ -489,7 +505,9 @@ static bool authenticate(struct call *c, const char *auth)
 		return false;
 	}
 	ca_refresh(c->d);
-	if (found->generation != cert_store_generation(c->d->ca)) {
+	/* A new CRL, or the certificate's end: verified again, as a login would verify it. */
+	if (found->generation != cert_store_generation(c->d->ca) ||
+	    clock_now() > found->not_after) {
 		if ((r = cert_verify(c->d->ca, found->cert, CERT_ROLE_DOCTOR, NULL)) < 0) {
 			log_warnx("session of doctor %s ended: %s", found->doctor,
 				  iotsec_strerror(r));

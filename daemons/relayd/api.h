@@ -23,10 +23,11 @@
  * with it. */
 extern const struct envelope_rule relayd_rules[];
 
-#define RELAYD_NONCE_HEX  (2 * 16)
-#define RELAYD_TOKEN_HEX  (2 * 32)
-#define RELAYD_REFRESH_MS 1000 /* the CA and CRL files are looked at no more often */
-#define RELAYD_SAID_MAX	  16   /* refusal causes remembered as already logged */
+#define RELAYD_NONCE_HEX       (2 * 16)
+#define RELAYD_TOKEN_HEX       (2 * 32)
+#define RELAYD_REFRESH_MS      1000 /* the CA and CRL files are looked at no more often */
+#define RELAYD_DOCTOR_SESSIONS 8    /* sessions of one doctor at once */
+#define RELAYD_SAID_MAX	       16   /* refusal causes remembered as already logged */
 
 /* Why a login was refused: counted, and each said once. */
 enum relayd_login_refusal {
@@ -50,6 +51,7 @@ struct relayd_session {
 	char doctor[CERT_NAME_MAX];
 	X509 *cert;	     /* the doctor's, verified again when the CRL changes */
 	uint64_t generation; /* cert_store_generation() it was last verified under */
+	int64_t not_after;   /* the certificate's end (clock_now() seconds) */
 	uint64_t expires_ms; /* relayd_mono_ms() */
 	int64_t expires_wall_ms;
 };
