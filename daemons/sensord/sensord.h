@@ -8,6 +8,12 @@
  * below sensord.alarm_below raises the alarm output and sends an emergency record at once, ahead
  * of the spool; only the granted doctor's EMERGENCY_ACK clears it.
  *
+ * With sensord.relay set (SPEC 9), a doctor reading and a doctor-sealed emergency record are
+ * delivered only when a RELAY_RECEIPT (receipt.h) of one of those relays covers them, on
+ * iotsec/<home>/<relay>/receipt/<us>: after the PUBACK they wait (receipts.c), and are published
+ * again sensord.receipt_s later without one. Grants and acknowledgements come from such a relay
+ * too, signed by the doctor.
+ *
  * As a reader it opens every device's group readings (iotsec/<home>/+/group), keeps the last
  * SENSORD_READINGS_MAX for the readings verb and pushes each as a `reading` event.
  *
@@ -99,8 +105,10 @@ struct sensord_alarm {
 	/* The emergency record, sealed, until the broker acknowledged it. */
 	uint8_t record[READING_MAX];
 	size_t len;
-	bool delivered;
-	int mid; /* in flight: its mid; -1 none */
+	bool delivered; /* by the broker, or with sensord.relay set by a relay's receipt */
+	int mid;	/* in flight: its mid; -1 none */
+	/* Monotonic ms of its PUBACK while it waits for a relay's receipt; 0: not waiting. */
+	uint64_t sent_at;
 };
 
 /* The reading keys of one direction each with a device, of keyd's pool `pool`. */
@@ -120,6 +128,20 @@ struct sensord_pair {
 struct sensord_inflight {
 	int mid;
 	uint64_t id; /* spool record */
+	/* A doctor reading with sensord.relay set: its PUBACK makes it wait for a receipt. */
+	bool receipt;
+	uint8_t stream[STREAM_ID_LEN];
+	uint64_t seq;
+};
+
+/* A spool record the broker acknowledged that waits for a relay's receipt (receipts.c). Kept in
+ * the order of their PUBACKs, so the oldest is due first; at most one per record waiting in the
+ * spool. */
+struct sensord_awaiting {
+	uint64_t id;
+	uint8_t stream[STREAM_ID_LEN];
+	uint64_t seq;
+	uint64_t sent_at; /* monotonic ms of the PUBACK */
 };
 
 struct sensord {
@@ -189,6 +211,11 @@ struct sensord {
 	uint64_t sent_id;
 	unsigned long published;
 	bool broker_warned;
+	/* Doctor readings waiting for a relay's receipt; forgotten with a connection, as every
+	 * record in the spool is sent again on the next. */
+	struct sensord_awaiting *awaiting;
+	size_t n_awaiting, cap_awaiting;
+	unsigned long receipts; /* receipts taken */
 
 	/* Reading. */
 	struct reading_guard *guard;
@@ -233,6 +260,8 @@ int sensord_state_save(struct sensord *d);
 uint64_t sensord_next_seq(struct sensord *d, enum sensord_kind k);
 
 /* publish.c */
+/* Is name one of the words of list (separated by spaces or commas)? */
+bool sensord_listed(const char *list, const char *name);
 int sensord_publish_start(struct sensord *d);
 void sensord_publish_stop(struct sensord *d);
 /* Read every sensor once. */
@@ -279,8 +308,21 @@ void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, 
 /* Drop the doctor stream when the CRL in force revokes the granted doctor's certificate. */
 void sensord_doctor_check(struct sensord *d);
 
+/* receipts.c */
+/* sensord.relay names a relay: doctor readings wait for its receipts. */
+bool sensord_relay_set(const struct sensord *d);
+/* The emergency record is a doctor reading that waits for a receipt. */
+bool sensord_alarm_wants_receipt(const struct sensord *d);
+/* The broker acknowledged f, a doctor reading: it waits for a receipt from now on. */
+void sensord_awaiting_add(struct sensord *d, const struct sensord_inflight *f);
+/* Drop the first n (sent again). */
+void sensord_awaiting_shift(struct sensord *d, size_t n);
+void sensord_awaiting_free(struct sensord *d);
+/* A RELAY_RECEIPT published by relay (the topic's name) for us. */
+void sensord_on_receipt(struct sensord *d, const char *relay, const void *payload, size_t len);
+
 /* sync.c */
-/* Every envelope sensord opens: the resync messages and the doctor's. */
+/* Every envelope sensord opens: the resync messages, the doctor's and the relay's receipts. */
 extern const struct envelope_rule sensord_rules[];
 int sensord_sync_start(struct sensord *d);
 void sensord_sync_stop(struct sensord *d);
