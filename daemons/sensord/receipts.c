@@ -52,7 +52,8 @@ void sensord_awaiting_add(struct sensord *d, const struct sensord_inflight *f)
 {
 	struct sensord_awaiting *a;
 
-	/* Bounded by the spool: each entry is a record in it, once pruned. */
+	/* Never more entries than sensord.spool_max: pruned of the records the spool dropped
+	 * whenever they are as many as the records waiting in it. */
 	if (d->n_awaiting >= spool_pending(d->spool))
 		awaiting_prune(d);
 	if (d->n_awaiting == d->cap_awaiting) {

@@ -102,7 +102,7 @@ struct sensord_alarm {
 	uint64_t seq;
 	double value;
 	int64_t at; /* unix ms */
-	/* The emergency record, sealed, until the broker acknowledged it. */
+	/* The emergency record, sealed, until delivered. */
 	uint8_t record[READING_MAX];
 	size_t len;
 	bool delivered; /* by the broker, or with sensord.relay set by a relay's receipt */
@@ -135,8 +135,8 @@ struct sensord_inflight {
 };
 
 /* A spool record the broker acknowledged that waits for a relay's receipt (receipts.c). Kept in
- * the order of their PUBACKs, so the oldest is due first; at most one per record waiting in the
- * spool. */
+ * the order of their PUBACKs, so the oldest is due first; one per record, and never more than
+ * sensord.spool_max. */
 struct sensord_awaiting {
 	uint64_t id;
 	uint8_t stream[STREAM_ID_LEN];
@@ -303,8 +303,9 @@ void sensord_alarm_raise(struct sensord *d, const struct reading_value *v);
 void sensord_alarm_retry(struct sensord *d);
 /* Write the alarm output ("1\n" or "0\n"). */
 void sensord_alarm_output(struct sensord *d, bool on);
-void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload, size_t len);
-void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, size_t len);
+/* A doctor's message published by from: the doctor, or a relay of sensord.relay passing it on. */
+void sensord_on_grant(struct sensord *d, const char *from, const void *payload, size_t len);
+void sensord_on_ack(struct sensord *d, const char *from, const void *payload, size_t len);
 /* Drop the doctor stream when the CRL in force revokes the granted doctor's certificate. */
 void sensord_doctor_check(struct sensord *d);
 

@@ -228,7 +228,7 @@ static struct envelope_ctx *signer(struct ctx *c, const char *name, bool other)
 	return e;
 }
 
-static int setup_with(void **state, const char *relay)
+static int setup_with(void **state, const char *relay, int spool_max)
 {
 	struct ctx *c = calloc(1, sizeof(*c));
 	struct sensor_spec spec[SENSOR_MAX];
@@ -260,9 +260,10 @@ static int setup_with(void **state, const char *relay)
 		" state_dir = \"%s\"; run_dir = \"%s\"; };\n"
 		"sensord = { max_inflight = 8; sensors = \"heart=replay:%s/heart.csv "
 		"room=replay:%s/room.csv\"; doctor_sensors = \"heart\"; relay = \"%s\";"
-		" receipt_s = 1; alarm_output = \"%s/alarm\"; alarm_below = 30; };\n",
+		" receipt_s = 1; alarm_output = \"%s/alarm\"; alarm_below = 30; spool_max = %d; "
+		"};\n",
 		fixture_path(&fx, "pi1", "crt"), fixture_path(&fx, "pi1", "key"), fx.ca_crt, fx.crl,
-		c->dir, c->dir, c->dir, c->dir, relay, c->dir) > 0);
+		c->dir, c->dir, c->dir, c->dir, relay, c->dir, spool_max) > 0);
 	if (config_load_string(text, "receipt-test.conf", &c->cfg, err, sizeof(err)) < 0)
 		fail_msg("configuration refused: %s", err);
 	free(text);
@@ -298,12 +299,18 @@ static int setup_with(void **state, const char *relay)
 
 static int setup(void **state)
 {
-	return setup_with(state, "relay1, relay3");
+	return setup_with(state, "relay1, relay3", 1000);
+}
+
+/* A spool of 10 records. */
+static int setup_small(void **state)
+{
+	return setup_with(state, "relay1", 10);
 }
 
 static int setup_no_relay(void **state)
 {
-	return setup_with(state, "");
+	return setup_with(state, "", 1000);
 }
 
 static int teardown(void **state)
@@ -629,6 +636,59 @@ static void test_receipt_while_in_flight(void **state)
 	assert_int_equal(c->d.published, 6);
 }
 
+/* With no receipt coming, the doctor readings fill the spool (the room readings behind the
+ * first waiting one count in its span): the oldest are dropped, and what waits for a receipt
+ * stays within the spool; only records still in it go again. */
+static void test_bounded_by_spool(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t all[20], again[10], pending[10];
+	const uint8_t *data;
+	size_t n_all = 0, n, n_pending = 0, len;
+	uint64_t id = 0;
+	char *m;
+
+	grant_doc1(c);
+	broker_up();
+	for (int i = 0; i < 20; i++) {
+		n = broker->n_sent;
+		sensord_read_all(&c->d);
+		sensord_drain(&c->d);
+		n_all += doctor_seqs(n, all + n_all, 20 - n_all);
+		puback_all();
+		/* Memory too: no more entries, nor room for them, than the spool holds. */
+		assert_true(spool_pending(c->d.spool) <= 10);
+		assert_true(c->d.n_awaiting <= 10);
+		assert_true(c->d.cap_awaiting <= 10);
+	}
+	assert_int_equal(n_all, 20);
+	assert_true(spool_dropped(c->d.spool) > 0);
+	/* The doctor readings still in the spool: those, and only those, go again. */
+	while (spool_next(c->d.spool, id, &id, &data, &len) == 0) {
+		struct reading_header h;
+		size_t hlen;
+
+		assert_int_equal(reading_header_parse(data, len, &h, &hlen), 0);
+		if (h.kind == READING_DOCTOR)
+			pending[n_pending++] = h.seq;
+	}
+	assert_true(n_pending > 0 && n_pending < 20);
+	n = broker->n_sent;
+	usleep(1100 * 1000);
+	sensord_drain(&c->d);
+	assert_int_equal(doctor_seqs(n, again, 10), n_pending);
+	assert_memory_equal(again, pending, n_pending * sizeof(pending[0]));
+	puback_all();
+	/* Receipts for every seq ever sent: the spool empties. */
+	m = receipt(c->relay1, "pi1", c->doctor_id, all, 16, &len);
+	publish_as("relay1", "receipt", m, len);
+	m = receipt(c->relay1, "pi1", c->doctor_id, all + 16, 4, &len);
+	publish_as("relay1", "receipt", m, len);
+	assert_int_equal(spool_pending(c->d.spool), 0);
+	assert_int_equal(c->d.n_awaiting, 0);
+	assert_int_equal(c->d.refused.total, 0);
+}
+
 /* The emergency record sealed under the doctor stream waits for a receipt like a doctor
  * reading, across a restart too (sensord.state says it is not delivered). */
 static void test_emergency_waits(void **state)
@@ -773,6 +833,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_receipt_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sent_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_receipt_while_in_flight, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bounded_by_spool, setup_small, teardown),
 	    cmocka_unit_test_setup_teardown(test_emergency_waits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_emergency_on_puback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_relay, setup_no_relay, teardown),
