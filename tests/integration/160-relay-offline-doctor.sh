@@ -37,7 +37,7 @@ say "drwho granted kit1 through relay1, and is now offline"
 replay_done() {
 	sstatus kit1 | $PY -c 'import json, sys
 s = json.load(sys.stdin)
-sys.exit(not (all(x.get("done") for x in s["sensors"]) and s["spooled"] == 0))'
+sys.exit(not (all(x.get("error") == "done" for x in s["sensors"]) and s["spooled"] == 0))'
 }
 wait_until 60 replay_done || fail "kit1 still holds readings: $(sstatus kit1)"
 wait_until 5 sh -c "[ \"\$(cat '$T/alarm')\" = 1 ]" || fail "no alarm on kit1"

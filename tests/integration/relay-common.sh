@@ -104,7 +104,7 @@ bulk_home() {
 bulk_done() {
 	sstatus kit1 | $PY -c 'import json, sys
 s = json.load(sys.stdin)
-sys.exit(not (all(x.get("done") for x in s["sensors"]) and s["spooled"] == 0))'
+sys.exit(not (all(x.get("error") == "done" for x in s["sensors"]) and s["spooled"] == 0))'
 }
 
 # bulk_check: drwho fetches everything: each of the 10,000 readings exactly once, each sensor's
