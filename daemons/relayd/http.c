@@ -428,15 +428,15 @@ static struct MHD_Daemon *start_mhd(struct relayd *d, const char *key, const cha
 		/* Strict HTTP: a request without Host, or with a space in its URL, is refused
 		 * (browsers and curl send neither). */
 		mhd = MHD_start_daemon(
-		    f, port, NULL, NULL, on_request, d, MHD_OPTION_HTTPS_MEM_KEY, key,
-		    MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_PRIORITIES,
-		    HTTP_TLS_PRIORITIES, MHD_OPTION_CONNECTION_LIMIT,
+		    f, port, NULL, NULL, on_request, d, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
+		    MHD_OPTION_HTTPS_PRIORITIES, HTTP_TLS_PRIORITIES, MHD_OPTION_CONNECTION_LIMIT,
 		    (unsigned)HTTP_CONNECTIONS_MAX, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		    (unsigned)HTTP_PER_IP_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
 		    (unsigned)HTTP_TIMEOUT_S, MHD_OPTION_STRICT_FOR_CLIENT, 1,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY,
 		    MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL, MHD_OPTION_NOTIFY_COMPLETED,
-		    on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    on_completed, NULL,
 		    /* Last: without an address, the list ends here. */
 		    addr ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, addr, MHD_OPTION_END);
 		if (mhd || !any)
