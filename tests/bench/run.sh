@@ -97,6 +97,15 @@ echo "== sensord: a full spool drained through the home broker, beside mosquitto
 # Its ceiling is measured inside: mosquitto_pub through the same broker, in the same run.
 "$(dirname "$0")/sensord.sh"
 
+echo "== the relay's store: inserts and a doctor's catch-up, beside bare SQLite"
+relay_store_out=$(BENCH_TMP=/tmp "$BENCH_DIR/bench_relay_store")
+echo "$relay_store_out"
+
+echo "== the relay end to end: MQTT ingest beside the broker alone, a doctor's catch-up over HTTPS"
+# Its ceilings are measured inside (the broker alone, a bare scan); the raw SQLite figures are
+# the store bench's just above.
+RELAY_STORE_OUT=$relay_store_out "$(dirname "$0")/relay.sh"
+
 echo "== trust: malicious devices detected, beside the published figures"
 # The simulator prints its own table (the published figures in it); it fails only if broken.
 "$BENCH_DIR/bench_trust_sim"
