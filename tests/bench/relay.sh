@@ -48,8 +48,9 @@ IT_DIR=$(cd "$(dirname "$0")/../integration" && pwd)
 . "$IT_DIR/relay-common.sh"
 . "$IT_DIR/pg-common.sh"
 # pg-common.sh's trap stops the server, then common.sh's cleanup: the hosts must go too.
+# set +e: the trap runs under set -e, and "(exit 1)" would end it before the cleanup.
 # shellcheck disable=SC2154 # _st is assigned in the trap itself
-trap '_st=$?; stop_pg fast || stop_pg immediate || true; (exit $_st); cleanup_hosts_then_files' EXIT
+trap '_st=$?; set +e; stop_pg fast || stop_pg immediate; (exit $_st); cleanup_hosts_then_files' EXIT
 N=${BENCH_RELAY_N:-100000}
 ROUNDS=4
 INFLIGHT=100 # sensord.max_inflight's default; mosquitto_pub gets the same (-M)
