@@ -119,6 +119,11 @@ PROGS    := $(DAEMONS:%=$(B)/bin/iotsec-%) $(B)/bin/iotsec-pki $(B)/bin/iotsecct
 
 # man/NAME.N.scd becomes $(B)/man/NAME.N
 MANS     := $(patsubst man/%.scd,$(B)/man/%,$(wildcard man/*.scd))
+# What goes with the programs a CROSS build leaves out (a Pi runs neither the relay nor the
+# doctor's tool): their pages, unit and completion stay out of its install too.
+ifneq ($(CROSS),)
+MANS     := $(filter-out $(B)/man/iotsec-relayd.8 $(B)/man/iotsec-doctor.1,$(MANS))
+endif
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -279,6 +284,13 @@ build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/obj/tests/
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
 UNITS := $(wildcard systemd/*.service systemd/*.target)
+COMPLETIONS := $(wildcard completions/*)
+# The doctor's page (relay.web_dir), served by the relay as it is.
+WEB_FILES := $(if $(CROSS),,$(shell find web -type f 2>/dev/null))
+ifneq ($(CROSS),)
+UNITS := $(filter-out systemd/iotsec-relayd.service,$(UNITS))
+COMPLETIONS := $(filter-out completions/iotsec-doctor,$(COMPLETIONS))
+endif
 MQTT_ETC := iotsec-broker.conf iotsec.acl
 
 # No key is made here: a tree staged with DESTDIR (a package) would ship it to every Pi. The
@@ -295,7 +307,9 @@ install: all
 	install -m 0644 systemd/iotsec.sysusers $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
 	for m in $(MANS); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
-	install -m 0644 completions/* $(DESTDIR)$(COMPDIR)/
+	install -m 0644 $(COMPLETIONS) $(DESTDIR)$(COMPDIR)/
+	for f in $(WEB_FILES); do \
+		install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/share/iotsec/$$f; done
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
 		install -m 0644 etc/iotsec.conf $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf
@@ -316,7 +330,9 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS:systemd/%=%))
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
 	rm -f $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
-	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(wildcard completions/*)))
+	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(COMPLETIONS)))
+	rm -rf $(DESTDIR)$(PREFIX)/share/iotsec/web
+	-rmdir $(DESTDIR)$(PREFIX)/share/iotsec 2>/dev/null
 	rm -f $(DESTDIR)$(DOCDIR)/README.md
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec (the configuration, the device's keys)"
