@@ -382,13 +382,10 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			    "Ask every iotsec daemon on this device for its state. Exit status: "
 			    "0 all well,\n1 degraded (a daemon down, the device out of the home, "
 			    "quarantined or\nwithout a controller, the dictionary locked, "
-			    "sensord's alarm set), 3 no "
-			    "daemon running, 4 cannot\ntell (the configuration unreadable, or this "
-			    "user not allowed to ask). On the relay's\nmachine (a relay "
-			    "certificate) "
-			    "iotsec-relayd alone is asked, and 1 means it is down\nor its "
-			    "certificate "
-			    "is out of date.\n");
+			    "sensord's alarm set), 3 no\ndaemon running, 4 cannot tell (the "
+			    "configuration unreadable, or this user\nnot allowed to ask). On the "
+			    "relay's machine (a relay certificate) iotsec-relayd\nalone is asked: "
+			    "1 when its certificate is out of date, 3 when it does not run.\n");
 			json_decref(doc), json_decref(ds), json_decref(cert);
 			return 0;
 		} else {
