@@ -347,7 +347,7 @@ import json, socket, sys, time
 now = int(time.time() * 1000)
 status = {"daemon": "relayd", "device": "relay1", "broker": "connected", "broker_error": "",
           "received": 1210, "stored": 1200, "duplicates": 10, "receipts": 300,
-          "commit_failures": 0}
+          "commit_failures": 0, "commit_failing": sys.argv[2:] == ["failing"]}
 relay = {"store": "sqlite", "bytes": 12897485, "readings": 1200, "undelivered": 35,
          "emergencies_undelivered": 2, "oldest_undelivered_ms": now - (3 * 3600 + 150) * 1000,
          "expired": 17, "rate": 4.5, "now_ms": now,
@@ -373,11 +373,12 @@ while True:
     f.close()
     c.close()
 PY
-# relayd_standin DEVICE: the stand-in on DEVICE's relayd socket, until it is killed ($STANDIN).
+# relayd_standin DEVICE [failing]: the stand-in on DEVICE's relayd socket, until it is killed
+# ($STANDIN); with failing, its commits fail.
 relayd_standin() {
 	mkdir -p "$T/$1/run/relayd"
 	rm -f "$T/$1/run/relayd/relayd.sock"
-	$PY "$T/relayd-standin.py" "$T/$1/run/relayd/relayd.sock" &
+	$PY "$T/relayd-standin.py" "$T/$1/run/relayd/relayd.sock" ${2:-} &
 	PIDS="$PIDS $!"
 	STANDIN=$!
 	wait_until 5 test -S "$T/$1/run/relayd/relayd.sock" || fail "the stand-in for $1's relayd did not start"
@@ -440,6 +441,13 @@ dr-new                        0 -                -" ] || fail "relay prints: $(c
 iotsecctl -c "$RCONF" relay --json >"$T/out" || fail "relay --json exits $?"
 $PY -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["undelivered"] == 35 and [q["doctor"] for q in d["queues"]] == ["dr-lee", "dr-kim", "dr-new"] and "ok" not in d, d' "$T/out" ||
 	fail "relay --json: $(cat "$T/out")"
+kill "$STANDIN"
+say "a relayd whose store fails: degraded, exit 1, and said"
+relayd_standin relay1 failing
+st=0
+rstatus >"$T/out" || st=$?
+[ $st -eq 1 ] && grep -q "^STORE        FAILING: readings are neither stored nor receipted" "$T/out" ||
+	fail "status with the store failing: exit $st: $(cat "$T/out")"
 kill "$STANDIN"
 rm -f "$T/relay1/run/relayd/relayd.sock"
 

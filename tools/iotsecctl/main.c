@@ -179,6 +179,12 @@ static void print_sensord(json_t *s)
 	}
 }
 
+/* relayd cannot commit: nothing it receives is kept or receipted until the store is back. */
+static bool store_failing(json_t *relayd)
+{
+	return json_is_true(json_object_get(relayd, "commit_failing"));
+}
+
 /* Append ", N what" to out when the count is there: a relayd that leaves one out is not made to
  * say 0. */
 static void add_count(char *out, size_t len, json_t *status, const char *key, const char *what)
@@ -207,6 +213,10 @@ static void print_relayd(json_t *s)
 	printf("relay        broker %s%s%s%s%s (iotsecctl relay)\n",
 	       json_string_value(json_object_get(s, "broker")) ?: "?", why && why[0] ? " (" : "",
 	       why && why[0] ? why : "", why && why[0] ? ")" : "", counts);
+	if (store_failing(s))
+		printf("STORE        FAILING: readings are neither stored nor receipted (the kits "
+		       "keep "
+		       "them); relayd's log says why\n");
 }
 
 static void print_human(json_t *doc)
@@ -313,14 +323,16 @@ static int health(json_t *doc)
 	/* The relay's machine has no certd, nor a home to be in: its certificate's dates (or
 	 * relayd's own word on it) and relayd running are all there is to judge. */
 	if (json_is_true(json_object_get(doc, "relay_host")))
-		return running < json_object_size(ds) || (state && strcmp(state, "invalid") == 0)
+		return running < json_object_size(ds) || (state && strcmp(state, "invalid") == 0) ||
+			       store_failing(json_object_get(ds, "relayd"))
 			   ? STATUS_DEGRADED
 			   : STATUS_HEALTHY;
 	/* In the home means a controller: "node" follows one, "controller" is one. */
 	if (running < json_object_size(ds) || state == NULL || strcmp(state, "valid") != 0 ||
 	    (election && strcmp(election, "node") != 0 && strcmp(election, "controller") != 0) ||
 	    json_is_true(json_object_get(dict, "locked")) || self_quarantined(doc) ||
-	    alarm_set(json_object_get(ds, "sensord")))
+	    alarm_set(json_object_get(ds, "sensord")) ||
+	    store_failing(json_object_get(ds, "relayd")))
 		return STATUS_DEGRADED;
 	return STATUS_HEALTHY;
 }
@@ -385,7 +397,8 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			    "sensord's alarm set), 3 no\ndaemon running, 4 cannot tell (the "
 			    "configuration unreadable, or this user\nnot allowed to ask). On the "
 			    "relay's machine (a relay certificate) iotsec-relayd\nalone is asked: "
-			    "1 when its certificate is out of date, 3 when it does not run.\n");
+			    "1 when its certificate is out of date or its store\nfails, "
+			    "3 when it does not run.\n");
 			json_decref(doc), json_decref(ds), json_decref(cert);
 			return 0;
 		} else {
