@@ -21,6 +21,7 @@ SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 MANDIR      ?= $(PREFIX)/share/man
 DOCDIR      ?= $(PREFIX)/share/doc/iotsec
 COMPDIR     ?= $(PREFIX)/share/bash-completion/completions
+WEBDIR      ?= $(PREFIX)/share/iotsec/web
 SANITIZE    ?= 0
 INTEGRATION ?= 1
 FUZZ_SECONDS ?= 30
@@ -128,10 +129,21 @@ endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 ifneq ($(CROSS),)
-UNIT_BIN := $(filter-out $(B)/tests/test_relayd_%,$(UNIT_BIN))
+UNIT_BIN := $(filter-out $(B)/tests/test_relayd_% $(B)/tests/test_doctor_tool,$(UNIT_BIN))
 endif
 UNIT_LIB := $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c)))
 INTEG    := $(sort $(wildcard tests/integration/[0-9]*.sh))
+
+# The doctor's page (web/): static files the relay serves (relay.web_dir), with Chart.js from
+# npm, pinned by web/package-lock.json. npm ci runs into build/npm, one tree for every build
+# (plain or SANITIZE=1: the page has no C), under a lock so two builds do not write it at once;
+# its download cache is there too (NPM_CACHE), so once filled it installs offline. Not for a Pi
+# (CROSS): the relay runs in the cloud.
+NPM_DIR  := build/npm
+NPM_CACHE ?= $(CURDIR)/$(NPM_DIR)/cache
+NPM_WEB  := $(NPM_DIR)/web/installed
+WEB_OUT  := $(if $(CROSS),,$(patsubst web/%,$(B)/web/%,$(wildcard web/*.html web/*.js web/*.svg \
+	web/*.css)) $(B)/web/chart.umd.min.js $(B)/web/chart.js-LICENSE.md)
 
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
@@ -141,7 +153,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 # Keep objects: they are not throw-away intermediates.
 .SECONDARY:
 
-all: $(PROGS) $(MANS)
+all: $(PROGS) $(MANS) $(WEB_OUT)
 
 deps:
 	@scripts/deps.sh $(DEPS_BUILD)
@@ -166,6 +178,22 @@ $(B)/build-time:
 	@mkdir -p $(@D)
 	echo $(BUILD_TIME) > $@
 FORCE:
+
+$(NPM_WEB): web/package.json web/package-lock.json | deps
+	@echo "iotsec: npm ci for the doctor's page (web/package-lock.json) into $(NPM_DIR)/web"
+	@mkdir -p $(@D)
+	@flock $(NPM_DIR)/lock sh -c 'cp web/package.json web/package-lock.json $(@D)/ && \
+		cd $(@D) && npm ci --prefer-offline --ignore-scripts --no-audit --no-fund \
+		--loglevel=error --cache $(NPM_CACHE)' && touch $@
+$(B)/web/chart.umd.min.js: $(NPM_WEB)
+	@mkdir -p $(@D)
+	cp $(NPM_DIR)/web/node_modules/chart.js/dist/chart.umd.min.js $@
+$(B)/web/chart.js-LICENSE.md: $(NPM_WEB)
+	@mkdir -p $(@D)
+	cp $(NPM_DIR)/web/node_modules/chart.js/LICENSE.md $@
+$(B)/web/%: web/%
+	@mkdir -p $(@D)
+	cp $< $@
 
 $(B)/man/%: man/%.scd | deps
 	@mkdir -p $(@D)
@@ -225,10 +253,29 @@ $$($(1)_TESTS:$(B)/tests/%=$(B)/obj/tests/unit/%.o): ALL_CFLAGS += -Idaemons/$(1
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_test_rule,$(d))))
 
+# The doctor's tool under test: tests/unit/test_doctor_tool.c links its objects but main.o, as
+# a daemon's tests do, and libcurl with them.
+DOCTOR_TOOL_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(filter-out tools/iotsec-doctor/main.c,\
+	$(wildcard tools/iotsec-doctor/*.c)))
+$(B)/tests/test_doctor_tool: $(B)/obj/tests/unit/test_doctor_tool.o $(DOCTOR_TOOL_OBJ) $(UNIT_LIB) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(DOCTOR_LIBS) $(CMOCKA_LIBS)
+$(B)/obj/tests/unit/test_doctor_tool.o: ALL_CFLAGS += -Itools/iotsec-doctor $(DOCTOR_CFLAGS)
+
 $(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/bench/timing.o \
 		$(B)/obj/tests/unit/fixture.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# The relay's benches (bench_relay_*) link its objects but main.o, as its unit tests do, and its
+# libraries (the shorter stem makes make pick this rule over bench_%).
+$(B)/bench/bench_relay_%: $(B)/obj/tests/bench/bench_relay_%.o $(B)/obj/tests/bench/timing.o \
+		$(B)/obj/tests/unit/fixture.o \
+		$(patsubst %.c,$(B)/obj/%.o,$(filter-out daemons/relayd/main.c,$(wildcard daemons/relayd/*.c))) \
+		$(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(RELAY_LIBS)
+$(B)/obj/tests/bench/bench_relay_%.o: ALL_CFLAGS += $(RELAY_CFLAGS) -Idaemons/relayd
 
 # SANITIZE is passed on so that a test can skip what the sanitizer run need not repeat (the
 # Pi builds of 080, which build without sanitizers anyway).
@@ -283,10 +330,18 @@ build-fuzz/fuzz/fuzz_%: build-fuzz/obj/tests/fuzz/fuzz_%.o build-fuzz/obj/tests/
 	@mkdir -p $(@D)
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS)
 
+# The relay's targets (fuzz_relay_*) link its objects but main.o, see its headers and link
+# RELAY_LIBS; make picks this rule over the one above (the shorter stem).
+RELAYD_FUZZ_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out daemons/relayd/main.c,\
+	$(wildcard daemons/relayd/*.c)))
+build-fuzz/obj/tests/fuzz/fuzz_relay_%.o: ALL_CFLAGS += -Idaemons/relayd $(RELAY_CFLAGS)
+build-fuzz/fuzz/fuzz_relay_%: build-fuzz/obj/tests/fuzz/fuzz_relay_%.o \
+		build-fuzz/obj/tests/fuzz/fuzzlib.o $(RELAYD_FUZZ_OBJ) build-fuzz/libiotsec.a
+	@mkdir -p $(@D)
+	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS) $(RELAY_LIBS)
+
 UNITS := $(wildcard systemd/*.service systemd/*.target)
 COMPLETIONS := $(wildcard completions/*)
-# The doctor's page (relay.web_dir), served by the relay as it is.
-WEB_FILES := $(if $(CROSS),,$(shell find web -type f 2>/dev/null))
 ifneq ($(CROSS),)
 UNITS := $(filter-out systemd/iotsec-relayd.service,$(UNITS))
 COMPLETIONS := $(filter-out completions/iotsec-doctor,$(COMPLETIONS))
@@ -308,8 +363,7 @@ install: all
 	for m in $(MANS); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 $(COMPLETIONS) $(DESTDIR)$(COMPDIR)/
-	for f in $(WEB_FILES); do \
-		install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/share/iotsec/$$f; done
+	$(if $(WEB_OUT),install -d $(DESTDIR)$(WEBDIR) && install -m 0644 $(WEB_OUT) $(DESTDIR)$(WEBDIR)/)
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
 		install -m 0644 etc/iotsec.conf $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf
@@ -331,9 +385,9 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
 	rm -f $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(COMPLETIONS)))
-	rm -rf $(DESTDIR)$(PREFIX)/share/iotsec/web
-	-rmdir $(DESTDIR)$(PREFIX)/share/iotsec 2>/dev/null
 	rm -f $(DESTDIR)$(DOCDIR)/README.md
+	rm -f $(addprefix $(DESTDIR)$(WEBDIR)/,$(notdir $(WEB_OUT)))
+	-rmdir $(DESTDIR)$(WEBDIR) $(DESTDIR)$(PREFIX)/share/iotsec 2>/dev/null
 	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
 	@echo "iotsec: kept $(DESTDIR)$(SYSCONFDIR)/iotsec (the configuration, the device's keys)"
 	# The broker's files as shipped are ours; edited, they are the household's, like its keys.

@@ -664,7 +664,7 @@ const struct config_def iotsec_config_table[] = {
      offsetof(struct iotsec_config, sensord.sensors),
      "sensors read, as [NAME=]DRIVER:ARG items (thermal, hwmon, ds18b20, replay)", check_sensors},
     ROW_PATH("sensord.sysfs", sensord.sysfs, "/sys", "root of the sysfs sensor drivers"),
-    ROW_INT("sensord.interval_ms", sensord.interval_ms, 100, 86400000, 60000,
+    ROW_INT("sensord.interval_ms", sensord.interval_ms, 10, 86400000, 60000,
 	    "milliseconds between two readings of each sensor"),
     {"sensord.doctor_sensors", CONFIG_STRING, 0, 1024, 0, "pulse spo2 body_temp",
      offsetof(struct iotsec_config, sensord.doctor_sensors),

@@ -565,7 +565,7 @@ int daemon_dict_key_load(const struct iotsec_config *cfg, const char *path,
 /* The device's certificate, key, CA and CRL: there, parsing, matching one another. What certd
  * judges while running (revoked, expired, not yet valid) is a note, not a problem: certd must
  * start to say so, and to notice the files that mend it. */
-static int check_device(const struct iotsec_config *c, FILE *out)
+static int check_device(const struct iotsec_config *c, unsigned needs, FILE *out)
 {
 	char key_path[PATH_MAX];
 	struct cert_store *store = NULL;
@@ -577,6 +577,12 @@ static int check_device(const struct iotsec_config *c, FILE *out)
 	if ((r = check_file(out, c->device.cert)) == 0 &&
 	    (cert_load(c->device.cert, &cert) < 0 || cert_info_get(cert, &info) < 0))
 		r = problem(out, c->device.cert, "not a PEM certificate of an iotsec device");
+	else if (r == 0 && (needs & DAEMON_NEEDS_RELAY) && info.role != CERT_ROLE_RELAY)
+		/* Not certd's to judge later: a relay with another role never works. */
+		r = problem(out, c->device.cert,
+			    "the certificate of %s has role %s; a relay needs role relay "
+			    "(iotsec-pki enrol --role relay)",
+			    info.name, cert_role_name(info.role));
 	else if (r == 0 && c->device.name[0] != '\0' && strcmp(c->device.name, info.name) != 0)
 		r = problem(out, c->device.cert,
 			    "the certificate of device %s, not of %s (device.name)", info.name,
@@ -604,7 +610,9 @@ static int check_device(const struct iotsec_config *c, FILE *out)
 		fprintf(out, "%s: note: ignored (%s); %s is in force\n", key_path,
 			iotsec_strerror(r), c->device.crl);
 	if (store && cert && n == 0) {
-		r = cert_verify(store, cert, CERT_ROLES_ANY, NULL);
+		r = cert_verify(store, cert,
+				needs & DAEMON_NEEDS_RELAY ? CERT_ROLE_RELAY : CERT_ROLES_ANY,
+				NULL);
 		if (r == -IOTSEC_EUNKNOWNCA || r == -IOTSEC_ESELFSIGNED || r == -IOTSEC_EHOME)
 			n += problem(out, c->device.cert, "%s (%s)", iotsec_strerror(r),
 				     c->device.ca);
@@ -709,7 +717,7 @@ int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned n
 	if (daemon_dir(cfg->device.state_dir, daemon, state_dir, sizeof(state_dir)) < 0 ||
 	    daemon_dir(cfg->device.run_dir, daemon, run_dir, sizeof(run_dir)) < 0)
 		return problem(out, cfg->device.state_dir, "path too long");
-	return (needs & DAEMON_NEEDS_DEVICE ? check_device(cfg, out) : 0) +
+	return (needs & DAEMON_NEEDS_DEVICE ? check_device(cfg, needs, out) : 0) +
 	       check_dir(out, state_dir) + check_dir(out, run_dir) +
 	       (needs & DAEMON_NEEDS_DICTIONARY ? check_dictionary(cfg, out) : 0) +
 	       (needs & DAEMON_NEEDS_ALARM ? check_alarm_output(cfg, out) : 0);

@@ -56,6 +56,7 @@ enum daemon_needs {
 	DAEMON_NEEDS_DEVICE = 1,     /* certificate, key, CA and CRL (certd, electd, keyd) */
 	DAEMON_NEEDS_DICTIONARY = 2, /* the dictionary and its key (dictd) */
 	DAEMON_NEEDS_ALARM = 4,	     /* sensord.alarm_output can be written (sensord) */
+	DAEMON_NEEDS_RELAY = 8,	     /* with DEVICE: the certificate has role relay (relayd) */
 };
 
 /* Check what start-up needs, beyond the configuration's syntax: the state and run directories

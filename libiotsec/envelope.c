@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ca.h"
 #include "clock.h"
 #include "crypto.h"
 #include "encoding.h"
@@ -455,8 +456,10 @@ out:
 	return r;
 }
 
-int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct envelope_msg *ret,
-		  char ret_sender[CERT_NAME_MAX])
+/* envelope_open() and envelope_open_relayed(): with ret_to, a unicast message may name any
+ * device, whose name goes into ret_to. */
+static int open_any(struct envelope_ctx *ctx, const void *buf, size_t len, struct envelope_msg *ret,
+		    char ret_sender[CERT_NAME_MAX], char ret_to[CERT_NAME_MAX])
 {
 	json_t *signed_obj = NULL;
 	uint8_t *text = NULL, *sig = NULL;
@@ -498,8 +501,11 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 		r = -IOTSEC_EIDENTITY;
 	else if (rule->unicast != (in.to != NULL))
 		r = -EBADMSG;
-	else if (in.to && strcmp(in.to, ctx->self.name) != 0)
+	else if (in.to && ret_to == NULL && strcmp(in.to, ctx->self.name) != 0)
 		r = -IOTSEC_ENOTFORUS;
+	else if (ret_to &&
+		 (in.to == NULL || strlen(in.to) >= CERT_NAME_MAX || !ca_name_valid(in.to)))
+		r = -EBADMSG;
 	/* 3. the signature over the exact bytes carried. Certificates are public, and so is
 	 * anything once sent: a refusal is counted against the sender only for what it signed and
 	 * is wrong in itself, so a message refused at step 2 is verified before it is blamed on
@@ -540,6 +546,8 @@ int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct 
 	X509_up_ref(k->cert);
 	ret->cert = k->cert;
 	ret->body = json_incref(in.body);
+	if (ret_to)
+		memcpy(ret_to, in.to, strlen(in.to) + 1);
 	r = 0;
 out:
 	free(sig);
@@ -547,6 +555,19 @@ out:
 	free(copy);
 	json_decref(signed_obj);
 	return r;
+}
+
+int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct envelope_msg *ret,
+		  char ret_sender[CERT_NAME_MAX])
+{
+	return open_any(ctx, buf, len, ret, ret_sender, NULL);
+}
+
+int envelope_open_relayed(struct envelope_ctx *ctx, const void *buf, size_t len,
+			  struct envelope_msg *ret, char ret_sender[CERT_NAME_MAX],
+			  char ret_to[CERT_NAME_MAX])
+{
+	return open_any(ctx, buf, len, ret, ret_sender, ret_to);
 }
 
 void envelope_msg_clear(struct envelope_msg *m)

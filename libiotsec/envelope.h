@@ -96,6 +96,13 @@ struct envelope_msg {
  * anyone replaying a message (stale, replayed, addressed to another device), leave it "". */
 int envelope_open(struct envelope_ctx *ctx, const void *buf, size_t len, struct envelope_msg *ret,
 		  char ret_sender[CERT_NAME_MAX]);
+/* The same for a unicast message we check and pass on to its recipient (a doctor's grant that
+ * the relay publishes for the kit): any recipient is accepted, and its name, a valid device
+ * name, goes into ret_to on success. Every other check is envelope_open()'s; the recipient
+ * still checks that the message names it. */
+int envelope_open_relayed(struct envelope_ctx *ctx, const void *buf, size_t len,
+			  struct envelope_msg *ret, char ret_sender[CERT_NAME_MAX],
+			  char ret_to[CERT_NAME_MAX]);
 void envelope_msg_clear(struct envelope_msg *m);
 
 /* A fresh random delivery id (ENVELOPE_ID_MAX characters at most) into out. */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Make sure the Debian packages a step needs are installed: as root, install what is missing;
 # otherwise print the exact apt-get line and fail.
-#   scripts/deps.sh build   what `make` and `make install` need (compilers, -dev packages, scdoc)
+#   scripts/deps.sh build   what `make` and `make install` need (compilers, -dev packages, scdoc,
+#                           and npm for the doctor's page when there is none)
 #   scripts/deps.sh test    that, plus what `make check`, `make demo` and `make bench` run: the
 #                           broker, cmocka, Python with python3-cryptography (the integration
 #                           tests sign envelopes), network namespaces and nftables (packet
@@ -21,7 +22,7 @@ BUILD="build-essential pkg-config libssl-dev libmosquitto-dev libsqlite3-dev lib
 libjansson-dev libsystemd-dev scdoc libmicrohttpd-dev libpq-dev libcurl4-openssl-dev"
 TEST="$BUILD libcmocka-dev openssl mosquitto mosquitto-clients iproute2 python3
 python3-cryptography nftables xxd procps util-linux man-db systemd debootstrap systemd-container
-faketime postgresql chromium"
+faketime postgresql chromium sqlite3"
 case "${1:-build}" in
 build) PKGS=$BUILD ;;
 test) PKGS=$TEST ;;
@@ -50,6 +51,12 @@ cross)
 	echo "usage: scripts/deps.sh build|test|fuzz|deb|cross [arm64|armhf]..." >&2
 	exit 2
 	;;
+esac
+
+# The doctor's page (web/) is built with npm and tested with node. Debian's nodejs and npm only
+# where there is no npm at all: a Node.js installed otherwise stays, and apt does not fight it.
+case "${1:-build}" in
+build | test | fuzz | deb) command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm" ;;
 esac
 
 missing=""

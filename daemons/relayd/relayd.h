@@ -68,15 +68,16 @@
 #include "receipt.h"
 #include "store.h"
 
-#define RELAYD_TOPIC_MAX     256
-#define RELAYD_BODY_MAX	     (64 * 1024) /* an HTTP request body at most */
-#define RELAYD_FETCH_MAX     1000	 /* readings in one fetch or history answer */
-#define RELAYD_SESSIONS_MAX  256	 /* doctors logged in at once */
-#define RELAYD_NONCES_MAX    256	 /* challenges outstanding */
-#define RELAYD_CHALLENGE_MS  60000
-#define RELAYD_EXPIRE_MS     60000 /* between two retention runs */
-#define RELAYD_EXPIRE_BATCH  10000 /* rows one retention step removes at most */
-#define RELAYD_RATE_WINDOW_S 10	   /* the ingest rate is over this many seconds */
+#define RELAYD_TOPIC_MAX       256
+#define RELAYD_BODY_MAX	       (64 * 1024) /* an HTTP request body at most */
+#define RELAYD_FETCH_MAX       1000	   /* readings in one fetch or history answer */
+#define RELAYD_SESSIONS_MAX    256	   /* doctors logged in at once */
+#define RELAYD_NONCES_MAX      256	   /* challenges outstanding */
+#define RELAYD_CHALLENGE_MS    60000
+#define RELAYD_EXPIRE_MS       60000 /* between two retention runs */
+#define RELAYD_EXPIRE_FIRST_MS 1000  /* the first run after start */
+#define RELAYD_EXPIRE_BATCH    10000 /* rows one retention step removes at most */
+#define RELAYD_RATE_WINDOW_S   10    /* the ingest rate is over this many seconds */
 
 /* A reading received, waiting for its commit. */
 struct relayd_pending {
@@ -116,6 +117,10 @@ struct relayd {
 	size_t n_pending;
 	sd_event_source *commit_timer;
 	uint64_t received, stored, duplicates, receipts, commit_failures;
+	/* Readings dropped because the pending array was full while commits failed: the broker
+	 * had acknowledged them, but the kit keeps each until its receipt and sends it again. */
+	uint64_t dropped, dropped_said;
+	bool commit_failing; /* the last commit failed: said once, tried again at the timer */
 	uint64_t refused[RELAYD_REF_COUNT];
 	/* (kit, reason) pairs already logged, so a flood is said once. */
 	struct relayd_said {

@@ -3,7 +3,9 @@
  * the doctor whose grant is installed clears it. A DOCTOR_GRANT (retained on the broker) gives
  * the kit the doctor stream. Both are envelopes signed by a doctor-role certificate of our home,
  * addressed to us; their freshness is the body's (a newer "issued", a higher "seq"), since a
- * retained grant or a relayed ack may be hours old. */
+ * retained grant or a relayed ack may be hours old. A relay of sensord.relay passes them on
+ * under its own name (iotsec/<home>/<relay>/grant/<us>): the signer is then the doctor, not the
+ * topic's name. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -60,7 +62,7 @@ static bool alarm_seal(struct sensord *d)
 		return false;
 	}
 	a->len = len, a->seq = seq;
-	a->delivered = false, a->mid = -1;
+	a->delivered = false, a->mid = -1, a->sent_at = 0;
 	log_warnx("EMERGENCY: pulse %g below %d: record seq %llu sent to %s", a->value,
 		  d->cfg->sensord.alarm_below, (unsigned long long)seq,
 		  d->doctor ? d->doctor_name : "the home");
@@ -75,7 +77,7 @@ void sensord_alarm_raise(struct sensord *d, const struct reading_value *v)
 		return; /* one alarm at a time: the doctor acknowledges it */
 	sensord_alarm_output(d, true);
 	a->set = true, a->value = v->value, a->at = sensord_now_ms(d);
-	a->delivered = false, a->mid = -1, a->len = 0, a->seq = 0;
+	a->delivered = false, a->mid = -1, a->len = 0, a->seq = 0, a->sent_at = 0;
 	log_warnx("EMERGENCY: %s %g below %d: alarm set", v->sensor, v->value,
 		  d->cfg->sensord.alarm_below);
 	if (!alarm_seal(d))
@@ -95,8 +97,10 @@ void sensord_alarm_retry(struct sensord *d)
 	}
 }
 
-/* Open an envelope from doctor (the topic's name) of type want; 0 and m filled. */
-static int open_doctor_msg(struct sensord *d, const char *doctor, const void *payload, size_t len,
+/* Open an envelope of type want published by from (the topic's name): the doctor itself, or a
+ * relay of sensord.relay passing on a doctor's (the rule's role check makes the signer a doctor
+ * of our home either way); 0 and m filled, m->sender.name the doctor. */
+static int open_doctor_msg(struct sensord *d, const char *from, const void *payload, size_t len,
 			   const char *want, struct envelope_msg *m)
 {
 	char sender[CERT_NAME_MAX] = "";
@@ -108,16 +112,17 @@ static int open_doctor_msg(struct sensord *d, const char *doctor, const void *pa
 		return r;
 	if (strcmp(m->type, want) != 0)
 		r = -IOTSEC_ETYPE;
-	else if (strcmp(m->sender.name, doctor) != 0)
+	else if (strcmp(m->sender.name, from) != 0 && !sensord_listed(d->cfg->sensord.relay, from))
 		r = -IOTSEC_EIDENTITY; /* published under another's name */
 	if (r < 0)
 		envelope_msg_clear(m);
 	return r;
 }
 
-void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload, size_t len)
+void sensord_on_grant(struct sensord *d, const char *from, const void *payload, size_t len)
 {
 	struct envelope_msg m = {0};
+	const char *doctor; /* the signer: from itself, or the doctor a relay passes on */
 	struct doctor_grant g = {0};
 	struct stream *s = NULL;
 	uint32_t e;
@@ -125,13 +130,14 @@ void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload
 
 	if (len == 0)
 		return; /* a retained grant cleared */
-	if ((r = open_doctor_msg(d, doctor, payload, len, DOCTOR_MSG_GRANT, &m)) < 0) {
-		sensord_refuse(d, doctor, r, "a grant");
+	if ((r = open_doctor_msg(d, from, payload, len, DOCTOR_MSG_GRANT, &m)) < 0) {
+		sensord_refuse(d, from, r, "a grant");
 		return;
 	}
+	doctor = m.sender.name;
 	if ((r = doctor_grant_parse(m.body, d->member->key, &g)) < 0 ||
 	    strcmp(g.kit, d->member->self.name) != 0) {
-		sensord_refuse(d, doctor, r < 0 ? r : -IOTSEC_ENOTFORUS, "a grant");
+		sensord_refuse(d, from, r < 0 ? r : -IOTSEC_ENOTFORUS, "a grant");
 		goto out;
 	}
 	if (d->doctor && g.issued_ms <= d->grant_issued) {
@@ -168,27 +174,29 @@ out:
 	envelope_msg_clear(&m);
 }
 
-void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, size_t len)
+void sensord_on_ack(struct sensord *d, const char *from, const void *payload, size_t len)
 {
 	struct envelope_msg m = {0};
+	const char *doctor; /* the signer: from itself, or the doctor a relay passes on */
 	char kit[CERT_NAME_MAX];
 	uint64_t seq;
 	int r;
 
 	if (len == 0)
 		return;
-	if ((r = open_doctor_msg(d, doctor, payload, len, DOCTOR_MSG_ACK, &m)) < 0) {
-		sensord_refuse(d, doctor, r, "an emergency acknowledgement");
+	if ((r = open_doctor_msg(d, from, payload, len, DOCTOR_MSG_ACK, &m)) < 0) {
+		sensord_refuse(d, from, r, "an emergency acknowledgement");
 		return;
 	}
+	doctor = m.sender.name;
 	if ((r = doctor_ack_parse(m.body, kit, &seq)) < 0 ||
 	    strcmp(kit, d->member->self.name) != 0) {
-		sensord_refuse(d, doctor, r < 0 ? r : -IOTSEC_ENOTFORUS,
+		sensord_refuse(d, from, r < 0 ? r : -IOTSEC_ENOTFORUS,
 			       "an emergency acknowledgement");
 		goto out;
 	}
 	if (d->doctor == NULL || strcmp(doctor, d->doctor_name) != 0) {
-		sensord_refuse(d, doctor, -IOTSEC_EIDENTITY,
+		sensord_refuse(d, from, -IOTSEC_EIDENTITY,
 			       "an emergency acknowledgement (not the granted doctor)");
 		goto out;
 	}
@@ -210,12 +218,12 @@ void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, 
 				 "an emergency acknowledgement (seq %llu, below the alarm's "
 				 "emergency record, seq %llu)",
 				 (unsigned long long)seq, (unsigned long long)d->alarm.seq);
-		sensord_refuse(d, doctor, -IOTSEC_EREPLAY, what);
+		sensord_refuse(d, from, -IOTSEC_EREPLAY, what);
 		goto out;
 	}
 	d->acked_seq = seq;
 	d->alarm.set = false;
-	d->alarm.len = 0, d->alarm.delivered = false, d->alarm.mid = -1;
+	d->alarm.len = 0, d->alarm.delivered = false, d->alarm.mid = -1, d->alarm.sent_at = 0;
 	sensord_alarm_output(d, false);
 	log_notice("doctor %s acknowledged the emergency (seq %llu): alarm cleared", doctor,
 		   (unsigned long long)seq);

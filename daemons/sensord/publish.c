@@ -1,5 +1,6 @@
 /* From the sensors to the broker: read, seal, spool, publish with QoS 1 in order, and take each
- * record off the spool when the broker acknowledges it. The emergency record goes first. */
+ * record off the spool when the broker acknowledges it (a doctor reading, with sensord.relay
+ * set, when a relay's receipt covers it: receipts.c). The emergency record goes first. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,10 +11,9 @@
 #include "log.h"
 #include "sensord.h"
 
-/* Is name one of sensord.doctor_sensors (words separated by spaces or commas)? */
-static bool doctor_sensor(const struct sensord *d, const char *name)
+bool sensord_listed(const char *list, const char *name)
 {
-	const char *p = d->cfg->sensord.doctor_sensors;
+	const char *p = list;
 	size_t len = strlen(name);
 
 	while (p && *p) {
@@ -26,6 +26,12 @@ static bool doctor_sensor(const struct sensord *d, const char *name)
 		p += n;
 	}
 	return false;
+}
+
+/* Is name one of sensord.doctor_sensors? */
+static bool doctor_sensor(const struct sensord *d, const char *name)
+{
+	return sensord_listed(d->cfg->sensord.doctor_sensors, name);
 }
 
 int sensord_seal(struct sensord *d, struct stream *s, enum reading_kind kind, uint8_t flags,
@@ -206,10 +212,74 @@ static void inflight_clear(struct sensord *d)
 	d->n_inflight = 0;
 	d->sent_id = 0;
 	d->alarm.mid = -1;
+	/* Every record still in the spool goes again from the first, those waiting for a receipt
+	 * too, and the emergency record at once. */
+	d->alarm.sent_at = 0;
+	d->n_awaiting = 0;
+}
+
+/* Publish spool record id: 0 when it is in flight, 1 when it was dropped instead (no sealed
+ * reading, or for a device under a pool both ends have wiped), or mqtt_publish()'s error. */
+static int send_record(struct sensord *d, uint64_t id, const uint8_t *data, size_t len)
+{
+	char topic[SENSORD_TOPIC_MAX], to[CERT_NAME_MAX] = "";
+	struct reading_header h;
+	size_t hlen;
+	int r, mid;
+
+	/* A reading for one device: its name, then the sealed reading. */
+	if (len >= 2 && data[0] == SENSORD_SPOOL_TO && data[1] > 0 && data[1] < CERT_NAME_MAX &&
+	    len > 2u + data[1]) {
+		memcpy(to, data + 2, data[1]);
+		to[data[1]] = '\0';
+		len -= 2u + data[1];
+		data += 2u + data[1];
+	}
+	if (reading_header_parse(data, len, &h, &hlen) < 0 ||
+	    (h.kind == READING_PAIR) != (to[0] != '\0')) {
+		log_warnx("spool record %llu is no sealed reading: dropped",
+			  (unsigned long long)id);
+		spool_ack(d->spool, id);
+		return 1;
+	}
+	/* Sealed under a pool's key both ends have wiped since: nobody can open it. */
+	if (to[0] && d->keyd_pool != 0 && h.epoch != d->keyd_pool) {
+		if (d->pair_gone_said != h.epoch)
+			log_notice("readings for %s sealed under pool %u, now gone, are dropped",
+				   to, h.epoch);
+		d->pair_gone_said = h.epoch;
+		spool_ack(d->spool, id);
+		return 1;
+	}
+	if (to[0])
+		snprintf(topic, sizeof(topic), "iotsec/%s/%s/to/%s", d->member->self.home,
+			 d->member->self.name, to);
+	else
+		sensord_topic(d, d->member->self.name,
+			      h.flags & READING_F_EMERGENCY ? "emergency"
+			      : h.kind == READING_DOCTOR    ? "doctor"
+							    : "group",
+			      topic, sizeof(topic));
+	if ((r = mqtt_publish(d->mqtt, topic, data, len, 1, false, &mid)) < 0) {
+		if (r != -ENOBUFS)
+			log_debug("publish %s: %s", topic, iotsec_strerror(r));
+		return r;
+	}
+	d->inflight[d->n_inflight] = (struct sensord_inflight){
+	    .mid = mid,
+	    .id = id,
+	    .receipt = h.kind == READING_DOCTOR && sensord_relay_set(d),
+	    .seq = h.seq,
+	};
+	memcpy(d->inflight[d->n_inflight].stream, h.stream, STREAM_ID_LEN);
+	d->n_inflight++;
+	return 0;
 }
 
 void sensord_drain(struct sensord *d)
 {
+	size_t max = (size_t)d->cfg->sensord.max_inflight, k = 0;
+	uint64_t now = sensord_mono_ms(), wait = (uint64_t)d->cfg->sensord.receipt_s * 1000;
 	char topic[SENSORD_TOPIC_MAX];
 	const uint8_t *data;
 	uint64_t id;
@@ -218,62 +288,38 @@ void sensord_drain(struct sensord *d)
 
 	if (d->mqtt == NULL || !mqtt_connected(d->mqtt) || !sensord_may_publish(d))
 		return;
-	if (d->alarm.len && !d->alarm.delivered && d->alarm.mid < 0) {
+	/* Unless it waits for a relay's receipt, and not for sensord.receipt_s yet. */
+	if (d->alarm.len && !d->alarm.delivered && d->alarm.mid < 0 &&
+	    (d->alarm.sent_at == 0 || now - d->alarm.sent_at >= wait)) {
 		sensord_topic(d, d->member->self.name, "emergency", topic, sizeof(topic));
 		if ((r = mqtt_publish(d->mqtt, topic, d->alarm.record, d->alarm.len, 1, false,
-				      &mid)) == 0)
-			d->alarm.mid = mid;
-		else
+				      &mid)) == 0) {
+			if (d->alarm.sent_at != 0)
+				log_info("emergency record (seq %llu): no relay's receipt in %d s, "
+					 "sent again",
+					 (unsigned long long)d->alarm.seq,
+					 d->cfg->sensord.receipt_s);
+			d->alarm.mid = mid, d->alarm.sent_at = 0;
+		} else
 			log_debug("emergency record not sent yet: %s", iotsec_strerror(r));
 	}
-	while (d->n_inflight < (size_t)d->cfg->sensord.max_inflight &&
-	       spool_next(d->spool, d->sent_id, &id, &data, &len) == 0) {
-		struct reading_header h;
-		char to[CERT_NAME_MAX] = "";
-		size_t hlen;
+	/* Doctor readings without a receipt sensord.receipt_s after their PUBACK, oldest first:
+	 * the list is in the order of the PUBACKs, so those due lead it. */
+	while (k < d->n_awaiting && d->n_inflight < max && now - d->awaiting[k].sent_at >= wait) {
+		const struct sensord_awaiting *a = &d->awaiting[k];
 
-		/* A reading for one device: its name, then the sealed reading. */
-		if (len >= 2 && data[0] == SENSORD_SPOOL_TO && data[1] > 0 &&
-		    data[1] < CERT_NAME_MAX && len > 2u + data[1]) {
-			memcpy(to, data + 2, data[1]);
-			to[data[1]] = '\0';
-			len -= 2u + data[1];
-			data += 2u + data[1];
-		}
-		if (reading_header_parse(data, len, &h, &hlen) < 0 ||
-		    (h.kind == READING_PAIR) != (to[0] != '\0')) {
-			log_warnx("spool record %llu is no sealed reading: dropped",
-				  (unsigned long long)id);
-			d->sent_id = id;
-			spool_ack(d->spool, id);
-			continue;
-		}
-		/* Sealed under a pool's key both ends have wiped since: nobody can open it. */
-		if (to[0] && d->keyd_pool != 0 && h.epoch != d->keyd_pool) {
-			if (d->pair_gone_said != h.epoch)
-				log_notice("readings for %s sealed under pool %u, now gone, are "
-					   "dropped",
-					   to, h.epoch);
-			d->pair_gone_said = h.epoch;
-			d->sent_id = id;
-			spool_ack(d->spool, id);
-			continue;
-		}
-		if (to[0])
-			snprintf(topic, sizeof(topic), "iotsec/%s/%s/to/%s", d->member->self.home,
-				 d->member->self.name, to);
-		else
-			sensord_topic(d, d->member->self.name,
-				      h.flags & READING_F_EMERGENCY ? "emergency"
-				      : h.kind == READING_DOCTOR    ? "doctor"
-								    : "group",
-				      topic, sizeof(topic));
-		if ((r = mqtt_publish(d->mqtt, topic, data, len, 1, false, &mid)) < 0) {
-			if (r != -ENOBUFS)
-				log_debug("publish %s: %s", topic, iotsec_strerror(r));
+		/* Gone when a full spool dropped it. */
+		if (spool_next(d->spool, a->id - 1, &id, &data, &len) == 0 && id == a->id &&
+		    send_record(d, id, data, len) < 0)
 			break;
-		}
-		d->inflight[d->n_inflight++] = (struct sensord_inflight){.mid = mid, .id = id};
+		k++;
+	}
+	if (k > 0)
+		log_debug("%zu doctor readings without a relay's receipt sent again", k);
+	sensord_awaiting_shift(d, k);
+	while (d->n_inflight < max && spool_next(d->spool, d->sent_id, &id, &data, &len) == 0) {
+		if (send_record(d, id, data, len) < 0)
+			break;
 		d->sent_id = id;
 	}
 }
@@ -300,6 +346,12 @@ static void on_connect(void *ud)
 		 d->member->self.name);
 	if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
 		log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+	if (sensord_relay_set(d)) {
+		snprintf(topic, sizeof(topic), "iotsec/%s/+/receipt/%s", d->member->self.home,
+			 d->member->self.name);
+		if ((r = mqtt_subscribe(d->mqtt, topic, 1)) < 0)
+			log_warnx("subscribe %s: %s", topic, iotsec_strerror(r));
+	}
 	sensord_drain(d);
 }
 
@@ -321,6 +373,13 @@ static void on_publish(int mid, void *ud)
 
 	if (d->alarm.mid == mid) {
 		d->alarm.mid = -1;
+		if (d->alarm.delivered || sensord_alarm_wants_receipt(d)) {
+			/* Stored by the relay already, or from now on waiting for its receipt. */
+			if (!d->alarm.delivered)
+				d->alarm.sent_at = sensord_mono_ms();
+			sensord_drain(d);
+			return;
+		}
 		d->alarm.delivered = true;
 		log_info("emergency record (seq %llu) delivered to the broker",
 			 (unsigned long long)d->alarm.seq);
@@ -331,7 +390,9 @@ static void on_publish(int mid, void *ud)
 	for (size_t i = 0; i < d->n_inflight; i++) {
 		if (d->inflight[i].mid != mid)
 			continue;
-		if (spool_ack(d->spool, d->inflight[i].id) == 0)
+		if (d->inflight[i].receipt)
+			sensord_awaiting_add(d, &d->inflight[i]);
+		else if (spool_ack(d->spool, d->inflight[i].id) == 0)
 			d->published++;
 		d->inflight[i] = d->inflight[--d->n_inflight];
 		break;
@@ -414,6 +475,9 @@ static void on_message(const char *topic, const void *payload, size_t len, int q
 	else if (n == 5 && strcmp(parts[3], "ack") == 0 &&
 		 strcmp(parts[4], d->member->self.name) == 0)
 		sensord_on_ack(d, parts[2], payload, len);
+	else if (n == 5 && strcmp(parts[3], "receipt") == 0 &&
+		 strcmp(parts[4], d->member->self.name) == 0)
+		sensord_on_receipt(d, parts[2], payload, len);
 }
 
 int sensord_publish_start(struct sensord *d)
@@ -468,5 +532,6 @@ void sensord_publish_stop(struct sensord *d)
 	mqtt_free(d->mqtt);
 	spool_close(d->spool);
 	free(d->inflight);
+	sensord_awaiting_free(d);
 	d->mqtt = NULL, d->spool = NULL, d->inflight = NULL;
 }

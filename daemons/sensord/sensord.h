@@ -8,6 +8,12 @@
  * below sensord.alarm_below raises the alarm output and sends an emergency record at once, ahead
  * of the spool; only the granted doctor's EMERGENCY_ACK clears it.
  *
+ * With sensord.relay set (SPEC 9), a doctor reading and a doctor-sealed emergency record are
+ * delivered only when a RELAY_RECEIPT (receipt.h) of one of those relays covers them, on
+ * iotsec/<home>/<relay>/receipt/<us>: after the PUBACK they wait (receipts.c), and are published
+ * again sensord.receipt_s later without one. Grants and acknowledgements come from such a relay
+ * too, signed by the doctor.
+ *
  * As a reader it opens every device's group readings (iotsec/<home>/+/group), keeps the last
  * SENSORD_READINGS_MAX for the readings verb and pushes each as a `reading` event.
  *
@@ -96,11 +102,13 @@ struct sensord_alarm {
 	uint64_t seq;
 	double value;
 	int64_t at; /* unix ms */
-	/* The emergency record, sealed, until the broker acknowledged it. */
+	/* The emergency record, sealed, until delivered. */
 	uint8_t record[READING_MAX];
 	size_t len;
-	bool delivered;
-	int mid; /* in flight: its mid; -1 none */
+	bool delivered; /* by the broker, or with sensord.relay set by a relay's receipt */
+	int mid;	/* in flight: its mid; -1 none */
+	/* Monotonic ms of its PUBACK while it waits for a relay's receipt; 0: not waiting. */
+	uint64_t sent_at;
 };
 
 /* The reading keys of one direction each with a device, of keyd's pool `pool`. */
@@ -120,6 +128,20 @@ struct sensord_pair {
 struct sensord_inflight {
 	int mid;
 	uint64_t id; /* spool record */
+	/* A doctor reading with sensord.relay set: its PUBACK makes it wait for a receipt. */
+	bool receipt;
+	uint8_t stream[STREAM_ID_LEN];
+	uint64_t seq;
+};
+
+/* A spool record the broker acknowledged that waits for a relay's receipt (receipts.c). Kept in
+ * the order of their PUBACKs, so the oldest is due first; one per record, and never more than
+ * sensord.spool_max. */
+struct sensord_awaiting {
+	uint64_t id;
+	uint8_t stream[STREAM_ID_LEN];
+	uint64_t seq;
+	uint64_t sent_at; /* monotonic ms of the PUBACK */
 };
 
 struct sensord {
@@ -189,6 +211,11 @@ struct sensord {
 	uint64_t sent_id;
 	unsigned long published;
 	bool broker_warned;
+	/* Doctor readings waiting for a relay's receipt; forgotten with a connection, as every
+	 * record in the spool is sent again on the next. */
+	struct sensord_awaiting *awaiting;
+	size_t n_awaiting, cap_awaiting;
+	unsigned long receipts; /* receipts taken */
 
 	/* Reading. */
 	struct reading_guard *guard;
@@ -233,6 +260,8 @@ int sensord_state_save(struct sensord *d);
 uint64_t sensord_next_seq(struct sensord *d, enum sensord_kind k);
 
 /* publish.c */
+/* Is name one of the words of list (separated by spaces or commas)? */
+bool sensord_listed(const char *list, const char *name);
 int sensord_publish_start(struct sensord *d);
 void sensord_publish_stop(struct sensord *d);
 /* Read every sensor once. */
@@ -274,13 +303,27 @@ void sensord_alarm_raise(struct sensord *d, const struct reading_value *v);
 void sensord_alarm_retry(struct sensord *d);
 /* Write the alarm output ("1\n" or "0\n"). */
 void sensord_alarm_output(struct sensord *d, bool on);
-void sensord_on_grant(struct sensord *d, const char *doctor, const void *payload, size_t len);
-void sensord_on_ack(struct sensord *d, const char *doctor, const void *payload, size_t len);
+/* A doctor's message published by from: the doctor, or a relay of sensord.relay passing it on. */
+void sensord_on_grant(struct sensord *d, const char *from, const void *payload, size_t len);
+void sensord_on_ack(struct sensord *d, const char *from, const void *payload, size_t len);
 /* Drop the doctor stream when the CRL in force revokes the granted doctor's certificate. */
 void sensord_doctor_check(struct sensord *d);
 
+/* receipts.c */
+/* sensord.relay names a relay: doctor readings wait for its receipts. */
+bool sensord_relay_set(const struct sensord *d);
+/* The emergency record is a doctor reading that waits for a receipt. */
+bool sensord_alarm_wants_receipt(const struct sensord *d);
+/* The broker acknowledged f, a doctor reading: it waits for a receipt from now on. */
+void sensord_awaiting_add(struct sensord *d, const struct sensord_inflight *f);
+/* Drop the first n (sent again). */
+void sensord_awaiting_shift(struct sensord *d, size_t n);
+void sensord_awaiting_free(struct sensord *d);
+/* A RELAY_RECEIPT published by relay (the topic's name) for us. */
+void sensord_on_receipt(struct sensord *d, const char *relay, const void *payload, size_t len);
+
 /* sync.c */
-/* Every envelope sensord opens: the resync messages and the doctor's. */
+/* Every envelope sensord opens: the resync messages, the doctor's and the relay's receipts. */
 extern const struct envelope_rule sensord_rules[];
 int sensord_sync_start(struct sensord *d);
 void sensord_sync_stop(struct sensord *d);

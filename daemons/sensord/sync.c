@@ -4,8 +4,9 @@
  * it. All four are any_time envelopes: the echoed nonce makes an answer fresh, not our clock
  * (which may say 1970).
  *
- * Our endpoint also carries the rules of the doctor's envelopes (DOCTOR_GRANT, EMERGENCY_ACK),
- * which arrive through the broker: one envelope context for everything sensord opens. */
+ * Our endpoint also carries the rules of the doctor's envelopes (DOCTOR_GRANT, EMERGENCY_ACK)
+ * and the relay's receipts (RELAY_RECEIPT), which arrive through the broker: one envelope
+ * context for everything sensord opens. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "clock.h"
 #include "doctor.h"
 #include "log.h"
+#include "receipt.h"
 #include "sensord.h"
 
 /* clang-format off */
@@ -24,6 +26,7 @@ const struct envelope_rule sensord_rules[] = {
     {RESYNC_MSG_STATE, CERT_ROLES_ANY, true, true},
     {DOCTOR_MSG_GRANT, CERT_ROLE_DOCTOR, true, true},
     {DOCTOR_MSG_ACK, CERT_ROLE_DOCTOR, true, true},
+    {RECEIPT_MSG, CERT_ROLE_RELAY, true, true},
     {NULL, 0, false, false},
 };
 /* clang-format on */

@@ -1,9 +1,9 @@
 /* libFuzzer target: arbitrary bytes as JSON, given to every neighbour-resync body parser
- * (resync.h) and every doctor message parser (doctor.h), with a real RSA key. A body that parses
- * must come back identical through its build function, and a parse that fails must leave its
- * output as it was: anything else aborts. Each "$W" in the input stands for a key really
- * wrapped to this run's RSA key, so the fuzzer also reaches the success paths of the key
- * parsers (the seeds use it). */
+ * (resync.h), every doctor message parser (doctor.h) and the relay's receipt parser
+ * (receipt.h), with a real RSA key. A body that parses must come back identical through its
+ * build function, and a parse that fails must leave its output as it was: anything else aborts.
+ * Each "$W" in the input stands for a key really wrapped to this run's RSA key, so the fuzzer also
+ * reaches the success paths of the key parsers (the seeds use it). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include "doctor.h"
 #include "encoding.h"
 #include "fuzzlib.h"
+#include "receipt.h"
 #include "resync.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -130,6 +131,52 @@ static void ack(json_t *body)
 	json_decref(again);
 }
 
+/* A receipt that parses obeys its contract (what receipt_covers() relies on) and round-trips;
+ * its seqs, expanded back, fold into the same ranges. */
+static void receipt(json_t *body)
+{
+	static uint64_t seqs[6 * RECEIPT_RANGES_MAX];
+	struct receipt r, r2, r3;
+	json_t *again = NULL;
+	size_t n = 0, used = 0;
+
+	memset(&r, 0xa5, sizeof(r));
+	if (receipt_parse(body, &r) < 0) {
+		fuzz_untouched(&r, sizeof(r));
+		return;
+	}
+	if (r.n < 1 || r.n > RECEIPT_RANGES_MAX)
+		abort();
+	for (size_t i = 0; i < r.n; i++) {
+		if (r.ranges[i].first < 1 || r.ranges[i].first > r.ranges[i].last ||
+		    (i > 0 && r.ranges[i - 1].last >= r.ranges[i].first) ||
+		    !receipt_covers(&r, r.stream, r.ranges[i].first) ||
+		    !receipt_covers(&r, r.stream, r.ranges[i].last) ||
+		    receipt_covers(&r, r.stream, r.ranges[i].first - 1) !=
+			(i > 0 && r.ranges[i - 1].last + 1 == r.ranges[i].first))
+			abort();
+		/* Short ranges only (at most 5 seqs and a repeat each, what seqs holds). */
+		if (r.ranges[i].last - r.ranges[i].first < 5) {
+			for (uint64_t s = r.ranges[i].first; s <= r.ranges[i].last; s++)
+				seqs[n++] = s;
+			seqs[n++] = r.ranges[i].last; /* a repeat */
+		} else {
+			n = SIZE_MAX;
+			break;
+		}
+	}
+	if (receipt_build(&r, &again) < 0 || receipt_parse(again, &r2) < 0 ||
+	    memcmp(r.stream, r2.stream, sizeof(r.stream)) != 0 || r.n != r2.n ||
+	    memcmp(r.ranges, r2.ranges, r.n * sizeof(r.ranges[0])) != 0)
+		abort();
+	/* Adjacent ranges fold into one, so the count may only shrink. */
+	if (n != SIZE_MAX && (receipt_from_seqs(&r3, seqs, n, &used) < 0 || used != n ||
+			      r3.n > r.n || r3.ranges[0].first != r.ranges[0].first ||
+			      r3.ranges[r3.n - 1].last != r.ranges[r.n - 1].last))
+		abort();
+	json_decref(again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_t *body = fuzz_json(data, size, 'W', wrapped, SUBST_MAX);
@@ -142,6 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	state(body);
 	grant(body);
 	ack(body);
+	receipt(body);
 	json_decref(body);
 	return 0;
 }

@@ -140,12 +140,17 @@ static int fixture_make(struct fixture *f)
 	    enrol(f, f->ca_dir, "pi2", CERT_ROLE_NODE, now - 60, now + year) < 0 ||
 	    enrol(f, f->ca_dir, "ctl1", CERT_ROLE_CONTROLLER, now - 60, now + year) < 0 ||
 	    enrol(f, f->ca_dir, "doc1", CERT_ROLE_DOCTOR, now - 60, now + year) < 0 ||
+	    enrol(f, f->ca_dir, "relay1", CERT_ROLE_RELAY, now - 60, now + year) < 0 ||
+	    enrol(f, f->ca_dir, "doc2", CERT_ROLE_DOCTOR, now - 60, now + year) < 0 ||
+	    enrol(f, f->ca_dir, "docrev", CERT_ROLE_DOCTOR, now - 60, now + year) < 0 ||
+	    ca_revoke(f->ca_dir, "docrev") < 0 ||
 	    enrol(f, f->ca_dir, "revoked", CERT_ROLE_NODE, now - 60, now + year) < 0 ||
 	    ca_revoke(f->ca_dir, "revoked") < 0 ||
 	    enrol(f, f->ca_dir, "expired", CERT_ROLE_NODE, now - 2 * 86400, now - 86400) < 0 ||
 	    enrol(f, f->ca_dir, "future", CERT_ROLE_NODE, now + 86400, now + year) < 0 ||
 	    enrol(f, f->ca_dir, "short", CERT_ROLE_NODE, now - 60, now + 30 * 86400) < 0 ||
 	    enrol(f, f->other_ca_dir, "pi9", CERT_ROLE_NODE, now - 60, now + year) < 0 ||
+	    enrol(f, f->other_ca_dir, "doc9", CERT_ROLE_DOCTOR, now - 60, now + year) < 0 ||
 	    make_selfsigned(f) < 0)
 		return -1;
 	return 0;

@@ -1,8 +1,10 @@
 /* A home for tests, made with the real CA code: home "testhome" with devices
- *   pi1, pi2 (node), ctl1 (controller), doc1 (doctor), revoked (node, revoked), expired (node, ended a day ago),
+ *   pi1, pi2 (node), ctl1 (controller), doc1, doc2 (doctor), docrev (doctor, revoked),
+ *   relay1 (relay), revoked (node, revoked), expired (node, ended a day ago),
  *   future (node, starts in a day), short (node, ends in 30 days)
- * plus "pi9" of another home "otherhome" and "selfsigned": a self-signed certificate whose subject
- * is pi1's. Files: DIR/ca/{ca.crt,crl.pem,...}, DIR/out/NAME.{crt,key}. */
+ * plus "pi9" (node) and "doc9" (doctor) of another home "otherhome" and "selfsigned": a
+ * self-signed certificate whose subject is pi1's. Files: DIR/ca/{ca.crt,crl.pem,...},
+ * DIR/out/NAME.{crt,key}. */
 #ifndef IOTSEC_TEST_FIXTURE_H
 #define IOTSEC_TEST_FIXTURE_H
 

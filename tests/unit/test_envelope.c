@@ -281,6 +281,47 @@ static void test_unicast(void **state)
 	envelope_ctx_free(tx), envelope_ctx_free(rx), envelope_ctx_free(ctl);
 }
 
+/* A relay checks a message on its way to another device: any recipient, named back; everything
+ * else as envelope_open() judges it. */
+static void test_relayed(void **state)
+{
+	struct envelope_ctx *tx = tx_for("pi1"), *relay = rx_for("ctl1");
+	char id[ENVELOPE_ID_MAX + 1], *buf, *bcast, *bad, to[CERT_NAME_MAX] = "untouched";
+	char sender[CERT_NAME_MAX];
+	struct envelope_msg m = {.type = "untouched"};
+	size_t len;
+
+	(void)state;
+	assert_int_equal(envelope_new_id(id), 0);
+	assert_int_equal(envelope_seal(tx, "GRANT", "pi2", id, NULL, true, &buf, &len), 0);
+	/* Not for ctl1 when opened as its own. */
+	assert_int_equal(envelope_open(relay, buf, len, &m, NULL), -IOTSEC_ENOTFORUS);
+	assert_int_equal(envelope_open_relayed(relay, buf, len, &m, sender, to), 0);
+	assert_string_equal(to, "pi2");
+	assert_string_equal(sender, "pi1");
+	assert_string_equal(m.type, "GRANT");
+	assert_string_equal(m.sender.name, "pi1");
+	envelope_msg_clear(&m);
+	strcpy(m.type, "untouched");
+	/* A broadcast names no recipient to pass it on to. */
+	bcast = hello(tx, true);
+	strcpy(to, "untouched");
+	assert_int_equal(envelope_open_relayed(relay, bcast, strlen(bcast), &m, NULL, to),
+			 -EBADMSG);
+	assert_string_equal(to, "untouched");
+	/* A recipient that is no device name. */
+	bad = pi1_signed(inner_text("GRANT", "pi1", ",\"to\":\"a/b\",\"id\":\"x1\""));
+	assert_int_equal(envelope_open_relayed(relay, bad, strlen(bad), &m, NULL, to), -EBADMSG);
+	assert_string_equal(to, "untouched");
+	/* The signature is still checked. */
+	buf[strlen(buf) / 2] ^= 1;
+	assert_true(envelope_open_relayed(relay, buf, len, &m, NULL, to) < 0);
+	assert_string_equal(to, "untouched");
+	assert_string_equal(m.type, "untouched");
+	free(bad), free(bcast), free(buf);
+	envelope_ctx_free(tx), envelope_ctx_free(relay);
+}
+
 /* We never send what a peer of ours would refuse. */
 static void test_seal_refusals(void **state)
 {
@@ -947,6 +988,7 @@ int main(void)
 	    T(test_good_message),
 	    T(test_fingerprint_after_certificate),
 	    T(test_unicast),
+	    T(test_relayed),
 	    T(test_seal_refusals),
 	    T(test_sender_rejections),
 	    T(test_outer_rejections),

@@ -1,6 +1,8 @@
 /* iotsec-doctor grant and ack: the two messages a doctor sends a kit, each a signed envelope
- * (envelope.h) addressed to the kit, written to a file the doctor publishes on the home's broker
- * (the line to do it is printed). */
+ * (envelope.h) addressed to the kit, either sent through the home's relay (--relay: POST
+ * /api/grant or /api/ack, and the relay publishes it for the kit) or written to a file the
+ * doctor publishes on the home's broker itself (--out: the line to do it is printed), for a home
+ * without a relay or a doctor inside the home's network. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -18,48 +20,70 @@
 #include "log.h"
 
 static const char grant_usage[] =
-    "usage: iotsec-doctor grant --dir D --kit K --kit-cert FILE [--start E] --out FILE\n"
+    "usage: iotsec-doctor grant --dir D --kit K --kit-cert FILE [--start E]\n"
+    "                           (--relay URL [--relay-name N] | --out FILE)\n"
     "Draw a new doctor stream for kit K: its root stays in D/roots/K.json (mode 0600; a\n"
     "root granted before is kept beside it, so its readings still open), and the grant,\n"
     "wrapped to the key of K's certificate (--kit-cert) and signed with D/doctor.key,\n"
-    "goes to --out. The stream starts at epoch E (default: the current epoch of the\n"
-    "configuration's stream schedule). Publish the file retained: the line is printed.\n";
+    "goes to the relay at URL (https://HOST[:PORT], with the root wrapped to the\n"
+    "doctor's own key too, for fetch on another machine), or to --out, a file to publish\n"
+    "retained on the home's broker (the line is printed). The stream starts at epoch E\n"
+    "(default: the current epoch of the configuration's stream schedule).\n";
 
 static const char ack_usage[] =
-    "usage: iotsec-doctor ack --dir D --kit K --seq N --out FILE\n"
+    "usage: iotsec-doctor ack --dir D --kit K --seq N\n"
+    "                         (--relay URL [--relay-name N] | --out FILE)\n"
     "Acknowledge kit K's emergency: the signed EMERGENCY_ACK for its emergency records up\n"
-    "to seq N (the alarm's seq, as iotsec-doctor read shows it) goes to --out. Publish\n"
-    "it on the home's broker: the line is printed.\n";
+    "to seq N (the alarm's seq, as fetch and read show it) goes to the relay at URL, or to\n"
+    "--out, a file to publish on the home's broker (the line is printed).\n";
 
-/* As the kit's table has them: a doctor's, unicast, judged by their bodies, not by the time. */
-static const struct envelope_rule rules[] = {
-    {DOCTOR_MSG_GRANT, CERT_ROLE_DOCTOR, true, true},
-    {DOCTOR_MSG_ACK, CERT_ROLE_DOCTOR, true, true},
-    {NULL, 0, false, false},
+/* Where a grant or an acknowledgement goes: a file, or the relay. */
+struct dest {
+	const char *out;
+	const char *url, *name_opt;
+	char name[CERT_NAME_MAX];
 };
 
-/* Seal body as type to kit and write it to out (0644: it is signed, and its secret is wrapped
- * to the kit). */
-static int seal_to_file(const char *cmd, struct doctor_dir *d, const char *type, const char *kit,
-			json_t *body, const char *out)
+/* Seal body as type to kit and write it to dest->out (0644: it is signed, and its secret is
+ * wrapped to the kit), or POST it to the relay's path with extra's fields beside "envelope". */
+static int deliver(const char *cmd, struct doctor_dir *d, const char *type, const char *kit,
+		   json_t *body, struct dest *dest, const char *path, json_t *extra)
 {
-	struct envelope_ctx *ctx = NULL;
-	char id[ENVELOPE_ID_MAX + 1], *text = NULL;
+	struct relay *relay = NULL;
+	json_t *req = NULL, *answer = NULL;
+	char *text = NULL;
 	size_t len;
 	int r;
 
-	if ((r = envelope_ctx_new(NULL, d->cert, d->key, rules, 60, &ctx)) < 0 ||
-	    (r = envelope_new_id(id)) < 0 ||
-	    (r = envelope_seal(ctx, type, kit, id, body, true, &text, &len)) < 0) {
+	if ((r = doctor_seal(d, type, kit, NULL, body, &text, &len)) < 0) {
 		fprintf(stderr, "iotsec-doctor %s: cannot sign the %s: %s\n", cmd, type,
 			iotsec_strerror(r));
 		goto out;
 	}
-	if ((r = file_write_atomic(out, text, len, 0644)) < 0)
-		fprintf(stderr, "iotsec-doctor %s: %s: %s\n", cmd, out, iotsec_strerror(r));
+	if (dest->out) {
+		if ((r = file_write_atomic(dest->out, text, len, 0644)) < 0)
+			fprintf(stderr, "iotsec-doctor %s: %s: %s\n", cmd, dest->out,
+				iotsec_strerror(r));
+		goto out;
+	}
+	r = -ENOMEM;
+	if ((req = json_pack("{s:s}", "envelope", text)) == NULL ||
+	    (extra && json_object_update(req, extra) < 0))
+		goto out;
+	r = -EIO;
+	if (relay_login(cmd, d, dest->url, dest->name, &relay) < 0)
+		goto out;
+	if ((r = relay_call(relay, "POST", path, req, &answer)) < 0) {
+		if (r == -EACCES)
+			relay_logged_out(relay, "POST", path);
+		goto out;
+	}
+	r = 0;
 out:
+	relay_free(relay);
+	json_decref(req);
+	json_decref(answer);
 	free(text);
-	envelope_ctx_free(ctx);
 	return r;
 }
 
@@ -147,7 +171,8 @@ static int keep_previous(const char *roots, const char *kit)
 
 int cmd_grant(int argc, char **argv)
 {
-	const char *dir = NULL, *kit = NULL, *kit_cert = NULL, *start = NULL, *out = NULL;
+	const char *dir = NULL, *kit = NULL, *kit_cert = NULL, *start = NULL;
+	struct dest dest = {0};
 	struct iotsec_config cfg = {0};
 	struct doctor_grant g = {0};
 	struct doctor_root rt = {0};
@@ -155,17 +180,20 @@ int cmd_grant(int argc, char **argv)
 	bool have_cfg = false;
 	char roots[4096], path[4096], hex[2 * STREAM_ID_LEN + 1];
 	X509 *kx = NULL;
-	json_t *body = NULL;
+	json_t *body = NULL, *extra = NULL;
+	char *wrapped = NULL;
 	uint64_t e0 = 0;
 	int r, rc = DOCTOR_EXIT_FAIL;
 
 	for (int i = 1; i < argc; i++) {
-		const char **slot = strcmp(argv[i], "--dir") == 0	 ? &dir
-				    : strcmp(argv[i], "--kit") == 0	 ? &kit
-				    : strcmp(argv[i], "--kit-cert") == 0 ? &kit_cert
-				    : strcmp(argv[i], "--start") == 0	 ? &start
-				    : strcmp(argv[i], "--out") == 0	 ? &out
-									 : NULL;
+		const char **slot = strcmp(argv[i], "--dir") == 0	   ? &dir
+				    : strcmp(argv[i], "--kit") == 0	   ? &kit
+				    : strcmp(argv[i], "--kit-cert") == 0   ? &kit_cert
+				    : strcmp(argv[i], "--start") == 0	   ? &start
+				    : strcmp(argv[i], "--out") == 0	   ? &dest.out
+				    : strcmp(argv[i], "--relay") == 0	   ? &dest.url
+				    : strcmp(argv[i], "--relay-name") == 0 ? &dest.name_opt
+									   : NULL;
 
 		if (is_help(argv[i])) {
 			fputs(grant_usage, stdout);
@@ -176,9 +204,16 @@ int cmd_grant(int argc, char **argv)
 		if ((*slot = opt_value(argc, argv, &i)) == NULL)
 			return usage_error("grant", grant_usage, "%s needs a value", argv[i]);
 	}
-	if (dir == NULL || kit == NULL || kit_cert == NULL || out == NULL)
+	if (dir == NULL || kit == NULL || kit_cert == NULL ||
+	    (dest.out == NULL) == (dest.url == NULL))
+		return usage_error(
+		    "grant", grant_usage,
+		    "--dir, --kit, --kit-cert and one of --relay and --out are required");
+	if (dest.name_opt && dest.url == NULL)
+		return usage_error("grant", grant_usage, "--relay-name goes with --relay");
+	if (dest.url && strncmp(dest.url, "https://", 8) != 0)
 		return usage_error("grant", grant_usage,
-				   "--dir, --kit, --kit-cert and --out are required");
+				   "--relay takes https://HOST[:PORT], not '%s'", dest.url);
 	if (strlen(dir) > DOCTOR_DIR_MAX)
 		return usage_error("grant", grant_usage, "--dir: at most %d characters",
 				   DOCTOR_DIR_MAX);
@@ -191,7 +226,8 @@ int cmd_grant(int argc, char **argv)
 	if (doctor_config("grant", NULL, &cfg) < 0)
 		goto out;
 	have_cfg = true;
-	if (doctor_dir_load("grant", dir, &d) < 0 || load_kit_cert(&d, kit, kit_cert, &kx) < 0)
+	if ((dest.url && relay_name_of("grant", dest.name_opt, &cfg, dest.name) < 0) ||
+	    doctor_dir_load("grant", dir, &d) < 0 || load_kit_cert(&d, kit, kit_cert, &kx) < 0)
 		goto out;
 	if (start == NULL) {
 		struct stream_schedule s = {cfg.stream.start, cfg.stream.interval_s};
@@ -225,17 +261,31 @@ int cmd_grant(int argc, char **argv)
 		fprintf(stderr, "iotsec-doctor grant: %s: %s\n", path, iotsec_strerror(r));
 		goto out;
 	}
-	if (seal_to_file("grant", &d, DOCTOR_MSG_GRANT, kit, body, out) < 0)
-		goto out;
 	hex_encode(rt.id, STREAM_ID_LEN, hex);
+	/* The relay files the stream under its id with the doctor's own copy of the root. */
+	if (dest.url &&
+	    ((r = doctor_wrapped_build(X509_get0_pubkey(d.cert), &rt, &wrapped)) < 0 ||
+	     (extra = json_pack("{s:s, s:s}", "stream", hex, "wrapped", wrapped)) == NULL)) {
+		fprintf(stderr,
+			"iotsec-doctor grant: cannot wrap the root to the doctor's key: %s\n",
+			iotsec_strerror(r < 0 ? r : -ENOMEM));
+		goto out;
+	}
+	if (deliver("grant", &d, DOCTOR_MSG_GRANT, kit, body, &dest, "/api/grant", extra) < 0)
+		goto out;
 	printf("granted %s a doctor stream from epoch %u (stream %s), root kept in %s\n", kit,
 	       rt.start, hex, path);
-	print_publish(&cfg, &d, "grant", kit, out, true);
+	if (dest.url)
+		printf("sent through relay %s, which publishes it for %s\n", dest.name, kit);
+	else
+		print_publish(&cfg, &d, "grant", kit, dest.out, true);
 	rc = DOCTOR_EXIT_OK;
 out:
 	crypto_wipe(&g, sizeof(g));
 	crypto_wipe(&rt, sizeof(rt));
+	crypto_wipe_free(wrapped);
 	json_decref(body);
+	json_decref(extra);
 	X509_free(kx);
 	doctor_dir_free(&d);
 	if (have_cfg)
@@ -245,7 +295,8 @@ out:
 
 int cmd_ack(int argc, char **argv)
 {
-	const char *dir = NULL, *kit = NULL, *seq = NULL, *out = NULL;
+	const char *dir = NULL, *kit = NULL, *seq = NULL;
+	struct dest dest = {0};
 	struct iotsec_config cfg = {0};
 	struct doctor_dir d = {0};
 	bool have_cfg = false;
@@ -255,11 +306,13 @@ int cmd_ack(int argc, char **argv)
 	int r, rc = DOCTOR_EXIT_FAIL;
 
 	for (int i = 1; i < argc; i++) {
-		const char **slot = strcmp(argv[i], "--dir") == 0   ? &dir
-				    : strcmp(argv[i], "--kit") == 0 ? &kit
-				    : strcmp(argv[i], "--seq") == 0 ? &seq
-				    : strcmp(argv[i], "--out") == 0 ? &out
-								    : NULL;
+		const char **slot = strcmp(argv[i], "--dir") == 0	   ? &dir
+				    : strcmp(argv[i], "--kit") == 0	   ? &kit
+				    : strcmp(argv[i], "--seq") == 0	   ? &seq
+				    : strcmp(argv[i], "--out") == 0	   ? &dest.out
+				    : strcmp(argv[i], "--relay") == 0	   ? &dest.url
+				    : strcmp(argv[i], "--relay-name") == 0 ? &dest.name_opt
+									   : NULL;
 
 		if (is_help(argv[i])) {
 			fputs(ack_usage, stdout);
@@ -270,8 +323,14 @@ int cmd_ack(int argc, char **argv)
 		if ((*slot = opt_value(argc, argv, &i)) == NULL)
 			return usage_error("ack", ack_usage, "%s needs a value", argv[i]);
 	}
-	if (dir == NULL || kit == NULL || seq == NULL || out == NULL)
-		return usage_error("ack", ack_usage, "--dir, --kit, --seq and --out are required");
+	if (dir == NULL || kit == NULL || seq == NULL || (dest.out == NULL) == (dest.url == NULL))
+		return usage_error("ack", ack_usage,
+				   "--dir, --kit, --seq and one of --relay and --out are required");
+	if (dest.name_opt && dest.url == NULL)
+		return usage_error("ack", ack_usage, "--relay-name goes with --relay");
+	if (dest.url && strncmp(dest.url, "https://", 8) != 0)
+		return usage_error("ack", ack_usage, "--relay takes https://HOST[:PORT], not '%s'",
+				   dest.url);
 	if (strlen(dir) > DOCTOR_DIR_MAX)
 		return usage_error("ack", ack_usage, "--dir: at most %d characters",
 				   DOCTOR_DIR_MAX);
@@ -283,7 +342,8 @@ int cmd_ack(int argc, char **argv)
 	if (doctor_config("ack", NULL, &cfg) < 0)
 		goto out;
 	have_cfg = true;
-	if (doctor_dir_load("ack", dir, &d) < 0)
+	if ((dest.url && relay_name_of("ack", dest.name_opt, &cfg, dest.name) < 0) ||
+	    doctor_dir_load("ack", dir, &d) < 0)
 		goto out;
 	/* The kit takes an acknowledgement only from the doctor whose grant it holds. */
 	snprintf(path, sizeof(path), "%.*s/roots/%.63s.json", DOCTOR_DIR_MAX, dir, kit);
@@ -299,10 +359,13 @@ int cmd_ack(int argc, char **argv)
 			iotsec_strerror(r));
 		goto out;
 	}
-	if (seal_to_file("ack", &d, DOCTOR_MSG_ACK, kit, body, out) < 0)
+	if (deliver("ack", &d, DOCTOR_MSG_ACK, kit, body, &dest, "/api/ack", NULL) < 0)
 		goto out;
 	printf("acknowledged %s's emergency records up to seq %" PRIu64 "\n", kit, n);
-	print_publish(&cfg, &d, "ack", kit, out, false);
+	if (dest.url)
+		printf("sent through relay %s, which publishes it for %s\n", dest.name, kit);
+	else
+		print_publish(&cfg, &d, "ack", kit, dest.out, false);
 	rc = DOCTOR_EXIT_OK;
 out:
 	json_decref(body);
