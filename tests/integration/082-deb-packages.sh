@@ -82,12 +82,14 @@ etc=$(grep '^/etc/.*[^/]$' "$T/files" | sort || true)
 # The relay and the doctor's tool read iotsec's configuration; they ship none of their own.
 if grep '^/etc/.*[^/]$' "$T/files-relay" "$T/files-doctor"; then fail "files in /etc (above)"; fi
 
-say "no key, certificate or private key material (outside the programs, which name the PEM markers)"
+say "no key, certificate or private key material (a PEM block's first line; the programs and the doctor's page name the markers)"
 if grep -E '\.(key|pem|crt|csr)$|/keys\.dict$|\.db$' "$T"/files*; then fail "key files shipped (above)"; fi
 R=$T/root
 mkdir -p "$R"
 for d in "$DEB" "$RELAY_DEB" "$DOCTOR_DEB"; do dpkg-deb -x "$d" "$R"; done
-if grep -rlI -e 'PRIVATE KEY' -e 'BEGIN CERTIFICATE' "$R"; then fail "key material shipped (above)"; fi
+if grep -rlIE -e '^-----BEGIN ([A-Z]+ )*PRIVATE KEY-----$' -e '^-----BEGIN CERTIFICATE-----$' "$R"; then
+	fail "key material shipped (above)"
+fi
 
 say "programs, man pages, completion, documentation, each in its package and in no other"
 # A daemon is a folder of daemons/ with a main.c (the Makefile's rule).
