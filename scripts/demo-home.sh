@@ -253,7 +253,7 @@ stop_kitchen() {
 kitchen_sensord() {
 	sed -i '/^sensord = {/,/};/d' "$T/kitchen/iotsec.conf"
 	cat >>"$T/kitchen/iotsec.conf" <<CONF
-sensord = { broker = "$BROKER_IP"; interval_ms = 250; alarm_output = "$T/kitchen/alarm";
+sensord = { broker = "$BROKER_IP"; interval_ms = 200; alarm_output = "$T/kitchen/alarm";
   relay = "relay1"; receipt_s = 3;
   sensors = "$1"; };
 CONF
@@ -273,8 +273,8 @@ wait_until 15 sh -c "[ \$(grep -c 'doctor dr-lee granted (' '$T/kitchen/sensord.
 	fail "kitchen did not take the grant sent through relay1"
 grep -h "doctor dr-lee granted (" "$T/kitchen/sensord.log" | tail -n 1 | sed 's/^/    /'
 stop_kitchen
-awk 'BEGIN { for (i = 0; i < 40; i++) {
-		printf "pulse,%s,/min\n", i == 24 ? 27 : 70 + (i % 9) - 4
+awk 'BEGIN { for (i = 0; i < 30; i++) {
+		printf "pulse,%s,/min\n", i == 20 ? 27 : 70 + (i % 9) - 4
 		printf "spo2,%.1f,%%\n", 97 + (i % 5) / 5 - 0.4 >"'"$T"'/kitchen/spo2.csv"
 		printf "body_temp,%.1f,C\n", 36.8 + (i % 4) / 10 >"'"$T"'/kitchen/body_temp.csv" } }' \
 	>"$T/kitchen/pulse.csv"
