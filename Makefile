@@ -298,7 +298,7 @@ else
 endif
 
 demo: test-deps
-	@$(MAKE) --no-print-directory $(PROGS)
+	@$(MAKE) --no-print-directory $(PROGS) $(WEB_OUT)
 	@IOTSEC_BIN=$(CURDIR)/$(B)/bin scripts/demo.sh
 
 # The footprint bench measures the arm64 build under qemu-user too, beside an idle arm64 program.
