@@ -71,7 +71,7 @@ static const char *const schema_sql =
     " e0 bigint NOT NULL,"
     " wrapped bytea NOT NULL,"
     " granted_ms bigint NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS grants_doctor ON grants (doctor);"
+    "CREATE INDEX IF NOT EXISTS grants_doctor ON grants (doctor, stream);"
     "CREATE TABLE IF NOT EXISTS expired ("
     " stream bytea PRIMARY KEY,"
     " count bigint NOT NULL,"
@@ -79,6 +79,26 @@ static const char *const schema_sql =
     " first_seq bigint NOT NULL,"
     " last_seq bigint NOT NULL,"
     " at_ms bigint NOT NULL);"
+    /* The doctor's queue, in delivery order: emergencies, then the rest, each stream by
+     * stream (in stream order) through readings_queue, so that a call reads the rows it
+     * returns and one probe per stream of the doctor's, whatever waits for other doctors or
+     * further on. (One query joining grants reads the index in order and skips every reading
+     * of another doctor's that comes first: a catch-up behind another doctor's backlog would
+     * read it at each call.) */
+    "CREATE OR REPLACE FUNCTION relay_queue(who text, max int8) RETURNS SETOF readings"
+    " LANGUAGE plpgsql STABLE AS $$"
+    " DECLARE s bytea; e boolean; remaining int8 := max; got int8;"
+    " BEGIN"
+    "  FOREACH e IN ARRAY ARRAY[true, false] LOOP"
+    "   FOR s IN SELECT stream FROM grants WHERE doctor = who ORDER BY stream LOOP"
+    "    EXIT WHEN remaining <= 0;"
+    "    RETURN QUERY SELECT * FROM readings WHERE stream = s AND emergency = e"
+    "     AND NOT delivered ORDER BY seq LIMIT remaining;"
+    "    GET DIAGNOSTICS got = ROW_COUNT;"
+    "    remaining := remaining - got;"
+    "   END LOOP;"
+    "  END LOOP;"
+    " END $$;"
     "INSERT INTO meta (key, value) VALUES ('version', '" SCHEMA_VERSION "');";
 
 #define READING_COLS "r.id, r.stream, r.seq, r.emergency, r.received_ms, r.delivered, r.data"
@@ -122,9 +142,8 @@ static const struct {
 		   1,
 		   {OID_TEXT}},
     [ST_QUEUE] = {"queue",
-		  "SELECT " READING_COLS " FROM readings r JOIN grants g ON g.stream = r.stream"
-		  " WHERE g.doctor = $1 AND NOT r.delivered"
-		  " ORDER BY r.emergency DESC, r.stream, r.seq LIMIT $2",
+		  "SELECT q.id, q.stream, q.seq, q.emergency, q.received_ms, q.delivered, q.data"
+		  " FROM relay_queue($1, $2) WITH ORDINALITY AS q ORDER BY q.ordinality",
 		  2,
 		  {OID_TEXT, OID_INT8}},
     [ST_DELIVERED] = {"delivered",
@@ -142,20 +161,29 @@ static const struct {
 		    " ORDER BY r.seq LIMIT $3",
 		    3,
 		    {OID_BYTEA, OID_INT8, OID_INT8}},
-    /* Readings received before the cutoff, and per stream those below its cap highest seqs
-     * (the window runs along the (stream, seq) index); the oldest first, at most max. What
-     * goes is added to its stream's expired row in the same statement. Two instances running
-     * it at once: the second's DELETE skips the rows the first removed, so none is counted
-     * twice. */
+    /* Readings received before the cutoff (along the received_ms index), and per stream the
+     * lowest seqs beyond its cap: the streams one index probe each (a loose scan), each
+     * counted along the (stream, seq) index, and only a stream over its cap read, up to max
+     * rows. Nothing is sorted but the at most (streams + 1) * max candidates; the oldest go
+     * first, at most max. What goes is added to its stream's expired row in the same
+     * statement. Two instances running it at once: the second's DELETE skips the rows the
+     * first removed, so none is counted twice. */
     [ST_EXPIRE] = {"expire",
-		   "WITH victims AS ("
+		   "WITH RECURSIVE streams AS ("
+		   "  (SELECT stream AS s FROM readings ORDER BY stream LIMIT 1) UNION ALL"
+		   "  SELECT (SELECT stream FROM readings WHERE stream > streams.s ORDER BY stream"
+		   "   LIMIT 1) FROM streams"
+		   "  WHERE streams.s IS NOT NULL),"
+		   " victims AS ("
 		   "  SELECT id FROM ("
-		   "   SELECT id, received_ms, seq FROM readings WHERE received_ms < $1"
-		   "   UNION SELECT id, received_ms, seq FROM ("
-		   "    SELECT id, received_ms, seq,"
-		   "     row_number() OVER (PARTITION BY stream ORDER BY seq) AS n,"
-		   "     count(*) OVER (PARTITION BY stream) AS total FROM readings) w"
-		   "   WHERE n <= total - $2) v"
+		   "   (SELECT id, received_ms, seq FROM readings WHERE received_ms < $1"
+		   "    ORDER BY received_ms LIMIT $3)"
+		   "   UNION SELECT x.id, x.received_ms, x.seq FROM streams"
+		   "    CROSS JOIN LATERAL (SELECT count(*) AS c FROM readings"
+		   "     WHERE stream = streams.s) n"
+		   "    CROSS JOIN LATERAL (SELECT id, received_ms, seq FROM readings"
+		   "     WHERE stream = streams.s ORDER BY seq LIMIT least(n.c - $2, $3)) x"
+		   "    WHERE streams.s IS NOT NULL AND n.c > $2) v"
 		   "  ORDER BY received_ms, seq LIMIT $3),"
 		   " gone AS (DELETE FROM readings r USING victims v WHERE r.id = v.id"
 		   "  RETURNING r.stream, r.seq, r.delivered),"
@@ -239,8 +267,9 @@ static int fail(struct pg_store *s, const PGresult *res, const char *what)
 	if (strcmp(s->failed, key) != 0) {
 		/* libpq's messages end in a newline and may add a second line. */
 		len = strcspn(msg, "\n");
-		log_warnx("store (postgresql): %s: %.*s%s%s", what, (int)len, msg,
-			  state != NULL ? " (SQLSTATE " : "", state != NULL ? ")" : "");
+		log_warnx("store (postgresql): %s: %.*s%s%s%s", what, (int)len, msg,
+			  state != NULL ? " (SQLSTATE " : "", state != NULL ? state : "",
+			  state != NULL ? ")" : "");
 		snprintf(s->failed, sizeof(s->failed), "%s", key);
 	}
 	return errno_of(state);
