@@ -225,6 +225,16 @@ $(B)/bench/bench_%: $(B)/obj/tests/bench/bench_%.o $(B)/obj/tests/bench/timing.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# The relay's benches (bench_relay_*) link its objects but main.o, as its unit tests do, and its
+# libraries (the shorter stem makes make pick this rule over bench_%).
+$(B)/bench/bench_relay_%: $(B)/obj/tests/bench/bench_relay_%.o $(B)/obj/tests/bench/timing.o \
+		$(B)/obj/tests/unit/fixture.o \
+		$(patsubst %.c,$(B)/obj/%.o,$(filter-out daemons/relayd/main.c,$(wildcard daemons/relayd/*.c))) \
+		$(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(RELAY_LIBS)
+$(B)/obj/tests/bench/bench_relay_%.o: ALL_CFLAGS += $(RELAY_CFLAGS) -Idaemons/relayd
+
 # SANITIZE is passed on so that a test can skip what the sanitizer run need not repeat (the
 # Pi builds of 080, which build without sanitizers anyway).
 check: test-deps

@@ -940,8 +940,15 @@ static int sq_pragmas(struct sq *q)
 	sqlite3_finalize(st);
 	if (r < 0)
 		return r;
+	/* A page cache that holds the indexes of a few hundred thousand readings: with SQLite's
+	 * 2 MiB default, inserts into the (stream, seq) and queue indexes read pages back from the
+	 * file all the time. A checkpoint every 4,000 pages rather than 1,000: a doctor's catch-up
+	 * marks rows spread over the whole table, and each checkpoint costs two fdatasyncs;
+	 * journal_size_limit gives the WAL's space back after one. */
 	return sq_exec(q,
 		       "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
+		       " PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 4000;"
+		       " PRAGMA journal_size_limit = 67108864;"
 		       " CREATE TEMP TABLE store_doomed (id INTEGER PRIMARY KEY);",
 		       "open");
 }
