@@ -14,7 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef PG_ROOT
 #define PG_ROOT "/usr/lib/postgresql"
+#endif
 
 /* The newest installed version's bin directory (Debian keeps one per major version). */
 static int find_bin(struct pg_server *pg, char *ret_version, size_t len)
