@@ -6,8 +6,8 @@
  * expired, stats, everything kept across a reopen, another schema refused; a server stopped
  * between calls or killed during a stream of batches gives errors, never a crash, and no batch
  * half stored; two instances on one database inserting overlapping batches at once store each
- * reading once, and two opening a new database at once both find the schema. Skipped only when
- * PostgreSQL is not installed. */
+ * reading once, two opening a new database at once both find the schema, and two expiring at
+ * once count each removal once. Skipped only when PostgreSQL is not installed. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -871,9 +871,27 @@ struct instance {
 	int open_rc;
 	bool reverse; /* the second goes through the readings backwards, other batch edges */
 	int rc;
-	size_t added;
+	size_t added, removed;
 	pthread_barrier_t *start;
 };
+
+/* Retention by both at once, in small steps (of other sizes, so that each also finds rows the
+ * other has not taken): cap 100 per stream. */
+static void *instance_expire(void *arg)
+{
+	struct instance *in = arg;
+	size_t n = 0;
+	int idle = 0;
+
+	pthread_barrier_wait(in->start);
+	/* A call may find its rows taken by the other: go on until several find nothing. */
+	while (in->rc == 0 && idle < 5) {
+		in->rc = store_expire(in->s, 1000000, 1000000, 100, in->reverse ? 53 : 37, &n);
+		in->removed += n;
+		idle = n > 0 ? 0 : idle + 1;
+	}
+	return NULL;
+}
 
 static void *instance_open(void *arg)
 {
@@ -914,7 +932,8 @@ static void *instance_insert(void *arg)
 
 /* Two relays on one database: both open a new database at once (one makes the schema, the
  * other waits and finds it), then insert the same readings at once in other orders and
- * batches: each reading stored once, the new counts add up, and the queue is in order. */
+ * batches: each reading stored once, the new counts add up, and the queue is in order; then
+ * both run retention at once: every removal counted once, in one expired row per stream. */
 static void test_two_instances(void **state)
 {
 	struct instance in[2];
@@ -968,6 +987,21 @@ static void test_two_instances(void **state)
 				assert_true(g->r[j].seq > g->r[j - 1].seq);
 		}
 	}
+
+	/* Both expire at once: each removal counted once, by whichever instance made it. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, instance_expire, &in[i]), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(in[i].rc, 0);
+	}
+	print_message("expired by instance 1: %zu, by instance 2: %zu\n", in[0].removed,
+		      in[1].removed);
+	assert_int_equal(in[0].removed + in[1].removed, TWO_N - 8 * 100);
+	assert_int_equal(sql_value(in[0].conninfo, "SELECT count(*) FROM readings"), 8 * 100);
+	assert_int_equal(sql_value(in[0].conninfo, "SELECT sum(count) FROM expired"),
+			 TWO_N - 8 * 100);
+	assert_int_equal(sql_value(in[0].conninfo, "SELECT count(*) FROM expired"), 8);
 	pthread_barrier_destroy(&start);
 	store_close(in[0].s);
 	store_close(in[1].s);
