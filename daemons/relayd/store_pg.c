@@ -491,12 +491,27 @@ static int connected(struct pg_store *s)
 	return connect_db(s);
 }
 
-/* Run a prepared statement (again when chosen as a deadlock victim: each is a transaction of
- * its own, so nothing of it stayed). The result, or NULL and *ret_err. */
+/* The connection is gone: libpq says so, or failed without a SQLSTATE of the server's (it may
+ * not have noticed yet: a write to a closed socket), or the server said it is ending the
+ * session (57P01-57P03) or the connection (class 08). */
+static bool lost(const struct pg_store *s, const char *state)
+{
+	return PQstatus(s->conn) != CONNECTION_OK || state == NULL ||
+	       strncmp(state, "57P", 3) == 0 || strncmp(state, "08", 2) == 0;
+}
+
+/* Run a prepared statement. Again when chosen as a deadlock victim: each is a transaction of its
+ * own, so nothing of it stayed. Once more on a new connection when the one it went out on was
+ * found lost (the server restarted, or failed over, since the last call): the statement most
+ * likely never ran, and if it did, the second run is harmless, for every statement here is
+ * idempotent or counts only what it changes itself (ON CONFLICT DO NOTHING, the grant's upsert,
+ * delivered's NOT delivered, retention's DELETE ... RETURNING); the count it returns is then
+ * short by what the lost run did. The result, or NULL and *ret_err. */
 static PGresult *run(struct pg_store *s, enum stmt st, const struct params *p, int *ret_err)
 {
 	PGresult *res = NULL;
 	const char *state;
+	bool fresh = s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK;
 
 	if ((*ret_err = connected(s)) < 0)
 		return NULL;
@@ -514,6 +529,15 @@ static PGresult *run(struct pg_store *s, enum stmt st, const struct params *p, i
 			break;
 		}
 		state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		if (!fresh && lost(s, state)) {
+			fresh = true;
+			log_info("store (postgresql): the connection was lost; connecting again");
+			if ((*ret_err = connect_db(s)) < 0) {
+				PQclear(res);
+				return NULL;
+			}
+			continue;
+		}
 		if (state == NULL || (strcmp(state, "40P01") != 0 && strcmp(state, "40001") != 0))
 			break;
 	}

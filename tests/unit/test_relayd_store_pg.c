@@ -746,7 +746,8 @@ static void test_schema_mismatch(void **state)
 }
 
 /* The server stopped between calls: errors, not a crash; started again, the store connects
- * again by itself, and the batch that failed is not there. */
+ * again by itself, and the batch that failed is not there. Stopped and started again between
+ * two calls: the next call works. */
 static void test_server_stopped(void **state)
 {
 	struct store *s;
@@ -779,6 +780,17 @@ static void test_server_stopped(void **state)
 	assert_int_equal(g->n, 1);
 	assert_int_equal(insert_rd(s, a + 1, 2, &n), 0);
 	assert_int_equal(n, 2);
+
+	/* Restarted between two calls (a failover): the next call connects again by itself. */
+	assert_int_equal(pg_stop(&pg, "fast"), 0);
+	assert_int_equal(pg_restart(&pg), 0);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.readings, 3);
+	assert_int_equal(pg_stop(&pg, "immediate"), 0);
+	assert_int_equal(pg_restart(&pg), 0);
+	mkread(&a[0], 1, 4, false, 100, 4);
+	assert_int_equal(insert_rd(s, a, 1, &n), 0);
+	assert_int_equal(n, 1);
 	store_close(s);
 	free(g);
 }
