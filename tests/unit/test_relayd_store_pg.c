@@ -1029,7 +1029,7 @@ static void test_two_instances(void **state)
 static int group_setup(void **state)
 {
 	(void)state;
-	log_init("test_relayd_store_pg", getenv("DBG") ? LOG_DEBUG : LOG_WARNING);
+	log_init("test_relayd_store_pg", LOG_WARNING);
 	pg_status = pg_start(&pg);
 	if (pg_status < 0 && pg_status != -ENOENT)
 		fprintf(stderr, "PostgreSQL: %s\n", pg.why);
