@@ -83,12 +83,16 @@ static const char *const schema_sql =
     " first_seq bigint NOT NULL,"
     " last_seq bigint NOT NULL,"
     " at_ms bigint NOT NULL);"
-    /* The doctor's queue, in delivery order. Emergencies (rare) by one join; then the rest
-     * stream by stream (in stream order) through readings_queue, so that a call reads the rows
-     * it returns and one probe per stream of the doctor's, whatever waits for other doctors or
-     * further on. (One query joining grants for all of it reads the index in order and skips
-     * every reading of another doctor's that comes first: a catch-up behind another doctor's
-     * backlog would read that backlog at each call.) */
+    "INSERT INTO meta (key, value) VALUES ('version', '" SCHEMA_VERSION "');";
+
+/* The doctor's queue, in delivery order. Emergencies (rare) by one join; then the rest
+ * stream by stream (in stream order) through readings_queue, so that a call reads the rows
+ * it returns and one probe per stream of the doctor's, whatever waits for other doctors or
+ * further on. (One query joining grants for all of it reads the index in order and skips
+ * every reading of another doctor's that comes first: a catch-up behind another doctor's
+ * backlog would read that backlog at each call.) Made again at every connection, under the
+ * schema's lock, so that it is always this program's. */
+static const char *const queue_sql =
     "CREATE OR REPLACE FUNCTION relay_queue(who text, max int8) RETURNS SETOF readings"
     " LANGUAGE plpgsql STABLE AS $$"
     " DECLARE s bytea; remaining int8 := max; got int8;"
@@ -105,8 +109,7 @@ static const char *const schema_sql =
     "   GET DIAGNOSTICS got = ROW_COUNT;"
     "   remaining := remaining - got;"
     "  END LOOP;"
-    " END $$;"
-    "INSERT INTO meta (key, value) VALUES ('version', '" SCHEMA_VERSION "');";
+    " END $$;";
 
 #define READING_COLS "r.id, r.stream, r.seq, r.emergency, r.received_ms, r.delivered, r.data"
 
@@ -435,6 +438,9 @@ static int schema(struct pg_store *s)
 		if ((res = exec(s, schema_sql, PGRES_COMMAND_OK, "schema", &r)) == NULL)
 			goto out;
 	}
+	PQclear(res);
+	if ((res = exec(s, queue_sql, PGRES_COMMAND_OK, "schema", &r)) == NULL)
+		goto out;
 	PQclear(res);
 	res = exec(s, "COMMIT", PGRES_COMMAND_OK, "commit", &r);
 out:

@@ -8,6 +8,7 @@
  * half stored; two instances on one database inserting overlapping batches at once store each
  * reading once, two opening a new database at once both find the schema, and two expiring at
  * once count each removal once. Skipped only when PostgreSQL is not installed. */
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -391,6 +392,61 @@ static void test_delivered(void **state)
 	free(g);
 }
 
+#define CATCH_N 3000
+
+/* A doctor catching up 128 at a time, behind another doctor's backlog: each reading once, in
+ * delivery order across the calls, and the other doctor's left waiting. */
+static void test_catch_up(void **state)
+{
+	struct store *s;
+	struct rd *a = calloc(CATCH_N, sizeof(*a));
+	struct got *g = calloc(1, sizeof(*g));
+	int64_t ids[128];
+	uint8_t prev[STREAM_ID_LEN + 9], key[STREAM_ID_LEN + 9];
+	size_t total = 0, mine = 0, n;
+	(void)state;
+
+	assert_non_null(a);
+	s = open_pg(fresh_db());
+	for (int i = 0; i < 8; i++)
+		grant(s, i, i < 2 ? "doc2" : "doc1", i, 0); /* doc2's streams sort first */
+	for (int i = 0; i < CATCH_N; i++) {
+		mkread(&a[i], i % 8, (uint64_t)(CATCH_N - i), i % 97 == 0, i, (uint8_t)i);
+		mine += i % 8 >= 2;
+	}
+	for (int i = 0; i < CATCH_N; i += 500)
+		assert_int_equal(insert_rd(s, a + i, 500, NULL), 0);
+	memset(prev, 0, sizeof(prev));
+	for (int call = 0; call < 100; call++) {
+		memset(g, 0, sizeof(*g));
+		assert_int_equal(store_queue(s, "doc1", 128, collect, g), 0);
+		if (g->n == 0)
+			break;
+		for (size_t i = 0; i < g->n; i++) {
+			uint64_t be = htobe64(g->r[i].seq);
+
+			/* The delivery order as bytes: not emergency, stream, seq. */
+			key[0] = !g->r[i].emergency;
+			memcpy(key + 1, g->r[i].stream, STREAM_ID_LEN);
+			memcpy(key + 1 + STREAM_ID_LEN, &be, 8);
+			assert_true(memcmp(prev, key, sizeof(key)) < 0);
+			memcpy(prev, key, sizeof(key));
+			assert_false(is_stream(&g->r[i], 0) || is_stream(&g->r[i], 1));
+			ids[i] = g->r[i].id;
+		}
+		assert_int_equal(store_delivered(s, "doc1", ids, g->n, &n), 0);
+		assert_int_equal(n, g->n);
+		total += n;
+	}
+	assert_int_equal(total, mine);
+	memset(g, 0, sizeof(*g));
+	assert_int_equal(store_queue(s, "doc2", GOT_MAX, collect, g), 0);
+	assert_int_equal(g->n, CATCH_N - mine);
+	store_close(s);
+	free(a);
+	free(g);
+}
+
 struct grants_seen {
 	size_t n;
 	struct store_grant g[8];
@@ -660,7 +716,8 @@ static void test_stats(void **state)
 	free(qs);
 }
 
-/* Closed and opened again: everything is there, and ids go on rising. */
+/* Closed and opened again: everything is there, ids go on rising, and the queue function is
+ * this program's again. */
 static void test_reopen(void **state)
 {
 	struct store *s;
@@ -682,6 +739,9 @@ static void test_reopen(void **state)
 	assert_int_equal(n, 1);
 	last = sql_value(conninfo, "SELECT max(id) FROM readings");
 	store_close(s);
+	/* An older program's queue function: the store puts its own back. */
+	sql_value(conninfo, "CREATE OR REPLACE FUNCTION relay_queue(who text, max int8) RETURNS "
+			    "SETOF readings LANGUAGE sql AS 'SELECT * FROM readings WHERE false'");
 
 	s = open_pg(conninfo);
 	assert_int_equal(store_grants(s, "doc1", grant_seen, gs), 0);
@@ -1046,13 +1106,13 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_duplicates),	   cmocka_unit_test(test_bad_batches),
-	    cmocka_unit_test(test_queue_order),	   cmocka_unit_test(test_delivered),
-	    cmocka_unit_test(test_grants),	   cmocka_unit_test(test_history),
-	    cmocka_unit_test(test_expire),	   cmocka_unit_test(test_stats),
-	    cmocka_unit_test(test_reopen),	   cmocka_unit_test(test_schema_mismatch),
-	    cmocka_unit_test(test_server_stopped), cmocka_unit_test(test_server_killed),
-	    cmocka_unit_test(test_two_instances),
+	    cmocka_unit_test(test_duplicates),	    cmocka_unit_test(test_bad_batches),
+	    cmocka_unit_test(test_queue_order),	    cmocka_unit_test(test_catch_up),
+	    cmocka_unit_test(test_delivered),	    cmocka_unit_test(test_grants),
+	    cmocka_unit_test(test_history),	    cmocka_unit_test(test_expire),
+	    cmocka_unit_test(test_stats),	    cmocka_unit_test(test_reopen),
+	    cmocka_unit_test(test_schema_mismatch), cmocka_unit_test(test_server_stopped),
+	    cmocka_unit_test(test_server_killed),   cmocka_unit_test(test_two_instances),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
