@@ -1,7 +1,7 @@
 /* The store on PostgreSQL (store.h, store_impl.h): one database shared by several relay
- * instances. Every call is one statement, so one transaction of its own; every statement is
- * prepared once per session, with its parameters and results in binary (bytea as raw bytes,
- * bigint as 8 bytes), never as hex text.
+ * instances. Every call is one statement (history: a read of the grant, then of the rows), so
+ * one transaction of its own; every statement is prepared once per session, with its
+ * parameters and results in binary (bytea as raw bytes, bigint as 8 bytes), never as hex text.
  *
  * A batch of readings is one INSERT ... SELECT FROM unnest(arrays) ... ON CONFLICT (stream, seq)
  * DO NOTHING: the whole batch in one round trip, one statement of constant text for any batch
@@ -16,10 +16,10 @@
  * the two deadlocking; the second's copy is skipped once the first commits.
  *
  * The schema is made under an advisory lock, so two instances starting at once do not race;
- * meta's version row says whose it is. A lost connection is made again at the next call (the
- * server restarted), its statements prepared again. Errors are negative errno values; the
- * server's message (its primary text, never a row's values) is logged once, until a call
- * succeeds again or another error comes. */
+ * meta's version row says whose it is. A connection found lost (the server restarted or failed
+ * over) is made again, its statements prepared again, and the statement sent once more (run()).
+ * Errors are negative errno values; the server's message (its primary text, never a row's values)
+ * is logged once, until a call succeeds again or another error comes. */
 #include <endian.h>
 #include <errno.h>
 #include <stdint.h>
