@@ -334,6 +334,74 @@ static void test_queue_order(void **state)
 	assert_int_equal(g.n, 2);
 }
 
+/* A doctor catching up on thousands, 128 at a time: each reading once, in delivery order across
+ * calls, emergencies (which arrive all along) before the rest. */
+static void test_catch_up(void **state)
+{
+	struct t *t = *state;
+	const uint8_t *streams[] = {SA, SB, SD, SC}; /* SC is doctor2's */
+	static uint64_t order[4000];
+	struct batch b = {0};
+	struct got g;
+	int64_t ids[128];
+	size_t total = 0, emergencies = 0, calls = 0;
+	int prev_e = -1, prev_s = -1;
+	uint64_t prev_seq = 0;
+
+	/* 1000 per stream, arriving in a scrambled order; every 37th an emergency. */
+	for (uint64_t i = 0; i < 4000; i++)
+		order[i] = i;
+	for (uint64_t i = 3999; i > 0; i--) {
+		uint64_t j = (i * 2654435761u) % (i + 1), x = order[i];
+
+		order[i] = order[j];
+		order[j] = x;
+	}
+	for (size_t i = 0; i < 4000; i++) {
+		uint64_t seq = order[i] / 4 + 1;
+
+		add(&b, streams[order[i] % 4], seq, seq % 37 == 0, (int64_t)i);
+		if (b.n == 64 || i == 3999)
+			assert_int_equal(insert(t->s, &b), i == 3999 ? 4000 % 64 : 64);
+	}
+	grant(t->s, SA, DOC1, 0);
+	grant(t->s, SB, DOC1, 0);
+	grant(t->s, SD, DOC1, 0);
+	grant(t->s, SC, DOC2, 0);
+	for (;;) {
+		size_t marked;
+
+		if (queue(t->s, DOC1, 128, &g) == 0)
+			break;
+		calls++;
+		for (size_t i = 0; i < g.n; i++) {
+			const struct store_reading *r = &g.r[i];
+			int s = r->stream[0] == SA[0] ? 0 : r->stream[0] == SB[0] ? 1 : 2;
+
+			assert_true(r->stream[0] != SC[0]);
+			assert_reading(r, streams[s], r->seq, r->seq % 37 == 0);
+			/* (emergency first, stream, seq) only ever moves forward */
+			int e = r->emergency ? 0 : 1;
+			assert_true(e > prev_e || (e == prev_e && s > prev_s) ||
+				    (e == prev_e && s == prev_s && r->seq > prev_seq));
+			prev_e = e;
+			prev_s = s;
+			prev_seq = r->seq;
+			emergencies += r->emergency;
+			ids[i] = r->id;
+		}
+		assert_int_equal(store_delivered(t->s, DOC1, ids, g.n, &marked), 0);
+		assert_int_equal(marked, g.n);
+		total += g.n;
+	}
+	assert_int_equal(total, 3000);
+	assert_int_equal(emergencies, 3 * (1000 / 37));
+	assert_int_equal(calls, (3000 + 127) / 128);
+	assert_int_equal(stats(t->s).undelivered, 1000);
+	assert_int_equal(queue(t->s, DOC2, 128, &g), 128);
+	assert_true(g.r[0].emergency);
+}
+
 struct reenter {
 	struct store *s;
 	int64_t ids[16];
@@ -1020,6 +1088,7 @@ int main(void)
 	    T(test_insert_duplicates),
 	    T(test_failed_batch_stores_nothing),
 	    T(test_queue_order),
+	    T(test_catch_up),
 	    T(test_delivered_only_own),
 	    T(test_grants),
 	    T(test_history),
