@@ -276,6 +276,8 @@ $(B)/bench/bench_relay_%: $(B)/obj/tests/bench/bench_relay_%.o $(B)/obj/tests/be
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(RELAY_LIBS)
 $(B)/obj/tests/bench/bench_relay_%.o: ALL_CFLAGS += $(RELAY_CFLAGS) -Idaemons/relayd
+# The PostgreSQL bench starts a server of its own, as test_relayd_store_pg does.
+$(B)/bench/bench_relay_pg: $(B)/obj/tests/unit/pg.o
 
 # SANITIZE is passed on so that a test can skip what the sanitizer run need not repeat (the
 # Pi builds of 080, which build without sanitizers anyway).
