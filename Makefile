@@ -120,6 +120,11 @@ PROGS    := $(DAEMONS:%=$(B)/bin/iotsec-%) $(B)/bin/iotsec-pki $(B)/bin/iotsecct
 
 # man/NAME.N.scd becomes $(B)/man/NAME.N
 MANS     := $(patsubst man/%.scd,$(B)/man/%,$(wildcard man/*.scd))
+# What goes with the programs a CROSS build leaves out (a Pi runs neither the relay nor the
+# doctor's tool): their pages, unit and completion stay out of its install too.
+ifneq ($(CROSS),)
+MANS     := $(filter-out $(B)/man/iotsec-relayd.8 $(B)/man/iotsec-doctor.1,$(MANS))
+endif
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -271,6 +276,8 @@ $(B)/bench/bench_relay_%: $(B)/obj/tests/bench/bench_relay_%.o $(B)/obj/tests/be
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) $(RELAY_LIBS)
 $(B)/obj/tests/bench/bench_relay_%.o: ALL_CFLAGS += $(RELAY_CFLAGS) -Idaemons/relayd
+# The PostgreSQL bench starts a server of its own, as test_relayd_store_pg does.
+$(B)/bench/bench_relay_pg: $(B)/obj/tests/unit/pg.o
 
 # SANITIZE is passed on so that a test can skip what the sanitizer run need not repeat (the
 # Pi builds of 080, which build without sanitizers anyway).
@@ -293,7 +300,7 @@ else
 endif
 
 demo: test-deps
-	@$(MAKE) --no-print-directory $(PROGS)
+	@$(MAKE) --no-print-directory $(PROGS) $(WEB_OUT)
 	@IOTSEC_BIN=$(CURDIR)/$(B)/bin scripts/demo.sh
 
 # The footprint bench measures the arm64 build under qemu-user too, beside an idle arm64 program.
@@ -336,6 +343,11 @@ build-fuzz/fuzz/fuzz_relay_%: build-fuzz/obj/tests/fuzz/fuzz_relay_%.o \
 	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LIBS) $(RELAY_LIBS)
 
 UNITS := $(wildcard systemd/*.service systemd/*.target)
+COMPLETIONS := $(wildcard completions/*)
+ifneq ($(CROSS),)
+UNITS := $(filter-out systemd/iotsec-relayd.service,$(UNITS))
+COMPLETIONS := $(filter-out completions/iotsec-doctor,$(COMPLETIONS))
+endif
 MQTT_ETC := iotsec-broker.conf iotsec.acl
 
 # No key is made here: a tree staged with DESTDIR (a package) would ship it to every Pi. The
@@ -352,7 +364,7 @@ install: all
 	install -m 0644 systemd/iotsec.sysusers $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
 	for m in $(MANS); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
-	install -m 0644 completions/* $(DESTDIR)$(COMPDIR)/
+	install -m 0644 $(COMPLETIONS) $(DESTDIR)$(COMPDIR)/
 	$(if $(WEB_OUT),install -d $(DESTDIR)$(WEBDIR) && install -m 0644 $(WEB_OUT) $(DESTDIR)$(WEBDIR)/)
 	# Never overwrite a configuration the household has edited.
 	[ -e $(DESTDIR)$(SYSCONFDIR)/iotsec/iotsec.conf ] || \
@@ -374,7 +386,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS:systemd/%=%))
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/iotsec.conf
 	rm -f $(foreach m,$(MANS),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
-	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(wildcard completions/*)))
+	rm -f $(addprefix $(DESTDIR)$(COMPDIR)/,$(notdir $(COMPLETIONS)))
 	rm -f $(DESTDIR)$(DOCDIR)/README.md
 	rm -f $(addprefix $(DESTDIR)$(WEBDIR)/,$(notdir $(WEB_OUT)))
 	-rmdir $(DESTDIR)$(WEBDIR) $(DESTDIR)$(PREFIX)/share/iotsec 2>/dev/null

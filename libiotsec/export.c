@@ -4,7 +4,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "encoding.h"
 #include "stream.h"
@@ -45,18 +44,31 @@ int export_format_parse(const char *name, enum export_format *ret)
 	return -EINVAL;
 }
 
+/* The UTC calendar of ms since 1970 (0..TIME_LAST_MS), without time_t: a 32-bit Pi's time_t
+ * (armhf) ends in 2038, and a reading may carry any time up to 9999. Days to a civil date as in
+ * H. Hinnant's "chrono-compatible low-level date algorithms" (eras of 400 years). */
+static void utc_fields(int64_t ms, int *y, int *mo, int *d, int *h, int *mi, int *sec)
+{
+	int64_t s = ms / 1000, days = s / 86400, rest = s % 86400;
+	int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+
+	*d = (int)(doy - (153 * mp + 2) / 5 + 1);
+	*mo = (int)(mp < 10 ? mp + 3 : mp - 9);
+	*y = (int)(yoe + era * 400 + (*mo <= 2));
+	*h = (int)(rest / 3600), *mi = (int)(rest / 60 % 60), *sec = (int)(rest % 60);
+}
+
 int export_rfc3339(int64_t ms, char out[EXPORT_TIME_MAX])
 {
-	time_t s;
-	struct tm tm;
-	char day[24]; /* "9999-12-31T23:59:59" */
+	int y, mo, d, h, mi, s;
 
 	if (ms < 0 || ms > TIME_LAST_MS)
 		return -ERANGE;
-	s = (time_t)(ms / 1000);
-	if (gmtime_r(&s, &tm) == NULL || strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-		return -ERANGE;
-	snprintf(out, EXPORT_TIME_MAX, "%.19s.%03dZ", day, (int)(ms % 1000));
+	utc_fields(ms, &y, &mo, &d, &h, &mi, &s);
+	snprintf(out, EXPORT_TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, mo, d, h, mi, s,
+		 (int)(ms % 1000));
 	return 0;
 }
 
@@ -73,16 +85,13 @@ static int check(const struct export_reading *r)
 int export_text(const struct export_reading *r, char *out, size_t cap)
 {
 	const struct reading_value *v = r->v;
-	time_t s = (time_t)(r->h->time_ms / 1000);
-	char when[EXPORT_TIME_MAX];
-	struct tm tm;
-	int n, r2;
+	int y, mo, d, h, mi, s, n, r2;
 
 	if ((r2 = check(r)) < 0)
 		return r2;
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&s, &tm));
-	n = snprintf(out, cap, "%s %s %s %.15g %s", when, r->h->device, v->sensor, v->value,
-		     v->unit[0] ? v->unit : "-");
+	utc_fields(r->h->time_ms, &y, &mo, &d, &h, &mi, &s);
+	n = snprintf(out, cap, "%04d-%02d-%02d %02d:%02d:%02d UTC %s %s %.15g %s", y, mo, d, h, mi,
+		     s, r->h->device, v->sensor, v->value, v->unit[0] ? v->unit : "-");
 	if (n >= 0 && (size_t)n < cap && v->emergency)
 		n += snprintf(out + n, cap - (size_t)n, " EMERGENCY (below %.15g; seq %" PRIu64 ")",
 			      v->threshold, r->h->seq);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Debian packages of iotsec, for `make deb`: scripts/deb.sh [ARCH]... (default amd64 arm64 armhf).
+# Debian packages of iotsec, for `make deb`: scripts/deb.sh [ARCH]... (default amd64 arm64 armhf):
+# iotsec for every architecture, and iotsec-relay and iotsec-doctor for this machine's only.
 # Each architecture is built by dpkg-buildpackage -b in a copy of this tree under build/deb/ARCH/
 # (a cross build with -a ARCH where ARCH is not this machine's), so that the tree itself stays
 # clean and no object of another build is reused. The packages, .buildinfo and .changes land in
@@ -33,7 +34,9 @@ for arch in "$@"; do
 		host=""
 	else
 		scripts/deps.sh cross "$arch"
-		host="--host-arch=$arch"
+		# The cross profile: debian/control builds the relay's and the doctor's tool's
+		# packages natively only (a Pi runs neither), and needs their libraries then only.
+		host="--host-arch=$arch -Pcross"
 	fi
 
 	work=$OUT/$arch
@@ -43,7 +46,7 @@ for arch in "$@"; do
 	tar -cf - --exclude=./.git --exclude=./build --exclude='./build-*' . | tar -xf - -C "$src"
 	log=$OUT/iotsec_${VERSION}_$arch.build.log
 	echo "iotsec: building the $arch packages (log: $log)"
-	# shellcheck disable=SC2086 # $host is empty or one word
+	# shellcheck disable=SC2086 # $host is empty or two words
 	if ! (cd "$src" && dpkg-buildpackage -b -us -uc -Jauto $host) >"$log" 2>&1; then
 		tail -n 30 "$log" >&2
 		echo "iotsec: dpkg-buildpackage failed for $arch (log: $log)" >&2

@@ -4,12 +4,18 @@
 # the same network is ignored; a Pi that vanishes is declared missing and the home rekeys without
 # it until the household releases it. Then the Pis publish their sensor readings, sealed, through
 # the home's broker: every Pi reads them, the broker cannot; a patient's pulse goes to the doctor
-# alone, and a pulse too low raises an alarm only the doctor's signed acknowledgement clears. Uses
-# the integration tests' host helpers.
+# alone, and a pulse too low raises an alarm only the doctor's signed acknowledgement clears. Last,
+# the cloud relay keeps the doctor's readings while the doctor is offline; the doctor fetches them,
+# then opens them in the page the relay serves (chromium, headless: its screenshot is kept in
+# build/demo/relay-page.png). Uses the integration tests' host helpers.
 IT_DIR=$(dirname "$0")/../tests/integration
 . "$IT_DIR/common.sh"
 . "$IT_DIR/pingd-common.sh"
 . "$IT_DIR/mqtt-common.sh"
+# The relay's (steps 17-19), before any of them sets anything.
+. "$IT_DIR/sensord-common.sh"
+. "$IT_DIR/relay-common.sh"
+. "$IT_DIR/page-common.sh"
 
 . "$(dirname "$0")/step.sh"
 # The Pis' files live in a scratch directory removed as the demo ends: show it as $T.
@@ -93,7 +99,7 @@ echo "    kitchen's inbox: $(ctl "$T/kitchen/run/keyd/keyd.sock" '{"v":1,"verb":
 
 step "13. The home's broker: mosquitto, with the configuration iotsec ships"
 if ! command -v mosquitto >/dev/null || ! command -v mosquitto_sub >/dev/null; then
-	echo "(no mosquitto here: steps 13-16 need it; scripts/deps.sh test installs it)"
+	echo "(no mosquitto here: steps 13-19 need it; scripts/deps.sh test installs it)"
 	exit 0
 fi
 broker_host 5
@@ -225,3 +231,115 @@ wait_until 10 refused || fail "the replayed acknowledgement was not refused"
 echo "    kitchen's sensord, refusals by sender: $(ctl "$T/kitchen/run/sensord/sensord.sock" '{"v":1,"verb":"status"}' |
 	$PY -c 'import json, sys; print(", ".join("%s %d" % kv for kv in json.load(sys.stdin)["refused_by"].items()))')"
 grep -h "dr-lee" "$T/kitchen/sensord.log" | tail -n 1 | sed 's/^/    /'
+
+step "17. The cloud relay: the kitchen's doctor readings wait there while dr-lee is offline"
+# The relay tests' helpers (relay-common.sh): a relay on a host of its own, subscribed to the
+# home's broker.
+relay 7 relay1
+echo "relay1 has a certificate of the home with the relay role; its settings:"
+sed -n '/^relay = {/p' "$T/relay1/iotsec.conf" | sed "s|$T|\$T|g; s/;  *};/; };/; s/; \([a-z]\)/;\n    \1/g; s/^/    /"
+run_relay relay1
+wait_until 10 relay_ready relay1 || fail "relay1 did not connect to the broker"
+echo "It is connected to the broker, subscribed to every kit's doctor and emergency topics."
+# The kitchen's sensord again, now trusting relay1's receipts and its sensors (first without the
+# patient's, so that none is read under the old grant before relay1's arrives).
+stop_kitchen() {
+	_p=$(pgrep -f "iotsec-sensord -c $T/kitchen/iotsec.conf" || true)
+	[ -n "$_p" ] || return 0
+	kill "$_p"
+	wait_until 10 sh -c "! kill -0 $_p 2>/dev/null" || fail "kitchen's sensord does not stop"
+}
+# kitchen_sensord SENSORS: the kitchen's sensord settings, with relay1 and SENSORS.
+kitchen_sensord() {
+	sed -i '/^sensord = {/,/};/d' "$T/kitchen/iotsec.conf"
+	cat >>"$T/kitchen/iotsec.conf" <<CONF
+sensord = { broker = "$BROKER_IP"; interval_ms = 200; alarm_output = "$T/kitchen/alarm";
+  relay = "relay1"; receipt_s = 3;
+  sensors = "$1"; };
+CONF
+}
+stop_kitchen
+kitchen_sensord "temperature=replay:$T/kitchen/temperature.csv"
+grants=$(grep -c "doctor dr-lee granted (" "$T/kitchen/sensord.log")
+run_sensord kitchen
+echo "dr-lee grants the kitchen's kit a new stream through relay1 (HTTPS, signed in with its key);"
+echo "relay1 keeps the grant, publishes it where the kit looks, and files the stream under dr-lee:"
+cmdline iotsec-doctor grant --dir "$DOC" --kit kitchen --kit-cert "$T/kitchen/kitchen.crt" \
+	--relay "$(relay_url relay1)" --relay-name relay1
+on "$(host_of dr-lee)" iotsec-doctor grant --dir "$DOC" --kit kitchen --kit-cert "$T/kitchen/kitchen.crt" \
+	--relay "$(relay_url relay1)" --relay-name relay1 >"$T/grant-relay.log" 2>&1 ||
+	fail "grant through relay1: $(cat "$T/grant-relay.log")"
+wait_until 15 sh -c "[ \$(grep -c 'doctor dr-lee granted (' '$T/kitchen/sensord.log') -gt $grants ]" ||
+	fail "kitchen did not take the grant sent through relay1"
+grep -h "doctor dr-lee granted (" "$T/kitchen/sensord.log" | tail -n 1 | sed 's/^/    /'
+stop_kitchen
+awk 'BEGIN { for (i = 0; i < 30; i++) {
+		printf "pulse,%s,/min\n", i == 20 ? 27 : 70 + (i % 9) - 4
+		printf "spo2,%.1f,%%\n", 97 + (i % 5) / 5 - 0.4 >"'"$T"'/kitchen/spo2.csv"
+		printf "body_temp,%.1f,C\n", 36.8 + (i % 4) / 10 >"'"$T"'/kitchen/body_temp.csv" } }' \
+	>"$T/kitchen/pulse.csv"
+kitchen_sensord "temperature=replay:$T/kitchen/temperature.csv, pulse=replay:$T/kitchen/pulse.csv, spo2=replay:$T/kitchen/spo2.csv, body_temp=replay:$T/kitchen/body_temp.csv"
+echo "The kitchen's kit now sends its doctor readings through relay1: each stays in its spool"
+echo "until relay1's signed receipt says it is stored. Its sensord settings:"
+sed -n '/^sensord = {/,/};/p' "$T/kitchen/iotsec.conf" | sed "s|$T|\$T|g; s/^/    /"
+run_sensord kitchen
+kitchen_done() {
+	sstatus kitchen | $PY -c 'import json, sys
+s = json.load(sys.stdin)
+sys.exit(not (all(x.get("error") == "done" for x in s["sensors"] if x["name"] != "temperature") and s["spooled"] == 0))'
+}
+wait_until 40 kitchen_done || fail "kitchen still holds readings: $(sstatus kitchen)"
+seq=$(sstatus kitchen | json_get '["alarm"]["seq"]')
+echo "A pulse of 27 among them: the alarm output reads $(cat "$T/kitchen/alarm"), the emergency record (seq $seq)"
+echo "went to relay1 too. dr-lee is offline; relay1 holds everything, sealed:"
+relay_call relay1 relay | $PY -c 'import json, sys
+r = json.load(sys.stdin)
+print("    " + ", ".join("%s %s" % (k, r[k]) for k in ("readings", "undelivered", "emergencies_undelivered", "expired") if k in r))'
+echo "    kitchen's sensord: $(field kitchen sensord spooled) readings waiting for a receipt"
+
+step "18. dr-lee comes back online and fetches: emergencies first, each reading once"
+url=$(relay_url relay1)
+fetch() { on "$(host_of dr-lee)" iotsec-doctor fetch --dir "$DOC" --relay "$url" --relay-name relay1 "$@"; }
+cmdline iotsec-doctor fetch --dir "$DOC" --relay "$url" --max 4
+fetch --max 4 >"$T/fetch.txt" 2>"$T/fetch.err" || fail "fetch: $(cat "$T/fetch.err")"
+sed 's/^/    /' "$T/fetch.txt"
+echo "Or as FHIR R4 Observations (LOINC-coded) for the clinic's records, the next one:"
+cmdline iotsec-doctor fetch --dir "$DOC" --relay "$url" --max 1 --format fhir
+fetch --max 1 --format fhir >"$T/fetch.fhir" 2>>"$T/fetch.err" || fail "fetch: $(cat "$T/fetch.err")"
+$PY -c 'import json, sys
+o = json.load(open(sys.argv[1]))["entry"][0]["resource"]
+q = o["valueQuantity"]
+print("    Observation: %s (LOINC %s), %s %s at %s" % (o["code"]["coding"][0]["display"],
+      o["code"]["coding"][0]["code"], q["value"], q.get("unit", q.get("code")), o["effectiveDateTime"]))' \
+	"$T/fetch.fhir" || sed -n 1,12p "$T/fetch.fhir" | sed 's/^/    /'
+fetch --format json >"$T/fetch.json" 2>>"$T/fetch.err" || fail "fetch: $(cat "$T/fetch.err")"
+echo "    ... and the $(grep -c . "$T/fetch.json") others (--format text, csv, json or fhir). The queue is empty now:"
+echo "    relay1 undelivered: $(rfield relay1 relay undelivered)"
+
+step "19. The doctor's page: relay1 serves it, the browser opens the readings with dr-lee's key"
+why=$(page_missing)
+if [ -n "$why" ]; then
+	echo "(no page here: $why)"
+	exit 0
+fi
+page_install
+# What the page must chart: everything relay1 stores, opened here by the doctor's own tool.
+$PY -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for (d,) in db.execute("SELECT hex(data) FROM readings WHERE stream IN (SELECT stream FROM grants) ORDER BY id"):
+    print(d)' "$T/relay1/state/relay.db" | iotsec-doctor read --dir "$DOC" --json >"$T/stored.json" 2>"$T/read.err" ||
+	fail "iotsec-doctor read of relay1's store: $(cat "$T/read.err")"
+page_files "$T/stored.json" "$DOC" "$DOC/roots/kitchen.json"
+echo "dr-lee opens $url/ in a browser (chromium, headless, on dr-lee's host) and chooses its"
+echo "doctor.key and doctor.crt: the page signs in with the key, unwraps the stream's root and"
+echo "opens $(grep -o '"kit"' "$T/expected.json" | wc -l) readings in the browser; then acknowledges the emergency from the page."
+SHOT=$(cd "$(dirname "$0")/.." && pwd)/build/demo/relay-page.png
+page_run "$(host_of dr-lee)" "$url" "$DOC" "$SHOT" "kitchen:$seq" || {
+	sed 's/^/    /' "$T/page.log"
+	fail "the page's checks failed"
+}
+grep -E '^== (look|wait)|^ok' "$T/page.log" | sed 's/^/    /'
+wait_until 15 grep -qx 0 "$T/kitchen/alarm" || fail "the page's acknowledgement did not clear the alarm"
+echo "No request the browser made held the key, the root or a reading in the clear; the alarm output"
+echo "reads $(cat "$T/kitchen/alarm") again:"
+grep -h "acknowledged" "$T/kitchen/sensord.log" | tail -n 1 | sed 's/^/    /'

@@ -73,6 +73,10 @@ CERTD_PID=""
 if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null; then
 	"$(dirname "$0")/demo-home.sh"
 else
-	step "6-16. The home network story needs root (network namespaces): run 'sudo make demo'"
+	step "6-19. The home network story needs root (network namespaces): run 'sudo make demo'"
 fi
 step "Done."
+# The last thing to look at: what the doctor saw (step 19).
+if [ -f "$D/relay-page.png" ]; then
+	echo "the doctor's page: ${D#"$(pwd)/"}/relay-page.png"
+fi

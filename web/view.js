@@ -47,7 +47,7 @@ export function error(text) {
 export function fmtTime(ms) {
 	return new Date(ms).toLocaleString(undefined, {
 		year: "numeric", month: "short", day: "numeric",
-		hour: "2-digit", minute: "2-digit", second: "2-digit",
+		hour: "numeric", minute: "2-digit", second: "2-digit",
 	});
 }
 

@@ -1,11 +1,15 @@
 /* From the sensors to the broker: read, seal, spool, publish with QoS 1 in order, and take each
- * record off the spool when the broker acknowledges it (a doctor reading, with sensord.relay
- * set, when a relay's receipt covers it: receipts.c). The emergency record goes first. */
+ * record off the spool when the broker acknowledges it. With sensord.relay set, doctor readings
+ * go to a spool of their own, taken off it when a relay's receipt covers them (receipts.c): a
+ * spool is acknowledged in order then, by one kind of acknowledgement, and its head (all it
+ * keeps on disk) never holds back what the other kind took. The emergency record goes first,
+ * then the two spools in turn. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -95,10 +99,25 @@ static int spool_pair(struct sensord *d, const char *peer, const struct reading_
 	return spool_append(d->spool, buf, 2 + n + len, sensord_mono_ms(), ret_id);
 }
 
+size_t sensord_spooled(const struct sensord *d)
+{
+	return (d->spool ? spool_pending(d->spool) : 0) +
+	       (d->spool_doctor ? spool_pending(d->spool_doctor) : 0);
+}
+
+uint64_t sensord_spool_dropped(const struct sensord *d)
+{
+	return (d->spool ? spool_dropped(d->spool) : 0) +
+	       (d->spool_doctor ? spool_dropped(d->spool_doctor) : 0);
+}
+
 static void spool_one(struct sensord *d, struct sensord_sensor *s, const struct reading_value *v)
 {
 	bool doc = doctor_sensor(d, v->sensor);
 	struct stream *st = doc ? d->doctor : d->group;
+	/* Only what is spooled while sensord.relay is set waits for a receipt: a doctor reading
+	 * spooled before it was set leaves the home's spool on its PUBACK, as it would have. */
+	struct spool *sp = doc && sensord_relay_set(d) ? d->spool_doctor : d->spool;
 	char peer[CERT_NAME_MAX];
 	bool pair = !doc && sensor_pair_of(d->cfg->sensord.pairwise, v->sensor, peer) == 0;
 	uint8_t buf[READING_MAX];
@@ -122,7 +141,7 @@ static void spool_one(struct sensord *d, struct sensord_sensor *s, const struct 
 		r = sensord_seal(d, st, doc ? READING_DOCTOR : READING_GROUP, 0,
 				 doc ? SENSORD_DOCTOR : SENSORD_GROUP, v, buf, &len, NULL);
 		if (r == 0)
-			r = spool_append(d->spool, buf, len, sensord_mono_ms(), &id);
+			r = spool_append(sp, buf, len, sensord_mono_ms(), &id);
 		if (r < 0) {
 			sensor_error(s, r, NULL);
 			return;
@@ -132,7 +151,7 @@ static void spool_one(struct sensord *d, struct sensord_sensor *s, const struct 
 		log_info("sensor %s: reading again", v->sensor);
 	s->error = 0, s->err_text[0] = '\0';
 	/* Said once per run of drops, not once per reading. */
-	dropped = spool_dropped(d->spool);
+	dropped = sensord_spool_dropped(d);
 	if (dropped > d->dropped_logged && !d->dropping)
 		log_warnx(
 		    "spool full (%d readings): the oldest undelivered are dropped to take new "
@@ -203,6 +222,8 @@ void sensord_read_all(struct sensord *d)
 	for (size_t i = 0; i < d->n_sensors; i++)
 		read_one(d, &d->sensors[i]);
 	spool_flush(d->spool);
+	if (d->spool_doctor)
+		spool_flush(d->spool_doctor);
 }
 
 /* ---- the broker ---- */
@@ -210,19 +231,22 @@ void sensord_read_all(struct sensord *d)
 static void inflight_clear(struct sensord *d)
 {
 	d->n_inflight = 0;
-	d->sent_id = 0;
+	d->sent_id = d->sent_doctor_id = 0;
 	d->alarm.mid = -1;
-	/* Every record still in the spool goes again from the first, those waiting for a receipt
+	/* Every record still in either spool goes again from the first, those waiting for a receipt
 	 * too, and the emergency record at once. */
 	d->alarm.sent_at = 0;
 	d->n_awaiting = 0;
 }
 
-/* Publish spool record id: 0 when it is in flight, 1 when it was dropped instead (no sealed
- * reading, or for a device under a pool both ends have wiped), or mqtt_publish()'s error. */
-static int send_record(struct sensord *d, uint64_t id, const uint8_t *data, size_t len)
+/* Publish record id of spool sp: 0 when it is in flight, 1 when it was dropped instead (no
+ * sealed reading, or for a device under a pool both ends have wiped), or mqtt_publish()'s
+ * error. */
+static int send_record(struct sensord *d, struct spool *sp, uint64_t id, const uint8_t *data,
+		       size_t len)
 {
 	char topic[SENSORD_TOPIC_MAX], to[CERT_NAME_MAX] = "";
+	bool doctor = sp == d->spool_doctor;
 	struct reading_header h;
 	size_t hlen;
 	int r, mid;
@@ -237,9 +261,9 @@ static int send_record(struct sensord *d, uint64_t id, const uint8_t *data, size
 	}
 	if (reading_header_parse(data, len, &h, &hlen) < 0 ||
 	    (h.kind == READING_PAIR) != (to[0] != '\0')) {
-		log_warnx("spool record %llu is no sealed reading: dropped",
-			  (unsigned long long)id);
-		spool_ack(d->spool, id);
+		log_warnx("%s record %llu is no sealed reading: dropped",
+			  doctor ? "doctor spool" : "spool", (unsigned long long)id);
+		spool_ack(sp, id);
 		return 1;
 	}
 	/* Sealed under a pool's key both ends have wiped since: nobody can open it. */
@@ -248,7 +272,7 @@ static int send_record(struct sensord *d, uint64_t id, const uint8_t *data, size
 			log_notice("readings for %s sealed under pool %u, now gone, are dropped",
 				   to, h.epoch);
 		d->pair_gone_said = h.epoch;
-		spool_ack(d->spool, id);
+		spool_ack(sp, id);
 		return 1;
 	}
 	if (to[0])
@@ -268,11 +292,50 @@ static int send_record(struct sensord *d, uint64_t id, const uint8_t *data, size
 	d->inflight[d->n_inflight] = (struct sensord_inflight){
 	    .mid = mid,
 	    .id = id,
-	    .receipt = h.kind == READING_DOCTOR && sensord_relay_set(d),
+	    .doctor = doctor,
+	    /* With sensord.relay emptied since they were spooled, the broker takes them. */
+	    .receipt = doctor && sensord_relay_set(d),
 	    .seq = h.seq,
 	};
 	memcpy(d->inflight[d->n_inflight].stream, h.stream, STREAM_ID_LEN);
 	d->n_inflight++;
+	return 0;
+}
+
+/* Publish the next record of one spool: for the doctor's, first those without a receipt
+ * sensord.receipt_s after their PUBACK (the list is in the order of the PUBACKs, so those due
+ * lead it; *k counts those taken from it), then those not sent yet. 0 when one went (or was
+ * dropped), 1 when the spool has nothing to send now, or mqtt_publish()'s error. */
+static int send_next(struct sensord *d, bool doctor, uint64_t now, size_t *k)
+{
+	struct spool *sp = doctor ? d->spool_doctor : d->spool;
+	uint64_t *sent = doctor ? &d->sent_doctor_id : &d->sent_id,
+		 wait = (uint64_t)d->cfg->sensord.receipt_s * 1000, id;
+	const uint8_t *data;
+	size_t len;
+	int r;
+
+	if (sp == NULL)
+		return 1;
+	while (doctor && *k < d->n_awaiting && now - d->awaiting[*k].sent_at >= wait) {
+		uint64_t want = d->awaiting[*k].id;
+
+		/* Gone when a full spool dropped it. */
+		if (spool_next(sp, want - 1, &id, &data, &len) < 0 || id != want) {
+			(*k)++;
+			continue;
+		}
+		if ((r = send_record(d, sp, id, data, len)) < 0)
+			return r;
+		(*k)++;
+		return 0;
+	}
+	/* A spool that cannot be read now is tried again at the next drain. */
+	if (spool_next(sp, *sent, &id, &data, &len) < 0)
+		return 1;
+	if ((r = send_record(d, sp, id, data, len)) < 0)
+		return r;
+	*sent = id;
 	return 0;
 }
 
@@ -281,9 +344,6 @@ void sensord_drain(struct sensord *d)
 	size_t max = (size_t)d->cfg->sensord.max_inflight, k = 0;
 	uint64_t now = sensord_mono_ms(), wait = (uint64_t)d->cfg->sensord.receipt_s * 1000;
 	char topic[SENSORD_TOPIC_MAX];
-	const uint8_t *data;
-	uint64_t id;
-	size_t len;
 	int r, mid;
 
 	if (d->mqtt == NULL || !mqtt_connected(d->mqtt) || !sensord_may_publish(d))
@@ -303,25 +363,22 @@ void sensord_drain(struct sensord *d)
 		} else
 			log_debug("emergency record not sent yet: %s", iotsec_strerror(r));
 	}
-	/* Doctor readings without a receipt sensord.receipt_s after their PUBACK, oldest first:
-	 * the list is in the order of the PUBACKs, so those due lead it. */
-	while (k < d->n_awaiting && d->n_inflight < max && now - d->awaiting[k].sent_at >= wait) {
-		const struct sensord_awaiting *a = &d->awaiting[k];
+	/* One record of each spool in turn, so that neither waits for the other to empty: the
+	 * doctor readings of hours of a relay's outage do not hold back the home's, nor the
+	 * other way round. The turn outlives the call, as most calls send one record (a PUBACK
+	 * frees one place in flight). */
+	while (d->n_inflight < max) {
+		bool doctor = d->doctor_turn;
 
-		/* Gone when a full spool dropped it. */
-		if (spool_next(d->spool, a->id - 1, &id, &data, &len) == 0 && id == a->id &&
-		    send_record(d, id, data, len) < 0)
+		if ((r = send_next(d, doctor, now, &k)) == 1)
+			r = send_next(d, doctor = !doctor, now, &k);
+		if (r != 0)
 			break;
-		k++;
+		d->doctor_turn = !doctor;
 	}
 	if (k > 0)
 		log_debug("%zu doctor readings without a relay's receipt sent again", k);
 	sensord_awaiting_shift(d, k);
-	while (d->n_inflight < max && spool_next(d->spool, d->sent_id, &id, &data, &len) == 0) {
-		if (send_record(d, id, data, len) < 0)
-			break;
-		d->sent_id = id;
-	}
 }
 
 static void on_connect(void *ud)
@@ -392,7 +449,8 @@ static void on_publish(int mid, void *ud)
 			continue;
 		if (d->inflight[i].receipt)
 			sensord_awaiting_add(d, &d->inflight[i]);
-		else if (spool_ack(d->spool, d->inflight[i].id) == 0)
+		else if (spool_ack(d->inflight[i].doctor ? d->spool_doctor : d->spool,
+				   d->inflight[i].id) == 0)
 			d->published++;
 		d->inflight[i] = d->inflight[--d->n_inflight];
 		break;
@@ -483,7 +541,8 @@ static void on_message(const char *topic, const void *payload, size_t len, int q
 int sensord_publish_start(struct sensord *d)
 {
 	const struct iotsec_config *cfg = d->cfg;
-	char dir[PATH_MAX], key[PATH_MAX];
+	char dir[PATH_MAX], doctor_dir[PATH_MAX], key[PATH_MAX];
+	struct stat st;
 	struct mqtt_opts o = {
 	    .host = cfg->sensord.broker,
 	    .port = cfg->sensord.broker_port,
@@ -503,7 +562,9 @@ int sensord_publish_start(struct sensord *d)
 	};
 	int r;
 
-	if (snprintf(dir, sizeof(dir), "%s/spool", d->dir) >= (int)sizeof(dir))
+	if (snprintf(dir, sizeof(dir), "%s/spool", d->dir) >= (int)sizeof(dir) ||
+	    snprintf(doctor_dir, sizeof(doctor_dir), "%s/spool-doctor", d->dir) >=
+		(int)sizeof(doctor_dir))
 		return -ENAMETOOLONG;
 	/* The key as systemd hands it to us (LoadCredential=), as lan_member_load() reads it. */
 	if ((r = daemon_secret_path("device.key", cfg->device.key, key, sizeof(key))) < 0) {
@@ -515,11 +576,22 @@ int sensord_publish_start(struct sensord *d)
 		log_errx("spool %s: %s", dir, iotsec_strerror(r));
 		return r;
 	}
-	d->dropped_logged = spool_dropped(d->spool);
+	/* Opened while sensord.relay is set, and after it was emptied while readings spooled
+	 * under it remain (the broker takes them then): a kit without a relay has none. */
+	if ((sensord_relay_set(d) || stat(doctor_dir, &st) == 0) &&
+	    (r = spool_open(doctor_dir, (size_t)cfg->sensord.spool_max,
+			    (unsigned)cfg->sensord.spool_sync_ms, &d->spool_doctor)) < 0) {
+		log_errx("spool %s: %s", doctor_dir, iotsec_strerror(r));
+		return r;
+	}
+	d->dropped_logged = sensord_spool_dropped(d);
 	if ((d->inflight = calloc((size_t)cfg->sensord.max_inflight, sizeof(*d->inflight))) == NULL)
 		return -ENOMEM;
 	if (spool_pending(d->spool))
 		log_info("%zu readings wait in the spool", spool_pending(d->spool));
+	if (d->spool_doctor && spool_pending(d->spool_doctor))
+		log_info("%zu doctor readings wait in the doctor's spool",
+			 spool_pending(d->spool_doctor));
 	if ((r = mqtt_new(d->loop, &o, &cb, d, &d->mqtt)) < 0) {
 		log_errx("broker %s:%d: %s", o.host, o.port, iotsec_strerror(r));
 		return r;
@@ -531,7 +603,8 @@ void sensord_publish_stop(struct sensord *d)
 {
 	mqtt_free(d->mqtt);
 	spool_close(d->spool);
+	spool_close(d->spool_doctor);
 	free(d->inflight);
 	sensord_awaiting_free(d);
-	d->mqtt = NULL, d->spool = NULL, d->inflight = NULL;
+	d->mqtt = NULL, d->spool = d->spool_doctor = NULL, d->inflight = NULL;
 }

@@ -1,10 +1,11 @@
 /* The kit's side of the relay's receipts (SPEC 9, receipt.h). MQTT's PUBACK says the broker has
- * a reading, not that the relay committed it: with sensord.relay set, a doctor reading the
- * broker acknowledged stays in the spool, listed here, until a RELAY_RECEIPT of one of those
- * relays covers its (stream, seq); sensord_drain() publishes it again sensord.receipt_s after
- * its PUBACK (the relay stores a seq once). The emergency record, sealed under the doctor
- * stream, waits the same way in d->alarm. Nothing here is saved: after a restart or a lost
- * connection every record still in the spool is sent again, and its PUBACK lists it anew. */
+ * a reading, not that the relay committed it: with sensord.relay set, a doctor reading (spooled
+ * in the doctor's spool, publish.c) the broker acknowledged stays there, listed here, until a
+ * RELAY_RECEIPT of one of those relays covers its (stream, seq); sensord_drain() publishes it
+ * again sensord.receipt_s after its PUBACK (the relay stores a seq once). The emergency record,
+ * sealed under the doctor stream, waits the same way in d->alarm. Nothing here is saved: after a
+ * restart or a lost connection every record still in the doctor's spool is sent again, and its
+ * PUBACK lists it anew; the home's spool is not held back by it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ bool sensord_alarm_wants_receipt(const struct sensord *d)
 	       h.kind == READING_DOCTOR;
 }
 
-/* Forget the entries whose record the spool no longer holds. A full spool drops its oldest
+/* Forget the entries whose record the doctor's spool no longer holds. A full spool drops its oldest
  * waiting record, always below the first one still waiting; every other record listed here is
  * waiting (a receipt that takes one off takes its entry too). */
 static void awaiting_prune(struct sensord *d)
@@ -40,7 +41,7 @@ static void awaiting_prune(struct sensord *d)
 	uint64_t first = UINT64_MAX;
 	size_t len, k = 0;
 
-	if (spool_next(d->spool, 0, &first, &data, &len) < 0)
+	if (spool_next(d->spool_doctor, 0, &first, &data, &len) < 0)
 		first = UINT64_MAX;
 	for (size_t i = 0; i < d->n_awaiting; i++)
 		if (d->awaiting[i].id >= first)
@@ -54,7 +55,7 @@ void sensord_awaiting_add(struct sensord *d, const struct sensord_inflight *f)
 
 	/* Never more entries than sensord.spool_max: pruned of the records the spool dropped
 	 * whenever they are as many as the records waiting in it. */
-	if (d->n_awaiting >= spool_pending(d->spool))
+	if (d->n_awaiting >= spool_pending(d->spool_doctor))
 		awaiting_prune(d);
 	if (d->n_awaiting == d->cap_awaiting) {
 		size_t cap = d->cap_awaiting ? 2 * d->cap_awaiting : 64;
@@ -62,7 +63,7 @@ void sensord_awaiting_add(struct sensord *d, const struct sensord_inflight *f)
 		if (cap > (size_t)d->cfg->sensord.spool_max)
 			cap = (size_t)d->cfg->sensord.spool_max;
 		if (cap <= d->n_awaiting || (a = realloc(d->awaiting, cap * sizeof(*a))) == NULL) {
-			/* It stays in the spool, sent again with the next connection. */
+			/* It stays in the doctor's spool, sent again with the next connection. */
 			log_warnx("no memory to list a doctor reading waiting for a receipt");
 			return;
 		}
@@ -91,8 +92,8 @@ void sensord_awaiting_free(struct sensord *d)
 	d->n_awaiting = d->cap_awaiting = 0;
 }
 
-/* Take what rc covers off the spool: listed records, records in flight again (their PUBACK
- * then finds nothing to do), and the emergency record. How many spool records went. */
+/* Take what rc covers off the doctor's spool: listed records, records in flight again (their
+ * PUBACK then finds nothing to do), and the emergency record. How many spool records went. */
 static size_t receipt_apply(struct sensord *d, const struct receipt *rc, const char *relay)
 {
 	struct reading_header h;
@@ -103,7 +104,7 @@ static size_t receipt_apply(struct sensord *d, const struct receipt *rc, const c
 
 		if (!receipt_covers(rc, a->stream, a->seq))
 			d->awaiting[k++] = *a;
-		else if (spool_ack(d->spool, a->id) == 0)
+		else if (spool_ack(d->spool_doctor, a->id) == 0)
 			taken++;
 	}
 	d->n_awaiting = k;
@@ -112,7 +113,7 @@ static size_t receipt_apply(struct sensord *d, const struct receipt *rc, const c
 
 		if (f->receipt && receipt_covers(rc, f->stream, f->seq)) {
 			f->receipt = false;
-			if (spool_ack(d->spool, f->id) == 0)
+			if (spool_ack(d->spool_doctor, f->id) == 0)
 				taken++;
 		}
 	}

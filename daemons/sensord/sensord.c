@@ -128,7 +128,7 @@ json_t *sensord_status(struct sensord *d)
 
 	return json_pack(
 	    "{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-	    "s:o, "
+	    "s:I, s:o, "
 	    "s:{s:b, s:I, s:f, s:I}, s:o}",
 	    "daemon", "sensord", "device", d->member->self.name, "broker",
 	    d->mqtt && mqtt_connected(d->mqtt) ? "connected" : "connecting", "broker_error",
@@ -136,8 +136,9 @@ json_t *sensord_status(struct sensord *d)
 	    sensord_sync_name(d->sync), "epoch", (json_int_t)sensord_epoch_now(d), "pool",
 	    (json_int_t)d->pool, "group_start", (json_int_t)d->group_start, "doctor",
 	    d->doctor ? d->doctor_name : "", "published", (json_int_t)d->published, "spooled",
-	    (json_int_t)(d->spool ? spool_pending(d->spool) : 0), "spool_dropped",
-	    (json_int_t)(d->spool ? spool_dropped(d->spool) : 0), "awaiting_receipt",
+	    (json_int_t)sensord_spooled(d), "spooled_doctor",
+	    (json_int_t)(d->spool_doctor ? spool_pending(d->spool_doctor) : 0), "spool_dropped",
+	    (json_int_t)sensord_spool_dropped(d), "awaiting_receipt",
 	    (json_int_t)(d->n_awaiting + (d->alarm.sent_at != 0)), "receipts",
 	    (json_int_t)d->receipts, "readings_opened", (json_int_t)d->opened, "refused",
 	    (json_int_t)refused, "refused_by", by ? by : json_object(), "alarm", "set", a->set,

@@ -11,8 +11,11 @@
  * With sensord.relay set (SPEC 9), a doctor reading and a doctor-sealed emergency record are
  * delivered only when a RELAY_RECEIPT (receipt.h) of one of those relays covers them, on
  * iotsec/<home>/<relay>/receipt/<us>: after the PUBACK they wait (receipts.c), and are published
- * again sensord.receipt_s later without one. Grants and acknowledgements come from such a relay
- * too, signed by the doctor.
+ * again sensord.receipt_s later without one. Doctor readings then go to a spool of their own, so
+ * that each spool is acknowledged in order by one kind of acknowledgement: a spool keeps only its
+ * head on disk, and group readings acknowledged behind a doctor reading waiting for its receipt
+ * would otherwise go again after a restart, replays to every reader of the home. Grants and
+ * acknowledgements come from such a relay too, signed by the doctor.
  *
  * As a reader it opens every device's group readings (iotsec/<home>/+/group), keeps the last
  * SENSORD_READINGS_MAX for the readings verb and pushes each as a `reading` event.
@@ -24,7 +27,9 @@
  *
  * state_dir/sensord/sensord.state (0600) keeps the seqs (with a reserve, so a crash never
  * reuses one), the doctor chain, the last grant, the alarm and the last acknowledged seq;
- * state_dir/sensord/spool holds what the broker has not acknowledged. */
+ * state_dir/sensord/spool holds what the broker has not acknowledged, state_dir/sensord/
+ * spool-doctor the doctor readings spooled while sensord.relay was set, until a relay's receipt
+ * (or, with sensord.relay emptied since, the broker) takes them. */
 #ifndef IOTSEC_SENSORD_H
 #define IOTSEC_SENSORD_H
 
@@ -128,14 +133,15 @@ struct sensord_pair {
 struct sensord_inflight {
 	int mid;
 	uint64_t id; /* spool record */
-	/* A doctor reading with sensord.relay set: its PUBACK makes it wait for a receipt. */
+	bool doctor; /* of the doctor's spool; otherwise of the home's */
+	/* Of the doctor's spool with sensord.relay set: its PUBACK makes it wait for a receipt. */
 	bool receipt;
 	uint8_t stream[STREAM_ID_LEN];
 	uint64_t seq;
 };
 
-/* A spool record the broker acknowledged that waits for a relay's receipt (receipts.c). Kept in
- * the order of their PUBACKs, so the oldest is due first; one per record, and never more than
+/* A doctor spool record the broker acknowledged that waits for a relay's receipt (receipts.c). Kept
+ * in the order of their PUBACKs, so the oldest is due first; one per record, and never more than
  * sensord.spool_max. */
 struct sensord_awaiting {
 	uint64_t id;
@@ -156,7 +162,9 @@ struct sensord {
 	struct dictd_client *dictd;
 	struct ctl_call *dictd_call;
 	struct mqtt *mqtt;
-	struct spool *spool;
+	/* The home's spool, taken by the broker's PUBACKs, and the doctor's, taken by relays'
+	 * receipts: opened while sensord.relay is set, or while it holds readings from then. */
+	struct spool *spool, *spool_doctor;
 	sd_event_source *tick, *misc;
 	char dir[4096]; /* state_dir/sensord */
 	bool in_home;
@@ -205,10 +213,11 @@ struct sensord {
 	struct sensord_sensor sensors[SENSOR_MAX];
 	size_t n_sensors;
 
-	/* Publishing: QoS 1 messages in flight and the last spool record sent. */
+	/* Publishing: QoS 1 messages in flight and the last record sent of each spool. */
 	struct sensord_inflight *inflight;
 	size_t n_inflight;
-	uint64_t sent_id;
+	uint64_t sent_id, sent_doctor_id;
+	bool doctor_turn; /* the doctor's spool sends next: the two take turns */
 	unsigned long published;
 	bool broker_warned;
 	/* Doctor readings waiting for a relay's receipt; forgotten with a connection, as every
@@ -223,7 +232,7 @@ struct sensord {
 	size_t ring_start, ring_n;
 	unsigned long opened;
 	struct refusals refused;
-	uint64_t dropped_logged; /* spool drops seen so far */
+	uint64_t dropped_logged; /* spool drops seen so far (both spools) */
 	bool dropping;		 /* the last append dropped one */
 	bool no_group_said;
 	/* The group stream of the pool before ours: its readings still in flight when the pool
@@ -266,8 +275,11 @@ int sensord_publish_start(struct sensord *d);
 void sensord_publish_stop(struct sensord *d);
 /* Read every sensor once. */
 void sensord_read_all(struct sensord *d);
-/* Send what waits: the emergency first, then the spool in order. */
+/* Send what waits: the emergency first, then each spool in order, the two in turn. */
 void sensord_drain(struct sensord *d);
+/* Readings waiting in both spools, and ever dropped from them. */
+size_t sensord_spooled(const struct sensord *d);
+uint64_t sensord_spool_dropped(const struct sensord *d);
 /* Subscribe to this kit's grants (again): the retained one in force is delivered. */
 void sensord_subscribe_grants(struct sensord *d);
 /* Judge the acknowledgement held while out of the home, if any, and forget it. */

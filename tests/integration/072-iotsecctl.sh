@@ -5,6 +5,9 @@
 # cannot parse; dict lock|unlock; rekey warns of a device nobody heard of; peers and quarantine
 # say so when pingd is not running, and show what a pingd (a stand-in) answers; readings lists
 # and follows what sensord opened, and sensord's alarm makes status degraded (a stand-in again).
+# The relay: on a Pi, status shows relayd only when its socket is there; on the relay's machine (a
+# relay certificate) relayd alone; relay shows what a relayd (a stand-in, then the real one)
+# answers, and says so when none runs.
 . "$(dirname "$0")/common.sh"
 need_netns
 make_home
@@ -19,7 +22,7 @@ status() { iotsecctl status -c "$CONF" "$@"; }
 say "--help wherever it is asked for: usage on stdout, exit 0"
 for cmd in "" status peers "watch certd" rekey dict "dict lock" "dict unlock" "pool plan" \
 	quarantine "quarantine list" "quarantine release" readings "readings --follow" \
-	"watch sensord"; do
+	"watch sensord" relay "relay --json" "watch relayd"; do
 	# shellcheck disable=SC2086 # each command is its words
 	iotsecctl $cmd --help >"$T/help" 2>"$T/help.err" || fail "iotsecctl $cmd --help exits $?"
 	grep -qi "usage" "$T/help" || fail "iotsecctl $cmd --help prints no usage: $(cat "$T/help" "$T/help.err")"
@@ -35,6 +38,16 @@ st=0
 iotsecctl -c "$CONF" readings >"$T/out" 2>"$T/err" || st=$?
 [ $st -eq 1 ] && grep -q "iotsec-sensord: not running" "$T/err" ||
 	fail "readings without sensord: exit $st: $(cat "$T/err")"
+st=0
+iotsecctl -c "$CONF" relay >"$T/out" 2>"$T/err" || st=$?
+[ $st -eq 1 ] && grep -q "iotsec-relayd: not running" "$T/err" ||
+	fail "relay without relayd: exit $st: $(cat "$T/err")"
+for bad in "relay --yaml" "relay extra"; do
+	st=0
+	# shellcheck disable=SC2086
+	iotsecctl -c "$CONF" $bad >/dev/null 2>"$T/err" || st=$?
+	[ $st -eq 2 ] && grep -q "usage: iotsecctl relay" "$T/err" || fail "$bad: exit $st: $(cat "$T/err")"
+done
 
 say "certd and dictd only: exit 1"
 run pi1 certd
@@ -327,4 +340,138 @@ status >"$T/out" || st=$?
 [ $st -eq 1 ] || fail "status exits $st with the certificate revoked"
 grep -q "^controller   - (this device is out of the home)" "$T/out" || fail "controller line: $(cat "$T/out")"
 grep -q "^certificate  INVALID: .*revoked" "$T/out" || fail "certificate line: $(cat "$T/out")"
+
+# A stand-in for relayd's socket: its status and relay verbs, as iotsecctl reads them.
+cat >"$T/relayd-standin.py" <<'PY'
+import json, socket, sys, time
+now = int(time.time() * 1000)
+status = {"daemon": "relayd", "device": "relay1", "broker": "connected", "broker_error": "",
+          "received": 1210, "stored": 1200, "duplicates": 10, "receipts": 300,
+          "commit_failures": 0, "commit_failing": sys.argv[2:] == ["failing"]}
+relay = {"store": "sqlite", "bytes": 12897485, "readings": 1200, "undelivered": 35,
+         "emergencies_undelivered": 2, "oldest_undelivered_ms": now - (3 * 3600 + 150) * 1000,
+         "expired": 17, "rate": 4.5, "now_ms": now,
+         "queues": [{"doctor": "dr-lee", "undelivered": 30,
+                     "oldest_ms": now - (3 * 3600 + 150) * 1000},
+                    {"doctor": "dr-kim", "undelivered": 5, "oldest_ms": now - 12000},
+                    {"doctor": "dr-new", "undelivered": 0, "oldest_ms": 0}]}
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+while True:
+    c, _ = s.accept()
+    f = c.makefile("rwb")
+    for line in f:
+        req = json.loads(line)
+        rep = {"v": 1, "id": req.get("id"), "ok": True}
+        if req["verb"] == "status":
+            rep.update(status)
+        elif req["verb"] == "relay":
+            rep.update(relay)
+        else:
+            rep = {"v": 1, "id": req.get("id"), "ok": False, "error": "unknown verb"}
+        f.write((json.dumps(rep) + "\n").encode()); f.flush()
+    f.close()
+    c.close()
+PY
+# relayd_standin DEVICE [failing]: the stand-in on DEVICE's relayd socket, until it is killed
+# ($STANDIN); with failing, its commits fail.
+relayd_standin() {
+	mkdir -p "$T/$1/run/relayd"
+	rm -f "$T/$1/run/relayd/relayd.sock"
+	$PY "$T/relayd-standin.py" "$T/$1/run/relayd/relayd.sock" ${2:-} &
+	PIDS="$PIDS $!"
+	STANDIN=$!
+	wait_until 5 test -S "$T/$1/run/relayd/relayd.sock" || fail "the stand-in for $1's relayd did not start"
+}
+
+say "a Pi with a relayd socket: status shows relayd too; without it, the six again"
+st=0
+status >"$T/out" || st=$?
+relayd_standin pi1
+st2=0
+status >"$T/out" || st2=$?
+[ $st2 -eq $st ] || fail "status exits $st2 with a relayd running, $st without: $(cat "$T/out")"
+grep -q "^  relayd   running" "$T/out" || fail "no relayd line: $(cat "$T/out")"
+[ "$(grep -c '^  [a-z]' "$T/out")" -eq 7 ] || fail "status lists: $(cat "$T/out")"
+grep -q "^relay        broker connected, 1210 received, 1200 stored, 10 duplicates, 300 receipts, 0 failed commits (iotsecctl relay)" \
+	"$T/out" || fail "relayd's line: $(cat "$T/out")"
+kill "$STANDIN"
+rm -f "$T/pi1/run/relayd/relayd.sock"
+st2=0
+status >"$T/out" || st2=$?
+[ $st2 -eq $st ] || fail "status exits $st2 without relayd's socket, $st before: $(cat "$T/out")"
+if grep -qE "^  relayd|^relay " "$T/out"; then fail "a Pi without a relay lists relayd: $(cat "$T/out")"; fi
+
+say "the relay's machine (a relay certificate), nothing running: relayd alone, exit 3"
+device 2 relay1 relay
+RCONF=$T/relay1/iotsec.conf
+# No broker here either (port 9 refuses), and no HTTPS: the relay runs all the same.
+echo "relay = { broker = \"127.0.0.1\"; broker_port = 9; http_port = 0;
+  database = \"$T/relay1/state/relayd/relay.db\"; };" >>"$RCONF"
+rstatus() { iotsecctl status -c "$RCONF" "$@"; }
+st=0
+rstatus >"$T/out" || st=$?
+[ $st -eq 3 ] || fail "status on the relay's machine exits $st with nothing running: $(cat "$T/out")"
+[ "$(grep -c '^  [a-z]' "$T/out")" -eq 1 ] && grep -q "^  relayd   not running" "$T/out" ||
+	fail "status on the relay's machine lists: $(cat "$T/out")"
+grep -q "^role         relay" "$T/out" && grep -q "^device       relay1" "$T/out" ||
+	fail "status on the relay's machine: $(cat "$T/out")"
+grep -q "^certificate  in date, expires " "$T/out" || fail "certificate line: $(cat "$T/out")"
+st=0
+iotsecctl -c "$RCONF" relay >"$T/out" 2>"$T/err" || st=$?
+[ $st -eq 1 ] && grep -q "iotsec-relayd: not running" "$T/err" || fail "relay: exit $st: $(cat "$T/err")"
+
+say "the relay's machine with a relayd (a stand-in): exit 0, and iotsecctl relay"
+relayd_standin relay1
+rstatus >"$T/out" || fail "status exits $? with relayd running: $(cat "$T/out")"
+grep -q "^relay        broker connected, 1210 received" "$T/out" || fail "relayd's line: $(cat "$T/out")"
+rstatus --json >"$T/out" || fail "status --json exits $?"
+$PY -c 'import json,sys; d = json.load(open(sys.argv[1])); assert list(d["daemons"]) == ["relayd"] and d["daemons"]["relayd"]["running"] and d["role"] == "relay", d' "$T/out" ||
+	fail "status --json: $(cat "$T/out")"
+iotsecctl -c "$RCONF" relay >"$T/out" || fail "relay exits $?"
+[ "$(cat "$T/out")" = "broker       connected
+ingest       4.5 readings/s
+store        sqlite, 12.3 MiB, 1200 readings
+undelivered  35 (2 emergencies), oldest 3 h 2 min ago
+expired      17 (removed by retention: relay.retention_s, relay.cap)
+DOCTOR                  WAITING OLDEST           EXPIRED
+dr-lee                       30 3 h 2 min        -
+dr-kim                        5 12 s             -
+dr-new                        0 -                -" ] || fail "relay prints: $(cat "$T/out")"
+iotsecctl -c "$RCONF" relay --json >"$T/out" || fail "relay --json exits $?"
+$PY -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["undelivered"] == 35 and [q["doctor"] for q in d["queues"]] == ["dr-lee", "dr-kim", "dr-new"] and "ok" not in d, d' "$T/out" ||
+	fail "relay --json: $(cat "$T/out")"
+kill "$STANDIN"
+say "a relayd whose store fails: degraded, exit 1, and said"
+relayd_standin relay1 failing
+st=0
+rstatus >"$T/out" || st=$?
+[ $st -eq 1 ] && grep -q "^STORE        FAILING: readings are neither stored nor receipted" "$T/out" ||
+	fail "status with the store failing: exit $st: $(cat "$T/out")"
+kill "$STANDIN"
+rm -f "$T/relay1/run/relayd/relayd.sock"
+
+say "the real iotsec-relayd, no broker: status exit 0, relay shows an empty store"
+run relay1 relayd
+RELAYD=$LAST_PID
+rhealthy() { rstatus >"$T/out"; }
+wait_until 10 rhealthy || fail "status with relayd running: $(cat "$T/out")"
+grep -q "^relay        broker connecting" "$T/out" || fail "relayd's line: $(cat "$T/out")"
+iotsecctl -c "$RCONF" relay >"$T/out" || fail "relay exits $?: $(cat "$T/out")"
+grep -q "^broker       connecting" "$T/out" && grep -q "^store        sqlite, .*, 0 readings" "$T/out" &&
+	grep -q "^undelivered  0 (0 emergencies), oldest -$" "$T/out" && grep -q "^expired      0 " "$T/out" &&
+	grep -q "^no doctor granted yet" "$T/out" || fail "relay prints: $(cat "$T/out")"
+iotsecctl -c "$RCONF" relay --json >"$T/out" || fail "relay --json exits $?"
+$PY -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in ("store", "bytes", "readings", "undelivered", "emergencies_undelivered",
+          "oldest_undelivered_ms", "expired", "rate", "queues", "broker"):
+    assert k in d, (k, d)' "$T/out" || fail "relay --json lacks a field: $(cat "$T/out")"
+iotsecctl -c "$RCONF" watch relayd --count 0 >"$T/watch" || fail "watch relayd exits $?"
+head -n 1 "$T/watch" | grep -q '"event":"status".*"broker":"connecting"' || fail "watch relayd: $(cat "$T/watch")"
+stop "$RELAYD"
+st=0
+rstatus >"$T/out" || st=$?
+[ $st -eq 3 ] || fail "status exits $st with relayd stopped: $(cat "$T/out")"
 echo ok

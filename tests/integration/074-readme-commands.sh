@@ -93,7 +93,7 @@ wait_until 15 command iotsecctl status || fail "not healthy at the end: $(comman
 say "man pages, completion and the target's documentation were installed"
 MANPAGER=cat MANWIDTH=80 man iotsecctl 2>&1 | grep -q "iotsecctl - show and steer" || fail "man iotsecctl: $(man iotsecctl 2>&1 | head -3)"
 for p in iotsec-certd iotsec-electd iotsec-keyd iotsec-dictd iotsec-pingd iotsec-sensord iotsec-pki \
-	iotsec-doctor iotsec.conf; do
+	iotsec-doctor iotsec-relayd iotsec.conf; do
 	MANPAGER=cat man "$p" >/dev/null 2>&1 || fail "no man page for $p"
 done
 got=$(bash -c '. /usr/local/share/bash-completion/completions/iotsecctl

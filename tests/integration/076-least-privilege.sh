@@ -4,12 +4,13 @@
 # StateDirectory=) and the device key handed over as a credential. The home still forms; each daemon's files are its own;
 # the control sockets let in only whom iotsec.conf names (SPEC 5): keyd's rekey and quarantine
 # root and keyd.clients (pingd's user), its send and inbox root alone; dictd's keys keyd's and
-# sensord's users alone.
+# sensord's users alone. On the relay's machine, relayd as its own user, its store its alone.
 . "$(dirname "$0")/common.sh"
 need_netns
 
 # The users the sysusers.d file would make, by number: no account is added to this machine.
-GROUP=4400 CERTD=4401 DICTD=4402 ELECTD=4403 KEYD=4404 PINGD=4405 SENSORD=4406 OPERATORS=4410
+GROUP=4400 CERTD=4401 DICTD=4402 ELECTD=4403 KEYD=4404 PINGD=4405 SENSORD=4406 RELAYD=4407
+OPERATORS=4410
 OPERATOR=4411
 STRANGER=4412
 uid_of() { eval "echo \$$(echo "$1" | tr a-z A-Z)"; }
@@ -209,4 +210,48 @@ wait_until 30 newer || fail "no new pool after the rekey: $(epoch pi1) $(epoch p
 say "the home still works after all that"
 send_msg pi2 pi1 "still" | grep -q '"ok":true' || fail "pi2 could not send"
 wait_until 10 received pi1 "still" || fail "pi1 did not receive"
+
+say "the relay's machine: iotsec-relayd as its own user, its store its alone"
+device 3 relay1 relay
+D=$T/relay1
+cp "$T/ca/ca.crt" "$T/ca/crl.pem" "$D/"
+sed -i "s|$T/ca/|$D/|" "$D/iotsec.conf"
+# No broker here (port 9 refuses) and no HTTPS: the relay runs all the same.
+cat >>"$D/iotsec.conf" <<EOF
+control = { readers = "@$OPERATORS @$GROUP"; };
+relay = { broker = "127.0.0.1"; broker_port = 9; http_port = 0;
+  database = "$D/state/relayd/relay.db"; };
+EOF
+chmod 0755 "$D"
+mkdir -p "$D/state/relayd" "$D/run/relayd" "$D/creds/relayd"
+chown "$RELAYD:$GROUP" "$D/state/relayd" "$D/run/relayd"
+chmod 0700 "$D/state/relayd"
+cp "$D/relay1.key" "$D/creds/relayd/device.key"
+chown -R "$RELAYD:$GROUP" "$D/creds/relayd"
+chmod 0500 "$D/creds/relayd"
+chmod 0400 "$D/creds/relayd/device.key"
+chmod 0755 "$D/creds"
+run_as relay1 relayd
+wait_until 10 test -s "$D/run/relayd/relayd.pid" || fail "relayd wrote no pid file"
+pid=$(sed -n 1p "$D/run/relayd/relayd.pid")
+uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+[ "$uid" = "$RELAYD" ] || fail "relayd runs as uid $uid"
+wait_until 10 test -f "$D/state/relayd/relay.db" || fail "relayd made no store"
+[ "$(stat -c %a:%u "$D/state/relayd/relay.db")" = "600:$RELAYD" ] ||
+	fail "relay.db is $(stat -c %a:%u "$D/state/relayd/relay.db")"
+for d in certd electd keyd pingd sensord; do
+	if as "$(uid_of $d)" $GROUP ls "$D/state/relayd" >/dev/null 2>&1; then fail "$d looked into the relay's state"; fi
+	if as "$(uid_of $d)" $GROUP cat "$D/state/relayd/relay.db" >/dev/null 2>&1; then fail "$d read the relay's store"; fi
+	if as "$(uid_of $d)" $GROUP cat "$D/creds/relayd/device.key" >/dev/null 2>&1; then fail "$d read the relay's key"; fi
+	if as "$(uid_of $d)" $GROUP touch "$D/run/relayd/planted" 2>/dev/null; then fail "$d planted a file in the relay's run directory"; fi
+done
+say "an operator reads the relay's status and figures; anyone else is turned away"
+wait_until 10 as $OPERATOR $OPERATORS iotsecctl -c "$D/iotsec.conf" status ||
+	fail "iotsecctl status on the relay's machine as an operator: $(as $OPERATOR $OPERATORS iotsecctl -c "$D/iotsec.conf" status 2>&1)"
+as $OPERATOR $OPERATORS iotsecctl -c "$D/iotsec.conf" relay >"$T/op-relay.out" 2>&1 ||
+	fail "iotsecctl relay as an operator: $(cat "$T/op-relay.out")"
+st=0
+as $STRANGER $STRANGER iotsecctl -c "$D/iotsec.conf" relay >"$T/stranger-relay.out" 2>&1 || st=$?
+[ $st -eq 1 ] && grep -q "uid $STRANGER is not among this socket's users" "$T/stranger-relay.out" ||
+	fail "iotsecctl relay as a stranger: exit $st: $(cat "$T/stranger-relay.out")"
 say "PASS"

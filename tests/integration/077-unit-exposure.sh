@@ -15,7 +15,9 @@ keys=$(find "$T/root" -name '*.key' -o -name 'keys.dict' | head -n 5)
 [ -f "$T/root/usr/lib/sysusers.d/iotsec.conf" ] || fail "no sysusers.d file"
 
 UNITS=$(cd "$T/root/usr/lib/systemd/system" && ls iotsec-*.service)
-[ "$(echo "$UNITS" | wc -w)" -eq 7 ] || fail "installed units: $UNITS"
+# The six daemons of a Pi, the dictionary key's, and the relay's (installed by a native build).
+[ "$(echo "$UNITS" | wc -w)" -eq 8 ] || fail "installed units: $UNITS"
+echo "$UNITS" | grep -qx iotsec-relayd.service || fail "no iotsec-relayd.service installed: $UNITS"
 for u in $UNITS; do
 	out=$(systemd-analyze security --offline=true --root="$T/root" --threshold=20 "$u" 2>&1) &&
 		st=0 || st=$?

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The Raspberry Pi builds: every program and unit test built with Debian's cross compilers for
-# arm64 (64-bit Raspberry Pi OS) and armhf (32-bit), each program ARM code of that kind that
+# arm64 (64-bit Raspberry Pi OS) and armhf (32-bit), but the relay and the doctor's tool, which
+# no Pi runs (nor their pages), each program ARM code of that kind that
 # starts under qemu-user, and every unit test passing under qemu-user. Objects stay in
 # build-TRIPLET/, so a second run rebuilds nothing; the two unit runs go side by side, one core
 # each. The sanitizer run skips this: the Pi builds carry no sanitizers, and the plain run of the
@@ -28,6 +29,10 @@ pimake() {
 
 for t in $TRIPLETS; do
 	say "build for $t"
+	# What a build of an older tree left there, from before CROSS builds left the relay and the
+	# doctor's tool out: gone, so that what is there below is this build's.
+	rm -f "$ROOT/build-$t/bin/iotsec-relayd" "$ROOT/build-$t/bin/iotsec-doctor" \
+		"$ROOT/build-$t/man/iotsec-relayd.8" "$ROOT/build-$t/man/iotsec-doctor.1"
 	start=$(date +%s)
 	pimake CROSS="$t" all >"$T/build-$t.log" 2>&1 || { tail -n 30 "$T/build-$t.log"; fail "make CROSS=$t"; }
 	echo "built in $(($(date +%s) - start)) s"
@@ -50,9 +55,18 @@ for t in $TRIPLETS; do
 		out=$("$qemu" "$p" --version 2>&1) || fail "$qemu ${p##*/} --version: $out"
 		echo "$out" | grep -q "(iotsec)" || fail "${p##*/} --version says: $out"
 	done
-	# Every daemon, iotsec-pki, iotsecctl and iotsec-doctor.
-	programs=$(($(ls -d "$ROOT"/daemons/* | wc -l) + 3))
+	# Every daemon (a folder of daemons/ with a main.c) but the relay, iotsec-pki and iotsecctl:
+	# the relay and the doctor's tool run in the cloud and on the doctor's machine, never on a
+	# Pi, and a CROSS build leaves them out (their libraries, libmicrohttpd, libpq and libcurl,
+	# need not exist for the Pi's architecture).
+	programs=$(($(ls "$ROOT"/daemons/*/main.c | grep -vc '/relayd/main.c$') + 2))
 	[ $n -eq $programs ] || fail "$n programs in build-$t/bin, not $programs: $(ls "$ROOT/build-$t/bin")"
+	for p in iotsec-relayd iotsec-doctor; do
+		[ ! -e "$ROOT/build-$t/bin/$p" ] || fail "a CROSS build made $p"
+	done
+	for f in man/iotsec-relayd.8 man/iotsec-doctor.1; do
+		[ ! -e "$ROOT/build-$t/$f" ] || fail "a CROSS build made $f"
+	done
 	echo "$n programs: $want, and each says its --version under $qemu"
 done
 

@@ -5,7 +5,8 @@
 # every daemon runs. `apt-get remove` stops them and takes the programs but keeps the
 # configuration, the device's certificate and key, the dictionary key and the dictionary, so
 # that installing again brings the device back as it was; `apt-get purge` takes the state and the
-# keys, and leaves nothing named iotsec behind.
+# keys, and leaves nothing named iotsec behind. The package is the Pi's: it brings neither the
+# relay nor the doctor's tool, which are packages of their own.
 case ${IOTSEC_BIN:-} in
 */build-san/bin)
 	echo "SKIP: the package is built without sanitizers; the plain 'make check' installs it"
@@ -85,6 +86,12 @@ say "nothing enabled or started before the device is enrolled"
 [ -z "$(running)" ] || fail "running after install: $(running)"
 for d in $UNITS; do
 	[ "$(prop "$d" LoadState)" = loaded ] || fail "systemd does not know iotsec-$d: $(prop "$d" LoadState)"
+done
+# The relay and the doctor's tool are packages of their own (iotsec-relay, iotsec-doctor, with
+# libraries a Pi does not need): the Pi's package brings neither.
+[ "$(prop relayd LoadState)" = not-found ] || fail "the Pi's package installed iotsec-relayd.service"
+for f in /usr/bin/iotsec-relayd /usr/bin/iotsec-doctor; do
+	! inside test -e "$f" || fail "the Pi's package installed $f"
 done
 
 say "enrolled, and iotsec.target enabled: every daemon runs"

@@ -28,8 +28,11 @@ fi
 
 REPO=$(cd "$IT_DIR/../.." && pwd)
 BW_CACHE=$REPO/build/cache/bookworm
-# Beside minbase: systemd as PID 1 (systemd-sysv makes it /sbin/init), and what our programs link.
-BW_PACKAGES="systemd systemd-sysv libssl3 libmosquitto1 libsqlite3-0 libconfig9 libjansson4 libsystemd0"
+# Beside minbase: systemd as PID 1 (systemd-sysv makes it /sbin/init), and what our programs link
+# (the relay's libmicrohttpd and libpq too: 090 runs iotsec-relayd under systemd; the doctor's
+# tool, which links libcurl, is never run there).
+BW_PACKAGES="systemd systemd-sysv libssl3 libmosquitto1 libsqlite3-0 libconfig9 libjansson4"
+BW_PACKAGES="$BW_PACKAGES libsystemd0 libmicrohttpd12 libpq5"
 # Written into the tree when it is finished; another value (a package more) builds it again.
 BW_STAMP="bookworm minbase $BW_PACKAGES; console-getty masked; booted once; v2"
 BW_ROOT=$T/root   # the booted copy

@@ -83,6 +83,7 @@ CONF
 	restart_pg
 	"$PG_BIN/createdb" -h "$PG_DIR" -U "$PG_USER" "$PG_DB" >>"$PG_DIR/postgres.log" 2>&1 ||
 		fail "createdb: $(tail -n 5 "$PG_DIR/postgres.log")"
+	# shellcheck disable=SC2034 # for the test that sources us
 	PG_CONNINFO="host=$PG_DIR dbname=$PG_DB user=$PG_USER"
 }
 
@@ -98,6 +99,7 @@ stop_pg() {
 
 # restart_pg: start the stopped server again and wait until it takes connections.
 restart_pg() {
+	# shellcheck disable=SC2094 # the server and pg_ctl both append to the log, nothing reads it
 	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 start \
 		>>"$PG_DIR/postgres.log" 2>&1 || fail "pg_ctl start: $(tail -n 5 "$PG_DIR/postgres.log")"
 	PG_RUNNING=1
@@ -109,4 +111,9 @@ pg_sql() {
 }
 
 # The server is not a child of the test: stop it before common.sh's cleanup removes $T.
-trap '_pg_status=$?; stop_pg fast || stop_pg immediate || true; cleanup $_pg_status' EXIT
+pg_cleanup() {
+	_pg_status=$1
+	stop_pg fast || stop_pg immediate || true
+	cleanup "$_pg_status"
+}
+trap 'pg_cleanup $?' EXIT

@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef PG_ROOT
 #define PG_ROOT "/usr/lib/postgresql"
+#endif
 
 /* The newest installed version's bin directory (Debian keeps one per major version). */
 static int find_bin(struct pg_server *pg, char *ret_version, size_t len)
@@ -202,6 +205,44 @@ static int ctl(struct pg_server *pg, const char *verb, const char *mode)
 	return run(pg, true, argv);
 }
 
+/* A child that outlives a crash of ours (an abort, a sanitizer's report, a signal): when the
+ * pipe's write end closes without a word from pg_remove(), it stops the server and removes
+ * the directory. */
+static void watchdog(struct pg_server *pg)
+{
+	int fds[2];
+	ssize_t n;
+	pid_t pid;
+	char c;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return;
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	if (pid == 0) {
+		/* A ^C or a kill of the test's process group ends the test, not the cleanup. */
+		signal(SIGINT, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		close(fds[1]);
+		while ((n = read(fds[0], &c, 1)) < 0 && errno == EINTR)
+			;
+		if (n == 0) {
+			pg->running = true;
+			pg_stop(pg, "immediate");
+			remove_tree(pg, pg->dir);
+		}
+		_exit(0);
+	}
+	close(fds[0]);
+	pg->watchdog = pid;
+	pg->watchdog_fd = fds[1];
+}
+
 int pg_start(struct pg_server *pg)
 {
 	char version[24];
@@ -258,6 +299,7 @@ int pg_start(struct pg_server *pg)
 		goto fail;
 	}
 	pg->running = true;
+	watchdog(pg);
 	if ((r = pg_createdb(pg, "iotsec")) < 0) {
 		snprintf(pg->why, sizeof(pg->why), "createdb failed");
 		goto fail;
@@ -310,6 +352,14 @@ int pg_createdb(struct pg_server *pg, const char *name)
 
 void pg_remove(struct pg_server *pg)
 {
+	if (pg->watchdog > 0) {
+		/* A byte: we clean up ourselves. */
+		if (write(pg->watchdog_fd, "x", 1) != 1)
+			kill(pg->watchdog, SIGKILL);
+		close(pg->watchdog_fd);
+		waitpid(pg->watchdog, NULL, 0);
+		pg->watchdog = 0;
+	}
 	if (pg->dir[0] == '\0')
 		return;
 	if (pg->running && pg_stop(pg, "fast") < 0)

@@ -4,7 +4,7 @@
  * (the server refuses root). The cluster is copied from a template made once by initdb and kept
  * beside the build (IOTSEC_BUILD, or the parent of the test binary's directory:
  * build/pg-template-VERSION), so that the plain and the sanitizer runs share it. Everything is
- * stopped and removed by pg_remove(). */
+ * stopped and removed by pg_remove(), or by a watchdog process when the test dies first. */
 #ifndef IOTSEC_TEST_PG_H
 #define IOTSEC_TEST_PG_H
 
@@ -24,6 +24,8 @@ struct pg_server {
 	uid_t uid;	    /* who runs the server */
 	gid_t gid;
 	bool running;
+	pid_t watchdog; /* stops and removes it all if we die first; 0: none */
+	int watchdog_fd;
 };
 
 /* Make a cluster and start it, with a database "iotsec" in pg->conninfo. 0 on success; -ENOENT

@@ -556,7 +556,7 @@ static void enrol(const char *ca_dir, const char *out, const char *name, enum ce
 static void test_relay_tls(void **state)
 {
 	const char *answer =
-	    "{\"relay\":\"relay1\",\"nonce\":\"0123456789abcdef0123456789abcdef\"}";
+	    "{\"relay\":\"relay5\",\"nonce\":\"0123456789abcdef0123456789abcdef\"}";
 	char home[256], other[256];
 	struct doctor_dir d = doc;
 	struct relay *r = NULL;
@@ -565,30 +565,30 @@ static void test_relay_tls(void **state)
 	(void)state;
 	snprintf(home, sizeof(home), "%s", at("home"));
 	snprintf(other, sizeof(other), "%s", at("other"));
-	enrol(fx.ca_dir, home, "relay1", CERT_ROLE_RELAY);
-	enrol(fx.ca_dir, home, "relay2", CERT_ROLE_RELAY);
+	enrol(fx.ca_dir, home, "relay5", CERT_ROLE_RELAY);
+	enrol(fx.ca_dir, home, "relay6", CERT_ROLE_RELAY);
 	enrol(fx.ca_dir, home, "node7", CERT_ROLE_NODE);
-	enrol(fx.other_ca_dir, other, "relay1", CERT_ROLE_RELAY);
+	enrol(fx.other_ca_dir, other, "relay5", CERT_ROLE_RELAY);
 	assert_int_equal(file_mkdirs(at("www/api"), 0755), 0);
 	assert_int_equal(file_write_atomic(at("www/api/challenge"), answer, strlen(answer), 0644),
 			 0);
 
-	/* The relay named relay1, of the home: its answer comes. */
-	assert_int_equal(challenge(home, "relay1", "relay1", &o), 0);
-	assert_string_equal(json_string_value(json_object_get(o, "relay")), "relay1");
+	/* The relay named relay5, of the home: its answer comes. */
+	assert_int_equal(challenge(home, "relay5", "relay5", &o), 0);
+	assert_string_equal(json_string_value(json_object_get(o, "relay")), "relay5");
 	json_decref(o);
 	o = NULL;
-	/* Another relay of the home than the one named; a node of the home; a relay1 of another
+	/* Another relay of the home than the one named; a node of the home; a relay5 of another
 	 * home: the handshake fails, nothing comes. */
-	assert_int_equal(challenge(home, "relay2", "relay1", &o), -EIO);
+	assert_int_equal(challenge(home, "relay6", "relay5", &o), -EIO);
 	assert_int_equal(challenge(home, "node7", "node7", &o), -EIO);
-	assert_int_equal(challenge(other, "relay1", "relay1", &o), -EIO);
+	assert_int_equal(challenge(other, "relay5", "relay5", &o), -EIO);
 	assert_null(o);
 	/* Nothing but https. */
 	d.dir = home;
-	assert_int_equal(relay_open("test", &d, "http://127.0.0.1:1/", "relay1", &r), -1);
-	assert_int_equal(relay_open("test", &d, "https://", "relay1", &r), -1);
-	assert_int_equal(relay_open("test", &d, "https://a b/", "relay1", &r), -1);
+	assert_int_equal(relay_open("test", &d, "http://127.0.0.1:1/", "relay5", &r), -1);
+	assert_int_equal(relay_open("test", &d, "https://", "relay5", &r), -1);
+	assert_int_equal(relay_open("test", &d, "https://a b/", "relay5", &r), -1);
 	assert_null(r);
 }
 

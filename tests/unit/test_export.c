@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -83,6 +84,25 @@ static void test_rfc3339(void **state)
 	assert_int_equal(export_rfc3339(253402300800000LL, out), -ERANGE);
 	assert_int_equal(export_rfc3339(INT64_MAX, out), -ERANGE);
 	assert_string_equal(out, "untouched");
+}
+
+/* The calendar arithmetic against the C library's, over days spread across 1970..9999 and
+ * every day of a leap and a common year; where time_t has 32 bits (armhf) only up to 2038. */
+static void test_rfc3339_calendar(void **state)
+{
+	int64_t last = sizeof(time_t) >= 8 ? 253402300799LL : INT32_MAX;
+	char out[EXPORT_TIME_MAX], want[EXPORT_TIME_MAX];
+
+	(void)state;
+	for (int64_t s = 0; s <= last; s += s < 1000 * 86400 ? 86399 : 7919 * 86400 + 3601) {
+		time_t t = (time_t)s;
+		struct tm tm;
+
+		assert_non_null(gmtime_r(&t, &tm));
+		strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+		assert_int_equal(export_rfc3339(s * 1000, out), 0);
+		assert_string_equal(out, want);
+	}
 }
 
 static void test_text(void **state)
@@ -445,6 +465,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_format_parse),
 	    cmocka_unit_test(test_rfc3339),
+	    cmocka_unit_test(test_rfc3339_calendar),
 	    cmocka_unit_test(test_text),
 	    cmocka_unit_test(test_csv),
 	    cmocka_unit_test(test_json),

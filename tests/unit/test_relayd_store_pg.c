@@ -6,8 +6,9 @@
  * expired, stats, everything kept across a reopen, another schema refused; a server stopped
  * between calls or killed during a stream of batches gives errors, never a crash, and no batch
  * half stored; two instances on one database inserting overlapping batches at once store each
- * reading once, and two opening a new database at once both find the schema. Skipped only when
- * PostgreSQL is not installed. */
+ * reading once, two opening a new database at once both find the schema, and two expiring at
+ * once count each removal once. Skipped only when PostgreSQL is not installed. */
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -391,6 +392,61 @@ static void test_delivered(void **state)
 	free(g);
 }
 
+#define CATCH_N 3000
+
+/* A doctor catching up 128 at a time, behind another doctor's backlog: each reading once, in
+ * delivery order across the calls, and the other doctor's left waiting. */
+static void test_catch_up(void **state)
+{
+	struct store *s;
+	struct rd *a = calloc(CATCH_N, sizeof(*a));
+	struct got *g = calloc(1, sizeof(*g));
+	int64_t ids[128];
+	uint8_t prev[STREAM_ID_LEN + 9], key[STREAM_ID_LEN + 9];
+	size_t total = 0, mine = 0, n;
+	(void)state;
+
+	assert_non_null(a);
+	s = open_pg(fresh_db());
+	for (int i = 0; i < 8; i++)
+		grant(s, i, i < 2 ? "doc2" : "doc1", i, 0); /* doc2's streams sort first */
+	for (int i = 0; i < CATCH_N; i++) {
+		mkread(&a[i], i % 8, (uint64_t)(CATCH_N - i), i % 97 == 0, i, (uint8_t)i);
+		mine += i % 8 >= 2;
+	}
+	for (int i = 0; i < CATCH_N; i += 500)
+		assert_int_equal(insert_rd(s, a + i, 500, NULL), 0);
+	memset(prev, 0, sizeof(prev));
+	for (int call = 0; call < 100; call++) {
+		memset(g, 0, sizeof(*g));
+		assert_int_equal(store_queue(s, "doc1", 128, collect, g), 0);
+		if (g->n == 0)
+			break;
+		for (size_t i = 0; i < g->n; i++) {
+			uint64_t be = htobe64(g->r[i].seq);
+
+			/* The delivery order as bytes: not emergency, stream, seq. */
+			key[0] = !g->r[i].emergency;
+			memcpy(key + 1, g->r[i].stream, STREAM_ID_LEN);
+			memcpy(key + 1 + STREAM_ID_LEN, &be, 8);
+			assert_true(memcmp(prev, key, sizeof(key)) < 0);
+			memcpy(prev, key, sizeof(key));
+			assert_false(is_stream(&g->r[i], 0) || is_stream(&g->r[i], 1));
+			ids[i] = g->r[i].id;
+		}
+		assert_int_equal(store_delivered(s, "doc1", ids, g->n, &n), 0);
+		assert_int_equal(n, g->n);
+		total += n;
+	}
+	assert_int_equal(total, mine);
+	memset(g, 0, sizeof(*g));
+	assert_int_equal(store_queue(s, "doc2", GOT_MAX, collect, g), 0);
+	assert_int_equal(g->n, CATCH_N - mine);
+	store_close(s);
+	free(a);
+	free(g);
+}
+
 struct grants_seen {
 	size_t n;
 	struct store_grant g[8];
@@ -660,7 +716,8 @@ static void test_stats(void **state)
 	free(qs);
 }
 
-/* Closed and opened again: everything is there, and ids go on rising. */
+/* Closed and opened again: everything is there, ids go on rising, and the queue function is
+ * this program's again. */
 static void test_reopen(void **state)
 {
 	struct store *s;
@@ -682,6 +739,9 @@ static void test_reopen(void **state)
 	assert_int_equal(n, 1);
 	last = sql_value(conninfo, "SELECT max(id) FROM readings");
 	store_close(s);
+	/* An older program's queue function: the store puts its own back. */
+	sql_value(conninfo, "CREATE OR REPLACE FUNCTION relay_queue(who text, max int8) RETURNS "
+			    "SETOF readings LANGUAGE sql AS 'SELECT * FROM readings WHERE false'");
 
 	s = open_pg(conninfo);
 	assert_int_equal(store_grants(s, "doc1", grant_seen, gs), 0);
@@ -746,7 +806,8 @@ static void test_schema_mismatch(void **state)
 }
 
 /* The server stopped between calls: errors, not a crash; started again, the store connects
- * again by itself, and the batch that failed is not there. */
+ * again by itself, and the batch that failed is not there. Stopped and started again between
+ * two calls: the next call works. */
 static void test_server_stopped(void **state)
 {
 	struct store *s;
@@ -779,6 +840,17 @@ static void test_server_stopped(void **state)
 	assert_int_equal(g->n, 1);
 	assert_int_equal(insert_rd(s, a + 1, 2, &n), 0);
 	assert_int_equal(n, 2);
+
+	/* Restarted between two calls (a failover): the next call connects again by itself. */
+	assert_int_equal(pg_stop(&pg, "fast"), 0);
+	assert_int_equal(pg_restart(&pg), 0);
+	assert_int_equal(store_stats(s, &st), 0);
+	assert_int_equal(st.readings, 3);
+	assert_int_equal(pg_stop(&pg, "immediate"), 0);
+	assert_int_equal(pg_restart(&pg), 0);
+	mkread(&a[0], 1, 4, false, 100, 4);
+	assert_int_equal(insert_rd(s, a, 1, &n), 0);
+	assert_int_equal(n, 1);
 	store_close(s);
 	free(g);
 }
@@ -863,17 +935,35 @@ static void test_server_killed(void **state)
 /* --- Two instances --------------------------------------------------------------------- */
 
 #define TWO_N	  4000
-#define TWO_BATCH 250
+#define TWO_BATCH 250 /* both instances send each batch at once, the second backwards */
 
 struct instance {
 	const char *conninfo;
 	struct store *s;
 	int open_rc;
-	bool reverse; /* the second goes through the readings backwards, other batch edges */
+	bool reverse; /* the second goes through each batch backwards */
 	int rc;
-	size_t added;
+	size_t added, removed;
 	pthread_barrier_t *start;
 };
+
+/* Retention by both at once, in small steps (of other sizes, so that each also finds rows the
+ * other has not taken): cap 100 per stream. */
+static void *instance_expire(void *arg)
+{
+	struct instance *in = arg;
+	size_t n = 0;
+	int idle = 0;
+
+	pthread_barrier_wait(in->start);
+	/* A call may find its rows taken by the other: go on until several find nothing. */
+	while (in->rc == 0 && idle < 5) {
+		in->rc = store_expire(in->s, 1000000, 1000000, 100, in->reverse ? 53 : 37, &n);
+		in->removed += n;
+		idle = n > 0 ? 0 : idle + 1;
+	}
+	return NULL;
+}
 
 static void *instance_open(void *arg)
 {
@@ -889,32 +979,33 @@ static void *instance_open(void *arg)
 static void *instance_insert(void *arg)
 {
 	struct instance *in = arg;
-	struct rd *x = calloc(TWO_N, sizeof(*x));
-	size_t step = in->reverse ? TWO_BATCH - 17 : TWO_BATCH, n;
+	struct rd *x = calloc(TWO_BATCH, sizeof(*x));
+	size_t n;
 
-	if (x == NULL) {
-		in->rc = -ENOMEM;
-		return NULL;
-	}
-	for (int i = 0; i < TWO_N; i++) {
-		int k = in->reverse ? TWO_N - 1 - i : i;
+	for (int b = 0; b < TWO_N / TWO_BATCH; b++) {
+		for (int i = 0; i < TWO_BATCH && x != NULL; i++) {
+			int k = b * TWO_BATCH + (in->reverse ? TWO_BATCH - 1 - i : i);
 
-		mkread(&x[i], k % 8, (uint64_t)k, k % 2 == 0, k, (uint8_t)k);
-	}
-	pthread_barrier_wait(in->start);
-	for (size_t i = 0; i < TWO_N && in->rc == 0; i += step) {
-		size_t len = TWO_N - i < step ? TWO_N - i : step;
-
-		in->rc = insert_rd(in->s, x + i, len, &n);
-		in->added += n;
+			mkread(&x[i], k % 8, (uint64_t)k, k % 2 == 0, k, (uint8_t)k);
+		}
+		/* Both send the batch at the same moment (every time, so neither waits alone). */
+		pthread_barrier_wait(in->start);
+		if (x == NULL)
+			in->rc = -ENOMEM;
+		if (in->rc == 0) {
+			in->rc = insert_rd(in->s, x, TWO_BATCH, &n);
+			in->added += n;
+		}
 	}
 	free(x);
 	return NULL;
 }
 
 /* Two relays on one database: both open a new database at once (one makes the schema, the
- * other waits and finds it), then insert the same readings at once in other orders and
- * batches: each reading stored once, the new counts add up, and the queue is in order. */
+ * other waits and finds it), then insert the same batches at the same moments, each in the
+ * opposite order (without the store's sorting, the two would deadlock): each reading stored once,
+ * the new counts add up, and the queue is in order; then both run retention at once: every removal
+ * counted once, in one expired row per stream. */
 static void test_two_instances(void **state)
 {
 	struct instance in[2];
@@ -968,9 +1059,30 @@ static void test_two_instances(void **state)
 				assert_true(g->r[j].seq > g->r[j - 1].seq);
 		}
 	}
+
+	/* Both expire at once: each removal counted once, by whichever instance made it. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, instance_expire, &in[i]), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(in[i].rc, 0);
+	}
+	print_message("expired by instance 1: %zu, by instance 2: %zu\n", in[0].removed,
+		      in[1].removed);
+	assert_int_equal(in[0].removed + in[1].removed, TWO_N - 8 * 100);
+	assert_int_equal(sql_value(in[0].conninfo, "SELECT count(*) FROM readings"), 8 * 100);
+	assert_int_equal(sql_value(in[0].conninfo, "SELECT sum(count) FROM expired"),
+			 TWO_N - 8 * 100);
+	assert_int_equal(sql_value(in[0].conninfo, "SELECT count(*) FROM expired"), 8);
 	pthread_barrier_destroy(&start);
 	store_close(in[0].s);
 	store_close(in[1].s);
+	/* Not one deadlock (the store retries a deadlock's victim, which would hide them): the
+	 * sessions have ended, so their counts are in. */
+	assert_int_equal(sql_value(in[0].conninfo, "SELECT pg_stat_force_next_flush(); SELECT "
+						   "deadlocks FROM pg_stat_database WHERE "
+						   "datname = current_database()"),
+			 0);
 	free(g);
 }
 
@@ -994,13 +1106,13 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_duplicates),	   cmocka_unit_test(test_bad_batches),
-	    cmocka_unit_test(test_queue_order),	   cmocka_unit_test(test_delivered),
-	    cmocka_unit_test(test_grants),	   cmocka_unit_test(test_history),
-	    cmocka_unit_test(test_expire),	   cmocka_unit_test(test_stats),
-	    cmocka_unit_test(test_reopen),	   cmocka_unit_test(test_schema_mismatch),
-	    cmocka_unit_test(test_server_stopped), cmocka_unit_test(test_server_killed),
-	    cmocka_unit_test(test_two_instances),
+	    cmocka_unit_test(test_duplicates),	    cmocka_unit_test(test_bad_batches),
+	    cmocka_unit_test(test_queue_order),	    cmocka_unit_test(test_catch_up),
+	    cmocka_unit_test(test_delivered),	    cmocka_unit_test(test_grants),
+	    cmocka_unit_test(test_history),	    cmocka_unit_test(test_expire),
+	    cmocka_unit_test(test_stats),	    cmocka_unit_test(test_reopen),
+	    cmocka_unit_test(test_schema_mismatch), cmocka_unit_test(test_server_stopped),
+	    cmocka_unit_test(test_server_killed),   cmocka_unit_test(test_two_instances),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,8 +1,9 @@
 /* sensord with a relay (daemons/sensord/receipts.c, SPEC 9): with sensord.relay set, a doctor
- * reading and the doctor-sealed emergency record stay in the spool after the broker's PUBACK
- * until a RELAY_RECEIPT of a trusted relay covers them, and go again sensord.receipt_s later
- * without one; group readings leave on the PUBACK as before, and so does everything when
- * sensord.relay is empty. A receipt counts only from a relay of sensord.relay, signed by that
+ * reading (in the doctor's spool) and the doctor-sealed emergency record stay after the broker's
+ * PUBACK until a RELAY_RECEIPT of a trusted relay covers them, and go again sensord.receipt_s
+ * later without one; group readings leave the home's spool on the PUBACK as before, are not
+ * sent again after a restart while doctor readings wait, and everything leaves on the PUBACK
+ * when sensord.relay is empty. A receipt counts only from a relay of sensord.relay, signed by that
  * relay's own relay certificate of our home, for us: every other is refused, counted, and takes
  * nothing. A doctor's grant and acknowledgement passed on by a trusted relay are taken.
  *
@@ -440,7 +441,8 @@ static json_int_t status_int(struct ctx *c, const char *field)
 }
 
 /* Three reads (three doctor readings, three room readings) published and acknowledged by the
- * broker: the room readings leave, the doctor readings wait. Their seqs in seqs. */
+ * broker: the room readings leave the home's spool, the doctor readings wait in the doctor's.
+ * Their seqs in seqs. */
 static void three_acknowledged(struct ctx *c, uint64_t seqs[3])
 {
 	grant_doc1(c);
@@ -450,10 +452,33 @@ static void three_acknowledged(struct ctx *c, uint64_t seqs[3])
 	assert_int_equal(broker->n_sent, 6);
 	assert_int_equal(doctor_seqs(0, seqs, 3), 3);
 	puback_all();
-	assert_int_equal(spool_pending(c->d.spool), 3);
+	assert_int_equal(spool_pending(c->d.spool), 0);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 3);
 	assert_int_equal(c->d.n_awaiting, 3);
 	assert_int_equal(c->d.published, 3);
 	assert_int_equal(status_int(c, "awaiting_receipt"), 3);
+	assert_int_equal(status_int(c, "spooled"), 3);
+	assert_int_equal(status_int(c, "spooled_doctor"), 3);
+}
+
+/* The messages on iotsec/testhome/pi1/<what> from `from` on. */
+static size_t sent_on(size_t from, const char *what)
+{
+	char topic[SENSORD_TOPIC_MAX];
+	size_t n = 0;
+
+	snprintf(topic, sizeof(topic), "iotsec/testhome/pi1/%s", what);
+	for (size_t i = from; i < broker->n_sent; i++)
+		n += strcmp(broker->sent[i].topic, topic) == 0;
+	return n;
+}
+
+/* sensord stopped and started again on the same state dir, and the broker there. */
+static void restart(struct ctx *c)
+{
+	sensord_publish_stop(&c->d);
+	assert_int_equal(sensord_publish_start(&c->d), 0);
+	broker_up();
 }
 
 /* ---- tests ---- */
@@ -472,7 +497,7 @@ static void test_receipt_takes_what_it_covers(void **state)
 	m = receipt(c->relay1, "pi1", c->doctor_id, some, 2, &len);
 	again = strdup(m);
 	publish_as("relay1", "receipt", m, len);
-	assert_int_equal(spool_pending(c->d.spool), 1);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 1);
 	assert_int_equal(c->d.n_awaiting, 1);
 	assert_int_equal(c->d.awaiting[0].seq, seqs[1]);
 	assert_int_equal(c->d.published, 5);
@@ -480,14 +505,14 @@ static void test_receipt_takes_what_it_covers(void **state)
 	assert_int_equal(status_int(c, "awaiting_receipt"), 1);
 	/* The same again (receipts are any_time): taken, nothing more leaves. */
 	publish_as("relay1", "receipt", again, len);
-	assert_int_equal(spool_pending(c->d.spool), 1);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 1);
 	assert_int_equal(c->d.published, 5);
 	assert_int_equal(c->d.refused.total, 0);
 	/* The other trusted relay's receipt for the rest. */
 	rest[0] = seqs[1];
 	m = receipt(c->relay3, "pi1", c->doctor_id, rest, 1, &len);
 	publish_as("relay3", "receipt", m, len);
-	assert_int_equal(spool_pending(c->d.spool), 0);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 0);
 	assert_int_equal(c->d.n_awaiting, 0);
 	assert_int_equal(c->d.published, 6);
 	assert_int_equal(status_int(c, "receipts"), 3);
@@ -561,7 +586,7 @@ static void test_receipt_refused(void **state)
 	free(m);
 	assert_int_equal(status_int(c, "receipts"), 1);
 	assert_int_equal(c->d.refused.total, n);
-	assert_int_equal(spool_pending(c->d.spool), 3);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 3);
 	assert_int_equal(c->d.n_awaiting, 3);
 	assert_int_equal(c->d.published, 3);
 }
@@ -573,11 +598,15 @@ static void test_sent_again(void **state)
 {
 	struct ctx *c = *state;
 	uint64_t seqs[3], again[3];
-	size_t n, len;
+	size_t n, len, first[3], k = 0;
 	char *m;
 
 	three_acknowledged(c, seqs);
 	n = broker->n_sent;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(broker->sent[i].topic, "iotsec/testhome/pi1/doctor") == 0)
+			first[k++] = i;
+	assert_int_equal(k, 3);
 	sensord_drain(&c->d);
 	assert_int_equal(broker->n_sent, n); /* not yet */
 	usleep(1100 * 1000);
@@ -586,28 +615,28 @@ static void test_sent_again(void **state)
 	assert_int_equal(doctor_seqs(n, again, 3), 3);
 	assert_memory_equal(again, seqs, sizeof(seqs));
 	for (size_t i = 0; i < 3; i++)
-		assert_memory_equal(broker->sent[n + i].data, broker->sent[2 * i].data,
+		assert_memory_equal(broker->sent[n + i].data, broker->sent[first[i]].data,
 				    broker->sent[n + i].len);
 	assert_int_equal(c->d.n_awaiting, 0); /* in flight again */
 	puback_all();
 	assert_int_equal(c->d.n_awaiting, 3);
-	assert_int_equal(spool_pending(c->d.spool), 3);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 3);
 
-	/* A restart: the spool is all there is, and it goes again from its head, the first
-	 * doctor reading (the room readings acknowledged behind it go again too: the spool keeps
-	 * its head on disk, not each acknowledgement). */
+	/* A restart: the spools are all there is, and the doctor's goes again from its head; the
+	 * room readings the broker acknowledged do not (test_restart_sends_only_what_waits). */
 	sensord_publish_stop(&c->d);
 	assert_int_equal(sensord_publish_start(&c->d), 0);
 	assert_int_equal(c->d.n_awaiting, 0);
 	broker_up();
+	assert_int_equal(broker->n_sent, 3);
 	assert_int_equal(doctor_seqs(0, again, 3), 3);
 	assert_memory_equal(again, seqs, sizeof(seqs));
 	puback_all();
 	assert_int_equal(c->d.n_awaiting, 3);
-	assert_int_equal(spool_pending(c->d.spool), 3);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 3);
 	m = receipt(c->relay1, "pi1", c->doctor_id, seqs, 3, &len);
 	publish_as("relay1", "receipt", m, len);
-	assert_int_equal(spool_pending(c->d.spool), 0);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 0);
 	n = broker->n_sent;
 	usleep(1100 * 1000);
 	sensord_drain(&c->d);
@@ -629,16 +658,16 @@ static void test_receipt_while_in_flight(void **state)
 	assert_int_equal(c->d.n_inflight, 3);
 	m = receipt(c->relay1, "pi1", c->doctor_id, seqs, 3, &len);
 	publish_as("relay1", "receipt", m, len);
-	assert_int_equal(spool_pending(c->d.spool), 0);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 0);
 	assert_int_equal(c->d.published, 6);
 	puback_all();
 	assert_int_equal(c->d.n_awaiting, 0);
 	assert_int_equal(c->d.published, 6);
 }
 
-/* With no receipt coming, the doctor readings fill the spool (the room readings behind the
- * first waiting one count in its span): the oldest are dropped, and what waits for a receipt
- * stays within the spool; only records still in it go again. */
+/* With no receipt coming, the doctor readings fill the doctor's spool: the oldest are dropped,
+ * and what waits for a receipt stays within the spool; only records still in it go again. The
+ * room readings leave the home's spool on their PUBACK all the while. */
 static void test_bounded_by_spool(void **state)
 {
 	struct ctx *c = *state;
@@ -657,14 +686,15 @@ static void test_bounded_by_spool(void **state)
 		n_all += doctor_seqs(n, all + n_all, 20 - n_all);
 		puback_all();
 		/* Memory too: no more entries, nor room for them, than the spool holds. */
-		assert_true(spool_pending(c->d.spool) <= 10);
+		assert_true(spool_pending(c->d.spool_doctor) <= 10);
+		assert_int_equal(spool_pending(c->d.spool), 0);
 		assert_true(c->d.n_awaiting <= 10);
 		assert_true(c->d.cap_awaiting <= 10);
 	}
 	assert_int_equal(n_all, 20);
-	assert_true(spool_dropped(c->d.spool) > 0);
+	assert_true(spool_dropped(c->d.spool_doctor) > 0);
 	/* The doctor readings still in the spool: those, and only those, go again. */
-	while (spool_next(c->d.spool, id, &id, &data, &len) == 0) {
+	while (spool_next(c->d.spool_doctor, id, &id, &data, &len) == 0) {
 		struct reading_header h;
 		size_t hlen;
 
@@ -672,19 +702,24 @@ static void test_bounded_by_spool(void **state)
 		if (h.kind == READING_DOCTOR)
 			pending[n_pending++] = h.seq;
 	}
-	assert_true(n_pending > 0 && n_pending < 20);
+	assert_int_equal(n_pending, 10);
+	assert_int_equal(spool_dropped(c->d.spool_doctor), 10);
+	assert_int_equal(spool_dropped(c->d.spool), 0);
+	assert_int_equal(status_int(c, "spool_dropped"), 10);
 	n = broker->n_sent;
 	usleep(1100 * 1000);
 	sensord_drain(&c->d);
+	/* max_inflight (8) at once, the rest as the PUBACKs come. */
+	puback_all();
 	assert_int_equal(doctor_seqs(n, again, 10), n_pending);
 	assert_memory_equal(again, pending, n_pending * sizeof(pending[0]));
-	puback_all();
+	assert_int_equal(c->d.n_awaiting, 10);
 	/* Receipts for every seq ever sent: the spool empties. */
 	m = receipt(c->relay1, "pi1", c->doctor_id, all, 16, &len);
 	publish_as("relay1", "receipt", m, len);
 	m = receipt(c->relay1, "pi1", c->doctor_id, all + 16, 4, &len);
 	publish_as("relay1", "receipt", m, len);
-	assert_int_equal(spool_pending(c->d.spool), 0);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 0);
 	assert_int_equal(c->d.n_awaiting, 0);
 	assert_int_equal(c->d.refused.total, 0);
 }
@@ -826,6 +861,166 @@ static void test_grant_and_ack_through_relay(void **state)
 	assert_int_equal(c->d.refused.total, 4);
 }
 
+/* The room readings the broker acknowledged behind doctor readings waiting for a receipt are
+ * not sent again after a restart (the home's readers would refuse them as replays); the doctor
+ * readings are, and so is a room reading the broker had not acknowledged: nothing is lost. */
+static void test_restart_sends_only_what_waits(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t room4[READING_MAX];
+	uint64_t seqs[4], again[4];
+	size_t n, len, room4_len = 0;
+	char *m;
+
+	three_acknowledged(c, seqs);
+	/* A fourth read, published, not acknowledged yet. */
+	n = broker->n_sent;
+	sensord_read_all(&c->d);
+	sensord_drain(&c->d);
+	assert_int_equal(broker->n_sent, n + 2);
+	assert_int_equal(doctor_seqs(n, seqs + 3, 1), 1);
+	for (size_t i = n; i < broker->n_sent; i++)
+		if (strcmp(broker->sent[i].topic, "iotsec/testhome/pi1/group") == 0) {
+			room4_len = broker->sent[i].len;
+			memcpy(room4, broker->sent[i].data, room4_len);
+		}
+	assert_true(room4_len > 0);
+
+	restart(c);
+	assert_int_equal(sent_on(0, "group"), 1);
+	for (size_t i = 0; i < broker->n_sent; i++)
+		if (strcmp(broker->sent[i].topic, "iotsec/testhome/pi1/group") == 0) {
+			assert_int_equal(broker->sent[i].len, room4_len);
+			assert_memory_equal(broker->sent[i].data, room4, room4_len);
+		}
+	assert_int_equal(doctor_seqs(0, again, 4), 4);
+	assert_memory_equal(again, seqs, sizeof(seqs));
+	assert_int_equal(broker->n_sent, 5);
+	puback_all();
+	assert_int_equal(status_int(c, "spooled"), 4);
+	assert_int_equal(status_int(c, "awaiting_receipt"), 4);
+
+	/* Again: only the doctor readings, still without a receipt. */
+	restart(c);
+	assert_int_equal(broker->n_sent, 4);
+	assert_int_equal(doctor_seqs(0, again, 4), 4);
+	assert_memory_equal(again, seqs, sizeof(seqs));
+	puback_all();
+	m = receipt(c->relay1, "pi1", c->doctor_id, seqs, 4, &len);
+	publish_as("relay1", "receipt", m, len);
+	assert_int_equal(status_int(c, "spooled"), 0);
+	assert_int_equal(c->d.refused.total, 0);
+	/* Everything delivered: nothing goes after a restart. */
+	restart(c);
+	assert_int_equal(broker->n_sent, 0);
+	assert_int_equal(status_int(c, "spooled"), 0);
+}
+
+/* sensord.relay set on a kit with doctor readings spooled before: those leave the home's spool
+ * on their PUBACK as they would have; the doctor readings read since wait for a receipt. */
+static void test_relay_set_later(void **state)
+{
+	struct ctx *c = *state;
+	char path[sizeof(c->d.dir) + 16];
+	uint64_t seqs[3];
+	size_t len;
+	char *m;
+
+	grant_doc1(c);
+	sensord_read_all(&c->d);
+	sensord_read_all(&c->d);
+	/* No relay: no doctor's spool either. */
+	assert_null(c->d.spool_doctor);
+	snprintf(path, sizeof(path), "%s/spool-doctor", c->d.dir);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(status_int(c, "spooled"), 4);
+	assert_int_equal(status_int(c, "spooled_doctor"), 0);
+
+	sensord_publish_stop(&c->d);
+	free(c->cfg.sensord.relay);
+	assert_non_null(c->cfg.sensord.relay = strdup("relay1"));
+	assert_int_equal(sensord_publish_start(&c->d), 0);
+	assert_non_null(c->d.spool_doctor);
+	sensord_read_all(&c->d);
+	assert_int_equal(spool_pending(c->d.spool), 5);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 1);
+	broker_up();
+	assert_int_equal(broker->n_sent, 6);
+	assert_int_equal(doctor_seqs(0, seqs, 3), 3);
+	puback_all();
+	assert_int_equal(status_int(c, "spooled"), 1);
+	assert_int_equal(status_int(c, "spooled_doctor"), 1);
+	assert_int_equal(c->d.n_awaiting, 1);
+	/* The one read since: the last sealed. */
+	for (size_t i = 0; i < 3; i++)
+		assert_true(c->d.awaiting[0].seq >= seqs[i]);
+	m = receipt(c->relay1, "pi1", c->doctor_id, &c->d.awaiting[0].seq, 1, &len);
+	publish_as("relay1", "receipt", m, len);
+	assert_int_equal(status_int(c, "spooled"), 0);
+	restart(c);
+	assert_int_equal(broker->n_sent, 0);
+}
+
+/* sensord.relay emptied with doctor readings waiting for a receipt: no receipt will come, and
+ * the broker's PUBACK takes them; new doctor readings go to the home's spool. */
+static void test_relay_emptied(void **state)
+{
+	struct ctx *c = *state;
+	uint64_t seqs[3], again[3];
+
+	three_acknowledged(c, seqs);
+	sensord_publish_stop(&c->d);
+	free(c->cfg.sensord.relay);
+	assert_non_null(c->cfg.sensord.relay = strdup(""));
+	assert_int_equal(sensord_publish_start(&c->d), 0);
+	broker_up();
+	assert_int_equal(broker->n_sent, 3);
+	assert_int_equal(doctor_seqs(0, again, 3), 3);
+	assert_memory_equal(again, seqs, sizeof(seqs));
+	puback_all();
+	assert_int_equal(status_int(c, "spooled"), 0);
+	assert_int_equal(status_int(c, "awaiting_receipt"), 0);
+	assert_int_equal(c->d.published, 6);
+	sensord_read_all(&c->d);
+	assert_int_equal(spool_pending(c->d.spool), 2);
+	assert_int_equal(spool_pending(c->d.spool_doctor), 0);
+	restart(c);
+	assert_int_equal(broker->n_sent, 2);
+	puback_all();
+	assert_int_equal(status_int(c, "spooled"), 0);
+}
+
+/* The two spools take turns: doctor readings due again (ten of them, more than max_inflight)
+ * do not hold back the room readings, nor the other way round; each goes once. */
+static void test_spools_take_turns(void **state)
+{
+	struct ctx *c = *state;
+	size_t n;
+
+	grant_doc1(c);
+	broker_up();
+	for (int i = 0; i < 10; i++) {
+		sensord_read_all(&c->d);
+		sensord_drain(&c->d);
+		puback_all();
+	}
+	assert_int_equal(c->d.n_awaiting, 10);
+	assert_int_equal(sent_on(0, "group"), 10);
+	for (int i = 0; i < 6; i++)
+		sensord_read_all(&c->d);
+	n = broker->n_sent;
+	usleep(1100 * 1000);
+	sensord_drain(&c->d);
+	assert_int_equal(broker->n_sent, n + 8);
+	assert_int_equal(sent_on(n, "group"), 4);
+	assert_int_equal(sent_on(n, "doctor"), 4);
+	puback_all();
+	assert_int_equal(sent_on(n, "group"), 6);
+	assert_int_equal(sent_on(n, "doctor"), 16);
+	assert_int_equal(spool_pending(c->d.spool), 0);
+	assert_int_equal(c->d.n_awaiting, 16);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -838,6 +1033,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_group_emergency_on_puback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_no_relay, setup_no_relay, teardown),
 	    cmocka_unit_test_setup_teardown(test_grant_and_ack_through_relay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restart_sends_only_what_waits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_relay_set_later, setup_no_relay, teardown),
+	    cmocka_unit_test_setup_teardown(test_relay_emptied, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spools_take_turns, setup, teardown),
 	};
 
 	log_init("test_sensord_receipt", LOG_CRIT);

@@ -21,5 +21,6 @@ int cmd_pool(int argc, char **argv);
 int cmd_peers(const struct iotsec_config *cfg, int argc, char **argv);
 int cmd_quarantine(const struct iotsec_config *cfg, int argc, char **argv);
 int cmd_readings(const struct iotsec_config *cfg, int argc, char **argv);
+int cmd_relay(const struct iotsec_config *cfg, int argc, char **argv);
 
 #endif

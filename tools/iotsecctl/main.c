@@ -7,6 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/x509.h>
+
+#include "cert.h"
 #include "config.h"
 #include "ctl.h"
 #include "daemon.h"
@@ -14,9 +17,12 @@
 #include "log.h"
 #include "version.h"
 
-/* Every daemon iotsec has, in the order status shows them. */
-static const char *const daemons[] = {"certd", "electd", "keyd", "dictd", "pingd", "sensord"};
+/* Every daemon iotsec has, in the order status shows them: the home's six, which run on each
+ * Pi, then the relay, which runs on a machine of its own in the cloud (SPEC 9). */
+static const char *const daemons[] = {"certd", "electd",  "keyd",  "dictd",
+				      "pingd", "sensord", "relayd"};
 #define N_DAEMONS (sizeof(daemons) / sizeof(daemons[0]))
+#define N_HOME	  6 /* the first N_HOME are a Pi's */
 
 /* status's exit codes, as systemctl is-active and LSB's status: all well, something wrong,
  * nothing running, cannot tell (the configuration cannot be read, or the daemons turn this user
@@ -41,7 +47,11 @@ static void usage(FILE *f)
 		"                     device is out of the home, quarantined or has no\n"
 		"                     controller, or the dictionary is locked; 3 when no daemon\n"
 		"                     runs; 4 when the configuration cannot be read or this\n"
-		"                     user may not ask; 1 too when sensord's alarm is set\n"
+		"                     user may not ask; 1 too when sensord's alarm is set.\n"
+		"                     On the relay's machine (a relay certificate), relayd\n"
+		"                     alone; on a Pi, relayd only when its socket is there\n"
+		"  relay [--json]     on the relay's machine: the broker, the ingest rate, the\n"
+		"                     store, and the readings waiting for each doctor\n"
 		"  peers [--json]     the devices this one knows: whether each answers, its\n"
 		"                     trust, flags and bans (pingd), and the key shared (keyd)\n"
 		"  readings [--follow] [--json]\n"
@@ -169,6 +179,46 @@ static void print_sensord(json_t *s)
 	}
 }
 
+/* relayd cannot commit: nothing it receives is kept or receipted until the store is back. */
+static bool store_failing(json_t *relayd)
+{
+	return json_is_true(json_object_get(relayd, "commit_failing"));
+}
+
+/* Append ", N what" to out when the count is there: a relayd that leaves one out is not made to
+ * say 0. */
+static void add_count(char *out, size_t len, json_t *status, const char *key, const char *what)
+{
+	size_t used = strlen(out);
+
+	if (json_is_integer(json_object_get(status, key)) && used < len)
+		snprintf(out + used, len - used, ", %lld %s",
+			 (long long)json_integer_value(json_object_get(status, key)), what);
+}
+
+/* relayd's line: the broker (why it is still connecting), and what came in and went out since
+ * it started; iotsecctl relay has the store's figures. */
+static void print_relayd(json_t *s)
+{
+	const char *why = json_string_value(json_object_get(s, "broker_error"));
+	char counts[256] = "";
+
+	if (!json_is_true(json_object_get(s, "running")))
+		return;
+	add_count(counts, sizeof(counts), s, "received", "received");
+	add_count(counts, sizeof(counts), s, "stored", "stored");
+	add_count(counts, sizeof(counts), s, "duplicates", "duplicates");
+	add_count(counts, sizeof(counts), s, "receipts", "receipts");
+	add_count(counts, sizeof(counts), s, "commit_failures", "failed commits");
+	printf("relay        broker %s%s%s%s%s (iotsecctl relay)\n",
+	       json_string_value(json_object_get(s, "broker")) ?: "?", why && why[0] ? " (" : "",
+	       why && why[0] ? why : "", why && why[0] ? ")" : "", counts);
+	if (store_failing(s))
+		printf("STORE        FAILING: readings are neither stored nor receipted (the kits "
+		       "keep "
+		       "them); relayd's log says why\n");
+}
+
 static void print_human(json_t *doc)
 {
 	json_t *cert = json_object_get(doc, "certificate"), *ds = json_object_get(doc, "daemons");
@@ -229,6 +279,7 @@ static void print_human(json_t *doc)
 		printf(" (iotsecctl quarantine list)\n");
 	}
 	print_sensord(json_object_get(ds, "sensord"));
+	print_relayd(json_object_get(ds, "relayd"));
 	if (json_is_true(json_object_get(json_object_get(ds, "dictd"), "locked")))
 		printf(
 		    "dictionary   LOCKED: %s\n",
@@ -269,18 +320,68 @@ static int health(json_t *doc)
 		return STATUS_UNKNOWN;
 	if (running == 0)
 		return STATUS_DOWN;
+	/* The relay's machine has no certd, nor a home to be in: its certificate's dates (or
+	 * relayd's own word on it) and relayd running are all there is to judge. */
+	if (json_is_true(json_object_get(doc, "relay_host")))
+		return running < json_object_size(ds) || (state && strcmp(state, "invalid") == 0) ||
+			       store_failing(json_object_get(ds, "relayd"))
+			   ? STATUS_DEGRADED
+			   : STATUS_HEALTHY;
 	/* In the home means a controller: "node" follows one, "controller" is one. */
 	if (running < json_object_size(ds) || state == NULL || strcmp(state, "valid") != 0 ||
 	    (election && strcmp(election, "node") != 0 && strcmp(election, "controller") != 0) ||
 	    json_is_true(json_object_get(dict, "locked")) || self_quarantined(doc) ||
-	    alarm_set(json_object_get(ds, "sensord")))
+	    alarm_set(json_object_get(ds, "sensord")) ||
+	    store_failing(json_object_get(ds, "relayd")))
 		return STATUS_DEGRADED;
 	return STATUS_HEALTHY;
 }
 
+/* The relay's machine: this device's certificate is a relay's (SPEC 9). Its name, home and
+ * dates then go in doc, since no certd runs there to say them. A certificate that cannot be
+ * read (not enrolled yet) makes a Pi, as before. */
+static bool relay_host(const struct iotsec_config *cfg, json_t *doc, json_t *cert)
+{
+	struct cert_info info;
+	X509 *x = NULL;
+	bool is = false;
+	int64_t now = (int64_t)time(NULL);
+
+	if (cert_load(cfg->device.cert, &x) < 0 || cert_info_get(x, &info) < 0 ||
+	    info.role != CERT_ROLE_RELAY)
+		goto out;
+	is = true;
+	json_object_set_new(doc, "relay_host", json_true());
+	json_object_set_new(doc, "device", json_string(info.name));
+	json_object_set_new(doc, "home", json_string(info.home));
+	json_object_set_new(doc, "role", json_string(cert_role_name(info.role)));
+	/* Its dates only: the CRL is relayd's to apply, and said by it when it says. */
+	if (now > info.not_after || now < info.not_before) {
+		json_object_set_new(cert, "state", json_string("invalid"));
+		json_object_set_new(
+		    cert, "reason",
+		    json_string(now > info.not_after ? "expired" : "not yet valid"));
+	} else {
+		json_object_set_new(cert, "state", json_string("in date"));
+	}
+	json_object_set_new(cert, "not_after", json_integer(info.not_after));
+out:
+	X509_free(x);
+	return is;
+}
+
+/* Whether daemon's control socket is there: relayd, on a Pi, is asked only then. */
+static bool socket_there(const struct iotsec_config *cfg, const char *daemon)
+{
+	char path[PATH_MAX];
+
+	return daemon_socket_path(cfg->device.run_dir, daemon, path, sizeof(path)) >= 0 &&
+	       access(path, F_OK) == 0;
+}
+
 static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 {
-	bool as_json = false;
+	bool as_json = false, relay;
 	json_t *doc = json_object(), *ds = json_object(), *cert = json_object();
 	int rc;
 
@@ -293,9 +394,11 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			    "Ask every iotsec daemon on this device for its state. Exit status: "
 			    "0 all well,\n1 degraded (a daemon down, the device out of the home, "
 			    "quarantined or\nwithout a controller, the dictionary locked, "
-			    "sensord's alarm set), 3 no "
-			    "daemon running, 4 cannot\ntell (the configuration unreadable, or this "
-			    "user not allowed to ask).\n");
+			    "sensord's alarm set), 3 no\ndaemon running, 4 cannot tell (the "
+			    "configuration unreadable, or this user\nnot allowed to ask). On the "
+			    "relay's machine (a relay certificate) iotsec-relayd\nalone is asked: "
+			    "1 when its certificate is out of date or its store\nfails, "
+			    "3 when it does not run.\n");
 			json_decref(doc), json_decref(ds), json_decref(cert);
 			return 0;
 		} else {
@@ -306,10 +409,17 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 	}
 	json_object_set_new(doc, "certificate", cert);
 	json_object_set_new(doc, "daemons", ds);
+	relay = relay_host(cfg, doc, cert);
 	for (size_t i = 0; i < N_DAEMONS; i++) {
 		const char *why = NULL;
 		bool denied = false;
-		json_t *st = ask(cfg->device.run_dir, daemons[i], "status", NULL, &why, &denied);
+		json_t *st;
+
+		/* The relay's machine runs relayd alone; a Pi the home's six, and relayd only
+		 * when it runs there too (its socket then is there). */
+		if (relay ? i < N_HOME : i >= N_HOME && !socket_there(cfg, daemons[i]))
+			continue;
+		st = ask(cfg->device.run_dir, daemons[i], "status", NULL, &why, &denied);
 
 		if (st == NULL) {
 			json_object_set_new(ds, daemons[i],
@@ -344,6 +454,14 @@ static int cmd_status(const struct iotsec_config *cfg, int argc, char **argv)
 			json_object_set(doc, "epoch", json_object_get(st, "epoch"));
 			json_object_set(doc, "ring_size", json_object_get(st, "ring_size"));
 			json_object_set(doc, "quarantine", json_object_get(st, "quarantine"));
+		}
+		/* On its own machine, relayd's word on its certificate (the CRL too) wins over
+		 * the dates alone. */
+		if (relay && json_is_string(json_object_get(st, "certificate"))) {
+			json_object_set(cert, "state", json_object_get(st, "certificate"));
+			json_object_del(cert, "reason");
+			if (json_object_get(st, "reason"))
+				json_object_set(cert, "reason", json_object_get(st, "reason"));
 		}
 		json_object_set_new(ds, daemons[i], st);
 	}
@@ -425,7 +543,8 @@ static int cmd_watch(const struct iotsec_config *cfg, int argc, char **argv)
 	}
 	if (daemon == NULL || !known_daemon(daemon)) {
 		fprintf(stderr,
-			"iotsecctl watch: %s%s%s (certd, electd, keyd, dictd, pingd or sensord)\n",
+			"iotsecctl watch: %s%s%s (certd, electd, keyd, dictd, pingd, sensord or "
+			"relayd)\n",
 			daemon ? "unknown daemon '" : "which daemon?", daemon ? daemon : "",
 			daemon ? "'" : "");
 		return 2;
@@ -675,6 +794,8 @@ int main(int argc, char **argv)
 		r = cmd_dict(&cfg, argc, argv);
 	else if (strcmp(argv[0], "readings") == 0)
 		r = cmd_readings(&cfg, argc, argv);
+	else if (strcmp(argv[0], "relay") == 0)
+		r = cmd_relay(&cfg, argc, argv);
 	else if (strcmp(argv[0], "quarantine") == 0)
 		r = cmd_quarantine(&cfg, argc, argv);
 	else {
