@@ -28,7 +28,8 @@
 # the relay and of the doctor's tool per reading.
 # PostgreSQL. The same two with relay.store = "postgresql" and two relay instances sharing one
 # subscription (relay.share) and one database (tests/integration/pg-common.sh), the doctor
-# catching up through one of them; the scan is psql's.
+# catching up through one of them; the scan is psql's, and the raw figures bench_relay_pg's
+# when run.sh ran it (RELAY_PG_OUT: it takes a minute and more, so it is not run here).
 #
 # Needs root, ip netns and mosquitto (PostgreSQL for the last part); without them it says so and
 # stops. Never fails on speed. BENCH_RELAY_N (default 100000) sets the number of readings.
@@ -199,7 +200,7 @@ ingest_rounds() {
 
 # ingest_report LABEL WHO: the best round of each, with the range, and the ratio.
 ingest_report() {
-	awk -v m="$M" -v rounds=$ROUNDS -v size="$SIZE" -v who="$2" -v raw="${3:-}" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" '
+	awk -v m="$M" -v rounds=$ROUNDS -v size="$SIZE" -v who="$2" -v raw="${3:-}" -v rawname="${4:-raw SQLite batched inserts (bench_relay_store, bare, 1,000 a transaction)}" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" '
 		$1 == "cpu" { relay_cpu += $2; broker_cpu += $3; next }
 		{ t = $2; if (!($1 in best) || t < best[$1]) best[$1] = t; if (t > worst[$1]) worst[$1] = t }
 		END {
@@ -213,8 +214,8 @@ ingest_report() {
 			printf "  CPU in the relay rounds, per reading: the relay%s %.1f us, the broker %.1f us (%d cores shared by broker, publisher, relay and this script'"'"'s poll)\n",
 				who ~ /two/ ? "s" : "", 1e6 * relay_cpu / hz / (m * rounds), 1e6 * broker_cpu / hz / (m * rounds), cores
 			if (raw != "")
-				printf "  raw SQLite batched inserts (bench_relay_store, bare, 1,000 a transaction): %.0f rows/s; the relay at %.0f%% of it\n",
-					raw, 100 * r / raw
+				printf "  %s: %.0f rows/s; the relay%s at %.0f%% of it\n",
+					rawname, raw, who ~ /two/ ? "s" : "", 100 * r / raw
 		}' "$T/$1.times"
 }
 
@@ -228,6 +229,8 @@ STORE_OUT=${RELAY_STORE_OUT:-}
 	fail "bench_relay_store failed"
 RAW=$(echo "$STORE_OUT" | awk '/^relay store insert/ { for (i = 1; i <= NF; i++) if ($i == "rows/s") print $(i - 1) }')
 ingest_report sqlite "relay (SQLite)" "$RAW"
+# Each commit is receipted to the kit: an RSA-2048 signature per (kit, stream) and commit.
+echo "  receipts the relay signed and sent (one per commit here: a single kit and stream): $(rfield relay1 status receipts) for $N readings"
 
 # delivery WHO RELAY SCAN STORE: drwho catches up on everything RELAY queues for it, timed, with
 # the CPU the doctor's tool and the relays used; then SCAN (a command printing the rows, one a
@@ -253,16 +256,17 @@ delivery() {
 	_rows=$("$@" 2>/dev/null | wc -l)
 	_ts=$(echo "$(date +%s.%N) $_t0" | awk '{ printf "%.3f\n", $1 - $2 }')
 	awk -v who="$_who" -v n="$N" -v f="$_tf" -v s="$_ts" -v rows="$_rows" -v scan="$SCAN_NAME" \
-		-v store="${STORE_RATE:-}" -v rc="$_rc" -v hz="$(getconf CLK_TCK)" -v dc="$(tail -n 1 "$T/fetch.cpu")" 'BEGIN {
+		-v store="${STORE_RATE:-}" -v store_name="$STORE_NAME" -v rc="$_rc" -v hz="$(getconf CLK_TCK)" -v dc="$(tail -n 1 "$T/fetch.cpu")" 'BEGIN {
 		split(dc, d, " ")
 		printf "%s delivery, a doctor catching up on %d readings (iotsec-doctor fetch --format json over HTTPS: each opened, checked, printed, then marked delivered): %.2f s, %.0f readings/s\n", who, n, f, n / f
 		printf "  ceiling, a bare scan of the same rows (%s, %d rows): %.2f s, %.0f rows/s  ratio %.1f%%\n", scan, rows, s, rows / s, 100 * (n / f) / (rows / s)
 		if (store != "")
-			printf "  the store'"'"'s own catch-up (bench_relay_store: queue 1,000 + mark delivered, no HTTP): %.0f readings/s; the fetch at %.0f%% of it\n", store, 100 * (n / f) / store
+			printf "  the store'"'"'s own catch-up (%s: queue 1,000 + mark delivered, no HTTP): %.0f readings/s; the fetch at %.0f%% of it\n", store_name, store, 100 * (n / f) / store
 		printf "  CPU per reading: the relay%s %.1f us, the doctor'"'"'s tool %.1f us\n", who ~ /two/ ? "s" : "", 1e6 * rc / hz / n, 1e6 * (d[1] + d[2]) / n
 	}'
 }
 SCAN_NAME="sqlite3 CLI on the relay's file"
+STORE_NAME=bench_relay_store
 RELAY_PIDS=$(relay_pid relay1)
 STORE_RATE=$(echo "$STORE_OUT" | awk '/^relay store delivery of [0-9]+ \(queue/ { for (i = 1; i <= NF; i++) if ($i == "readings/s") { print $(i - 1); exit } }')
 delivery "relay (SQLite)" relay1 sqlite3 -readonly "$T/relay1/state/relay.db" \
@@ -292,10 +296,13 @@ rm -f "$T/lines"
 ingest_rounds pg 1 "$(relay_pid relay2) $(relay_pid relay3)" "$T/relay2/run/relayd/relayd.sock" "$T/relay3/run/relayd/relayd.sock"
 stored=$(rfield relay2 relay readings)
 [ "$stored" = "$N" ] || fail "PostgreSQL holds $stored readings, not $N"
-ingest_report pg "two relays (PostgreSQL, one shared subscription)"
-echo "  shared between them: relay2 stored $(rfield relay2 status stored), relay3 $(rfield relay3 status stored)"
+# bench_relay_pg's figures when run.sh ran it (it takes a server of its own and over a minute).
+RAW_PG=$(echo "${RELAY_PG_OUT:-}" | awk '/^relay store \(postgresql\) insert [0-9]/ { for (i = 1; i <= NF; i++) if ($i == "rows/s") { print $(i - 1); exit } }')
+ingest_report pg "two relays (PostgreSQL, one shared subscription)" "$RAW_PG" "raw PostgreSQL batched inserts (bench_relay_pg, bare libpq, 1,000 a transaction, fsync on)"
+echo "  shared between them: relay2 stored $(rfield relay2 status stored), relay3 $(rfield relay3 status stored); receipts $(rfield relay2 status receipts) and $(rfield relay3 status receipts)"
 SCAN_NAME=psql
 RELAY_PIDS="$(relay_pid relay2) $(relay_pid relay3)"
-STORE_RATE=""
+STORE_RATE=$(echo "${RELAY_PG_OUT:-}" | awk '/^relay store \(postgresql\) delivery of [0-9]+ \(queue/ { for (i = 1; i <= NF; i++) if ($i == "readings/s") { print $(i - 1); exit } }')
+STORE_NAME=bench_relay_pg
 delivery "two relays (PostgreSQL)" relay2 "$PG_BIN/psql" -X -q -A -t -h "$PG_DIR" -U "$PG_USER" \
 	-d "$PG_DB" -c 'SELECT id, stream, seq, emergency, received_ms, data FROM readings'

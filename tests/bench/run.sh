@@ -101,10 +101,14 @@ echo "== the relay's store: inserts and a doctor's catch-up, beside bare SQLite"
 relay_store_out=$(BENCH_TMP=/tmp "$BENCH_DIR/bench_relay_store")
 echo "$relay_store_out"
 
+echo "== the relay's PostgreSQL store: inserts and a doctor's catch-up, beside bare libpq"
+relay_pg_out=$("$BENCH_DIR/bench_relay_pg")
+echo "$relay_pg_out"
+
 echo "== the relay end to end: MQTT ingest beside the broker alone, a doctor's catch-up over HTTPS"
-# Its ceilings are measured inside (the broker alone, a bare scan); the raw SQLite figures are
-# the store bench's just above.
-RELAY_STORE_OUT=$relay_store_out "$(dirname "$0")/relay.sh"
+# Its ceilings are measured inside (the broker alone, a bare scan); the raw SQLite and
+# PostgreSQL figures are the store benches' just above.
+RELAY_STORE_OUT=$relay_store_out RELAY_PG_OUT=$relay_pg_out "$(dirname "$0")/relay.sh"
 
 echo "== trust: malicious devices detected, beside the published figures"
 # The simulator prints its own table (the published figures in it); it fails only if broken.
