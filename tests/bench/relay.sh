@@ -243,9 +243,11 @@ delivery() {
 	# shellcheck disable=SC2086 # a list of pids
 	_r0=$(cpu_ticks $RELAY_PIDS)
 	_t0=$(date +%s.%N)
-	on "$(host_of drwho)" /usr/bin/time -f '%U %S' -o "$T/fetch.cpu" iotsec-doctor \
-		-c "$T/drwho/iotsec.conf" fetch --dir "$T/drwho" --relay "$(relay_url "$_relay")" \
-		--relay-name "$_relay" --format json >/dev/null 2>"$T/fetch.err" ||
+	# The subshell's children are the fetch alone: times' second line is their CPU time (times
+	# run in a pipe would be a subshell of its own, with no children).
+	_dc=$(on "$(host_of drwho)" iotsec-doctor -c "$T/drwho/iotsec.conf" fetch --dir "$T/drwho" \
+		--relay "$(relay_url "$_relay")" --relay-name "$_relay" --format json \
+		>/dev/null 2>"$T/fetch.err" && times) ||
 		fail "iotsec-doctor fetch: $(tail -n 3 "$T/fetch.err")"
 	_tf=$(echo "$(date +%s.%N) $_t0" | awk '{ printf "%.3f\n", $1 - $2 }')
 	# shellcheck disable=SC2086
@@ -256,8 +258,10 @@ delivery() {
 	_rows=$("$@" 2>/dev/null | wc -l)
 	_ts=$(echo "$(date +%s.%N) $_t0" | awk '{ printf "%.3f\n", $1 - $2 }')
 	awk -v who="$_who" -v n="$N" -v f="$_tf" -v s="$_ts" -v rows="$_rows" -v scan="$SCAN_NAME" \
-		-v store="${STORE_RATE:-}" -v store_name="$STORE_NAME" -v rc="$_rc" -v hz="$(getconf CLK_TCK)" -v dc="$(tail -n 1 "$T/fetch.cpu")" 'BEGIN {
+		-v store="${STORE_RATE:-}" -v store_name="$STORE_NAME" -v rc="$_rc" -v hz="$(getconf CLK_TCK)" -v dc="$(echo "$_dc" | tail -n 1)" 'BEGIN {
+		# "0m1.230000s 0m0.450000s": user and system
 		split(dc, d, " ")
+		for (i = 1; i <= 2; i++) { split(d[i], p, "m"); sub(/s$/, "", p[2]); d[i] = 60 * p[1] + p[2] }
 		printf "%s delivery, a doctor catching up on %d readings (iotsec-doctor fetch --format json over HTTPS: each opened, checked, printed, then marked delivered): %.2f s, %.0f readings/s\n", who, n, f, n / f
 		printf "  ceiling, a bare scan of the same rows (%s, %d rows): %.2f s, %.0f rows/s  ratio %.1f%%\n", scan, rows, s, rows / s, 100 * (n / f) / (rows / s)
 		if (store != "")
