@@ -269,11 +269,13 @@ delivery() {
 		printf "  CPU per reading: the relay%s %.1f us, the doctor'"'"'s tool %.1f us\n", who ~ /two/ ? "s" : "", 1e6 * rc / hz / n, 1e6 * (d[1] + d[2]) / n
 	}'
 }
-SCAN_NAME="sqlite3 CLI on the relay's file"
+SCAN_NAME="sqlite3 CLI -quote on the relay's file"
 STORE_NAME=bench_relay_store
 RELAY_PIDS=$(relay_pid relay1)
 STORE_RATE=$(echo "$STORE_OUT" | awk '/^relay store delivery of [0-9]+ \(queue/ { for (i = 1; i <= NF; i++) if ($i == "readings/s") { print $(i - 1); exit } }')
-delivery "relay (SQLite)" relay1 sqlite3 -readonly "$T/relay1/state/relay.db" \
+# -quote: each blob whole, in hex, and each row one line (list mode would print the blobs raw, cut
+# at their first zero byte and split at a newline byte).
+delivery "relay (SQLite)" relay1 sqlite3 -readonly -quote "$T/relay1/state/relay.db" \
 	'SELECT id, stream, seq, emergency, received_ms, data FROM readings'
 
 # --- PostgreSQL, two relays ----------------------------------------------------------------------
