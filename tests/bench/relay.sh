@@ -140,12 +140,23 @@ PY
 # broker_only LINESFILE|SEALEDFILE KIND: M messages through the broker alone, from kit1's host
 # with kit1's certificate to mosquitto_sub -C M on the reader's host; KIND "pub" sends the lines
 # of the file with mosquitto_pub -l, "kit" the sealed readings with bench_relay_kit. Prints the
-# seconds from the publisher's start until the subscriber has them all.
+# seconds from the publisher's start until the subscriber has them all, and the CPU seconds the
+# subscriber used (the shell's times in the subshell that waits for it).
 broker_only() {
-	mqtt_sub_bg reader "$T/sub.out" -q 1 -C "$M" -W 120 -t "$RAW_TOPIC"
+	: >"$T/sub.out"
+	(
+		# shellcheck disable=SC2046 # the options are words without spaces
+		on "$(host_of reader)" stdbuf -oL mosquitto_sub $(mqtt_tls reader) -d -q 1 -C "$M" \
+			-W 120 -t "$RAW_TOPIC" >"$T/sub.out" 2>&1
+		_s=$?
+		times >"$T/sub.cpu"
+		exit $_s
+	) &
+	_sub=$!
+	wait_until 10 grep -q SUBACK "$T/sub.out" || fail "mosquitto_sub did not subscribe: $(tail -n 3 "$T/sub.out")"
 	t0=$(date +%s.%N)
 	if [ "$2" = pub ]; then
-		# shellcheck disable=SC2046 # the options are words without spaces
+		# shellcheck disable=SC2046
 		on 2 mosquitto_pub $(mqtt_tls kit1) -q 1 -M $INFLIGHT -t "$RAW_TOPIC" -l <"$1" ||
 			fail "mosquitto_pub -l failed"
 	else
@@ -153,8 +164,12 @@ broker_only() {
 			"$T/kit1/kit1.crt" "$T/kit1/kit1.key" "$RAW_TOPIC" "$1" $INFLIGHT >/dev/null ||
 			fail "bench_relay_kit failed"
 	fi
-	wait "$SUB_PID" || fail "mosquitto_sub got $(grep -c 'PUBLISH' "$T/sub.out") of $M"
-	echo "$(date +%s.%N) $t0" | awk '{ printf "%.3f\n", $1 - $2 }'
+	wait "$_sub" || fail "mosquitto_sub got $(grep -c 'PUBLISH' "$T/sub.out") of $M"
+	t1=$(date +%s.%N)
+	# times: "0m1.230000s 0m0.450000s" (user, system), the children's on the second line
+	tail -n 1 "$T/sub.cpu" | awk -v t0="$t0" -v t1="$t1" '{
+		for (i = 1; i <= 2; i++) { split($i, p, "m"); sub(/s$/, "", p[2]); c += 60 * p[1] + p[2] }
+		printf "%.3f %.3f\n", t1 - t0, c }'
 }
 
 # cpu_ticks PID...: the CPU time (user and system, in clock ticks) the processes have used.
@@ -202,6 +217,7 @@ ingest_rounds() {
 ingest_report() {
 	awk -v m="$M" -v rounds=$ROUNDS -v size="$SIZE" -v who="$2" -v raw="${3:-}" -v rawname="${4:-raw SQLite batched inserts (bench_relay_store, bare, 1,000 a transaction)}" -v hz="$(getconf CLK_TCK)" -v cores="$(nproc)" '
 		$1 == "cpu" { relay_cpu += $2; broker_cpu += $3; next }
+		$1 == "kit" { sub_cpu += $3 }
 		{ t = $2; if (!($1 in best) || t < best[$1]) best[$1] = t; if (t > worst[$1]) worst[$1] = t }
 		END {
 			r = m / best["relay"]; b = m / best["broker"]; k = m / best["kit"]
@@ -213,6 +229,8 @@ ingest_report() {
 				k, m / worst["kit"], k, 100 * r / k
 			printf "  CPU in the relay rounds, per reading: the relay%s %.1f us, the broker %.1f us (%d cores shared by broker, publisher, relay and this script'"'"'s poll)\n",
 				who ~ /two/ ? "s" : "", 1e6 * relay_cpu / hz / (m * rounds), 1e6 * broker_cpu / hz / (m * rounds), cores
+			printf "  CPU per message of the bare subscriber (mosquitto_sub -d, printing each, in the bench_relay_kit rounds): %.1f us; the relay%s CPU at %.0f%% of it\n",
+				1e6 * sub_cpu / (m * rounds), who ~ /two/ ? "s'"'"'" : "'"'"'s", 100 * (relay_cpu / hz) / sub_cpu
 			if (raw != "")
 				printf "  %s: %.0f rows/s; the relay%s at %.0f%% of it\n",
 					rawname, raw, who ~ /two/ ? "s" : "", 100 * r / raw
