@@ -19,8 +19,9 @@
 #   - raw SQLite batched inserts: bench_relay_store's bare figure, printed by run.sh just
 #     before this script (RELAY_STORE_OUT), or measured here when run alone.
 # Each figure is the best of the ROUNDS rounds, the range beside it; the CPU time the relay and
-# the broker used in the relay's rounds is shown per reading, as what limits the rate on a small
-# machine is what the processes on it cost.
+# the broker used in the relay's rounds is shown per reading, beside the bare subscriber's per
+# message, as what limits the rate on a small machine is what the processes on it cost (and CPU
+# time per message moves far less than a rate when other work shares the machine).
 # Delivery. drwho catches up on those readings through the relay's HTTPS API with
 # iotsec-doctor fetch --format json > /dev/null (each reading opened, checked and printed, then
 # marked delivered), beside a bare scan of the same rows with the sqlite3 CLI on the relay's file,
