@@ -216,8 +216,9 @@ remove_hosts() {
 	ip netns del "$NS_BRIDGE" 2>/dev/null || true
 }
 
+# cleanup_hosts_then_files [STATUS]: the test's exit status, as the EXIT trap found it.
 cleanup_hosts_then_files() {
-	_st=$?
+	_st=${1:-$?}
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
 	remove_hosts
 	cleanup "$_st"

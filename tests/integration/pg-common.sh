@@ -110,10 +110,11 @@ pg_sql() {
 	"$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PG_DIR" -U "$PG_USER" -d "$PG_DB" -c "$1"
 }
 
-# The server is not a child of the test: stop it before common.sh's cleanup removes $T.
+# The server is not a child of the test: stop it before common.sh's cleanup removes $T. That
+# cleanup is the one common.sh's EXIT trap (which this one replaces) runs: hosts first, if any.
 pg_cleanup() {
 	_pg_status=$1
 	stop_pg fast || stop_pg immediate || true
-	cleanup "$_pg_status"
+	cleanup_hosts_then_files "$_pg_status"
 }
 trap 'pg_cleanup $?' EXIT

@@ -69,13 +69,18 @@ store_dump() {
 	sqlite3 "$T/$1/state/relay.db" .dump
 }
 
-# --- Ten thousand readings (161, 162) ----------------------------------------------------------
+# --- Ten thousand readings (161, 162, 167) -----------------------------------------------------
 BULK_SENSORS="d0 d1 d2 d3 d4 d5 d6 d7 d8 d9"
 BULK_ROWS=1000
+# The relays, on hosts 7, 8 ... (the first one is granted through and fetched from), and the
+# settings each one gets (relay's SETTINGS). A test with several sets RELAY_KIT to name them all.
+BULK_RELAYS="relay1"
+BULK_RELAY_SETTINGS=""
 
-# bulk_home: the home, relay1 (running), drwho, and kit1 with ten doctor sensors of BULK_ROWS
-# rows each, every value its row number (so each reading names itself), sending every 20 ms:
-# 10,000 readings in about 20 s. kit1 is granted and running when it returns.
+# bulk_home: the home, the relays of BULK_RELAYS (running), drwho, and kit1 with ten doctor
+# sensors of BULK_ROWS rows each, every value its row number (so each reading names itself),
+# sending every 20 ms: 10,000 readings in about 20 s. kit1 is granted and running when it
+# returns.
 bulk_home() {
 	sensord_home
 	_sensors=""
@@ -85,16 +90,22 @@ bulk_home() {
 	done
 	kit 1 hub controller
 	kit 2 kit1 node "sensors = \"${_sensors# }\"; doctor_sensors = \"$BULK_SENSORS\"; interval_ms = 20; spool_sync_ms = 20; $RELAY_KIT"
-	relay 7 relay1
+	_h=7
+	for _r in $BULK_RELAYS; do
+		relay $_h "$_r" "$BULK_RELAY_SETTINGS"
+		_h=$((_h + 1))
+	done
 	doctor 5 drwho
-	run_relay relay1
-	wait_until 10 relay_ready relay1 || fail "relay1 not connected: $(relay_call relay1 status)"
+	for _r in $BULK_RELAYS; do
+		run_relay "$_r"
+		wait_until 10 relay_ready "$_r" || fail "$_r not connected: $(relay_call "$_r" status)"
+	done
 	run_all hub
 	run_all kit1
 	wait_until 40 same_epoch hub kit1 || fail "rings not delivered"
 	# The grant first: kit1's sensord starts with it, so no row is read before the doctor stream
 	# exists (a doctor row read with no doctor is not sent: it is the doctor's alone).
-	grant_via relay1 drwho kit1
+	grant_via "${BULK_RELAYS%% *}" drwho kit1
 	run_sensord hub
 	run_sensord kit1
 	wait_until 20 granted kit1 drwho || fail "kit1 did not install the grant: $(sstatus kit1)"
@@ -107,17 +118,18 @@ s = json.load(sys.stdin)
 sys.exit(not (all(x.get("error") == "done" for x in s["sensors"]) and s["spooled"] == 0))'
 }
 
-# bulk_check: drwho fetches everything: each of the 10,000 readings exactly once, each sensor's
-# in its order, and relay1 stores exactly 10,000.
+# bulk_check: drwho fetches everything through the first relay: each of the 10,000 readings
+# exactly once, each sensor's in its order, and that relay's store holds exactly 10,000.
 bulk_check() {
+	_r=${BULK_RELAYS%% *}
 	wait_until 120 bulk_done || fail "kit1 still holds readings: $(sstatus kit1)"
-	_stored=$(rfield relay1 relay readings)
-	[ "$_stored" = $((10 * BULK_ROWS)) ] || fail "relay1 stores $_stored readings, not $((10 * BULK_ROWS)): $(relay_call relay1 relay)"
+	_stored=$(rfield "$_r" relay readings)
+	[ "$_stored" = $((10 * BULK_ROWS)) ] || fail "$_r stores $_stored readings, not $((10 * BULK_ROWS)): $(relay_call "$_r" relay)"
 	: >"$T/bulk.out"
 	_i=0
 	while :; do
 		_before=$(wc -l <"$T/bulk.out")
-		fetch_json relay1 drwho "$T/bulk.out"
+		fetch_json "$_r" drwho "$T/bulk.out"
 		[ "$(wc -l <"$T/bulk.out")" -gt "$_before" ] || break
 		_i=$((_i + 1))
 		[ $_i -lt 100 ] || fail "fetch does not end"
