@@ -71,11 +71,16 @@ static void fail(struct call *c, int status, const char *text)
 int relayd_api_state(struct relayd *d)
 {
 	struct relayd_http *h;
+	int r;
 
 	if (d->http)
 		return 0;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return -ENOMEM;
+	if ((r = crypto_random(h->challenge_key, sizeof(h->challenge_key))) < 0) {
+		free(h);
+		return r;
+	}
 	h->web_fd = -1;
 	h->received_crl = -ENOENT;
 	d->http = h;
@@ -97,6 +102,7 @@ void relayd_api_clear(struct relayd_http *h)
 		if (h->sessions[i].token[0])
 			session_end(h, &h->sessions[i]);
 	crypto_wipe(h->challenges, sizeof(h->challenges));
+	crypto_wipe(h->challenge_key, sizeof(h->challenge_key));
 }
 
 /* The CA and CRL as their files are now, looked at no more than once a RELAYD_REFRESH_MS: a
@@ -326,52 +332,71 @@ static void login_refused(struct call *c, const char *sender, int r)
 					     : iotsec_strerror(r));
 }
 
+/* A challenge is its own record, so that anyone asking for them as fast as the port answers
+ * pushes out no doctor's: 6 bytes of its end (relayd_mono_ms(), big-endian), 4 random, and 6 of
+ * HMAC-SHA256 under h->challenge_key over those ten. Only a used one is kept (h->challenges),
+ * until its end, and only logins signed by a doctor of the home use one. */
+#define CHALLENGE_END  6
+#define CHALLENGE_RAND 4
+#define CHALLENGE_CODE (RELAYD_NONCE_HEX / 2 - CHALLENGE_END - CHALLENGE_RAND)
+
+static int challenge_code(const struct relayd_http *h, const uint8_t *raw,
+			  uint8_t code[CRYPTO_SHA256_LEN])
+{
+	return crypto_hmac_sha256(h->challenge_key, sizeof(h->challenge_key), raw,
+				  CHALLENGE_END + CHALLENGE_RAND, code);
+}
+
 static void api_challenge(struct call *c)
 {
-	struct relayd_challenge *slot = NULL;
-	uint8_t raw[RELAYD_NONCE_HEX / 2];
-	uint64_t now = relayd_mono_ms();
-	int r;
+	uint8_t raw[RELAYD_NONCE_HEX / 2], code[CRYPTO_SHA256_LEN];
+	char nonce[RELAYD_NONCE_HEX + 1];
+	uint64_t end = relayd_mono_ms() + RELAYD_CHALLENGE_MS;
 
-	/* A free or expired slot, else the one closest to expiring. */
-	for (size_t i = 0; i < RELAYD_NONCES_MAX; i++) {
-		struct relayd_challenge *x = &c->h->challenges[i];
-
-		if (x->nonce[0] == '\0' || x->expires_ms <= now) {
-			slot = x;
-			break;
-		}
-		if (slot == NULL || x->expires_ms < slot->expires_ms)
-			slot = x;
-	}
-	if ((r = crypto_random(raw, sizeof(raw))) < 0) {
+	for (int i = 0; i < CHALLENGE_END; i++)
+		raw[i] = (uint8_t)(end >> (8 * (CHALLENGE_END - 1 - i)));
+	if (crypto_random(raw + CHALLENGE_END, CHALLENGE_RAND) < 0 ||
+	    challenge_code(c->h, raw, code) < 0) {
 		fail(c, 500, "no random numbers");
 		return;
 	}
-	hex_encode(raw, sizeof(raw), slot->nonce);
-	slot->expires_ms = now + RELAYD_CHALLENGE_MS;
-	reply(c, 200, json_pack("{s:s, s:s}", "relay", c->d->self.name, "nonce", slot->nonce));
+	memcpy(raw + CHALLENGE_END + CHALLENGE_RAND, code, CHALLENGE_CODE);
+	hex_encode(raw, sizeof(raw), nonce);
+	reply(c, 200, json_pack("{s:s, s:s}", "relay", c->d->self.name, "nonce", nonce));
 }
 
-/* Take the challenge id off the table: 0, -ETIME when it has expired, -IOTSEC_EUNASKED when it
- * was never given or is used. */
+/* Use the challenge id: 0, -ETIME when it has expired, -IOTSEC_EUNASKED when it was never given
+ * or is used. Past RELAYD_NONCES_MAX logins within a challenge's minute the used one closest to
+ * its end is forgotten: only a doctor of the home could sign a login with it again, which it may
+ * do with a new challenge anyway, and the envelope itself is refused as replayed. */
 static int challenge_take(struct relayd_http *h, const char *id)
 {
-	uint64_t now = relayd_mono_ms();
+	uint8_t raw[RELAYD_NONCE_HEX / 2], code[CRYPTO_SHA256_LEN];
+	struct relayd_challenge *slot = NULL;
+	uint64_t now = relayd_mono_ms(), end = 0;
 
-	if (strlen(id) != RELAYD_NONCE_HEX)
+	if (strlen(id) != RELAYD_NONCE_HEX || strspn(id, "0123456789abcdef") != RELAYD_NONCE_HEX ||
+	    hex_decode(id, raw, sizeof(raw)) < 0 || challenge_code(h, raw, code) < 0 ||
+	    crypto_memcmp(code, raw + CHALLENGE_END + CHALLENGE_RAND, CHALLENGE_CODE) != 0)
 		return -IOTSEC_EUNASKED;
+	for (int i = 0; i < CHALLENGE_END; i++)
+		end = end << 8 | raw[i];
+	if (end <= now)
+		return -ETIME;
 	for (size_t i = 0; i < RELAYD_NONCES_MAX; i++) {
 		struct relayd_challenge *x = &h->challenges[i];
 
-		if (x->nonce[0] && crypto_memcmp(x->nonce, id, RELAYD_NONCE_HEX) == 0) {
-			bool expired = x->expires_ms <= now;
-
-			memset(x, 0, sizeof(*x));
-			return expired ? -ETIME : 0;
-		}
+		if (x->nonce[0] && x->expires_ms > now &&
+		    crypto_memcmp(x->nonce, id, RELAYD_NONCE_HEX) == 0)
+			return -IOTSEC_EUNASKED;
+		/* A free or ended slot, else the one closest to its end. */
+		if (slot == NULL || (slot->nonce[0] && slot->expires_ms > now &&
+				     (x->nonce[0] == '\0' || x->expires_ms < slot->expires_ms)))
+			slot = x;
 	}
-	return -IOTSEC_EUNASKED;
+	memcpy(slot->nonce, id, RELAYD_NONCE_HEX + 1);
+	slot->expires_ms = end;
+	return 0;
 }
 
 /* A slot for a new session of doctor: when the doctor has RELAYD_DOCTOR_SESSIONS already, the

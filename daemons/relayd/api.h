@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "cert.h"
+#include "crypto.h"
 #include "envelope.h"
 #include "relayd.h"
 
@@ -41,6 +42,8 @@ enum relayd_login_refusal {
 	RELAYD_LOGIN_REF_COUNT
 };
 
+/* A challenge used by a login, remembered until its end so that it is used once. A challenge
+ * given is not remembered: it carries its end and the relay's code over it (api.c). */
 struct relayd_challenge {
 	char nonce[RELAYD_NONCE_HEX + 1]; /* "": free slot */
 	uint64_t expires_ms;		  /* relayd_mono_ms() */
@@ -58,7 +61,8 @@ struct relayd_session {
 
 struct relayd_http {
 	/* api.c */
-	struct relayd_challenge challenges[RELAYD_NONCES_MAX];
+	uint8_t challenge_key[CRYPTO_KEY_LEN]; /* codes the challenges given; random at start */
+	struct relayd_challenge challenges[RELAYD_NONCES_MAX]; /* used */
 	struct relayd_session sessions[RELAYD_SESSIONS_MAX];
 	uint64_t logins, sessions_ended;
 	uint64_t login_refused[RELAYD_LOGIN_REF_COUNT];

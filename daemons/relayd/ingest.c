@@ -34,6 +34,7 @@ static const char *const refusal_text[RELAYD_REF_COUNT] = {
     [RELAYD_REF_KIND] = "not a doctor reading",
     [RELAYD_REF_DEVICE] = "sealed by another device than the topic's",
     [RELAYD_REF_EMERGENCY] = "its emergency flag and its topic disagree",
+    [RELAYD_REF_TAKEN] = "its stream and seq hold another reading (not receipted)",
 };
 
 /* How many readings wait in memory at most: a few batches, bounded. */
@@ -264,18 +265,23 @@ static void receipts_of(struct relayd *d, struct relayd_pending **run, size_t n,
 	}
 }
 
-/* Receipts for batch[0..n): one or more per (kit, stream), covering its seqs new or not. */
-static void receipts_send(struct relayd *d, struct relayd_pending *batch, size_t n)
+/* Receipts for batch[0..n) but those skip marks: one or more per (kit, stream), covering its
+ * seqs new or not. */
+static void receipts_send(struct relayd *d, struct relayd_pending *batch, size_t n,
+			  const bool *skip)
 {
 	struct relayd_pending **sorted = calloc(n, sizeof(*sorted));
 	uint64_t *seqs = calloc(n, sizeof(*seqs));
+	size_t k = 0;
 
 	if (sorted == NULL || seqs == NULL) {
 		log_warnx("no memory for receipts: their kits send the readings again");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++)
-		sorted[i] = &batch[i];
+		if (skip == NULL || !skip[i])
+			sorted[k++] = &batch[i];
+	n = k;
 	qsort(sorted, n, sizeof(*sorted), by_kit_stream_seq);
 	for (size_t i = 0, j; i < n; i = j) {
 		for (j = i + 1;
@@ -296,6 +302,7 @@ out:
 static int commit_chunk(struct relayd *d, struct relayd_pending *batch, size_t n)
 {
 	struct store_reading *rs = calloc(n, sizeof(*rs));
+	bool *skip = NULL;
 	size_t fresh = 0;
 	int r;
 
@@ -312,7 +319,29 @@ static int commit_chunk(struct relayd *d, struct relayd_pending *batch, size_t n
 	d->stored += fresh;
 	d->duplicates += n - fresh;
 	rate_add(d, fresh);
-	receipts_send(d, batch, n);
+	/* A duplicate is receipted only when the store holds its very bytes (the kit's resend is
+	 * its spool's copy): another device may have published under the kit's stream and seq
+	 * first, and a receipt then would make the kit drop a reading never stored. A store that
+	 * cannot say is not believed either: the kit sends the reading again. */
+	if (fresh < n && (skip = calloc(n, sizeof(*skip))) == NULL)
+		return 0; /* stored; no receipt, the kits send again */
+	for (size_t i = 0; skip && i < n; i++) {
+		struct store_reading x = batch[i].r;
+
+		x.data = batch[i].data;
+		if ((r = store_holds(d->store, &x)) == 1)
+			continue;
+		skip[i] = true;
+		if (r == 0) {
+			char topic[RELAYD_TOPIC_MAX];
+
+			snprintf(topic, sizeof(topic), "iotsec/%s/%s/%s", d->self.home,
+				 batch[i].kit, x.emergency ? "emergency" : "doctor");
+			refuse(d, batch[i].kit, RELAYD_REF_TAKEN, topic);
+		}
+	}
+	receipts_send(d, batch, n, skip);
+	free(skip);
 	return 0;
 }
 

@@ -94,6 +94,8 @@ enum relayd_refusal {
 	RELAYD_REF_KIND,      /* not a doctor-stream reading */
 	RELAYD_REF_DEVICE,    /* its device is not the topic's kit */
 	RELAYD_REF_EMERGENCY, /* the flag and the topic disagree */
+	/* Its (stream, seq) is stored with other bytes: another device took it first. */
+	RELAYD_REF_TAKEN,
 	RELAYD_REF_COUNT
 };
 

@@ -51,6 +51,13 @@ int store_insert(struct store *s, const struct store_reading *rs, size_t n, size
 	return s->ops->insert(s, rs, n, ret_new);
 }
 
+int store_holds(struct store *s, const struct store_reading *r)
+{
+	if (s == NULL || r == NULL || r->data == NULL || r->len == 0 || r->seq > INT64_MAX)
+		return -EINVAL;
+	return s->ops->holds(s, r);
+}
+
 int store_grant_put(struct store *s, const struct store_grant *g)
 {
 	if (s == NULL || g == NULL || !doctor_ok(g->doctor))

@@ -95,6 +95,11 @@ void store_close(struct store *s);
  * were new. On failure nothing of the batch is stored. */
 int store_insert(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new);
 
+/* Does the store hold r's (stream, seq) with exactly r's bytes? 1 yes; 0 no (not stored, or
+ * another reading holds it: another device of the home can publish under a kit's stream, whose
+ * id every reading shows, and only the bytes tell the kit's resend from it). */
+int store_holds(struct store *s, const struct store_reading *r);
+
 /* A grant: replaces the stream's row when the same doctor grants it again; -EEXIST when the
  * stream is another doctor's (the first to register a stream keeps it). */
 int store_grant_put(struct store *s, const struct store_grant *g);

@@ -10,6 +10,7 @@
 
 struct store_ops {
 	int (*insert)(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new);
+	int (*holds)(struct store *s, const struct store_reading *r);
 	int (*grant_put)(struct store *s, const struct store_grant *g);
 	int (*grants)(struct store *s, const char *doctor,
 		      int (*fn)(const struct store_grant *g, void *userdata), void *userdata);

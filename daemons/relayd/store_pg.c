@@ -115,6 +115,7 @@ static const char *const queue_sql =
 
 enum stmt {
 	ST_INSERT,
+	ST_HOLDS,
 	ST_GRANT_PUT,
 	ST_GRANTS,
 	ST_QUEUE,
@@ -139,6 +140,10 @@ static const struct {
 		   " $5::bytea[]) ON CONFLICT (stream, seq) DO NOTHING",
 		   5,
 		   {OID_BYTEA_ARR, OID_INT8_ARR, OID_BOOL_ARR, OID_INT8_ARR, OID_BYTEA_ARR}},
+    [ST_HOLDS] = {"holds",
+		  "SELECT 1 FROM readings WHERE stream = $1 AND seq = $2 AND data = $3",
+		  3,
+		  {OID_BYTEA, OID_INT8, OID_BYTEA}},
     [ST_GRANT_PUT] = {"grant_put",
 		      "INSERT INTO grants AS g (stream, doctor, e0, wrapped, granted_ms)"
 		      " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream) DO UPDATE"
@@ -653,6 +658,23 @@ out:
 	return r;
 }
 
+static int pg_holds(struct store *st, const struct store_reading *rd)
+{
+	struct pg_store *s = (struct pg_store *)st;
+	struct params p = {.n = 0};
+	PGresult *res;
+	int r;
+
+	p_bytes(&p, rd->stream, STREAM_ID_LEN);
+	p_i64(&p, (int64_t)rd->seq);
+	p_bytes(&p, rd->data, rd->len);
+	if ((res = run(s, ST_HOLDS, &p, &r)) == NULL)
+		return r;
+	r = PQntuples(res) == 1 ? 1 : 0;
+	PQclear(res);
+	return r;
+}
+
 static int pg_grant_put(struct store *st, const struct store_grant *g)
 {
 	struct pg_store *s = (struct pg_store *)st;
@@ -921,6 +943,7 @@ static void pg_close(struct store *st)
 
 static const struct store_ops pg_ops = {
     .insert = pg_insert,
+    .holds = pg_holds,
     .grant_put = pg_grant_put,
     .grants = pg_grants,
     .queue = pg_queue,

@@ -54,6 +54,7 @@ enum {
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_INSERT,
+	ST_HOLDS,
 	ST_GRANT_PUT,
 	ST_GRANTS,
 	ST_STREAMS,
@@ -83,6 +84,7 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT] = "INSERT INTO readings (stream, seq, emergency, received_ms, delivered, data)"
 		  " VALUES (?1, ?2, ?3, ?4, 0, ?5) ON CONFLICT (stream, seq) DO NOTHING",
+    [ST_HOLDS] = "SELECT 1 FROM readings WHERE stream = ?1 AND seq = ?2 AND data = ?3",
     /* Only the doctor who holds the stream may replace its row: no change means another's. */
     [ST_GRANT_PUT] = "INSERT INTO grants (stream, doctor, e0, wrapped, granted_ms)"
 		     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (stream) DO UPDATE SET"
@@ -357,6 +359,24 @@ static int sq_insert(struct store *s, const struct store_reading *rs, size_t n, 
 fail:
 	sq_rollback(q);
 	return r;
+}
+
+static int sq_holds(struct store *s, const struct store_reading *r)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st = q->st[ST_HOLDS];
+	int rc;
+
+	if (r->len > INT_MAX)
+		return 0;
+	bind_stream(st, 1, r->stream);
+	sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+	sqlite3_bind_blob(st, 3, r->data, (int)r->len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : sq_fail(q, "holds", rc);
 }
 
 static int sq_grant_put(struct store *s, const struct store_grant *g)
@@ -812,6 +832,7 @@ static void sq_close(struct store *s)
 
 static const struct store_ops sq_ops = {
     .insert = sq_insert,
+    .holds = sq_holds,
     .grant_put = sq_grant_put,
     .grants = sq_grants,
     .queue = sq_queue,

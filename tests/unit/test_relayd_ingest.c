@@ -141,6 +141,16 @@ static void broker_up(void)
 
 static struct fixture fx;
 
+/* What give() sealed: a kit sends a reading again as its spool holds it, the same bytes. */
+static struct sealed {
+	struct stream *s;
+	char kit[CERT_NAME_MAX];
+	uint64_t seq;
+	size_t len;
+	uint8_t buf[READING_MAX];
+} sealed[256];
+static size_t n_sealed;
+
 struct ctx {
 	struct tmp *t;
 	struct iotsec_config cfg;
@@ -209,6 +219,7 @@ static int setup_with(void **state, const char *extra)
 	memset(root, 0x22, sizeof(root));
 	assert_int_equal(stream_from_root(root, 1, &c->b), 0);
 	assert_int_equal(stream_advance(c->b, EPOCH), 0);
+	n_sealed = 0;
 	assert_int_equal(cert_store_load(fx.ca_crt, fx.crl, &c->ca), 0);
 	for (size_t i = 0; i < 2; i++) {
 		X509 *x = fixture_cert(&fx, kits[i]);
@@ -274,12 +285,25 @@ static size_t seal(struct stream *s, const char *device, enum reading_kind kind,
 	return len;
 }
 
-/* pi-kit's doctor reading seq under s on its doctor topic. */
+/* pi-kit's doctor reading seq under s on its doctor topic (the same bytes when sent again). */
 static void give(struct ctx *c, struct stream *s, const char *kit, uint64_t seq)
 {
-	uint8_t buf[READING_MAX];
+	struct sealed *x = NULL;
 	char topic[RELAYD_TOPIC_MAX];
-	size_t len = seal(s, kit, READING_DOCTOR, 0, seq, buf);
+	uint8_t *buf;
+	size_t len;
+
+	for (size_t i = 0; i < n_sealed && x == NULL; i++)
+		if (sealed[i].s == s && sealed[i].seq == seq && strcmp(sealed[i].kit, kit) == 0)
+			x = &sealed[i];
+	if (x == NULL) {
+		assert_true(n_sealed < sizeof(sealed) / sizeof(sealed[0]));
+		x = &sealed[n_sealed++];
+		x->s = s, x->seq = seq;
+		snprintf(x->kit, sizeof(x->kit), "%s", kit);
+		x->len = seal(s, kit, READING_DOCTOR, 0, seq, x->buf);
+	}
+	buf = x->buf, len = x->len;
 
 	snprintf(topic, sizeof(topic), "iotsec/testhome/%s/doctor", kit);
 	relayd_on_reading(&c->d, topic, buf, len);
@@ -402,6 +426,56 @@ static void test_duplicates(void **state)
 	assert_int_equal(broker->n_sent, 2);
 	receipt_at(c, 1, 0, &rc);
 	assert_ranges(&rc, c->a, r23, 1);
+}
+
+/* Another device of the home reads every reading on the broker, stream ids included, and may
+ * publish on its own doctor topic a reading of its own name under a kit's stream and seqs to
+ * come. It holds (stream, seq) first; the kit's real reading is then no duplicate of it and
+ * must not be receipted, or the kit would drop a reading the relay never stored. The kit's own
+ * resend (the same bytes) is still receipted. */
+static void test_stream_squatter(void **state)
+{
+	struct ctx *c = *state;
+	struct receipt rc;
+	const uint64_t r12[] = {1, 2};
+
+	broker_up();
+	give(c, c->a, "pi2", 1); /* pi2 takes pi1's stream, seqs 1 and 2 */
+	give(c, c->a, "pi2", 2);
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(broker->n_sent, 1);
+	receipt_at(c, 0, 1, &rc); /* pi2 is told of its own, which tells pi1 nothing */
+	assert_ranges(&rc, c->a, r12, 1);
+
+	give(c, c->a, "pi1", 1); /* the kit's real readings: not stored */
+	give(c, c->a, "pi1", 2);
+	give(c, c->a, "pi1", 3); /* one nobody took: stored and receipted */
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(stored_rows(c), 3);
+	for (size_t i = 1; i < broker->n_sent; i++) {
+		receipt_at(c, i, 0, &rc);
+		assert_false(receipt_covers(&rc, stream_get_id(c->a), 1));
+		assert_false(receipt_covers(&rc, stream_get_id(c->a), 2));
+		assert_true(receipt_covers(&rc, stream_get_id(c->a), 3));
+	}
+	assert_int_equal(broker->n_sent, 2);
+	assert_int_equal(c->d.refused[RELAYD_REF_TAKEN], 2);
+
+	/* In one batch, whichever comes first holds the seq; the other is not receipted. */
+	give(c, c->a, "pi2", 4);
+	give(c, c->a, "pi1", 4);
+	give(c, c->a, "pi1", 3); /* pi1's resend of what it holds: receipted again */
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(broker->n_sent, 4);
+	for (size_t i = 2; i < 4; i++) {
+		bool to_pi1 = strstr(broker->sent[i].topic, "/pi1") != NULL;
+
+		receipt_at(c, i, to_pi1 ? 0 : 1, &rc);
+		assert_true(receipt_covers(&rc, stream_get_id(c->a), to_pi1 ? 3 : 4));
+		if (to_pi1)
+			assert_false(receipt_covers(&rc, stream_get_id(c->a), 4));
+	}
+	assert_int_equal(c->d.refused[RELAYD_REF_TAKEN], 3);
 }
 
 /* One receipt per (kit, stream), its ranges exact around gaps, an emergency among them. */
@@ -821,6 +895,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_subscriptions_shared, setup_shared, teardown),
 	    cmocka_unit_test_setup_teardown(test_stored_then_receipted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_squatter, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ranges_kits_streams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),

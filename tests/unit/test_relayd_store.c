@@ -208,7 +208,31 @@ static void test_insert_duplicates(void **state)
 	add(&b, SA, 2, false, 100);
 	add(&b, SA, 1, true, 999); /* a duplicate that differs: not stored */
 	add(&b, SB, 1, false, 100);
-	assert_int_equal(insert(t->s, &b), 3);
+	{
+		/* store_holds(): the first copy's bytes, not the other's nor a missing seq's. */
+		struct store_reading other = b.r[0];
+		uint8_t bytes[160];
+
+		assert_int_equal(store_holds(t->s, &b.r[0]), 0);
+		assert_int_equal(insert(t->s, &b), 3);
+		add(&b, SA, 1, false, 100);
+		add(&b, SA, 5, false, 100);
+		assert_int_equal(store_holds(t->s, &b.r[0]), 1);
+		assert_int_equal(store_holds(t->s, &b.r[1]), 0);
+		memcpy(bytes, other.data, other.len);
+		bytes[other.len - 1] ^= 1;
+		other.data = bytes;
+		assert_int_equal(store_holds(t->s, &other), 0);
+		other.len--; /* a prefix of the stored bytes */
+		assert_int_equal(store_holds(t->s, &other), 0);
+		memcpy(other.stream, SB, STREAM_ID_LEN); /* another stream's */
+		assert_int_equal(store_holds(t->s, &b.r[0]), 1);
+		assert_int_equal(store_holds(t->s, &other), 0);
+		other.seq = (uint64_t)INT64_MAX + 1;
+		assert_int_equal(store_holds(t->s, &other), -EINVAL);
+		assert_int_equal(store_holds(NULL, &b.r[0]), -EINVAL);
+		b.n = 0;
+	}
 	/* Across batches: only the new count. */
 	add(&b, SA, 2, false, 200);
 	add(&b, SA, 3, false, 200);

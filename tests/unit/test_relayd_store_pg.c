@@ -192,8 +192,16 @@ static void test_duplicates(void **state)
 	mkread(&a[1], 1, 2, false, 1000, 20);
 	mkread(&a[2], 1, 1, false, 1001, 30); /* the same (stream, seq) as a[0], other bytes */
 	mkread(&a[3], 2, 1, false, 1000, 40); /* the same seq in another stream: not a duplicate */
+	assert_int_equal(store_holds(s, &a[0].r), 0);
 	assert_int_equal(insert_rd(s, a, 4, &n), 0);
 	assert_int_equal(n, 3);
+	/* store_holds(): the first copy's exact bytes only. */
+	assert_int_equal(store_holds(s, &a[0].r), 1);
+	assert_int_equal(store_holds(s, &a[2].r), 0);
+	assert_int_equal(store_holds(s, &a[3].r), 1);
+	a[3].r.len--;
+	assert_int_equal(store_holds(s, &a[3].r), 0);
+	a[3].r.len++;
 	mkread(&b[0], 1, 2, false, 2000, 50); /* already stored */
 	mkread(&b[1], 1, 3, false, 2000, 60);
 	mkread(&b[2], 1, 3, false, 2000, 70); /* twice in this batch too */
