@@ -1,0 +1,43 @@
+#!/bin/sh
+# iotsec-relayd and iotsec-doctor as a new operator and a doctor meet them: --check-config finds
+# a store the relay could not write, before a start does; an HTTPS port another program holds is
+# named in the error without -v; a doctor's mistyped --relay-name, a URL with a path and a relay
+# that is down are each said in words with what to do, not as a TLS error or a 404.
+. "$(dirname "$0")/common.sh"
+. "$IT_DIR/sensord-common.sh"
+. "$IT_DIR/relay-common.sh"
+need_netns
+make_home "$HOME_NAME"
+# No broker: none of this needs one (the relay keeps trying to connect meanwhile).
+BROKER_IP=$NET.9
+refused() { # refused WANT_STATUS WANT_TEXT COMMAND...: fails with that status, saying that
+	_want=$1 _text=$2
+	shift 2
+	_st=0
+	"$@" >"$T/out.txt" 2>"$T/err.txt" || _st=$?
+	[ "$_st" -eq "$_want" ] || fail "'$*' exits $_st, want $_want: $(cat "$T/err.txt")"
+	grep -qF -- "$_text" "$T/err.txt" || fail "'$*' says: $(cat "$T/err.txt"), want '$_text'"
+}
+
+relay 7 relay1
+iotsec-relayd -c "$T/relay1/iotsec.conf" --check-config >"$T/check.txt" 2>&1 ||
+	fail "--check-config of a fresh relay: $(cat "$T/check.txt")"
+grep -qx "configuration OK" "$T/check.txt" || fail "--check-config says $(cat "$T/check.txt")"
+
+say "--check-config finds a store on a read-only file system"
+RO=$T/ro
+mkdir -p "$RO"
+: >"$RO/relay.db"
+sed "s|$T/relay1/state/relay.db|$RO/relay.db|" "$T/relay1/iotsec.conf" >"$T/relay1/ro.conf"
+! cmp -s "$T/relay1/iotsec.conf" "$T/relay1/ro.conf" || fail "ro.conf names the same store"
+mount --bind "$RO" "$RO" && mount -o remount,bind,ro "$RO" || fail "cannot mount $RO read-only"
+st=0
+iotsec-relayd -c "$T/relay1/ro.conf" --check-config >"$T/check.txt" 2>&1 || st=$?
+on 7 timeout 10 iotsec-relayd -c "$T/relay1/ro.conf" >"$T/start.txt" 2>&1 && start=0 || start=$?
+umount "$RO"
+[ "$start" -eq 1 ] || fail "a relay with a read-only store exits $start: $(cat "$T/start.txt")"
+[ $st -eq 1 ] || fail "--check-config of a read-only store exits $st: $(cat "$T/check.txt")"
+grep -qF "$RO/relay.db: the store cannot be written by uid 0: Read-only file system" "$T/check.txt" ||
+	fail "--check-config says: $(cat "$T/check.txt")"
+
+echo ok
