@@ -40,4 +40,13 @@ umount "$RO"
 grep -qF "$RO/relay.db: the store cannot be written by uid 0: Read-only file system" "$T/check.txt" ||
 	fail "--check-config says: $(cat "$T/check.txt")"
 
+say "an HTTPS port already taken is named, without -v"
+run_relay relay1
+wait_until 10 on 7 sh -c "ss -Hltn 'sport = :$RELAY_PORT' | grep -q ." || fail "relay1 does not listen on $RELAY_PORT"
+# The same relay again, but its own run and state directories: only the port is in the way.
+sed -e "s|$T/relay1/run|$T/relay1/run2|; s|$T/relay1/state|$T/relay1/state2|g" \
+	"$T/relay1/iotsec.conf" >"$T/relay1/second.conf"
+refused 1 "cannot serve HTTPS on port $RELAY_PORT: Failed to bind to port $RELAY_PORT: Address already in use" \
+	on 7 iotsec-relayd -c "$T/relay1/second.conf"
+
 echo ok
