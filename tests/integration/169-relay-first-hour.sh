@@ -49,4 +49,16 @@ sed -e "s|$T/relay1/run|$T/relay1/run2|; s|$T/relay1/state|$T/relay1/state2|g" \
 refused 1 "cannot serve HTTPS on port $RELAY_PORT: Failed to bind to port $RELAY_PORT: Address already in use" \
 	on 7 iotsec-relayd -c "$T/relay1/second.conf"
 
+say "a doctor's mistakes"
+doctor 5 drwho
+URL=$(relay_url relay1)
+dr() { on 5 iotsec-doctor -c "$T/drwho/iotsec.conf" fetch --dir "$T/drwho" "$@"; }
+dr --relay "$URL" --relay-name relay1 >"$T/fetch.txt" 2>&1 || fail "fetch: $(cat "$T/fetch.txt")"
+refused 1 "the relay at $URL shows the certificate of relay1 (role relay), not of the relay relay2: check --relay-name" \
+	dr --relay "$URL" --relay-name relay2
+if grep -q "hostname mismatch" "$T/err.txt"; then fail "a wrong --relay-name is told as a TLS error"; fi
+refused 1 "--relay takes https://HOST[:PORT], without a path, not '$URL/api'" \
+	dr --relay "$URL/api" --relay-name relay1
+stop "$(relay_pid relay1)"
+refused 1 "nothing answers there: is the relay down" dr --relay "$URL" --relay-name relay1
 echo ok
