@@ -616,6 +616,13 @@ static int check_device(const struct iotsec_config *c, unsigned needs, FILE *out
 		if (r == -IOTSEC_EUNKNOWNCA || r == -IOTSEC_ESELFSIGNED || r == -IOTSEC_EHOME)
 			n += problem(out, c->device.cert, "%s (%s)", iotsec_strerror(r),
 				     c->device.ca);
+		else if (r < 0 && (needs & DAEMON_NEEDS_RELAY) &&
+			 (r == -EKEYEXPIRED || r == -IOTSEC_ENOTYETVALID || r == -EKEYREVOKED))
+			/* No certd on the relay's machine to wait for a new one: it never works. */
+			n += problem(out, c->device.cert,
+				     "%s; a relay needs a valid certificate (iotsec-pki enrol "
+				     "--role relay)",
+				     iotsec_strerror(r));
 		else if (r < 0)
 			fprintf(out, "%s: note: %s; the device stays out of the home until then\n",
 				c->device.cert, iotsec_strerror(r));

@@ -195,6 +195,18 @@ static int identity_load(struct relayd *d)
 		lan_member_free(m);
 		return -IOTSEC_EROLE;
 	}
+	/* No certd runs here to wait for a new one: with an expired, revoked or not yet valid
+	 * certificate the broker turns the relay away (said only as a lost connection) and the
+	 * doctors' tool refuses its HTTPS. */
+	r = cert_verify(m->store, m->cert, CERT_ROLE_RELAY, NULL);
+	if (r == -EKEYEXPIRED || r == -IOTSEC_ENOTYETVALID || r == -EKEYREVOKED) {
+		log_errx("%s: %s: neither the broker nor the doctors will take it; issue a new one "
+			 "(iotsec-pki enrol --role relay) and install it there%s",
+			 d->cfg->device.cert, iotsec_strerror(r),
+			 r == -IOTSEC_ENOTYETVALID ? ", or set this machine's clock" : "");
+		lan_member_free(m);
+		return r;
+	}
 	d->ca = m->store, d->cert = m->cert, d->key = m->key, d->env = m->env, d->self = m->self;
 	m->store = NULL, m->cert = NULL, m->key = NULL, m->env = NULL;
 	lan_member_free(m);

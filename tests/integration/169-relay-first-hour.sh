@@ -20,6 +20,12 @@ refused() { # refused WANT_STATUS WANT_TEXT COMMAND...: fails with that status, 
 }
 
 relay 7 relay1
+# A relay certificate that is over by the end of the test.
+EXPIRES=$(($(date +%s) + 5))
+iotsec-pki enrol --dir "$T/ca" --device relay9 --role relay --out "$T/relay9" \
+	--not-before "@$(($(date +%s) - 60))" --not-after "@$EXPIRES" >"$T/relay9.log" 2>&1 ||
+	fail "enrol relay9: $(cat "$T/relay9.log")"
+sed "s|relay1|relay9|g" "$T/relay1/iotsec.conf" >"$T/relay9/iotsec.conf"
 iotsec-relayd -c "$T/relay1/iotsec.conf" --check-config >"$T/check.txt" 2>&1 ||
 	fail "--check-config of a fresh relay: $(cat "$T/check.txt")"
 grep -qx "configuration OK" "$T/check.txt" || fail "--check-config says $(cat "$T/check.txt")"
@@ -61,4 +67,11 @@ refused 1 "--relay takes https://HOST[:PORT], without a path, not '$URL/api'" \
 	dr --relay "$URL/api" --relay-name relay1
 stop "$(relay_pid relay1)"
 refused 1 "nothing answers there: is the relay down" dr --relay "$URL" --relay-name relay1
+
+say "an expired relay certificate is refused, not run into a broker that hangs up"
+while [ "$(date +%s)" -le "$EXPIRES" ]; do sleep 0.5; done
+refused 1 "$T/relay9/relay9.crt: certificate expired; a relay needs a valid certificate (iotsec-pki enrol --role relay)" \
+	iotsec-relayd -c "$T/relay9/iotsec.conf" --check-config
+refused 1 "$T/relay9/relay9.crt: certificate expired: neither the broker nor the doctors will take it; issue a new one" \
+	on 7 iotsec-relayd -c "$T/relay9/iotsec.conf"
 echo ok
