@@ -224,7 +224,13 @@ static int store_start(struct relayd *d)
 	};
 	int r;
 
-	if ((r = store_open(&o, &d->store)) < 0)
+	if ((r = store_open(&o, &d->store)) == -ECONNREFUSED && pg)
+		/* libpq's reason (the server down, no password, a role it does not know) is on
+		 * the line before; "Connection refused" alone would hide it. */
+		log_errx("store postgresql: cannot connect with relay.pg (why on the line before): "
+			 "check that the server runs and takes this user, and a password in the "
+			 "file PGPASSFILE names (iotsec-relayd(8), SYSTEMD)");
+	else if (r < 0)
 		/* The connection string may hold a password: name the store, not the string. */
 		log_errx("store %s: %s", pg ? "postgresql (relay.pg)" : cfg->relay.database,
 			 iotsec_strerror(r));

@@ -55,7 +55,18 @@ sed -e "s|$T/relay1/run|$T/relay1/run2|; s|$T/relay1/state|$T/relay1/state2|g" \
 refused 1 "cannot serve HTTPS on port $RELAY_PORT: Failed to bind to port $RELAY_PORT: Address already in use" \
 	on 7 iotsec-relayd -c "$T/relay1/second.conf"
 
+say "a PostgreSQL store that cannot be reached says what to check, not only \"Connection refused\""
+sed "s|relay = {|relay = { store = \"postgresql\"; pg = \"host=127.0.0.1 port=1 dbname=iotsec\";|" \
+	"$T/relay1/second.conf" >"$T/relay1/pg.conf"
+refused 1 "store postgresql: cannot connect with relay.pg (why on the line before): check that the server runs" \
+	on 7 iotsec-relayd -c "$T/relay1/pg.conf"
+grep -q 'connection to server at "127.0.0.1", port 1 failed' "$T/err.txt" || fail "libpq's reason not said: $(cat "$T/err.txt")"
+
 say "a doctor's mistakes"
+# The summary names every option a relay command takes, as each command's --help does.
+iotsec-doctor --help >"$T/help.txt"
+[ "$(grep -c -- "--relay URL \[--relay-name N\]" "$T/help.txt")" -eq 3 ] ||
+	fail "iotsec-doctor --help: --relay-name not with grant, ack and fetch: $(cat "$T/help.txt")"
 doctor 5 drwho
 URL=$(relay_url relay1)
 dr() { on 5 iotsec-doctor -c "$T/drwho/iotsec.conf" fetch --dir "$T/drwho" "$@"; }
