@@ -76,6 +76,28 @@ refused 1 "the relay at $URL shows the certificate of relay1 (role relay), not o
 if grep -q "hostname mismatch" "$T/err.txt"; then fail "a wrong --relay-name is told as a TLS error"; fi
 refused 1 "--relay takes https://HOST[:PORT], without a path, not '$URL/api'" \
 	dr --relay "$URL/api" --relay-name relay1
+
+say "a relay restarted ends no --follow: it waits, says so once, and goes on"
+# Not through dr: the signal goes to the tool itself, not to a subshell running it.
+ip netns exec "$NS_PREFIX-h5" iotsec-doctor -c "$T/drwho/iotsec.conf" fetch --dir "$T/drwho" \
+	--relay "$URL" --relay-name relay1 --follow >"$T/follow.out" 2>"$T/follow.err" &
+FOLLOW=$!
+PIDS="$PIDS $FOLLOW"
+sleep 1
+stop "$(relay_pid relay1)"
+wait_until 10 grep -q "relay relay1 does not answer; trying again every 3 s" "$T/follow.err" ||
+	fail "--follow with the relay gone: $(cat "$T/follow.err")"
+sleep 4
+kill -0 "$FOLLOW" 2>/dev/null || fail "--follow ended when the relay went away: $(cat "$T/follow.err")"
+[ "$(grep -c "does not answer" "$T/follow.err")" -eq 1 ] || fail "said more than once: $(cat "$T/follow.err")"
+run_relay relay1
+wait_until 15 grep -q "relay relay1 answers again" "$T/follow.err" ||
+	fail "--follow did not take up the relay again: $(cat "$T/follow.err")"
+kill -INT "$FOLLOW"
+st=0
+wait "$FOLLOW" || st=$?
+[ $st -eq 0 ] || fail "--follow interrupted exits $st: $(cat "$T/follow.err")"
+
 stop "$(relay_pid relay1)"
 refused 1 "nothing answers there: is the relay down" dr --relay "$URL" --relay-name relay1
 

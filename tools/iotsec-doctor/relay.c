@@ -41,6 +41,7 @@ struct relay {
 	char err[CURL_ERROR_SIZE];
 	struct curl_slist *headers;
 	int ex_index; /* SSL_CTX ex_data slot holding name, for the verify callback */
+	bool quiet;   /* a relay that does not answer is the caller's to say (--follow) */
 };
 
 struct answer {
@@ -164,6 +165,14 @@ static int request(struct relay *r, const char *method, const char *path, const 
 			r->cmd, r->base, shown_name, cert_role_name(shown_role), r->name);
 		goto out;
 	}
+	/* Nothing answered, or the line broke: a relay restarting, a network away. Not its
+	 * refusal, nor another server: a --follow waits for it. */
+	if (c == CURLE_COULDNT_CONNECT || c == CURLE_OPERATION_TIMEDOUT ||
+	    c == CURLE_COULDNT_RESOLVE_HOST || c == CURLE_GOT_NOTHING || c == CURLE_SEND_ERROR ||
+	    c == CURLE_RECV_ERROR)
+		rc = -EHOSTUNREACH;
+	if (c != CURLE_OK && r->quiet && rc == -EHOSTUNREACH)
+		goto out;
 	if (c != CURLE_OK) {
 		fprintf(stderr, "iotsec-doctor %s: relay %s (%s): %s %s: %s\n", r->cmd, r->name,
 			r->base, method, path, r->err[0] ? r->err : curl_easy_strerror(c));
@@ -248,7 +257,8 @@ int relay_relogin(struct relay *r, struct doctor_dir *d)
 	if ((rc = relay_call(r, "GET", "/api/challenge", NULL, &o)) < 0) {
 		if (rc == -EACCES)
 			relay_logged_out(r, "GET", "/api/challenge");
-		rc = -EIO;
+		if (rc != -EHOSTUNREACH)
+			rc = -EIO;
 		goto out;
 	}
 	relay = json_string_value(json_object_get(o, "relay"));
@@ -393,6 +403,11 @@ int relay_login(const char *cmd, struct doctor_dir *d, const char *url, const ch
 	}
 	*ret = r;
 	return 0;
+}
+
+void relay_quiet(struct relay *r, bool quiet)
+{
+	r->quiet = quiet;
 }
 
 void relay_free(struct relay *r)
