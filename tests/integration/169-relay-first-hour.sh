@@ -26,6 +26,13 @@ iotsec-pki enrol --dir "$T/ca" --device relay9 --role relay --out "$T/relay9" \
 	--not-before "@$(($(date +%s) - 60))" --not-after "@$EXPIRES" >"$T/relay9.log" 2>&1 ||
 	fail "enrol relay9: $(cat "$T/relay9.log")"
 sed "s|relay1|relay9|g" "$T/relay1/iotsec.conf" >"$T/relay9/iotsec.conf"
+# A doctor whose certificate is over by then too.
+iotsec-doctor init --dir "$T/drold" --name drold --home "$HOME_NAME" >"$T/drold.log" 2>&1 &&
+	iotsec-pki enrol --dir "$T/ca" --device drold --role doctor --csr "$T/drold/doctor.csr" \
+		--out "$T/drold/enrol" --not-before "@$(($(date +%s) - 60))" --not-after "@$EXPIRES" \
+		>>"$T/drold.log" 2>&1 || fail "drold: $(cat "$T/drold.log")"
+cp "$T/drold/enrol/drold.crt" "$T/drold/doctor.crt"
+cp "$T/drold/enrol/ca.crt" "$T/drold/ca.crt"
 iotsec-relayd -c "$T/relay1/iotsec.conf" --check-config >"$T/check.txt" 2>&1 ||
 	fail "--check-config of a fresh relay: $(cat "$T/check.txt")"
 grep -qx "configuration OK" "$T/check.txt" || fail "--check-config says $(cat "$T/check.txt")"
@@ -107,4 +114,12 @@ refused 1 "$T/relay9/relay9.crt: certificate expired; a relay needs a valid cert
 	iotsec-relayd -c "$T/relay9/iotsec.conf" --check-config
 refused 1 "$T/relay9/relay9.crt: certificate expired: neither the broker nor the doctors will take it; issue a new one" \
 	on 7 iotsec-relayd -c "$T/relay9/iotsec.conf"
+
+say "a doctor whose certificate expired is told to ask for a new one"
+run_relay relay1
+wait_until 10 on 7 sh -c "ss -Hltn 'sport = :$RELAY_PORT' | grep -q ." || fail "relay1 does not listen again"
+refused 1 "relay relay1 refused the login of drold: 401 certificate expired" \
+	on 5 iotsec-doctor -c "$T/drwho/iotsec.conf" fetch --dir "$T/drold" --relay "$URL" --relay-name relay1
+grep -qF "ask the home's administrator for a new one, iotsec-pki enrol --device drold --role doctor --csr doctor.csr, and copy it to $T/drold/doctor.crt" \
+	"$T/err.txt" || fail "no word of what to do: $(cat "$T/err.txt")"
 echo ok

@@ -293,6 +293,15 @@ int relay_relogin(struct relay *r, struct doctor_dir *d)
 
 		fprintf(stderr, "iotsec-doctor %s: relay %s refused the login of %s: %ld %s\n",
 			r->cmd, r->name, d->self.name, status, why ? why : "(no reason given)");
+		/* The relay judges the doctor's certificate: a new one is the administrator's. */
+		if (status == 401)
+			fprintf(
+			    stderr,
+			    "iotsec-doctor %s: (%s/doctor.crt must be valid, of the relay's "
+			    "home, with the doctor role: ask the home's administrator for a new "
+			    "one, iotsec-pki enrol --device %s --role doctor --csr doctor.csr, "
+			    "and copy it to %s/doctor.crt)\n",
+			    r->cmd, d->dir, d->self.name, d->dir);
 		goto out;
 	}
 	if (token == NULL || strlen(token) != RELAY_TOKEN_LEN ||
