@@ -9,6 +9,7 @@
 need_netns
 make_home "$HOME_NAME"
 # No broker: none of this needs one (the relay keeps trying to connect meanwhile).
+# shellcheck disable=SC2034 # relay() (relay-common.sh) reads it
 BROKER_IP=$NET.9
 refused() { # refused WANT_STATUS WANT_TEXT COMMAND...: fails with that status, saying that
 	_want=$1 _text=$2
