@@ -616,6 +616,13 @@ static int check_device(const struct iotsec_config *c, unsigned needs, FILE *out
 		if (r == -IOTSEC_EUNKNOWNCA || r == -IOTSEC_ESELFSIGNED || r == -IOTSEC_EHOME)
 			n += problem(out, c->device.cert, "%s (%s)", iotsec_strerror(r),
 				     c->device.ca);
+		else if (r < 0 && (needs & DAEMON_NEEDS_RELAY) &&
+			 (r == -EKEYEXPIRED || r == -IOTSEC_ENOTYETVALID || r == -EKEYREVOKED))
+			/* No certd on the relay's machine to wait for a new one: it never works. */
+			n += problem(out, c->device.cert,
+				     "%s; a relay needs a valid certificate (iotsec-pki enrol "
+				     "--role relay)",
+				     iotsec_strerror(r));
 		else if (r < 0)
 			fprintf(out, "%s: note: %s; the device stays out of the home until then\n",
 				c->device.cert, iotsec_strerror(r));
@@ -710,6 +717,38 @@ static int check_alarm_output(const struct iotsec_config *c, FILE *out)
 	return 0;
 }
 
+/* The relay's SQLite store: a read-only file or directory would be found only at start, when
+ * --check-config already said OK. A PostgreSQL server may be down for a while: the start says
+ * so then. */
+static int check_relay_store(const struct iotsec_config *c, FILE *out)
+{
+	const char *path = c->relay.database;
+	char dir[PATH_MAX], state[PATH_MAX];
+	struct stat st;
+	int n = 0;
+
+	if (strcmp(c->relay.store, "sqlite") != 0)
+		return 0;
+	if (stat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode))
+			return problem(out, path, "not a file (relay.database)");
+		if (access(path, R_OK | W_OK) < 0)
+			n += problem(out, path, "the store cannot be written by uid %u: %s",
+				     (unsigned)geteuid(), strerror(errno));
+	} else if (errno != ENOENT) {
+		return problem(out, path, "%s", strerror(errno));
+	}
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return problem(out, path, "path too long");
+	/* Its directory (SQLite writes its -wal and -shm files beside it), unless that is the
+	 * state directory, already looked at. */
+	dirname(dir);
+	if (daemon_dir(c->device.state_dir, "relayd", state, sizeof(state)) < 0 ||
+	    strcmp(dir, state) != 0)
+		n += check_dir(out, dir);
+	return n;
+}
+
 int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned needs, FILE *out)
 {
 	char state_dir[PATH_MAX], run_dir[PATH_MAX];
@@ -720,5 +759,6 @@ int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned n
 	return (needs & DAEMON_NEEDS_DEVICE ? check_device(cfg, needs, out) : 0) +
 	       check_dir(out, state_dir) + check_dir(out, run_dir) +
 	       (needs & DAEMON_NEEDS_DICTIONARY ? check_dictionary(cfg, out) : 0) +
-	       (needs & DAEMON_NEEDS_ALARM ? check_alarm_output(cfg, out) : 0);
+	       (needs & DAEMON_NEEDS_ALARM ? check_alarm_output(cfg, out) : 0) +
+	       (needs & DAEMON_NEEDS_RELAY ? check_relay_store(cfg, out) : 0);
 }

@@ -84,6 +84,10 @@ static void request_free(struct request *r)
 	free(r);
 }
 
+/* libmicrohttpd's last word, for the one error it causes that is ours to report: a failed start
+ * (the port taken, an address not ours), which it says only to its logger. */
+static char mhd_last[256];
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
@@ -94,6 +98,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(line);
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
+	snprintf(mhd_last, sizeof(mhd_last), "%s", line);
 	/* What it says is mostly a client's doing (a failed handshake): not worth more. */
 	log_debug("http: %s", line);
 }
@@ -465,9 +470,12 @@ int relayd_http_start(struct relayd *d)
 	r = -ENOMEM;
 	if ((key = pem_of(NULL, d->key)) == NULL || (cert = pem_of(d->cert, NULL)) == NULL)
 		goto out;
+	mhd_last[0] = '\0';
 	if ((h->mhd = start_mhd(d, key, cert)) == NULL) {
-		log_warnx("cannot serve HTTPS on port %d (see the lines before)",
-			  cfg->relay.http_port);
+		/* Said without -v too: the debug lines before are not shown by default. */
+		log_warnx("cannot serve HTTPS on port %d: %s (another program listening there? "
+			  "see relay.http_port and relay.http_address)",
+			  cfg->relay.http_port, mhd_last[0] ? mhd_last : "see the line before");
 		r = -EADDRNOTAVAIL;
 		goto out;
 	}

@@ -196,6 +196,18 @@ static int identity_load(struct relayd *d)
 		lan_member_free(m);
 		return -IOTSEC_EROLE;
 	}
+	/* No certd runs here to wait for a new one: with an expired, revoked or not yet valid
+	 * certificate the broker turns the relay away (said only as a lost connection) and the
+	 * doctors' tool refuses its HTTPS. */
+	r = cert_verify(m->store, m->cert, CERT_ROLE_RELAY, NULL);
+	if (r == -EKEYEXPIRED || r == -IOTSEC_ENOTYETVALID || r == -EKEYREVOKED) {
+		log_errx("%s: %s: neither the broker nor the doctors will take it; issue a new one "
+			 "(iotsec-pki enrol --role relay) and install it there%s",
+			 d->cfg->device.cert, iotsec_strerror(r),
+			 r == -IOTSEC_ENOTYETVALID ? ", or set this machine's clock" : "");
+		lan_member_free(m);
+		return r;
+	}
 	d->ca = m->store, d->cert = m->cert, d->key = m->key, d->env = m->env, d->self = m->self;
 	m->store = NULL, m->cert = NULL, m->key = NULL, m->env = NULL;
 	lan_member_free(m);
@@ -213,7 +225,13 @@ static int store_start(struct relayd *d)
 	};
 	int r;
 
-	if ((r = store_open(&o, &d->store)) < 0)
+	if ((r = store_open(&o, &d->store)) == -ECONNREFUSED && pg)
+		/* libpq's reason (the server down, no password, a role it does not know) is on
+		 * the line before; "Connection refused" alone would hide it. */
+		log_errx("store postgresql: cannot connect with relay.pg (why on the line before): "
+			 "check that the server runs and takes this user, and a password in the "
+			 "file PGPASSFILE names (iotsec-relayd(8), SYSTEMD)");
+	else if (r < 0)
 		/* The connection string may hold a password: name the store, not the string. */
 		log_errx("store %s: %s", pg ? "postgresql (relay.pg)" : cfg->relay.database,
 			 iotsec_strerror(r));

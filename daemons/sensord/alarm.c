@@ -97,6 +97,11 @@ void sensord_alarm_retry(struct sensord *d)
 	}
 }
 
+/* Why a doctor's envelope from another than its signer is refused (open_doctor_msg()). */
+#define NOT_LISTED                                                                                 \
+	"passed on by a device that is not in sensord.relay (a relay's name missing or "           \
+	"mistyped there?)"
+
 /* Open an envelope of type want published by from (the topic's name): the doctor itself, or a
  * relay of sensord.relay passing on a doctor's (the rule's role check makes the signer a doctor
  * of our home either way); 0 and m filled, m->sender.name the doctor. */
@@ -131,7 +136,9 @@ void sensord_on_grant(struct sensord *d, const char *from, const void *payload, 
 	if (len == 0)
 		return; /* a retained grant cleared */
 	if ((r = open_doctor_msg(d, from, payload, len, DOCTOR_MSG_GRANT, &m)) < 0) {
-		sensord_refuse(d, from, r, "a grant");
+		/* A relay left out of sensord.relay is a setting to mend, not a forgery. */
+		sensord_refuse_why(d, from, r, "a grant",
+				   r == -IOTSEC_EIDENTITY ? NOT_LISTED : NULL);
 		return;
 	}
 	doctor = m.sender.name;
@@ -185,7 +192,8 @@ void sensord_on_ack(struct sensord *d, const char *from, const void *payload, si
 	if (len == 0)
 		return;
 	if ((r = open_doctor_msg(d, from, payload, len, DOCTOR_MSG_ACK, &m)) < 0) {
-		sensord_refuse(d, from, r, "an emergency acknowledgement");
+		sensord_refuse_why(d, from, r, "an emergency acknowledgement",
+				   r == -IOTSEC_EIDENTITY ? NOT_LISTED : NULL);
 		return;
 	}
 	doctor = m.sender.name;

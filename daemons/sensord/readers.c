@@ -24,18 +24,26 @@ static uint32_t name_key(const char *name)
 	return h;
 }
 
-void sensord_refuse(struct sensord *d, const char *device, int r, const char *what)
+void sensord_refuse_why(struct sensord *d, const char *device, int r, const char *what,
+			const char *why)
 {
 	unsigned long more;
 
 	if (!refusals_note(&d->refused, name_key(device), device, r, sensord_mono_ms()))
 		return;
+	if (why == NULL)
+		why = iotsec_strerror(r);
 	more = refusals_take_unlogged(&d->refused);
 	if (more)
 		log_warnx("refused %s from %s: %s (and %lu other refusals not logged)", what,
-			  device, iotsec_strerror(r), more);
+			  device, why, more);
 	else
-		log_warnx("refused %s from %s: %s", what, device, iotsec_strerror(r));
+		log_warnx("refused %s from %s: %s", what, device, why);
+}
+
+void sensord_refuse(struct sensord *d, const char *device, int r, const char *what)
+{
+	sensord_refuse_why(d, device, r, what, NULL);
 }
 
 json_t *sensord_refused_by(const struct sensord *d)

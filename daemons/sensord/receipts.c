@@ -142,8 +142,11 @@ void sensord_on_receipt(struct sensord *d, const char *relay, const void *payloa
 	int r;
 
 	if (!sensord_relay_set(d) || !sensord_listed(d->cfg->sensord.relay, relay)) {
-		sensord_refuse(d, relay, -IOTSEC_EUNASKED,
-			       "a receipt (not a relay of sensord.relay)");
+		sensord_refuse_why(d, relay, -IOTSEC_EUNASKED, "a receipt",
+				   sensord_relay_set(d)
+				       ? "not a relay of sensord.relay (its name missing or "
+					 "mistyped there?)"
+				       : "sensord.relay is empty: this kit trusts no relay");
 		return;
 	}
 	lan_member_refresh(d->member); /* a relay revoked since: the CRL in force now */

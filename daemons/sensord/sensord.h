@@ -295,6 +295,9 @@ void sensord_on_group(struct sensord *d, const char *device, const void *payload
 void sensord_on_pair(struct sensord *d, const char *device, const void *payload, size_t len);
 int sensord_readings(struct sensord *d, size_t max, json_t **ret);
 void sensord_refuse(struct sensord *d, const char *device, int r, const char *what);
+/* The same, with why said in place of r's generic text (a setting to check, say). */
+void sensord_refuse_why(struct sensord *d, const char *device, int r, const char *what,
+			const char *why);
 json_t *sensord_refused_by(const struct sensord *d);
 
 /* pair.c */

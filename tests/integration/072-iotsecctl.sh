@@ -252,7 +252,8 @@ r3 = {"device": "pi2", "sensor": "room", "value": 21.75, "unit": "", "time": 176
       "seq": 8, "epoch": 2, "emergency": False}
 status = {"device": "pi1", "broker": "connected", "broker_name": "broker", "sync": "synced",
           "epoch": 2, "pool": 1, "group_start": 1, "doctor": "dr-lee", "published": 10,
-          "spooled": 4, "spool_dropped": 2, "readings_opened": 2, "refused": 0, "refused_by": {},
+          "spooled": 4, "spool_dropped": 2, "awaiting_receipt": 3, "receipts": 0,
+          "readings_opened": 2, "refused": 0, "refused_by": {},
           "alarm": {"set": True, "seq": 3, "value": 25, "at": 1767229201},
           "sensors": []}
 s = socket.socket(socket.AF_UNIX)
@@ -289,7 +290,8 @@ wait_until 5 test -S "$T/pi1/run/sensord/sensord.sock" || fail "the stand-in did
 st=0
 status >"$T/out" || st=$?
 [ $st -eq 1 ] || fail "status exits $st with the alarm set: $(cat "$T/out")"
-grep -q "^sensors      broker connected, synced, epoch 2, doctor dr-lee, spool 4 pending (2 dropped)" "$T/out" ||
+# Doctor readings held for a relay's receipt, none ever taken: a relay down or misnamed.
+grep -q "^sensors      broker connected, synced, epoch 2, doctor dr-lee, spool 4 pending (2 dropped), 3 awaiting a relay's receipt (0 receipts taken)$" "$T/out" ||
 	fail "sensord's line: $(cat "$T/out")"
 grep -q "^ALARM        pulse 25 since 2026-01-01 01:00:01 UTC (emergency record 3)" "$T/out" ||
 	fail "no alarm line: $(cat "$T/out")"

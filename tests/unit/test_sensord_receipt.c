@@ -1021,6 +1021,58 @@ static void test_spools_take_turns(void **state)
 	assert_int_equal(c->d.n_awaiting, 16);
 }
 
+/* What sensord logs while fn runs (warnings and worse), in a buffer the caller frees. */
+static char *logged(void (*fn)(struct ctx *), struct ctx *c)
+{
+	char path[] = "/tmp/test_sensord_receipt.XXXXXX", *text = NULL;
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO);
+	size_t len = 0;
+
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	log_init("test_sensord_receipt", LOG_WARNING);
+	fn(c);
+	fflush(stderr);
+	log_init("test_sensord_receipt", LOG_CRIT);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fd);
+	assert_int_equal(file_read(path, 1 << 20, &text, &len), 0);
+	unlink(path);
+	return text;
+}
+
+static void untrusted_relay(struct ctx *c)
+{
+	uint64_t seqs[1] = {1};
+	size_t len;
+	char *m;
+
+	broker_up();
+	m = grant(c, c->doc1, 1000, &len);
+	publish_as("relay2", "grant", m, len);
+	m = receipt(c->relay2, "pi1", c->doctor_id, seqs, 1, &len);
+	publish_as("relay2", "receipt", m, len);
+}
+
+/* A relay missing from sensord.relay (a name mistyped there) is said as that, not as a forged
+ * sender or a receipt "not asked for": the home owner has a setting to mend. */
+static void test_untrusted_relay_said(void **state)
+{
+	struct ctx *c = *state;
+	char *text = logged(untrusted_relay, c);
+
+	assert_int_equal(refusals_of(&c->d.refused, "relay2"), 2);
+	assert_non_null(strstr(text, "refused a grant from relay2: passed on by a device that is "
+				     "not in sensord.relay (a relay's name missing or mistyped "
+				     "there?)"));
+	assert_non_null(strstr(text, "refused a receipt from relay2: not a relay of sensord.relay "
+				     "(its name missing or mistyped there?)"));
+	assert_null(strstr(text, "sender does not match"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1037,6 +1089,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_relay_set_later, setup_no_relay, teardown),
 	    cmocka_unit_test_setup_teardown(test_relay_emptied, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_spools_take_turns, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_untrusted_relay_said, setup, teardown),
 	};
 
 	log_init("test_sensord_receipt", LOG_CRIT);

@@ -24,6 +24,7 @@
 #include "log.h"
 
 #define FETCH_BATCH_MAX 1000 /* RELAYD_FETCH_MAX: readings in one answer */
+#define FETCH_RETRY_S	3    /* --follow: a relay that does not answer is asked again after */
 
 static const char fetch_usage[] =
     "usage: iotsec-doctor fetch --dir D --relay URL [--relay-name N]\n"
@@ -83,10 +84,13 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 /* relay_call(), logging in again once when the login has expired (a long --follow). */
 static int call(struct fetch *f, const char *method, const char *path, json_t *body, json_t **ret)
 {
-	int r = relay_call(f->relay, method, path, body, ret);
+	int r = relay_call(f->relay, method, path, body, ret), l;
 
-	if (r == -EACCES && relay_relogin(f->relay, f->d) == 0)
+	/* A relay restarted has forgotten the login too. */
+	if (r == -EACCES && (l = relay_relogin(f->relay, f->d)) == 0)
 		r = relay_call(f->relay, method, path, body, ret);
+	else if (r == -EACCES && l == -EHOSTUNREACH)
+		return l;
 	return r == -EACCES ? relay_logged_out(f->relay, method, path) : r;
 }
 
@@ -281,8 +285,10 @@ static int batch(struct fetch *f, uint64_t max, bool *ret_more, size_t *ret_n)
 
 	snprintf(path, sizeof(path), "/api/fetch?max=%" PRIu64, max);
 	f->streams_asked = false;
-	if (call(f, "GET", path, NULL, &o) < 0)
+	if ((r = call(f, "GET", path, NULL, &o)) < 0) {
+		rc = r == -EHOSTUNREACH ? r : -1;
 		goto out;
+	}
 	if (!json_is_array(readings = json_object_get(o, "readings")) ||
 	    json_array_size(readings) > FETCH_BATCH_MAX) {
 		fprintf(stderr,
@@ -313,9 +319,13 @@ static int batch(struct fetch *f, uint64_t max, bool *ret_more, size_t *ret_n)
 		goto out;
 	}
 	if (json_array_size(ids) > 0) {
-		if ((body = json_pack("{s:O}", "ids", ids)) == NULL ||
-		    call(f, "POST", "/api/delivered", body, &done) < 0)
+		if ((body = json_pack("{s:O}", "ids", ids)) == NULL)
 			goto out;
+		/* Not marked, they come again, and are then refused as seen before. */
+		if ((r = call(f, "POST", "/api/delivered", body, &done)) < 0) {
+			rc = r == -EHOSTUNREACH ? r : -1;
+			goto out;
+		}
 	}
 	*ret_more = json_is_true(json_object_get(o, "more"));
 	*ret_n = json_array_size(readings);
@@ -337,7 +347,7 @@ int cmd_fetch(int argc, char **argv)
 	struct sigaction sa = {0};
 	char name[CERT_NAME_MAX], roots[DOCTOR_DIR_MAX + 16];
 	enum export_format fmt;
-	bool follow = false, have_cfg = false, begun = false;
+	bool follow = false, have_cfg = false, begun = false, away = false;
 	uint64_t max = UINT64_MAX, left;
 	int r, rc = DOCTOR_EXIT_FAIL;
 
@@ -413,8 +423,27 @@ int cmd_fetch(int argc, char **argv)
 		bool more = false;
 		size_t n = 0;
 
-		if (batch(&f, left < FETCH_BATCH_MAX ? left : FETCH_BATCH_MAX, &more, &n) < 0)
+		r = batch(&f, left < FETCH_BATCH_MAX ? left : FETCH_BATCH_MAX, &more, &n);
+		if (r == -EHOSTUNREACH && follow) {
+			/* A relay restarted or a network away ends no --follow: what it keeps
+			 * waits for us. Said once, not every few seconds all night. */
+			if (!away)
+				fprintf(
+				    stderr,
+				    "iotsec-doctor fetch: relay %s does not answer; trying again "
+				    "every %d s (Ctrl-C to stop)\n",
+				    name, FETCH_RETRY_S);
+			away = true;
+			relay_quiet(f.relay, true);
+			nanosleep(&(struct timespec){FETCH_RETRY_S, 0}, NULL);
+			continue;
+		}
+		if (r < 0)
 			goto out;
+		if (away)
+			fprintf(stderr, "iotsec-doctor fetch: relay %s answers again\n", name);
+		away = false;
+		relay_quiet(f.relay, false);
 		left -= n < left ? n : left;
 		if (more)
 			continue;

@@ -139,10 +139,13 @@ int relay_login(const char *cmd, struct doctor_dir *d, const char *url, const ch
 		struct relay **ret);
 /* One API call: body (NULL for none) as JSON; *ret the answer's JSON (2xx). A refusal
  * ({"error":...}, a 4xx or 5xx) is printed, -EIO; but -EACCES for 401 (logged out), unsaid:
- * the caller logs in again, or says it with relay_logged_out(). */
+ * the caller logs in again, or says it with relay_logged_out(). -EHOSTUNREACH when nothing
+ * answered (said unless relay_quiet()). */
 int relay_call(struct relay *r, const char *method, const char *path, json_t *body, json_t **ret);
-/* Log in again (a --follow that outlived its token). */
+/* Log in again (a --follow that outlived its token, or a relay restarted). */
 int relay_relogin(struct relay *r, struct doctor_dir *d);
+/* Whether a relay that does not answer goes unsaid: a --follow says it once, and waits. */
+void relay_quiet(struct relay *r, bool quiet);
 /* Say that method path was refused for want of a login; -EACCES. */
 int relay_logged_out(struct relay *r, const char *method, const char *path);
 void relay_free(struct relay *r);

@@ -41,6 +41,7 @@ struct relay {
 	char err[CURL_ERROR_SIZE];
 	struct curl_slist *headers;
 	int ex_index; /* SSL_CTX ex_data slot holding name, for the verify callback */
+	bool quiet;   /* a relay that does not answer is the caller's to say (--follow) */
 };
 
 struct answer {
@@ -66,6 +67,10 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 }
 
 static int ex_index = -1;
+/* The certificate the relay showed when it was not the one named: said in words, not as
+ * OpenSSL's "hostname mismatch", so that a mistyped --relay-name is seen as one. */
+static char shown_name[CERT_NAME_MAX];
+static enum cert_role shown_role;
 
 /* OpenSSL's verdict on each certificate of the chain, then ours on the relay's own (depth 0):
  * the home's, named as the doctor said, with the relay role. */
@@ -79,6 +84,9 @@ static int verify_relay(int ok, X509_STORE_CTX *x)
 		return ok;
 	if (name == NULL || cert_info_get(X509_STORE_CTX_get_current_cert(x), &info) < 0 ||
 	    strcmp(info.name, name) != 0 || info.role != CERT_ROLE_RELAY) {
+		if (name)
+			snprintf(shown_name, sizeof(shown_name), "%s", info.name);
+		shown_role = info.role;
 		X509_STORE_CTX_set_error(x, X509_V_ERR_HOSTNAME_MISMATCH);
 		return 0;
 	}
@@ -140,6 +148,7 @@ static int request(struct relay *r, const char *method, const char *path, const 
 
 	snprintf(url, sizeof(url), "%s%s", r->base, path);
 	r->err[0] = '\0';
+	shown_name[0] = '\0';
 	curl_easy_setopt(r->curl, CURLOPT_URL, url);
 	curl_easy_setopt(r->curl, CURLOPT_CUSTOMREQUEST, NULL);
 	if (body) {
@@ -149,9 +158,30 @@ static int request(struct relay *r, const char *method, const char *path, const 
 		curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
 	}
 	curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, &a);
-	if ((c = curl_easy_perform(r->curl)) != CURLE_OK) {
+	if ((c = curl_easy_perform(r->curl)) != CURLE_OK && shown_name[0] != '\0') {
+		fprintf(stderr,
+			"iotsec-doctor %s: the relay at %s shows the certificate of %s (role %s), "
+			"not of the relay %s: check --relay-name (or sensord.relay) and the URL\n",
+			r->cmd, r->base, shown_name, cert_role_name(shown_role), r->name);
+		goto out;
+	}
+	/* Nothing answered, or the line broke: a relay restarting, a network away. Not its
+	 * refusal, nor another server: a --follow waits for it. */
+	if (c == CURLE_COULDNT_CONNECT || c == CURLE_OPERATION_TIMEDOUT ||
+	    c == CURLE_COULDNT_RESOLVE_HOST || c == CURLE_GOT_NOTHING || c == CURLE_SEND_ERROR ||
+	    c == CURLE_RECV_ERROR)
+		rc = -EHOSTUNREACH;
+	if (c != CURLE_OK && r->quiet && rc == -EHOSTUNREACH)
+		goto out;
+	if (c != CURLE_OK) {
 		fprintf(stderr, "iotsec-doctor %s: relay %s (%s): %s %s: %s\n", r->cmd, r->name,
 			r->base, method, path, r->err[0] ? r->err : curl_easy_strerror(c));
+		if (c == CURLE_COULDNT_CONNECT || c == CURLE_OPERATION_TIMEDOUT)
+			fprintf(stderr,
+				"iotsec-doctor %s: (nothing answers there: is the relay down, or "
+				"is the URL's port not its relay.http_port? try again later, or "
+				"ask the relay's operator)\n",
+				r->cmd);
 		if (c == CURLE_PEER_FAILED_VERIFICATION || c == CURLE_SSL_CONNECT_ERROR)
 			fprintf(
 			    stderr,
@@ -227,7 +257,8 @@ int relay_relogin(struct relay *r, struct doctor_dir *d)
 	if ((rc = relay_call(r, "GET", "/api/challenge", NULL, &o)) < 0) {
 		if (rc == -EACCES)
 			relay_logged_out(r, "GET", "/api/challenge");
-		rc = -EIO;
+		if (rc != -EHOSTUNREACH)
+			rc = -EIO;
 		goto out;
 	}
 	relay = json_string_value(json_object_get(o, "relay"));
@@ -262,6 +293,15 @@ int relay_relogin(struct relay *r, struct doctor_dir *d)
 
 		fprintf(stderr, "iotsec-doctor %s: relay %s refused the login of %s: %ld %s\n",
 			r->cmd, r->name, d->self.name, status, why ? why : "(no reason given)");
+		/* The relay judges the doctor's certificate: a new one is the administrator's. */
+		if (status == 401)
+			fprintf(
+			    stderr,
+			    "iotsec-doctor %s: (%s/doctor.crt must be valid, of the relay's "
+			    "home, with the doctor role: ask the home's administrator for a new "
+			    "one, iotsec-pki enrol --device %s --role doctor --csr doctor.csr, "
+			    "and copy it to %s/doctor.crt)\n",
+			    r->cmd, d->dir, d->self.name, d->dir);
 		goto out;
 	}
 	if (token == NULL || strlen(token) != RELAY_TOKEN_LEN ||
@@ -315,6 +355,14 @@ int relay_open(const char *cmd, struct doctor_dir *d, const char *url, const cha
 	snprintf(r->base, sizeof(r->base), "%s", url);
 	while (strlen(r->base) > 8 && r->base[strlen(r->base) - 1] == '/')
 		r->base[strlen(r->base) - 1] = '\0';
+	/* The calls' paths are ours to add: a URL with one (https://relay/api) would 404. */
+	if (strchr(r->base + 8, '/') != NULL) {
+		fprintf(stderr,
+			"iotsec-doctor %s: --relay takes https://HOST[:PORT], without a path, not "
+			"'%s'\n",
+			cmd, url);
+		goto out;
+	}
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	snprintf(ca, sizeof(ca), "%s/ca.crt", d->dir);
 	if (curl_easy_setopt(r->curl, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
@@ -364,6 +412,11 @@ int relay_login(const char *cmd, struct doctor_dir *d, const char *url, const ch
 	}
 	*ret = r;
 	return 0;
+}
+
+void relay_quiet(struct relay *r, bool quiet)
+{
+	r->quiet = quiet;
 }
 
 void relay_free(struct relay *r)

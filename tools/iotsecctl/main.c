@@ -155,7 +155,7 @@ static void print_sensord(json_t *s)
 	/* "connecting" for ever says nothing of a wrong name or port: the reason is in the log,
 	 * and here too. */
 	printf("sensors      broker %s%s%s%s, %s, epoch %lld, doctor %s, spool %lld pending "
-	       "(%lld dropped)\n",
+	       "(%lld dropped)",
 	       json_string_value(json_object_get(s, "broker")) ?: "?", why && why[0] ? " (" : "",
 	       why && why[0] ? why : "", why && why[0] ? ")" : "",
 	       json_string_value(json_object_get(s, "sync")) ?: "?",
@@ -163,6 +163,13 @@ static void print_sensord(json_t *s)
 	       doctor && doctor[0] ? doctor : "none",
 	       (long long)json_integer_value(json_object_get(s, "spooled")),
 	       (long long)json_integer_value(json_object_get(s, "spool_dropped")));
+	/* Doctor readings held for a relay's receipt: none ever taken says the relay named in
+	 * sensord.relay is down or misnamed, which the home owner would not see otherwise. */
+	if (json_integer_value(json_object_get(s, "awaiting_receipt")) > 0)
+		printf(", %lld awaiting a relay's receipt (%lld receipts taken)",
+		       (long long)json_integer_value(json_object_get(s, "awaiting_receipt")),
+		       (long long)json_integer_value(json_object_get(s, "receipts")));
+	putchar('\n');
 	if (alarm_set(s)) {
 		long long raw = json_integer_value(json_object_get(alarm, "at"));
 		/* Seconds, as every "at" of the status verbs; milliseconds read the same. */
