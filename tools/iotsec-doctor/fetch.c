@@ -66,21 +66,6 @@ struct fetch {
 	size_t n_said;
 };
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || s[0] < '0' || s[0] > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* relay_call(), logging in again once when the login has expired (a long --follow). */
 static int call(struct fetch *f, const char *method, const char *path, json_t *body, json_t **ret)
 {

@@ -134,22 +134,6 @@ static int load_kit_cert(struct doctor_dir *d, const char *kit, const char *path
 	return 0;
 }
 
-/* A whole number in [min, max], all of s. */
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	if (s == NULL || s[0] < '0' || s[0] > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v < min || v > max)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 /* Keep the root granted before under its stream id: its readings, stored by the relay, must
  * still open after the new grant. */
 static int keep_previous(const char *roots, const char *kit)

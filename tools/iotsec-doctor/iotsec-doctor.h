@@ -61,6 +61,8 @@ int usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 /* The value after argv[*i] (the option's), or NULL when it is missing. */
 const char *opt_value(int argc, char **argv, int *i);
 bool is_help(const char *arg);
+/* A whole number in [min, max], all of s (digits only: no sign, no space); -EINVAL otherwise. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 /* The configuration at path, or the system's, or the defaults without either: the stream
  * schedule and the broker. Prints the problem and returns -1. */
 int doctor_config(const char *cmd, const char *path, struct iotsec_config *ret);
