@@ -281,8 +281,10 @@ $(B)/bench/bench_relay_pg: $(B)/obj/tests/unit/pg.o
 
 # SANITIZE is passed on so that a test can skip what the sanitizer run need not repeat (the
 # Pi builds of 080, which build without sanitizers anyway).
+# The page too: the relay's tests serve it, and 074 installs it from inside a network namespace,
+# where npm cannot reach its registry.
 check: test-deps
-	@$(MAKE) --no-print-directory $(PROGS) $(MANS) $(UNIT_BIN)
+	@$(MAKE) --no-print-directory $(PROGS) $(MANS) $(WEB_OUT) $(UNIT_BIN)
 	@IOTSEC_BIN=$(CURDIR)/$(B)/bin INTEGRATION=$(INTEGRATION) SANITIZE=$(SANITIZE) \
 		tests/run.sh $(UNIT_BIN) $(if $(filter 1,$(INTEGRATION)),$(INTEG))
 
