@@ -78,6 +78,8 @@
 #define RELAYD_EXPIRE_FIRST_MS 1000  /* the first run after start */
 #define RELAYD_EXPIRE_BATCH    10000 /* rows one retention step removes at most */
 #define RELAYD_RATE_WINDOW_S   10    /* the ingest rate is over this many seconds */
+/* Streams one device may own in the store (store.h enforces it). */
+#define RELAYD_DEVICE_STREAMS_MAX STORE_DEVICE_STREAMS_MAX
 
 /* A reading received, waiting for its commit. */
 struct relayd_pending {
@@ -96,6 +98,9 @@ enum relayd_refusal {
 	RELAYD_REF_EMERGENCY, /* the flag and the topic disagree */
 	/* Its (stream, seq) is stored with other bytes: another device took it first. */
 	RELAYD_REF_TAKEN,
+	/* Its stream is another device's (the first to store a reading of it binds it), or would
+	 * be the device's stream past RELAYD_DEVICE_STREAMS_MAX. */
+	RELAYD_REF_STREAM,
 	RELAYD_REF_COUNT
 };
 
