@@ -128,8 +128,8 @@ int store_insert(struct store *s, const struct store_reading *rs, size_t n, size
 int store_device_id(const char *home, const char *name, uint8_t ret[STORE_DEVICE_LEN]);
 
 /* Does the store hold r's (stream, seq) with exactly r's bytes? 1 yes; 0 no (not stored, or
- * another reading holds it: another device of the home can publish under a kit's stream, whose
- * id every reading shows, and only the bytes tell the kit's resend from it). */
+ * another reading holds it: the stream's own device sealed that seq twice, e.g. a kit whose
+ * state was restored from an old copy; only the bytes tell its spool's resend from it). */
 int store_holds(struct store *s, const struct store_reading *r);
 
 /* A grant: replaces the stream's row when the same doctor grants it again; -EEXIST when the
