@@ -35,6 +35,7 @@ static const char *const refusal_text[RELAYD_REF_COUNT] = {
     [RELAYD_REF_DEVICE] = "sealed by another device than the topic's",
     [RELAYD_REF_EMERGENCY] = "its emergency flag and its topic disagree",
     [RELAYD_REF_TAKEN] = "its stream and seq hold another reading (not receipted)",
+    [RELAYD_REF_STREAM] = "a reading under another device's stream (not receipted)",
 };
 
 /* How many readings wait in memory at most: a few batches, bounded. */
@@ -192,6 +193,11 @@ void relayd_on_reading(struct relayd *d, const char *topic, const void *payload,
 	p = &d->pending[d->n_pending];
 	memset(&p->r, 0, sizeof(p->r));
 	memcpy(p->r.stream, h.stream, STREAM_ID_LEN);
+	/* The topic's kit: the broker's ACL makes it the publisher, whom the stream binds to. */
+	if (store_device_id(d->self.home, kit, p->r.device) < 0) {
+		refuse(d, kit, RELAYD_REF_TOPIC, topic);
+		return;
+	}
 	p->r.seq = h.seq;
 	p->r.emergency = emergency;
 	p->r.received_ms = relayd_wall_ms();
@@ -299,50 +305,64 @@ out:
 /* ---- the commit ---- */
 
 /* One batch of at most relay.batch_max: stored in one transaction, then receipted. */
+static void refuse_stored(struct relayd *d, const struct relayd_pending *p, enum relayd_refusal why)
+{
+	char topic[RELAYD_TOPIC_MAX];
+
+	snprintf(topic, sizeof(topic), "iotsec/%s/%s/%s", d->self.home, p->kit,
+		 p->r.emergency ? "emergency" : "doctor");
+	refuse(d, p->kit, why, topic);
+}
+
+/* One batch of at most relay.batch_max: stored in one transaction, then receipted. */
 static int commit_chunk(struct relayd *d, struct relayd_pending *batch, size_t n)
 {
 	struct store_reading *rs = calloc(n, sizeof(*rs));
-	bool *skip = NULL;
-	size_t fresh = 0;
+	enum store_outcome *each = calloc(n, sizeof(*each));
+	bool *skip = calloc(n, sizeof(*skip));
+	size_t fresh = 0, refused = 0;
 	int r;
 
-	if (rs == NULL)
-		return -ENOMEM;
+	if (rs == NULL || each == NULL || skip == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		rs[i] = batch[i].r;
 		rs[i].data = batch[i].data; /* the array may have moved since the reading came */
 	}
-	r = store_insert(d->store, rs, n, &fresh);
-	free(rs);
-	if (r < 0)
-		return r;
-	d->stored += fresh;
-	d->duplicates += n - fresh;
-	rate_add(d, fresh);
-	/* A duplicate is receipted only when the store holds its very bytes (the kit's resend is
-	 * its spool's copy): another device may have published under the kit's stream and seq
-	 * first, and a receipt then would make the kit drop a reading never stored. A store that
-	 * cannot say is not believed either: the kit sends the reading again. */
-	if (fresh < n && (skip = calloc(n, sizeof(*skip))) == NULL)
-		return 0; /* stored; no receipt, the kits send again */
-	for (size_t i = 0; skip && i < n; i++) {
-		struct store_reading x = batch[i].r;
-
-		x.data = batch[i].data;
-		if ((r = store_holds(d->store, &x)) == 1)
+	if ((r = store_insert_each(d->store, rs, n, &fresh, each)) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		/* Under another device's stream: never stored, never receipted. */
+		if (each[i] == STORE_REFUSED) {
+			skip[i] = true;
+			refused++;
+			refuse_stored(d, &batch[i], RELAYD_REF_STREAM);
+			continue;
+		}
+		if (each[i] != STORE_DUPLICATE)
+			continue;
+		/* A duplicate is receipted only when the store holds its very bytes (the kit's
+		 * resend is its spool's copy): another reading may hold its (stream, seq), and a
+		 * receipt then would make the kit drop a reading never stored. A store that
+		 * cannot say is not believed either: the kit sends the reading again. */
+		if ((r = store_holds(d->store, &rs[i])) == 1)
 			continue;
 		skip[i] = true;
-		if (r == 0) {
-			char topic[RELAYD_TOPIC_MAX];
-
-			snprintf(topic, sizeof(topic), "iotsec/%s/%s/%s", d->self.home,
-				 batch[i].kit, x.emergency ? "emergency" : "doctor");
-			refuse(d, batch[i].kit, RELAYD_REF_TAKEN, topic);
-		}
+		if (r == 0)
+			refuse_stored(d, &batch[i], RELAYD_REF_TAKEN);
 	}
+	r = 0;
+	d->stored += fresh;
+	d->duplicates += n - fresh - refused;
+	rate_add(d, fresh);
 	receipts_send(d, batch, n, skip);
+out:
+	free(rs);
+	free(each);
 	free(skip);
-	return 0;
+	return r;
 }
 
 int relayd_commit(struct relayd *d)

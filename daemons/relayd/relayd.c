@@ -22,7 +22,7 @@ static const char *const refusal_names[RELAYD_REF_COUNT] = {
     [RELAYD_REF_TOPIC] = "topic",	[RELAYD_REF_MALFORMED] = "malformed",
     [RELAYD_REF_OVERSIZE] = "oversize", [RELAYD_REF_KIND] = "kind",
     [RELAYD_REF_DEVICE] = "device",	[RELAYD_REF_EMERGENCY] = "emergency",
-    [RELAYD_REF_TAKEN] = "taken",
+    [RELAYD_REF_TAKEN] = "taken",	[RELAYD_REF_STREAM] = "stream",
 };
 
 uint64_t relayd_mono_ms(void)

@@ -8,7 +8,10 @@
  * A reading is checked without opening it (reading_header_parse(): a doctor-kind reading whose
  * device is the topic's, the emergency flag as the topic says, at most READING_MAX bytes), put
  * in the pending batch, and committed with the batch (store.h) when relay.commit_ms has passed
- * since the batch's first reading or it holds relay.batch_max. After the commit, and only then,
+ * since the batch's first reading or it holds relay.batch_max. A stream is bound to the kit that
+ * stored its first reading (store.h's streams): another device's readings under it are refused
+ * at the commit, as are those that would give a kit more than RELAYD_DEVICE_STREAMS_MAX
+ * streams. After the commit, and only then,
  * each kit gets a RELAY_RECEIPT (receipt.h) per stream of the batch, covering the seqs stored
  * (new and duplicates alike), on iotsec/<home>/<relay>/receipt/<kit>, QoS 1. A refused
  * publish is logged once per (kit, reason) and counted; ingest goes on.
@@ -78,6 +81,8 @@
 #define RELAYD_EXPIRE_FIRST_MS 1000  /* the first run after start */
 #define RELAYD_EXPIRE_BATCH    10000 /* rows one retention step removes at most */
 #define RELAYD_RATE_WINDOW_S   10    /* the ingest rate is over this many seconds */
+/* Streams one device may own in the store (store.h enforces it). */
+#define RELAYD_DEVICE_STREAMS_MAX STORE_DEVICE_STREAMS_MAX
 
 /* A reading received, waiting for its commit. */
 struct relayd_pending {
@@ -94,8 +99,12 @@ enum relayd_refusal {
 	RELAYD_REF_KIND,      /* not a doctor-stream reading */
 	RELAYD_REF_DEVICE,    /* its device is not the topic's kit */
 	RELAYD_REF_EMERGENCY, /* the flag and the topic disagree */
-	/* Its (stream, seq) is stored with other bytes: another device took it first. */
+	/* Its (stream, seq) is stored with other bytes (the stream is the kit's: it sealed the
+	 * seq twice). */
 	RELAYD_REF_TAKEN,
+	/* Its stream is another device's (the first to store a reading of it binds it), or would
+	 * be the device's stream past RELAYD_DEVICE_STREAMS_MAX. */
+	RELAYD_REF_STREAM,
 	RELAYD_REF_COUNT
 };
 

@@ -2,7 +2,11 @@
  * own function through s->ops (store_impl.h). */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "crypto.h"
 
 #include "store_impl.h"
 
@@ -36,8 +40,12 @@ void store_close(struct store *s)
 		s->ops->close(s);
 }
 
-int store_insert(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new)
+int store_insert_each(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new,
+		      enum store_outcome *ret_each)
 {
+	enum store_outcome *each = ret_each;
+	int r;
+
 	if (s == NULL || (rs == NULL && n > 0))
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++)
@@ -48,7 +56,36 @@ int store_insert(struct store *s, const struct store_reading *rs, size_t n, size
 			*ret_new = 0;
 		return 0;
 	}
-	return s->ops->insert(s, rs, n, ret_new);
+	if (each == NULL && (each = calloc(n, sizeof(*each))) == NULL)
+		return -ENOMEM;
+	r = s->ops->insert(s, rs, n, ret_new, each);
+	if (each != ret_each)
+		free(each);
+	return r;
+}
+
+int store_insert(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new)
+{
+	return store_insert_each(s, rs, n, ret_new, NULL);
+}
+
+/* The label is fixed: the hash only keeps names out of a dump of the store (see store.h). */
+int store_device_id(const char *home, const char *name, uint8_t ret[STORE_DEVICE_LEN])
+{
+	static const char label[] = "iotsec relay stream owner v1";
+	uint8_t mac[CRYPTO_SHA256_LEN];
+	char text[2 * CERT_NAME_MAX + 2];
+	int n, r;
+
+	if (home == NULL || name == NULL || ret == NULL || home[0] == '\0' || name[0] == '\0')
+		return -EINVAL;
+	n = snprintf(text, sizeof(text), "%s/%s", home, name);
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -EINVAL;
+	if ((r = crypto_hmac_sha256(label, sizeof(label) - 1, text, (size_t)n, mac)) < 0)
+		return r;
+	memcpy(ret, mac, STORE_DEVICE_LEN);
+	return 0;
 }
 
 int store_holds(struct store *s, const struct store_reading *r)

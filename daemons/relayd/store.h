@@ -13,6 +13,12 @@
  *   grants   (stream PRIMARY KEY, doctor (its certificate's name), e0, wrapped (the stream root
  *             and the kit's name wrapped to the doctor's own key: only the doctor's page opens
  *             it), granted_ms)
+ *   streams  (stream PRIMARY KEY, device 16 bytes): who publishes the stream, bound by the
+ *             first reading stored under it and never removed (retention leaves it), so another
+ *             device of the home cannot store readings under a kit's stream id, which every
+ *             reading shows in its header. device is a keyed hash of "<home>/<device>"
+ *             (store_device_id()): a dump of the store does not show a patient's name, but
+ *             whoever guesses a name can compute its hash and find its streams.
  *   expired  (stream PRIMARY KEY, count, undelivered (of count), first_seq, last_seq, at_ms)
  *   meta     (key PRIMARY KEY, value): the schema version.
  * Nothing in them is a key or a plaintext value, and neither the patient's nor the home's name.
@@ -32,6 +38,10 @@
 #include "stream.h"
 
 #define STORE_WRAPPED_MAX 1024 /* bytes of a grant's wrapped root (RSA-OAEP of a 4096-bit key) */
+#define STORE_DEVICE_LEN  16   /* a device's id in the streams table */
+/* Streams one device may own: a kit has one doctor stream per grant (a new grant, a new stream),
+ * so this is far above use, and it bounds what junk under random stream ids can fill. */
+#define STORE_DEVICE_STREAMS_MAX 64
 
 enum store_kind {
 	STORE_SQLITE,
@@ -49,6 +59,9 @@ struct store_reading {
 	int64_t id; /* filled by reads; ignored by store_insert() */
 	uint8_t stream[STREAM_ID_LEN];
 	uint64_t seq;
+	/* store_insert(): who published it (store_device_id() of the topic's device, whom the
+	 * broker's ACL makes the publisher); reads leave it zero. */
+	uint8_t device[STORE_DEVICE_LEN];
 	bool emergency;
 	int64_t received_ms;
 	bool delivered;
@@ -89,15 +102,34 @@ struct store;
 int store_open(const struct store_opts *o, struct store **ret);
 void store_close(struct store *s);
 
+/* What store_insert_each() did with one reading. */
+enum store_outcome {
+	STORE_NEW,	 /* stored */
+	STORE_DUPLICATE, /* its (stream, seq) was already stored (store_holds() says by whom) */
+	/* Not stored: its stream is bound to another device, or binding it would give the device
+	 * more than STORE_DEVICE_STREAMS_MAX streams. */
+	STORE_REFUSED,
+};
+
 /* One transaction: every reading is stored (a duplicate of (stream, seq) already stored, or
- * twice in rs, is skipped) and the commit has reached the disk (SQLite: the WAL, under
- * synchronous=NORMAL; PostgreSQL: the server's commit) before it returns 0. *ret_new: how many
- * were new. On failure nothing of the batch is stored. */
+ * twice in rs, is skipped; so is a reading refused, see enum store_outcome) and the commit has
+ * reached the disk (SQLite: the WAL, under synchronous=NORMAL; PostgreSQL: the server's commit)
+ * before it returns 0. A stream not yet bound is bound in the same transaction to the device of
+ * its first reading stored (with several instances on one database, one of two binding the
+ * same stream at once wins). *ret_new: how many were new; ret_each, when not NULL, has n
+ * entries and gets each reading's outcome. On failure nothing of the batch is stored. */
+int store_insert_each(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new,
+		      enum store_outcome *ret_each);
+/* store_insert_each() without the outcomes. */
 int store_insert(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new);
 
+/* The streams table's id of device name of home: HMAC-SHA256 keyed with a fixed label of
+ * "<home>/<name>", its first STORE_DEVICE_LEN bytes. 0, or -EINVAL. */
+int store_device_id(const char *home, const char *name, uint8_t ret[STORE_DEVICE_LEN]);
+
 /* Does the store hold r's (stream, seq) with exactly r's bytes? 1 yes; 0 no (not stored, or
- * another reading holds it: another device of the home can publish under a kit's stream, whose
- * id every reading shows, and only the bytes tell the kit's resend from it). */
+ * another reading holds it: the stream's own device sealed that seq twice, e.g. a kit whose
+ * state was restored from an old copy; only the bytes tell its spool's resend from it). */
 int store_holds(struct store *s, const struct store_reading *r);
 
 /* A grant: replaces the stream's row when the same doctor grants it again; -EEXIST when the

@@ -9,7 +9,9 @@
 #include "store.h"
 
 struct store_ops {
-	int (*insert)(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new);
+	/* ret_each: n entries, never NULL. */
+	int (*insert)(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new,
+		      enum store_outcome *ret_each);
 	int (*holds)(struct store *s, const struct store_reading *r);
 	int (*grant_put)(struct store *s, const struct store_grant *g);
 	int (*grants)(struct store *s, const char *doctor,

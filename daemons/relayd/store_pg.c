@@ -31,7 +31,7 @@
 #include "log.h"
 #include "store_impl.h"
 
-#define SCHEMA_VERSION "1"
+#define SCHEMA_VERSION "2"
 /* pg_advisory_xact_lock's key for the schema: "iotsec" in ASCII, nothing else uses it. */
 #define SCHEMA_LOCK "115986483201379"
 #define RETRIES	    3 /* a statement chosen as a deadlock victim (or a serialization failure) */
@@ -83,6 +83,11 @@ static const char *const schema_sql =
     " first_seq bigint NOT NULL,"
     " last_seq bigint NOT NULL,"
     " at_ms bigint NOT NULL);"
+    /* Who publishes each stream (store.h); never removed. */
+    "CREATE TABLE IF NOT EXISTS streams ("
+    " stream bytea PRIMARY KEY,"
+    " device bytea NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS streams_device ON streams (device);"
     "INSERT INTO meta (key, value) VALUES ('version', '" SCHEMA_VERSION "');";
 
 /* The doctor's queue, in delivery order. Emergencies (rare) by one join; then the rest
@@ -115,6 +120,9 @@ static const char *const queue_sql =
 
 enum stmt {
 	ST_INSERT,
+	ST_BOUND_TO,
+	ST_DEVICE_LOCK,
+	ST_BIND,
 	ST_HOLDS,
 	ST_GRANT_PUT,
 	ST_GRANTS,
@@ -137,9 +145,21 @@ static const struct {
     [ST_INSERT] = {"insert",
 		   "INSERT INTO readings (stream, seq, emergency, received_ms, data)"
 		   " SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bool[], $4::int8[],"
-		   " $5::bytea[]) ON CONFLICT (stream, seq) DO NOTHING",
+		   " $5::bytea[]) ON CONFLICT (stream, seq) DO NOTHING RETURNING stream, seq",
 		   5,
 		   {OID_BYTEA_ARR, OID_INT8_ARR, OID_BOOL_ARR, OID_INT8_ARR, OID_BYTEA_ARR}},
+    [ST_BOUND_TO] = {"bound_to", "SELECT device FROM streams WHERE stream = $1", 1, {OID_BYTEA}},
+    /* A device's new streams one transaction at a time, so two instances cannot both bind
+     * its last one allowed (the count below sees the other's commit). */
+    [ST_DEVICE_LOCK] = {"device_lock", "SELECT pg_advisory_xact_lock($1)", 1, {OID_INT8}},
+    /* Bound unless the device has its maximum; a concurrent binding of the same stream
+     * wins and this does nothing (the caller reads the winner's device then). */
+    [ST_BIND] = {"bind",
+		 "INSERT INTO streams (stream, device) SELECT $1, $2"
+		 " WHERE (SELECT count(*) FROM streams WHERE device = $2) < $3"
+		 " ON CONFLICT (stream) DO NOTHING",
+		 3,
+		 {OID_BYTEA, OID_BYTEA, OID_INT8}},
     [ST_HOLDS] = {"holds",
 		  "SELECT 1 FROM readings WHERE stream = $1 AND seq = $2 AND data = $3",
 		  3,
@@ -603,15 +623,84 @@ static int grow(struct pg_store *s, int i, size_t need)
 	return 0;
 }
 
-static int pg_insert(struct store *st, const struct store_reading *rs, size_t n, size_t *ret_new)
+/* One statement inside pg_insert()'s transaction: no retry there (a lost connection or a
+ * deadlock ends the transaction; the caller's next commit tries the batch again). */
+static PGresult *in_tx(struct pg_store *s, enum stmt st, const struct params *p, int *ret_err)
 {
-	struct pg_store *s = (struct pg_store *)st;
+	PGresult *res = PQexecPrepared(s->conn, stmts[st].name, p->n, p->v, p->len, p->fmt, 1);
+
+	if (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK)
+		return res;
+	*ret_err = fail(s, res, stmts[st].name);
+	PQclear(res);
+	return NULL;
+}
+
+/* The device stream is bound to, in ret; 1, 0 when unbound, or an error. */
+static int bound_to(struct pg_store *s, const uint8_t stream[STREAM_ID_LEN],
+		    uint8_t ret[STORE_DEVICE_LEN])
+{
+	struct params p = {.n = 0};
+	PGresult *res;
+	int r = 0;
+
+	p_bytes(&p, stream, STREAM_ID_LEN);
+	if ((res = in_tx(s, ST_BOUND_TO, &p, &r)) == NULL)
+		return r;
+	if (PQntuples(res) == 1 && PQgetlength(res, 0, 0) == STORE_DEVICE_LEN) {
+		memcpy(ret, PQgetvalue(res, 0, 0), STORE_DEVICE_LEN);
+		r = 1;
+	} else {
+		r = PQntuples(res) == 0 ? 0 : -EPROTO;
+	}
+	PQclear(res);
+	return r;
+}
+
+/* x's stream's device, binding it to x's when unbound and x's device has room; 1, 0 when it is
+ * still unbound (no room), or an error. */
+static int bind_stream(struct pg_store *s, const struct store_reading *x,
+		       uint8_t ret[STORE_DEVICE_LEN])
+{
+	struct params p = {.n = 0};
+	PGresult *res;
+	int64_t key;
+	int r;
+
+	if ((r = bound_to(s, x->stream, ret)) != 0)
+		return r;
+	memcpy(&key, x->device, sizeof(key));
+	p_i64(&p, key);
+	if ((res = in_tx(s, ST_DEVICE_LOCK, &p, &r)) == NULL)
+		return r;
+	PQclear(res);
+	p.n = 0;
+	p_bytes(&p, x->stream, STREAM_ID_LEN);
+	p_bytes(&p, x->device, STORE_DEVICE_LEN);
+	p_i64(&p, STORE_DEVICE_STREAMS_MAX);
+	if ((res = in_tx(s, ST_BIND, &p, &r)) == NULL)
+		return r;
+	PQclear(res);
+	return bound_to(s, x->stream, ret);
+}
+
+static int key_cmp(const uint8_t *stream, uint64_t seq, const uint8_t *stream2, uint64_t seq2)
+{
+	int c = memcmp(stream, stream2, STREAM_ID_LEN);
+
+	return c != 0 ? c : seq < seq2 ? -1 : seq > seq2;
+}
+
+static int insert_tx(struct pg_store *s, const struct store_reading *rs, size_t n, size_t *ret_new,
+		     enum store_outcome *ret_each)
+{
 	const struct store_reading **order = NULL;
 	struct params p = {.n = 0};
 	struct arr a[5];
-	size_t data_len = 0;
+	size_t data_len = 0, k = 0, fresh = 0;
+	uint8_t owner[STORE_DEVICE_LEN];
 	PGresult *res = NULL;
-	int r;
+	int r = 0, bound = 0;
 
 	if (n > INT32_MAX)
 		return -E2BIG;
@@ -630,31 +719,121 @@ static int pg_insert(struct store *st, const struct store_reading *rs, size_t n,
 	    (r = grow(s, 3, ARR_HEADER + n * 12)) < 0 ||
 	    (r = grow(s, 4, ARR_HEADER + n * 4 + data_len)) < 0)
 		goto out;
-	for (int i = 0; i < 5; i++)
-		a[i].p = s->arr[i];
-	arr_start(&a[0], OID_BYTEA, n);
-	arr_start(&a[1], OID_INT8, n);
-	arr_start(&a[2], OID_BOOL, n);
-	arr_start(&a[3], OID_INT8, n);
-	arr_start(&a[4], OID_BYTEA, n);
+	if ((r = connected(s)) < 0)
+		goto out;
+	/* The bindings and the readings in one transaction: a reading is never stored under a
+	 * stream whose binding did not commit with it. */
+	if ((res = exec(s, "BEGIN", PGRES_COMMAND_OK, "begin", &r)) == NULL)
+		goto out;
+	PQclear(res), res = NULL;
+	/* The refused first, so that the arrays are sized by the accepted. */
 	for (size_t i = 0; i < n; i++) {
-		uint8_t e = order[i]->emergency;
+		const struct store_reading *x = order[i];
 
-		arr_add(&a[0], order[i]->stream, STREAM_ID_LEN);
-		arr_add_i64(&a[1], (int64_t)order[i]->seq);
-		arr_add(&a[2], &e, 1);
-		arr_add_i64(&a[3], order[i]->received_ms);
-		arr_add(&a[4], order[i]->data, order[i]->len);
+		const struct store_reading *first = x;
+		bool run_start =
+		    i == 0 || memcmp(x->stream, order[i - 1]->stream, STREAM_ID_LEN) != 0;
+
+		/* The streams are bound in stream order (two instances take the locks in one
+		 * order), each to the device of its first reading in rs, as SQLite binds. */
+		for (size_t j = i + 1;
+		     run_start && j < n && memcmp(order[j]->stream, x->stream, STREAM_ID_LEN) == 0;
+		     j++)
+			if (order[j] < first)
+				first = order[j];
+		if (run_start || bound == 0)
+			if ((bound = bind_stream(s, first, owner)) < 0) {
+				r = bound;
+				goto out;
+			}
+		ret_each[x - rs] = bound == 1 && memcmp(owner, x->device, STORE_DEVICE_LEN) == 0
+				       ? STORE_DUPLICATE
+				       : STORE_REFUSED;
+		k += ret_each[x - rs] == STORE_DUPLICATE;
 	}
-	for (int i = 0; i < 5; i++)
-		p_bytes(&p, a[i].p, a[i].len);
-	if ((res = run(s, ST_INSERT, &p, &r)) == NULL)
+	if (k > 0) {
+		for (int i = 0; i < 5; i++)
+			a[i].p = s->arr[i];
+		arr_start(&a[0], OID_BYTEA, k);
+		arr_start(&a[1], OID_INT8, k);
+		arr_start(&a[2], OID_BOOL, k);
+		arr_start(&a[3], OID_INT8, k);
+		arr_start(&a[4], OID_BYTEA, k);
+		for (size_t i = 0; i < n; i++) {
+			uint8_t e = order[i]->emergency;
+
+			if (ret_each[order[i] - rs] == STORE_REFUSED)
+				continue;
+			arr_add(&a[0], order[i]->stream, STREAM_ID_LEN);
+			arr_add_i64(&a[1], (int64_t)order[i]->seq);
+			arr_add(&a[2], &e, 1);
+			arr_add_i64(&a[3], order[i]->received_ms);
+			arr_add(&a[4], order[i]->data, order[i]->len);
+		}
+		for (int i = 0; i < 5; i++)
+			p_bytes(&p, a[i].p, a[i].len);
+		if ((res = in_tx(s, ST_INSERT, &p, &r)) == NULL)
+			goto out;
+		/* Each key returned is new: its first copy in order (by_key keeps rs's order
+		 * among copies) is the one stored. */
+		for (int row = 0; row < PQntuples(res); row++) {
+			const uint8_t *rstream = (const uint8_t *)PQgetvalue(res, row, 0);
+			uint64_t be, rseq;
+			size_t lo = 0, hi = n;
+
+			if (PQgetlength(res, row, 0) != STREAM_ID_LEN ||
+			    PQgetlength(res, row, 1) != 8)
+				continue;
+			memcpy(&be, PQgetvalue(res, row, 1), 8);
+			rseq = be64toh(be);
+			while (lo < hi) { /* the first of order[] with key >= the row's */
+				size_t mid = lo + (hi - lo) / 2;
+
+				if (key_cmp(order[mid]->stream, order[mid]->seq, rstream, rseq) < 0)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			for (; lo < n &&
+			       key_cmp(order[lo]->stream, order[lo]->seq, rstream, rseq) == 0;
+			     lo++)
+				if (ret_each[order[lo] - rs] == STORE_DUPLICATE) {
+					ret_each[order[lo] - rs] = STORE_NEW;
+					fresh++;
+					break;
+				}
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	if ((res = exec(s, "COMMIT", PGRES_COMMAND_OK, "commit", &r)) == NULL)
 		goto out;
 	if (ret_new != NULL)
-		*ret_new = affected(res);
+		*ret_new = fresh;
 out:
 	PQclear(res);
+	if (r < 0 && s->conn != NULL && PQstatus(s->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+		PQclear(PQexec(s->conn, "ROLLBACK"));
 	free(order);
+	return r;
+}
+
+/* The transaction again, whole, when the connection was found lost (the server rolled it back)
+ * or it was chosen as a deadlock victim (two instances binding streams of one device in
+ * another order): nothing of a failed one stayed. */
+static int pg_insert(struct store *st, const struct store_reading *rs, size_t n, size_t *ret_new,
+		     enum store_outcome *ret_each)
+{
+	struct pg_store *s = (struct pg_store *)st;
+	int r = 0;
+
+	for (int i = 0; i < RETRIES; i++) {
+		if ((r = insert_tx(s, rs, n, ret_new, ret_each)) != -ECONNRESET && r != -EAGAIN)
+			break;
+		if (r == -ECONNRESET && (r = connect_db(s)) < 0)
+			break;
+	}
 	return r;
 }
 

@@ -27,8 +27,8 @@
 #include "log.h"
 #include "store_impl.h"
 
-#define SCHEMA_VERSION	    1
-#define SCHEMA_VERSION_TEXT "1"	 /* as meta holds it */
+#define SCHEMA_VERSION	    2
+#define SCHEMA_VERSION_TEXT "2"	 /* as meta holds it */
 #define BUSY_TIMEOUT_MS	    2000 /* another process on the file (iotsecctl's tools, a backup) */
 
 static const char schema_sql[] =
@@ -46,6 +46,9 @@ static const char schema_sql[] =
     "CREATE TABLE expired (stream BLOB PRIMARY KEY, count INTEGER NOT NULL,"
     " undelivered INTEGER NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
     " at_ms INTEGER NOT NULL);"
+    "CREATE TABLE streams (stream BLOB PRIMARY KEY, device BLOB NOT NULL);"
+    /* A device's streams counted (STORE_DEVICE_STREAMS_MAX) by an index seek. */
+    "CREATE INDEX streams_device ON streams (device);"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
 enum {
@@ -54,6 +57,9 @@ enum {
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_INSERT,
+	ST_BOUND_TO,
+	ST_DEVICE_STREAMS,
+	ST_BIND,
 	ST_HOLDS,
 	ST_GRANT_PUT,
 	ST_GRANTS,
@@ -84,6 +90,9 @@ static const char *const stmt_sql[ST_MAX] = {
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_INSERT] = "INSERT INTO readings (stream, seq, emergency, received_ms, delivered, data)"
 		  " VALUES (?1, ?2, ?3, ?4, 0, ?5) ON CONFLICT (stream, seq) DO NOTHING",
+    [ST_BOUND_TO] = "SELECT device FROM streams WHERE stream = ?1",
+    [ST_DEVICE_STREAMS] = "SELECT count(*) FROM streams WHERE device = ?1",
+    [ST_BIND] = "INSERT INTO streams (stream, device) VALUES (?1, ?2)",
     [ST_HOLDS] = "SELECT 1 FROM readings WHERE stream = ?1 AND seq = ?2 AND data = ?3",
     /* Only the doctor who holds the stream may replace its row: no change means another's. */
     [ST_GRANT_PUT] = "INSERT INTO grants (stream, doctor, e0, wrapped, granted_ms)"
@@ -322,7 +331,44 @@ static int rowbuf_hand_out(struct sq *q, int (*fn)(const struct store_reading *r
 	return r < 0 ? r : 0;
 }
 
-static int sq_insert(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new)
+/* May x be stored under its stream? 1 yes (its stream is x's device's, bound now when it was
+ * no one's), 0 no (another device's, or the device has its STORE_DEVICE_STREAMS_MAX already);
+ * inside the insert's transaction, so the binding commits with the reading. */
+static int sq_bind(struct sq *q, const struct store_reading *x)
+{
+	sqlite3_stmt *st = q->st[ST_BOUND_TO];
+	int rc, owned;
+
+	bind_stream(st, 1, x->stream);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		owned = sqlite3_column_bytes(st, 0) == STORE_DEVICE_LEN &&
+			memcmp(sqlite3_column_blob(st, 0), x->device, STORE_DEVICE_LEN) == 0;
+		sqlite3_reset(st);
+		return owned;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(q, "insert", rc);
+	st = q->st[ST_DEVICE_STREAMS];
+	sqlite3_bind_blob(st, 1, x->device, STORE_DEVICE_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	owned = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return sq_fail(q, "insert", rc);
+	if (owned >= STORE_DEVICE_STREAMS_MAX)
+		return 0;
+	st = q->st[ST_BIND];
+	bind_stream(st, 1, x->stream);
+	sqlite3_bind_blob(st, 2, x->device, STORE_DEVICE_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 1 : sq_fail(q, "insert", rc);
+}
+
+static int sq_insert(struct store *s, const struct store_reading *rs, size_t n, size_t *ret_new,
+		     enum store_outcome *ret_each)
 {
 	struct sq *q = sq_of(s);
 	sqlite3_stmt *st = q->st[ST_INSERT];
@@ -338,6 +384,12 @@ static int sq_insert(struct store *s, const struct store_reading *rs, size_t n, 
 			r = -EMSGSIZE;
 			goto fail;
 		}
+		if ((r = sq_bind(q, x)) < 0)
+			goto fail;
+		if (r == 0) {
+			ret_each[i] = STORE_REFUSED;
+			continue;
+		}
 		bind_stream(st, 1, x->stream);
 		sqlite3_bind_int64(st, 2, (int64_t)x->seq);
 		sqlite3_bind_int(st, 3, x->emergency);
@@ -349,7 +401,8 @@ static int sq_insert(struct store *s, const struct store_reading *rs, size_t n, 
 			r = sq_fail(q, "insert", rc);
 			goto fail;
 		}
-		fresh += (size_t)sqlite3_changes(q->db);
+		ret_each[i] = sqlite3_changes(q->db) > 0 ? STORE_NEW : STORE_DUPLICATE;
+		fresh += ret_each[i] == STORE_NEW;
 	}
 	if ((r = sq_commit(q)) < 0)
 		goto fail;

@@ -66,6 +66,8 @@ static void make_readings(void)
 		struct store_reading *r = &rs[i];
 
 		stream_of(i % STREAMS, r->stream);
+		/* A kit per stream, as the relay binds them (STORE_DEVICE_STREAMS_MAX). */
+		r->device[0] = (uint8_t)(i % STREAMS);
 		r->seq = i / STREAMS + 1;
 		r->emergency = i % 1000 == 999;
 		r->received_ms = 1700000000000 + i;

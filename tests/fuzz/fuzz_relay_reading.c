@@ -9,6 +9,9 @@
  *     more refusal, under one reason), never both and never neither;
  *   - a taken reading's header parses, is a doctor reading of the topic's kit, with its flag
  *     as the topic says and a seq the store can hold;
+ *   - its device is the topic's kit's id (store_device_id()), whom its stream binds to;
+ *   - every reading committed is stored, a duplicate, or refused as under another device's
+ *     stream (or past the device's streams), one of the three;
  *   - the commit of what was taken never fails (what passes the checks cannot break a batch),
  *     and leaves nothing pending. */
 #include <errno.h>
@@ -90,15 +93,21 @@ static void init(void)
 		abort();
 }
 
-/* The refusals of relayd_on_reading()'s checks: not RELAYD_REF_TAKEN, which the commit counts
- * (a seq stored with other bytes is not receipted), below. */
+/* The refusals of relayd_on_reading()'s checks: not RELAYD_REF_TAKEN nor RELAYD_REF_STREAM,
+ * which the commit counts (a seq stored with other bytes, a stream another device's), below. */
 static uint64_t refused_total(void)
 {
 	uint64_t n = 0;
 
 	for (size_t i = 0; i < RELAYD_REF_COUNT; i++)
-		n += i == RELAYD_REF_TAKEN ? 0 : d.refused[i];
+		n += i == RELAYD_REF_TAKEN || i == RELAYD_REF_STREAM ? 0 : d.refused[i];
 	return n;
+}
+
+/* Readings committed: stored, duplicates, or refused for their stream. */
+static uint64_t committed(void)
+{
+	return d.stored + d.duplicates + d.refused[RELAYD_REF_STREAM];
 }
 
 /* The reading just taken is what the checks promise. */
@@ -107,12 +116,16 @@ static void check_taken(const char *topic)
 	const struct relayd_pending *p = &d.pending[d.n_pending - 1];
 	struct reading_header h;
 	char want[RELAYD_TOPIC_MAX];
+	uint8_t device[STORE_DEVICE_LEN];
 	size_t hlen;
 
 	if (reading_header_parse(p->data, p->r.len, &h, &hlen) < 0 || h.kind != READING_DOCTOR ||
 	    strcmp(h.device, p->kit) != 0 || h.seq != p->r.seq || h.seq > INT64_MAX ||
 	    memcmp(h.stream, p->r.stream, STREAM_ID_LEN) != 0 ||
 	    ((h.flags & READING_F_EMERGENCY) != 0) != p->r.emergency || p->r.data != p->data)
+		abort();
+	if (store_device_id("testhome", p->kit, device) < 0 ||
+	    memcmp(device, p->r.device, STORE_DEVICE_LEN) != 0)
 		abort();
 	snprintf(want, sizeof(want), "iotsec/testhome/%s/%s", p->kit,
 		 p->r.emergency ? "emergency" : "doctor");
@@ -137,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(topic, data, tlen);
 	topic[tlen] = '\0';
 	received = d.received, refused = refused_total(), pending = d.n_pending;
-	stored = d.stored + d.duplicates;
+	stored = committed();
 
 	relayd_on_reading(&d, topic, payload, plen);
 	if (d.received == received + 1) {
@@ -146,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Taken: pending, or in a batch that batch_max committed at once. */
 		if (d.n_pending == pending + 1)
 			check_taken(topic);
-		else if (d.n_pending != 0 || d.stored + d.duplicates != stored + pending + 1)
+		else if (d.n_pending != 0 || committed() != stored + pending + 1)
 			abort();
 	} else if (d.received != received || refused_total() != refused + 1 ||
 		   d.n_pending != pending) {
@@ -157,7 +170,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	/* Now and then a batch of several: every 4th input commits. */
 	if (size == 0 || (data[0] & 3) == 0) {
-		if (relayd_commit(&d) != 0 || d.n_pending != 0 || d.commit_failing)
+		stored = committed(), pending = d.n_pending;
+		if (relayd_commit(&d) != 0 || d.n_pending != 0 || d.commit_failing ||
+		    committed() != stored + pending)
 			abort();
 	}
 	free(topic);

@@ -1,9 +1,9 @@
 #!/bin/sh
 # A device of the home gone bad against the relay. It reads every reading on the broker, stream
 # ids included, and publishes under its own name readings of its own under kit1's stream and the
-# seqs kit1 has yet to send. The relay must not take kit1's real readings of those seqs for
-# duplicates and receipt them (kit1 would drop what was never stored): it refuses them as
-# "taken" and kit1 keeps them, while kit1's other readings are stored and receipted as before.
+# seqs kit1 has yet to send. kit1's stream is bound to kit1 (it stored its first reading), so the
+# relay refuses hub's readings ("stream") and stores none of them; kit1's real readings of those
+# seqs are stored and receipted like all the others, and drwho fetches every one of them.
 . "$(dirname "$0")/common.sh"
 . "$IT_DIR/sensord-common.sh"
 . "$IT_DIR/relay-common.sh"
@@ -51,17 +51,49 @@ while [ $k -lt 25 ]; do
 done
 say "hub published seqs $first..$last of kit1's stream under its own name"
 
-# kit1 comes to them (in some 13 s), and sends them again without a receipt (receipt_s = 3).
-taken() {
+# hub's are refused at once, and none is receipted or stored.
+refused_stream() {
 	relay_call relay1 status | $PY -c 'import json, sys
-sys.exit(not json.load(sys.stdin)["refused_by"].get("taken", 0) >= 1)'
+sys.exit(not json.load(sys.stdin)["refused_by"].get("stream", 0) >= 25)'
 }
-held() { [ "$(awaiting kit1)" -ge 25 ]; }
-wait_until 40 held || fail "kit1 let go of readings the relay never stored: $(sstatus kit1)"
-taken || fail "relay1 did not count kit1's readings under hub's seqs as taken: $(relay_call relay1 status)"
-before=$(rfield relay1 relay readings)
-wait_until 10 stored $((before + 5)) || fail "relay1 stopped storing kit1's readings: $(relay_call relay1 relay)"
+wait_until 10 refused_stream || fail "relay1 did not refuse hub's readings under kit1's stream: $(relay_call relay1 status)"
+
+# kit1 comes to them (in some 13 s): stored and receipted as usual, kit1 keeps nothing back.
+relay_call relay1 status | $PY -c 'import json, sys
+s = json.load(sys.stdin)["refused_by"]
+sys.exit(not (s.get("stream", 0) == 25 and s.get("taken", 0) == 0))' ||
+	fail "relay1's refusals are not hub's 25 alone: $(relay_call relay1 status)"
+past_last() {
+	fetch_json relay1 drwho "$T/fetch.out"
+	$PY - "$T/fetch.out" "$last" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+sys.exit(not any(r["device"] == "kit1" and r["seq"] > int(sys.argv[2]) + 5 for r in rows))
+PYEOF
+}
+wait_until 40 past_last || fail "drwho has no reading of kit1 past hub's seqs: $(relay_call relay1 relay)"
+drained() { [ "$(awaiting kit1)" -le 10 ]; }
+wait_until 15 drained || fail "kit1 holds readings the relay did not receipt: $(sstatus kit1)"
+$PY - "$T/fetch.out" "$first" "$last" <<'PYEOF' || fail "what drwho fetched is wrong (above)"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+first, last = int(sys.argv[2]), int(sys.argv[3])
+bad = [r for r in rows if r.get("device") != "kit1"]
+if bad:
+    print("fetch: readings not kit1's:", bad[:3])
+    sys.exit(1)
+seqs = sorted(r["seq"] for r in rows)
+missing = [s for s in range(seqs[0], seqs[-1] + 1) if s not in set(seqs)]
+if missing or len(seqs) != len(set(seqs)):
+    print("fetch: missing %r, %d twice" % (missing[:10], len(seqs) - len(set(seqs))))
+    sys.exit(1)
+if not (seqs[0] <= first and seqs[-1] > last):
+    print("fetch: seqs %d..%d do not cover hub's %d..%d" % (seqs[0], seqs[-1], first, last))
+    sys.exit(1)
+PYEOF
+[ ! -s "$T/fetch.out.err" ] || ! grep -qi "error\|cannot\|fail" "$T/fetch.out.err" ||
+	fail "drwho's fetch complained: $(tail -n 5 "$T/fetch.out.err")"
 kill -0 "$(relay_pid relay1)" || fail "relay1 died"
-n=$(grep -c "hub\|kit1.*taken\|another reading" "$T/relay1/relayd.log" || true)
-[ "$n" -le 8 ] || fail "relay1's log says the refusals $n times (once wanted)"
-say "kit1's readings under the seqs hub took: refused as taken, kept by kit1; the rest stored"
+n=$(grep -c "another device's stream" "$T/relay1/relayd.log" || true)
+[ "$n" -le 2 ] || fail "relay1's log says the refusals $n times (once wanted)"
+say "hub's readings under kit1's stream refused; kit1's own of those seqs stored, receipted and fetched"

@@ -157,6 +157,7 @@ struct ctx {
 	sd_event *loop;
 	struct relayd d;
 	struct stream *a, *b; /* pi1's doctor stream and another (a second patient's) */
+	struct stream *c;     /* pi2's */
 	struct cert_store *ca;
 	struct envelope_ctx *kit[2]; /* pi1, pi2 opening their receipts */
 };
@@ -219,6 +220,9 @@ static int setup_with(void **state, const char *extra)
 	memset(root, 0x22, sizeof(root));
 	assert_int_equal(stream_from_root(root, 1, &c->b), 0);
 	assert_int_equal(stream_advance(c->b, EPOCH), 0);
+	memset(root, 0x33, sizeof(root));
+	assert_int_equal(stream_from_root(root, 1, &c->c), 0);
+	assert_int_equal(stream_advance(c->c, EPOCH), 0);
 	n_sealed = 0;
 	assert_int_equal(cert_store_load(fx.ca_crt, fx.crl, &c->ca), 0);
 	for (size_t i = 0; i < 2; i++) {
@@ -260,6 +264,7 @@ static int teardown(void **state)
 	cert_store_free(c->ca);
 	stream_free(c->a);
 	stream_free(c->b);
+	stream_free(c->c);
 	config_free(&c->cfg);
 	free(c);
 	return tmp_teardown(&t);
@@ -428,54 +433,117 @@ static void test_duplicates(void **state)
 	assert_ranges(&rc, c->a, r23, 1);
 }
 
-/* Another device of the home reads every reading on the broker, stream ids included, and may
- * publish on its own doctor topic a reading of its own name under a kit's stream and seqs to
- * come. It holds (stream, seq) first; the kit's real reading is then no duplicate of it and
- * must not be receipted, or the kit would drop a reading the relay never stored. The kit's own
- * resend (the same bytes) is still receipted. */
+/* A stream is the device's that stored its first reading: another device of the home, which
+ * reads every stream id on the broker, cannot store readings under it (they would hold the
+ * kit's seqs and push its readings past relay.cap). Refused, counted, said once, never
+ * receipted; the kit's own stored and receipted around them. */
 static void test_stream_squatter(void **state)
+{
+	struct ctx *c = *state;
+	struct receipt rc;
+	const uint64_t r1[] = {1, 1}, r23[] = {2, 3};
+
+	broker_up();
+	give(c, c->a, "pi1", 1); /* pi1 binds its stream */
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(broker->n_sent, 1);
+	receipt_at(c, 0, 0, &rc);
+	assert_ranges(&rc, c->a, r1, 1);
+
+	give(c, c->a, "pi2", 2); /* pi2 takes seqs pi1 has not sent yet */
+	give(c, c->a, "pi2", 3);
+	give(c, c->a, "pi2", 1);
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(stored_rows(c), 1);
+	assert_int_equal(broker->n_sent, 1); /* no receipt to pi2 */
+	assert_int_equal(c->d.refused[RELAYD_REF_STREAM], 3);
+	assert_int_equal(c->d.n_said, 1);
+
+	give(c, c->a, "pi1", 2); /* the kit's real readings of those seqs: stored */
+	give(c, c->a, "pi2", 4); /* in the same batch, the squatter's: not */
+	give(c, c->a, "pi1", 3);
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(stored_rows(c), 3);
+	assert_int_equal(broker->n_sent, 2);
+	receipt_at(c, 1, 0, &rc);
+	assert_ranges(&rc, c->a, r23, 1);
+	assert_int_equal(c->d.refused[RELAYD_REF_STREAM], 4);
+	assert_int_equal(c->d.n_said, 1);
+	assert_int_equal(c->d.stored, 3);
+	assert_int_equal(c->d.duplicates, 0);
+}
+
+/* A new stream in one batch: the first reading binds it, and a later one of another device in
+ * the same batch is refused. */
+static void test_stream_first_in_batch(void **state)
 {
 	struct ctx *c = *state;
 	struct receipt rc;
 	const uint64_t r12[] = {1, 2};
 
 	broker_up();
-	give(c, c->a, "pi2", 1); /* pi2 takes pi1's stream, seqs 1 and 2 */
-	give(c, c->a, "pi2", 2);
+	give(c, c->b, "pi1", 1);
+	give(c, c->b, "pi2", 3);
+	give(c, c->b, "pi1", 2);
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(stored_rows(c), 2);
+	assert_int_equal(broker->n_sent, 1);
+	receipt_at(c, 0, 0, &rc);
+	assert_ranges(&rc, c->b, r12, 1);
+	assert_int_equal(c->d.refused[RELAYD_REF_STREAM], 1);
+}
+
+/* The kit's own resend of a seq with other bytes (not its spool's copy) is not receipted. */
+static void test_stream_taken(void **state)
+{
+	struct ctx *c = *state;
+	uint8_t buf[READING_MAX];
+	size_t len;
+
+	broker_up();
+	give(c, c->a, "pi1", 1);
 	assert_int_equal(relayd_commit(&c->d), 0);
 	assert_int_equal(broker->n_sent, 1);
-	receipt_at(c, 0, 1, &rc); /* pi2 is told of its own, which tells pi1 nothing */
-	assert_ranges(&rc, c->a, r12, 1);
-
-	give(c, c->a, "pi1", 1); /* the kit's real readings: not stored */
-	give(c, c->a, "pi1", 2);
-	give(c, c->a, "pi1", 3); /* one nobody took: stored and receipted */
+	len = seal(c->a, "pi1", READING_DOCTOR, 0, 1, buf); /* a new nonce: other bytes */
+	relayd_on_reading(&c->d, "iotsec/testhome/pi1/doctor", buf, len);
 	assert_int_equal(relayd_commit(&c->d), 0);
-	assert_int_equal(stored_rows(c), 3);
-	for (size_t i = 1; i < broker->n_sent; i++) {
-		receipt_at(c, i, 0, &rc);
-		assert_false(receipt_covers(&rc, stream_get_id(c->a), 1));
-		assert_false(receipt_covers(&rc, stream_get_id(c->a), 2));
-		assert_true(receipt_covers(&rc, stream_get_id(c->a), 3));
-	}
-	assert_int_equal(broker->n_sent, 2);
-	assert_int_equal(c->d.refused[RELAYD_REF_TAKEN], 2);
+	assert_int_equal(broker->n_sent, 1);
+	assert_int_equal(c->d.refused[RELAYD_REF_TAKEN], 1);
+	assert_int_equal(c->d.refused[RELAYD_REF_STREAM], 0);
+}
 
-	/* In one batch, whichever comes first holds the seq; the other is not receipted. */
-	give(c, c->a, "pi2", 4);
-	give(c, c->a, "pi1", 4);
-	give(c, c->a, "pi1", 3); /* pi1's resend of what it holds: receipted again */
+/* A device owns RELAYD_DEVICE_STREAMS_MAX streams at most: junk under ever new stream ids
+ * cannot fill the disk. Another device binds its own all the same. */
+static void test_stream_limit(void **state)
+{
+	struct ctx *c = *state;
+	struct stream *s[RELAYD_DEVICE_STREAMS_MAX + 1];
+	uint8_t root[CRYPTO_KEY_LEN];
+
+	broker_up();
+	for (size_t i = 0; i <= RELAYD_DEVICE_STREAMS_MAX; i++) {
+		memset(root, 0, sizeof(root));
+		memcpy(root, &i, sizeof(i));
+		root[31] = 0x5a;
+		assert_int_equal(stream_from_root(root, 1, &s[i]), 0);
+		assert_int_equal(stream_advance(s[i], EPOCH), 0);
+	}
+	for (size_t i = 0; i < RELAYD_DEVICE_STREAMS_MAX; i++)
+		give(c, s[i], "pi2", 1);
 	assert_int_equal(relayd_commit(&c->d), 0);
-	assert_int_equal(broker->n_sent, 4);
-	for (size_t i = 2; i < 4; i++) {
-		bool to_pi1 = strstr(broker->sent[i].topic, "/pi1") != NULL;
-
-		receipt_at(c, i, to_pi1 ? 0 : 1, &rc);
-		assert_true(receipt_covers(&rc, stream_get_id(c->a), to_pi1 ? 3 : 4));
-		if (to_pi1)
-			assert_false(receipt_covers(&rc, stream_get_id(c->a), 4));
-	}
-	assert_int_equal(c->d.refused[RELAYD_REF_TAKEN], 3);
+	assert_int_equal(stored_rows(c), RELAYD_DEVICE_STREAMS_MAX);
+	assert_int_equal(c->d.refused[RELAYD_REF_STREAM], 0);
+	give(c, s[RELAYD_DEVICE_STREAMS_MAX], "pi2", 1); /* one more: refused */
+	give(c, s[0], "pi2", 2);			 /* its own bound ones go on */
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(stored_rows(c), RELAYD_DEVICE_STREAMS_MAX + 1);
+	assert_int_equal(c->d.refused[RELAYD_REF_STREAM], 1);
+	give(c, s[RELAYD_DEVICE_STREAMS_MAX], "pi1", 1); /* pi1's first stream */
+	assert_int_equal(relayd_commit(&c->d), 0);
+	assert_int_equal(stored_rows(c), RELAYD_DEVICE_STREAMS_MAX + 2);
+	assert_int_equal(c->d.refused[RELAYD_REF_STREAM], 1);
+	for (size_t i = 0; i <= RELAYD_DEVICE_STREAMS_MAX; i++)
+		stream_free(s[i]);
 }
 
 /* One receipt per (kit, stream), its ranges exact around gaps, an emergency among them. */
@@ -495,7 +563,7 @@ static void test_ranges_kits_streams(void **state)
 	len = seal(c->a, "pi1", READING_DOCTOR, READING_F_EMERGENCY, 9, buf);
 	relayd_on_reading(&c->d, "iotsec/testhome/pi1/emergency", buf, len);
 	give(c, c->b, "pi1", 4); /* a second stream of the same kit */
-	give(c, c->b, "pi2", 1); /* another kit */
+	give(c, c->c, "pi2", 1); /* another kit, its own stream */
 	/* The eighth filled the batch (batch_max): committed and receipted then, not at the
 	 * ninth; that one waits for its own commit. */
 	assert_int_equal(c->d.n_pending, 1);
@@ -511,7 +579,7 @@ static void test_ranges_kits_streams(void **state)
 		receipt_at(c, i, to_pi2 ? 1 : 0, &rc);
 		if (to_pi2) {
 			assert_int_equal(i, 2);
-			assert_ranges(&rc, c->b, want_pi2, 1);
+			assert_ranges(&rc, c->c, want_pi2, 1);
 			seen[2] = true;
 		} else if (memcmp(rc.stream, stream_get_id(c->a), STREAM_ID_LEN) == 0) {
 			assert_ranges(&rc, c->a, want_a, 3);
@@ -896,6 +964,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stored_then_receipted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stream_squatter, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_first_in_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_taken, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ranges_kits_streams, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit, setup, teardown),

@@ -971,6 +971,96 @@ static void test_killed_writer_loses_nothing(void **state)
 	assert_known(t->s);
 }
 
+/* add() under device dev (store_device_id() of "testhome/<kit>"). */
+static void add_as(struct batch *b, const char *kit, const uint8_t stream[STREAM_ID_LEN],
+		   uint64_t seq)
+{
+	add(b, stream, seq, false, 100);
+	assert_int_equal(store_device_id("testhome", kit, b->r[b->n - 1].device), 0);
+}
+
+static void insert_each(struct store *s, struct batch *b, size_t want_new,
+			const enum store_outcome *want)
+{
+	enum store_outcome each[64];
+	size_t fresh = 999;
+
+	memset(each, 0x7f, sizeof(each));
+	assert_int_equal(store_insert_each(s, b->r, b->n, &fresh, each), 0);
+	assert_int_equal(fresh, want_new);
+	for (size_t i = 0; i < b->n; i++)
+		assert_int_equal(each[i], want[i]);
+	b->n = 0;
+}
+
+/* A stream is the device's that stored its first reading (store.h's streams): another
+ * device's readings under it are refused, in a batch or later, after a reopen and after
+ * retention removed every reading of it; a device binds STORE_DEVICE_STREAMS_MAX at most. */
+static void test_stream_binding(void **state)
+{
+	struct t *t = *state;
+	struct batch b = {0};
+	uint8_t d1[STORE_DEVICE_LEN], d2[STORE_DEVICE_LEN], stream[STREAM_ID_LEN];
+	size_t removed;
+	const enum store_outcome w1[] = {STORE_NEW, STORE_REFUSED, STORE_NEW, STORE_DUPLICATE,
+					 STORE_REFUSED};
+	const enum store_outcome w2[] = {STORE_REFUSED, STORE_NEW, STORE_DUPLICATE};
+	const enum store_outcome w3[] = {STORE_REFUSED, STORE_NEW};
+	enum store_outcome w4[64];
+
+	/* The id: 16 bytes, the same for the same name, other for another name or home. */
+	assert_int_equal(store_device_id("testhome", "pi1", d1), 0);
+	assert_int_equal(store_device_id("testhome", "pi2", d2), 0);
+	assert_memory_not_equal(d1, d2, STORE_DEVICE_LEN);
+	assert_int_equal(store_device_id("otherhome", "pi1", d2), 0);
+	assert_memory_not_equal(d1, d2, STORE_DEVICE_LEN);
+	assert_int_equal(store_device_id("testhome", "pi1", d2), 0);
+	assert_memory_equal(d1, d2, STORE_DEVICE_LEN);
+	assert_int_equal(store_device_id("", "pi1", d2), -EINVAL);
+	assert_int_equal(store_device_id("testhome", "", d2), -EINVAL);
+	assert_int_equal(store_device_id(NULL, "pi1", d2), -EINVAL);
+
+	add_as(&b, "pi1", SA, 1); /* binds SA to pi1 */
+	add_as(&b, "pi2", SA, 2); /* the same batch: refused */
+	add_as(&b, "pi1", SA, 2);
+	add_as(&b, "pi1", SA, 1); /* twice in the batch */
+	add_as(&b, "pi2", SA, 3);
+	insert_each(t->s, &b, 2, w1);
+	add_as(&b, "pi2", SA, 3); /* a later batch: still refused */
+	add_as(&b, "pi2", SB, 1); /* its own stream */
+	add_as(&b, "pi2", SB, 1);
+	insert_each(t->s, &b, 1, w2);
+	assert_int_equal(stats(t->s).readings, 3);
+
+	/* Kept across a reopen, and when retention removed every reading of the streams. */
+	store_close(t->s);
+	t->s = open_at(t->db);
+	assert_int_equal(store_expire(t->s, 1000, 10, 1000, 100, &removed), 0);
+	assert_int_equal(removed, 3);
+	add_as(&b, "pi2", SA, 1);
+	add_as(&b, "pi1", SA, 1);
+	insert_each(t->s, &b, 1, w3);
+
+	/* The limit: pi3 binds STORE_DEVICE_STREAMS_MAX streams, not one more; pi1 still can. */
+	memset(stream, 0x70, sizeof(stream));
+	for (size_t i = 0; i < STORE_DEVICE_STREAMS_MAX; i++) {
+		stream[0] = (uint8_t)i;
+		add_as(&b, "pi3", stream, 1);
+		w4[i] = STORE_NEW;
+	}
+	insert_each(t->s, &b, STORE_DEVICE_STREAMS_MAX, w4);
+	stream[0] = 0xff;
+	add_as(&b, "pi3", stream, 1);
+	add_as(&b, "pi1", stream, 2);
+	add_as(&b, "pi3", stream, 3);
+	w4[0] = STORE_REFUSED, w4[1] = STORE_NEW, w4[2] = STORE_REFUSED;
+	insert_each(t->s, &b, 1, w4);
+	stream[0] = 0;
+	add_as(&b, "pi3", stream, 2); /* its bound ones go on */
+	w4[0] = STORE_NEW;
+	insert_each(t->s, &b, 1, w4);
+}
+
 static void test_schema_version(void **state)
 {
 	struct t *t = *state;
@@ -980,12 +1070,12 @@ static void test_schema_version(void **state)
 
 	store_close(t->s);
 	t->s = NULL;
-	sql(t->db, "UPDATE meta SET value = '2' WHERE key = 'schema'");
+	sql(t->db, "UPDATE meta SET value = '1' WHERE key = 'schema'"); /* before streams */
 	assert_int_equal(store_open(&o, &s), -EPROTO);
 	assert_ptr_equal(s, (struct store *)&o);
 	sql(t->db, "DELETE FROM meta");
 	assert_int_equal(store_open(&o, &s), -EPROTO);
-	sql(t->db, "INSERT INTO meta VALUES ('schema', '1')");
+	sql(t->db, "INSERT INTO meta VALUES ('schema', '2')");
 	t->s = open_at(t->db);
 
 	/* Someone else's database. */
@@ -1122,6 +1212,7 @@ int main(void)
 	    T(test_file_modes),
 	    T(test_reopen_keeps_everything),
 	    T(test_killed_writer_loses_nothing),
+	    T(test_stream_binding),
 	    T(test_schema_version),
 	    T(test_damaged_file),
 	    T(test_bad_calls),

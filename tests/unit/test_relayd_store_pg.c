@@ -108,6 +108,7 @@ static void mkread(struct rd *x, int stream, uint64_t seq, bool emergency, int64
 {
 	memset(x, 0, sizeof(*x));
 	stream_of(x->r.stream, stream);
+	x->r.device[0] = (uint8_t)stream; /* a kit per stream: its own, bound to it */
 	x->r.seq = seq;
 	x->r.emergency = emergency;
 	x->r.received_ms = received_ms;
@@ -120,7 +121,8 @@ static void mkread(struct rd *x, int stream, uint64_t seq, bool emergency, int64
 }
 
 /* Insert readings given as struct rd. */
-static int insert_rd(struct store *s, struct rd *x, size_t n, size_t *ret_new)
+static int insert_each(struct store *s, struct rd *x, size_t n, size_t *ret_new,
+		       enum store_outcome *ret_each)
 {
 	struct store_reading *rs = calloc(n, sizeof(*rs));
 	int r;
@@ -128,9 +130,14 @@ static int insert_rd(struct store *s, struct rd *x, size_t n, size_t *ret_new)
 	assert_non_null(rs);
 	for (size_t i = 0; i < n; i++)
 		rs[i] = x[i].r;
-	r = store_insert(s, rs, n, ret_new);
+	r = store_insert_each(s, rs, n, ret_new, ret_each);
 	free(rs);
 	return r;
+}
+
+static int insert_rd(struct store *s, struct rd *x, size_t n, size_t *ret_new)
+{
+	return insert_each(s, x, n, ret_new, NULL);
 }
 
 #define GOT_MAX 4096
@@ -783,10 +790,10 @@ static void test_schema_mismatch(void **state)
 	s = open_pg(o.conninfo);
 	store_close(s);
 	s = NULL;
-	sql_value(o.conninfo, "UPDATE meta SET value = '2' WHERE key = 'version'");
+	sql_value(o.conninfo, "UPDATE meta SET value = '1' WHERE key = 'version'");
 	assert_int_equal(store_open(&o, &s), -EPROTO);
 	assert_null(s);
-	sql_value(o.conninfo, "UPDATE meta SET value = '1' WHERE key = 'version'");
+	sql_value(o.conninfo, "UPDATE meta SET value = '2' WHERE key = 'version'");
 	s = open_pg(o.conninfo);
 	store_close(s);
 	s = NULL;
@@ -1094,6 +1101,166 @@ static void test_two_instances(void **state)
 	free(g);
 }
 
+/* --- Streams bound to their devices ---------------------------------------------------- */
+
+/* mkread() under device dev (its first byte) instead of the stream's own. */
+static void mkread_as(struct rd *x, int stream, uint64_t seq, uint8_t dev)
+{
+	mkread(x, stream, seq, false, 100, (uint8_t)(stream + seq + dev));
+	memset(x->r.device, 0, sizeof(x->r.device));
+	x->r.device[0] = dev;
+}
+
+static void expect_each(struct store *s, struct rd *x, size_t n, size_t want_new,
+			const enum store_outcome *want)
+{
+	enum store_outcome each[STORE_DEVICE_STREAMS_MAX + 8];
+	size_t fresh = 999;
+
+	assert_true(n <= sizeof(each) / sizeof(each[0]));
+	assert_int_equal(insert_each(s, x, n, &fresh, each), 0);
+	assert_int_equal(fresh, want_new);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(each[i], want[i]);
+}
+
+/* The first device to store a reading of a stream holds it: another's are refused, in the
+ * batch and later, after a reopen and after retention removed the stream's readings; a device
+ * binds STORE_DEVICE_STREAMS_MAX streams at most. */
+static void test_stream_binding(void **state)
+{
+	const char *db = fresh_db();
+	struct store *s = open_pg(db);
+	struct rd x[STORE_DEVICE_STREAMS_MAX + 8];
+	const enum store_outcome w1[] = {STORE_NEW, STORE_REFUSED, STORE_NEW, STORE_DUPLICATE,
+					 STORE_REFUSED};
+	const enum store_outcome w2[] = {STORE_REFUSED, STORE_NEW};
+	enum store_outcome w[STORE_DEVICE_STREAMS_MAX + 8];
+	size_t removed;
+	(void)state;
+
+	/* Out of order within the batch: the first in rs binds, as in rs. */
+	mkread_as(&x[0], 1, 5, 0x11);
+	mkread_as(&x[1], 1, 2, 0x22);
+	mkread_as(&x[2], 1, 6, 0x11);
+	mkread_as(&x[3], 1, 5, 0x11);
+	mkread_as(&x[4], 1, 1, 0x22);
+	expect_each(s, x, 5, 2, w1);
+	assert_int_equal(sql_value(db, "SELECT count(*) FROM streams"), 1);
+	store_close(s);
+	s = open_pg(db);
+	assert_int_equal(store_expire(s, 1000, 10, 1000, 100, &removed), 0);
+	assert_int_equal(removed, 2);
+	mkread_as(&x[0], 1, 7, 0x22);
+	mkread_as(&x[1], 1, 7, 0x11);
+	expect_each(s, x, 2, 1, w2);
+	assert_int_equal(sql_value(db, "SELECT count(*) FROM readings"), 1);
+
+	/* The limit. */
+	for (int i = 0; i < STORE_DEVICE_STREAMS_MAX; i++) {
+		mkread_as(&x[i], 100 + i, 1, 0x33);
+		w[i] = STORE_NEW;
+	}
+	expect_each(s, x, STORE_DEVICE_STREAMS_MAX, STORE_DEVICE_STREAMS_MAX, w);
+	mkread_as(&x[0], 99, 1, 0x33);
+	mkread_as(&x[1], 99, 2, 0x11);
+	mkread_as(&x[2], 100, 2, 0x33);
+	w[0] = STORE_REFUSED, w[1] = STORE_NEW, w[2] = STORE_NEW;
+	expect_each(s, x, 3, 2, w);
+	store_close(s);
+}
+
+#define BIND_STREAMS 48
+
+struct binder {
+	struct store *s;
+	uint8_t dev;
+	int first; /* the first stream of its batch */
+	int rc;
+	size_t added;
+	enum store_outcome each[BIND_STREAMS];
+	pthread_barrier_t *start;
+};
+
+static void *bind_insert(void *arg)
+{
+	struct binder *b = arg;
+	struct rd x[BIND_STREAMS];
+
+	for (int i = 0; i < BIND_STREAMS; i++)
+		mkread_as(&x[i], b->first + i, 1, b->dev);
+	pthread_barrier_wait(b->start);
+	b->rc = insert_each(b->s, x, BIND_STREAMS, &b->added, b->each);
+	return NULL;
+}
+
+static void run_binders(struct binder *b, pthread_barrier_t *start)
+{
+	pthread_t t[2];
+
+	for (int i = 0; i < 2; i++) {
+		b[i].start = start;
+		assert_int_equal(pthread_create(&t[i], NULL, bind_insert, &b[i]), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(b[i].rc, 0);
+	}
+}
+
+/* Two instances bind the same new streams to two devices at the same moment: each stream is
+ * one device's, its reading stored once, the other refused. Then both bind new streams of one
+ * device at once: STORE_DEVICE_STREAMS_MAX in all, not one more. */
+static void test_two_instances_bind(void **state)
+{
+	const char *db = fresh_db();
+	struct binder b[2];
+	pthread_barrier_t start;
+	size_t refused = 0, won[2] = {0};
+	(void)state;
+
+	assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+	memset(b, 0, sizeof(b));
+	for (int i = 0; i < 2; i++) {
+		b[i].s = open_pg(db);
+		b[i].dev = (uint8_t)(0x41 + i);
+		b[i].first = 0;
+	}
+	run_binders(b, &start);
+	for (int k = 0; k < BIND_STREAMS; k++) {
+		assert_true((b[0].each[k] == STORE_NEW) != (b[1].each[k] == STORE_NEW));
+		for (int i = 0; i < 2; i++) {
+			won[i] += b[i].each[k] == STORE_NEW;
+			refused += b[i].each[k] == STORE_REFUSED;
+		}
+	}
+	print_message("device 1 bound %zu streams, device 2 %zu\n", won[0], won[1]);
+	assert_int_equal(refused, BIND_STREAMS);
+	assert_int_equal(b[0].added + b[1].added, BIND_STREAMS);
+	assert_int_equal(sql_value(db, "SELECT count(*) FROM streams"), BIND_STREAMS);
+	assert_int_equal(sql_value(db, "SELECT count(*) FROM readings"), BIND_STREAMS);
+	/* Every reading stored is its stream's device's (the data's tag says whose). */
+	assert_int_equal(sql_value(db,
+				   "SELECT count(*) FROM readings r JOIN streams s"
+				   " ON s.stream = r.stream WHERE get_byte(r.data, 0) !="
+				   " (get_byte(r.stream, 0) + 1 + get_byte(s.device, 0)) % 256"),
+			 0);
+
+	/* One device, new streams from both instances at once. */
+	for (int i = 0; i < 2; i++) {
+		b[i].dev = 0x50;
+		b[i].first = 100 + i * BIND_STREAMS;
+	}
+	run_binders(b, &start);
+	assert_int_equal(b[0].added + b[1].added, STORE_DEVICE_STREAMS_MAX);
+	assert_int_equal(
+	    sql_value(db, "SELECT count(*) FROM streams WHERE get_byte(device, 0) = 80"),
+	    STORE_DEVICE_STREAMS_MAX);
+	pthread_barrier_destroy(&start);
+	store_close(b[0].s);
+	store_close(b[1].s);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -1120,6 +1287,7 @@ int main(void)
 	    cmocka_unit_test(test_history),	    cmocka_unit_test(test_expire),
 	    cmocka_unit_test(test_stats),	    cmocka_unit_test(test_reopen),
 	    cmocka_unit_test(test_schema_mismatch), cmocka_unit_test(test_server_stopped),
+	    cmocka_unit_test(test_stream_binding),  cmocka_unit_test(test_two_instances_bind),
 	    cmocka_unit_test(test_server_killed),   cmocka_unit_test(test_two_instances),
 	};
 
