@@ -15,6 +15,10 @@ int64_t clock_now(void);
 int64_t clock_floor(void);
 /* The same in microseconds (a fake time has whole seconds). */
 int64_t clock_now_us(void);
+/* CLOCK_MONOTONIC in ms, for timeouts; CLOCK_REALTIME in unix ms as it reads (no floor, no
+ * fake time), for what is stamped with the time a thing happened here. */
+uint64_t clock_mono_ms(void);
+int64_t clock_wall_ms(void);
 /* The wall clock (or fake time) reads earlier than the build time: a Pi that booted without a
  * real-time clock and has no network time yet. Only then may a certificate's start, vouched for
  * by the home CA, raise the floor; a running clock is trusted to say "not yet valid". */

@@ -110,7 +110,7 @@ void relayd_api_clear(struct relayd_http *h)
 static void ca_refresh(struct relayd *d)
 {
 	struct relayd_http *h = d->http;
-	uint64_t now = relayd_mono_ms();
+	uint64_t now = clock_mono_ms();
 	bool changed = false;
 	int r;
 
@@ -333,7 +333,7 @@ static void login_refused(struct call *c, const char *sender, int r)
 }
 
 /* A challenge is its own record, so that anyone asking for them as fast as the port answers
- * pushes out no doctor's: 6 bytes of its end (relayd_mono_ms(), big-endian), 4 random, and 6 of
+ * pushes out no doctor's: 6 bytes of its end (clock_mono_ms(), big-endian), 4 random, and 6 of
  * HMAC-SHA256 under h->challenge_key over those ten. Only a used one is kept (h->challenges),
  * until its end, and only logins signed by a doctor of the home use one. */
 #define CHALLENGE_END  6
@@ -351,7 +351,7 @@ static void api_challenge(struct call *c)
 {
 	uint8_t raw[RELAYD_NONCE_HEX / 2], code[CRYPTO_SHA256_LEN];
 	char nonce[RELAYD_NONCE_HEX + 1];
-	uint64_t end = relayd_mono_ms() + RELAYD_CHALLENGE_MS;
+	uint64_t end = clock_mono_ms() + RELAYD_CHALLENGE_MS;
 
 	for (int i = 0; i < CHALLENGE_END; i++)
 		raw[i] = (uint8_t)(end >> (8 * (CHALLENGE_END - 1 - i)));
@@ -373,7 +373,7 @@ static int challenge_take(struct relayd_http *h, const char *id)
 {
 	uint8_t raw[RELAYD_NONCE_HEX / 2], code[CRYPTO_SHA256_LEN];
 	struct relayd_challenge *slot = NULL;
-	uint64_t now = relayd_mono_ms(), end = 0;
+	uint64_t now = clock_mono_ms(), end = 0;
 
 	if (strlen(id) != RELAYD_NONCE_HEX || strspn(id, "0123456789abcdef") != RELAYD_NONCE_HEX ||
 	    hex_decode(id, raw, sizeof(raw)) < 0 || challenge_code(h, raw, code) < 0 ||
@@ -405,7 +405,7 @@ static int challenge_take(struct relayd_http *h, const char *id)
 static struct relayd_session *session_slot(struct relayd_http *h, const char *doctor)
 {
 	struct relayd_session *free_slot = NULL, *own = NULL, *any = NULL, *s;
-	uint64_t now = relayd_mono_ms();
+	uint64_t now = clock_mono_ms();
 	size_t n_own = 0;
 
 	for (size_t i = 0; i < RELAYD_SESSIONS_MAX; i++) {
@@ -481,8 +481,8 @@ static void api_login(struct call *c)
 	m.cert = NULL;
 	s->generation = cert_store_generation(c->d->ca);
 	s->not_after = m.sender.not_after;
-	s->expires_ms = relayd_mono_ms() + (uint64_t)c->d->cfg->relay.session_s * 1000;
-	s->expires_wall_ms = relayd_wall_ms() + (int64_t)c->d->cfg->relay.session_s * 1000;
+	s->expires_ms = clock_mono_ms() + (uint64_t)c->d->cfg->relay.session_s * 1000;
+	s->expires_wall_ms = clock_wall_ms() + (int64_t)c->d->cfg->relay.session_s * 1000;
 	c->h->logins++;
 	log_info("doctor %s logged in", s->doctor);
 	reply(c, 200,
@@ -524,7 +524,7 @@ static bool authenticate(struct call *c, const char *auth)
 		fail(c, 401, "unknown or expired token: log in again");
 		return false;
 	}
-	if (found->expires_ms <= relayd_mono_ms()) {
+	if (found->expires_ms <= clock_mono_ms()) {
 		session_end(h, found);
 		fail(c, 401, "unknown or expired token: log in again");
 		return false;
@@ -633,7 +633,7 @@ static void api_grant(struct call *c)
 	memcpy(g.doctor, c->s->doctor, sizeof(g.doctor));
 	memcpy(g.wrapped, raw, rawlen);
 	g.wrapped_len = rawlen;
-	g.granted_ms = relayd_wall_ms();
+	g.granted_ms = clock_wall_ms();
 	if ((r = store_grant_put(c->d->store, &g)) == -EEXIST) {
 		fail(c, 409, "the stream is another doctor's");
 		goto out;
@@ -902,7 +902,7 @@ int relayd_api_status(struct relayd *d, json_t *o)
 {
 	struct relayd_http *h = d->http;
 	json_t *refused = json_object(), *x;
-	uint64_t now = relayd_mono_ms();
+	uint64_t now = clock_mono_ms();
 	size_t open = 0;
 
 	if (refused == NULL)

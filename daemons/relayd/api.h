@@ -46,7 +46,7 @@ enum relayd_login_refusal {
  * given is not remembered: it carries its end and the relay's code over it (api.c). */
 struct relayd_challenge {
 	char nonce[RELAYD_NONCE_HEX + 1]; /* "": free slot */
-	uint64_t expires_ms;		  /* relayd_mono_ms() */
+	uint64_t expires_ms;		  /* clock_mono_ms() */
 };
 
 struct relayd_session {
@@ -55,7 +55,7 @@ struct relayd_session {
 	X509 *cert;	     /* the doctor's, verified again when the CRL changes */
 	uint64_t generation; /* cert_store_generation() it was last verified under */
 	int64_t not_after;   /* the certificate's end (clock_now() seconds) */
-	uint64_t expires_ms; /* relayd_mono_ms() */
+	uint64_t expires_ms; /* clock_mono_ms() */
 	int64_t expires_wall_ms;
 };
 

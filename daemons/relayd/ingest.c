@@ -116,7 +116,7 @@ static int topic_parse(const struct relayd *d, const char *topic, char kit[CERT_
 
 static void rate_add(struct relayd *d, uint64_t n)
 {
-	uint64_t sec = relayd_mono_ms() / 1000;
+	uint64_t sec = clock_mono_ms() / 1000;
 	size_t slot = (size_t)(sec % RELAYD_RATE_WINDOW_S);
 
 	if (d->rate_at[slot] != sec)
@@ -200,7 +200,7 @@ void relayd_on_reading(struct relayd *d, const char *topic, const void *payload,
 	}
 	p->r.seq = h.seq;
 	p->r.emergency = emergency;
-	p->r.received_ms = relayd_wall_ms();
+	p->r.received_ms = clock_wall_ms();
 	memcpy(p->data, payload, len);
 	p->r.data = p->data;
 	p->r.len = len;

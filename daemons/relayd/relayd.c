@@ -25,26 +25,10 @@ static const char *const refusal_names[RELAYD_REF_COUNT] = {
     [RELAYD_REF_TAKEN] = "taken",	[RELAYD_REF_STREAM] = "stream",
 };
 
-uint64_t relayd_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-int64_t relayd_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Slots of seconds still inside the window count; a slot last written longer ago is stale. */
 double relayd_rate(const struct relayd *d)
 {
-	uint64_t now = relayd_mono_ms() / 1000, n = 0;
+	uint64_t now = clock_mono_ms() / 1000, n = 0;
 
 	for (size_t i = 0; i < RELAYD_RATE_WINDOW_S; i++)
 		if (d->rate_n[i] && d->rate_at[i] + RELAYD_RATE_WINDOW_S > now)
@@ -73,7 +57,7 @@ static int on_expire(sd_event_source *s, uint64_t usec, void *ud)
 	int r;
 
 	(void)s, (void)usec;
-	r = store_expire(d->store, relayd_wall_ms(), (int64_t)cfg->relay.retention_s * 1000,
+	r = store_expire(d->store, clock_wall_ms(), (int64_t)cfg->relay.retention_s * 1000,
 			 (uint64_t)cfg->relay.cap, RELAYD_EXPIRE_BATCH, &removed);
 	if (r < 0)
 		log_warnx("retention: %s (tried again in %d s)", iotsec_strerror(r),

@@ -63,6 +63,7 @@
 #include <systemd/sd-event.h>
 
 #include "cert.h"
+#include "clock.h"
 #include "config.h"
 #include "ctl.h"
 #include "envelope.h"
@@ -153,8 +154,6 @@ struct relayd {
 int relayd_start(struct relayd *d, const struct iotsec_config *cfg, sd_event *loop);
 void relayd_stop(struct relayd *d);
 extern const struct ctl_verb relayd_verbs[];
-uint64_t relayd_mono_ms(void);
-int64_t relayd_wall_ms(void); /* CLOCK_REALTIME, unix ms */
 /* The readings stored per second over the last RELAYD_RATE_WINDOW_S seconds. */
 double relayd_rate(const struct relayd *d);
 

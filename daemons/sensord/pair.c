@@ -54,7 +54,7 @@ static void pair_failed(struct sensord_pair *p, int r, const char *why)
 		log_warnx("no pairwise key with %s for pool %u: %s: %s", p->peer, p->d->keyd_pool,
 			  why, iotsec_strerror(r));
 	p->error = r;
-	p->failed_at = sensord_mono_ms();
+	p->failed_at = clock_mono_ms();
 }
 
 static void on_keys(int r, const uint8_t (*keys)[CRYPTO_KEY_LEN], void *ud)
@@ -172,7 +172,7 @@ static void on_peers(int r, json_t *reply, void *ud)
 
 void sensord_pairs_fetch(struct sensord *d)
 {
-	uint64_t now = sensord_mono_ms();
+	uint64_t now = clock_mono_ms();
 	bool wanted = false;
 	int r;
 

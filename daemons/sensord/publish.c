@@ -96,7 +96,7 @@ static int spool_pair(struct sensord *d, const char *peer, const struct reading_
 	if ((r = sensord_seal(d, st, READING_PAIR, 0, SENSORD_GROUP, v, buf + 2 + n, &len, NULL)) <
 	    0)
 		return r;
-	return spool_append(d->spool, buf, 2 + n + len, sensord_mono_ms(), ret_id);
+	return spool_append(d->spool, buf, 2 + n + len, clock_mono_ms(), ret_id);
 }
 
 size_t sensord_spooled(const struct sensord *d)
@@ -141,7 +141,7 @@ static void spool_one(struct sensord *d, struct sensord_sensor *s, const struct 
 		r = sensord_seal(d, st, doc ? READING_DOCTOR : READING_GROUP, 0,
 				 doc ? SENSORD_DOCTOR : SENSORD_GROUP, v, buf, &len, NULL);
 		if (r == 0)
-			r = spool_append(sp, buf, len, sensord_mono_ms(), &id);
+			r = spool_append(sp, buf, len, clock_mono_ms(), &id);
 		if (r < 0) {
 			sensor_error(s, r, NULL);
 			return;
@@ -342,7 +342,7 @@ static int send_next(struct sensord *d, bool doctor, uint64_t now, size_t *k)
 void sensord_drain(struct sensord *d)
 {
 	size_t max = (size_t)d->cfg->sensord.max_inflight, k = 0;
-	uint64_t now = sensord_mono_ms(), wait = (uint64_t)d->cfg->sensord.receipt_s * 1000;
+	uint64_t now = clock_mono_ms(), wait = (uint64_t)d->cfg->sensord.receipt_s * 1000;
 	char topic[SENSORD_TOPIC_MAX];
 	int r, mid;
 
@@ -433,7 +433,7 @@ static void on_publish(int mid, void *ud)
 		if (d->alarm.delivered || sensord_alarm_wants_receipt(d)) {
 			/* Stored by the relay already, or from now on waiting for its receipt. */
 			if (!d->alarm.delivered)
-				d->alarm.sent_at = sensord_mono_ms();
+				d->alarm.sent_at = clock_mono_ms();
 			sensord_drain(d);
 			return;
 		}

@@ -29,7 +29,7 @@ void sensord_refuse_why(struct sensord *d, const char *device, int r, const char
 {
 	unsigned long more;
 
-	if (!refusals_note(&d->refused, name_key(device), device, r, sensord_mono_ms()))
+	if (!refusals_note(&d->refused, name_key(device), device, r, clock_mono_ms()))
 		return;
 	if (why == NULL)
 		why = iotsec_strerror(r);

@@ -72,7 +72,7 @@ void sensord_awaiting_add(struct sensord *d, const struct sensord_inflight *f)
 	a = &d->awaiting[d->n_awaiting++];
 	a->id = f->id, a->seq = f->seq;
 	memcpy(a->stream, f->stream, STREAM_ID_LEN);
-	a->sent_at = sensord_mono_ms();
+	a->sent_at = clock_mono_ms();
 }
 
 void sensord_awaiting_shift(struct sensord *d, size_t n)

@@ -16,27 +16,11 @@
 
 #define KEYD_RETRY_MS 1000
 
-uint64_t sensord_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-int64_t sensord_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Once a neighbour told us the time, our wall clock plus the offset it gave: the clock floor
  * (clock.h) stays where it was raised, while this runs on. */
 int64_t sensord_now_ms(const struct sensord *d)
 {
-	int64_t t = d->offset_set ? sensord_wall_ms() + d->offset_ms : clock_now_us() / 1000;
+	int64_t t = d->offset_set ? clock_wall_ms() + d->offset_ms : clock_now_us() / 1000;
 
 	return t < 0 ? 0 : t;
 }

@@ -39,6 +39,7 @@
 #include <systemd/sd-event.h>
 
 #include "cert.h"
+#include "clock.h"
 #include "certd_client.h"
 #include "config.h"
 #include "ctl.h"
@@ -246,9 +247,6 @@ int sensord_start(struct sensord *d, const struct iotsec_config *cfg, sd_event *
 void sensord_stop(struct sensord *d);
 json_t *sensord_status(struct sensord *d);
 extern const struct ctl_verb sensord_verbs[];
-uint64_t sensord_mono_ms(void);
-/* CLOCK_REALTIME in unix ms. */
-int64_t sensord_wall_ms(void);
 /* Stream time, unix ms: clock_now_us(), or after a resync our wall clock plus its offset. */
 int64_t sensord_now_ms(const struct sensord *d);
 uint32_t sensord_epoch_now(const struct sensord *d);

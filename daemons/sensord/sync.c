@@ -116,13 +116,13 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *ud)
 
 	(void)s, (void)usec;
 	if (d->rs.phase == RESYNC_ASKING || d->rs.phase == RESYNC_ACKED)
-		act(d, resync_on_timer(&d->rs, sensord_mono_ms()));
+		act(d, resync_on_timer(&d->rs, clock_mono_ms()));
 	return 0;
 }
 
 static void arm_timer(struct sensord *d)
 {
-	uint64_t now = sensord_mono_ms();
+	uint64_t now = clock_mono_ms();
 	uint64_t wait = d->rs.deadline > now ? d->rs.deadline - now : 0;
 
 	if (d->rs.phase != RESYNC_ASKING && d->rs.phase != RESYNC_ACKED) {
@@ -145,7 +145,7 @@ void sensord_resync(struct sensord *d, const char *why)
 		return;
 	log_notice("resync: %s: asking the neighbours for the time and the group key", why);
 	d->sync = SENSORD_RESYNCING;
-	act(d, resync_start(&d->rs, sensord_mono_ms()));
+	act(d, resync_start(&d->rs, clock_mono_ms()));
 }
 
 /* ---- the responder ---- */
@@ -158,7 +158,7 @@ static bool synced(const struct sensord *d)
 /* At most one answer a second to one requester. */
 static bool may_answer(struct sensord *d, const char *peer)
 {
-	uint64_t now = sensord_mono_ms();
+	uint64_t now = clock_mono_ms();
 	size_t oldest = 0;
 
 	for (size_t i = 0; i < RESYNC_PEERS_MAX; i++) {
@@ -304,7 +304,7 @@ static void on_rpa(struct sensord *d, struct lan_link *l, struct envelope_msg *m
 	answer_links[i] = sl;
 	memcpy(sl->nonce, nonce, sizeof(nonce));
 	snprintf(sl->peer, sizeof(sl->peer), "%s", m->sender.name);
-	act(d, resync_on_rpa(&d->rs, m->sender.name, nonce, is_synced, epoch, sensord_mono_ms()));
+	act(d, resync_on_rpa(&d->rs, m->sender.name, nonce, is_synced, epoch, clock_mono_ms()));
 }
 
 static void on_state(struct sensord *d, struct lan_link *l, struct envelope_msg *m)
@@ -340,7 +340,7 @@ static void on_state(struct sensord *d, struct lan_link *l, struct envelope_msg 
 	}
 	if ((r = resync_on_state(&d->rs, m->sender.name, &st)) < 0)
 		goto refuse;
-	ours = sensord_wall_ms();
+	ours = clock_wall_ms();
 	d->offset_ms = st.time_ms - ours;
 	d->offset_set = true;
 	clock_raise_floor(st.time_ms / 1000);

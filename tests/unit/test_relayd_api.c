@@ -318,7 +318,7 @@ static void test_login(void **state)
 {
 	struct ctx *c = *state;
 	char *auth = login(c, "doc1"), *other = login(c, "doc1");
-	int64_t now = relayd_wall_ms();
+	int64_t now = clock_wall_ms();
 	json_t *o;
 
 	/* Two sessions of one doctor, each its own token. */
@@ -394,7 +394,7 @@ static void test_login_refused(void **state)
 	 * key, its end a millisecond ago. */
 	{
 		uint8_t raw[RELAYD_NONCE_HEX / 2] = {0}, mac[CRYPTO_SHA256_LEN];
-		uint64_t end = relayd_mono_ms() - 1;
+		uint64_t end = clock_mono_ms() - 1;
 
 		for (n = 0; n < 6; n++)
 			raw[n] = (uint8_t)(end >> (8 * (5 - n)));
@@ -536,7 +536,7 @@ static void test_tokens(void **state)
 		if (strcmp(c->d.http->sessions[i].token, auth + 7) == 0)
 			s = &c->d.http->sessions[i];
 	assert_non_null(s);
-	s->expires_ms = relayd_mono_ms() - 1;
+	s->expires_ms = clock_mono_ms() - 1;
 	assert_int_equal(GET(c, "/api/streams", NULL, auth, NULL), 401);
 	assert_string_equal(s->token, ""); /* the slot is wiped */
 	assert_int_equal(GET(c, "/api/streams", NULL, auth, NULL), 401);
@@ -979,8 +979,8 @@ static void test_history_and_expired(void **state)
 	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++)
 		assert_int_equal(GET(c, "/api/history", queries[i], doc1, NULL), 400);
 	/* Retention: a cap of 2 per stream removes aa:1..3 (one of them delivered). */
-	assert_int_equal(
-	    store_expire(c->d.store, relayd_wall_ms(), INT64_MAX / 2, 2, 100, &removed), 0);
+	assert_int_equal(store_expire(c->d.store, clock_wall_ms(), INT64_MAX / 2, 2, 100, &removed),
+			 0);
 	assert_int_equal(removed, 3);
 	assert_int_equal(GET(c, "/api/fetch", NULL, doc1, &o), 200);
 	readings_of(o, got, sizeof(got), NULL);
