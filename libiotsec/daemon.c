@@ -411,6 +411,28 @@ void daemon_note_received_crl(const struct cert_store *s, bool reloaded, int *la
 	}
 }
 
+void daemon_ca_watch_start(const struct cert_store *s, struct daemon_ca_watch *w)
+{
+	*w = (struct daemon_ca_watch){.received_crl = -ENOENT};
+	daemon_note_received_crl(s, true, &w->received_crl);
+}
+
+void daemon_ca_refresh(struct cert_store *s, struct daemon_ca_watch *w, uint64_t interval_ms)
+{
+	uint64_t now = clock_mono_ms();
+	bool changed = false;
+	int r;
+
+	if (w->refreshed_ms != 0 && now < w->refreshed_ms + interval_ms)
+		return;
+	w->refreshed_ms = now;
+	r = cert_store_refresh(s, &changed);
+	if (r < 0 && r != w->refresh_error)
+		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
+	w->refresh_error = r;
+	daemon_note_received_crl(s, changed, &w->received_crl);
+}
+
 int daemon_socket_path(const char *run_dir, const char *daemon, char *out, size_t outlen)
 {
 	char path[sizeof(((struct sockaddr_un *)NULL)->sun_path)];

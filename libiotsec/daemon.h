@@ -64,8 +64,9 @@ enum daemon_needs {
  * key is a secret (0600, ours or root's) and matches the certificate, which the CA signed; with
  * DAEMON_NEEDS_DICTIONARY the dictionary key is 32 bytes and opens the dictionary, or, missing,
  * can be made and no dictionary exists; with DAEMON_NEEDS_ALARM sensord.alarm_output, when set, is
- * a file we may write, or one we may create in its directory. Print each problem on out as "path: reason" (and what
- * certd will judge, such as a revoked certificate, as a note); return how many problems. */
+ * a file we may write, or one we may create in its directory. Print each problem on out as "path:
+ * reason" (and what certd will judge, such as a revoked certificate, as a note); return how many
+ * problems. */
 int daemon_check(const struct iotsec_config *cfg, const char *daemon, unsigned needs, FILE *out);
 /* Where a daemon finds a secret: systemd's credential of that name (LoadCredential=, which
  * systemd reads as root and hands to the daemon's user alone) when there is one, else the file
@@ -92,6 +93,20 @@ int daemon_cert_store_load(const struct iotsec_config *cfg, struct cert_store **
  * another one), or why an unusable one is ignored; *last holds what was said (start it at
  * -ENOENT: nothing to say without a file). */
 void daemon_note_received_crl(const struct cert_store *s, bool reloaded, int *last);
+
+/* A daemon's watch on its home CA and CRL files (cert_store_refresh()), looked at no more than
+ * every interval: three stat() calls a look, not for every message of a flood. */
+struct daemon_ca_watch {
+	uint64_t refreshed_ms; /* monotonic, when the files were last looked at; 0: at once */
+	int refresh_error;     /* the last refresh's, logged once */
+	int received_crl;      /* daemon_note_received_crl()'s */
+};
+/* Start watching s, just loaded: says whether a received CRL is in force. */
+void daemon_ca_watch_start(const struct cert_store *s, struct daemon_ca_watch *w);
+/* Re-read the CA and CRLs if they changed and interval_ms has passed since the last look; keep
+ * the previous ones if the new ones are unusable, and say so once (and what becomes of a
+ * received CRL). */
+void daemon_ca_refresh(struct cert_store *s, struct daemon_ca_watch *w, uint64_t interval_ms);
 
 /* A daemon's own directory under run_dir or state_dir: dir/daemon ("certd"). Each daemon's
  * files are in directories of its own, which only its user can write (the units'

@@ -14,17 +14,10 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "clock.h"
 #include "daemon.h"
 #include "frame.h"
 #include "log.h"
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- member ---- */
 
@@ -54,8 +47,7 @@ int lan_member_load(const struct iotsec_config *cfg, const struct envelope_rule 
 			what = cfg->device.crl;
 		goto out;
 	}
-	m->received_crl = -ENOENT;
-	daemon_note_received_crl(m->store, true, &m->received_crl);
+	daemon_ca_watch_start(m->store, &m->ca);
 	what = cfg->device.cert;
 	if ((r = envelope_ctx_new(m->store, m->cert, m->key, rules, cfg->net.delta_t, &m->env)) < 0)
 		goto out;
@@ -81,19 +73,7 @@ void lan_member_free(struct lan_member *m)
 
 void lan_member_refresh(struct lan_member *m)
 {
-	uint64_t now = mono_ms();
-	bool changed = false;
-	int r;
-
-	/* Three stat() calls a look: not for every datagram of a flood. */
-	if (m->refreshed_ms != 0 && now < m->refreshed_ms + LAN_REFRESH_MS)
-		return;
-	m->refreshed_ms = now;
-	r = cert_store_refresh(m->store, &changed);
-	if (r < 0 && r != m->refresh_error)
-		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
-	m->refresh_error = r;
-	daemon_note_received_crl(m->store, changed, &m->received_crl);
+	daemon_ca_refresh(m->store, &m->ca, LAN_REFRESH_MS);
 }
 
 void lan_member_refuse(struct lan_member *m, const struct sockaddr_in *from, const char *sender,
@@ -102,7 +82,7 @@ void lan_member_refuse(struct lan_member *m, const struct sockaddr_in *from, con
 	char addr[INET_ADDRSTRLEN] = "?", more[64] = "";
 	unsigned long unlogged;
 
-	if (!refusals_note(&m->refused, from->sin_addr.s_addr, sender, r, mono_ms()))
+	if (!refusals_note(&m->refused, from->sin_addr.s_addr, sender, r, clock_mono_ms()))
 		return;
 	inet_ntop(AF_INET, &from->sin_addr, addr, sizeof(addr));
 	if ((unlogged = refusals_take_unlogged(&m->refused)) > 0)

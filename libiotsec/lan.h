@@ -30,6 +30,7 @@
 
 #include "cert.h"
 #include "config.h"
+#include "daemon.h"
 #include "envelope.h"
 #include "refusals.h"
 
@@ -52,9 +53,7 @@ struct lan_member {
 	struct cert_info self;
 	struct envelope_ctx *env;
 	struct refusals refused;
-	uint64_t refreshed_ms; /* when the CA and CRL files were last looked at */
-	int refresh_error;     /* the last refresh's, logged once */
-	int received_crl;      /* daemon_note_received_crl()'s */
+	struct daemon_ca_watch ca; /* the CA and CRL files, looked at every LAN_REFRESH_MS */
 };
 
 /* Load this device's certificate and key and the home CA and the CRL in force for cfg

@@ -82,7 +82,7 @@ int relayd_api_state(struct relayd *d)
 		return r;
 	}
 	h->web_fd = -1;
-	h->received_crl = -ENOENT;
+	daemon_ca_watch_start(d->ca, &h->ca);
 	d->http = h;
 	return 0;
 }
@@ -103,25 +103,6 @@ void relayd_api_clear(struct relayd_http *h)
 			session_end(h, &h->sessions[i]);
 	crypto_wipe(h->challenges, sizeof(h->challenges));
 	crypto_wipe(h->challenge_key, sizeof(h->challenge_key));
-}
-
-/* The CA and CRL as their files are now, looked at no more than once a RELAYD_REFRESH_MS: a
- * revocation ends a session at its next call. */
-static void ca_refresh(struct relayd *d)
-{
-	struct relayd_http *h = d->http;
-	uint64_t now = clock_mono_ms();
-	bool changed = false;
-	int r;
-
-	if (h->refreshed_ms != 0 && now < h->refreshed_ms + RELAYD_REFRESH_MS)
-		return;
-	h->refreshed_ms = now;
-	r = cert_store_refresh(d->ca, &changed);
-	if (r < 0 && r != h->refresh_error)
-		log_warnx("keeping the previous CA and CRL: %s", iotsec_strerror(r));
-	h->refresh_error = r;
-	daemon_note_received_crl(d->ca, changed, &h->received_crl);
 }
 
 /* ---- query strings: "name=value&...", each name known and at most once ---- */
@@ -443,7 +424,7 @@ static void api_login(struct call *c)
 	bool opened = false;
 	int r;
 
-	ca_refresh(c->d);
+	daemon_ca_refresh(c->d->ca, &c->d->http->ca, RELAYD_REFRESH_MS);
 	if ((r = envelope_open(c->d->env, c->body, c->len, &m, sender)) < 0) {
 		if (r == -ENOMEM)
 			fail(c, 500, "out of memory");
@@ -529,7 +510,7 @@ static bool authenticate(struct call *c, const char *auth)
 		fail(c, 401, "unknown or expired token: log in again");
 		return false;
 	}
-	ca_refresh(c->d);
+	daemon_ca_refresh(c->d->ca, &c->d->http->ca, RELAYD_REFRESH_MS);
 	/* A new CRL, or the certificate's end: verified again, as a login would verify it. */
 	if (found->generation != cert_store_generation(c->d->ca) ||
 	    clock_now() > found->not_after) {

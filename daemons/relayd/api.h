@@ -17,6 +17,7 @@
 #include "cert.h"
 #include "crypto.h"
 #include "envelope.h"
+#include "daemon.h"
 #include "relayd.h"
 
 /* What the relay opens (RELAY_LOGIN, to it; DOCTOR_GRANT and EMERGENCY_ACK, which it checks and
@@ -68,9 +69,7 @@ struct relayd_http {
 	uint64_t login_refused[RELAYD_LOGIN_REF_COUNT];
 	int said[RELAYD_SAID_MAX]; /* error codes of refused logins already logged */
 	size_t n_said;
-	uint64_t refreshed_ms; /* the CA store was last refreshed */
-	int refresh_error;
-	int received_crl;
+	struct daemon_ca_watch ca; /* the CA and CRL files, looked at every RELAYD_REFRESH_MS */
 
 	/* http.c */
 	struct MHD_Daemon *mhd;

@@ -565,7 +565,7 @@ static void test_revoked_session_ends(void **state)
 
 	assert_int_equal(GET(c, "/api/streams", NULL, auth, NULL), 200);
 	assert_int_equal(ca_revoke(fx.ca_dir, "doc2"), 0);
-	c->d.http->refreshed_ms = 0; /* a second has passed, as far as the relay knows */
+	c->d.http->ca.refreshed_ms = 0; /* a second has passed, as far as the relay knows */
 	assert_int_equal(GET(c, "/api/streams", NULL, auth, NULL), 401);
 	assert_int_equal(GET(c, "/api/streams", NULL, auth, NULL), 401);
 	/* Another doctor's session goes on. */

@@ -401,7 +401,7 @@ static void test_revoked_doctor_dropped(void **state)
 	free(m);
 	assert_non_null(c->d.doctor);
 	assert_string_equal(c->d.doctor_name, "doc3");
-	c->d.member->refreshed_ms = 0; /* the CRL looked at now, not LAN_REFRESH_MS on */
+	c->d.member->ca.refreshed_ms = 0; /* the CRL looked at now, not LAN_REFRESH_MS on */
 	sensord_doctor_check(&c->d);
 	assert_non_null(c->d.doctor);
 	/* Kept across a restart, with the serial to check. */
@@ -413,7 +413,7 @@ static void test_revoked_doctor_dropped(void **state)
 	assert_true(c->d.doctor_serial[0] != '\0');
 
 	assert_int_equal(ca_revoke(fx.ca_dir, "doc3"), 0);
-	c->d.member->refreshed_ms = 0;
+	c->d.member->ca.refreshed_ms = 0;
 	sensord_doctor_check(&c->d);
 	assert_null(c->d.doctor);
 	assert_int_equal(sensord_state_load(&c->d), 0);
